@@ -1,0 +1,65 @@
+"""Cold-start wiring: configuration, routes, credentials, client, dedup — built once per container."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from polytrigger.config import Settings
+from polytrigger.credentials import SecretCredentials
+from polytrigger.dedup import Dedup
+from polytrigger.dispatch import Dispatcher, Report
+from polytrigger.observability import record_outcome
+from polytrigger.polytomic import PolytomicClient
+from polytrigger.routes import Routes, load_routes
+from polytrigger.triggers import Trigger
+
+SAFETY_MARGIN_SECONDS = 3.0  # stop retrying this long before Lambda would cut the invocation off
+
+
+@dataclass(slots=True)
+class App:
+    settings: Settings
+    routes: Routes
+    client: PolytomicClient
+    dedup: Dedup
+    dispatcher: Dispatcher
+
+    def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None) -> Report:
+        deadline = None
+        if remaining_ms is not None:
+            deadline = time.monotonic() + remaining_ms / 1000 - SAFETY_MARGIN_SECONDS
+        actions = self.routes.actions_for(triggers)
+        return self.dispatcher.run(actions, deadline)
+
+
+def build(settings: Settings | None = None) -> App:
+    settings = settings or Settings.from_env()
+    routes = load_routes(settings.routes_file)
+    client = PolytomicClient(
+        settings.base_url,
+        settings.api_version,
+        SecretCredentials(settings.secret_id, settings.secret_max_age),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+    )
+    dedup = Dedup(settings.idempotency_table, settings.idempotency_ttl_seconds)
+    return App(settings, routes, client, dedup, Dispatcher(client, dedup, record_outcome))
+
+
+_app: App | None = None
+
+
+def get() -> App:
+    """The container's App; configuration problems surface here, once, with a clear message."""
+    global _app  # noqa: PLW0603 - one per container, by design
+    if _app is None:
+        _app = build()
+    return _app
+
+
+def reset() -> None:
+    """Forget the container's App (tests and the demo change the environment between runs)."""
+    global _app  # noqa: PLW0603
+    _app = None

@@ -1,0 +1,106 @@
+"""`polytrigger explain EVENT_FILE`: what an event would do, with no API call and no dedup write."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from polytrigger.config import BUNDLED_ROUTES
+from polytrigger.events import (
+    UnsupportedEvent,
+    is_sqs_batch,
+    s3_triggers,
+    schedule_trigger,
+    sqs_body_triggers,
+)
+from polytrigger.routes import RoutesError, load_routes
+from polytrigger.triggers import Trigger
+
+
+def triggers_of(event: Any) -> list[Trigger]:
+    """Recognise either handler's shapes, as the deployed functions would."""
+    if isinstance(event, dict) and ("schedule" in event or (event.get("detail-type") == "Scheduled Event")):
+        return [schedule_trigger(event)]
+    if is_sqs_batch(event):
+        found: list[Trigger] = []
+        for record in event["Records"]:
+            found.extend(sqs_body_triggers(record.get("body", "")))
+        return found
+    return s3_triggers(event)
+
+
+def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
+    routes = load_routes(routes_file)
+    rows: list[dict[str, Any]] = []
+    for trigger in triggers_of(event):
+        actions = routes.actions_for([trigger])
+        if not actions:
+            rows.append({"trigger": trigger.describe(), "route": None})
+        for action in actions:
+            rows.append(
+                {
+                    "trigger": trigger.describe(),
+                    "route": action.route,
+                    "sync_id": action.sync.id,
+                    "sync_type": action.sync.type,
+                    "action": action.kind,
+                    "options": action.sync.body() if action.kind == "start" else {},
+                    "idempotency_key": action.dedup_key,
+                }
+            )
+    return rows
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no trigger in this event (nothing would happen)"
+    lines = []
+    for row in rows:
+        if row["route"] is None:
+            lines.append(f"{row['trigger']}\n  -> no route matches: nothing would happen")
+            continue
+        options = json.dumps(row["options"], sort_keys=True) if row["options"] else ""
+        lines.append(
+            f"{row['trigger']}\n  -> route {row['route']}: {row['action']} {row['sync_type']} sync "
+            f"{row['sync_id']} {options}".rstrip()
+            + f"\n     Idempotency-Key {row['idempotency_key']}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="polytrigger", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    explain_cmd = commands.add_parser("explain", help="dry run: which routes match and which actions would be taken")
+    explain_cmd.add_argument("event_file", help="a Lambda event as JSON (see events/)")
+    explain_cmd.add_argument(
+        "--routes",
+        default=os.getenv("ROUTES_FILE") or str(BUNDLED_ROUTES),
+        help="routes file (default: $ROUTES_FILE or the bundled one)",
+    )
+    explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
+    args = parser.parse_args(argv)
+
+    try:
+        event = json.loads(Path(args.event_file).read_text(encoding="utf-8"))
+        rows = explain(event, args.routes)
+    except OSError as error:
+        print(f"polytrigger: cannot read {args.event_file}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # JSON, routes and unsupported events alike: one clear line
+        kind = (
+            "routes" if isinstance(error, RoutesError) else "event" if isinstance(error, UnsupportedEvent) else "input"
+        )
+        print(f"polytrigger: {kind} error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

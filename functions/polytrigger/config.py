@@ -1,0 +1,97 @@
+"""Typed configuration, read once from the environment at cold start.
+
+Every problem names its variable, so a bad deployment says exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+API_VERSIONS = ("2025-09-18", "2024-02-08", "2023-04-25", "2022-12-12", "2021-05-23")
+BUNDLED_ROUTES = Path(__file__).resolve().parent.parent / "routes.yaml"
+
+
+class ConfigError(ValueError):
+    """Missing or invalid configuration; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    secret_id: str
+    base_url: str
+    api_version: str
+    idempotency_table: str
+    idempotency_ttl_seconds: int
+    routes_file: Path
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    secret_max_age: int = 300
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            secret_id=_required(env, "POLYTOMIC_SECRET_ID"),
+            base_url=_base_url(env.get("POLYTOMIC_BASE_URL", "https://app.polytomic.com")),
+            api_version=_choice(env, "POLYTOMIC_API_VERSION", "2025-09-18", API_VERSIONS),
+            idempotency_table=_required(env, "IDEMPOTENCY_TABLE"),
+            idempotency_ttl_seconds=_int(env, "IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60),
+            routes_file=Path(env.get("ROUTES_FILE") or BUNDLED_ROUTES),
+            connect_timeout=_float(env, "POLYTOMIC_CONNECT_TIMEOUT", 3.05),
+            read_timeout=_float(env, "POLYTOMIC_READ_TIMEOUT", 10.0),
+            secret_max_age=_int(env, "POLYTOMIC_SECRET_MAX_AGE", 300, minimum=0),
+        )
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is required but not set")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.get(name, "").strip() or default
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)} (got {value!r})")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number of seconds (got {raw!r})") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum} (got {value})")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds (got {raw!r})") from None
+    if not 0 < value <= 900:
+        raise ConfigError(f"{name} must be between 0 and 900 seconds (got {value})")
+    return value
+
+
+def _base_url(raw: str) -> str:
+    value = raw.strip().rstrip("/") or "https://app.polytomic.com"
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"POLYTOMIC_BASE_URL must be an http(s) URL such as https://app.polytomic.com (got {raw!r})")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError("POLYTOMIC_BASE_URL must not carry credentials, a query or a fragment")
+    return value

@@ -1,0 +1,174 @@
+"""Perform actions: dedup first, then the Polytomic call, then an outcome for each.
+
+The error policy lives here: which answers are outcomes, which are failures a person must fix,
+and which a retry can fix (those make the invocation fail so AWS retries it, and finally park
+it in the dead-letter queue). Nothing here knows of Lambda.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from polytrigger.actions import Action, Outcome
+from polytrigger.credentials import CredentialsError
+from polytrigger.dedup import Dedup
+from polytrigger.polytomic import (
+    AlreadyRunning,
+    KeyInFlight,
+    PolytomicClient,
+    Rejected,
+    ServerError,
+    Transient,
+    Unauthorized,
+)
+from polytrigger.triggers import parse_time
+
+OutcomeSink = Callable[[Action, Outcome], None]
+
+
+class RetryLater(Exception):
+    """A failure that a later attempt can fix: the dedup record is dropped and the invocation fails."""
+
+
+@dataclass(slots=True)
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    retryable: list[Outcome] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"outcomes": [outcome.to_dict() for outcome in self.outcomes]}
+
+    def extend(self, other: Report) -> None:
+        self.outcomes.extend(other.outcomes)
+        self.retryable.extend(other.retryable)
+
+
+class ActionsFailed(RuntimeError):
+    """Raised by a handler so AWS retries the event; only the failed actions run again."""
+
+    def __init__(self, report: Report) -> None:
+        reasons = "; ".join(f"{o.action} {o.sync_id} ({o.route}): {o.reason}" for o in report.retryable)
+        super().__init__(f"{len(report.retryable)} action(s) failed and will be retried: {reasons}")
+        self.report = report
+
+
+class Dispatcher:
+    def __init__(self, client: PolytomicClient, dedup: Dedup, on_outcome: OutcomeSink) -> None:
+        self.client = client
+        self.dedup = dedup
+        self.on_outcome = on_outcome
+
+    def run(self, actions: Sequence[Action], deadline: float | None = None) -> Report:
+        report = Report()
+        not_activated: set[tuple[str, str]] = set()
+        for action in actions:
+            target = (action.sync.type, action.sync.id)
+            if action.kind == "start" and action.sync.activate_first and target in not_activated:
+                outcome = Outcome.of(action, "failed", reason="not started: activating the sync first failed")
+            else:
+                outcome = self._once(action, deadline)
+            if action.kind == "activate" and outcome.status == "failed":
+                not_activated.add(target)
+            report.outcomes.append(outcome)
+            if outcome.retryable:
+                report.retryable.append(outcome)
+            self.on_outcome(action, outcome)
+        return report
+
+    def _once(self, action: Action, deadline: float | None) -> Outcome:
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyPersistenceLayerError,
+        )
+
+        try:
+            return self.dedup.once(action, lambda: self._perform(action, deadline))
+        except RetryLater as error:
+            return _retryable(action, str(error))
+        except IdempotencyAlreadyInProgressError:
+            return _retryable(action, "another delivery of this trigger is doing this action right now")
+        except IdempotencyPersistenceLayerError as error:
+            return _retryable(action, f"the dedup table cannot be used, so nothing was called: {_first_line(error)}")
+
+    def _perform(self, action: Action, deadline: float | None) -> Outcome:
+        sync, key = action.sync, action.dedup_key
+        try:
+            if action.kind == "start":
+                execution = self.client.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
+                if not execution.id:
+                    return Outcome.of(action, "started", reason="Polytomic accepted the start without an execution id")
+                return Outcome.of(action, "started", execution_id=execution.id)
+            active = action.kind == "activate"
+            self.client.set_active(sync.type, sync.id, active, idempotency_key=key, deadline=deadline)
+            return Outcome.of(action, "activated" if active else "deactivated")
+        except AlreadyRunning as error:
+            return Outcome.of(action, "already_running", reason=_message(error))
+        except ServerError as error:
+            if action.kind != "start":
+                raise RetryLater(_message(error)) from None
+            return self._after_server_error(action, error, deadline)
+        except Unauthorized as error:
+            return Outcome.of(action, "failed", reason=f"{_message(error)} (still after re-reading the secret)")
+        except Rejected as error:
+            return Outcome.of(action, "failed", reason=_message(error))
+        except (Transient, KeyInFlight) as error:
+            raise RetryLater(_message(error)) from None
+        except CredentialsError as error:
+            raise RetryLater(str(error)) from None
+
+    def _after_server_error(self, action: Action, error: ServerError, deadline: float | None) -> Outcome:
+        """Polytomic replays a 500 for the same key: look before trying again under a derived key.
+
+        If an execution created at or after the trigger exists, it covers the trigger (whatever
+        started it); otherwise one fresh attempt with `<key>-r1`, which Polytomic sees as new.
+        """
+        sync = action.sync
+        try:
+            status = self.client.status(sync.type, sync.id, deadline=deadline)
+        except (Transient, ServerError, KeyInFlight) as lookup:
+            raise RetryLater(f"{_message(error)}; then the status check failed: {_message(lookup)}") from None
+        covering = _covering_execution(status, action)
+        if covering:
+            return Outcome.of(
+                action,
+                "started",
+                execution_id=covering,
+                reason="Polytomic answered 500, but this execution was created after the trigger",
+            )
+        try:
+            execution = self.client.start(
+                sync.type, sync.id, sync.body(), idempotency_key=f"{action.dedup_key}-r1", deadline=deadline
+            )
+        except AlreadyRunning as running:
+            return Outcome.of(action, "already_running", reason=_message(running))
+        except (ServerError, Transient, KeyInFlight) as again:
+            raise RetryLater(f"{_message(error)}; a fresh attempt failed too: {_message(again)}") from None
+        return Outcome.of(action, "started", execution_id=execution.id or None)
+
+
+def _covering_execution(status: dict[str, Any], action: Action) -> str | None:
+    for name in ("current_execution", "last_execution"):
+        execution = status.get(name)
+        if not isinstance(execution, dict) or not isinstance(execution.get("id"), str):
+            continue
+        try:
+            created = parse_time(execution.get("created_at"))
+        except ValueError:
+            continue
+        if created >= action.trigger.time:
+            return str(execution["id"])
+    return None
+
+
+def _retryable(action: Action, reason: str) -> Outcome:
+    return Outcome.of(action, "failed", reason=f"{reason}; the event will be retried", retryable=True)
+
+
+def _message(error: Exception) -> str:
+    return str(error)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0][:300] if str(error) else type(error).__name__

@@ -1,0 +1,22 @@
+"""Schedules: EventBridge Scheduler Input and "Scheduled Event" envelopes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from polytrigger.events import schedule_trigger
+from polytrigger.handlers.common import answer, get_app
+from polytrigger.observability import logger, metrics, tracer
+
+
+def _triggers(event: Any) -> list[Any]:
+    return [schedule_trigger(event)]
+
+
+@tracer.capture_lambda_handler(capture_response=False)
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return answer(get_app(event, context), _triggers, event, context)

@@ -1,0 +1,61 @@
+"""Powertools Logger, Metrics and Tracer, shared by every handler; one log line per outcome."""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from polytrigger.actions import Action, Outcome
+
+SERVICE = os.getenv("POWERTOOLS_SERVICE_NAME") or "polytrigger"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE") or "Polytrigger", service=SERVICE)
+tracer = Tracer(service=SERVICE)
+
+
+def record_outcome(action: Action, outcome: Outcome) -> None:
+    """One structured line and one metric per outcome: what the on-call engineer looks for first."""
+    fields = {
+        **outcome.to_dict(),
+        "trigger": action.trigger.describe(),
+        "idempotency_key": action.dedup_key,
+    }
+    message = f"{outcome.action} {outcome.sync_type} sync {outcome.sync_id} for route {outcome.route}: {outcome.status}"
+    if outcome.status == "failed":
+        logger.error(message, extra=fields)
+    else:
+        logger.info(message, extra=fields)
+    metrics.add_metric(name=outcome.status, unit=MetricUnit.Count, value=1)
+
+
+def record_unsupported(shape: str) -> None:
+    logger.error(f"unsupported event: {shape}", extra={"status": "unsupported_event"})
+    metrics.add_metric(name="unsupported_event", unit=MetricUnit.Count, value=1)
+
+
+def record_ignored(reason: str) -> None:
+    logger.info(f"event ignored: {reason}", extra={"status": "ignored"})
+
+
+def correlation_id(event: object) -> str | None:
+    """The id AWS gave the delivery: EventBridge `id`, S3 request id, SQS message id or SNS message id."""
+    if not isinstance(event, dict):
+        return None
+    if isinstance(event.get("id"), str):
+        return str(event["id"])
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        first = records[0]
+        elements = first.get("responseElements")
+        if isinstance(elements, dict) and isinstance(elements.get("x-amz-request-id"), str):
+            return str(elements["x-amz-request-id"])
+        for key in ("messageId", "EventSubscriptionArn"):
+            if isinstance(first.get(key), str):
+                return str(first[key])
+        sns = first.get("Sns")
+        if isinstance(sns, dict) and isinstance(sns.get("MessageId"), str):
+            return str(sns["MessageId"])
+    return None

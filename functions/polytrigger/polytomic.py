@@ -1,0 +1,310 @@
+"""A small Polytomic API client: start and (de)activate syncs, read their status.
+
+It knows nothing of routes or triggers. One urllib3 pool per container; TLS verified; connect
+and read timeouts; transient answers retried a bounded number of times with capped exponential
+backoff and full jitter, never past the caller's deadline. Errors come back typed, so callers
+decide by meaning, not by status code.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+from polytrigger import __version__
+from polytrigger.credentials import Credentials
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,255}$")
+TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
+PERMANENT_STATUSES = frozenset({400, 403, 404, 405, 410, 413, 415, 422})
+
+
+class PolytomicError(Exception):
+    """An answer (or no answer) from Polytomic that is not a success."""
+
+    def __init__(self, message: str, *, status: int | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.key = key
+
+
+class AlreadyRunning(PolytomicError):
+    """409: a run of this sync is already in progress (not a failure)."""
+
+
+class KeyInFlight(PolytomicError):
+    """409: a request with the same Idempotency-Key is still being processed (retry later)."""
+
+
+class Unauthorized(PolytomicError):
+    """401, still after refetching the secret once."""
+
+
+class Rejected(PolytomicError):
+    """400/403/404/422 and the like: configuration is wrong; retrying cannot help."""
+
+
+class ServerError(PolytomicError):
+    """500: Polytomic replays it for the same Idempotency-Key, so a blind retry is useless."""
+
+
+class Transient(PolytomicError):
+    """429/502/503/504, timeouts, dropped connections: still failing after bounded retries."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        key: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, key=key)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    id: str
+    status: str
+    created_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3
+    base_delay: float = 0.2
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Full jitter over a capped exponential; a server's Retry-After wins when it is longer."""
+        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        jittered = random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+        return max(jittered, retry_after or 0.0)
+
+
+CredentialsProvider = Callable[[bool], Credentials]
+
+
+def _http_pool() -> urllib3.PoolManager:
+    return urllib3.PoolManager(num_pools=4, maxsize=16, retries=False, cert_reqs="CERT_REQUIRED")
+
+
+class PolytomicClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_version: str,
+        credentials: CredentialsProvider,
+        *,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        http: urllib3.PoolManager | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self._credentials = credentials
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self._retry = retry or RetryPolicy()
+        self._http = http or _http_pool()
+        self._sleep = sleep
+        self._clock = clock
+
+    # -- operations -------------------------------------------------------------------------
+
+    def start(
+        self,
+        sync_type: str,
+        sync_id: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str,
+        deadline: float | None = None,
+    ) -> Execution:
+        payload = dict(body)
+        if sync_type == "bulk":
+            payload = self._bulk_body(payload)
+        data = self._call("POST", f"{_base(sync_type)}/{_sync(sync_id)}/executions", payload, idempotency_key, deadline)
+        return _execution(data)
+
+    def set_active(
+        self,
+        sync_type: str,
+        sync_id: str,
+        active: bool,
+        *,
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
+    ) -> bool:
+        path = f"{_base(sync_type)}/{_sync(sync_id)}/activate"
+        data = self._call("POST", path, {"active": active}, idempotency_key, deadline)
+        return bool(data.get("active", active)) if isinstance(data, dict) else active
+
+    def status(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> dict[str, Any]:
+        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/status", None, None, deadline)
+        return data if isinstance(data, dict) else {}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _bulk_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Version 2025-09-18 takes `resync_mode` and rejects the old boolean `resync`; older ones the reverse."""
+        if self.api_version >= "2025-09-18":
+            if body.pop("resync", None) is True and "resync_mode" not in body:
+                body["resync_mode"] = "resync"
+        elif "resync_mode" in body:
+            body["resync"] = body.pop("resync_mode") in ("resync", "rebuild")
+        return body
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        idempotency_key: str | None,
+        deadline: float | None,
+    ) -> Any:
+        refreshed = False
+        attempt = 0
+        while True:
+            credentials = self._credentials(False)
+            try:
+                return self._once(method, path, body, idempotency_key, credentials)
+            except Unauthorized:
+                if refreshed:
+                    raise
+                refreshed = True
+                self._credentials(True)  # the key may have been rotated: fetch it once more
+            except (Transient, KeyInFlight) as error:
+                attempt += 1
+                if attempt >= self._retry.attempts:
+                    raise
+                pause = self._retry.delay(attempt, error.retry_after if isinstance(error, Transient) else None)
+                if deadline is not None and self._clock() + pause >= deadline:
+                    raise
+                self._sleep(pause)
+
+    def _once(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        idempotency_key: str | None,
+        credentials: Credentials,
+    ) -> Any:
+        headers = {
+            "Authorization": credentials.authorization,
+            "X-Polytomic-Version": self.api_version,
+            "User-Agent": f"polytrigger/{__version__}",
+            "Accept": "application/json",
+        }
+        encoded = None
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            encoded = json.dumps(body).encode("utf-8")
+        if idempotency_key is not None:
+            if not _IDEMPOTENCY_KEY.match(idempotency_key):
+                raise ValueError("an Idempotency-Key must be 8-255 letters, digits, '-' or '_'")
+            headers["Idempotency-Key"] = idempotency_key
+        try:
+            response = self._http.request(
+                method,
+                self.base_url + path,
+                body=encoded,
+                headers=headers,
+                timeout=self._timeout,
+                retries=False,
+                redirect=False,
+            )
+        except urllib3.exceptions.HTTPError as error:
+            raise Transient(f"{method} {path}: no answer from Polytomic ({type(error).__name__})") from None
+        return _answer(method, path, response)
+
+
+def _answer(method: str, path: str, response: urllib3.BaseHTTPResponse) -> Any:
+    status = response.status
+    document = _json(response.data)
+    if 200 <= status < 300:
+        return document.get("data", document) if isinstance(document, dict) else document
+    message, key = _error_message(document, response.data)
+    text = f"{method} {path}: Polytomic answered {status}: {message}"
+    if status == 409:
+        if "idempotency" in message.lower() or "idempotency" in (key or "").lower():
+            raise KeyInFlight(text, status=status, key=key)
+        raise AlreadyRunning(text, status=status, key=key)
+    if status == 401:
+        raise Unauthorized(text, status=status, key=key)
+    if status == 500:
+        raise ServerError(text, status=status, key=key)
+    if status in TRANSIENT_STATUSES or status >= 500:
+        raise Transient(text, status=status, key=key, retry_after=_retry_after(response.headers.get("Retry-After")))
+    raise Rejected(text, status=status, key=key)
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8")) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _error_message(document: Any, raw: bytes) -> tuple[str, str | None]:
+    """Current versions send {status, message, key}; older ones {"error": {"message"}} or plain text."""
+    if isinstance(document, dict):
+        key = document.get("key") if isinstance(document.get("key"), str) else None
+        for candidate in (document.get("message"), document.get("error"), document.get("errors")):
+            if isinstance(candidate, str) and candidate:
+                return candidate[:300], key
+            if isinstance(candidate, dict) and isinstance(candidate.get("message"), str):
+                return candidate["message"][:300], key
+            if isinstance(candidate, list) and candidate:
+                return "; ".join(str(item) for item in candidate)[:300], key
+        return "no message", key
+    text = raw.decode("utf-8", errors="replace").strip()
+    return (text[:300] or "empty body"), None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), 60.0)
+    except ValueError:
+        return None
+
+
+def _execution(data: Any) -> Execution:
+    if not isinstance(data, dict):
+        return Execution(id="", status="")
+    execution_id = data.get("id")
+    created_at = data.get("created_at")
+    return Execution(
+        id=execution_id if isinstance(execution_id, str) else "",
+        status=str(data.get("status", "")),
+        created_at=created_at if isinstance(created_at, str) else None,
+    )
+
+
+def _base(sync_type: str) -> str:
+    if sync_type == "model":
+        return "/api/syncs"
+    if sync_type == "bulk":
+        return "/api/bulk/syncs"
+    raise ValueError(f"unknown sync type {sync_type!r}")
+
+
+def _sync(sync_id: str) -> str:
+    """Ids are validated before any URL is built: a crafted id can never change the path."""
+    if not _UUID.match(sync_id):
+        raise ValueError(f"sync id {sync_id!r} is not a UUID")
+    return sync_id
