@@ -1,0 +1,1 @@
+"""Infrastructure tests: template.yaml and samconfig.toml."""

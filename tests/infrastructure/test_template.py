@@ -1,0 +1,554 @@
+"""template.yaml: lint-clean, and what the SAM transform deploys is what the design promises.
+
+Most assertions run on the *transformed* template (plain CloudFormation, as deployed), so
+they check what SAM actually generates (roles, rules, schedules, invoke configs), not only
+what the template asks for.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import FUNCTIONS, ROOT, S3_FUNCTION, SCHEDULE_FUNCTION, TEMPLATE_PATH
+
+SECRET = {"Ref": "PolytomicSecretArn"}
+TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
+DLQ_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+DLQ_URL = {"Ref": "DeadLetterQueue"}
+
+HANDLERS = {
+    S3_FUNCTION: "polytrigger.handlers.s3.handler",
+    SCHEDULE_FUNCTION: "polytrigger.handlers.schedule.handler",
+}
+
+# What each function may do to data, exactly: (action, resource).
+DATA_GRANTS = {
+    ("secretsmanager:GetSecretValue", json.dumps(SECRET, sort_keys=True)),
+    ("dynamodb:GetItem", json.dumps(TABLE_ARN, sort_keys=True)),
+    ("dynamodb:PutItem", json.dumps(TABLE_ARN, sort_keys=True)),
+    ("dynamodb:UpdateItem", json.dumps(TABLE_ARN, sort_keys=True)),
+    ("dynamodb:DeleteItem", json.dumps(TABLE_ARN, sort_keys=True)),
+    ("sqs:SendMessage", json.dumps(DLQ_ARN, sort_keys=True)),
+}
+SAM_MANAGED_POLICIES = {
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # Tracing: Active
+}
+
+EXPECTED_ENVIRONMENT = {
+    "POLYTOMIC_SECRET_ID": {"Ref": "PolytomicSecretArn"},
+    "POLYTOMIC_BASE_URL": {"Ref": "PolytomicBaseUrl"},
+    "POLYTOMIC_API_VERSION": {"Ref": "PolytomicApiVersion"},
+    "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
+    "IDEMPOTENCY_TTL_SECONDS": {"Ref": "IdempotencyTtlSeconds"},
+    "POWERTOOLS_SERVICE_NAME": "polytrigger",
+    "POWERTOOLS_METRICS_NAMESPACE": "Polytrigger",
+    "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
+}
+
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+EXAMPLE_SCHEDULES = {"nightly", "freeze", "thaw"}
+
+LAMBDA_MAX_EVENT_AGE = 21600  # seconds, Lambda's own ceiling for async events
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _key(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _of_type(tpl: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource for logical_id, resource in tpl["Resources"].items() if resource["Type"] == resource_type
+    }
+
+
+def _get_att_arn(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def _role_id(tpl: dict[str, Any], function: str) -> str:
+    role = tpl["Resources"][function]["Properties"]["Role"]
+    assert isinstance(role, dict), f"{function}: Role should be the SAM-generated role, got {role!r}"
+    logical_id, attribute = role["Fn::GetAtt"]
+    assert attribute == "Arn"
+    return str(logical_id)
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for policy in role["Properties"].get("Policies", []):
+        found.extend(_as_list(policy["PolicyDocument"]["Statement"]))
+    return found
+
+
+def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {
+        (action, _key(resource))
+        for statement in statements
+        for action in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    }
+
+
+def _rule_for(tpl: dict[str, Any], function: str) -> tuple[str, dict[str, Any]]:
+    rules = [
+        (logical_id, rule)
+        for logical_id, rule in _of_type(tpl, "AWS::Events::Rule").items()
+        if any(target["Arn"] == _get_att_arn(function) for target in rule["Properties"]["Targets"])
+    ]
+    assert len(rules) == 1, f"expected exactly one EventBridge rule targeting {function}, got {rules}"
+    return rules[0]
+
+
+def _schedules_for(tpl: dict[str, Any], function: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: schedule
+        for logical_id, schedule in _of_type(tpl, "AWS::Scheduler::Schedule").items()
+        if schedule["Properties"]["Target"]["Arn"] == _get_att_arn(function)
+    }
+
+
+def _schedule_name(schedule: dict[str, Any]) -> str:
+    return str(json.loads(schedule["Properties"]["Target"]["Input"])["schedule"])
+
+
+def _assert_bounded_retry(retry_policy: dict[str, Any], where: str) -> None:
+    attempts = retry_policy["MaximumRetryAttempts"]
+    age = retry_policy["MaximumEventAgeInSeconds"]
+    assert 0 <= attempts <= 10, f"{where}: unbounded-looking MaximumRetryAttempts {attempts}"
+    assert 60 <= age <= 6 * 3600, f"{where}: MaximumEventAgeInSeconds {age} outside 1 min..6 h"
+
+
+def _cfn_lint() -> str:
+    candidate = Path(sys.executable).with_name("cfn-lint")
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("cfn-lint")
+    assert found, "cfn-lint is not installed (it is a dev dependency: make install)"
+    return found
+
+
+def _run_cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_cfn_lint(), "--", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+# --------------------------------------------------------------------------- lint and transform
+
+
+def test_cfn_lint_is_clean_on_the_template() -> None:
+    result = _run_cfn_lint(TEMPLATE_PATH)
+    assert result.returncode == 0, f"cfn-lint template.yaml:\n{result.stdout}{result.stderr}"
+    assert result.stdout.strip() == ""
+
+
+def test_cfn_lint_is_clean_on_the_transformed_template(transformed: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "transformed.json"
+    path.write_text(json.dumps(transformed, indent=1))
+    result = _run_cfn_lint(path)
+    assert result.returncode == 0, f"cfn-lint (transformed):\n{result.stdout}{result.stderr}"
+
+
+def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
+    assert template["Transform"] == "AWS::Serverless-2016-10-31"
+    assert set(FUNCTIONS) <= set(_of_type(template, "AWS::Serverless::Function"))
+
+
+def test_transform_leaves_no_serverless_resources(transformed: dict[str, Any]) -> None:
+    leftovers = [r for r in transformed["Resources"].values() if r["Type"].startswith("AWS::Serverless::")]
+    assert leftovers == []
+    assert "Transform" not in transformed
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def test_api_version_parameter_offers_the_documented_versions(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["PolytomicApiVersion"]
+    assert parameter["Default"] == "2025-09-18"
+    assert set(parameter["AllowedValues"]) == {
+        "2025-09-18",
+        "2024-02-08",
+        "2023-04-25",
+        "2022-12-12",
+        "2021-05-23",
+    }
+
+
+def test_parameter_defaults(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["PolytomicBaseUrl"]["Default"] == "https://app.polytomic.com"
+    assert int(parameters["IdempotencyTtlSeconds"]["Default"]) == 86400
+    assert parameters["LogLevel"]["Default"] == "INFO"
+    assert parameters["NightlyScheduleExpression"]["Default"] == "cron(0 2 * * ? *)"
+    assert parameters["ScheduleTimezone"]["Default"] == "UTC"
+    for required in ("PolytomicSecretArn", "LandingBucketName"):
+        assert "Default" not in parameters[required], f"{required} must be asked for, not defaulted"
+
+
+def test_landing_bucket_parameter_says_eventbridge_notifications_must_be_on(template: dict[str, Any]) -> None:
+    description = template["Parameters"]["LandingBucketName"]["Description"]
+    assert "EventBridge" in description
+    assert "existing" in description.lower()
+
+
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-AbCdEf", True),
+        ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/polytomic/api_key-a1B2c3", True),
+        ("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:polytomic-AbCdEf", True),
+        ("arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:polytomic-AbCdEf", True),
+        ("polytomic", False),  # a bare name: the IAM grant needs the ARN
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic", False),  # partial ARN
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:*", False),
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-*", False),
+        ("arn:aws:ssm:us-east-1:123456789012:parameter/polytomic-AbCdEf", False),
+        ("", False),
+    ],
+)
+def test_secret_arn_parameter_only_accepts_a_full_secret_arn(
+    template: dict[str, Any], arn: str, accepted: bool
+) -> None:
+    pattern = template["Parameters"]["PolytomicSecretArn"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, arn)) is accepted
+
+
+# --------------------------------------------------------------------------- functions
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_runtime_architecture_and_handler(transformed: dict[str, Any], function: str) -> None:
+    resource = transformed["Resources"][function]
+    assert resource["Type"] == "AWS::Lambda::Function"
+    properties = resource["Properties"]
+    assert properties["Runtime"] == "python3.13"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["Handler"] == HANDLERS[function]
+    assert properties["TracingConfig"] == {"Mode": "Active"}
+    assert 0 < properties["Timeout"] <= 900
+    assert properties["MemorySize"] >= 128
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_code_is_the_functions_directory(template: dict[str, Any], function: str) -> None:
+    code_uri = template["Resources"][function]["Properties"].get("CodeUri") or template["Globals"]["Function"].get(
+        "CodeUri"
+    )
+    assert code_uri.rstrip("/") == "functions"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_handler_exists_in_the_shipped_code(template: dict[str, Any], function: str) -> None:
+    handler = template["Resources"][function]["Properties"]["Handler"]
+    module, _, attribute = handler.rpartition(".")
+    source = ROOT / "functions" / Path(*module.split(".")).with_suffix(".py")
+    assert source.is_file(), f"{handler}: {source.relative_to(ROOT)} does not exist"
+    names = set()
+    for node in ast.parse(source.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.asname or alias.name for alias in node.names)
+    assert attribute in names, f"{source.relative_to(ROOT)} defines no top-level {attribute!r}"
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_environment(transformed: dict[str, Any], function: str) -> None:
+    variables = transformed["Resources"][function]["Properties"]["Environment"]["Variables"]
+    for name, value in EXPECTED_ENVIRONMENT.items():
+        assert variables.get(name) == value, f"{function}: {name}"
+    credential_like = [v for v in variables if re.search(r"API_KEY|DEPLOYMENT_KEY|TOKEN|PASSWORD", v)]
+    assert credential_like == [], "credentials belong in Secrets Manager, not in the environment"
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_role_grants_exactly_the_data_actions_it_needs(transformed: dict[str, Any], function: str) -> None:
+    role = transformed["Resources"][_role_id(transformed, function)]
+    statements = _statements(role)
+    assert all(s["Effect"] == "Allow" for s in statements)
+    assert not any({"NotAction", "NotResource"} & set(s) for s in statements)
+    assert _grants(statements) == DATA_GRANTS
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_role_has_no_wildcards(transformed: dict[str, Any], function: str) -> None:
+    role = transformed["Resources"][_role_id(transformed, function)]
+    for statement in _statements(role):
+        for action in _as_list(statement["Action"]):
+            assert "*" not in action, f"{function}: wildcard action {action}"
+        for resource in _as_list(statement["Resource"]):
+            assert resource != "*", f"{function}: {statement['Action']} on Resource '*'"
+            assert not (isinstance(resource, str) and resource.endswith("*")), resource
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_role_managed_policies_are_only_logs_and_xray(transformed: dict[str, Any], function: str) -> None:
+    role = transformed["Resources"][_role_id(transformed, function)]
+    assert set(role["Properties"]["ManagedPolicyArns"]) == SAM_MANAGED_POLICIES
+    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}}
+    ]
+
+
+def test_secret_access_is_not_granted_anywhere_else(transformed: dict[str, Any]) -> None:
+    function_roles = {_role_id(transformed, f) for f in FUNCTIONS}
+    for logical_id, role in _of_type(transformed, "AWS::IAM::Role").items():
+        if logical_id in function_roles:
+            continue
+        actions = {a for s in _statements(role) for a in _as_list(s["Action"])}
+        assert not {a for a in actions if a.startswith(("secretsmanager:", "dynamodb:"))}, logical_id
+
+
+# --------------------------------------------------------------------------- async failure handling
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_async_invocations_retry_a_bounded_number_of_times_then_go_to_the_dlq(
+    transformed: dict[str, Any], function: str
+) -> None:
+    configs = [
+        config["Properties"]
+        for config in _of_type(transformed, "AWS::Lambda::EventInvokeConfig").values()
+        if config["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+    assert len(configs) == 1, f"{function}: expected one EventInvokeConfig, got {configs}"
+    config = configs[0]
+    assert 0 <= config["MaximumRetryAttempts"] <= 2
+    assert 60 <= config["MaximumEventAgeInSeconds"] <= LAMBDA_MAX_EVENT_AGE
+    assert config["Qualifier"] == "$LATEST"
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == DLQ_ARN
+
+
+# --------------------------------------------------------------------------- S3 events (EventBridge)
+
+
+def test_s3_rule_filters_on_the_landing_bucket_and_object_events(transformed: dict[str, Any]) -> None:
+    _, rule = _rule_for(transformed, S3_FUNCTION)
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert "Object Created" in pattern["detail-type"]
+    assert set(pattern["detail-type"]) <= {"Object Created", "Object Deleted"}
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "LandingBucketName"}]
+    assert rule["Properties"].get("State", "ENABLED") == "ENABLED"
+
+
+def test_s3_rule_target_has_retry_policy_and_dlq(transformed: dict[str, Any]) -> None:
+    rule_id, rule = _rule_for(transformed, S3_FUNCTION)
+    (target,) = rule["Properties"]["Targets"]
+    assert target["DeadLetterConfig"] == {"Arn": DLQ_ARN}
+    _assert_bounded_retry(target["RetryPolicy"], rule_id)
+
+
+def test_s3_rule_may_invoke_the_function_and_nothing_else_may(transformed: dict[str, Any]) -> None:
+    rule_id, _ = _rule_for(transformed, S3_FUNCTION)
+    permissions = [
+        p["Properties"]
+        for p in _of_type(transformed, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": S3_FUNCTION}
+    ]
+    assert permissions == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Ref": S3_FUNCTION},
+            "Principal": "events.amazonaws.com",
+            "SourceArn": _get_att_arn(rule_id),
+        }
+    ]
+
+
+def test_dlq_policy_lets_exactly_the_rules_that_use_it_send(transformed: dict[str, Any]) -> None:
+    """SAM writes no queue policy for a DeadLetterConfig given by Arn: the template must."""
+    rules_using_dlq = {
+        rule_id
+        for rule_id, rule in _of_type(transformed, "AWS::Events::Rule").items()
+        if any(t.get("DeadLetterConfig") == {"Arn": DLQ_ARN} for t in rule["Properties"]["Targets"])
+    }
+    assert rules_using_dlq, "the S3 rule should dead-letter to the DLQ"
+    policies = [
+        p["Properties"]
+        for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()
+        if DLQ_URL in p["Properties"]["Queues"]
+    ]
+    assert len(policies) == 1
+    allowed_sources = set()
+    for statement in _as_list(policies[0]["PolicyDocument"]["Statement"]):
+        if statement["Effect"] != "Allow":
+            continue
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}, statement
+        assert _as_list(statement["Action"]) == ["sqs:SendMessage"]
+        assert statement["Resource"] == DLQ_ARN
+        source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
+        allowed_sources.add(source["Fn::GetAtt"][0])
+    assert allowed_sources == rules_using_dlq
+    for rule_id in allowed_sources:
+        assert transformed["Resources"][rule_id]["Type"] == "AWS::Events::Rule"
+
+
+def test_dlq_policy_denies_insecure_transport(transformed: dict[str, Any]) -> None:
+    (policy,) = [p["Properties"] for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()]
+    denies = [s for s in _as_list(policy["PolicyDocument"]["Statement"]) if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def test_example_schedules_exist(transformed: dict[str, Any]) -> None:
+    schedules = _schedules_for(transformed, SCHEDULE_FUNCTION)
+    assert {_schedule_name(s) for s in schedules.values()} == EXAMPLE_SCHEDULES
+    assert len(schedules) == len(EXAMPLE_SCHEDULES)
+
+
+def test_nightly_schedule_uses_the_parameters(transformed: dict[str, Any]) -> None:
+    (nightly,) = [s for s in _schedules_for(transformed, SCHEDULE_FUNCTION).values() if _schedule_name(s) == "nightly"]
+    assert nightly["Properties"]["ScheduleExpression"] == {"Ref": "NightlyScheduleExpression"}
+    assert nightly["Properties"]["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
+
+
+def test_schedule_input_is_the_documented_json(transformed: dict[str, Any]) -> None:
+    for logical_id, schedule in _schedules_for(transformed, SCHEDULE_FUNCTION).items():
+        raw = schedule["Properties"]["Target"]["Input"]
+        assert isinstance(raw, str), f"{logical_id}: Input must be a JSON string"
+        payload = json.loads(raw)
+        assert set(payload) == {"schedule", "time"}, logical_id
+        assert payload["time"] == SCHEDULED_TIME, logical_id
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", payload["schedule"]), logical_id
+
+
+def test_schedules_are_stack_unique_and_have_retry_policy_and_dlq(transformed: dict[str, Any]) -> None:
+    for logical_id, schedule in _schedules_for(transformed, SCHEDULE_FUNCTION).items():
+        properties = schedule["Properties"]
+        # No fixed Name (SAM's OmitName): CloudFormation generates one, so two stacks of
+        # polytrigger can live in one account and region.
+        assert "Name" not in properties, logical_id
+        assert properties["FlexibleTimeWindow"] == {"Mode": "OFF"}
+        assert properties["Target"]["DeadLetterConfig"] == {"Arn": DLQ_ARN}
+        _assert_bounded_retry(properties["Target"]["RetryPolicy"], logical_id)
+
+
+def test_scheduler_roles_may_only_invoke_the_function_and_dead_letter(transformed: dict[str, Any]) -> None:
+    for logical_id, schedule in _schedules_for(transformed, SCHEDULE_FUNCTION).items():
+        role_id, attribute = schedule["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"]
+        assert attribute == "Arn"
+        role = transformed["Resources"][role_id]
+        principals = [s["Principal"]["Service"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
+        assert principals == [["scheduler.amazonaws.com"]], logical_id
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert _grants(_statements(role)) == {
+            ("lambda:InvokeFunction", _key(_get_att_arn(SCHEDULE_FUNCTION))),
+            ("sqs:SendMessage", _key(DLQ_ARN)),
+        }, logical_id
+
+
+def test_schedule_names_match_the_bundled_routes(transformed: dict[str, Any]) -> None:
+    """Every `schedule:` route in functions/routes.yaml has a schedule that fires it, and back."""
+    routes = yaml.safe_load((ROOT / "functions" / "routes.yaml").read_text())["routes"]
+    routed = {route["schedule"] for route in routes if "schedule" in route}
+    deployed = {_schedule_name(s) for s in _schedules_for(transformed, SCHEDULE_FUNCTION).values()}
+    assert routed == deployed
+
+
+# --------------------------------------------------------------------------- state
+
+
+def test_idempotency_table(transformed: dict[str, Any]) -> None:
+    properties = transformed["Resources"]["IdempotencyTable"]["Properties"]
+    assert transformed["Resources"]["IdempotencyTable"]["Type"] == "AWS::DynamoDB::Table"
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert properties["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(transformed: dict[str, Any]) -> None:
+    queue = transformed["Resources"]["DeadLetterQueue"]
+    assert queue["Type"] == "AWS::SQS::Queue"
+    properties = queue["Properties"]
+    assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties
+    assert properties["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_only_one_queue_exists(transformed: dict[str, Any]) -> None:
+    """SAM creates a queue of its own for a DeadLetterConfig by Type: every DLQ must be ours."""
+    assert set(_of_type(transformed, "AWS::SQS::Queue")) == {"DeadLetterQueue"}
+
+
+# --------------------------------------------------------------------------- alarms and outputs
+
+
+def _alarms(tpl: dict[str, Any], namespace: str, metric: str) -> list[dict[str, Any]]:
+    return [
+        alarm["Properties"]
+        for alarm in _of_type(tpl, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("Namespace") == namespace and alarm["Properties"].get("MetricName") == metric
+    ]
+
+
+def _fires_on_any(alarm: dict[str, Any]) -> bool:
+    threshold, operator = alarm["Threshold"], alarm["ComparisonOperator"]
+    return (threshold == 0 and operator == "GreaterThanThreshold") or (
+        threshold == 1 and operator == "GreaterThanOrEqualToThreshold"
+    )
+
+
+def test_alarm_on_messages_in_the_dlq(transformed: dict[str, Any]) -> None:
+    alarms = [
+        a
+        for a in _alarms(transformed, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}} in a["Dimensions"]
+    ]
+    assert len(alarms) == 1
+    assert _fires_on_any(alarms[0])
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_alarm_on_function_errors(transformed: dict[str, Any], function: str) -> None:
+    alarms = [
+        a
+        for a in _alarms(transformed, "AWS/Lambda", "Errors")
+        if a["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
+    ]
+    assert len(alarms) == 1, function
+    assert _fires_on_any(alarms[0])
+    assert alarms[0]["Statistic"] == "Sum"
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
+    assert outputs["S3TriggerFunctionArn"] == _get_att_arn(S3_FUNCTION)
+    assert outputs["ScheduleTriggerFunctionArn"] == _get_att_arn(SCHEDULE_FUNCTION)
+    assert outputs["IdempotencyTableName"] == {"Ref": "IdempotencyTable"}
+    assert outputs["DeadLetterQueueUrl"] == DLQ_URL
