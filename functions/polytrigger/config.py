@@ -89,9 +89,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _base_url(raw: str) -> str:
     value = raw.strip().rstrip("/") or "https://app.polytomic.com"
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"POLYTOMIC_BASE_URL must be an http(s) URL such as https://app.polytomic.com (got {raw!r})")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ConfigError("POLYTOMIC_BASE_URL is not a valid URL") from None
+    # checked first: the message below quotes the value, which must never echo a credential
     if parts.query or parts.fragment or parts.username or parts.password:
         raise ConfigError("POLYTOMIC_BASE_URL must not carry credentials, a query or a fragment")
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"POLYTOMIC_BASE_URL must be an http(s) URL such as https://app.polytomic.com (got {raw!r})")
     return value

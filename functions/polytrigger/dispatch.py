@@ -62,15 +62,21 @@ class Dispatcher:
 
     def run(self, actions: Sequence[Action], deadline: float | None = None) -> Report:
         report = Report()
-        not_activated: set[tuple[str, str]] = set()
+        not_activated: dict[tuple[str, str], Outcome] = {}
         for action in actions:
             target = (action.sync.type, action.sync.id)
-            if action.kind == "start" and action.sync.activate_first and target in not_activated:
-                outcome = Outcome.of(action, "failed", reason="not started: activating the sync first failed")
+            blocked = not_activated.get(target) if action.kind == "start" and action.sync.activate_first else None
+            if blocked is not None:
+                outcome = Outcome.of(
+                    action,
+                    "failed",
+                    reason="not started: activating the sync first failed",
+                    retryable=blocked.retryable,
+                )
             else:
                 outcome = self._once(action, deadline)
             if action.kind == "activate" and outcome.status == "failed":
-                not_activated.add(target)
+                not_activated[target] = outcome
             report.outcomes.append(outcome)
             if outcome.retryable:
                 report.retryable.append(outcome)
@@ -127,8 +133,12 @@ class Dispatcher:
         sync = action.sync
         try:
             status = self.client.status(sync.type, sync.id, deadline=deadline)
-        except (Transient, ServerError, KeyInFlight) as lookup:
+        except (Transient, ServerError, KeyInFlight, CredentialsError) as lookup:
             raise RetryLater(f"{_message(error)}; then the status check failed: {_message(lookup)}") from None
+        except (Rejected, Unauthorized, AlreadyRunning) as lookup:
+            return Outcome.of(
+                action, "failed", reason=f"{_message(error)}; then the status check failed: {_message(lookup)}"
+            )
         covering = _covering_execution(status, action)
         if covering:
             return Outcome.of(
@@ -143,8 +153,12 @@ class Dispatcher:
             )
         except AlreadyRunning as running:
             return Outcome.of(action, "already_running", reason=_message(running))
-        except (ServerError, Transient, KeyInFlight) as again:
+        except (ServerError, Transient, KeyInFlight, CredentialsError) as again:
             raise RetryLater(f"{_message(error)}; a fresh attempt failed too: {_message(again)}") from None
+        except (Rejected, Unauthorized) as again:
+            return Outcome.of(
+                action, "failed", reason=f"{_message(error)}; a fresh attempt failed too: {_message(again)}"
+            )
         return Outcome.of(action, "started", execution_id=execution.id or None)
 
 

@@ -117,6 +117,8 @@ def load_routes(path: str | Path) -> Routes:
         text = source.read_text(encoding="utf-8")
     except OSError as error:
         raise RoutesError(f"routes file {source}: cannot be read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise RoutesError(f"routes file {source}: not UTF-8 text (byte {error.start})") from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -144,7 +146,7 @@ def parse_routes(document: Any, *, source: str = "routes") -> Routes:
     names: set[str] = set()
     for index, raw in enumerate(raw_routes):
         label = f"routes[{index}]"
-        if isinstance(raw, Mapping) and isinstance(raw.get("name"), str):
+        if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]:
             label = f"route '{raw['name']}'"
         route_problems: list[str] = []
         route = _parse_route(raw, route_problems)

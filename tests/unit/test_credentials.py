@@ -1,0 +1,125 @@
+"""parse_secret: the three secret formats, and errors that never quote the key."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+
+from polytrigger.credentials import Credentials, CredentialsError, parse_secret
+
+KEY = "pk_live_S3CRETkeyMaterial0123456789"
+ORG = "c0ffee00-1234-4abc-8def-0123456789ab"
+DEPLOYMENT_KEY = "dk-SECRETdeploymentKey-987654321"
+
+
+def test_a_plain_string_is_an_api_key_sent_as_bearer() -> None:
+    credentials = parse_secret(KEY)
+    assert credentials.authorization == f"Bearer {KEY}"
+    assert credentials.scheme == "api_key"
+
+
+def test_a_plain_key_is_trimmed() -> None:
+    assert parse_secret(f"  {KEY}\n").authorization == f"Bearer {KEY}"
+
+
+def test_bytes_are_accepted() -> None:
+    assert parse_secret(KEY.encode()).authorization == f"Bearer {KEY}"
+
+
+def test_api_key_json() -> None:
+    credentials = parse_secret(json.dumps({"api_key": KEY}))
+    assert credentials.authorization == f"Bearer {KEY}"
+    assert credentials.scheme == "api_key"
+
+
+def test_api_key_json_with_extra_fields_and_whitespace() -> None:
+    text = "\n  " + json.dumps({"api_key": f" {KEY} ", "note": "rotated 2026-11"}) + "  \n"
+    assert parse_secret(text).authorization == f"Bearer {KEY}"
+
+
+def test_deployment_key_is_basic_with_organisation_then_key() -> None:
+    credentials = parse_secret(json.dumps({"deployment_key": DEPLOYMENT_KEY, "organization_id": ORG}))
+    scheme, _, token = credentials.authorization.partition(" ")
+    assert scheme == "Basic"
+    assert base64.b64decode(token, validate=True).decode() == f"{ORG}:{DEPLOYMENT_KEY}"
+    assert credentials.scheme == "deployment_key"
+
+
+def test_deployment_key_values_are_trimmed() -> None:
+    credentials = parse_secret(json.dumps({"deployment_key": f" {DEPLOYMENT_KEY} ", "organization_id": f" {ORG} "}))
+    token = credentials.authorization.removeprefix("Basic ")
+    assert base64.b64decode(token).decode() == f"{ORG}:{DEPLOYMENT_KEY}"
+
+
+MALFORMED: list[tuple[Any, str]] = [
+    ("", "the Polytomic secret is empty or not a string"),
+    ("   \n", "the Polytomic secret is empty or not a string"),
+    (None, "the Polytomic secret is empty or not a string"),
+    (12345, "the Polytomic secret is empty or not a string"),
+    ({"api_key": KEY}, "the Polytomic secret is empty or not a string"),  # a dict, not the secret text
+    (f"{KEY} {KEY}", "the Polytomic API key in the secret contains whitespace or control characters"),
+    (f"{KEY}\x00", "the Polytomic API key in the secret contains whitespace or control characters"),
+    (f"Bearer {KEY}", "the Polytomic API key in the secret contains whitespace or control characters"),
+    (f"{{api_key: {KEY}}}", "the Polytomic secret starts with '{' but is not valid JSON"),
+    (json.dumps({"api_key": KEY})[:-1], "the Polytomic secret starts with '{' but is not valid JSON"),
+    (json.dumps({"api_key": ""}), 'the Polytomic secret field "api_key" must be a non-empty string'),
+    (json.dumps({"api_key": "  "}), 'the Polytomic secret field "api_key" must be a non-empty string'),
+    (json.dumps({"api_key": None}), 'the Polytomic secret field "api_key" must be a non-empty string'),
+    (json.dumps({"api_key": [KEY]}), 'the Polytomic secret field "api_key" must be a non-empty string'),
+    (json.dumps({"api_key": f"{KEY}\t{KEY}"}), "contains whitespace or control characters"),
+    (json.dumps({"deployment_key": DEPLOYMENT_KEY}), '"organization_id" must be an organisation UUID'),
+    (json.dumps({"organization_id": ORG}), 'the Polytomic secret field "deployment_key" must be a non-empty string'),
+    (
+        json.dumps({"deployment_key": "", "organization_id": ORG}),
+        'the Polytomic secret field "deployment_key" must be a non-empty string',
+    ),
+    (
+        json.dumps({"deployment_key": DEPLOYMENT_KEY, "organization_id": "acme"}),
+        'the Polytomic secret field "organization_id" must be an organisation UUID',
+    ),
+    (
+        json.dumps({"deployment_key": DEPLOYMENT_KEY, "organization_id": 42}),
+        'the Polytomic secret field "organization_id" must be an organisation UUID',
+    ),
+    (
+        json.dumps({"token": KEY, "org": ORG}),
+        'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (fields found: org, token)',
+    ),
+    ("{}", 'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (fields found: none)'),
+]
+
+
+@pytest.mark.parametrize(("secret", "expected"), MALFORMED)
+def test_malformed_secrets_raise_without_quoting_the_key(secret: Any, expected: str) -> None:
+    with pytest.raises(CredentialsError) as caught:
+        parse_secret(secret)
+    message = str(caught.value)
+    assert expected in message
+    for material in (KEY, DEPLOYMENT_KEY, "S3CRET", "SECRET"):
+        assert material not in message
+        assert material not in repr(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__ or caught.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [KEY, json.dumps({"api_key": KEY}), json.dumps({"deployment_key": DEPLOYMENT_KEY, "organization_id": ORG})],
+)
+def test_repr_and_str_never_contain_the_key(secret: str) -> None:
+    credentials = parse_secret(secret)
+    basic_token = credentials.authorization.split(" ", 1)[1]
+    for text in (repr(credentials), str(credentials), f"{credentials}", f"{credentials!r}", repr([credentials])):
+        assert KEY not in text
+        assert DEPLOYMENT_KEY not in text
+        assert basic_token not in text
+    assert str(credentials) == f"Credentials({credentials.scheme})"
+
+
+def test_credentials_are_immutable() -> None:
+    credentials = Credentials(scheme="api_key", authorization=f"Bearer {KEY}")
+    with pytest.raises(AttributeError):
+        credentials.authorization = "Bearer other"  # type: ignore[misc]

@@ -1,0 +1,511 @@
+"""The routes file: the bundled example, validation messages, and trigger → action mapping."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from polytrigger.actions import Action
+from polytrigger.config import BUNDLED_ROUTES
+from polytrigger.routes import Routes, RoutesError, load_routes, parse_routes
+from polytrigger.triggers import Trigger
+
+ORDERS_MODEL = "248df4b7-aa70-47b8-a036-33ac447e668d"
+WAREHOUSE_BULK = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"
+CUSTOMERS_MODEL = "3c1f0e5d-9a2b-4c7d-8e6f-1a2b3c4d5e6f"
+SYNC_A = "11111111-1111-4111-8111-111111111111"
+SYNC_B = "22222222-2222-4222-8222-222222222222"
+WHEN = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+
+
+def s3(
+    key: str, *, bucket: str = "acme-landing", event: str = "created", sequencer: str = "0055AED6DCD90281E5"
+) -> Trigger:
+    return Trigger.s3(bucket=bucket, key=key, event=event, sequencer=sequencer, time=WHEN)  # type: ignore[arg-type]
+
+
+def scheduled(name: str) -> Trigger:
+    return Trigger.scheduled(schedule=name, time=WHEN)
+
+
+def summary(actions: list[Action]) -> list[tuple[str, str, str, str, dict[str, Any]]]:
+    return [(a.route, a.kind, a.sync.type, a.sync.id, a.sync.body()) for a in actions]
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Routes:
+    return load_routes(BUNDLED_ROUTES)
+
+
+# -- the bundled routes file --------------------------------------------------------------------
+
+
+def test_bundled_routes_file_loads(bundled: Routes) -> None:
+    assert len(bundled) == 6
+    assert [route.name for route in bundled.routes] == [
+        "orders-landing",
+        "customer-exports",
+        "snapshot-removed",
+        "nightly-full",
+        "weekend-freeze",
+        "weekend-thaw",
+    ]
+
+
+@pytest.mark.parametrize("key", ["orders/a.csv", "orders/2026/11/a.csv"])
+def test_an_orders_csv_starts_the_model_and_an_incremental_bulk_run(bundled: Routes, key: str) -> None:
+    assert summary(bundled.actions_for([s3(key)])) == [
+        ("orders-landing", "start", "model", ORDERS_MODEL, {}),
+        ("orders-landing", "start", "bulk", WAREHOUSE_BULK, {"fetch_mode": "incremental"}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        s3("orders2/a.csv"),
+        s3("orders/a.csv.bak"),
+        s3("orders/a.csv", bucket="acme-other"),
+        s3("orders/a.csv", event="deleted"),
+        s3("exports/customers/sub/x.csv"),
+        s3("snapshots/x.parquet"),  # created; the route only listens to deletions
+        s3("snapshots/2026/x.parquet", event="deleted"),
+        scheduled("unknown"),
+    ],
+)
+def test_unrelated_triggers_yield_no_actions(bundled: Routes, trigger: Trigger) -> None:
+    assert bundled.actions_for([trigger]) == []
+
+
+def test_customer_exports_with_spaces_and_unicode(bundled: Routes) -> None:
+    actions = bundled.actions_for([s3("exports/customers/Jan 2026 (final) é.csv")])
+    assert summary(actions) == [
+        ("customer-exports", "start", "model", CUSTOMERS_MODEL, {"identities": ["customer-export"]}),
+    ]
+
+
+def test_a_deleted_snapshot_resyncs_the_bulk_sync_for_one_schema(bundled: Routes) -> None:
+    actions = bundled.actions_for([s3("snapshots/day.parquet", event="deleted")])
+    assert summary(actions) == [
+        (
+            "snapshot-removed",
+            "start",
+            "bulk",
+            WAREHOUSE_BULK,
+            {"resync_mode": "resync", "schemas": ["public.snapshots"]},
+        ),
+    ]
+
+
+def test_nightly_activates_first_then_starts_a_full_resync(bundled: Routes) -> None:
+    actions = bundled.actions_for([scheduled("nightly")])
+    assert [(a.kind, a.sync.id) for a in actions] == [("activate", ORDERS_MODEL), ("start", ORDERS_MODEL)]
+    assert actions[1].sync.body() == {"resync": True}
+    assert all(a.route == "nightly-full" for a in actions)
+    assert actions[0].dedup_key != actions[1].dedup_key
+
+
+def test_freeze_and_thaw_pause_and_resume_both_syncs(bundled: Routes) -> None:
+    assert summary(bundled.actions_for([scheduled("freeze")])) == [
+        ("weekend-freeze", "deactivate", "model", ORDERS_MODEL, {}),
+        ("weekend-freeze", "deactivate", "bulk", WAREHOUSE_BULK, {}),
+    ]
+    assert summary(bundled.actions_for([scheduled("thaw")])) == [
+        ("weekend-thaw", "activate", "model", ORDERS_MODEL, {}),
+        ("weekend-thaw", "activate", "bulk", WAREHOUSE_BULK, {}),
+    ]
+
+
+def test_resync_is_never_set_unless_a_route_asks(bundled: Routes) -> None:
+    for route in bundled.routes:
+        for sync in route.syncs:
+            if route.name not in ("nightly-full", "snapshot-removed"):
+                assert "resync" not in sync.body()
+                assert "resync_mode" not in sync.body()
+
+
+# -- Routes.actions_for: one action per (action, sync type, sync id) per event ------------------
+
+
+def _routes(*routes: dict[str, Any]) -> Routes:
+    return parse_routes({"routes": list(routes)})
+
+
+def test_same_sync_reached_by_two_routes_is_started_once_by_the_first() -> None:
+    routes = _routes(
+        {"name": "first", "s3": {"bucket": "b-1", "key": "a/**"}, "syncs": [{"id": SYNC_A}, {"id": SYNC_B}]},
+        {"name": "second", "s3": {"bucket": "b-1", "key": "**/*.csv"}, "syncs": [{"id": SYNC_A, "resync": True}]},
+    )
+    actions = routes.actions_for([s3("a/x.csv", bucket="b-1")])
+    assert summary(actions) == [
+        ("first", "start", "model", SYNC_A, {}),
+        ("first", "start", "model", SYNC_B, {}),
+    ]
+
+
+def test_same_sync_reached_by_two_triggers_of_one_event_is_started_once() -> None:
+    routes = _routes({"name": "r", "s3": {"bucket": "b-1"}, "syncs": [{"id": SYNC_A}]})
+    actions = routes.actions_for([s3("x.csv", bucket="b-1", sequencer="01"), s3("y.csv", bucket="b-1", sequencer="02")])
+    assert len(actions) == 1
+    assert actions[0].trigger.key == "x.csv"
+
+
+def test_distinct_action_kinds_and_sync_types_are_kept_in_order() -> None:
+    routes = _routes(
+        {"name": "act", "schedule": "s", "action": "activate", "syncs": [{"id": SYNC_A}]},
+        {"name": "go", "schedule": "s", "syncs": [{"id": SYNC_A}, {"id": SYNC_A, "type": "bulk"}]},
+        {"name": "again", "schedule": "s", "syncs": [{"id": SYNC_A.upper()}]},
+    )
+    assert [(a.route, a.kind, a.sync.type, a.sync.id) for a in routes.actions_for([scheduled("s")])] == [
+        ("act", "activate", "model", SYNC_A),
+        ("go", "start", "model", SYNC_A),
+        ("go", "start", "bulk", SYNC_A),
+    ]
+
+
+def test_activate_first_twice_in_one_event_activates_once() -> None:
+    routes = _routes(
+        {"name": "one", "schedule": "s", "syncs": [{"id": SYNC_A, "activate_first": True}]},
+        {"name": "two", "schedule": "s", "syncs": [{"id": SYNC_A, "activate_first": True}]},
+    )
+    assert [(a.route, a.kind) for a in routes.actions_for([scheduled("s")])] == [("one", "activate"), ("one", "start")]
+
+
+def test_defaults_key_glob_and_events() -> None:
+    routes = _routes({"name": "all", "s3": {"bucket": "b-1"}, "syncs": [{"id": SYNC_A}]})
+    assert len(routes.actions_for([s3("any/depth/key.bin", bucket="b-1")])) == 1
+    assert routes.actions_for([s3("any/depth/key.bin", bucket="b-1", event="deleted")]) == []
+    route = routes.routes[0]
+    assert (route.key, route.action, route.events) == ("**", "start", frozenset({"created"}))
+
+
+def test_sync_ids_are_normalised_to_lower_case() -> None:
+    routes = _routes({"name": "r", "schedule": "s", "syncs": [{"id": SYNC_A.upper().replace("1", "A")}]})
+    assert routes.routes[0].syncs[0].id == SYNC_A.replace("1", "a")
+
+
+def test_events_may_be_a_single_string() -> None:
+    routes = _routes({"name": "r", "s3": {"bucket": "b-1", "events": "deleted"}, "syncs": [{"id": SYNC_A}]})
+    assert routes.routes[0].events == frozenset({"deleted"})
+
+
+def test_json_is_a_valid_routes_file(tmp_path: Path) -> None:
+    path = tmp_path / "routes.json"
+    path.write_text(json.dumps({"routes": [{"name": "j", "schedule": "s", "syncs": [{"id": SYNC_A}]}]}))
+    assert [r.name for r in load_routes(path).routes] == ["j"]
+
+
+def test_empty_routes_list_is_allowed() -> None:
+    assert len(parse_routes({"routes": []})) == 0
+    assert len(parse_routes({"routes": None})) == 0
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+GOOD_ROUTE: dict[str, Any] = {
+    "name": "good",
+    "s3": {"bucket": "acme-landing", "key": "orders/**/*.csv", "events": ["created"]},
+    "syncs": [{"id": SYNC_A}],
+}
+
+
+def error_of(document: Any) -> str:
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(document, source="routes.yaml")
+    return str(caught.value)
+
+
+def route_with(**changes: Any) -> dict[str, Any]:
+    route = copy.deepcopy(GOOD_ROUTE)
+    for field, value in changes.items():
+        if value is ...:
+            route.pop(field, None)
+        else:
+            route[field] = value
+    return route
+
+
+def one_problem(route: dict[str, Any]) -> str:
+    message = error_of({"routes": [route]})
+    assert "(1 problem)" in message, message
+    return message.splitlines()[1].removeprefix("  - ")
+
+
+@pytest.mark.parametrize(
+    ("route", "expected"),
+    [
+        (route_with(when="always"), "route 'good': unknown field(s): when"),
+        (route_with(name=...), "routes[0]: name: required; 1-64 letters, digits, '-' or '_'"),
+        (route_with(name=""), "routes[0]: name: required; 1-64 letters, digits, '-' or '_'"),
+        (route_with(name="has space"), "route 'has space': name: required; 1-64 letters, digits, '-' or '_'"),
+        (route_with(name="x" * 65), f"route '{'x' * 65}': name: required; 1-64 letters, digits, '-' or '_'"),
+        (route_with(name=7), "routes[0]: name: required; 1-64 letters, digits, '-' or '_'"),
+        (route_with(s3=...), "route 'good': needs exactly one trigger: s3 or schedule"),
+        (route_with(schedule="nightly"), "route 'good': needs exactly one trigger: s3 or schedule"),
+        (route_with(action="stop"), "route 'good': action: must be one of start, activate, deactivate (got 'stop')"),
+        (route_with(syncs=...), "route 'good': syncs: must be a non-empty list of {id: <sync uuid>, ...}"),
+        (route_with(syncs=[]), "route 'good': syncs: must be a non-empty list of {id: <sync uuid>, ...}"),
+        (route_with(syncs={"id": SYNC_A}), "route 'good': syncs: must be a non-empty list of {id: <sync uuid>, ...}"),
+        (route_with(syncs=[SYNC_A]), "route 'good': syncs[0]: must be a mapping with an id"),
+        (route_with(s3="acme-landing"), "route 'good': s3: must be a mapping with bucket, key and events"),
+        (
+            route_with(s3={"bucket": "acme-landing", "prefix": "orders/"}),
+            "route 'good': s3: unknown field(s): prefix",
+        ),
+        (route_with(s3={"key": "**"}), "route 'good': s3.bucket: must be an S3 bucket name (got None)"),
+        (
+            route_with(s3={"bucket": "Acme_Landing"}),
+            "route 'good': s3.bucket: must be an S3 bucket name (got 'Acme_Landing')",
+        ),
+        (route_with(s3={"bucket": "ab"}), "route 'good': s3.bucket: must be an S3 bucket name (got 'ab')"),
+        (route_with(s3={"bucket": "a..b"}), "route 'good': s3.bucket: must be an S3 bucket name (got 'a..b')"),
+        (
+            route_with(s3={"bucket": "s3://acme-landing"}),
+            "route 'good': s3.bucket: must be an S3 bucket name (got 's3://acme-landing')",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "key": "orders/[0-9]*.csv"}),
+            "route 'good': s3.key: character classes ([...]) are not supported; use * ? or ** (got 'orders/[0-9]*.csv')",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "key": "a**b"}),
+            "route 'good': s3.key: ** must stand alone between slashes (e.g. orders/**/*.csv) (got 'a**b')",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "key": ""}),
+            "route 'good': s3.key: the key glob is empty (got '')",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "key": 5}),
+            "route 'good': s3.key: must be a glob string (got 5)",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "events": ["put"]}),
+            "route 'good': s3.events: must be a list of created and/or deleted (got ['put'])",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "events": []}),
+            "route 'good': s3.events: must be a list of created and/or deleted (got [])",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "events": ["created", "created"]}),
+            "route 'good': s3.events: must be a list of created and/or deleted (got ['created', 'created'])",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "events": [{"x": 1}]}),
+            "route 'good': s3.events: must be a list of created and/or deleted (got [{'x': 1}])",
+        ),
+        (
+            route_with(s3=..., schedule="night ly"),
+            "route 'good': schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')",
+        ),
+        (
+            route_with(s3=..., schedule=["nightly"]),
+            "route 'good': schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')",
+        ),
+        (route_with(syncs=[{"id": "12345"}]), "route 'good': syncs[0].id: must be a sync UUID (got '12345')"),
+        (route_with(syncs=[{}]), "route 'good': syncs[0].id: must be a sync UUID (got None)"),
+        (
+            route_with(syncs=[{"id": "../../api/webhooks"}]),
+            "route 'good': syncs[0].id: must be a sync UUID (got '../../api/webhooks')",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "elt"}]),
+            "route 'good': syncs[0].type: must be model or bulk (got 'elt')",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "fetch_mode": "full"}]),
+            "route 'good': syncs[0].fetch_mode: not an option of a model sync (options: identities, resync, test)",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "resync": True}]),
+            "route 'good': syncs[0].resync: not an option of a bulk sync (options: fetch_mode, resync_mode, schemas, test)",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "identities": ["x"]}]),
+            "route 'good': syncs[0].identities: not an option of a bulk sync (options: fetch_mode, resync_mode, schemas, test)",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "colour": "red"}]),
+            "route 'good': syncs[0].colour: not an option of a model sync (options: identities, resync, test)",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "fetch_mode": "partial"}]),
+            "route 'good': syncs[0].fetch_mode: must be one of none, incremental, full (got 'partial')",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "resync_mode": "everything"}]),
+            "route 'good': syncs[0].resync_mode: must be one of refetch, resync, rebuild (got 'everything')",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "resync": "yes"}]),
+            "route 'good': syncs[0].resync: must be a bool (got 'yes')",
+        ),
+        (route_with(syncs=[{"id": SYNC_A, "test": 1}]), "route 'good': syncs[0].test: must be a bool (got 1)"),
+        (
+            route_with(syncs=[{"id": SYNC_A, "identities": "a@b.c"}]),
+            "route 'good': syncs[0].identities: must be a list (got 'a@b.c')",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "identities": ["ok", ""]}]),
+            "route 'good': syncs[0].identities: must be a list of non-empty strings",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "schemas": [1]}]),
+            "route 'good': syncs[0].schemas: must be a list of non-empty strings",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "fetch_mode": 3}]),
+            "route 'good': syncs[0].fetch_mode: must be a str (got 3)",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "test": True, "resync_mode": "refetch"}]),
+            "route 'good': syncs[0]: test cannot be combined with resync_mode (Polytomic rejects it)",
+        ),
+        (
+            route_with(action="activate", syncs=[{"id": SYNC_A, "resync": True}]),
+            "route 'good': syncs[0].resync: options only apply to action start",
+        ),
+        (
+            route_with(action="deactivate", syncs=[{"id": SYNC_A, "type": "bulk", "fetch_mode": "full"}]),
+            "route 'good': syncs[0].fetch_mode: options only apply to action start",
+        ),
+        (
+            route_with(action="deactivate", syncs=[{"id": SYNC_A, "activate_first": True}]),
+            "route 'good': syncs[0].activate_first: only applies to action start",
+        ),
+        (
+            route_with(action="activate", syncs=[{"id": SYNC_A, "activate_first": True}]),
+            "route 'good': syncs[0].activate_first: only applies to action start",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "activate_first": "yes"}]),
+            "route 'good': syncs[0].activate_first: must be true or false",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A}, {"id": SYNC_A.upper()}]),
+            f"route 'good': syncs[1].id: {SYNC_A} is listed twice in this route",
+        ),
+    ],
+)
+def test_each_kind_of_bad_route_names_its_route_and_field(route: dict[str, Any], expected: str) -> None:
+    assert one_problem(route) == expected
+
+
+def test_unknown_top_level_field() -> None:
+    message = error_of({"routes": [GOOD_ROUTE], "version": 2})
+    assert "(1 problem)" in message
+    assert "unknown top-level field(s): version" in message
+
+
+def test_a_route_that_is_not_a_mapping() -> None:
+    assert one_problem("orders") == "routes[0]: must be a mapping with name, a trigger (s3 or schedule) and syncs"  # type: ignore[arg-type]
+
+
+def test_duplicate_route_names() -> None:
+    message = error_of({"routes": [GOOD_ROUTE, GOOD_ROUTE]})
+    assert "(1 problem)" in message
+    assert "route 'good': name: 'good' is used by an earlier route; names must be unique" in message
+
+
+def test_the_same_sync_id_may_appear_as_model_and_bulk() -> None:
+    routes = _routes(route_with(syncs=[{"id": SYNC_A}, {"id": SYNC_A, "type": "bulk"}]))
+    assert [s.type for s in routes.routes[0].syncs] == ["model", "bulk"]
+
+
+@pytest.mark.parametrize("document", [[GOOD_ROUTE], "routes", None, 42, {"route": [GOOD_ROUTE]}])
+def test_top_level_must_be_a_mapping_with_routes(document: Any) -> None:
+    assert error_of(document) == "routes file routes.yaml: expected a mapping with a 'routes' list at the top"
+
+
+def test_routes_must_be_a_list() -> None:
+    assert error_of({"routes": {"good": GOOD_ROUTE}}) == "routes file routes.yaml: 'routes' must be a list"
+
+
+def test_all_problems_of_a_file_are_reported_together() -> None:
+    document = {
+        "routes": [
+            GOOD_ROUTE,
+            route_with(name="bad-bucket", s3={"bucket": "B"}, syncs=[{"id": "nope", "resync": "yes"}]),
+            route_with(name="bad-sync", syncs=[{"id": SYNC_B, "type": "bulk", "fetch_mode": "partial"}]),
+            route_with(name="good"),
+        ],
+        "extra": True,
+    }
+    message = error_of(document)
+    assert message.startswith("routes file routes.yaml is invalid (6 problems):\n  - ")
+    assert message.splitlines()[1:] == [
+        "  - unknown top-level field(s): extra",
+        "  - route 'bad-bucket': s3.bucket: must be an S3 bucket name (got 'B')",
+        "  - route 'bad-bucket': syncs[0].id: must be a sync UUID (got 'nope')",
+        "  - route 'bad-bucket': syncs[0].resync: must be a bool (got 'yes')",
+        "  - route 'bad-sync': syncs[0].fetch_mode: must be one of none, incremental, full (got 'partial')",
+        "  - route 'good': name: 'good' is used by an earlier route; names must be unique",
+    ]
+
+
+def test_a_bad_file_never_yields_partial_routes(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(yaml.safe_dump({"routes": [GOOD_ROUTE, route_with(name="bad", syncs=[{"id": "x"}])]}))
+    with pytest.raises(RoutesError, match=r"route 'bad': syncs\[0\]\.id"):
+        load_routes(path)
+
+
+# -- reading the file ---------------------------------------------------------------------------
+
+
+def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("routes:\n  - name: ok\n    schedule: nightly\n    syncs: [{id: x}\n  - name: broken\n")
+    with pytest.raises(RoutesError) as caught:
+        load_routes(path)
+    message = str(caught.value)
+    assert message.startswith(f"routes file {path}: not valid YAML at line ")
+    assert " at line 5, column " in message
+
+
+def test_invalid_yaml_tab_indentation(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("routes:\n\t- name: tabbed\n")
+    with pytest.raises(RoutesError, match=r"not valid YAML at line 2, column 1: "):
+        load_routes(path)
+
+
+def test_missing_file_is_a_routes_error(tmp_path: Path) -> None:
+    path = tmp_path / "absent.yaml"
+    with pytest.raises(RoutesError) as caught:
+        load_routes(path)
+    assert str(caught.value) == f"routes file {path}: cannot be read (No such file or directory)"
+
+
+def test_a_directory_is_a_routes_error(tmp_path: Path) -> None:
+    with pytest.raises(RoutesError, match=r"cannot be read \(Is a directory\)"):
+        load_routes(tmp_path)
+
+
+def test_a_file_that_is_not_utf8_is_a_routes_error(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_bytes(b"routes:\n  - name: caf\xe9\n")
+    with pytest.raises(RoutesError) as caught:
+        load_routes(path)
+    assert str(caught.value) == f"routes file {path}: not UTF-8 text (byte 21)"
+
+
+def test_an_empty_file_is_a_routes_error(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("")
+    with pytest.raises(RoutesError, match="expected a mapping with a 'routes' list at the top"):
+        load_routes(path)
+
+
+def test_a_yaml_list_at_the_top_is_a_routes_error(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text("- name: x\n")
+    with pytest.raises(RoutesError, match="expected a mapping with a 'routes' list at the top"):
+        load_routes(path)
