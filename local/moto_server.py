@@ -1,0 +1,80 @@
+"""moto in server mode on 127.0.0.1, in a thread of this process.
+
+Why server mode rather than ``mock_aws``: the handlers, Powertools and the
+tests reach it over HTTP through ``AWS_ENDPOINT_URL_*`` exactly as they would
+reach AWS, so nothing is patched. One server answers every service moto
+implements (Secrets Manager, S3, SQS, SNS, EventBridge, Scheduler, and
+DynamoDB when DynamoDB Local is unavailable).
+
+Caveats: moto's backends are process-global, so this server shares state with
+any ``mock_aws`` used in the same process (and ``mock_aws`` intercepts boto3
+calls, including those meant for this server, while it is active).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import urllib.request
+from types import TracebackType
+from typing import Self
+
+from moto.server import ThreadedMotoServer
+
+
+class MotoServer:
+    """``ThreadedMotoServer`` bound to loopback; ``port=0`` (default) lets the OS pick a free port."""
+
+    def __init__(self, port: int = 0, *, quiet: bool = True) -> None:
+        """``quiet`` raises the ``werkzeug`` logger to WARNING: no line per request on stderr."""
+        self.requested_port = port
+        self.quiet = quiet
+        self.port: int | None = None
+        self._server: ThreadedMotoServer | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("the moto server is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("the moto server is already running")
+        if self.quiet:
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.requested_port, verbose=False)
+        server.start()
+        self._server = server
+        self.port = server.get_host_and_port()[1]
+        return self
+
+    def reset(self) -> None:
+        """Wipe every moto backend (all services, all accounts) through moto's own API."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310 -- loopback http
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            response.read()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket (ThreadedMotoServer.stop leaves it open)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.stop()
+        wsgi = server._server  # the werkzeug server; stop() only shuts its loop down
+        if wsgi is not None:
+            with contextlib.suppress(OSError):
+                wsgi.server_close()
+        self.port = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

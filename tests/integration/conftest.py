@@ -1,0 +1,64 @@
+"""Shared fixtures of the integration tests: one local stack per session, reset per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from local.fake_polytomic import FakePolytomic
+from local.stack import LocalStack
+from tests.integration.support import (
+    CUSTOMERS_MODEL,
+    ORDERS_MODEL,
+    ROUTES,
+    WAREHOUSE_BULK,
+    Invoker,
+    captured_logs,
+)
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    """moto + DynamoDB Local (moto's DynamoDB outside CI if Java is missing) + the fake Polytomic API.
+
+    ``stack.env()`` is applied to ``os.environ`` for the whole session and the
+    previous values are restored at the end; every server is stopped.
+    """
+    with LocalStack() as stack, stack.environ():
+        yield stack
+
+
+@pytest.fixture
+def fake(local_stack: LocalStack) -> FakePolytomic:
+    """The stack's fake Polytomic API, reset: no calls, faults, syncs or stored Idempotency-Keys."""
+    local_stack.fake.reset()
+    return local_stack.fake
+
+
+@pytest.fixture
+def clean(local_stack: LocalStack) -> LocalStack:
+    """The stack with a reset fake, an empty idempotency table and the initial secret value."""
+    local_stack.reset()
+    return local_stack
+
+
+@pytest.fixture
+def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoker]:
+    """The handlers, configured with the bundled routes and a fresh container, their logs captured.
+
+    The example routes' three syncs exist (active, instant runs) and nothing has been called yet.
+    """
+    from aws_lambda_powertools.utilities import parameters
+
+    from polytrigger import app as runtime
+
+    for sync_id, kind in ((ORDERS_MODEL, "model"), (WAREHOUSE_BULK, "bulk"), (CUSTOMERS_MODEL, "model")):
+        clean.fake.add_sync(sync_id, kind=kind)
+    monkeypatch.setenv("ROUTES_FILE", str(ROUTES))
+    runtime.reset()
+    parameters.clear_caches()
+    with captured_logs() as buffer:
+        yield Invoker(clean, buffer)
+    runtime.reset()
+    parameters.clear_caches()
