@@ -51,7 +51,7 @@ def parse_secret(value: Any) -> Credentials:
         key, organization = document.get("deployment_key"), document.get("organization_id")
         if not isinstance(key, str) or not key.strip():
             raise CredentialsError('the Polytomic secret field "deployment_key" must be a non-empty string')
-        if not isinstance(organization, str) or not _UUID.match(organization.strip()):
+        if not isinstance(organization, str) or not _UUID.fullmatch(organization.strip()):
             raise CredentialsError('the Polytomic secret field "organization_id" must be an organisation UUID')
         token = base64.b64encode(f"{organization.strip()}:{key.strip()}".encode()).decode("ascii")
         return Credentials(scheme="deployment_key", authorization=f"Basic {token}")

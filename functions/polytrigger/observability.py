@@ -36,8 +36,14 @@ def record_unsupported(shape: str) -> None:
     metrics.add_metric(name="unsupported_event", unit=MetricUnit.Count, value=1)
 
 
+def record_configuration_error(problem: str) -> None:
+    logger.error(f"polytrigger cannot start: {problem}", extra={"status": "configuration_error"})
+    metrics.add_metric(name="configuration_error", unit=MetricUnit.Count, value=1)
+
+
 def record_ignored(reason: str) -> None:
     logger.info(f"event ignored: {reason}", extra={"status": "ignored"})
+    metrics.add_metric(name="ignored", unit=MetricUnit.Count, value=1)
 
 
 def correlation_id(event: object) -> str | None:

@@ -213,7 +213,7 @@ class PolytomicClient:
             headers["Content-Type"] = "application/json"
             encoded = json.dumps(body).encode("utf-8")
         if idempotency_key is not None:
-            if not _IDEMPOTENCY_KEY.match(idempotency_key):
+            if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
                 raise ValueError("an Idempotency-Key must be 8-255 letters, digits, '-' or '_'")
             headers["Idempotency-Key"] = idempotency_key
         try:
@@ -305,6 +305,6 @@ def _base(sync_type: str) -> str:
 
 def _sync(sync_id: str) -> str:
     """Ids are validated before any URL is built: a crafted id can never change the path."""
-    if not _UUID.match(sync_id):
+    if not _UUID.fullmatch(sync_id):
         raise ValueError(f"sync id {sync_id!r} is not a UUID")
     return sync_id

@@ -172,7 +172,7 @@ def _parse_route(raw: Any, problems: list[str]) -> Route | None:
         problems.append(f"unknown field(s): {', '.join(unknown)}")
 
     name = raw.get("name")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         problems.append("name: required; 1-64 letters, digits, '-' or '_'")
         name = ""
 
@@ -189,7 +189,7 @@ def _parse_route(raw: Any, problems: list[str]) -> Route | None:
         fields = _parse_s3(raw["s3"], problems)
     else:
         schedule = raw["schedule"]
-        if not isinstance(schedule, str) or not _SCHEDULE.match(schedule):
+        if not isinstance(schedule, str) or not _SCHEDULE.fullmatch(schedule):
             problems.append("schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')")
         else:
             fields = {"schedule": schedule}
@@ -208,7 +208,7 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
     if unknown:
         problems.append(f"s3: unknown field(s): {', '.join(unknown)}")
     bucket = raw.get("bucket")
-    if not isinstance(bucket, str) or not _BUCKET.match(bucket) or ".." in bucket:
+    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket) or ".." in bucket:
         problems.append(f"s3.bucket: must be an S3 bucket name (got {bucket!r})")
     key = raw.get("key", "**")
     pattern = None
@@ -263,7 +263,7 @@ def _parse_sync(raw: Any, action: ActionKind, where: str, problems: list[str]) -
         return None
     before = len(problems)
     sync_id = raw.get("id")
-    if not isinstance(sync_id, str) or not _UUID.match(sync_id):
+    if not isinstance(sync_id, str) or not _UUID.fullmatch(sync_id):
         problems.append(f"{where}.id: must be a sync UUID (got {sync_id!r})")
     sync_type = raw.get("type", "model")
     if sync_type not in ("model", "bulk"):

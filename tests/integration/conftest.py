@@ -62,3 +62,4 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         yield Invoker(clean, buffer)
     runtime.reset()
     parameters.clear_caches()
+    clean.reset()  # leave the session's stack as the next test expects it

@@ -583,3 +583,10 @@ def test_retry_policy_defaults() -> None:
     policy = RetryPolicy()
     assert (policy.attempts, policy.base_delay, policy.max_delay) == (3, 0.2, 5.0)
     assert all(0 <= policy.delay(attempt, None) <= 5.0 for attempt in range(20))
+
+
+def test_a_sync_id_with_a_trailing_newline_is_refused_before_any_request() -> None:
+    from polytrigger.polytomic import _sync
+
+    with pytest.raises(ValueError, match="is not a UUID"):
+        _sync("248df4b7-aa70-47b8-a036-33ac447e668d\n")

@@ -509,3 +509,17 @@ def test_a_yaml_list_at_the_top_is_a_routes_error(tmp_path: Path) -> None:
     path.write_text("- name: x\n")
     with pytest.raises(RoutesError, match="expected a mapping with a 'routes' list at the top"):
         load_routes(path)
+
+
+def test_trailing_newlines_do_not_pass_for_names_ids_or_schedules() -> None:
+    document = {
+        "routes": [
+            {"name": "nightly\n", "schedule": "nightly\n", "syncs": [{"id": "248df4b7-aa70-47b8-a036-33ac447e668d\n"}]}
+        ]
+    }
+    with pytest.raises(RoutesError) as raised:
+        parse_routes(document)
+    message = str(raised.value)
+    assert "name: required" in message
+    assert "schedule: must be a schedule name" in message
+    assert "syncs[0].id: must be a sync UUID" in message

@@ -14,7 +14,13 @@ from polytrigger.config import ConfigError
 from polytrigger.credentials import CredentialsError
 from polytrigger.dispatch import ActionsFailed, Report
 from polytrigger.events import UnsupportedEvent
-from polytrigger.observability import correlation_id, logger, record_ignored, record_unsupported
+from polytrigger.observability import (
+    correlation_id,
+    logger,
+    record_configuration_error,
+    record_ignored,
+    record_unsupported,
+)
 from polytrigger.routes import RoutesError
 from polytrigger.triggers import Trigger
 
@@ -26,7 +32,7 @@ def get_app(event: Any, context: LambdaContext | None) -> runtime.App:
     try:
         app = runtime.get()
     except (ConfigError, RoutesError, CredentialsError) as error:
-        logger.error(f"polytrigger cannot start: {error}", extra={"status": "configuration_error"})
+        record_configuration_error(str(error))
         raise
     app.dedup.register(context)
     return app

@@ -1,0 +1,188 @@
+"""Bad input and broken dependencies: one clear error, no call to Polytomic, nothing lost or leaked."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from local.fake_polytomic import DEFAULT_API_KEY
+from polytrigger.config import ConfigError
+from polytrigger.dispatch import ActionsFailed
+from polytrigger.routes import RoutesError
+from tests.integration.support import ORDERS_MODEL, Invoker, load_event, posts
+
+
+def errors(polytrigger: Invoker) -> list[dict[str, object]]:
+    return [line for line in polytrigger.log_lines() if line["level"] == "ERROR"]
+
+
+def test_missing_variable_fails_with_one_line_naming_it(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IDEMPOTENCY_TABLE")
+
+    with pytest.raises(ConfigError, match=r"^IDEMPOTENCY_TABLE is required but not set$"):
+        polytrigger.s3(load_event("s3-notification-created.json"))
+
+    [line] = errors(polytrigger)
+    assert line["message"] == "polytrigger cannot start: IDEMPOTENCY_TABLE is required but not set"
+    assert polytrigger.stack.fake.calls == []
+
+
+def test_bad_routes_file_fails_naming_route_and_field(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "routes:\n"
+        "  - name: orders\n"
+        "    s3: {bucket: acme-landing, key: 'orders/*.csv'}\n"
+        "    syncs: [{id: 248df4b7-aa70-47b8-a036-33ac447e668d, type: bulk, fetch_mode: fast}]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+
+    with pytest.raises(RoutesError) as raised:
+        polytrigger.schedule(load_event("scheduler-input-nightly.json"))
+
+    assert "route 'orders': syncs[0].fetch_mode: must be one of none, incremental, full (got 'fast')" in str(
+        raised.value
+    )
+    [line] = errors(polytrigger)
+    assert "syncs[0].fetch_mode" in str(line["message"])
+    assert polytrigger.stack.fake.calls == []
+
+
+def test_unsupported_event_is_logged_once_and_not_retried(
+    polytrigger: Invoker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = polytrigger.s3(load_event("unsupported-event.json"))
+
+    assert summary == {"outcomes": []}
+    [line] = errors(polytrigger)
+    assert "aws:dynamodb" in str(line["message"])
+    assert line["status"] == "unsupported_event"
+    assert polytrigger.stack.fake.calls == []
+    metrics = [json.loads(out) for out in capsys.readouterr().out.splitlines() if out.startswith('{"_aws"')]
+    assert any(metric.get("unsupported_event") == [1.0] for metric in metrics)
+
+
+def test_unsupported_schedule_event_is_logged_once(polytrigger: Invoker) -> None:
+    summary = polytrigger.schedule(load_event("s3-notification-created.json"))
+
+    assert summary == {"outcomes": []}
+    assert len(errors(polytrigger)) == 1
+    assert polytrigger.stack.fake.calls == []
+
+
+def test_unsupported_sqs_record_is_not_returned_to_the_queue(polytrigger: Invoker) -> None:
+    event = load_event("sqs-s3-notifications.json")
+    event["Records"][0]["body"] = "not json {"
+
+    result = polytrigger.s3(event)
+
+    assert result["batchItemFailures"] == []
+    assert len(result["outcomes"]) >= 1  # the other records still ran
+    assert len(errors(polytrigger)) == 1
+
+
+def test_rotated_key_is_refetched_once_and_the_run_continues(polytrigger: Invoker) -> None:
+    stack, fake = polytrigger.stack, polytrigger.stack.fake
+    polytrigger.schedule(load_event("scheduler-input-freeze.json"))  # warms the container's secret cache
+    fake.reset_calls()
+    fake.set_api_keys(["rotated-key-0002"])
+    stack.put_secret("rotated-key-0002")
+
+    summary = polytrigger.schedule(load_event("scheduler-input-thaw.json"))
+
+    assert [o["status"] for o in summary["outcomes"]] == ["activated", "activated"]
+    assert [(c.status, c.headers["authorization"]) for c in posts(fake)] == [
+        (401, f"Bearer {DEFAULT_API_KEY}"),
+        (200, "Bearer rotated-key-0002"),
+        (200, "Bearer rotated-key-0002"),
+    ]
+
+
+def test_a_key_that_stays_wrong_fails_with_a_clear_reason(polytrigger: Invoker) -> None:
+    fake = polytrigger.stack.fake
+    fake.set_api_keys(["some-other-key"])
+
+    summary = polytrigger.schedule(load_event("scheduler-input-thaw.json"))
+
+    assert [o["status"] for o in summary["outcomes"]] == ["failed", "failed"]
+    assert all("401" in o["reason"] and "re-reading the secret" in o["reason"] for o in summary["outcomes"])
+    assert len(posts(fake)) == 4  # one try and one after re-reading the secret, per action; no more
+    assert len(errors(polytrigger)) == 2
+
+
+def test_unknown_sync_is_a_failure_naming_route_and_sync(polytrigger: Invoker) -> None:
+    polytrigger.stack.fake.reset()  # Polytomic knows none of the routes' syncs
+
+    summary = polytrigger.schedule(load_event("scheduler-input-freeze.json"))
+
+    assert [o["status"] for o in summary["outcomes"]] == ["failed", "failed"]
+    first = errors(polytrigger)[0]
+    assert first["route"] == "weekend-freeze"
+    assert first["sync_id"] == ORDERS_MODEL
+    assert "404" in str(first["reason"])
+
+
+def test_missing_table_makes_no_call_and_fails_the_invocation(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polytrigger import app as runtime
+
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", "no-such-table")
+    runtime.reset()
+
+    with pytest.raises(ActionsFailed, match="dedup table cannot be used"):
+        polytrigger.s3(load_event("s3-notification-created.json"))
+
+    assert polytrigger.stack.fake.calls == []
+
+
+def test_unreadable_secret_fails_the_invocation_and_records_nothing(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polytrigger import app as runtime
+
+    monkeypatch.setenv("POLYTOMIC_SECRET_ID", "no/such/secret")
+    runtime.reset()
+
+    with pytest.raises(ActionsFailed, match=r"cannot read the Polytomic secret 'no/such/secret'.*ResourceNotFound"):
+        polytrigger.s3(load_event("s3-notification-created.json"))
+
+    assert polytrigger.stack.fake.calls == []
+    assert polytrigger.records() == []
+
+
+def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsys: pytest.CaptureFixture[str]) -> None:
+    from polytrigger.observability import logger
+
+    stack, fake = polytrigger.stack, polytrigger.stack.fake
+    organization = "0b5c5f6e-6a47-4bc4-9d0a-3b8f4e2a1c9d"
+    deployment_key = "deployment-secret-9876"
+    secrets = [DEFAULT_API_KEY, deployment_key, "rotated-secret-4321"]
+    seen: list[str] = []
+    logger.setLevel("DEBUG")
+    try:
+        seen.append(json.dumps(polytrigger.s3(load_event("s3-notification-created.json"))))
+        fake.set_api_keys(["rotated-secret-4321"])  # 401, refetch, still wrong -> failed outcomes
+        seen.append(json.dumps(polytrigger.schedule(load_event("scheduler-input-thaw.json"))))
+        fake.set_deployment_keys([(organization, deployment_key)])
+        stack.put_secret(json.dumps({"deployment_key": deployment_key, "organization_id": organization}))
+        fake.inject(503, times=3, path_contains=ORDERS_MODEL)
+        with pytest.raises(ActionsFailed) as raised:
+            polytrigger.schedule(load_event("scheduler-input-freeze.json"))
+        seen.append(str(raised.value))
+    finally:
+        logger.setLevel("INFO")
+    seen.append(polytrigger.log_text())
+    seen.append(capsys.readouterr().out)
+    everything = "\n".join(seen)
+    assert "DEBUG" in everything or "INFO" in everything
+    for secret in secrets:
+        assert secret not in everything
+        assert base64.b64encode(secret.encode()).decode() not in everything
+    assert base64.b64encode(f"{organization}:{deployment_key}".encode()).decode() not in everything
