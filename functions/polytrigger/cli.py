@@ -22,27 +22,26 @@ from polytrigger.routes import RoutesError, load_routes
 from polytrigger.triggers import Trigger
 
 
-def triggers_of(event: Any) -> list[Trigger]:
-    """Recognise either handler's shapes, as the deployed functions would."""
-    if isinstance(event, dict) and ("schedule" in event or (event.get("detail-type") == "Scheduled Event")):
-        return [schedule_trigger(event)]
+def trigger_groups(event: Any) -> list[list[Trigger]]:
+    """Triggers grouped as the deployed functions handle them: per SQS record, else per event."""
+    if isinstance(event, dict) and ("schedule" in event or event.get("detail-type") == "Scheduled Event"):
+        return [[schedule_trigger(event)]]
     if is_sqs_batch(event):
-        found: list[Trigger] = []
-        for record in event["Records"]:
-            found.extend(sqs_body_triggers(record.get("body", "")))
-        return found
-    return s3_triggers(event)
+        return [sqs_body_triggers(record.get("body", "")) for record in event["Records"]]
+    return [s3_triggers(event)]
 
 
 def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
     routes = load_routes(routes_file)
     rows: list[dict[str, Any]] = []
-    for trigger in triggers_of(event):
-        actions = routes.actions_for([trigger])
-        if not actions:
-            rows.append({"trigger": trigger.describe(), "route": None})
-        for action in actions:
-            rows.append(
+    for triggers in trigger_groups(event):
+        actions = routes.actions_for(triggers)
+        for trigger in triggers:
+            mine = [action for action in actions if action.trigger == trigger]
+            if not mine:
+                reached = any(route.matches(trigger) for route in routes.routes)
+                rows.append({"trigger": trigger.describe(), "route": None, "covered": reached})
+            rows.extend(
                 {
                     "trigger": trigger.describe(),
                     "route": action.route,
@@ -52,6 +51,7 @@ def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
                     "options": action.sync.body() if action.kind == "start" else {},
                     "idempotency_key": action.dedup_key,
                 }
+                for action in mine
             )
     return rows
 
@@ -59,18 +59,20 @@ def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
 def render(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no trigger in this event (nothing would happen)"
-    lines = []
+    by_trigger: dict[str, list[str]] = {}
     for row in rows:
+        lines = by_trigger.setdefault(row["trigger"], [])
         if row["route"] is None:
-            lines.append(f"{row['trigger']}\n  -> no route matches: nothing would happen")
+            lines.append(
+                "  -> already covered by an earlier trigger of this event"
+                if row["covered"]
+                else "  -> no route matches: nothing would happen"
+            )
             continue
-        options = json.dumps(row["options"], sort_keys=True) if row["options"] else ""
-        lines.append(
-            f"{row['trigger']}\n  -> route {row['route']}: {row['action']} {row['sync_type']} sync "
-            f"{row['sync_id']} {options}".rstrip()
-            + f"\n     Idempotency-Key {row['idempotency_key']}"
-        )
-    return "\n".join(lines)
+        options = f" {json.dumps(row['options'], sort_keys=True)}" if row["options"] else ""
+        lines.append(f"  -> route {row['route']}: {row['action']} {row['sync_type']} sync {row['sync_id']}{options}")
+        lines.append(f"     Idempotency-Key {row['idempotency_key']}")
+    return "\n".join(f"{trigger}\n" + "\n".join(lines) for trigger, lines in by_trigger.items())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

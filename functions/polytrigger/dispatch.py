@@ -18,6 +18,7 @@ from polytrigger.polytomic import (
     AlreadyRunning,
     KeyInFlight,
     PolytomicClient,
+    PolytomicError,
     Rejected,
     ServerError,
     Transient,
@@ -181,7 +182,7 @@ def _retryable(action: Action, reason: str) -> Outcome:
 
 
 def _message(error: Exception) -> str:
-    return str(error)
+    return error.reason if isinstance(error, PolytomicError) else str(error)
 
 
 def _first_line(error: Exception) -> str:

@@ -35,6 +35,12 @@ class PolytomicError(Exception):
         self.status = status
         self.key = key
 
+    @property
+    def reason(self) -> str:
+        """The message without the request line: what an outcome's reason shows."""
+        text = str(self)
+        return text.split(": ", 1)[1] if text.startswith(("GET ", "POST ")) and ": " in text else text
+
 
 class AlreadyRunning(PolytomicError):
     """409: a run of this sync is already in progress (not a failure)."""
