@@ -40,8 +40,8 @@ demo: install
 	$(PY) -m local.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check functions local tests benchmarks
-	$(BIN)/ruff format --check functions local tests benchmarks
+	$(BIN)/ruff check functions local tests
+	$(BIN)/ruff format --check functions local tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -53,8 +53,9 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
     from polytrigger import app as runtime
 
-    for sync_id, kind in ((ORDERS_MODEL, "model"), (WAREHOUSE_BULK, "bulk"), (CUSTOMERS_MODEL, "model")):
-        clean.fake.add_sync(sync_id, kind=kind)
+    clean.fake.add_sync(ORDERS_MODEL, kind="model")
+    clean.fake.add_sync(WAREHOUSE_BULK, kind="bulk")
+    clean.fake.add_sync(CUSTOMERS_MODEL, kind="model")
     monkeypatch.setenv("ROUTES_FILE", str(ROUTES))
     runtime.reset()
     parameters.clear_caches()

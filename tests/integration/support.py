@@ -36,12 +36,12 @@ class Invoker:
     def s3(self, event: dict[str, Any], **context: Any) -> dict[str, Any]:
         from polytrigger.handlers import s3
 
-        return s3.handler(event, LocalContext(function_name="polytrigger-s3", **context))  # type: ignore[arg-type]
+        return s3.handler(event, LocalContext(function_name="polytrigger-s3", **context))
 
     def schedule(self, event: dict[str, Any], **context: Any) -> dict[str, Any]:
         from polytrigger.handlers import schedule
 
-        return schedule.handler(event, LocalContext(function_name="polytrigger-schedule", **context))  # type: ignore[arg-type]
+        return schedule.handler(event, LocalContext(function_name="polytrigger-schedule", **context))
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]

@@ -179,3 +179,60 @@ def test_a_500_after_the_run_was_created_reports_that_run(polytrigger: Invoker) 
     assert summary["outcomes"][0]["status"] == "started"
     assert summary["outcomes"][0]["execution_id"] == execution.id
     assert [c.method for c in fake.calls if ORDERS_MODEL in c.path] == ["POST", "GET"]
+
+
+def _in_progress_record(polytrigger: Invoker, key: str, *, expires_in_ms: int) -> None:
+    """What an invocation leaves behind when Lambda cuts it off mid-call."""
+    now = time.time()
+    polytrigger.stack.dynamodb_client().put_item(
+        TableName=polytrigger.stack.table_name,
+        Item={
+            "id": {"S": f"polytrigger#{key}"},
+            "status": {"S": "INPROGRESS"},
+            "expiration": {"N": str(int(now) + 86400)},
+            "in_progress_expiration": {"N": str(int(now * 1000) + expires_in_ms)},
+        },
+    )
+
+
+def test_a_timed_out_invocation_does_not_block_its_retry(polytrigger: Invoker) -> None:
+    event = load_event("scheduler-input-freeze.json")
+    [first, second] = [row["idempotency_key"] for row in explain(event, ROUTES)]
+    _in_progress_record(polytrigger, first, expires_in_ms=-1000)  # its invocation's time ran out
+
+    summary = polytrigger.schedule(event)
+
+    assert [o["status"] for o in summary["outcomes"]] == ["deactivated", "deactivated"]
+    assert [c.headers["idempotency-key"] for c in polytrigger.stack.fake.calls] == [first, second]
+
+
+def test_an_invocation_still_running_elsewhere_makes_this_one_retry(polytrigger: Invoker) -> None:
+    event = load_event("scheduler-input-freeze.json")
+    [first, second] = [row["idempotency_key"] for row in explain(event, ROUTES)]
+    _in_progress_record(polytrigger, first, expires_in_ms=60_000)
+
+    with pytest.raises(ActionsFailed, match="another delivery of this trigger is doing this action right now"):
+        polytrigger.schedule(event)
+
+    assert [c.headers["idempotency-key"] for c in polytrigger.stack.fake.calls] == [second]
+
+
+def test_in_progress_records_expire_with_the_invocation(polytrigger: Invoker) -> None:
+    """register_lambda_context: the in-progress window is the invocation's remaining time, not an hour."""
+    fake = polytrigger.stack.fake
+    seen: list[dict[str, str]] = []
+    hold = fake.inject(hold=True, path_contains=WAREHOUSE_BULK)  # look at the record while the call is made
+
+    def look_then_release() -> None:
+        assert hold.reached.wait(10)
+        seen.extend(polytrigger.records())
+        hold.release()
+
+    looker = threading.Thread(target=look_then_release)
+    looker.start()
+    polytrigger.s3(load_event("s3-notification-created.json"), timeout_seconds=30.0)
+    looker.join()
+
+    [record] = [r for r in seen if r["status"] == "INPROGRESS"]
+    window_ms = int(record["in_progress_expiration"]) - int(time.time() * 1000)
+    assert 0 < window_ms <= 30_000

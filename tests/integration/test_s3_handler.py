@@ -21,7 +21,7 @@ from tests.integration.support import (
     starts,
 )
 
-ORDERS_START = ("/api/syncs/" + ORDERS_MODEL + "/executions", {})
+ORDERS_START: tuple[str, dict[str, Any]] = ("/api/syncs/" + ORDERS_MODEL + "/executions", {})
 WAREHOUSE_INCREMENTAL = ("/api/bulk/syncs/" + WAREHOUSE_BULK + "/executions", {"fetch_mode": "incremental"})
 WAREHOUSE_RESYNC = (
     "/api/bulk/syncs/" + WAREHOUSE_BULK + "/executions",

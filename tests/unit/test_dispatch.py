@@ -58,7 +58,7 @@ class StubClient:
         self, sync_type: str, sync_id: str, body: dict[str, Any], *, idempotency_key: str, deadline: float | None = None
     ) -> Execution:
         self.calls.append(("start", sync_type, sync_id, body, idempotency_key, deadline))
-        return self._answer("start", Execution(id=EXECUTION, status="created"))  # type: ignore[no-any-return]
+        return self._answer("start", Execution(id=EXECUTION, status="created"))
 
     def set_active(
         self,
@@ -70,11 +70,11 @@ class StubClient:
         deadline: float | None = None,
     ) -> bool:
         self.calls.append(("set_active", sync_type, sync_id, active, idempotency_key, deadline))
-        return self._answer("set_active", active)  # type: ignore[no-any-return]
+        return self._answer("set_active", active)
 
     def status(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> dict[str, Any]:
         self.calls.append(("status", sync_type, sync_id, deadline))
-        return self._answer("status", {})  # type: ignore[no-any-return]
+        return self._answer("status", {})
 
 
 class StubDedup:
