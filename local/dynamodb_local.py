@@ -30,11 +30,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING, Self
 
 import boto3
 from botocore.config import Config
+
+from local.service import LocalService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -119,7 +120,7 @@ def dynamodb_client(endpoint_url: str, region: str = "us-east-1", *, timeout: fl
     )
 
 
-class DynamoDBLocal:
+class DynamoDBLocal(LocalService):
     """One DynamoDB Local process: ``start()`` waits until it answers ListTables, ``stop()`` ends it."""
 
     def __init__(
@@ -230,14 +231,6 @@ class DynamoDBLocal:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):

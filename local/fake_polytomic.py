@@ -37,7 +37,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Literal, Self
 
 from local.polytomic_api import (
@@ -52,6 +51,7 @@ from local.polytomic_api import (
 from local.polytomic_faults import UNSET, Fault, FaultPlan, RandomFaults, fault_reply, normalise_statuses
 from local.polytomic_http import LoopbackServer, Reply
 from local.polytomic_idempotency import IN_FLIGHT, IdempotencyStore, StoredResponse, valid_key
+from local.service import LocalService
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -93,7 +93,7 @@ class Call:
     replayed: bool = False
 
 
-class FakePolytomic:
+class FakePolytomic(LocalService):
     """The fake API server: configuration, state, fault injection and the recorded calls.
 
     All public methods are thread-safe and may be called while requests are in flight.
@@ -141,14 +141,6 @@ class FakePolytomic:
         server, self._server = self._server, None
         if server is not None:
             server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> bool:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import urllib.request
-from types import TracebackType
 from typing import Self
 
 from moto.server import ThreadedMotoServer
 
+from local.service import LocalService
 
-class MotoServer:
+
+class MotoServer(LocalService):
     """``ThreadedMotoServer`` bound to loopback; ``port=0`` (default) lets the OS pick a free port."""
 
     def __init__(self, port: int = 0, *, quiet: bool = True) -> None:
@@ -70,11 +71,3 @@ class MotoServer:
     @property
     def running(self) -> bool:
         return self._server is not None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -22,7 +22,6 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 import boto3
@@ -31,6 +30,7 @@ from botocore.config import Config
 from local.dynamodb_local import DUMMY_CREDENTIALS, DynamoDBLocal, DynamoDBLocalUnavailable, moto_dynamodb_fallback
 from local.fake_polytomic import DEFAULT_API_KEY, FakePolytomic
 from local.moto_server import MotoServer
+from local.service import LocalService
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -52,7 +52,7 @@ def _encode_secret(value: SecretValue) -> str:
     return value if isinstance(value, str) else json.dumps(dict(value))
 
 
-class LocalStack:
+class LocalStack(LocalService):
     """Start with ``start()`` or ``with``; everything binds 127.0.0.1 and is stopped by ``stop()``."""
 
     def __init__(
@@ -125,14 +125,6 @@ class LocalStack:
         self.dynamodb_local = None
         self.dynamodb_engine = self.dynamodb_endpoint = None
         self._current_secret = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> bool:
