@@ -261,14 +261,21 @@ class FakePolytomic(LocalService):
         self,
         rate: float,
         seed: int | None = None,
+        *,
         statuses: Iterable[int] = (429, 502, 503, 504),
         drop: bool = True,
         path_contains: str | None = None,
+        timeout: float = 0.0,
     ) -> None:
-        """Fail each request with probability ``rate`` (0 disables), reproducibly for a given seed."""
+        """Fail each request with probability ``rate`` (0 disables), reproducibly for a given seed.
+
+        A fault is one of ``statuses``, a dropped connection (``drop``) or, with ``timeout`` > 0, an
+        answer that comes ``timeout`` seconds late although Polytomic ran the request (a client
+        read timeout: the case the Idempotency-Key exists for).
+        """
         if not 0.0 <= rate <= 1.0:
             raise ValueError("rate must be between 0 and 1")
-        config = RandomFaults(rate, seed, normalise_statuses(statuses), drop, path_contains)
+        config = RandomFaults(rate, seed, normalise_statuses(statuses), drop, path_contains, timeout)
         self._faults.set_random(config if rate > 0 else None)
 
     def clear_faults(self) -> None:

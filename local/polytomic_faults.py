@@ -117,6 +117,7 @@ class RandomFaults:
     statuses: tuple[int, ...] = tuple(sorted(PROXY_STATUSES))
     drop: bool = True
     path_contains: str | None = None
+    timeout: float = 0.0  # > 0: also answer late (after this many seconds) but run the request
 
 
 class FaultPlan:
@@ -183,15 +184,19 @@ class FaultPlan:
                 return None
             if self._rng.random() >= config.rate:
                 return None
-            choices: list[int | None] = list(config.statuses)
+            choices: list[int | str] = list(config.statuses)
             if config.drop:
-                choices.append(None)
+                choices.append("drop")
+            if config.timeout > 0:
+                choices.append("slow")
             if not choices:
                 return None
             picked = self._rng.choice(choices)
-        if picked is None:
+        if picked == "drop":
             return Fault(drop=True)
-        return Fault(status=picked)
+        if picked == "slow":
+            return Fault(delay=config.timeout)
+        return Fault(status=int(picked))
 
 
 def normalise_statuses(statuses: Iterable[int]) -> tuple[int, ...]:

@@ -8,6 +8,7 @@ so a retry (by AWS, or a re-drive) does it again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,10 +19,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 
 from polytrigger.actions import Action, Outcome
 
 KEY_PREFIX = "polytrigger"
+# Fail fast and clearly when the table is unreachable: no Polytomic call is made without a record.
+_BOTO_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 class NotRemembered(Exception):
@@ -62,6 +66,7 @@ class Dedup:
             key_attr="id",
             expiry_attr="expiration",
             boto3_client=boto3_client,
+            boto_config=None if boto3_client is not None else _BOTO_CONFIG,
         )
         self._once = idempotent_function(
             _run,
@@ -70,6 +75,18 @@ class Dedup:
             config=self.config,
             key_prefix=KEY_PREFIX,
         )
+
+    def next_attempt(self, dedup_key: str) -> int:
+        """Count fresh attempts of one action (after a replayed 500), atomically, in the dedup table."""
+        expiration = int(time.time()) + self.config.expires_after_seconds
+        answer = self.persistence.client.update_item(
+            TableName=self.persistence.table_name,
+            Key={"id": {"S": f"{KEY_PREFIX}#{dedup_key}#attempts"}},
+            UpdateExpression="ADD attempts :one SET expiration = :expiration",
+            ExpressionAttributeValues={":one": {"N": "1"}, ":expiration": {"N": str(expiration)}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(answer["Attributes"]["attempts"]["N"])
 
     def register(self, context: LambdaContext | None) -> None:
         """A timed-out invocation's in-progress record expires with it, so its retry is not blocked."""

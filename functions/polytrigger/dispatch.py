@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from polytrigger.actions import Action, Outcome
@@ -27,6 +28,7 @@ from polytrigger.polytomic import (
 from polytrigger.triggers import parse_time
 
 OutcomeSink = Callable[[Action, Outcome], None]
+CLOCK_SKEW = timedelta(seconds=5)  # AWS event times and Polytomic's clock may disagree a little
 
 
 class RetryLater(Exception):
@@ -117,7 +119,7 @@ class Dispatcher:
                 raise RetryLater(_message(error)) from None
             return self._after_server_error(action, error, deadline)
         except Unauthorized as error:
-            return Outcome.of(action, "failed", reason=f"{_message(error)} (still after re-reading the secret)")
+            return Outcome.of(action, "failed", reason=_message(error))
         except Rejected as error:
             return Outcome.of(action, "failed", reason=_message(error))
         except (Transient, KeyInFlight) as error:
@@ -126,55 +128,57 @@ class Dispatcher:
             raise RetryLater(str(error)) from None
 
     def _after_server_error(self, action: Action, error: ServerError, deadline: float | None) -> Outcome:
-        """Polytomic replays a 500 for the same key: look before trying again under a derived key.
+        """Polytomic replays a 500 for the same key for 24 hours: look first, then retry under a fresh key.
 
-        If an execution created at or after the trigger exists, it covers the trigger (whatever
-        started it); otherwise one fresh attempt with `<key>-r1`, which Polytomic sees as new.
+        An execution created since the trigger covers it, whoever started it (and it is how a 500
+        that did start a run shows up), so nothing starts twice. Otherwise a fresh attempt goes out
+        as `<key>-r<n>`, n counted in DynamoDB, so every later retry (by AWS, or a re-drive) is new
+        to Polytomic too and the sync is never left unstarted behind a replayed 500.
         """
         sync = action.sync
+        what = _message(error)
         try:
-            status = self.client.status(sync.type, sync.id, deadline=deadline)
+            covering = self._covering_execution(action, deadline)
         except (Transient, ServerError, KeyInFlight, CredentialsError) as lookup:
-            raise RetryLater(f"{_message(error)}; then the status check failed: {_message(lookup)}") from None
+            raise RetryLater(f"{what}; then looking for a run since the trigger failed: {_message(lookup)}") from None
         except (Rejected, Unauthorized, AlreadyRunning) as lookup:
             return Outcome.of(
-                action, "failed", reason=f"{_message(error)}; then the status check failed: {_message(lookup)}"
+                action, "failed", reason=f"{what}; then looking for a run since the trigger failed: {_message(lookup)}"
             )
-        covering = _covering_execution(status, action)
         if covering:
             return Outcome.of(
                 action,
                 "started",
                 execution_id=covering,
-                reason="Polytomic answered 500, but this execution was created after the trigger",
+                reason="Polytomic answered 500, but this execution was created since the trigger",
             )
         try:
-            execution = self.client.start(
-                sync.type, sync.id, sync.body(), idempotency_key=f"{action.dedup_key}-r1", deadline=deadline
-            )
+            key = f"{action.dedup_key}-r{self.dedup.next_attempt(action.dedup_key)}"
+        except Exception as counter:
+            raise RetryLater(f"{what}; then the retry counter could not be kept: {type(counter).__name__}") from None
+        try:
+            execution = self.client.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
         except AlreadyRunning as running:
             return Outcome.of(action, "already_running", reason=_message(running))
         except (ServerError, Transient, KeyInFlight, CredentialsError) as again:
-            raise RetryLater(f"{_message(error)}; a fresh attempt failed too: {_message(again)}") from None
+            raise RetryLater(f"{what}; a fresh attempt failed too: {_message(again)}") from None
         except (Rejected, Unauthorized) as again:
-            return Outcome.of(
-                action, "failed", reason=f"{_message(error)}; a fresh attempt failed too: {_message(again)}"
-            )
+            return Outcome.of(action, "failed", reason=f"{what}; a fresh attempt failed too: {_message(again)}")
         return Outcome.of(action, "started", execution_id=execution.id or None)
 
-
-def _covering_execution(status: dict[str, Any], action: Action) -> str | None:
-    for name in ("current_execution", "last_execution"):
-        execution = status.get(name)
-        if not isinstance(execution, dict) or not isinstance(execution.get("id"), str):
-            continue
-        try:
-            created = parse_time(execution.get("created_at"))
-        except ValueError:
-            continue
-        if created >= action.trigger.time:
-            return str(execution["id"])
-    return None
+    def _covering_execution(self, action: Action, deadline: float | None) -> str | None:
+        """The newest execution created at or after the trigger (less a little clock skew), if any."""
+        since = action.trigger.time - CLOCK_SKEW
+        for execution in self.client.executions(action.sync.type, action.sync.id, deadline=deadline):
+            if not isinstance(execution, dict):
+                continue
+            try:
+                created = parse_time(execution.get("created_at"))
+            except ValueError:
+                continue
+            if created >= since and isinstance(execution.get("id"), str):
+                return str(execution["id"])
+        return None
 
 
 def _retryable(action: Action, reason: str) -> Outcome:

@@ -23,6 +23,8 @@ from polytrigger.credentials import Credentials
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,255}$")
+REFUSED_KEY_SECONDS = 60.0  # how long a refused key is not sent again (the secret cache may still hold it)
+SECRET_RECHECK_SECONDS = 10.0  # meanwhile, how often the secret is re-read to pick up a fix
 TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
 PERMANENT_STATUSES = frozenset({400, 403, 404, 405, 410, 413, 415, 422})
 
@@ -126,6 +128,8 @@ class PolytomicClient:
         self._http = http or _http_pool()
         self._sleep = sleep
         self._clock = clock
+        self._refused: tuple[str, float] | None = None
+        self._recheck_at = 0.0
 
     # -- operations -------------------------------------------------------------------------
 
@@ -157,6 +161,11 @@ class PolytomicClient:
         data = self._call("POST", path, {"active": active}, idempotency_key, deadline)
         return bool(data.get("active", active)) if isinstance(data, dict) else active
 
+    def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
+        """The sync's most recent executions, newest first (the first page is enough here)."""
+        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/executions", None, None, deadline)
+        return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
+
     def status(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> dict[str, Any]:
         data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/status", None, None, deadline)
         return data if isinstance(data, dict) else {}
@@ -183,12 +192,13 @@ class PolytomicClient:
         refreshed = False
         attempt = 0
         while True:
-            credentials = self._credentials(False)
+            credentials = self._usable_credentials()
             try:
                 return self._once(method, path, body, idempotency_key, credentials)
-            except Unauthorized:
+            except Unauthorized as error:
                 if refreshed:
-                    raise
+                    self._refused = (credentials.authorization, self._clock() + REFUSED_KEY_SECONDS)
+                    raise Unauthorized(f"{error} (still after re-reading the secret)", status=401) from None
                 refreshed = True
                 self._credentials(True)  # the key may have been rotated: fetch it once more
             except (Transient, KeyInFlight) as error:
@@ -199,6 +209,32 @@ class PolytomicClient:
                 if deadline is not None and self._clock() + pause >= deadline:
                     raise
                 self._sleep(pause)
+
+    def _usable_credentials(self) -> Credentials:
+        """The current credentials, unless Polytomic refused them even after a fresh read.
+
+        A refused key is not sent again for a while; the secret is re-read at most every
+        SECRET_RECHECK_SECONDS meanwhile, so a fixed secret is picked up quickly without
+        hammering Secrets Manager or Polytomic with a key known to be wrong.
+        """
+        credentials = self._credentials(False)
+        if self._refused is None:
+            return credentials
+        authorization, until = self._refused
+        now = self._clock()
+        if credentials.authorization != authorization or now >= until:
+            self._refused = None
+            return credentials
+        if now >= self._recheck_at:
+            self._recheck_at = now + SECRET_RECHECK_SECONDS
+            credentials = self._credentials(True)
+            if credentials.authorization != authorization:
+                self._refused = None
+                return credentials
+        raise Unauthorized(
+            "Polytomic refused this key after the secret was re-read; not calling until the secret changes",
+            status=401,
+        )
 
     def _once(
         self,

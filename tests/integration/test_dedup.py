@@ -159,7 +159,7 @@ def test_a_500_is_not_retried_blindly_and_does_not_start_twice(polytrigger: Invo
     key = orders[0].headers["idempotency-key"]
     assert [(c.method, c.path.rsplit("/", 1)[-1], c.status) for c in orders] == [
         ("POST", "executions", 500),
-        ("GET", "status", 200),
+        ("GET", "executions", 200),
         ("POST", "executions", 200),
     ]
     assert orders[2].headers["idempotency-key"] == f"{key}-r1"
@@ -178,7 +178,7 @@ def test_a_500_after_the_run_was_created_reports_that_run(polytrigger: Invoker) 
     [execution] = fake.executions(ORDERS_MODEL)
     assert summary["outcomes"][0]["status"] == "started"
     assert summary["outcomes"][0]["execution_id"] == execution.id
-    assert [c.method for c in fake.calls if ORDERS_MODEL in c.path] == ["POST", "GET"]
+    assert [c.method for c in fake.calls if ORDERS_MODEL in c.path] == ["POST", "GET"]  # no second start
 
 
 def _in_progress_record(polytrigger: Invoker, key: str, *, expires_in_ms: int) -> None:
@@ -236,3 +236,29 @@ def test_in_progress_records_expire_with_the_invocation(polytrigger: Invoker) ->
     [record] = [r for r in seen if r["status"] == "INPROGRESS"]
     window_ms = int(record["in_progress_expiration"]) - int(time.time() * 1000)
     assert 0 < window_ms <= 30_000
+
+
+def test_a_replayed_500_never_leaves_the_sync_unstarted(polytrigger: Invoker) -> None:
+    """Each retry after a 500 uses a fresh derived key, so Polytomic's 24-hour replay cannot block it."""
+    fake = polytrigger.stack.fake
+    event = load_event("scheduler-input-nightly.json")  # activate, then start the orders model sync
+    start_path = f"syncs/{ORDERS_MODEL}/executions"
+    fake.inject(500, times=2, method="POST", path_contains=start_path)  # the first try and its -r1 retry
+
+    with pytest.raises(ActionsFailed, match="a fresh attempt failed too"):
+        polytrigger.schedule(event)
+    retry = polytrigger.schedule(event)  # AWS retries the invocation
+    again = polytrigger.schedule(event)  # a late redelivery
+
+    posts_to_start = [c for c in fake.calls if c.method == "POST" and start_path in c.path]
+    key = posts_to_start[0].headers["idempotency-key"]
+    assert [(c.headers["idempotency-key"].removeprefix(key), c.status, c.replayed) for c in posts_to_start] == [
+        ("", 500, False),
+        ("-r1", 500, False),
+        ("", 500, True),  # Polytomic replays the stored 500 for the original key ...
+        ("-r2", 200, False),  # ... so the next fresh key starts it
+    ]
+    assert [o["status"] for o in retry["outcomes"]] == ["duplicate", "started"]
+    assert [o["status"] for o in again["outcomes"]] == ["duplicate", "duplicate"]
+    [execution] = fake.executions(ORDERS_MODEL)
+    assert again["outcomes"][1]["execution_id"] == execution.id

@@ -111,9 +111,17 @@ def test_a_key_that_stays_wrong_fails_with_a_clear_reason(polytrigger: Invoker) 
     summary = polytrigger.schedule(load_event("scheduler-input-thaw.json"))
 
     assert [o["status"] for o in summary["outcomes"]] == ["failed", "failed"]
-    assert all("401" in o["reason"] and "re-reading the secret" in o["reason"] for o in summary["outcomes"])
-    assert len(posts(fake)) == 4  # one try and one after re-reading the secret, per action; no more
+    first, second = (o["reason"] for o in summary["outcomes"])
+    assert first == "Polytomic answered 401: unauthorized (still after re-reading the secret)"
+    assert second.endswith("not calling until the secret changes")
+    assert len(posts(fake)) == 2  # one try and one after re-reading the secret; the next action does not call
     assert len(errors(polytrigger)) == 2
+    fake.reset_calls()
+
+    again = polytrigger.schedule(load_event("scheduler-input-freeze.json"))  # the same warm container
+
+    assert [o["status"] for o in again["outcomes"]] == ["failed", "failed"]
+    assert posts(fake) == []  # Polytomic is not hammered with a key it refused
 
 
 def test_unknown_sync_is_a_failure_naming_route_and_sync(polytrigger: Invoker) -> None:
@@ -158,6 +166,7 @@ def test_unreadable_secret_fails_the_invocation_and_records_nothing(
 
 
 def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsys: pytest.CaptureFixture[str]) -> None:
+    from polytrigger import app as runtime
     from polytrigger.observability import logger
 
     stack, fake = polytrigger.stack, polytrigger.stack.fake
@@ -170,6 +179,7 @@ def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsy
         seen.append(json.dumps(polytrigger.s3(load_event("s3-notification-created.json"))))
         fake.set_api_keys(["rotated-secret-4321"])  # 401, refetch, still wrong -> failed outcomes
         seen.append(json.dumps(polytrigger.schedule(load_event("scheduler-input-thaw.json"))))
+        runtime.reset()  # a new container: the last one still refuses the rotated key for a while
         fake.set_deployment_keys([(organization, deployment_key)])
         stack.put_secret(json.dumps({"deployment_key": deployment_key, "organization_id": organization}))
         fake.inject(503, times=3, path_contains=ORDERS_MODEL)

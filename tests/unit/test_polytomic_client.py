@@ -386,6 +386,53 @@ def test_401_twice_is_unauthorized(h: Harness) -> None:
     assert h.provider.calls.count(True) == 1
 
 
+class StaticProvider:
+    """A secret that stays wrong until the test changes it."""
+
+    def __init__(self) -> None:
+        self.calls: list[bool] = []
+        self.authorization = "Bearer wrong-key"
+
+    def __call__(self, refresh: bool = False) -> Credentials:
+        self.calls.append(refresh)
+        return Credentials(scheme="api_key", authorization=self.authorization)
+
+
+def test_a_refused_key_is_not_sent_again_and_the_secret_is_rechecked_sparingly(h: Harness) -> None:
+    provider = StaticProvider()
+    h.provider = provider  # type: ignore[assignment]
+    client = h.client()
+    h.server.reply(Reply(401, {"message": "unauthorized"}), Reply(401, {"message": "unauthorized"}))
+    with pytest.raises(Unauthorized, match=r"\(still after re-reading the secret\)$"):
+        client.set_active("model", SYNC, True)
+    assert len(h.server.requests) == 2
+
+    for _ in range(5):  # further actions: no request; one forced re-read, then none within the window
+        with pytest.raises(Unauthorized, match="not calling until the secret changes"):
+            client.set_active("model", SYNC, True)
+    assert len(h.server.requests) == 2
+    assert provider.calls.count(True) == 2  # the refresh after the 401, and one recheck
+
+    provider.authorization = "Bearer fixed-key"  # the secret is fixed ...
+    h.now[0] += 11  # ... and the recheck window has passed
+    h.server.reply(Reply(200, {"data": {"id": SYNC, "active": True}}))
+    assert client.set_active("model", SYNC, True) is True
+    assert h.server.requests[-1].headers["Authorization"] == "Bearer fixed-key"
+
+
+def test_a_refused_key_is_tried_again_after_a_minute(h: Harness) -> None:
+    provider = StaticProvider()
+    h.provider = provider  # type: ignore[assignment]
+    client = h.client()
+    h.server.reply(Reply(401, {}), Reply(401, {}))
+    with pytest.raises(Unauthorized):
+        client.set_active("model", SYNC, True)
+    h.now[0] += 61
+    h.server.reply(Reply(200, {"data": {"id": SYNC, "active": True}}))
+    assert client.set_active("model", SYNC, True) is True
+    assert len(h.server.requests) == 3
+
+
 def test_a_credentials_error_while_refreshing_propagates(h: Harness) -> None:
     def provider(refresh: bool = False) -> Credentials:
         if refresh:
