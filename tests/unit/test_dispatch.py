@@ -237,10 +237,10 @@ SERVER_ERROR = ServerError("POST /api/syncs/x/executions: Polytomic answered 500
 
 @pytest.mark.parametrize(
     "created_at",
-    ["2026-11-23T10:00:05Z", "2026-11-23T10:00:00Z", "2026-11-23T11:30:00+01:00", "2026-11-23T09:59:56Z"],
+    ["2026-11-23T10:00:05Z", "2026-11-23T10:00:00Z", "2026-11-23T11:30:00+01:00"],
 )
 def test_server_error_then_a_covering_execution_is_started(created_at: str) -> None:
-    """Created since the trigger (less 5 s of clock skew): it covers the trigger, nothing starts again."""
+    """Created at or after the trigger: it covers the trigger, nothing starts again."""
     client = (
         StubClient()
         .will("start", SERVER_ERROR)
@@ -257,7 +257,7 @@ def test_server_error_then_a_covering_execution_is_started(created_at: str) -> N
     "status",
     [
         [],
-        [{"id": COVERING, "status": "completed", "created_at": "2026-11-23T09:59:50Z"}],
+        [{"id": COVERING, "status": "completed", "created_at": "2026-11-23T09:59:59Z"}],
         [{"id": COVERING, "status": "completed"}],
         [{"id": COVERING, "created_at": "yesterday"}],
         [{"status": "running", "created_at": "2026-11-23T10:00:05Z"}],

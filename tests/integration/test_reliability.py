@@ -1,0 +1,51 @@
+"""The reliability run, scaled down: every scenario ends with nothing lost and nothing doubled.
+
+`make reliability` runs the same scenarios at full scale and prints the table.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from local.reliability import Row, run_all, table
+from local.stack import LocalStack
+
+
+@pytest.fixture(scope="module")
+def rows(local_stack: LocalStack) -> list[Row]:
+    result = run_all(local_stack, scale=0.03, seed=7)
+    local_stack.reset()
+    return result
+
+
+def test_nothing_is_lost_or_doubled_in_any_scenario(rows: list[Row]) -> None:
+    printed = table(rows)
+    assert len(rows) == 13, printed
+    for row in rows:
+        assert row.lost == 0, printed
+        assert row.doubled == 0, printed
+        assert row.triggers > 0, printed
+
+
+def test_duplicates_were_suppressed_not_executed(rows: list[Row]) -> None:
+    by_name = {row.scenario: row for row in rows}
+    again = by_name["each trigger delivered 3 times"]
+    assert again.duplicates == 2 * again.expected  # two redeliveries of every action
+    assert again.seen == again.expected
+    for copies in (2, 10, 50):
+        row = by_name[f"{copies} concurrent deliveries (threads)"]
+        assert row.seen == row.expected
+        assert row.duplicates >= (copies - 1) * row.expected
+
+
+def test_outage_parks_without_calling_then_redrive_starts_everything(rows: list[Row]) -> None:
+    outage = next(row for row in rows if row.scenario == "dedup table missing")
+    assert f"{outage.triggers} parked, 0 calls during the outage" in outage.notes
+    assert outage.seen == outage.expected
+    assert outage.parked == 0  # all re-driven
+
+
+def test_rotation_costs_exactly_one_refused_call(rows: list[Row]) -> None:
+    rotation = next(row for row in rows if row.scenario == "key rotated mid-run")
+    assert rotation.notes == "1 call(s) answered 401"
+    assert rotation.seen == rotation.expected
