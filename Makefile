@@ -18,6 +18,7 @@ CHECKOV        := $(SECURITY_VENV)/bin/checkov
 help:
 	@echo "make demo   - run polytrigger end to end on the embedded local stack (no AWS account)"
 	@echo "make test   - install everything, then ruff, mypy and the whole pytest suite"
+	@echo "make security - checkov on template.yaml (skips are justified in the template)"
 	@echo "make reliability - duplicates, faults, rotation, outages: counts lost (0) and doubled (0)"
 	@echo "make clean  - remove the virtual environment, node_modules and caches"
 
@@ -75,7 +76,7 @@ test: install lint typecheck security
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SECURITY_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
 
 # Reliability: every trigger started exactly once or parked, under duplicates and faults.
 # `make test` runs a scaled-down pass (tests/integration/test_reliability.py).

@@ -518,9 +518,12 @@ def _alarms(tpl: dict[str, Any], namespace: str, metric: str) -> list[dict[str, 
 
 
 def _fires_on_any(alarm: dict[str, Any]) -> bool:
+    """One datapoint over zero is enough: not 'two periods in a row', not 'more than one'."""
     threshold, operator = alarm["Threshold"], alarm["ComparisonOperator"]
-    return (threshold == 0 and operator == "GreaterThanThreshold") or (
-        threshold == 1 and operator == "GreaterThanOrEqualToThreshold"
+    one_datapoint = alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) == 1
+    return one_datapoint and (
+        (threshold == 0 and operator == "GreaterThanThreshold")
+        or (threshold == 1 and operator == "GreaterThanOrEqualToThreshold")
     )
 
 
@@ -544,6 +547,16 @@ def test_alarm_on_function_errors(transformed: dict[str, Any], function: str) ->
     assert len(alarms) == 1, function
     assert _fires_on_any(alarms[0])
     assert alarms[0]["Statistic"] == "Sum"
+
+
+def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dict[str, Any]) -> None:
+    notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
+    alarms = _of_type(transformed, "AWS::CloudWatch::Alarm")
+    assert len(alarms) == 1 + len(FUNCTIONS)
+    for logical_id, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == notify, logical_id
+        assert alarm["Properties"]["OKActions"] == notify, logical_id
+        assert alarm["Properties"].get("ActionsEnabled", True) is True, logical_id
 
 
 def test_outputs(template: dict[str, Any]) -> None:
