@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from polytrigger import redrive
 from polytrigger.config import BUNDLED_ROUTES
 from polytrigger.events import (
     UnsupportedEvent,
@@ -86,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="routes file (default: $ROUTES_FILE or the bundled one)",
     )
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
+    redrive.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "redrive":
+        return redrive.run(args)
 
     try:
         event = json.loads(Path(args.event_file).read_text(encoding="utf-8"))
