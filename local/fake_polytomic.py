@@ -169,6 +169,11 @@ class FakePolytomic(LocalService):
         with self._lock:
             self._api_keys = frozenset(keys)
 
+    @property
+    def deployment_keys(self) -> frozenset[tuple[str, str]]:
+        with self._lock:
+            return self._deployment_keys
+
     def set_deployment_keys(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Replace the accepted ``(organization_id, deployment_key)`` pairs."""
         with self._lock:

@@ -14,6 +14,7 @@ from tests.integration.support import (
     ROUTES,
     WAREHOUSE_BULK,
     Invoker,
+    LeakGuard,
     captured_logs,
 )
 
@@ -43,8 +44,18 @@ def clean(local_stack: LocalStack) -> LocalStack:
     return local_stack
 
 
+@pytest.fixture(scope="session")
+def leak_guard() -> Iterator[LeakGuard]:
+    """After every handler test: no secret in any log line (debug included), metric, answer or error."""
+    guard = LeakGuard()
+    yield guard
+    assert guard.said, "the leak guard saw nothing: is it wired to the handlers?"
+    leaks = guard.leaks()
+    assert not leaks, f"secrets leaked into what the handlers said: {leaks}"
+
+
 @pytest.fixture
-def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoker]:
+def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard) -> Iterator[Invoker]:
     """The handlers, configured with the bundled routes and a fresh container, their logs captured.
 
     The example routes' three syncs exist (active, instant runs) and nothing has been called yet.
@@ -59,8 +70,14 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("ROUTES_FILE", str(ROUTES))
     runtime.reset()
     parameters.clear_caches()
+    from polytrigger.observability import logger
+
+    logger.setLevel("DEBUG")  # the most a log line can say
     with captured_logs() as buffer:
-        yield Invoker(clean, buffer)
+        yield Invoker(clean, buffer, leak_guard)
+        leak_guard.said.append(buffer.getvalue())
+        leak_guard.remember_secrets(clean)
+    logger.setLevel("INFO")
     runtime.reset()
     parameters.clear_caches()
     clean.reset()  # leave the session's stack as the next test expects it

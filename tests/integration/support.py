@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,21 +29,62 @@ def load_event(name: str) -> dict[str, Any]:
 
 
 @dataclass
+class LeakGuard:
+    """Everything the handlers said during the session, and every secret they were given."""
+
+    said: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+    def remember_secrets(self, stack: LocalStack) -> None:
+        self.secrets.update(stack.fake.api_keys)
+        for organization, key in stack.fake.deployment_keys:
+            self.secrets.update({key, f"{organization}:{key}"})
+        current = stack.secret_value()
+        if not current.lstrip().startswith("{"):
+            self.secrets.add(current.strip())
+
+    def leaks(self) -> list[str]:
+        """Each secret found in plain or base64 form in anything said."""
+        everything = "\n".join(self.said)
+        found = []
+        for secret in sorted(self.secrets):
+            for form in (secret, base64.b64encode(secret.encode()).decode()):
+                if form in everything:
+                    found.append(form[:4] + "…")
+        return found
+
+
+@dataclass
 class Invoker:
-    """Calls the deployed handler functions directly, as Lambda would, and keeps their log lines."""
+    """Calls the deployed handler functions directly, as Lambda would, and keeps what they said."""
 
     stack: LocalStack
     log: io.StringIO = field(default_factory=io.StringIO)
+    guard: LeakGuard = field(default_factory=LeakGuard)
 
     def s3(self, event: dict[str, Any], **context: Any) -> dict[str, Any]:
         from polytrigger.handlers import s3
 
-        return s3.handler(event, LocalContext(function_name="polytrigger-s3", **context))
+        return self._call(s3.handler, event, LocalContext(function_name="polytrigger-s3", **context))
 
     def schedule(self, event: dict[str, Any], **context: Any) -> dict[str, Any]:
         from polytrigger.handlers import schedule
 
-        return schedule.handler(event, LocalContext(function_name="polytrigger-schedule", **context))
+        return self._call(schedule.handler, event, LocalContext(function_name="polytrigger-schedule", **context))
+
+    def _call(self, handler: Any, event: dict[str, Any], context: LocalContext) -> dict[str, Any]:
+        """Run the handler; its return value, error and stdout (the metrics) all go to the guard too."""
+        stdout = io.StringIO()
+        try:
+            with redirect_stdout(_Tee(sys.stdout, stdout)):
+                answer: dict[str, Any] = handler(event, context)
+        except Exception as error:
+            self.guard.said.append(f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            self.guard.said.append(stdout.getvalue())
+        self.guard.said.append(json.dumps(answer))
+        return answer
 
     def log_lines(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]
@@ -53,6 +96,16 @@ class Invoker:
         """Every dedup record in the table."""
         items = self.stack.dynamodb_client().scan(TableName=self.stack.table_name)["Items"]
         return [{name: next(iter(value.values())) for name, value in item.items()} for item in items]
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
 
 
 @contextmanager
