@@ -230,7 +230,7 @@ def concurrent_threads(h: Harness, copies: int) -> Row:
     """The same event delivered `copies` times at once; in-progress conflicts retry like AWS does."""
     with h.scenario() as run:
         started = time.monotonic()
-        invoker = h.invoker(retry_delays=(0.3, 0.6))
+        invoker = h.invoker(retry_delays=(1.0, 2.0))
         run.events = [s3_event(f"threads{copies}", i) for i in range(h.n(max(2, 200 // copies), minimum=2))]
         for event in run.events:
             barrier = threading.Barrier(copies)
@@ -285,7 +285,7 @@ def _process_worker(
 
     sqs = boto3.client("sqs")
     invoker = AsyncInvoker(
-        s3.handler, function_name=f"polytrigger-s3-{index}", sqs=sqs, dlq_url=dlq_url, retry_delays=(0.3, 0.6)
+        s3.handler, function_name=f"polytrigger-s3-{index}", sqs=sqs, dlq_url=dlq_url, retry_delays=(1.0, 2.0)
     )
     found = []
     for event in events:

@@ -116,8 +116,8 @@ class Dispatcher:
             if action.kind != "start":
                 raise RetryLater(_message(error)) from None
             return self._after_server_error(action, error, deadline)
-        except Unauthorized as error:
-            return Outcome.of(action, "failed", reason=_message(error))
+        except Unauthorized as error:  # the secret may be fixed by the time AWS retries; else it is parked
+            raise RetryLater(_message(error)) from None
         except Rejected as error:
             return Outcome.of(action, "failed", reason=_message(error))
         except (Transient, KeyInFlight) as error:
@@ -137,9 +137,9 @@ class Dispatcher:
         what = _message(error)
         try:
             covering = self._covering_execution(action, deadline)
-        except (Transient, ServerError, KeyInFlight, CredentialsError) as lookup:
+        except (Transient, ServerError, KeyInFlight, CredentialsError, Unauthorized) as lookup:
             raise RetryLater(f"{what}; then looking for a run since the trigger failed: {_message(lookup)}") from None
-        except (Rejected, Unauthorized, AlreadyRunning) as lookup:
+        except (Rejected, AlreadyRunning) as lookup:
             return Outcome.of(
                 action, "failed", reason=f"{what}; then looking for a run since the trigger failed: {_message(lookup)}"
             )
@@ -158,9 +158,9 @@ class Dispatcher:
             execution = self.client.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
         except AlreadyRunning as running:
             return Outcome.of(action, "already_running", reason=_message(running))
-        except (ServerError, Transient, KeyInFlight, CredentialsError) as again:
+        except (ServerError, Transient, KeyInFlight, CredentialsError, Unauthorized) as again:
             raise RetryLater(f"{what}; a fresh attempt failed too: {_message(again)}") from None
-        except (Rejected, Unauthorized) as again:
+        except Rejected as again:
             return Outcome.of(action, "failed", reason=f"{what}; a fresh attempt failed too: {_message(again)}")
         return Outcome.of(action, "started", execution_id=execution.id or None)
 

@@ -104,24 +104,27 @@ def test_rotated_key_is_refetched_once_and_the_run_continues(polytrigger: Invoke
     ]
 
 
-def test_a_key_that_stays_wrong_fails_with_a_clear_reason(polytrigger: Invoker) -> None:
+def test_a_key_that_stays_wrong_fails_fast_and_is_parked_not_dropped(polytrigger: Invoker) -> None:
     fake = polytrigger.stack.fake
     fake.set_api_keys(["some-other-key"])
 
-    summary = polytrigger.schedule(load_event("scheduler-input-thaw.json"))
+    with pytest.raises(ActionsFailed) as raised:
+        polytrigger.schedule(load_event("scheduler-input-thaw.json"))
 
-    assert [o["status"] for o in summary["outcomes"]] == ["failed", "failed"]
-    first, second = (o["reason"] for o in summary["outcomes"])
-    assert first == "Polytomic answered 401: unauthorized (still after re-reading the secret)"
-    assert second.endswith("not calling until the secret changes")
+    first, second = (o.reason or "" for o in raised.value.report.outcomes)
+    assert (
+        first == "Polytomic answered 401: unauthorized (still after re-reading the secret); the event will be retried"
+    )
+    assert "not calling until the secret changes" in second
     assert len(posts(fake)) == 2  # one try and one after re-reading the secret; the next action does not call
     assert len(errors(polytrigger)) == 2
     fake.reset_calls()
 
-    again = polytrigger.schedule(load_event("scheduler-input-freeze.json"))  # the same warm container
+    with pytest.raises(ActionsFailed):  # AWS's retry, in the same warm container
+        polytrigger.schedule(load_event("scheduler-input-freeze.json"))
 
-    assert [o["status"] for o in again["outcomes"]] == ["failed", "failed"]
     assert posts(fake) == []  # Polytomic is not hammered with a key it refused
+    assert polytrigger.records() == []  # nothing is recorded as done: a re-drive will do it
 
 
 def test_unknown_sync_is_a_failure_naming_route_and_sync(polytrigger: Invoker) -> None:
@@ -177,8 +180,10 @@ def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsy
     logger.setLevel("DEBUG")
     try:
         seen.append(json.dumps(polytrigger.s3(load_event("s3-notification-created.json"))))
-        fake.set_api_keys(["rotated-secret-4321"])  # 401, refetch, still wrong -> failed outcomes
-        seen.append(json.dumps(polytrigger.schedule(load_event("scheduler-input-thaw.json"))))
+        fake.set_api_keys(["rotated-secret-4321"])  # 401, refetch, still wrong -> failed, retried
+        with pytest.raises(ActionsFailed) as refused:
+            polytrigger.schedule(load_event("scheduler-input-thaw.json"))
+        seen.append(str(refused.value))
         runtime.reset()  # a new container: the last one still refuses the rotated key for a while
         fake.set_deployment_keys([(organization, deployment_key)])
         stack.put_secret(json.dumps({"deployment_key": deployment_key, "organization_id": organization}))

@@ -194,11 +194,11 @@ def test_rejected_fails_without_retry(kind: ActionKind) -> None:
     assert len(client.calls) == 1
 
 
-def test_unauthorized_fails_without_retry() -> None:
+def test_unauthorized_fails_and_is_retried_so_the_event_is_parked_not_dropped() -> None:
     error = Unauthorized("POST /api/syncs/x/executions: Polytomic answered 401: bad key", status=401)
     outcome = one(StubClient().will("start", error), act())
-    assert (outcome.status, outcome.retryable) == ("failed", False)
-    assert outcome.reason == f"{reason(error)}"
+    assert (outcome.status, outcome.retryable) == ("failed", True)
+    assert outcome.reason == f"{reason(error)}; the event will be retried"
 
 
 @pytest.mark.parametrize(
@@ -321,7 +321,7 @@ def test_server_error_then_the_status_check_fails(lookup: Exception) -> None:
     ("lookup", "retryable"),
     [
         (Rejected("GET ...: Polytomic answered 404: not found", status=404), False),
-        (Unauthorized("GET ...: Polytomic answered 401: bad key", status=401), False),
+        (Unauthorized("GET ...: Polytomic answered 401: bad key", status=401), True),
         (CredentialsError("cannot read the Polytomic secret 'p' from Secrets Manager: AccessDeniedException"), True),
     ],
 )
@@ -343,7 +343,7 @@ def test_server_error_then_any_status_check_failure_is_an_outcome_not_a_crash(
     ("again", "retryable"),
     [
         (Rejected("POST ...: Polytomic answered 403: forbidden", status=403), False),
-        (Unauthorized("POST ...: Polytomic answered 401: bad key", status=401), False),
+        (Unauthorized("POST ...: Polytomic answered 401: bad key", status=401), True),
         (CredentialsError("cannot read the Polytomic secret 'p' from Secrets Manager: Throttling"), True),
     ],
 )
