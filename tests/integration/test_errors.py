@@ -201,3 +201,22 @@ def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsy
         assert secret not in everything
         assert base64.b64encode(secret.encode()).decode() not in everything
     assert base64.b64encode(f"{organization}:{deployment_key}".encode()).decode() not in everything
+
+
+def test_unreachable_table_makes_no_call_and_fails_clearly(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from polytrigger import app as runtime
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{closed}")
+    runtime.reset()
+
+    with pytest.raises(ActionsFailed, match="the dedup table cannot be used, so nothing was called"):
+        polytrigger.schedule(load_event("scheduler-input-freeze.json"))
+
+    assert polytrigger.stack.fake.calls == []
