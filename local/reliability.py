@@ -326,17 +326,22 @@ def _die_mid_call(env: dict[str, str], event: dict[str, Any]) -> None:
     s3.handler(event, LocalContext(function_name="polytrigger-s3-doomed", timeout_seconds=2.0))
 
 
+def _in_parallel(h: Harness, run: Run, label: str, count: int) -> None:
+    """Deliver `count` fresh uploads from 8 threads: many invocations at once, as in a busy hour."""
+    invoker = h.invoker()
+    run.events = [s3_event(label, i) for i in range(count)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for event, delivery in zip(run.events, pool.map(invoker.invoke, run.events), strict=True):
+            run.add(event, delivery)
+
+
 def transient_faults(h: Harness) -> Row:
     """30% of calls: 429/502/503/504, a dropped connection, or an answer after the client gave up."""
     read_timeout = 0.25
     with h.scenario(POLYTOMIC_READ_TIMEOUT=str(read_timeout)) as run:
         started = time.monotonic()
         h.stack.fake.set_random_faults(0.3, seed=h.seed, drop=True, timeout=read_timeout * 2)
-        invoker = h.invoker()
-        run.events = [s3_event("faults", i) for i in range(h.n(1000, minimum=40))]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for event, delivery in zip(run.events, pool.map(invoker.invoke, run.events), strict=True):
-                run.add(event, delivery)
+        _in_parallel(h, run, "faults", h.n(1000, minimum=40))
         return h.count("30% transient faults", run, started, f"seed {h.seed}")
 
 
@@ -345,11 +350,7 @@ def replayed_500s(h: Harness) -> Row:
     with h.scenario() as run:
         started = time.monotonic()
         h.stack.fake.set_random_faults(0.3, seed=h.seed + 1, statuses=(500,), drop=False)
-        invoker = h.invoker()
-        run.events = [s3_event("500s", i) for i in range(h.n(200, minimum=20))]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for event, delivery in zip(run.events, pool.map(invoker.invoke, run.events), strict=True):
-                run.add(event, delivery)
+        _in_parallel(h, run, "500s", h.n(200, minimum=20))
         return h.count("30% replayed 500s", run, started, f"seed {h.seed + 1}")
 
 
