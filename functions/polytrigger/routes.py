@@ -126,6 +126,11 @@ def load_routes(path: str | Path) -> Routes:
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
         problem = getattr(error, "problem", None) or "invalid YAML"
         raise RoutesError(f"routes file {source}: not valid YAML{at}: {problem}") from None
+    except (ValueError, TypeError, KeyError, RecursionError) as error:
+        # SafeLoader converts date-like and tagged scalars with plain Python calls (2026-13-01, !!int abc,
+        # !!bool maybe) and composes nodes recursively: those fail with builtin exceptions, not YAMLError.
+        problem = "nested too deeply" if isinstance(error, RecursionError) else f"a value cannot be read ({error})"
+        raise RoutesError(f"routes file {source}: not valid YAML: {problem[:200]}") from None
     return parse_routes(document, source=str(source))
 
 

@@ -44,12 +44,18 @@ _TEST_EVENT = "s3:TestEvent"
 
 
 def is_sqs_batch(event: object) -> bool:
-    """True for an SQS batch (every record from `aws:sqs`): the handler then parses each body on its own."""
+    """True for an SQS batch (every record from `aws:sqs`, with the `messageId` a partial batch answer names):
+    the handler then parses each body on its own."""
     records = event.get("Records") if isinstance(event, Mapping) else None
     return (
         isinstance(records, list)
         and bool(records)
-        and all(isinstance(record, Mapping) and record.get("eventSource") == "aws:sqs" for record in records)
+        and all(
+            isinstance(record, Mapping)
+            and record.get("eventSource") == "aws:sqs"
+            and isinstance(record.get("messageId"), str)
+            for record in records
+        )
     )
 
 

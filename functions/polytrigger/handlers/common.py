@@ -25,10 +25,12 @@ from polytrigger.routes import RoutesError
 from polytrigger.triggers import Trigger
 
 Parser = Callable[[Any], list[Trigger]]
+_MAX_ID = 128  # an id from the event goes into every log line: never a payload's worth of it
 
 
 def get_app(event: Any, context: LambdaContext | None) -> runtime.App:
-    logger.set_correlation_id(correlation_id(event))
+    delivery = correlation_id(event)  # from the event, so clipped: it goes into every log line
+    logger.set_correlation_id(delivery[:_MAX_ID] if delivery is not None else None)
     try:
         app = runtime.get()
     except (ConfigError, RoutesError, CredentialsError) as error:
@@ -77,8 +79,9 @@ def answer_batch(
     combined = Report()
 
     def record_handler(record: SQSRecord) -> None:
-        logger.append_keys(message_id=record.message_id)
-        report = handle_payload(app, parse_body, record.body, context)
+        logger.append_keys(message_id=record.message_id[:_MAX_ID])
+        # .get: a record without a body is garbage to log once, not a failure to hand back to the queue
+        report = handle_payload(app, parse_body, record.get("body"), context)
         combined.extend(report)
         if report.retryable:
             raise ActionsFailed(report)
