@@ -87,7 +87,9 @@ class Invoker:
         return answer
 
     def log_lines(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.getvalue().splitlines() if line.strip()]
+        return [
+            json.loads(line) for line in self.log.getvalue().split("\n") if line.strip()
+        ]  # not splitlines: U+2028 stays
 
     def log_text(self) -> str:
         return self.log.getvalue()

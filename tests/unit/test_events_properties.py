@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from polytrigger.events import UnsupportedEvent, is_sqs_batch, s3_triggers, schedule_trigger, sqs_body_triggers
 from polytrigger.triggers import Trigger
+from tests.strategies import json_values as shared_json_values
+from tests.strategies import paths
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES: dict[str, Any] = {
@@ -25,30 +27,7 @@ BRIDGE = SAMPLES["eventbridge-object-created.json"]
 # S3 keys are UTF-8).
 keys = st.text(min_size=1, max_size=200) | st.text(alphabet="%+ /2Bab\x00\n\t€ü😀", min_size=1, max_size=40)
 
-# Words the parsers look for, so random JSON often reaches the deeper branches.
-VOCABULARY = [
-    "Records", "eventSource", "EventSource", "aws:s3", "aws:sns", "aws:sqs", "eventName", "ObjectCreated:Put",
-    "ObjectRemoved:Delete", "eventTime", "s3", "bucket", "name", "object", "key", "sequencer", "Sns", "Message",
-    "Type", "Notification", "TopicArn", "Event", "s3:TestEvent", "source", "aws.s3", "aws.events", "aws.scheduler",
-    "detail-type", "Object Created", "Object Deleted", "Scheduled Event", "detail", "time", "resources", "schedule",
-    "2026-11-23T02:00:00Z", "arn:aws:scheduler:us-east-1:1:schedule/default/nightly", "body",
-]  # fmt: skip
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=30)
-    | st.sampled_from(VOCABULARY)
-)
-json_values = st.recursive(
-    scalars,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.sampled_from(VOCABULARY) | st.text(max_size=10), children, max_size=5)
-    ),
-    max_leaves=25,
-)
+json_values = shared_json_values()  # random JSON, leaning on the words of AWS events
 
 
 def notification_with_key(raw_key: str) -> dict[str, Any]:
@@ -135,18 +114,6 @@ def test_random_json_either_parses_or_is_unsupported(value: Any) -> None:
 @given(body=st.text(max_size=200))
 def test_random_sqs_body_text_either_parses_or_is_unsupported(body: str) -> None:
     only_unsupported(sqs_body_triggers, body)
-
-
-def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Every path into a JSON value, so one field anywhere can be broken."""
-    found = [prefix]
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += paths(child, (*prefix, index))
-    return found
 
 
 def mutate(value: Any, path: tuple[Any, ...], replacement: Any, delete: bool) -> Any:
