@@ -11,7 +11,9 @@ from polytrigger.triggers import Trigger
 
 ActionKind = Literal["start", "activate", "deactivate"]
 SyncType = Literal["model", "bulk"]
-Status = Literal["started", "activated", "deactivated", "duplicate", "already_running", "failed"]
+Status = Literal[
+    "started", "activated", "deactivated", "duplicate", "already_running", "deferred", "coalesced", "covered", "failed"
+]
 
 STATUSES: tuple[Status, ...] = (
     "started",
@@ -19,6 +21,9 @@ STATUSES: tuple[Status, ...] = (
     "deactivated",
     "duplicate",
     "already_running",
+    "deferred",
+    "coalesced",
+    "covered",
     "failed",
 )
 
@@ -44,6 +49,8 @@ class Action:
     kind: ActionKind
     sync: SyncTarget
     trigger: Trigger
+    debounce: int = 0  # seconds; 0 = start at once
+    max_wait: int = 0  # seconds; with debounce: start at least this often during a trickle
 
     @property
     def dedup_key(self) -> str:

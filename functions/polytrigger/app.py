@@ -5,15 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from polytrigger.config import Settings
+from polytrigger.actions import Action, Outcome
+from polytrigger.config import ConfigError, Settings
 from polytrigger.credentials import SecretCredentials
 from polytrigger.dedup import Dedup
+from polytrigger.deferral import Deferrals
 from polytrigger.dispatch import Dispatcher, Report
 from polytrigger.observability import record_outcome
 from polytrigger.polytomic import PolytomicClient
+from polytrigger.queue import SqsQueue
 from polytrigger.routes import Routes, load_routes
 from polytrigger.triggers import Trigger
+from polytrigger.windows import DynamoWindows
 
 SAFETY_MARGIN_SECONDS = 3.0  # stop retrying this long before Lambda would cut the invocation off
 
@@ -33,6 +38,12 @@ class App:
         actions = self.routes.actions_for(triggers)
         return self.dispatcher.run(actions, deadline)
 
+    def dispatch(self, message: dict[str, Any], remaining_ms: int | None = None) -> tuple[Action, Outcome]:
+        deadline = None
+        if remaining_ms is not None:
+            deadline = time.monotonic() + remaining_ms / 1000 - SAFETY_MARGIN_SECONDS
+        return self.dispatcher.run_message(message, deadline)
+
 
 def build(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
@@ -45,7 +56,18 @@ def build(settings: Settings | None = None) -> App:
         read_timeout=settings.read_timeout,
     )
     dedup = Dedup(settings.idempotency_table, settings.idempotency_ttl_seconds)
-    return App(settings, routes, client, dedup, Dispatcher(client, dedup, record_outcome))
+    deferrals = None
+    if settings.dispatch_queue_url:
+        deferrals = Deferrals(
+            SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url),
+            DynamoWindows(dedup.persistence.client, settings.idempotency_table, settings.idempotency_ttl_seconds),
+            max_age=settings.deferral_max_age_seconds,
+        )
+    else:
+        debounced = [route.name for route in routes.routes if route.debounce]
+        if debounced:
+            raise ConfigError(f"DISPATCH_QUEUE_URL is required: route(s) {', '.join(debounced)} use debounce")
+    return App(settings, routes, client, dedup, Dispatcher(client, dedup, record_outcome, deferrals))
 
 
 _app: App | None = None

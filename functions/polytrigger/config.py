@@ -30,6 +30,9 @@ class Settings:
     connect_timeout: float = 3.05
     read_timeout: float = 10.0
     secret_max_age: int = 300
+    dispatch_queue_url: str = ""  # deferred and debounced starts; without it a 409 is final
+    dispatch_dead_letter_queue_url: str = ""
+    deferral_max_age_seconds: int = 21600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -44,6 +47,9 @@ class Settings:
             connect_timeout=_float(env, "POLYTOMIC_CONNECT_TIMEOUT", 3.05),
             read_timeout=_float(env, "POLYTOMIC_READ_TIMEOUT", 10.0),
             secret_max_age=_int(env, "POLYTOMIC_SECRET_MAX_AGE", 300, minimum=0),
+            dispatch_queue_url=env.get("DISPATCH_QUEUE_URL", "").strip(),
+            dispatch_dead_letter_queue_url=env.get("DISPATCH_DEAD_LETTER_QUEUE_URL", "").strip(),
+            deferral_max_age_seconds=_int(env, "DEFERRAL_MAX_AGE_SECONDS", 21600, minimum=60),
         )
 
 

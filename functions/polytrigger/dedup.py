@@ -94,8 +94,12 @@ class Dedup:
             self.config.register_lambda_context(context)
 
     def once(self, action: Action, perform: Callable[[], Outcome]) -> Outcome:
+        return self.once_key(action.dedup_key, perform)
+
+    def once_key(self, key: str, perform: Callable[[], Outcome]) -> Outcome:
+        """At most once per key: a queued message's own id, or an action's dedup key."""
         try:
-            stored = self._once(request={"dedup_key": action.dedup_key}, perform=perform)
+            stored = self._once(request={"dedup_key": key}, perform=perform)
         except NotRemembered as signal:
             return signal.outcome
         return Outcome.from_dict(stored)

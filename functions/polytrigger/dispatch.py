@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from polytrigger.actions import Action, Outcome
 from polytrigger.credentials import CredentialsError
 from polytrigger.dedup import Dedup
+from polytrigger.deferral import Deferrals, decode, flush_delay, window_message
 from polytrigger.polytomic import (
     AlreadyRunning,
     KeyInFlight,
@@ -56,10 +58,17 @@ class ActionsFailed(RuntimeError):
 
 
 class Dispatcher:
-    def __init__(self, client: PolytomicClient, dedup: Dedup, on_outcome: OutcomeSink) -> None:
+    def __init__(
+        self,
+        client: PolytomicClient,
+        dedup: Dedup,
+        on_outcome: OutcomeSink,
+        deferrals: Deferrals | None = None,
+    ) -> None:
         self.client = client
         self.dedup = dedup
         self.on_outcome = on_outcome
+        self.deferrals = deferrals  # None: no dispatch queue, so a 409 is final and nothing is debounced
 
     def run(self, actions: Sequence[Action], deadline: float | None = None) -> Report:
         report = Report()
@@ -84,14 +93,97 @@ class Dispatcher:
             self.on_outcome(action, outcome)
         return report
 
-    def _once(self, action: Action, deadline: float | None) -> Outcome:
+    def run_message(self, message: dict[str, Any], deadline: float | None = None) -> tuple[Action, Outcome]:
+        """A message from the dispatch queue: a deferred start, or a debounce window to flush."""
+        action = decode(message["action"])
+        if message["kind"] == "window":
+            outcome = self._once(
+                action, deadline, key=str(message["id"]), perform=lambda: self._flush(action, message, deadline)
+            )
+        else:
+            outcome = self._once(
+                action, deadline, key=str(message["id"]), perform=lambda: self._retry(action, message, deadline)
+            )
+        self.on_outcome(action, outcome)
+        return action, outcome
+
+    def _retry(self, action: Action, message: dict[str, Any], deadline: float | None) -> Outcome:
+        """A deferred start: covered by a run since the trigger, or started now, or deferred again."""
+        since = datetime.fromtimestamp(float(message["since"]), UTC)
+        try:
+            covering = self._execution_since(action, since, deadline)
+        except (Transient, ServerError, KeyInFlight, CredentialsError, Unauthorized) as lookup:
+            raise RetryLater(f"looking for a run since the trigger failed: {_message(lookup)}") from None
+        except (Rejected, AlreadyRunning) as lookup:
+            return Outcome.of(
+                action, "failed", reason=f"looking for a run since the trigger failed: {_message(lookup)}"
+            )
+        if covering:
+            return Outcome.of(action, "covered", execution_id=covering, reason="a run created since the trigger has it")
+        attempt, first_at = int(message["attempt"]), float(message["first_at"])
+        return self._perform(
+            action,
+            deadline,
+            key=str(message["id"]),
+            running=lambda error: self._defer(action, since.timestamp(), error, attempt + 1, first_at),
+        )
+
+    def _flush(self, action: Action, message: dict[str, Any], deadline: float | None) -> Outcome:
+        """A debounce window's message: wait for quiet (never past max_wait), then close it and start once."""
+        assert self.deferrals is not None  # a window message exists only where deferrals do
+        deferrals, now = self.deferrals, self.deferrals.clock()
+        window = deferrals.windows.get(str(message["window"]))
+        arrivals = 0
+        if window is not None and window.opened_at == float(message["opened_at"]):
+            delay = flush_delay(window, action, now)
+            if delay:
+                generation = int(message["generation"]) + 1
+                self._enqueue(window_message(action, window.id, window.opened_at, generation), delay)
+                return Outcome.of(action, "deferred", reason=f"files are still landing: start in {delay} s")
+            closed = deferrals.windows.close(window.id, window.opened_at)
+            arrivals = closed.count if closed is not None else 0
+        # Closed now, or by an earlier attempt of this message whose start failed: start either way.
+        outcome = self._perform(
+            action,
+            deadline,
+            key=str(message["id"]),
+            running=lambda error: self._defer(action, now, error, 1, now),
+        )
+        if arrivals and outcome.status == "started":
+            return Outcome.of(
+                action, "started", execution_id=outcome.execution_id, reason=f"one start for {arrivals} trigger(s)"
+            )
+        return outcome
+
+    def _defer(self, action: Action, since: float, error: Exception, attempt: int, first_at: float) -> Outcome:
+        assert self.deferrals is not None
+        try:
+            return self.deferrals.defer(action, since=since, reason=_message(error), attempt=attempt, first_at=first_at)
+        except Exception as queue_error:
+            raise RetryLater(f"{_message(error)}; deferring it failed: {type(queue_error).__name__}") from None
+
+    def _enqueue(self, message: dict[str, Any], delay: int) -> None:
+        assert self.deferrals is not None
+        try:
+            self.deferrals.queue.send(message, delay)
+        except Exception as queue_error:
+            raise RetryLater(f"the dispatch queue cannot be used: {type(queue_error).__name__}") from None
+
+    def _once(
+        self,
+        action: Action,
+        deadline: float | None,
+        *,
+        key: str | None = None,
+        perform: Callable[[], Outcome] | None = None,
+    ) -> Outcome:
         from aws_lambda_powertools.utilities.idempotency.exceptions import (
             IdempotencyAlreadyInProgressError,
             IdempotencyPersistenceLayerError,
         )
 
         try:
-            return self.dedup.once(action, lambda: self._perform(action, deadline))
+            return self.dedup.once_key(key or action.dedup_key, perform or (lambda: self._perform(action, deadline)))
         except RetryLater as error:
             return _retryable(action, str(error))
         except IdempotencyAlreadyInProgressError:
@@ -99,10 +191,19 @@ class Dispatcher:
         except IdempotencyPersistenceLayerError as error:
             return _retryable(action, f"the dedup table cannot be used, so nothing was called: {_first_line(error)}")
 
-    def _perform(self, action: Action, deadline: float | None) -> Outcome:
-        sync, key = action.sync, action.dedup_key
+    def _perform(
+        self,
+        action: Action,
+        deadline: float | None,
+        *,
+        key: str | None = None,
+        running: Callable[[AlreadyRunning], Outcome] | None = None,
+    ) -> Outcome:
+        sync, key = action.sync, key or action.dedup_key
         try:
             if action.kind == "start":
+                if running is None and action.debounce and self.deferrals is not None:
+                    return self._debounce(action)
                 execution = self.client.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
                 if not execution.id:
                     return Outcome.of(action, "started", reason="Polytomic accepted the start without an execution id")
@@ -111,6 +212,10 @@ class Dispatcher:
             self.client.set_active(sync.type, sync.id, active, idempotency_key=key, deadline=deadline)
             return Outcome.of(action, "activated" if active else "deactivated")
         except AlreadyRunning as error:
+            if running is not None:
+                return running(error)
+            if self.deferrals is not None and action.kind == "start":
+                return self._defer(action, action.trigger.time.timestamp(), error, 1, 0.0)
             return Outcome.of(action, "already_running", reason=_message(error))
         except ServerError as error:
             if action.kind != "start":
@@ -124,6 +229,13 @@ class Dispatcher:
             raise RetryLater(_message(error)) from None
         except CredentialsError as error:
             raise RetryLater(str(error)) from None
+
+    def _debounce(self, action: Action) -> Outcome:
+        assert self.deferrals is not None
+        try:
+            return self.deferrals.debounce(action)
+        except Exception as error:
+            raise RetryLater(f"debouncing failed: {type(error).__name__}: {str(error)[:200]}") from None
 
     def _after_server_error(self, action: Action, error: ServerError, deadline: float | None) -> Outcome:
         """Polytomic replays a 500 for the same key for 24 hours: look first, then retry under a fresh key.
@@ -165,13 +277,15 @@ class Dispatcher:
         return Outcome.of(action, "started", execution_id=execution.id or None)
 
     def _covering_execution(self, action: Action, deadline: float | None) -> str | None:
+        return self._execution_since(action, action.trigger.time, deadline)
+
+    def _execution_since(self, action: Action, since: datetime, deadline: float | None) -> str | None:
         """The newest execution created at or after the trigger, if any: it has seen what the trigger saw.
 
         No clock-skew allowance: one would let a run that began just before the file landed pass
         for covering it. The cost is a possible second start when Polytomic's clock runs behind
         by more than the event's delivery delay, which is the safer way to be wrong.
         """
-        since = action.trigger.time
         found: list[Any] = self.client.executions(action.sync.type, action.sync.id, deadline=deadline)
         for execution in found:
             if not isinstance(execution, dict):

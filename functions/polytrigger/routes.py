@@ -21,7 +21,8 @@ _SCHEDULE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-_ROUTE_FIELDS = {"name", "s3", "schedule", "action", "syncs"}
+_ROUTE_FIELDS = {"name", "s3", "schedule", "action", "syncs", "debounce", "max_wait"}
+MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 _S3_FIELDS = {"bucket", "key", "events"}
 _ACTIONS: tuple[ActionKind, ...] = ("start", "activate", "deactivate")
 _S3_EVENTS: tuple[S3EventKind, ...] = ("created", "deleted")
@@ -45,6 +46,8 @@ class Route:
     key_prefix: str = ""
     events: frozenset[S3EventKind] = frozenset()
     schedule: str = ""
+    debounce: int = 0
+    max_wait: int = 0
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":
@@ -62,7 +65,16 @@ class Route:
         for sync in self.syncs:
             if self.action == "start" and sync.activate_first:
                 actions.append(Action(route=self.name, kind="activate", sync=sync, trigger=trigger))
-            actions.append(Action(route=self.name, kind=self.action, sync=sync, trigger=trigger))
+            actions.append(
+                Action(
+                    route=self.name,
+                    kind=self.action,
+                    sync=sync,
+                    trigger=trigger,
+                    debounce=self.debounce,
+                    max_wait=self.max_wait,
+                )
+            )
         return actions
 
     @property
@@ -200,9 +212,32 @@ def _parse_route(raw: Any, problems: list[str]) -> Route | None:
             fields = {"schedule": schedule}
 
     syncs = _parse_syncs(raw.get("syncs"), cast(ActionKind, action), problems)
+    debounce, max_wait = _parse_debounce(raw, action, problems)
     if problems:
         return None
-    return Route(name=name, action=cast(ActionKind, action), syncs=syncs, **fields)
+    return Route(
+        name=name, action=cast(ActionKind, action), syncs=syncs, debounce=debounce, max_wait=max_wait, **fields
+    )
+
+
+def _parse_debounce(raw: Mapping[str, Any], action: Any, problems: list[str]) -> tuple[int, int]:
+    """`debounce`: wait this long for more files before one start; `max_wait`: but never longer than this."""
+    debounce, max_wait = raw.get("debounce", 0), raw.get("max_wait")
+    if "debounce" not in raw:
+        if max_wait is not None:
+            problems.append("max_wait: only applies together with debounce")
+        return 0, 0
+    if isinstance(debounce, bool) or not isinstance(debounce, int) or not 1 <= debounce <= MAX_DEBOUNCE:
+        problems.append(f"debounce: must be a whole number of seconds from 1 to {MAX_DEBOUNCE} (got {debounce!r})")
+        return 0, 0
+    if action != "start":
+        problems.append("debounce: only applies to action start")
+    if max_wait is None:
+        return debounce, debounce
+    if isinstance(max_wait, bool) or not isinstance(max_wait, int) or not debounce <= max_wait <= 86400:
+        problems.append(f"max_wait: must be whole seconds from debounce ({debounce}) to 86400 (got {max_wait!r})")
+        return 0, 0
+    return debounce, max_wait
 
 
 def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:

@@ -91,8 +91,8 @@ class StubDedup:
         self.attempts[dedup_key] = self.attempts.get(dedup_key, 0) + 1
         return self.attempts[dedup_key]
 
-    def once(self, action: Action, perform: Callable[[], Outcome]) -> Outcome:
-        self.seen.append(action.dedup_key)
+    def once_key(self, key: str, perform: Callable[[], Outcome]) -> Outcome:
+        self.seen.append(key)
         if self.raise_instead is not None:
             raise self.raise_instead
         try:
@@ -101,7 +101,7 @@ class StubDedup:
                 raise NotRemembered(outcome)
         except NotRemembered as signal:
             return signal.outcome
-        self.remembered.append(action.dedup_key)
+        self.remembered.append(key)
         return outcome
 
 
@@ -406,8 +406,8 @@ def test_a_failed_activate_does_not_skip_starts_without_activate_first() -> None
 
 def test_a_remembered_action_comes_back_as_duplicate() -> None:
     class Remembering(StubDedup):
-        def once(self, action: Action, perform: Callable[[], Outcome]) -> Outcome:
-            return Outcome.of(action, "duplicate", reason="already started for this trigger")
+        def once_key(self, key: str, perform: Callable[[], Outcome]) -> Outcome:
+            return Outcome.of(act(), "duplicate", reason="already started for this trigger")
 
     client = StubClient()
     _, summary = run(client, act(), dedup=Remembering())
