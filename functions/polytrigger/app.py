@@ -62,6 +62,7 @@ def build(settings: Settings | None = None) -> App:
             SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url),
             DynamoWindows(dedup.persistence.client, settings.idempotency_table, settings.idempotency_ttl_seconds),
             max_age=settings.deferral_max_age_seconds,
+            first_delay=settings.deferral_first_delay_seconds,
         )
     else:
         debounced = [route.name for route in routes.routes if route.debounce]

@@ -33,6 +33,7 @@ class Settings:
     dispatch_queue_url: str = ""  # deferred and debounced starts; without it a 409 is final
     dispatch_dead_letter_queue_url: str = ""
     deferral_max_age_seconds: int = 21600
+    deferral_first_delay_seconds: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -50,6 +51,7 @@ class Settings:
             dispatch_queue_url=env.get("DISPATCH_QUEUE_URL", "").strip(),
             dispatch_dead_letter_queue_url=env.get("DISPATCH_DEAD_LETTER_QUEUE_URL", "").strip(),
             deferral_max_age_seconds=_int(env, "DEFERRAL_MAX_AGE_SECONDS", 21600, minimum=60),
+            deferral_first_delay_seconds=_int(env, "DEFERRAL_FIRST_DELAY_SECONDS", 30, minimum=1),
         )
 
 

@@ -26,8 +26,8 @@ FIRST_DELAY_SECONDS = 30
 Clock = Callable[[], float]
 
 
-def delay_for(attempt: int) -> int:
-    return int(min(MAX_DELAY_SECONDS, FIRST_DELAY_SECONDS * 2 ** max(0, attempt - 1)))
+def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
+    return int(min(MAX_DELAY_SECONDS, first * 2 ** max(0, attempt - 1)))
 
 
 def message_key(*parts: object) -> str:
@@ -38,17 +38,26 @@ def message_key(*parts: object) -> str:
 class Deferrals:
     """Puts starts on the dispatch queue: after a 409, or to gather a burst into one window."""
 
-    def __init__(self, queue: Queue, windows: WindowStore, *, max_age: float, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        windows: WindowStore,
+        *,
+        max_age: float,
+        first_delay: int = FIRST_DELAY_SECONDS,
+        clock: Clock = time.time,
+    ) -> None:
         self.queue = queue
         self.windows = windows
         self.max_age = max_age
+        self.first_delay = first_delay
         self.clock = clock
 
     def defer(self, action: Action, *, since: float, reason: str, attempt: int = 1, first_at: float = 0.0) -> Outcome:
         """Retry later; park instead once the action has waited longer than the maximum age."""
         now = self.clock()
         first_at = first_at or now
-        delay = delay_for(attempt)
+        delay = delay_for(attempt, self.first_delay)
         message = {
             "kind": "deferred",
             "id": message_key(action.dedup_key, "deferred", attempt),
