@@ -51,6 +51,8 @@ def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
                     "action": action.kind,
                     "options": action.sync.body() if action.kind == "start" else {},
                     "idempotency_key": action.dedup_key,
+                    "debounce": action.debounce,
+                    "max_wait": action.max_wait,
                 }
                 for action in mine
             )
@@ -72,6 +74,13 @@ def render(rows: list[dict[str, Any]]) -> str:
             continue
         options = f" {json.dumps(row['options'], sort_keys=True)}" if row["options"] else ""
         lines.append(f"  -> route {row['route']}: {row['action']} {row['sync_type']} sync {row['sync_id']}{options}")
+        if row.get("debounce"):
+            lines.append(
+                f"     debounced: the first file opens a {row['debounce']} s window and later ones join it; one start"
+                f" when it has been quiet {row['debounce']} s, at most {row['max_wait']} s after it opened"
+            )
+        if row["action"] == "start":
+            lines.append("     a 409 (run in progress) defers the start via the dispatch queue until it starts or a newer run covers it")
         lines.append(f"     Idempotency-Key {row['idempotency_key']}")
     return "\n".join(f"{trigger}\n" + "\n".join(lines) for trigger, lines in by_trigger.items())
 
