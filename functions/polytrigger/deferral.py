@@ -23,6 +23,9 @@ from polytrigger.triggers import Trigger
 from polytrigger.windows import Window, WindowStore, window_id
 
 FIRST_DELAY_SECONDS = 30
+# A window whose deadline passed this long ago lost its message (SQS keeps it 4 days, so this means
+# a purge or a bug): it is closed and a new one opened, rather than absorbing files into nothing.
+STALE_WINDOW_SECONDS = 3600
 Clock = Callable[[], float]
 
 
@@ -80,14 +83,21 @@ class Deferrals:
         for _ in range(3):  # a window can close between our two conditional writes: try again
             now = self.clock()
             if self.windows.open(Window(wid, now, now, now + action.max_wait, 1)):
-                self.queue.send(window_message(action, wid, now, 0), action.debounce)
+                try:
+                    self.queue.send(window_message(action, wid, now, 0), action.debounce)
+                except Exception:
+                    self.windows.close(wid, now)  # a window without its message would never start
+                    raise
                 return Outcome.of(
                     action,
                     "deferred",
                     reason=f"debounced: one start in {action.debounce} s covers every file until then",
                 )
-            if self.windows.absorb(wid, now):
+            if self.windows.absorb(wid, now, stale_before=now - STALE_WINDOW_SECONDS):
                 return Outcome.of(action, "coalesced", reason="absorbed into the open debounce window")
+            stale = self.windows.get(wid)
+            if stale is not None and stale.deadline < now - STALE_WINDOW_SECONDS:
+                self.windows.close(wid, stale.opened_at)  # its message is long overdue: lost; start afresh
         raise RuntimeError("the debounce window kept opening and closing; will retry")
 
 

@@ -32,7 +32,7 @@ def window_id(action: Action) -> str:
 class WindowStore(Protocol):
     def open(self, window: Window) -> bool: ...
 
-    def absorb(self, window_id: str, now: float) -> bool: ...
+    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool: ...
 
     def get(self, window_id: str) -> Window | None: ...
 
@@ -65,14 +65,20 @@ class DynamoWindows:
             return False
         return True
 
-    def absorb(self, window_id: str, now: float) -> bool:
+    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool:
+        """Join the open window, unless it is gone or stale (its deadline long past: its message was lost)."""
+        cutoff = stale_before if stale_before != float("-inf") else -1.0
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={"id": {"S": window_id}},
                 UpdateExpression="SET last_arrival = :now ADD arrivals :one",
-                ConditionExpression="attribute_exists(id)",
-                ExpressionAttributeValues={":now": {"N": repr(now)}, ":one": {"N": "1"}},
+                ConditionExpression="attribute_exists(id) AND deadline >= :cutoff",
+                ExpressionAttributeValues={
+                    ":now": {"N": repr(now)},
+                    ":one": {"N": "1"},
+                    ":cutoff": {"N": repr(cutoff)},
+                },
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
@@ -119,9 +125,9 @@ class MemoryWindows:
         self.windows[window.id] = window
         return True
 
-    def absorb(self, window_id: str, now: float) -> bool:
+    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool:
         window = self.windows.get(window_id)
-        if window is None:
+        if window is None or window.deadline < stale_before:
             return False
         self.windows[window_id] = Window(window.id, window.opened_at, now, window.deadline, window.count + 1)
         return True
