@@ -32,7 +32,9 @@ PARAMETER_VALUES: dict[str, str] = {
 
 S3_FUNCTION = "S3TriggerFunction"
 SCHEDULE_FUNCTION = "ScheduleTriggerFunction"
-FUNCTIONS = (S3_FUNCTION, SCHEDULE_FUNCTION)
+DISPATCHER_FUNCTION = "DispatcherFunction"
+TRIGGER_FUNCTIONS = (S3_FUNCTION, SCHEDULE_FUNCTION)  # invoked by events; enqueue deferred starts
+FUNCTIONS = (*TRIGGER_FUNCTIONS, DISPATCHER_FUNCTION)
 
 
 class OfflineManagedPolicyLoader:

@@ -31,8 +31,11 @@ EXPECTED_SKIPS: dict[str, set[str]] = {
     **{function: {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"} for function in FUNCTIONS},
     "S3TriggerLogGroup": {"CKV_AWS_158"},
     "ScheduleTriggerLogGroup": {"CKV_AWS_158"},
+    "DispatcherLogGroup": {"CKV_AWS_158"},
     "IdempotencyTable": {"CKV_AWS_119"},
     "DeadLetterQueue": {"CKV_AWS_27"},
+    "DispatchQueue": {"CKV_AWS_27"},
+    "DispatchDeadLetterQueue": {"CKV_AWS_27"},
 }
 
 

@@ -19,26 +19,64 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import FUNCTIONS, ROOT, S3_FUNCTION, SCHEDULE_FUNCTION, TEMPLATE_PATH
+from .conftest import (
+    DISPATCHER_FUNCTION,
+    FUNCTIONS,
+    ROOT,
+    S3_FUNCTION,
+    SCHEDULE_FUNCTION,
+    TEMPLATE_PATH,
+    TRIGGER_FUNCTIONS,
+)
 
 SECRET = {"Ref": "PolytomicSecretArn"}
 TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 DLQ_URL = {"Ref": "DeadLetterQueue"}
+DISPATCH_QUEUE_ARN = {"Fn::GetAtt": ["DispatchQueue", "Arn"]}
+DISPATCH_QUEUE_URL = {"Ref": "DispatchQueue"}
+DISPATCH_DLQ_ARN = {"Fn::GetAtt": ["DispatchDeadLetterQueue", "Arn"]}
+DISPATCH_DLQ_URL = {"Ref": "DispatchDeadLetterQueue"}
+QUEUES = {"DeadLetterQueue", "DispatchQueue", "DispatchDeadLetterQueue"}
 
 HANDLERS = {
     S3_FUNCTION: "polytrigger.handlers.s3.handler",
     SCHEDULE_FUNCTION: "polytrigger.handlers.schedule.handler",
+    DISPATCHER_FUNCTION: "polytrigger.handlers.dispatcher.handler",
 }
 
+
+def _grant(action: str, resource: Any) -> tuple[str, str]:
+    return (action, json.dumps(resource, sort_keys=True))
+
+
+# What every function may do to data: read the secret, use the dedup table (records and debounce
+# windows), and - SAM's grant for the on-failure destination in Globals.EventInvokeConfig - send
+# a failed asynchronous invocation to the dead-letter queue.
+COMMON_GRANTS = {
+    _grant("secretsmanager:GetSecretValue", SECRET),
+    _grant("dynamodb:GetItem", TABLE_ARN),
+    _grant("dynamodb:PutItem", TABLE_ARN),
+    _grant("dynamodb:UpdateItem", TABLE_ARN),
+    _grant("dynamodb:DeleteItem", TABLE_ARN),
+    _grant("sqs:SendMessage", DLQ_ARN),
+}
+# The SQS poller of the dispatcher's event source mapping, on its one queue (what SAM's
+# AWSLambdaSQSQueueExecutionRole grants on "*").
+SQS_CONSUMER_GRANTS = {
+    _grant("sqs:ReceiveMessage", DISPATCH_QUEUE_ARN),
+    _grant("sqs:DeleteMessage", DISPATCH_QUEUE_ARN),
+    _grant("sqs:GetQueueAttributes", DISPATCH_QUEUE_ARN),
+}
 # What each function may do to data, exactly: (action, resource).
 DATA_GRANTS = {
-    ("secretsmanager:GetSecretValue", json.dumps(SECRET, sort_keys=True)),
-    ("dynamodb:GetItem", json.dumps(TABLE_ARN, sort_keys=True)),
-    ("dynamodb:PutItem", json.dumps(TABLE_ARN, sort_keys=True)),
-    ("dynamodb:UpdateItem", json.dumps(TABLE_ARN, sort_keys=True)),
-    ("dynamodb:DeleteItem", json.dumps(TABLE_ARN, sort_keys=True)),
-    ("sqs:SendMessage", json.dumps(DLQ_ARN, sort_keys=True)),
+    # The trigger functions enqueue deferred (after a 409) and debounced starts.
+    **{function: COMMON_GRANTS | {_grant("sqs:SendMessage", DISPATCH_QUEUE_ARN)} for function in TRIGGER_FUNCTIONS},
+    # The dispatcher consumes the dispatch queue, re-queues what must wait longer and parks
+    # expired deferrals in the dispatch dead-letter queue itself.
+    DISPATCHER_FUNCTION: COMMON_GRANTS
+    | SQS_CONSUMER_GRANTS
+    | {_grant("sqs:SendMessage", DISPATCH_QUEUE_ARN), _grant("sqs:SendMessage", DISPATCH_DLQ_ARN)},
 }
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs
@@ -51,6 +89,9 @@ EXPECTED_ENVIRONMENT = {
     "POLYTOMIC_API_VERSION": {"Ref": "PolytomicApiVersion"},
     "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
     "IDEMPOTENCY_TTL_SECONDS": {"Ref": "IdempotencyTtlSeconds"},
+    "DISPATCH_QUEUE_URL": DISPATCH_QUEUE_URL,
+    "DISPATCH_DEAD_LETTER_QUEUE_URL": DISPATCH_DLQ_URL,
+    "DEFERRAL_MAX_AGE_SECONDS": {"Ref": "DeferralMaxAgeSeconds"},
     "POWERTOOLS_SERVICE_NAME": "polytrigger",
     "POWERTOOLS_METRICS_NAMESPACE": "Polytrigger",
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
@@ -60,6 +101,8 @@ SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
 EXAMPLE_SCHEDULES = {"nightly", "freeze", "thaw"}
 
 LAMBDA_MAX_EVENT_AGE = 21600  # seconds, Lambda's own ceiling for async events
+SQS_MAX_DELAY = 900  # seconds, the longest a message can be delayed on the dispatch queue
+DISPATCH_MAX_RECEIVES = 5
 
 
 # --------------------------------------------------------------------------- helpers
@@ -209,6 +252,16 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
         assert "Default" not in parameters[required], f"{required} must be asked for, not defaulted"
 
 
+def test_deferral_max_age_parameter_fits_in_the_dispatch_queue(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["DeferralMaxAgeSeconds"]
+    assert parameter["Type"] == "Number"
+    assert int(parameter["Default"]) == 21600
+    assert int(parameter["MinValue"]) == 60
+    retention = template["Resources"]["DispatchQueue"]["Properties"]["MessageRetentionPeriod"]
+    assert int(parameter["MaxValue"]) == 345600
+    assert int(parameter["MaxValue"]) <= retention, "a deferral must never outlive the dispatch queue's retention"
+
+
 def test_landing_bucket_parameter_says_eventbridge_notifications_must_be_on(template: dict[str, Any]) -> None:
     description = template["Parameters"]["LandingBucketName"]["Description"]
     assert "EventBridge" in description
@@ -298,7 +351,7 @@ def test_function_role_grants_exactly_the_data_actions_it_needs(transformed: dic
     statements = _statements(role)
     assert all(s["Effect"] == "Allow" for s in statements)
     assert not any({"NotAction", "NotResource"} & set(s) for s in statements)
-    assert _grants(statements) == DATA_GRANTS
+    assert _grants(statements) == DATA_GRANTS[function]
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -333,6 +386,8 @@ def test_secret_access_is_not_granted_anywhere_else(transformed: dict[str, Any])
 # --------------------------------------------------------------------------- async failure handling
 
 
+# The dispatcher is never invoked asynchronously (its SQS mapping invokes it synchronously), but it
+# gets the Globals EventInvokeConfig too: a manual async invoke that fails is parked, not lost.
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_async_invocations_retry_a_bounded_number_of_times_then_go_to_the_dlq(
     transformed: dict[str, Any], function: str
@@ -416,7 +471,11 @@ def test_dlq_policy_lets_exactly_the_rules_that_use_it_send(transformed: dict[st
 
 
 def test_dlq_policy_denies_insecure_transport(transformed: dict[str, Any]) -> None:
-    (policy,) = [p["Properties"] for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()]
+    (policy,) = [
+        p["Properties"]
+        for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()
+        if DLQ_URL in p["Properties"]["Queues"]
+    ]
     denies = [s for s in _as_list(policy["PolicyDocument"]["Statement"]) if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
 
@@ -501,9 +560,121 @@ def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(transformed: 
     assert properties["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
-def test_only_one_queue_exists(transformed: dict[str, Any]) -> None:
-    """SAM creates a queue of its own for a DeadLetterConfig by Type: every DLQ must be ours."""
-    assert set(_of_type(transformed, "AWS::SQS::Queue")) == {"DeadLetterQueue"}
+def test_only_our_queues_exist(transformed: dict[str, Any]) -> None:
+    """SAM creates a queue of its own for a DeadLetterConfig by Type: every queue must be ours."""
+    assert set(_of_type(transformed, "AWS::SQS::Queue")) == QUEUES
+
+
+def test_every_queue_denies_insecure_transport(transformed: dict[str, Any]) -> None:
+    denied: set[str] = set()
+    for policy in _of_type(transformed, "AWS::SQS::QueuePolicy").values():
+        for statement in _as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
+            if statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}:
+                assert statement["Principal"] == "*"
+                assert _as_list(statement["Action"]) == ["sqs:*"]
+                for resource in _as_list(statement["Resource"]):
+                    denied.add(resource["Fn::GetAtt"][0])
+        queues = {queue["Ref"] for queue in policy["Properties"]["Queues"]}
+        assert queues <= denied, f"a policy on {queues} lets some of them be used without TLS"
+    assert denied == QUEUES
+
+
+# --------------------------------------------------------------------------- dispatch queue
+
+
+def _dispatcher_timeout(tpl: dict[str, Any]) -> int:
+    return int(tpl["Resources"][DISPATCHER_FUNCTION]["Properties"]["Timeout"])
+
+
+def _event_source_mappings(tpl: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m["Properties"] for m in _of_type(tpl, "AWS::Lambda::EventSourceMapping").values()]
+
+
+def test_dispatcher_consumes_the_dispatch_queue_with_partial_batch_responses(transformed: dict[str, Any]) -> None:
+    (mapping,) = _event_source_mappings(transformed)
+    assert mapping["FunctionName"] == {"Ref": DISPATCHER_FUNCTION}
+    assert mapping["EventSourceArn"] == DISPATCH_QUEUE_ARN
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BatchSize"] == 10
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    assert mapping.get("Enabled", True) is True
+    assert "FilterCriteria" not in mapping, "a filtered-out message is deleted unseen"
+
+
+def test_nothing_else_invokes_the_dispatcher(transformed: dict[str, Any]) -> None:
+    """Only its SQS mapping: no rule, schedule or resource-based permission targets it."""
+    dispatcher = _get_att_arn(DISPATCHER_FUNCTION)
+    for rule in _of_type(transformed, "AWS::Events::Rule").values():
+        assert all(t["Arn"] != dispatcher for t in rule["Properties"]["Targets"])
+    for schedule in _of_type(transformed, "AWS::Scheduler::Schedule").values():
+        assert schedule["Properties"]["Target"]["Arn"] != dispatcher
+    for permission in _of_type(transformed, "AWS::Lambda::Permission").values():
+        assert permission["Properties"]["FunctionName"] != {"Ref": DISPATCHER_FUNCTION}
+
+
+def test_dispatch_queue(transformed: dict[str, Any]) -> None:
+    properties = transformed["Resources"]["DispatchQueue"]["Properties"]
+    assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties
+    assert properties["MessageRetentionPeriod"] == 4 * 24 * 3600
+    (mapping,) = _event_source_mappings(transformed)
+    # Lambda's advice: at least six times the function timeout, plus the batching window.
+    minimum = 6 * _dispatcher_timeout(transformed) + mapping["MaximumBatchingWindowInSeconds"]
+    assert properties["VisibilityTimeout"] >= minimum
+    assert "DelaySeconds" not in properties, "each message sets its own delay"
+    assert "FifoQueue" not in properties, "FIFO queues have no per-message delay"
+
+
+def test_dispatch_queue_redrives_to_the_dispatch_dead_letter_queue(transformed: dict[str, Any]) -> None:
+    redrive = transformed["Resources"]["DispatchQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive == {"deadLetterTargetArn": DISPATCH_DLQ_ARN, "maxReceiveCount": DISPATCH_MAX_RECEIVES}
+
+
+def test_dispatch_dead_letter_queue_outlives_the_dispatch_queue(transformed: dict[str, Any]) -> None:
+    """SQS keeps a redriven message's first enqueue time: the DLQ must keep it longer."""
+    properties = transformed["Resources"]["DispatchDeadLetterQueue"]["Properties"]
+    assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties
+    assert properties["MessageRetentionPeriod"] == 14 * 24 * 3600
+    source = transformed["Resources"]["DispatchQueue"]["Properties"]["MessageRetentionPeriod"]
+    assert properties["MessageRetentionPeriod"] > source
+    assert "RedrivePolicy" not in properties
+
+
+def test_dispatch_queues_allow_no_other_principal(transformed: dict[str, Any]) -> None:
+    """The functions use the dispatch queues through their roles: the queue policy only denies."""
+    policies = [
+        p["Properties"]
+        for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()
+        if DISPATCH_QUEUE_URL in p["Properties"]["Queues"] or DISPATCH_DLQ_URL in p["Properties"]["Queues"]
+    ]
+    assert policies, "the dispatch queues need a policy denying insecure transport"
+    for policy in policies:
+        assert all(s["Effect"] == "Deny" for s in _as_list(policy["PolicyDocument"]["Statement"]))
+
+
+def test_only_the_dispatcher_consumes_and_only_through_its_mapping(transformed: dict[str, Any]) -> None:
+    """No role may read or delete SQS messages but the dispatcher's, and no SQS managed policy."""
+    dispatcher_role = _role_id(transformed, DISPATCHER_FUNCTION)
+    consume = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:PurgeQueue"}
+    for logical_id, role in _of_type(transformed, "AWS::IAM::Role").items():
+        assert not any("SQS" in str(arn) for arn in role["Properties"].get("ManagedPolicyArns", [])), logical_id
+        if logical_id == dispatcher_role:
+            continue
+        actions = {a for s in _statements(role) for a in _as_list(s["Action"])}
+        assert not actions & consume, logical_id
+
+
+# --------------------------------------------------------------------------- logs
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_logs_to_its_own_bounded_log_group(transformed: dict[str, Any], function: str) -> None:
+    log_group_ref = transformed["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]
+    log_group = transformed["Resources"][log_group_ref["Ref"]]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["DeletionPolicy"] == "Delete"
+    assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
+    groups = [transformed["Resources"][f]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS]
+    assert len(set(groups)) == len(FUNCTIONS), "each function logs to a group of its own"
 
 
 # --------------------------------------------------------------------------- alarms and outputs
@@ -537,6 +708,35 @@ def test_alarm_on_messages_in_the_dlq(transformed: dict[str, Any]) -> None:
     assert _fires_on_any(alarms[0])
 
 
+def test_alarm_on_messages_in_the_dispatch_dlq(transformed: dict[str, Any]) -> None:
+    alarms = [
+        a
+        for a in _alarms(transformed, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DispatchDeadLetterQueue", "QueueName"]}} in a["Dimensions"]
+    ]
+    assert len(alarms) == 1
+    assert _fires_on_any(alarms[0])
+
+
+def test_alarm_on_old_messages_in_the_dispatch_queue(transformed: dict[str, Any], template: dict[str, Any]) -> None:
+    """A stuck dispatcher shows as an old message; a healthy queue never holds one that old."""
+    alarms = [
+        a
+        for a in _alarms(transformed, "AWS/SQS", "ApproximateAgeOfOldestMessage")
+        if a["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DispatchQueue", "QueueName"]}}]
+    ]
+    assert len(alarms) == 1
+    alarm = alarms[0]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] in ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold")
+    # Longest a healthy message waits: its delay, then every receive failing until the redrive.
+    queue = transformed["Resources"]["DispatchQueue"]["Properties"]
+    healthy = SQS_MAX_DELAY + DISPATCH_MAX_RECEIVES * queue["VisibilityTimeout"]
+    default_max_age = int(template["Parameters"]["DeferralMaxAgeSeconds"]["Default"])
+    assert max(healthy, default_max_age) < alarm["Threshold"] <= default_max_age + 3600
+    assert alarm["Threshold"] < queue["MessageRetentionPeriod"], "it must fire before SQS deletes the message"
+
+
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_alarm_on_function_errors(transformed: dict[str, Any], function: str) -> None:
     alarms = [
@@ -552,7 +752,8 @@ def test_alarm_on_function_errors(transformed: dict[str, Any], function: str) ->
 def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dict[str, Any]) -> None:
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = _of_type(transformed, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == 1 + len(FUNCTIONS)
+    # The two dead-letter queues, the dispatch queue's age, and one per function.
+    assert len(alarms) == 3 + len(FUNCTIONS)
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == notify, logical_id
         assert alarm["Properties"]["OKActions"] == notify, logical_id
@@ -565,3 +766,6 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert outputs["ScheduleTriggerFunctionArn"] == _get_att_arn(SCHEDULE_FUNCTION)
     assert outputs["IdempotencyTableName"] == {"Ref": "IdempotencyTable"}
     assert outputs["DeadLetterQueueUrl"] == DLQ_URL
+    assert outputs["DispatcherFunctionArn"] == _get_att_arn(DISPATCHER_FUNCTION)
+    assert outputs["DispatchQueueUrl"] == DISPATCH_QUEUE_URL
+    assert outputs["DispatchDeadLetterQueueUrl"] == DISPATCH_DLQ_URL
