@@ -80,7 +80,9 @@ def render(rows: list[dict[str, Any]]) -> str:
                 f" when it has been quiet {row['debounce']} s, at most {row['max_wait']} s after it opened"
             )
         if row["action"] == "start":
-            lines.append("     a 409 (run in progress) defers the start via the dispatch queue until it starts or a newer run covers it")
+            lines.append(
+                "     a 409 (run in progress) defers the start via the dispatch queue until it starts or a newer run covers it"
+            )
         lines.append(f"     Idempotency-Key {row['idempotency_key']}")
     return "\n".join(f"{trigger}\n" + "\n".join(lines) for trigger, lines in by_trigger.items())
 
