@@ -13,13 +13,14 @@ SECURITY_STAMP := $(SECURITY_VENV)/.installed
 CHECKOV        := $(SECURITY_VENV)/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck security unit integration infrastructure reliability clean
+.PHONY: help install demo test lint typecheck security unit integration infrastructure reliability bench-bursts clean
 
 help:
 	@echo "make demo   - run polytrigger end to end on the embedded local stack (no AWS account)"
 	@echo "make test   - install everything, then ruff, mypy and the whole pytest suite"
 	@echo "make security - checkov on template.yaml (skips are justified in the template)"
 	@echo "make reliability - duplicates, faults, rotation, outages: counts lost (0) and doubled (0)"
+	@echo "make bench-bursts - simulated bursts of files: naive one start per file vs debounce and deferral"
 	@echo "make clean  - remove the virtual environment, node_modules and caches"
 
 $(STAMP): pyproject.toml requirements-dev.txt functions/requirements.txt
@@ -52,8 +53,8 @@ demo: install
 	$(PY) -m local.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check functions local tests
-	$(BIN)/ruff format --check functions local tests
+	$(BIN)/ruff check functions local tests benchmarks
+	$(BIN)/ruff format --check functions local tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -82,3 +83,8 @@ clean:
 # `make test` runs a scaled-down pass (tests/integration/test_reliability.py).
 reliability: install
 	$(PY) -m local.reliability
+
+# Bursts: a simulation of the real dispatcher on a virtual clock (hours in seconds): executions,
+# coverage and staleness, naive one-start-per-file vs polytrigger (docs/bursts.md).
+bench-bursts: install
+	$(PY) -m benchmarks.bursts

@@ -1,0 +1,1 @@
+"""Benchmarks: simulations that drive polytrigger's real code on a virtual clock."""
