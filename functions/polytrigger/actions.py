@@ -37,6 +37,19 @@ class SyncTarget:
     options: tuple[tuple[str, Any], ...] = ()  # start body options, in a hashable form
     activate_first: bool = False
 
+    @property
+    def coverable(self) -> bool:
+        """Whether any run of the sync does what this start asks: not a resync, a test, a full fetch
+        or a chosen set of identities, which a plain run (scheduled, or another route's) would not do."""
+        options = dict(self.options)
+        return not (
+            options.get("resync")
+            or options.get("test")
+            or options.get("identities")
+            or options.get("resync_mode")
+            or options.get("fetch_mode") == "full"
+        )
+
     def body(self) -> dict[str, Any]:
         return {name: list(value) if isinstance(value, tuple) else value for name, value in self.options}
 

@@ -111,14 +111,14 @@ class Dispatcher:
         """A deferred start: covered by a run since the trigger, or started now, or deferred again."""
         since = datetime.fromtimestamp(float(message["since"]), UTC)
         try:
-            covering = self._execution_since(action, since, deadline)
+            covering = self._execution_since(action, since, deadline) if action.sync.coverable else None
         except (Transient, ServerError, KeyInFlight, CredentialsError, Unauthorized) as lookup:
             raise RetryLater(f"looking for a run since the trigger failed: {_message(lookup)}") from None
         except (Rejected, AlreadyRunning) as lookup:
             return Outcome.of(
                 action, "failed", reason=f"looking for a run since the trigger failed: {_message(lookup)}"
             )
-        if covering:
+        if covering and action.sync.coverable:
             return Outcome.of(action, "covered", execution_id=covering, reason="a run created since the trigger has it")
         attempt, first_at = int(message["attempt"]), float(message["first_at"])
         return self._perform(
@@ -133,7 +133,7 @@ class Dispatcher:
         assert self.deferrals is not None  # a window message exists only where deferrals do
         deferrals, now = self.deferrals, self.deferrals.clock()
         window = deferrals.windows.get(str(message["window"]))
-        arrivals = 0
+        arrivals, since = 0, now
         if window is not None and window.opened_at == float(message["opened_at"]):
             delay = flush_delay(window, action, now)
             if delay:
@@ -141,13 +141,15 @@ class Dispatcher:
                 self._enqueue(window_message(action, window.id, window.opened_at, generation), delay)
                 return Outcome.of(action, "deferred", reason=f"files are still landing: start in {delay} s")
             closed = deferrals.windows.close(window.id, window.opened_at)
-            arrivals = closed.count if closed is not None else 0
+            if closed is not None:
+                # a file may have joined after `now` was read: only a run created after it covers it
+                arrivals, since = closed.count, max(now, closed.last_arrival)
         # Closed now, or by an earlier attempt of this message whose start failed: start either way.
         outcome = self._perform(
             action,
             deadline,
             key=str(message["id"]),
-            running=lambda error: self._defer(action, now, error, 1, now),
+            running=lambda error: self._defer(action, since, error, 1, now),
         )
         if arrivals and outcome.status == "started":
             return Outcome.of(

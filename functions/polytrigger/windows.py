@@ -25,7 +25,9 @@ class Window:
 
 
 def window_id(action: Action) -> str:
-    material = json.dumps(["window", action.kind, action.sync.type, action.sync.id])
+    # Start options are part of the window: a resync must not be absorbed into a plain start.
+    options = [[name, list(value) if isinstance(value, tuple) else value] for name, value in action.sync.options]
+    material = json.dumps(["window", action.kind, action.sync.type, action.sync.id, options])
     return "polytrigger#window#" + hashlib.sha256(material.encode()).hexdigest()
 
 

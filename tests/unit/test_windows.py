@@ -68,3 +68,34 @@ def test_a_live_window_is_joined() -> None:
     assert (first.status, second.status) == ("deferred", "coalesced")
     assert len(queue.sent) == 1
     assert windows.windows[window_id(action())].count == 2
+
+
+def test_a_resync_is_not_absorbed_into_a_plain_window() -> None:
+    plain = action()
+    resync = Action(
+        route="nightly",
+        kind="start",
+        sync=SyncTarget(id=SYNC, options=(("resync", True),)),
+        trigger=plain.trigger,
+        debounce=60,
+        max_wait=300,
+    )
+    assert window_id(plain) != window_id(resync)
+
+
+@pytest.mark.parametrize(
+    ("options", "coverable"),
+    [
+        ((), True),
+        ((("fetch_mode", "incremental"),), True),
+        ((("schemas", ("public.a",)),), True),
+        ((("resync", False),), True),
+        ((("resync", True),), False),
+        ((("test", True),), False),
+        ((("identities", ("a",)),), False),
+        ((("resync_mode", "refetch"),), False),
+        ((("fetch_mode", "full"),), False),
+    ],
+)
+def test_only_a_plain_start_can_be_covered_by_another_run(options: tuple[Any, ...], coverable: bool) -> None:
+    assert SyncTarget(id=SYNC, options=options).coverable is coverable
