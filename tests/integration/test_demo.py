@@ -27,7 +27,11 @@ def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
     replayed = [line for line in out.splitlines() if "(replayed)" in line]
     assert len(replayed) == 2
     assert all("| duplicate " in line for line in replayed)
-    assert "| already_running |" in out
+    deferred = [line for line in out.splitlines() if line.startswith("dispatch queue (deferred)")]
+    assert deferred, "the starts that met a running run were delivered from the dispatch queue"
+    assert "| deferred " in out
+    assert any("| started " in line or "| covered " in line for line in deferred)
+    assert "| already_running |" not in out  # with the dispatch queue, a 409 is never final
     assert "| deactivated " in out
     assert "| activated " in out
     assert "the replay made 0." in out
