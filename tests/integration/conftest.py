@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Iterator
 
 import pytest
 
 from local.fake_polytomic import FakePolytomic
 from local.stack import LocalStack
+from tests.integration import dispatch_support
 from tests.integration.support import (
     CUSTOMERS_MODEL,
     ORDERS_MODEL,
@@ -81,3 +83,41 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch, leak_guard: 
     runtime.reset()
     parameters.clear_caches()
     clean.reset()  # leave the session's stack as the next test expects it
+
+
+@pytest.fixture
+def dispatch(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> Iterator[dispatch_support.Dispatch]:
+    """``polytrigger`` with a dispatch queue: debounce and deferral on, driven by a pump.
+
+    Fresh moto queues (the dispatch queue, with a redrive policy, and its dead-letter queue), the
+    dispatch tests' routes (``dispatch_support.ROUTES_YAML``) and their syncs (instant runs),
+    ``DEFERRAL_FIRST_DELAY_SECONDS=1``, ``DEFERRAL_MAX_AGE_SECONDS=60`` and a fresh container. A spy
+    records every message polytrigger queues or parks; the pump delivers them to the dispatcher.
+    """
+    from polytrigger import app as runtime
+
+    queues = dispatch_support.Queues.create(polytrigger.stack)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(dispatch_support.ROUTES_YAML, encoding="utf-8")
+    environment = {
+        **queues.env(),
+        "ROUTES_FILE": str(routes),
+        "DEFERRAL_FIRST_DELAY_SECONDS": "1",
+        "DEFERRAL_MAX_AGE_SECONDS": str(dispatch_support.MAX_AGE_SECONDS),
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    fake = polytrigger.stack.fake
+    fake.add_sync(dispatch_support.BURST_SYNC, kind="model")
+    fake.add_sync(dispatch_support.BURST_BULK, kind="bulk")
+    fake.add_sync(dispatch_support.TRICKLE_SYNC, kind="model")
+    fake.add_sync(dispatch_support.BUSY_SYNC, kind="model")
+    log = dispatch_support.SentLog()
+    dispatch_support.install_spy(monkeypatch, log)
+    runtime.reset()
+    pump = dispatch_support.Pump(polytrigger, queues, log)
+    yield dispatch_support.Dispatch(polytrigger, queues, log, pump)
+    runtime.reset()
+    queues.delete()

@@ -72,6 +72,12 @@ class Invoker:
 
         return self._call(schedule.handler, event, LocalContext(function_name="polytrigger-schedule", **context))
 
+    def dispatcher(self, event: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """The dispatch queue's consumer, with an SQS event as the event source mapping builds it."""
+        from polytrigger.handlers import dispatcher
+
+        return self._call(dispatcher.handler, event, LocalContext(function_name="polytrigger-dispatcher", **context))
+
     def _call(self, handler: Any, event: dict[str, Any], context: LocalContext) -> dict[str, Any]:
         """Run the handler; its return value, error and stdout (the metrics) all go to the guard too."""
         stdout = io.StringIO()
