@@ -350,8 +350,8 @@ class Result:
         return len(self.scenario.landings)
 
 
-def _counting(counter: Counter[str]) -> Callable[[Action, Outcome], None]:
-    def sink(action: Action, outcome: Outcome) -> None:
+def _counting(counter: Counter[str]) -> Callable[[Action, Outcome, str], None]:
+    def sink(action: Action, outcome: Outcome, key: str) -> None:
         counter[outcome.status] += 1
 
     return sink

@@ -28,7 +28,7 @@ from polytrigger.polytomic import (
 )
 from polytrigger.triggers import parse_time
 
-OutcomeSink = Callable[[Action, Outcome], None]
+OutcomeSink = Callable[[Action, Outcome, str], None]  # the key is the Idempotency-Key the action used
 
 
 class RetryLater(Exception):
@@ -90,7 +90,7 @@ class Dispatcher:
             report.outcomes.append(outcome)
             if outcome.retryable:
                 report.retryable.append(outcome)
-            self.on_outcome(action, outcome)
+            self.on_outcome(action, outcome, action.dedup_key)
         return report
 
     def run_message(self, message: dict[str, Any], deadline: float | None = None) -> tuple[Action, Outcome]:
@@ -104,7 +104,7 @@ class Dispatcher:
             outcome = self._once(
                 action, deadline, key=str(message["id"]), perform=lambda: self._retry(action, message, deadline)
             )
-        self.on_outcome(action, outcome)
+        self.on_outcome(action, outcome, str(message["id"]))
         return action, outcome
 
     def _retry(self, action: Action, message: dict[str, Any], deadline: float | None) -> Outcome:

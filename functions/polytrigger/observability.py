@@ -16,12 +16,12 @@ metrics = Metrics(namespace=os.getenv("POWERTOOLS_METRICS_NAMESPACE") or "Polytr
 tracer = Tracer(service=SERVICE)
 
 
-def record_outcome(action: Action, outcome: Outcome) -> None:
+def record_outcome(action: Action, outcome: Outcome, key: str) -> None:
     """One structured line and one metric per outcome: what the on-call engineer looks for first."""
     fields = {
         **outcome.to_dict(),
         "trigger": action.trigger.describe(),
-        "idempotency_key": action.dedup_key,
+        "idempotency_key": key,
     }
     message = f"{outcome.action} {outcome.sync_type} sync {outcome.sync_id} for route {outcome.route}: {outcome.status}"
     if outcome.status == "failed":

@@ -262,6 +262,8 @@ def test_a_window_that_meets_a_running_run_is_deferred_then_started_after_its_la
     assert [execution.id for execution in executions][:1] == [running.id]
     assert len(executions) == 2
     assert executions[-1].idempotency_key == deferred.body["id"]
+    started = [line for line in dispatch.polytrigger.log_lines() if line.get("status") == "started"]
+    assert started[-1]["idempotency_key"] == deferred.body["id"]  # the log names the key Polytomic saw
     assert uncovered(dispatch.stack, BURST_SYNC, files) == []
     assert dispatch.pump.early == []
 

@@ -122,7 +122,7 @@ def act(kind: ActionKind = "start", sync_type: SyncType = "model", *, sync_id: s
 
 def run(client: StubClient, *actions: Action, dedup: StubDedup | None = None) -> tuple[Report, list[Any]]:
     seen: list[tuple[Action, Outcome]] = []
-    dispatcher = Dispatcher(client, dedup or StubDedup(), lambda a, o: seen.append((a, o)))  # type: ignore[arg-type]
+    dispatcher = Dispatcher(client, dedup or StubDedup(), lambda a, o, _key: seen.append((a, o)))  # type: ignore[arg-type]
     report = dispatcher.run(list(actions), deadline=DEADLINE)
     assert [o for _, o in seen] == report.outcomes  # on_outcome: once per action, in order
     assert [a for a, _ in seen] == list(actions)
