@@ -121,6 +121,9 @@ class Dispatcher:
         if covering and action.sync.coverable:
             return Outcome.of(action, "covered", execution_id=covering, reason="a run created since the trigger has it")
         attempt, first_at = int(message["attempt"]), float(message["first_at"])
+        if "parked_because" in message:  # moved back from the dead-letter queue by a person: a fresh wait
+            assert self.deferrals is not None
+            first_at = self.deferrals.clock()  # (attempts keep counting: each message id is used once)
         return self._perform(
             action,
             deadline,

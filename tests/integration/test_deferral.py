@@ -428,9 +428,13 @@ def test_a_deferral_past_its_maximum_age_is_parked_with_a_readable_reason(dispat
     assert line["reason"] == reason
     assert line["message"] == f"start model sync {BUSY_SYNC} for route busy: failed"
 
-    # once the run ends, the parked message moved back to the dispatch queue as it is (an SQS re-drive) starts it
-    fake.finish_running(BUSY_SYNC)
+    # moved back while the run still goes on (an SQS re-drive): its wait starts afresh, it is not parked at once
     dispatch.queues.sqs.send_message(QueueUrl=dispatch.queues.url, MessageBody=parked["Body"])
-    (redriven,) = dispatch.pump.drain(timeout=20)
-    assert statuses(redriven.answer) == ["started"]
-    assert fake.executions(BUSY_SYNC)[-1].idempotency_key == parked_body["id"]
+    again = dispatch.pump.until(lambda delivery: bool(delivery.outcomes), timeout=20)
+    assert statuses(again.answer) == ["deferred"]
+    # once the run ends, the deferred retry (a new message id) starts it
+    fake.finish_running(BUSY_SYNC)
+    dispatch.pump.drain(timeout=20)
+    assert dispatch.pump.outcomes()[-1]["status"] == "started"
+    assert fake.executions(BUSY_SYNC)[-1].idempotency_key not in (None, parked_body["id"])
+    assert len(fake.executions(BUSY_SYNC)) == 2
