@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import strategies as st
@@ -47,3 +48,18 @@ def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         for index, child in enumerate(value):
             found += paths(child, (*prefix, index))
     return found
+
+
+def replaced(value: Any, path: tuple[Any, ...], replacement: Any, *, delete: bool = False) -> Any:
+    """A copy of a JSON value with the field at `path` replaced (or deleted)."""
+    if not path:
+        return replacement
+    value = copy.deepcopy(value)
+    parent = value
+    for step in path[:-1]:
+        parent = parent[step]
+    if delete:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = replacement
+    return value

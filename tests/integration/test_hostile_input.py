@@ -31,7 +31,7 @@ from polytrigger.routes import load_routes
 from polytrigger.triggers import Trigger
 from tests.integration.support import CUSTOMERS_MODEL, ORDERS_MODEL, ROUTES, WAREHOUSE_BULK, Invoker, load_event
 from tests.strategies import json_values as shared_json_values
-from tests.strategies import paths
+from tests.strategies import paths, replaced
 
 BUNDLED = load_routes(ROUTES)
 SYNCS = (ORDERS_MODEL, WAREHOUSE_BULK, CUSTOMERS_MODEL)
@@ -113,20 +113,6 @@ def oversized(draw: st.DrawFn) -> str:
     """A 20-200 KB string of a random marker: it must never be echoed by an error line."""
     marker = draw(st.text(alphabet="abcxyzü😀%+\n\x00", min_size=4, max_size=8))
     return marker * draw(st.integers(min_value=5_000, max_value=25_000))
-
-
-def replaced(value: Any, path: tuple[Any, ...], replacement: Any, *, delete: bool = False) -> Any:
-    if not path:
-        return replacement
-    value = copy.deepcopy(value)
-    parent = value
-    for step in path[:-1]:
-        parent = parent[step]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = replacement
-    return value
 
 
 @st.composite

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from polytrigger.events import UnsupportedEvent, is_sqs_batch, s3_triggers, schedule_trigger, sqs_body_triggers
 from polytrigger.triggers import Trigger
 from tests.strategies import json_values as shared_json_values
-from tests.strategies import paths
+from tests.strategies import paths, replaced
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SAMPLES: dict[str, Any] = {
@@ -116,24 +116,10 @@ def test_random_sqs_body_text_either_parses_or_is_unsupported(body: str) -> None
     only_unsupported(sqs_body_triggers, body)
 
 
-def mutate(value: Any, path: tuple[Any, ...], replacement: Any, delete: bool) -> Any:
-    if not path:
-        return replacement
-    value = copy.deepcopy(value)
-    parent = value
-    for step in path[:-1]:
-        parent = parent[step]
-    if delete:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = replacement
-    return value
-
-
 def near_miss(sample: Any, data: st.DataObject) -> Any:
     """A real sample with one field replaced by random JSON or removed; SQS bodies and SNS messages too."""
     path = data.draw(st.sampled_from(paths(sample)))
-    broken = mutate(sample, path, data.draw(json_values), delete=bool(path) and data.draw(st.booleans()))
+    broken = replaced(sample, path, data.draw(json_values), delete=bool(path) and data.draw(st.booleans()))
     if data.draw(st.booleans()):  # break inside the JSON strings as well
         for string_path in paths(broken):
             inner = _at(broken, string_path)
@@ -143,8 +129,8 @@ def near_miss(sample: Any, data: st.DataObject) -> Any:
                 except ValueError:
                     continue
                 inner_path = data.draw(st.sampled_from(paths(decoded)))
-                decoded = mutate(decoded, inner_path, data.draw(json_values), delete=False)
-                broken = mutate(broken, string_path, json.dumps(decoded), delete=False)
+                decoded = replaced(decoded, inner_path, data.draw(json_values), delete=False)
+                broken = replaced(broken, string_path, json.dumps(decoded), delete=False)
                 break
     return broken
 
