@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from polytrigger import app as runtime
@@ -23,6 +21,9 @@ from polytrigger.observability import (
 )
 from polytrigger.routes import RoutesError
 from polytrigger.triggers import Trigger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 Parser = Callable[[Any], list[Trigger]]
 _MAX_ID = 128  # an id from the event goes into every log line: never a payload's worth of it
@@ -75,6 +76,9 @@ def answer_batch(
     app: runtime.App, parse_body: Parser, event: dict[str, Any], context: LambdaContext | None
 ) -> dict[str, Any]:
     """An SQS batch: each record on its own, and only the failed records go back to the queue."""
+    # Imported here: only the SQS path needs them, and every other cold start skips their import.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     combined = Report()
 
