@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -9,8 +10,8 @@ from typing import Any
 
 from polytrigger.actions import Action, Outcome
 from polytrigger.config import ConfigError, Settings
-from polytrigger.credentials import SecretCredentials
-from polytrigger.dedup import Dedup
+from polytrigger.credentials import CredentialsError, SecretCredentials
+from polytrigger.dedup import KEY_PREFIX, Dedup
 from polytrigger.deferral import Deferrals
 from polytrigger.dispatch import Dispatcher, Report
 from polytrigger.observability import record_outcome
@@ -48,10 +49,11 @@ class App:
 def build(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     routes = load_routes(settings.routes_file)
+    credentials = SecretCredentials(settings.secret_id, settings.secret_max_age)
     client = PolytomicClient(
         settings.base_url,
         settings.api_version,
-        SecretCredentials(settings.secret_id, settings.secret_max_age),
+        credentials,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
     )
@@ -68,7 +70,36 @@ def build(settings: Settings | None = None) -> App:
         debounced = [route.name for route in routes.routes if route.debounce]
         if debounced:
             raise ConfigError(f"DISPATCH_QUEUE_URL is required: route(s) {', '.join(debounced)} use debounce")
-    return App(settings, routes, client, dedup, Dispatcher(client, dedup, record_outcome, deferrals))
+    dispatcher = Dispatcher(
+        client,
+        dedup,
+        record_outcome,
+        deferrals,
+        concurrency=settings.polytomic_concurrency,
+        prepare=lambda: _before_fan_out(dedup, credentials, deferrals),
+    )
+    return App(settings, routes, client, dedup, dispatcher)
+
+
+def _before_fan_out(dedup: Dedup, credentials: SecretCredentials, deferrals: Deferrals | None) -> None:
+    """Make, on one thread, the lazily built state the dispatcher's threads would otherwise race to build.
+
+    - Powertools configures the persistence layer inside every idempotent call, and its first
+      `configure` sets `configured = True` before the JMESPath key expression: a second thread
+      in that gap would hash the whole request and write a record under another key. Configuring
+      it here first makes every later `configure` a no-op (it only re-assigns the same prefix).
+    - The secret: cached by Powertools Parameters, but threads that all miss the cache would
+      each call Secrets Manager. A failure is left for the actions to report, as before.
+    - The dispatch queue's SQS client is made on first use from boto3's default session, which
+      must not be used from several threads at once.
+    All three are no-ops once done (a dict lookup for the cached secret).
+    """
+    if not dedup.persistence.configured:
+        dedup.persistence.configure(dedup.config, key_prefix=KEY_PREFIX)
+    with contextlib.suppress(CredentialsError):
+        credentials(False)
+    if deferrals is not None and isinstance(deferrals.queue, SqsQueue):
+        _ = deferrals.queue.client
 
 
 _app: App | None = None

@@ -7,7 +7,8 @@ it in the dead-letter queue). Nothing here knows of Lambda.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -64,34 +65,97 @@ class Dispatcher:
         dedup: Dedup,
         on_outcome: OutcomeSink,
         deferrals: Deferrals | None = None,
+        *,
+        concurrency: int = 1,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
         self.client = client
         self.dedup = dedup
         self.on_outcome = on_outcome
         self.deferrals = deferrals  # None: no dispatch queue, so a 409 is final and nothing is debounced
+        self.concurrency = max(1, concurrency)  # syncs handled at once by `run`; 1 = the calling thread only
+        self.prepare = prepare  # called before a parallel fan-out, on the calling thread
 
     def run(self, actions: Sequence[Action], deadline: float | None = None) -> Report:
+        """Perform every action; outcomes (and `on_outcome`) come in action order, whatever ran first.
+
+        Actions on one sync (same type and id) run one after another, in action order, so a start
+        with `activate_first` always follows its activate; different syncs run in parallel, at most
+        `concurrency` at a time. With `concurrency` 1 (or one sync) everything runs on this thread.
+        """
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, action in enumerate(actions):
+            groups.setdefault((action.sync.type, action.sync.id), []).append(index)
+        outcomes: list[Outcome | None] = [None] * len(actions)
         report = Report()
-        not_activated: dict[tuple[str, str], Outcome] = {}
-        for action in actions:
-            target = (action.sync.type, action.sync.id)
-            blocked = not_activated.get(target) if action.kind == "start" and action.sync.activate_first else None
-            if blocked is not None:
-                outcome = Outcome.of(
-                    action,
-                    "failed",
-                    reason="not started: activating the sync first failed",
-                    retryable=blocked.retryable,
-                )
-            else:
-                outcome = self._once(action, deadline)
-            if action.kind == "activate" and outcome.status == "failed":
-                not_activated[target] = outcome
+
+        def emit(index: int) -> None:
+            action, outcome = actions[index], outcomes[index]
+            if outcome is None:  # only after an unexpected error, re-raised below
+                return
             report.outcomes.append(outcome)
             if outcome.retryable:
                 report.retryable.append(outcome)
             self.on_outcome(action, outcome, action.dedup_key)
+
+        if self.concurrency <= 1 or len(groups) <= 1:  # as each finishes: a timeout keeps what was logged
+            error = self._run_group(actions, range(len(actions)), outcomes, deadline, emit)
+        else:  # all finished: in action order, from this thread
+            error = self._fan_out(actions, list(groups.values()), outcomes, deadline)
+            for index in range(len(actions)):
+                emit(index)
+        if error is not None:
+            raise error
         return report
+
+    def _fan_out(
+        self,
+        actions: Sequence[Action],
+        groups: list[list[int]],
+        outcomes: list[Outcome | None],
+        deadline: float | None,
+    ) -> BaseException | None:
+        """One task per sync on a bounded pool; waits for all (nothing is left running behind the answer)."""
+        if self.prepare is not None:
+            self.prepare()  # shared lazy state (dedup configuration, secret, clients) is made here, once
+        workers = min(self.concurrency, len(groups))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="polytrigger-dispatch") as pool:
+            futures = [pool.submit(self._run_group, actions, group, outcomes, deadline) for group in groups]
+            errors = [future.result() for future in futures]  # every group finishes: nothing runs past the answer
+        return next((error for error in errors if error is not None), None)
+
+    def _run_group(
+        self,
+        actions: Sequence[Action],
+        indices: Iterable[int],
+        outcomes: list[Outcome | None],
+        deadline: float | None,
+        done: Callable[[int], None] | None = None,
+    ) -> BaseException | None:
+        """Actions one after another, each outcome stored at its index; an unexpected error stops the group."""
+        not_activated: dict[tuple[str, str], Outcome] = {}
+        try:
+            for index in indices:
+                action = actions[index]
+                target = (action.sync.type, action.sync.id)
+                blocked = not_activated.get(target) if action.kind == "start" and action.sync.activate_first else None
+                if blocked is not None:
+                    outcome = Outcome.of(
+                        action,
+                        "failed",
+                        reason="not started: activating the sync first failed",
+                        retryable=blocked.retryable,
+                    )
+                else:
+                    outcome = self._once(action, deadline)
+                if action.kind == "activate" and outcome.status == "failed":
+                    not_activated[target] = outcome
+                outcomes[index] = outcome
+                if done is not None:
+                    done(index)
+        except Exception as error:  # reported after the outcomes that were reached, as the sequential loop did
+            return error
+        return None
 
     def run_message(self, message: dict[str, Any], deadline: float | None = None) -> tuple[Action, Outcome]:
         """A message from the dispatch queue: a deferred start, or a debounce window to flush."""

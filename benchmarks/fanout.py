@@ -1,0 +1,200 @@
+"""Fan-out: one S3 event that maps to 20 syncs, sequential vs parallel, against a single call.
+
+The real S3 handler runs against the local stack (DynamoDB Local or moto, moto's Secrets Manager,
+the fake Polytomic API) with the fake adding `LATENCY` seconds to every Polytomic call. Each timed
+invocation uses a new S3 sequencer, so every run writes fresh dedup records and calls Polytomic
+for real (nothing is a `duplicate`). The container is warm: one untimed invocation first.
+
+- baseline: the same handler, one event, a route with one sync (a single Polytomic call);
+- sequential: `POLYTOMIC_CONCURRENCY=1`, 20 syncs, for reference (about 20x the baseline);
+- parallel: `POLYTOMIC_CONCURRENCY=20`, 20 syncs; target at most 2x the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from local.lambda_context import LocalContext
+from local.stack import LocalStack
+
+SYNCS = 20
+LATENCY = 0.1  # seconds the fake Polytomic adds to every call
+TARGET_RATIO = 2.0
+PARALLEL = 20  # POLYTOMIC_CONCURRENCY of the parallel run: the whole fan-out in one wave
+BUCKET = "bench-landing"
+FANOUT_PREFIX = "fanout/"
+SINGLE_PREFIX = "single/"
+
+Row = tuple[str, str, str, str, str, bool]
+
+
+def sync_id(number: int) -> str:
+    return f"{number:08x}-be4c-4f00-8a00-{number:012x}"
+
+
+FANOUT_SYNCS = tuple(sync_id(n) for n in range(1, SYNCS + 1))
+SINGLE_SYNC = sync_id(100)
+
+
+def routes_yaml() -> str:
+    """Two routes: one with 20 syncs, one with a single sync (the baseline)."""
+    fanout = "\n".join(f"      - id: {sid}" for sid in FANOUT_SYNCS)
+    return (
+        "routes:\n"
+        "  - name: bench-fanout\n"
+        f"    s3: {{bucket: {BUCKET}, key: '{FANOUT_PREFIX}*.csv'}}\n"
+        "    syncs:\n"
+        f"{fanout}\n"
+        "  - name: bench-single\n"
+        f"    s3: {{bucket: {BUCKET}, key: '{SINGLE_PREFIX}*.csv'}}\n"
+        "    syncs:\n"
+        f"      - id: {SINGLE_SYNC}\n"
+    )
+
+
+def s3_event(key: str, sequencer: str | None = None) -> dict[str, Any]:
+    """An S3 notification for one created object; a new sequencer makes a new trigger (fresh dedup records)."""
+    sequencer = sequencer or uuid.uuid4().hex[:18].upper()
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": "2026-11-23T09:15:42.318Z",
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": BUCKET, "arn": f"arn:aws:s3:::{BUCKET}"},
+                    "object": {"key": key, "size": 1, "sequencer": sequencer},
+                },
+            }
+        ]
+    }
+
+
+class Bench:
+    """The real S3 handler on a local stack; `container(...)` is a fresh Lambda container with that environment."""
+
+    def __init__(self, stack: LocalStack, routes: Path) -> None:
+        self.stack = stack
+        self.routes = routes
+        for sid in (*FANOUT_SYNCS, SINGLE_SYNC):
+            stack.fake.add_sync(sid, kind="model")
+
+    @contextlib.contextmanager
+    def container(self, **env: str) -> Iterator[Callable[[dict[str, Any]], dict[str, Any]]]:
+        """Configure a new container (no App, empty secret cache) and yield `invoke(event)`; logs are discarded."""
+        from aws_lambda_powertools.utilities import parameters
+
+        from polytrigger import app as runtime
+        from polytrigger.handlers import s3
+        from polytrigger.observability import logger
+
+        handler = logger.registered_handler
+        with self.stack.environ(ROUTES_FILE=str(self.routes), **env), contextlib.redirect_stdout(io.StringIO()):
+            previous = handler.setStream(io.StringIO())  # type: ignore[attr-defined]
+            runtime.reset()
+            parameters.clear_caches()  # type: ignore[no-untyped-call]
+            try:
+
+                def invoke(event: dict[str, Any]) -> dict[str, Any]:
+                    answer: dict[str, Any] = s3.handler(event, LocalContext(function_name="polytrigger-s3"))
+                    return answer
+
+                yield invoke
+            finally:
+                handler.setStream(previous)  # type: ignore[attr-defined]
+                runtime.reset()
+                parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+@contextlib.contextmanager
+def bench_stack(stack: LocalStack | None = None) -> Iterator[Bench]:
+    """A local stack (started here unless given) with the benchmark's routes and syncs; the fake is reset after."""
+    with contextlib.ExitStack() as exits:
+        if stack is None:
+            stack = exits.enter_context(LocalStack())
+        directory = Path(exits.enter_context(tempfile.TemporaryDirectory(prefix="polytrigger-bench-")))
+        routes = directory / "routes.yaml"
+        routes.write_text(routes_yaml(), encoding="utf-8")
+        exits.callback(stack.reset)
+        stack.reset()
+        yield Bench(stack, routes)
+
+
+def _timed(invoke: Callable[[dict[str, Any]], dict[str, Any]], prefix: str, runs: int) -> float:
+    """Median wall time (seconds) of `runs` invocations, each a new trigger; one untimed warm-up first."""
+    invoke(s3_event(f"{prefix}warm-up.csv"))
+    times = []
+    for run in range(runs):
+        event = s3_event(f"{prefix}file-{run}.csv")
+        started = time.perf_counter()
+        invoke(event)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(quick: bool, stack: LocalStack | None = None) -> dict[str, float]:
+    """Median wall times in seconds: `single` (1 sync), `sequential` and `parallel` (20 syncs)."""
+    runs = 1 if quick else 5
+    with bench_stack(stack) as bench:
+        bench.stack.fake.set_latency(LATENCY)
+        try:
+            with bench.container(POLYTOMIC_CONCURRENCY=str(PARALLEL)) as invoke:
+                single = _timed(invoke, SINGLE_PREFIX, runs)
+                parallel = _timed(invoke, FANOUT_PREFIX, runs)
+            with bench.container(POLYTOMIC_CONCURRENCY="1") as invoke:
+                sequential = _timed(invoke, FANOUT_PREFIX, runs)
+        finally:
+            bench.stack.fake.set_latency(0.0)
+    return {"single": single, "sequential": sequential, "parallel": parallel}
+
+
+def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
+    figures = measure(quick, stack)
+    single, sequential, parallel = figures["single"], figures["sequential"], figures["parallel"]
+    baseline = f"{single * 1000:.0f} ms (1 sync)"
+    return [
+        (
+            f"fan-out {SYNCS} syncs, sequential (concurrency 1)",
+            f"{sequential * 1000:.0f} ms",
+            baseline,
+            f"{sequential / single:.1f}x",
+            "reference",
+            True,
+        ),
+        (
+            f"fan-out {SYNCS} syncs, parallel (concurrency {PARALLEL})",
+            f"{parallel * 1000:.0f} ms",
+            baseline,
+            f"{parallel / single:.2f}x",
+            f"<= {TARGET_RATIO:.0f}x",
+            parallel / single <= TARGET_RATIO,
+        ),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.fanout", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one timed run each: a smoke run, not figures")
+    args = parser.parse_args(argv)
+    from benchmarks.run import render
+
+    table = rows(args.quick)
+    print(render(table))
+    return 0 if all(row[5] for row in table) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

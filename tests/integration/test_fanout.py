@@ -1,0 +1,95 @@
+"""Fan-out under parallelism: correctness, not timing (timings belong to `make bench`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import budget, fanout
+from local.stack import LocalStack
+from tests.integration.support import Invoker
+
+SCHEDULE = "bench-nightly"
+PAUSED = tuple(fanout.sync_id(200 + n) for n in range(6))
+
+
+def _routes_with_schedule(tmp_path: Path) -> Path:
+    routes = tmp_path / "routes.yaml"
+    syncs = "\n".join(f"      - {{id: {sid}, resync: true, activate_first: true}}" for sid in PAUSED)
+    routes.write_text(
+        fanout.routes_yaml() + f"  - name: nightly-many\n    schedule: {SCHEDULE}\n    syncs:\n{syncs}\n",
+        encoding="utf-8",
+    )
+    return routes
+
+
+@pytest.fixture
+def many(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Invoker:
+    """The handlers with the benchmark's routes (20 syncs on one S3 route) plus paused activate_first syncs."""
+    from polytrigger import app as runtime
+
+    fake = polytrigger.stack.fake
+    for sid in (*fanout.FANOUT_SYNCS, fanout.SINGLE_SYNC):
+        fake.add_sync(sid, kind="model")
+    for sid in PAUSED:
+        fake.add_sync(sid, kind="model", active=False)
+    monkeypatch.setenv("ROUTES_FILE", str(_routes_with_schedule(tmp_path)))
+    monkeypatch.setenv("POLYTOMIC_CONCURRENCY", "8")  # fewer threads than syncs: the pool is reused
+    runtime.reset()
+    return polytrigger
+
+
+def test_twenty_syncs_start_once_each_with_outcomes_in_action_order(many: Invoker) -> None:
+    fake = many.stack.fake
+    event = fanout.s3_event(f"{fanout.FANOUT_PREFIX}a.csv", "0055AED6DCD90281E5")
+
+    answer = many.s3(event)
+
+    assert [(o["sync_id"], o["status"]) for o in answer["outcomes"]] == [(s, "started") for s in fanout.FANOUT_SYNCS]
+    starts = [c for c in fake.calls if c.method == "POST" and c.path.endswith("/executions")]
+    assert sorted(c.path.split("/")[-2] for c in starts) == sorted(fanout.FANOUT_SYNCS)
+    keys = [c.headers["idempotency-key"] for c in starts]
+    assert len(set(keys)) == fanout.SYNCS
+    records = {r["id"] for r in many.records()}
+    assert len(records) == fanout.SYNCS
+    assert all(f"polytrigger#{key}" in records for key in keys)
+    fake.reset_calls()
+
+    again = many.s3(event)  # a duplicate delivery, in parallel too
+
+    assert [(o["sync_id"], o["status"]) for o in again["outcomes"]] == [(s, "duplicate") for s in fanout.FANOUT_SYNCS]
+    assert fake.calls == []
+
+
+def test_activate_first_start_follows_its_activate_for_every_sync(many: Invoker) -> None:
+    fake = many.stack.fake
+
+    answer = many.schedule({"schedule": SCHEDULE, "time": "2026-11-23T02:00:00Z"})
+
+    expected = [(sid, action) for sid in PAUSED for action in ("activate", "start")]
+    assert [(o["sync_id"], o["action"]) for o in answer["outcomes"]] == expected
+    assert {o["status"] for o in answer["outcomes"]} == {"activated", "started"}
+    for sid in PAUSED:
+        per_sync = [c.path.rsplit("/", 1)[-1] for c in fake.calls if c.method == "POST" and f"/{sid}/" in c.path]
+        assert per_sync == ["activate", "executions"], sid
+
+
+def test_fanout_benchmark_smoke(clean: LocalStack) -> None:
+    table = fanout.rows(quick=True, stack=clean)
+
+    assert len(table) == 2
+    assert all(len(row) == 6 for row in table)
+
+
+def test_budget_counts_are_exactly_on_target(clean: LocalStack) -> None:
+    table = budget.rows(quick=True, stack=clean)
+
+    assert len(table) == 7
+    assert all(row[5] for row in table), table
+    values = {row[0]: row[3] for row in table}
+    assert values["budget warm: Polytomic calls per (trigger, sync)"] == "1"
+    assert values["budget warm: DynamoDB writes per (trigger, sync)"] == "2"
+    assert values["budget warm: Secrets Manager calls per event"] == "0"
+    assert values["budget duplicate: DynamoDB calls per (trigger, sync)"] == "1"
+    assert values["budget duplicate: Polytomic calls per (trigger, sync)"] == "0"
