@@ -13,13 +13,14 @@ SECURITY_STAMP := $(SECURITY_VENV)/.installed
 CHECKOV        := $(SECURITY_VENV)/bin/checkov
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck security unit integration infrastructure reliability bench-bursts clean
+.PHONY: help install demo test lint typecheck security unit integration infrastructure reliability bench bench-bursts clean
 
 help:
 	@echo "make demo   - run polytrigger end to end on the embedded local stack (no AWS account)"
 	@echo "make test   - install everything, then ruff, mypy and the whole pytest suite"
 	@echo "make security - checkov on template.yaml (skips are justified in the template)"
 	@echo "make reliability - duplicates, faults, rotation, outages: counts lost (0) and doubled (0)"
+	@echo "make bench  - cold start, fan-out, call budget, route matching, memory: one table of ratios"
 	@echo "make bench-bursts - simulated bursts of files: naive one start per file vs debounce and deferral"
 	@echo "make clean  - remove the virtual environment, node_modules and caches"
 
@@ -88,3 +89,7 @@ reliability: install
 # coverage and staleness, naive one-start-per-file vs polytrigger (docs/bursts.md).
 bench-bursts: install
 	$(PY) -m benchmarks.bursts
+
+# Performance: one table, each figure against a baseline measured in the same run (docs/performance.md).
+bench: install
+	$(PY) -m benchmarks.run

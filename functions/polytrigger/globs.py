@@ -52,3 +52,18 @@ def literal_prefix(pattern: str) -> str:
         if ch in _SPECIAL:
             return pattern[:i]
     return pattern
+
+
+def literal_suffix(pattern: str) -> str:
+    """The part of the glob after its last wildcard: every key the glob matches ends with it.
+
+    `**/` may stand for no folder at all (`**/_SUCCESS` matches `_SUCCESS`), so its slash is not part
+    of the suffix. A cheap pre-filter before the compiled glob, like `literal_prefix`.
+    """
+    for i in range(len(pattern) - 1, -1, -1):
+        if pattern[i] in _SPECIAL:
+            suffix = pattern[i + 1 :]
+            if i > 0 and pattern[i - 1] == "*" and suffix.startswith("/"):
+                suffix = suffix[1:]
+            return suffix
+    return pattern
