@@ -1,8 +1,8 @@
 """Memory and package: peak RSS of a cold invocation, and the size of what `sam build` ships.
 
 Peak RSS: a separate process imports the S3 handler, builds the App (`app.get()`), parses a
-sample event and matches it against the routes, then reads its own peak RSS (getrusage
-ru_maxrss). The network part of an invocation (DynamoDB, Secrets Manager, Polytomic) is excluded:
+sample event and matches it against the routes, then reads its own peak RSS (VmHWM in
+/proc/self/status). The network part of an invocation (DynamoDB, Secrets Manager, Polytomic) is excluded:
 those calls allocate a response of a few kB each on clients that already exist. The baseline is
 the floor process of the cold-start benchmark (boto3 and its two clients) measured the same way.
 
@@ -33,7 +33,9 @@ REQUIREMENTS = FUNCTIONS / "requirements.txt"
 BOTOCORE_TREE = {"botocore", "jmespath", "python-dateutil", "six"}  # urllib3 is ours anyway
 SAMPLE_EVENT = ROOT / "events" / "eventbridge-object-created.json"
 
-PEAK = "\nimport resource\nprint('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+# VmHWM, not ru_maxrss: a child's ru_maxrss starts from its parent's RSS at fork time on Linux, so
+# inside `make bench` (after other benchmarks loaded the parent) it would report the parent's size.
+PEAK = "\nimport re\nprint('PEAK_KB', re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
 INVOCATION = f"""
 import json
 import polytrigger.handlers.s3
