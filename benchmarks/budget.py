@@ -134,11 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.budget", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="accepted for symmetry: counts need one run only")
     args = parser.parse_args(argv)
-    from benchmarks.run import render
+    from benchmarks.run import report
 
-    table = rows(args.quick)
-    print(render(table))
-    return 0 if all(row[5] for row in table) else 1
+    return report(rows(args.quick))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+from benchmarks.run import render
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -136,15 +137,6 @@ def to_rows(medians: dict[str, float]) -> list[Row]:
 
 def rows(quick: bool = False, repeats: int | None = None) -> list[Row]:
     return to_rows(measure(1 if quick else repeats or DEFAULT_REPEATS))
-
-
-def render(table: Sequence[tuple[Any, ...]]) -> str:
-    header = ("figure", "value", "baseline", "ratio", "target", "pass")
-    lines = [header] + [(*map(str, row[:5]), "pass" if row[5] else "FAIL") for row in table]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    out.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -189,11 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fanout", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one timed run each: a smoke run, not figures")
     args = parser.parse_args(argv)
-    from benchmarks.run import render
+    from benchmarks.run import report
 
-    table = rows(args.quick)
-    print(render(table))
-    return 0 if all(row[5] for row in table) else 1
+    return report(rows(args.quick))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.coldstart import FLOOR, FUNCTIONS, ROOT, Row, render, run_child
+from benchmarks.coldstart import FLOOR, FUNCTIONS, ROOT, Row, run_child
+from benchmarks.run import render
 
 TARGET_RSS_MB = 100.0
 REQUIREMENTS = FUNCTIONS / "requirements.txt"

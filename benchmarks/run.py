@@ -40,6 +40,12 @@ def render(rows: Sequence[tuple[Any, ...]]) -> str:
     return "\n".join(out)
 
 
+def report(rows: Sequence[tuple[Any, ...]]) -> int:
+    """Print a benchmark's rows; the exit status says whether every figure met its target."""
+    print(render(rows))
+    return 0 if all(row[5] for row in rows) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one repetition each: a smoke run, not figures")
