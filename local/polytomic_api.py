@@ -123,24 +123,22 @@ class _ExecutionRecord:
         shown = status or self.status(now)
         started = None if shown == "created" else self.created_at
         completed = None if status else self.completed_at(now)
-        if self.kind == "model":
-            return {
-                "id": self.id,
-                "status": shown,
-                "type": "manual",
-                "created_at": iso(self.created_at),
-                "started_at": iso(started),
-                "completed_at": iso(completed),
-                "errors": [],
-                "counts": {"insert": 0, "update": 0, "delete": 0, "error": 0, "total": 0, "upserts": 0, "warnings": 0},
-            }
-        return {
+        common = {
             "id": self.id,
             "status": shown,
             "type": "manual",
             "created_at": iso(self.created_at),
             "started_at": iso(started),
             "completed_at": iso(completed),
+        }
+        if self.kind == "model":
+            return {
+                **common,
+                "errors": [],
+                "counts": {"insert": 0, "update": 0, "delete": 0, "error": 0, "total": 0, "upserts": 0, "warnings": 0},
+            }
+        return {
+            **common,
             "updated_at": iso(completed or started or self.created_at),
             "fetch_mode": self.options.get("fetch_mode"),
             "is_resync": bool(self.options.get("resync_mode") or self.options.get("resync")),
