@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from polytrigger.actions import Action, Outcome
+from polytrigger.aws import AwsClients
 from polytrigger.config import ConfigError, Settings
 from polytrigger.credentials import CredentialsError, SecretCredentials
 from polytrigger.dedup import KEY_PREFIX, Dedup
@@ -49,7 +50,8 @@ class App:
 def build(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
     routes = load_routes(settings.routes_file)
-    credentials = SecretCredentials(settings.secret_id, settings.secret_max_age)
+    aws = AwsClients(pool=settings.polytomic_concurrency)
+    credentials = SecretCredentials(settings.secret_id, settings.secret_max_age, aws.secretsmanager)
     client = PolytomicClient(
         settings.base_url,
         settings.api_version,
@@ -57,12 +59,12 @@ def build(settings: Settings | None = None) -> App:
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
     )
-    dedup = Dedup(settings.idempotency_table, settings.idempotency_ttl_seconds)
+    dedup = Dedup(settings.idempotency_table, settings.idempotency_ttl_seconds, boto3_client=aws.dynamodb)
     deferrals = None
     if settings.dispatch_queue_url:
         deferrals = Deferrals(
-            SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url),
-            DynamoWindows(dedup.persistence.client, settings.idempotency_table, settings.idempotency_ttl_seconds),
+            SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs),
+            DynamoWindows(aws.dynamodb, settings.idempotency_table, settings.idempotency_ttl_seconds),
             max_age=settings.deferral_max_age_seconds,
             first_delay=settings.deferral_first_delay_seconds,
         )
@@ -76,12 +78,12 @@ def build(settings: Settings | None = None) -> App:
         record_outcome,
         deferrals,
         concurrency=settings.polytomic_concurrency,
-        prepare=lambda: _before_fan_out(dedup, credentials, deferrals),
+        prepare=lambda: _before_fan_out(dedup, credentials, aws if deferrals is not None else None),
     )
     return App(settings, routes, client, dedup, dispatcher)
 
 
-def _before_fan_out(dedup: Dedup, credentials: SecretCredentials, deferrals: Deferrals | None) -> None:
+def _before_fan_out(dedup: Dedup, credentials: SecretCredentials, aws: AwsClients | None) -> None:
     """Make, on one thread, the lazily built state the dispatcher's threads would otherwise race to build.
 
     - Powertools configures the persistence layer inside every idempotent call, and its first
@@ -90,16 +92,16 @@ def _before_fan_out(dedup: Dedup, credentials: SecretCredentials, deferrals: Def
       it here first makes every later `configure` a no-op (it only re-assigns the same prefix).
     - The secret: cached by Powertools Parameters, but threads that all miss the cache would
       each call Secrets Manager. A failure is left for the actions to report, as before.
-    - The dispatch queue's SQS client is made on first use from boto3's default session, which
-      must not be used from several threads at once.
+    - The dispatch queue's SQS client is made on first use from the container's boto3 session,
+      which must not be used from several threads at once.
     All three are no-ops once done (a dict lookup for the cached secret).
     """
     if not dedup.persistence.configured:
         dedup.persistence.configure(dedup.config, key_prefix=KEY_PREFIX)
     with contextlib.suppress(CredentialsError):
         credentials(False)
-    if deferrals is not None and isinstance(deferrals.queue, SqsQueue):
-        _ = deferrals.queue.client
+    if aws is not None:
+        _ = aws.sqs
 
 
 _app: App | None = None

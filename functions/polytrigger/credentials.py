@@ -68,17 +68,23 @@ def _bearer(key: str) -> Credentials:
 
 
 class SecretCredentials:
-    """Reads the secret through Powertools Parameters; `refresh=True` bypasses the cache (after a 401)."""
+    """Reads the secret through Powertools Parameters; `refresh=True` bypasses the cache (after a 401).
 
-    def __init__(self, secret_id: str, max_age: int) -> None:
+    The provider (and its cache) belongs to this object, so it lives as long as the container's App.
+    """
+
+    def __init__(self, secret_id: str, max_age: int, client: Any) -> None:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
         self.secret_id = secret_id
         self.max_age = max_age
+        self._provider = SecretsProvider(boto3_client=client)
 
     def __call__(self, refresh: bool = False) -> Credentials:
-        from aws_lambda_powertools.utilities.parameters import GetParameterError, get_secret
+        from aws_lambda_powertools.utilities.parameters import GetParameterError
 
         try:
-            value = get_secret(self.secret_id, max_age=self.max_age, force_fetch=refresh)
+            value = self._provider.get(self.secret_id, max_age=self.max_age, force_fetch=refresh)
         except GetParameterError as error:
             raise CredentialsError(
                 f"cannot read the Polytomic secret {self.secret_id!r} from Secrets Manager: {_cause(error)}"

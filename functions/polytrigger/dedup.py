@@ -19,13 +19,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
 from polytrigger.actions import Action, Outcome
 
 KEY_PREFIX = "polytrigger"
-# Fail fast and clearly when the table is unreachable: no Polytomic call is made without a record.
-_BOTO_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 class NotRemembered(Exception):
@@ -54,7 +51,7 @@ def _as_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
 
 
 class Dedup:
-    def __init__(self, table_name: str, ttl_seconds: int, *, boto3_client: Any | None = None) -> None:
+    def __init__(self, table_name: str, ttl_seconds: int, *, boto3_client: Any) -> None:
         self.config = IdempotencyConfig(
             event_key_jmespath="dedup_key",
             raise_on_no_idempotency_key=True,
@@ -65,8 +62,7 @@ class Dedup:
             table_name=table_name,
             key_attr="id",
             expiry_attr="expiration",
-            boto3_client=boto3_client,
-            boto_config=None if boto3_client is not None else _BOTO_CONFIG,
+            boto3_client=boto3_client,  # polytrigger.aws: fails fast when the table is unreachable
         )
         self._once = idempotent_function(
             _run,

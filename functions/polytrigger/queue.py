@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol
 
 MAX_DELAY_SECONDS = 900
@@ -17,20 +18,14 @@ class Queue(Protocol):
 class SqsQueue:
     """SQS, with a dead-letter queue for what a person must look at; the client is made on first use."""
 
-    def __init__(self, queue_url: str, dead_letter_url: str, client: Any | None = None) -> None:
+    def __init__(self, queue_url: str, dead_letter_url: str, make_client: Callable[[], Any]) -> None:
         self.queue_url = queue_url
         self.dead_letter_url = dead_letter_url
-        self._client = client
+        self._make_client = make_client
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
-            self._client = boto3.client("sqs", config=config)
-        return self._client
+        return self._make_client()
 
     def send(self, body: dict[str, Any], delay_seconds: int) -> None:
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
