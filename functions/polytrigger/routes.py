@@ -185,18 +185,42 @@ def _order(entry: _Entry) -> int:
 
 
 def load_routes(path: str | Path) -> Routes:
-    """Read and validate a routes file (YAML; JSON is valid YAML)."""
-    import yaml  # deferred: only the cold start that loads routes pays for it
+    """Read and validate a routes file (YAML; JSON is valid YAML), from its pre-validated cache when current."""
+    from polytrigger.routes_cache import cached_document
 
     source = Path(path)
+    data = _read(source)
+    document = cached_document(source, data)
+    if document is None:
+        document = _parse_yaml(source, data)
+    return parse_routes(document, source=str(source))
+
+
+def read_document(path: str | Path) -> tuple[bytes, Any]:
+    """The routes file's bytes and its validated document (RoutesError lists every problem)."""
+    source = Path(path)
+    data = _read(source)
+    document = _parse_yaml(source, data)
+    parse_routes(document, source=str(source))
+    return data, document
+
+
+def _read(source: Path) -> bytes:
     try:
-        text = source.read_text(encoding="utf-8")
+        return source.read_bytes()
     except OSError as error:
         raise RoutesError(f"routes file {source}: cannot be read ({error.strerror or error})") from None
+
+
+def _parse_yaml(source: Path, data: bytes) -> Any:
+    import yaml  # deferred: only a cold start without a current cache pays for it
+
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise RoutesError(f"routes file {source}: not UTF-8 text (byte {error.start})") from None
     try:
-        document = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
@@ -207,7 +231,6 @@ def load_routes(path: str | Path) -> Routes:
         # !!bool maybe) and composes nodes recursively: those fail with builtin exceptions, not YAMLError.
         problem = "nested too deeply" if isinstance(error, RecursionError) else f"a value cannot be read ({error})"
         raise RoutesError(f"routes file {source}: not valid YAML: {problem[:200]}") from None
-    return parse_routes(document, source=str(source))
 
 
 def parse_routes(document: Any, *, source: str = "routes") -> Routes:
