@@ -1,0 +1,127 @@
+"""functions/Makefile: what `sam build` ships for each function (Metadata: BuildMethod: makefile).
+
+The dependency step needs the package registry, so only its command is checked (`make -n`);
+the rest of the build runs here, offline, exactly as `sam build` runs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from polytrigger import routes_cache
+from polytrigger.routes import load_routes
+
+from .conftest import FUNCTIONS, ROOT
+
+MAKEFILE_DIR = ROOT / "functions"
+
+
+def make(*args: str, artifacts: Path, dry_run: bool = False) -> subprocess.CompletedProcess[str]:
+    command = ["make", "--no-print-directory", "-C", str(MAKEFILE_DIR), *args]
+    if dry_run:
+        command.insert(1, "-n")
+    env = {**os.environ, "ARTIFACTS_DIR": str(artifacts)}
+    return subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    done = make("code", f"PYTHON={sys.executable}", artifacts=artifacts)
+    assert done.returncode == 0, done.stderr
+    return artifacts
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_is_built_by_the_makefile(template: dict[str, Any], function: str) -> None:
+    assert template["Resources"][function]["Metadata"]["BuildMethod"] == "makefile"
+    done = make(f"build-{function}", artifacts=Path("/nonexistent"), dry_run=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_dependencies_are_installed_for_the_functions_runtime_and_architecture(
+    template: dict[str, Any], function: str
+) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"] == "python3.13"
+    assert globals_["Architectures"] == ["arm64"]
+    done = make(f"build-{function}", artifacts=Path("/build"), dry_run=True)
+    commands = done.stdout.replace("\\\n", " ").splitlines()  # make -n keeps the recipe's continuations
+    pip = next(shlex.split(line) for line in commands if " -m pip install " in line)
+    assert pip[0] == "python3.13"
+    for flag, value in [
+        ("--target", "/build"),
+        ("--platform", "manylinux2014_aarch64"),
+        ("--python-version", "3.13"),
+        ("--implementation", "cp"),
+        ("--requirement", "requirements.txt"),
+    ]:
+        assert pip[pip.index(flag) + 1] == value
+    assert "--only-binary=:all:" in pip
+    assert "--no-compile" in pip  # compiled afterwards, hash-checked: pip's timestamped .pyc never survive the zip
+
+
+def test_without_artifacts_dir_the_build_says_so() -> None:
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(MAKEFILE_DIR), "code"],
+        env={key: value for key, value in os.environ.items() if key != "ARTIFACTS_DIR"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "ARTIFACTS_DIR is not set" in done.stderr
+
+
+def test_every_module_ships_with_bytecode_the_runtime_will_use(built: Path) -> None:
+    sources = sorted((built / "polytrigger").rglob("*.py"))
+    assert len(sources) == len(list((MAKEFILE_DIR / "polytrigger").rglob("*.py")))
+    for source in sources:
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        header = pyc.read_bytes()[:16]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, pyc
+        flags = int.from_bytes(header[4:8], "little")
+        assert flags == 0b11, f"{pyc}: not hash-based and checked (flags {flags:#b})"  # valid whatever the zip's dates
+        assert header[8:16] == importlib.util.source_hash(source.read_bytes()), f"{pyc}: for another source"
+
+
+def test_the_routes_ship_validated_and_cached(built: Path) -> None:
+    shipped = built / "routes.yaml"
+    assert shipped.read_bytes() == (MAKEFILE_DIR / "routes.yaml").read_bytes()
+    data = shipped.read_bytes()
+    assert routes_cache.cached_document(shipped, data) is not None
+    assert json.loads(routes_cache.cache_path(shipped).read_text())["document"] is not None
+    assert [r.name for r in load_routes(shipped).routes] == [
+        r.name for r in load_routes(MAKEFILE_DIR / "routes.yaml").routes
+    ]
+
+
+def test_a_bad_routes_file_fails_the_build(tmp_path: Path) -> None:
+    source = tmp_path / "functions"
+    source.mkdir()
+    for name in ("Makefile", "requirements.txt"):
+        (source / name).write_bytes((MAKEFILE_DIR / name).read_bytes())
+    subprocess.run(["cp", "-R", str(MAKEFILE_DIR / "polytrigger"), str(source)], check=True)
+    (source / "routes.yaml").write_text("routes:\n  - name: broken\n")
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(source), "code", f"PYTHON={sys.executable}"],
+        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "route 'broken'" in done.stderr
+    assert not (artifacts / "routes.validated.json").exists()
