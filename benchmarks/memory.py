@@ -6,9 +6,11 @@ sample event and matches it against the routes, then reads its own peak RSS (VmH
 those calls allocate a response of a few kB each on clients that already exist. The baseline is
 the floor process of the cold-start benchmark (boto3 and its two clients) measured the same way.
 
-Package: the distributions `pip install -r functions/requirements.txt` resolves to, sized from
-the venv's installed files (their RECORD: the same versions and files pip would put in
-`--target`, without a download; `--pip` does the real install instead), plus functions/ itself.
+Package: what functions/Makefile ships. The code as built (its offline part: sources, hash-checked
+bytecode, routes and their cache) plus the distributions `pip install -r functions/requirements.txt`
+resolves to, sized from the venv's installed files with their bytecode (their RECORD: the same
+versions and files the build puts in ARTIFACTS_DIR, without a download; `--pip` does a real
+install instead).
 boto3 is not in requirements.txt (the Lambda runtime provides it), but aws-xray-sdk (the
 `[tracer]` extra) depends on botocore, so pip bundles botocore and its dependencies anyway: both
 sizes are reported, with and without that botocore tree.
@@ -26,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.coldstart import FLOOR, FUNCTIONS, ROOT, Row, run_child
+from benchmarks.coldstart import FLOOR, FUNCTIONS, ROOT, Row, package, run_child
 from benchmarks.run import render
 
 TARGET_RSS_MB = 100.0
@@ -79,21 +81,18 @@ def closure(requirements: Iterable[str]) -> set[str]:
 
 
 def installed_bytes(name: str) -> int:
+    """A distribution's installed files, bytecode included (RECORD lists the .pyc pip compiled)."""
     distribution = metadata.distribution(name)
     total = 0
     for file in distribution.files or []:
         path = Path(str(distribution.locate_file(file)))
-        if path.is_file() and "__pycache__" not in path.parts:
+        if path.is_file():
             total += path.stat().st_size
     return total
 
 
 def tree_bytes(root: Path) -> int:
-    return sum(
-        path.stat().st_size
-        for path in root.rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts and not any(p.endswith(".egg-info") for p in path.parts)
-    )
+    return sum(path.stat().st_size for path in root.rglob("*") if path.is_file())
 
 
 def requirement_lines() -> list[str]:
@@ -102,12 +101,12 @@ def requirement_lines() -> list[str]:
 
 
 def package_sizes(use_pip: bool = False) -> dict[str, int]:
-    """Bytes per distribution (without .pyc) that `sam build` would put next to the code."""
+    """Bytes per distribution (with bytecode) that `sam build` puts next to the code."""
     if not use_pip:
         return {name: installed_bytes(name) for name in sorted(closure(requirement_lines()))}
     with tempfile.TemporaryDirectory() as target:
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "-r", str(REQUIREMENTS), "-t", target],
+            [sys.executable, "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS), "-t", target],
             check=True,
         )
         sizes: dict[str, int] = {}
@@ -125,7 +124,7 @@ def measure(use_pip: bool = False) -> dict[str, float]:
     return {
         "rss_invocation": peak_rss_mb(INVOCATION),
         "rss_floor": peak_rss_mb(FLOOR),
-        "code": tree_bytes(FUNCTIONS) / mb,
+        "code": tree_bytes(package()) / mb,
         "dependencies": sum(sizes.values()) / mb,
         "botocore_tree": sum(size for name, size in sizes.items() if name in BOTOCORE_TREE) / mb,
         "bundles_boto3": float("boto3" in sizes),
@@ -146,7 +145,7 @@ def to_rows(figures: dict[str, float]) -> list[Row]:
             rss <= TARGET_RSS_MB,
         ),
         (
-            "package: functions/ + requirements (as pip resolves)",
+            "package: code + requirements, with bytecode (as built)",
             f"{shipped:.1f} MB",
             f"{figures['code']:.2f} MB code",
             f"{shipped / figures['code']:.0f}x",
@@ -177,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = to_rows(figures)
     print(render(table))
     sizes = package_sizes(args.pip)
-    print("\ndependencies (MB, without .pyc):", json.dumps({k: round(v / 1048576, 2) for k, v in sizes.items()}))
+    print("\ndependencies (MB, with bytecode):", json.dumps({k: round(v / 1048576, 2) for k, v in sizes.items()}))
     print("boto3 bundled:", "yes" if "boto3" in sizes else "no (the Lambda runtime provides it)")
     return 0 if all(row[5] for row in table) else 1
 

@@ -80,7 +80,7 @@ DATA_GRANTS = {
 }
 SAM_MANAGED_POLICIES = {
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs
-    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # Tracing: Active
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # SAM attaches it for any Tracing value other than Disabled
 }
 
 EXPECTED_ENVIRONMENT = {
@@ -246,6 +246,8 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
     assert parameters["PolytomicBaseUrl"]["Default"] == "https://app.polytomic.com"
     assert int(parameters["IdempotencyTtlSeconds"]["Default"]) == 86400
     assert parameters["LogLevel"]["Default"] == "INFO"
+    assert parameters["Tracing"]["Default"] == "PassThrough"  # no X-Ray SDK on the cold start unless asked for
+    assert parameters["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
     assert parameters["NightlyScheduleExpression"]["Default"] == "cron(0 2 * * ? *)"
     assert parameters["ScheduleTimezone"]["Default"] == "UTC"
     for required in ("PolytomicSecretArn", "LandingBucketName"):
@@ -301,7 +303,7 @@ def test_function_runtime_architecture_and_handler(transformed: dict[str, Any], 
     assert properties["Runtime"] == "python3.13"
     assert properties["Architectures"] == ["arm64"]
     assert properties["Handler"] == HANDLERS[function]
-    assert properties["TracingConfig"] == {"Mode": "Active"}
+    assert properties["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
     assert 0 < properties["Timeout"] <= 900
     assert properties["MemorySize"] >= 128
 
@@ -338,6 +340,8 @@ def test_function_environment(transformed: dict[str, Any], function: str) -> Non
     variables = transformed["Resources"][function]["Properties"]["Environment"]["Variables"]
     for name, value in EXPECTED_ENVIRONMENT.items():
         assert variables.get(name) == value, f"{function}: {name}"
+    # Tracing off must also keep Powertools' Tracer (and the X-Ray SDK import) out: observability.NoTracer.
+    assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingActive", "false", "true"]}
     credential_like = [v for v in variables if re.search(r"API_KEY|DEPLOYMENT_KEY|TOKEN|PASSWORD", v)]
     assert credential_like == [], "credentials belong in Secrets Manager, not in the environment"
 
