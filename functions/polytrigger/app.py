@@ -58,6 +58,7 @@ def build(settings: Settings | None = None) -> App:
         credentials,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
+        connections=settings.polytomic_concurrency,
     )
     dedup = Dedup(settings.idempotency_table, settings.idempotency_ttl_seconds, boto3_client=aws.dynamodb)
     deferrals = None

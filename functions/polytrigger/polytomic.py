@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,8 +103,9 @@ class RetryPolicy:
 CredentialsProvider = Callable[[bool], Credentials]
 
 
-def _http_pool() -> urllib3.PoolManager:
-    return urllib3.PoolManager(num_pools=4, maxsize=16, retries=False, cert_reqs="CERT_REQUIRED")
+def _http_pool(connections: int) -> urllib3.PoolManager:
+    """One pool per container; `connections` per host, so every fan-out thread keeps its connection alive."""
+    return urllib3.PoolManager(num_pools=4, maxsize=max(1, connections), retries=False, cert_reqs="CERT_REQUIRED")
 
 
 class PolytomicClient:
@@ -116,6 +118,7 @@ class PolytomicClient:
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
         retry: RetryPolicy | None = None,
+        connections: int = 10,
         http: urllib3.PoolManager | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -125,11 +128,16 @@ class PolytomicClient:
         self._credentials = credentials
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._retry = retry or RetryPolicy()
-        self._http = http or _http_pool()
+        self._http = http or _http_pool(connections)
         self._sleep = sleep
         self._clock = clock
+        # Shared by the fan-out threads, under _auth_lock: the key refused even after a re-read
+        # and until when, when the secret may be re-read next meanwhile, and the last re-read
+        # after a 401 (the key that was refused, and when).
+        self._auth_lock = threading.Lock()
         self._refused: tuple[str, float] | None = None
         self._recheck_at = 0.0
+        self._reread: tuple[str, float] | None = None
 
     # -- operations -------------------------------------------------------------------------
 
@@ -189,18 +197,19 @@ class PolytomicClient:
         idempotency_key: str | None,
         deadline: float | None,
     ) -> Any:
-        refreshed = False
+        refused: str | None = None  # the key this call was refused with, once
         attempt = 0
         while True:
-            credentials = self._usable_credentials()
+            credentials = self._usable_credentials(refused)
             try:
-                return self._once(method, path, body, idempotency_key, credentials)
+                answer = self._once(method, path, body, idempotency_key, credentials)
             except Unauthorized as error:
-                if refreshed:
-                    self._refused = (credentials.authorization, self._clock() + REFUSED_KEY_SECONDS)
+                if refused is not None:
+                    with self._auth_lock:
+                        self._refused = (credentials.authorization, self._clock() + REFUSED_KEY_SECONDS)
                     raise Unauthorized(f"{error} (still after re-reading the secret)", status=401) from None
-                refreshed = True
-                self._credentials(True)  # the key may have been rotated: fetch it once more
+                refused = credentials.authorization
+                continue
             except (Transient, KeyInFlight) as error:
                 attempt += 1
                 if attempt >= self._retry.attempts:
@@ -209,28 +218,38 @@ class PolytomicClient:
                 if deadline is not None and self._clock() + pause >= deadline:
                     raise
                 self._sleep(pause)
+                continue
+            return answer
 
-    def _usable_credentials(self) -> Credentials:
-        """The current credentials, unless Polytomic refused them even after a fresh read.
+    def _usable_credentials(self, refused: str | None) -> Credentials:
+        """The credentials to send now; `refused` is the key this call was just refused with, if any.
 
-        A refused key is not sent again for a while; the secret is re-read at most every
-        SECRET_RECHECK_SECONDS meanwhile, so a fixed secret is picked up quickly without
-        hammering Secrets Manager or Polytomic with a key known to be wrong.
+        After a 401 the secret is re-read once, by whichever fan-out thread gets there first;
+        the others, refused with the same key while they were in flight, use what it read.
+        A key refused even after a fresh read is not sent again for a while, and the secret is
+        re-read at most every SECRET_RECHECK_SECONDS meanwhile, so a fixed secret is picked up
+        quickly without hammering Secrets Manager or Polytomic with a key known to be wrong.
         """
-        credentials = self._credentials(False)
-        if self._refused is None:
-            return credentials
-        authorization, until = self._refused
-        now = self._clock()
-        if credentials.authorization != authorization or now >= until:
-            self._refused = None
-            return credentials
-        if now >= self._recheck_at:
-            self._recheck_at = now + SECRET_RECHECK_SECONDS
-            credentials = self._credentials(True)
-            if credentials.authorization != authorization:
+        with self._auth_lock:
+            now = self._clock()
+            last = self._reread
+            shared = last is not None and last[0] == refused and now - last[1] < SECRET_RECHECK_SECONDS
+            if refused is not None and not shared:
+                self._reread = (refused, now)
+                return self._credentials(True)  # the key may have been rotated: fetch it once more
+            credentials = self._credentials(False)
+            if self._refused is None:
+                return credentials
+            authorization, until = self._refused
+            if credentials.authorization != authorization or now >= until:
                 self._refused = None
                 return credentials
+            if now >= self._recheck_at:
+                self._recheck_at = now + SECRET_RECHECK_SECONDS
+                credentials = self._credentials(True)
+                if credentials.authorization != authorization:
+                    self._refused = None
+                    return credentials
         raise Unauthorized(
             "Polytomic refused this key after the secret was re-read; not calling until the secret changes",
             status=401,

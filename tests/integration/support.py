@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
@@ -136,3 +137,15 @@ def starts(fake: Any) -> list[Any]:
 
 def posts(fake: Any) -> list[Any]:
     return [call for call in fake.calls if call.method == "POST"]
+
+
+_SYNC_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def per_sync(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """(path, ...) items grouped by the sync in the path, in their own order within each sync.
+
+    The syncs of one event are called in parallel (POLYTOMIC_CONCURRENCY), so only the order of
+    calls on one sync (an activate before its start) is promised, not the order across syncs.
+    """
+    return sorted(items, key=lambda item: match.group(0) if (match := _SYNC_ID.search(item[0])) else "")

@@ -97,6 +97,30 @@ def test_rotated_key_is_refetched_once_and_the_run_continues(polytrigger: Invoke
     summary = polytrigger.schedule(load_event("scheduler-input-thaw.json"))
 
     assert [o["status"] for o in summary["outcomes"]] == ["activated", "activated"]
+    calls = [(c.path, c.status, c.headers["authorization"]) for c in posts(fake)]
+    refused = [call for call in calls if call[1] == 401]
+    # The two syncs are called in parallel: one or both calls may be in flight with the old key.
+    assert 1 <= len(refused) <= 2
+    assert all(authorization == f"Bearer {DEFAULT_API_KEY}" for _, _, authorization in refused)
+    accepted = [(path, authorization) for path, status, authorization in calls if status == 200]
+    assert sorted(accepted) == sorted({(path, "Bearer rotated-key-0002") for path, _, _ in calls})
+
+
+def test_rotated_key_one_by_one_costs_exactly_one_refused_call(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polytrigger import app as runtime
+
+    monkeypatch.setenv("POLYTOMIC_CONCURRENCY", "1")
+    runtime.reset()
+    stack, fake = polytrigger.stack, polytrigger.stack.fake
+    polytrigger.schedule(load_event("scheduler-input-freeze.json"))
+    fake.reset_calls()
+    fake.set_api_keys(["rotated-key-0002"])
+    stack.put_secret("rotated-key-0002")
+
+    polytrigger.schedule(load_event("scheduler-input-thaw.json"))
+
     assert [(c.status, c.headers["authorization"]) for c in posts(fake)] == [
         (401, f"Bearer {DEFAULT_API_KEY}"),
         (200, "Bearer rotated-key-0002"),
@@ -111,12 +135,15 @@ def test_a_key_that_stays_wrong_fails_fast_and_is_parked_not_dropped(polytrigger
     with pytest.raises(ActionsFailed) as raised:
         polytrigger.schedule(load_event("scheduler-input-thaw.json"))
 
-    first, second = (o.reason or "" for o in raised.value.report.outcomes)
-    assert (
-        first == "Polytomic answered 401: unauthorized (still after re-reading the secret); the event will be retried"
-    )
-    assert "not calling until the secret changes" in second
-    assert len(posts(fake)) == 2  # one try and one after re-reading the secret; the next action does not call
+    reasons = [o.reason or "" for o in raised.value.report.outcomes]
+    assert len(reasons) == 2
+    for reason in reasons:  # each action: refused after the re-read, or not sent with the refused key
+        assert (
+            reason.startswith("Polytomic answered 401: unauthorized")
+            or "not calling until the secret changes" in reason
+        )
+    assert any("(still after re-reading the secret)" in reason for reason in reasons)
+    assert 2 <= len(posts(fake)) <= 4  # at most one try and one after re-reading the secret per action
     assert len(errors(polytrigger)) == 2
     fake.reset_calls()
 

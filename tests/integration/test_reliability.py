@@ -45,7 +45,8 @@ def test_outage_parks_without_calling_then_redrive_starts_everything(rows: list[
     assert outage.parked == 0  # all re-driven
 
 
-def test_rotation_costs_exactly_one_refused_call(rows: list[Row]) -> None:
+def test_rotation_costs_one_refused_call_per_call_in_flight(rows: list[Row]) -> None:
     rotation = next(row for row in rows if row.scenario == "key rotated mid-run")
-    assert rotation.notes == "1 call(s) answered 401"
+    refused = int(rotation.notes.split()[0])
+    assert 1 <= refused <= 2  # each event's two syncs are called at once: both may carry the old key
     assert rotation.seen == rotation.expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.support import ORDERS_MODEL, WAREHOUSE_BULK, Invoker, load_event, posts
+from tests.integration.support import ORDERS_MODEL, WAREHOUSE_BULK, Invoker, load_event, per_sync, posts
 
 
 def test_nightly_activates_then_resyncs(polytrigger: Invoker) -> None:
@@ -30,10 +30,12 @@ def test_freeze_deactivates_both_syncs(polytrigger: Invoker) -> None:
 
     summary = polytrigger.schedule(load_event("scheduler-input-freeze.json"))
 
-    assert [(call.path, call.body) for call in posts(fake)] == [
-        (f"/api/syncs/{ORDERS_MODEL}/activate", {"active": False}),
-        (f"/api/bulk/syncs/{WAREHOUSE_BULK}/activate", {"active": False}),
-    ]
+    assert per_sync([(call.path, call.body) for call in posts(fake)]) == per_sync(
+        [
+            (f"/api/syncs/{ORDERS_MODEL}/activate", {"active": False}),
+            (f"/api/bulk/syncs/{WAREHOUSE_BULK}/activate", {"active": False}),
+        ]
+    )
     assert [o["status"] for o in summary["outcomes"]] == ["deactivated", "deactivated"]
     assert not fake.sync(ORDERS_MODEL).active
     assert not fake.sync(WAREHOUSE_BULK).active
@@ -47,10 +49,12 @@ def test_thaw_activates_both_syncs(polytrigger: Invoker) -> None:
 
     summary = polytrigger.schedule(load_event("scheduler-input-thaw.json"))
 
-    assert [(call.path, call.body) for call in posts(fake)] == [
-        (f"/api/syncs/{ORDERS_MODEL}/activate", {"active": True}),
-        (f"/api/bulk/syncs/{WAREHOUSE_BULK}/activate", {"active": True}),
-    ]
+    assert per_sync([(call.path, call.body) for call in posts(fake)]) == per_sync(
+        [
+            (f"/api/syncs/{ORDERS_MODEL}/activate", {"active": True}),
+            (f"/api/bulk/syncs/{WAREHOUSE_BULK}/activate", {"active": True}),
+        ]
+    )
     assert [o["status"] for o in summary["outcomes"]] == ["activated", "activated"]
     assert fake.sync(ORDERS_MODEL).active
     assert fake.sync(WAREHOUSE_BULK).active

@@ -10,7 +10,8 @@ import json
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,6 +67,7 @@ class _Server(ThreadingHTTPServer):
     requests: list[Request]
     script: deque[Reply]
     release: threading.Event
+    decide: Callable[[Request], Reply] | None  # instead of the script: a reply chosen per request
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a hung handler writing to a socket the client closed is expected
@@ -78,7 +80,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         self.server.requests.append(Request(self.command, self.path, dict(self.headers.items()), body))
-        reply = self.server.script.popleft() if self.server.script else Reply(599, {"message": "script exhausted"})
+        if self.server.decide is not None:
+            reply = self.server.decide(self.server.requests[-1])
+        elif self.server.script:
+            reply = self.server.script.popleft()
+        else:
+            reply = Reply(599, {"message": "script exhausted"})
         if reply.hang:
             self.server.release.wait(30)
             return
@@ -110,6 +117,7 @@ class Loopback:
         self._server.requests = []
         self._server.script = deque()
         self._server.release = threading.Event()
+        self._server.decide = None
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True)
         self._thread.start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -120,6 +128,9 @@ class Loopback:
 
     def reply(self, *replies: Reply) -> None:
         self._server.script.extend(replies)
+
+    def decide(self, choose: Callable[[Request], Reply]) -> None:
+        self._server.decide = choose
 
     def stop(self) -> None:
         self._server.release.set()
@@ -369,7 +380,7 @@ def test_401_refetches_credentials_once_and_retries_once(h: Harness) -> None:
     h.server.reply(Reply(401, {"status": 401, "message": "unauthorized"}), Reply(200, CREATED))
     assert h.client().start("model", SYNC, {}, idempotency_key=KEY).id == EXECUTION
     assert h.provider.calls.count(True) == 1
-    assert h.provider.calls == [False, True, False]
+    assert h.provider.calls == [False, True]  # the retry sends what the re-read returned
     assert [r.headers["Authorization"] for r in h.server.requests] == ["Bearer old-key", "Bearer new-key"]
     assert [r.headers["Idempotency-Key"] for r in h.server.requests] == [KEY, KEY]
     assert h.pauses == []
@@ -431,6 +442,59 @@ def test_a_refused_key_is_tried_again_after_a_minute(h: Harness) -> None:
     h.server.reply(Reply(200, {"data": {"id": SYNC, "active": True}}))
     assert client.set_active("model", SYNC, True) is True
     assert len(h.server.requests) == 3
+
+
+THREADS = 8
+ACTIVE = {"data": {"id": SYNC, "active": True}}
+
+
+def _all_in_flight_with(key: str, then: Callable[[Request], Reply]) -> Callable[[Request], Reply]:
+    """Hold every request made with `key` until THREADS of them are in flight, and refuse them all."""
+    gate = threading.Barrier(THREADS)
+
+    def choose(request: Request) -> Reply:
+        if request.headers["Authorization"] == key:
+            gate.wait(10)
+            return Reply(401, {"message": "unauthorized"})
+        return then(request)
+
+    return choose
+
+
+def test_threads_refused_with_a_rotated_key_share_one_reread(h: Harness) -> None:
+    h.server.decide(_all_in_flight_with("Bearer old-key", then=lambda _request: Reply(200, ACTIVE)))
+    client = h.client()
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        answers = list(pool.map(lambda _: client.set_active("model", SYNC, True), range(THREADS)))
+
+    assert answers == [True] * THREADS
+    assert h.provider.calls.count(True) == 1  # one Secrets Manager read for the whole fan-out
+    keys = sorted(request.headers["Authorization"] for request in h.server.requests)
+    assert keys == ["Bearer new-key"] * THREADS + ["Bearer old-key"] * THREADS  # each call refused once, retried once
+
+
+def test_threads_refused_with_a_key_that_stays_wrong_stop_calling(h: Harness) -> None:
+    provider = StaticProvider()
+    h.provider = provider  # type: ignore[assignment]
+    h.server.decide(_all_in_flight_with("Bearer wrong-key", then=lambda _request: Reply(599, {})))
+    client = h.client()
+
+    def act(_: int) -> str:
+        with pytest.raises(Unauthorized) as raised:
+            client.set_active("model", SYNC, True)
+        return str(raised.value)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        reasons = list(pool.map(act, range(THREADS)))
+
+    assert len(reasons) == THREADS
+    assert provider.calls.count(True) <= 2  # the shared re-read, and at most one recheck
+    assert THREADS < len(h.server.requests) <= 2 * THREADS  # in flight once, then at most one retry each
+    sent = len(h.server.requests)
+    with pytest.raises(Unauthorized, match="not calling until the secret changes"):
+        client.set_active("model", SYNC, True)
+    assert len(h.server.requests) == sent
 
 
 def test_a_credentials_error_while_refreshing_propagates(h: Harness) -> None:
