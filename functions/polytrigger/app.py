@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from polytrigger import gc_pause
 from polytrigger.actions import Action, Outcome
 from polytrigger.aws import AwsClients
 from polytrigger.config import ConfigError, Settings
@@ -112,7 +113,10 @@ def get() -> App:
     """The container's App; configuration problems surface here, once, with a clear message."""
     global _app  # noqa: PLW0603 - one per container, by design
     if _app is None:
-        _app = build()
+        try:
+            _app = build()
+        finally:
+            gc_pause.resume()  # initialisation is over, built or not
     return _app
 
 

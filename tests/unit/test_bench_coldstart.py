@@ -29,13 +29,15 @@ def _check(rows: list[coldstart.Row], count: int) -> None:
         assert _number(ratio) > 0
 
 
-def test_coldstart_quick_produces_one_row_per_handler_and_the_traced_reference() -> None:
+def test_coldstart_quick_produces_one_row_per_handler_and_the_references() -> None:
     rows = coldstart.rows(quick=True)
 
-    _check(rows, len(coldstart.HANDLERS) + 1)
-    assert [row[0].split()[2] for row in rows] == ["s3", "schedule", "dispatcher", "s3"]
-    assert "Tracing: Active" in rows[-1][0]
-    assert rows[-1][5] is True  # a reference, not a target
+    _check(rows, len(coldstart.HANDLERS) + 2)
+    assert [row[0].split()[2] for row in rows[:4]] == ["s3", "schedule", "dispatcher", "s3"]
+    assert "Tracing: Active" in rows[3][0]
+    assert rows[4][0].startswith("floor with the collector paused")
+    assert rows[3][5] is True  # references, not targets
+    assert rows[4][5] is True
 
 
 def test_handlers_run_from_the_shipped_package() -> None:
