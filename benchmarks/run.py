@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 # Each module exposes rows(quick) -> [(name, value, baseline, ratio, target, passed)].
-MODULES = ("benchmarks.coldstart", "benchmarks.fanout", "benchmarks.budget", "benchmarks.matching", "benchmarks.memory")
+MODULES = (
+    "benchmarks.coldstart",
+    "benchmarks.fanout",
+    "benchmarks.budget",
+    "benchmarks.matching",
+    "benchmarks.memory",
+    "benchmarks.cost",
+)
 
 
 def collect(quick: bool, only: Sequence[str] = ()) -> list[tuple[Any, ...]]:
