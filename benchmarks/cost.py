@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.fanout import SINGLE_PREFIX, Row, bench_stack, s3_event
+from benchmarks.fanout import SINGLE_PREFIX, Row, bench_stack, timed
 from local.stack import LocalStack
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -53,14 +52,7 @@ def memory_size() -> int:
 def cpu_ms_per_trigger(runs: int, stack: LocalStack | None = None) -> float:
     """Median CPU milliseconds of one warm one-sync trigger on the invoking thread."""
     with bench_stack(stack) as bench, bench.container(POLYTOMIC_CONCURRENCY="1") as invoke:
-        invoke(s3_event(f"{SINGLE_PREFIX}warm-up.csv"))
-        samples = []
-        for run in range(runs):
-            event = s3_event(f"{SINGLE_PREFIX}cost-{run}.csv")
-            started = time.thread_time()
-            invoke(event)
-            samples.append((time.thread_time() - started) * 1000)
-    return statistics.median(samples)
+        return timed(invoke, SINGLE_PREFIX, runs, clock=time.thread_time) * 1000
 
 
 def per_million(cpu_ms: float, memory_mb: int) -> dict[str, float]:

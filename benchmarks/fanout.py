@@ -133,15 +133,20 @@ def bench_stack(stack: LocalStack | None = None) -> Iterator[Bench]:
         yield Bench(stack, routes)
 
 
-def _timed(invoke: Callable[[dict[str, Any]], dict[str, Any]], prefix: str, runs: int) -> float:
-    """Median wall time (seconds) of `runs` invocations, each a new trigger; one untimed warm-up first."""
+def timed(
+    invoke: Callable[[dict[str, Any]], dict[str, Any]],
+    prefix: str,
+    runs: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Median seconds on `clock` (wall time unless told) of `runs` invocations, each a new trigger; one untimed warm-up first."""
     invoke(s3_event(f"{prefix}warm-up.csv"))
     times = []
     for run in range(runs):
         event = s3_event(f"{prefix}file-{run}.csv")
-        started = time.perf_counter()
+        started = clock()
         invoke(event)
-        times.append(time.perf_counter() - started)
+        times.append(clock() - started)
     return statistics.median(times)
 
 
@@ -152,10 +157,10 @@ def measure(quick: bool, stack: LocalStack | None = None) -> dict[str, float]:
         bench.stack.fake.set_latency(LATENCY)
         try:
             with bench.container(POLYTOMIC_CONCURRENCY=str(PARALLEL)) as invoke:
-                single = _timed(invoke, SINGLE_PREFIX, runs)
-                parallel = _timed(invoke, FANOUT_PREFIX, runs)
+                single = timed(invoke, SINGLE_PREFIX, runs)
+                parallel = timed(invoke, FANOUT_PREFIX, runs)
             with bench.container(POLYTOMIC_CONCURRENCY="1") as invoke:
-                sequential = _timed(invoke, FANOUT_PREFIX, runs)
+                sequential = timed(invoke, FANOUT_PREFIX, runs)
         finally:
             bench.stack.fake.set_latency(0.0)
     return {"single": single, "sequential": sequential, "parallel": parallel}
