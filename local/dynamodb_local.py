@@ -122,6 +122,13 @@ def dynamodb_client(endpoint_url: str, region: str = "us-east-1", *, timeout: fl
     )
 
 
+# A short-lived JVM on a shared 2-core machine: the client-side compiler only and the serial
+# collector halve DynamoDB Local's CPU per request (3 ms over its first 100 requests instead of
+# 7, 0.55 ms warm instead of 1.3) and start it faster, CPU the tests and benchmarks need for the
+# handlers they measure. The real DynamoDB does this work on someone else's machine.
+JVM_OPTIONS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+
+
 class DynamoDBLocal(LocalService):
     """One DynamoDB Local process: ``start()`` waits until it answers ListTables, ``stop()`` ends it."""
 
@@ -152,6 +159,7 @@ class DynamoDBLocal(LocalService):
     def command(self, port: int) -> list[str]:
         return [
             self.java,
+            *JVM_OPTIONS,
             f"-Djava.library.path={self.install_dir / 'DynamoDBLocal_lib'}",
             "-jar",
             str(self.install_dir / "DynamoDBLocal.jar"),
