@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from benchmarks.sim import DEFAULT_MAX_AGE, Landing, Result, Scenario, SyncSpec, simulate
-from polytrigger.deferral import FIRST_DELAY_SECONDS
+from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS
 
 STATUS_ORDER = ("started", "deferred", "coalesced", "covered", "already_running", "duplicate", "failed")
 

@@ -101,9 +101,9 @@ class Bench:
         """Configure a new container (no App, empty secret cache) and yield `invoke(event)`; logs are discarded."""
         from aws_lambda_powertools.utilities import parameters
 
-        from polytrigger import app as runtime
         from polytrigger.handlers import s3
-        from polytrigger.observability import logger
+        from polytrigger.runtime import app as runtime
+        from polytrigger.runtime.observability import logger
 
         handler = logger.registered_handler
         with self.stack.environ(ROUTES_FILE=str(self.routes), **env), contextlib.redirect_stdout(io.StringIO()):

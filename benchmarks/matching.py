@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from polytrigger.routes import Route, Routes, parse_routes
-from polytrigger.triggers import Trigger
+from polytrigger.core.triggers import Trigger
+from polytrigger.routing import Route, Routes, parse_routes
 
 TARGET_MS = 100.0
 TARGET_RATIO = 20.0

@@ -42,7 +42,7 @@ PEAK = "\nimport re\nprint('PEAK_KB', re.search(r'VmHWM:\\s+(\\d+)', open('/proc
 INVOCATION = f"""
 import json
 import polytrigger.handlers.s3
-from polytrigger import app
+from polytrigger.runtime import app
 from polytrigger.events import s3_triggers
 runtime = app.get()
 event = json.load(open({str(SAMPLE_EVENT)!r}))

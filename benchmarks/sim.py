@@ -1,17 +1,19 @@
 """A discrete-event simulation of polytrigger on a virtual clock, so hours of arrivals run in seconds.
 
 The real code runs unchanged: `parse_routes` and `Routes` turn each landed file into actions, the
-real `Dispatcher` performs them (`run` at landing time, `run_message` when a queued message is
-due), with the real `Deferrals` and `MemoryWindows`. Only the edges are simulated:
+real dispatch policies perform them (`ActionPolicy` through `run` at landing time, `QueuedStarts`
+when a queued message is due) over the real `Starts` and `Deferrals`, with the in-memory ports
+shared with the unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are
+simulated:
 
 - `Loop`: the virtual clock, a heap of (time, seq, callback);
-- `SimQueue`: the SQS dispatch queue (delay = scheduling the dispatcher call at now + delay;
+- `SimQueue`: the SQS dispatch queue (`Queue`; delay = scheduling the dispatcher call at now + delay;
   a failed message is received again after the visibility timeout; `park` is the dead-letter queue);
-- `SimPolytomic`: runs of a fixed duration per sync, 409 (`AlreadyRunning`) while a run is in
-  progress, Idempotency-Key replay (same key, same answer, 409s included), executions newest first;
-- `MemoryDedup`: the dedup table's `once_key` semantics.
+- `SimPolytomic`: `PolytomicApi` with runs of a fixed duration per sync, 409 (`AlreadyRunning`) while
+  a run is in progress, Idempotency-Key replay (same key, same answer, 409s included), executions
+  newest first.
 
-The naive behaviour (one start per file; a 409 is dropped) is the same `Dispatcher` without a
+The naive behaviour (one start per file; a 409 is dropped) is the same `ActionPolicy` without a
 dispatch queue (`deferrals=None`), against its own `SimPolytomic`, in the same run.
 
 Coverage and staleness are measured from Polytomic's side, not from outcomes: a file is covered
@@ -31,19 +33,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
-from polytrigger.actions import Action, Outcome
-from polytrigger.dedup import Dedup, NotRemembered
-from polytrigger.deferral import FIRST_DELAY_SECONDS, Deferrals, delay_for
-from polytrigger.dispatch import Dispatcher
-from polytrigger.polytomic import AlreadyRunning, Execution, PolytomicClient
-from polytrigger.queue import MAX_DELAY_SECONDS
-from polytrigger.routes import parse_routes
-from polytrigger.triggers import Trigger
-from polytrigger.windows import MemoryWindows
+from local.memory import MemoryDedup, MemoryWindows
+from polytrigger.core.actions import Action
+from polytrigger.core.outcomes import Outcome
+from polytrigger.core.triggers import Trigger
+from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS, Deferrals, delay_for
+from polytrigger.dispatch.messages import Message, decode, encode
+from polytrigger.dispatch.policy import ActionPolicy
+from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, AlreadyRunning, Execution
+from polytrigger.dispatch.queued import QueuedStarts
+from polytrigger.dispatch.run import OutcomeSink, run
+from polytrigger.dispatch.starts import Starts
+from polytrigger.routing import parse_routes
 
 EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp()  # virtual time 0
 BUCKET = "bench-landing"
@@ -87,35 +90,36 @@ class Loop:
 
 
 class SimQueue:
-    """The dispatch queue (`polytrigger.queue.Queue`): `send` delivers the message `delay` seconds later.
+    """The dispatch queue (`polytrigger.dispatch.ports.Queue`): `send` delivers the message `delay` seconds later.
 
-    Bodies travel as JSON, as on SQS. `deliver` answers False when processing failed (a retryable
-    outcome): the message is received again after the visibility timeout, and parked after
+    Messages travel as JSON text, as on SQS (`encode`, then `json.dumps`; `json.loads`, then
+    `decode` on receipt). `deliver` answers False when processing failed (a retryable outcome):
+    the message is received again after the visibility timeout, and parked after
     `SQS_MAX_RECEIVES` receives, as the queue's redrive policy would.
     """
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
-        self.deliver: Callable[[dict[str, Any]], bool] | None = None
+        self.deliver: Callable[[Message], bool] | None = None
         self.sent = 0
-        self.parked: list[tuple[dict[str, Any], str]] = []
+        self.parked: list[tuple[Message, str]] = []
 
-    def send(self, body: dict[str, Any], delay_seconds: int) -> None:
-        wire = json.dumps(body)
+    def send(self, message: Message, delay_seconds: int) -> None:
+        wire = json.dumps(encode(message))
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
         self.sent += 1
         self.loop.after(delay, lambda: self._receive(wire, 1))
 
-    def park(self, body: dict[str, Any], reason: str) -> None:
-        self.parked.append((json.loads(json.dumps(body)), reason))
+    def park(self, message: Message, reason: str) -> None:
+        self.parked.append((decode(json.loads(json.dumps(encode(message)))), reason))
 
     def _receive(self, wire: str, receives: int) -> None:
         assert self.deliver is not None, "SimQueue.deliver is not wired to a dispatcher"
-        body = json.loads(wire)
-        if self.deliver(body):
+        message = decode(json.loads(wire))
+        if self.deliver(message):
             return
         if receives >= SQS_MAX_RECEIVES:
-            self.parked.append((body, f"received {receives} times without success"))
+            self.parked.append((message, f"received {receives} times without success"))
         else:
             self.loop.after(SQS_VISIBILITY_TIMEOUT, lambda: self._receive(wire, receives + 1))
 
@@ -129,7 +133,7 @@ class _SimSync:
 
 
 class SimPolytomic:
-    """Polytomic as `PolytomicClient`'s callers see it, on the virtual clock.
+    """Polytomic as the policies see it (`polytrigger.dispatch.ports.PolytomicApi`), on the virtual clock.
 
     A start creates an execution that runs `run_seconds[sync_id]`; a start while one runs answers
     409 (`AlreadyRunning`). The first request with an Idempotency-Key fixes the answer, 409s
@@ -211,47 +215,6 @@ class SimPolytomic:
                 }
             )
         return page
-
-
-class MemoryDedup:
-    """`Dedup.once_key` without DynamoDB, with the same semantics.
-
-    A settled outcome is remembered and a later call with the key returns a copy of it with status
-    `duplicate` (the response hook's wording); a `failed` outcome (`NotRemembered` in `Dedup`) is
-    returned and not remembered; any other exception is not remembered and propagates. A call
-    with a key whose first call has not finished raises `IdempotencyAlreadyInProgressError`.
-    """
-
-    def __init__(self) -> None:
-        self.records: dict[str, dict[str, Any]] = {}
-        self.attempts: Counter[str] = Counter()
-        self._in_progress: set[str] = set()
-
-    def once(self, action: Action, perform: Callable[[], Outcome]) -> Outcome:
-        return self.once_key(action.dedup_key, perform)
-
-    def once_key(self, key: str, perform: Callable[[], Outcome]) -> Outcome:
-        stored = self.records.get(key)
-        if stored is not None:
-            earlier = stored["status"]
-            return Outcome.from_dict({**stored, "status": "duplicate", "reason": f"already {earlier} for this trigger"})
-        if key in self._in_progress:
-            raise IdempotencyAlreadyInProgressError(f"execution already in progress with idempotency key {key}")
-        self._in_progress.add(key)
-        try:
-            outcome = perform()
-            if outcome.status == "failed":
-                raise NotRemembered(outcome)
-        except NotRemembered as signal:
-            return signal.outcome
-        finally:
-            self._in_progress.discard(key)
-        self.records[key] = outcome.to_dict()
-        return Outcome.from_dict(self.records[key])
-
-    def next_attempt(self, dedup_key: str) -> int:
-        self.attempts[dedup_key] += 1
-        return self.attempts[dedup_key]
 
 
 # -- scenarios and their results --------------------------------------------------------------
@@ -350,7 +313,7 @@ class Result:
         return len(self.scenario.landings)
 
 
-def _counting(counter: Counter[str]) -> Callable[[Action, Outcome, str], None]:
+def _counting(counter: Counter[str]) -> OutcomeSink:
     def sink(action: Action, outcome: Outcome, key: str) -> None:
         counter[outcome.status] += 1
 
@@ -360,19 +323,36 @@ def _counting(counter: Counter[str]) -> Callable[[Action, Outcome, str], None]:
 class _Lambda:
     """A function invoked asynchronously per event: a failed invocation is retried twice, then parked."""
 
-    def __init__(self, loop: Loop, dispatcher: Dispatcher) -> None:
+    def __init__(self, loop: Loop, policy: ActionPolicy, sink: OutcomeSink) -> None:
         self.loop = loop
-        self.dispatcher = dispatcher
+        self.policy = policy
+        self.sink = sink
         self.parked = 0
 
     def invoke(self, actions: Sequence[Action], attempt: int = 0) -> None:
-        report = self.dispatcher.run(actions)
+        report = run(actions, lambda action: self.policy.perform(action, None), self.sink)
         if not report.retryable:
             return
         if attempt >= len(LAMBDA_RETRY_DELAYS):
             self.parked += 1
             return
         self.loop.after(LAMBDA_RETRY_DELAYS[attempt], lambda: self.invoke(actions, attempt + 1))
+
+
+class _Dispatcher:
+    """The dispatcher function: performs a queued message and reports its outcome (as `App.handle_message` does).
+
+    `deliver` answers whether the message succeeded (False: retryable, so SQS receives it again).
+    """
+
+    def __init__(self, queued: QueuedStarts, sink: OutcomeSink) -> None:
+        self.queued = queued
+        self.sink = sink
+
+    def deliver(self, message: Message) -> bool:
+        outcome = self.queued.perform(message, None)
+        self.sink(message.action, outcome, message.id)
+        return not outcome.retryable
 
 
 def simulate(
@@ -392,12 +372,11 @@ def simulate(
     poly_client, naive_client = SimPolytomic(loop.clock, durations), SimPolytomic(loop.clock, durations)
     poly_outcomes: Counter[str] = Counter()
     naive_outcomes: Counter[str] = Counter()
-    poly = Dispatcher(
-        cast(PolytomicClient, poly_client), cast(Dedup, MemoryDedup()), _counting(poly_outcomes), deferrals
-    )
-    naive = Dispatcher(cast(PolytomicClient, naive_client), cast(Dedup, MemoryDedup()), _counting(naive_outcomes))
-    queue.deliver = lambda message: not poly.run_message(message)[1].retryable
-    poly_lambda, naive_lambda = _Lambda(loop, poly), _Lambda(loop, naive)
+    poly_starts = Starts(poly_client, MemoryDedup())
+    poly_sink = _counting(poly_outcomes)
+    queue.deliver = _Dispatcher(QueuedStarts(poly_starts, deferrals), poly_sink).deliver
+    poly_lambda = _Lambda(loop, ActionPolicy(poly_starts, deferrals), poly_sink)
+    naive_lambda = _Lambda(loop, ActionPolicy(Starts(naive_client, MemoryDedup()), None), _counting(naive_outcomes))
 
     landed: dict[str, list[float]] = {sync.id: [] for sync in scenario.syncs}
 

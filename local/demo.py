@@ -61,8 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(stack: Any) -> int:
     from local.dispatch_pump import pump
     from local.lambda_context import LocalContext
-    from polytrigger import app as runtime
     from polytrigger.handlers import dispatcher, s3, schedule
+    from polytrigger.runtime import app as runtime
 
     fake = stack.fake
     fake.add_sync(ORDERS_MODEL, kind="model")

@@ -130,7 +130,7 @@ class Harness:
     def scenario(self, **env: str) -> Iterator[Run]:
         from aws_lambda_powertools.utilities import parameters
 
-        from polytrigger import app as runtime
+        from polytrigger.runtime import app as runtime
 
         self.stack.reset()
         self.stack.fake.add_sync(MODEL, kind="model")
@@ -153,7 +153,7 @@ class Harness:
 
     def count(self, name: str, run: Run, started: float, notes: str = "") -> Row:
         from polytrigger.events import s3_triggers
-        from polytrigger.routes import load_routes
+        from polytrigger.routing import load_routes
 
         routes = load_routes(self.routes_file)
         parked_records = drain(self.sqs, self.dlq_url)

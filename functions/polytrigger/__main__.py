@@ -2,6 +2,6 @@
 
 import sys
 
-from polytrigger.cli import main
+from polytrigger.tools.cli import main
 
 sys.exit(main())

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from polytrigger import routes_cache
-from polytrigger.routes import load_routes
+from polytrigger.routing import load as routes_load
+from polytrigger.routing import load_routes
 
 from .conftest import FUNCTIONS, ROOT
 
@@ -99,8 +99,8 @@ def test_the_routes_ship_validated_and_cached(built: Path) -> None:
     shipped = built / "routes.yaml"
     assert shipped.read_bytes() == (MAKEFILE_DIR / "routes.yaml").read_bytes()
     data = shipped.read_bytes()
-    assert routes_cache.cached_document(shipped, data) is not None
-    assert json.loads(routes_cache.cache_path(shipped).read_text())["document"] is not None
+    assert routes_load.cached_document(shipped, data) is not None
+    assert json.loads(routes_load.cache_path(shipped).read_text())["document"] is not None
     assert [r.name for r in load_routes(shipped).routes] == [
         r.name for r in load_routes(MAKEFILE_DIR / "routes.yaml").routes
     ]

@@ -64,7 +64,7 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch, leak_guard: 
     """
     from aws_lambda_powertools.utilities import parameters
 
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     clean.fake.add_sync(ORDERS_MODEL, kind="model")
     clean.fake.add_sync(WAREHOUSE_BULK, kind="bulk")
@@ -72,7 +72,7 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch, leak_guard: 
     monkeypatch.setenv("ROUTES_FILE", str(ROUTES))
     runtime.reset()
     parameters.clear_caches()
-    from polytrigger.observability import logger
+    from polytrigger.runtime.observability import logger
 
     logger.setLevel("DEBUG")  # the most a log line can say
     with captured_logs() as buffer:
@@ -96,7 +96,7 @@ def dispatch(
     ``DEFERRAL_FIRST_DELAY_SECONDS=1``, ``DEFERRAL_MAX_AGE_SECONDS=60`` and a fresh container. A spy
     records every message polytrigger queues or parks; the pump delivers them to the dispatcher.
     """
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     queues = dispatch_support.Queues.create(polytrigger.stack)
     routes = tmp_path / "routes.yaml"

@@ -157,19 +157,20 @@ class SentLog:
 
 def install_spy(monkeypatch: Any, log: SentLog) -> None:
     """Record every send and park of every ``SqsQueue`` (the app's included) and still perform it."""
-    from polytrigger.queue import SqsQueue
+    from polytrigger.adapters.queue import SqsQueue
+    from polytrigger.dispatch.messages import Message, encode
 
     send, park = SqsQueue.send, SqsQueue.park
 
-    def spy_send(queue: SqsQueue, body: dict[str, Any], delay_seconds: int) -> None:
+    def spy_send(queue: SqsQueue, message: Message, delay_seconds: int) -> None:
         began = time.time()
-        send(queue, body, delay_seconds)
-        log.sent.append(Sent(json.loads(json.dumps(body)), int(delay_seconds), began))
+        send(queue, message, delay_seconds)
+        log.sent.append(Sent(json.loads(json.dumps(encode(message))), int(delay_seconds), began))
 
-    def spy_park(queue: SqsQueue, body: dict[str, Any], reason: str) -> None:
+    def spy_park(queue: SqsQueue, message: Message, reason: str) -> None:
         began = time.time()
-        park(queue, body, reason)
-        log.parked.append(Sent(json.loads(json.dumps(body)), 0, began, reason))
+        park(queue, message, reason)
+        log.parked.append(Sent(json.loads(json.dumps(encode(message))), 0, began, reason))
 
     monkeypatch.setattr(SqsQueue, "send", spy_send)
     monkeypatch.setattr(SqsQueue, "park", spy_park)

@@ -10,8 +10,8 @@ import pytest
 import urllib3
 
 from local.fake_polytomic import DEFAULT_API_KEY
-from polytrigger.cli import explain
-from polytrigger.dispatch import ActionsFailed
+from polytrigger.handlers.answer import ActionsFailed
+from polytrigger.tools.cli import explain
 from tests.integration.support import (
     CUSTOMERS_MODEL,
     ORDERS_MODEL,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from local.fake_polytomic import DEFAULT_API_KEY
-from polytrigger.config import ConfigError
-from polytrigger.dispatch import ActionsFailed
-from polytrigger.routes import RoutesError
+from polytrigger.handlers.answer import ActionsFailed
+from polytrigger.routing import RoutesError
+from polytrigger.runtime.config import ConfigError
 from tests.integration.support import ORDERS_MODEL, Invoker, load_event, posts
 
 
@@ -109,7 +109,7 @@ def test_rotated_key_is_refetched_once_and_the_run_continues(polytrigger: Invoke
 def test_rotated_key_one_by_one_costs_exactly_one_refused_call(
     polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     monkeypatch.setenv("POLYTOMIC_CONCURRENCY", "1")
     runtime.reset()
@@ -169,7 +169,7 @@ def test_unknown_sync_is_a_failure_naming_route_and_sync(polytrigger: Invoker) -
 def test_missing_table_makes_no_call_and_fails_the_invocation(
     polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "no-such-table")
     runtime.reset()
@@ -183,7 +183,7 @@ def test_missing_table_makes_no_call_and_fails_the_invocation(
 def test_unreadable_secret_fails_the_invocation_and_records_nothing(
     polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     monkeypatch.setenv("POLYTOMIC_SECRET_ID", "no/such/secret")
     runtime.reset()
@@ -196,8 +196,8 @@ def test_unreadable_secret_fails_the_invocation_and_records_nothing(
 
 
 def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsys: pytest.CaptureFixture[str]) -> None:
-    from polytrigger import app as runtime
-    from polytrigger.observability import logger
+    from polytrigger.runtime import app as runtime
+    from polytrigger.runtime.observability import logger
 
     stack, fake = polytrigger.stack, polytrigger.stack.fake
     organization = "0b5c5f6e-6a47-4bc4-9d0a-3b8f4e2a1c9d"
@@ -235,7 +235,7 @@ def test_unreachable_table_makes_no_call_and_fails_clearly(
 ) -> None:
     import socket
 
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))

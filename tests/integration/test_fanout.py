@@ -27,7 +27,7 @@ def _routes_with_schedule(tmp_path: Path) -> Path:
 @pytest.fixture
 def many(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Invoker:
     """The handlers with the benchmark's routes (20 syncs on one S3 route) plus paused activate_first syncs."""
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     fake = polytrigger.stack.fake
     for sid in (*fanout.FANOUT_SYNCS, fanout.SINGLE_SYNC):

@@ -25,10 +25,10 @@ from urllib.parse import quote_plus, unquote_plus
 from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
-from polytrigger.actions import Action
+from polytrigger.core.actions import Action
+from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent, is_sqs_batch, s3_triggers, schedule_trigger, sqs_body_triggers
-from polytrigger.routes import load_routes
-from polytrigger.triggers import Trigger
+from polytrigger.routing import load_routes
 from tests.integration.support import CUSTOMERS_MODEL, ORDERS_MODEL, ROUTES, WAREHOUSE_BULK, Invoker, load_event
 from tests.strategies import json_values as shared_json_values
 from tests.strategies import paths, replaced

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from local.stack import LocalStack
-from polytrigger.cli import main
-from polytrigger.dispatch import ActionsFailed
-from polytrigger.redrive import Summary, function_name, redrive
+from polytrigger.handlers.answer import ActionsFailed
+from polytrigger.tools.cli import main
+from polytrigger.tools.redrive import Summary, function_name, redrive
 from tests.integration.support import (
     ORDERS_MODEL,
     WAREHOUSE_BULK,

@@ -152,7 +152,7 @@ def test_on_premises_deployment_key_is_sent_as_basic(polytrigger: Invoker) -> No
 
 
 def test_api_version_2024_sends_the_boolean_resync(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> None:
-    from polytrigger import app as runtime
+    from polytrigger.runtime import app as runtime
 
     monkeypatch.setenv("POLYTOMIC_API_VERSION", "2024-02-08")
     runtime.reset()

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polytrigger.actions import STATUSES, Action, Outcome, SyncTarget
-from polytrigger.triggers import Trigger
+from polytrigger.core.actions import Action, SyncTarget
+from polytrigger.core.outcomes import STATUSES, Outcome
+from polytrigger.core.triggers import Trigger
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 OTHER = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"

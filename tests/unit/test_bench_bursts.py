@@ -9,12 +9,24 @@ from datetime import UTC, datetime
 import pytest
 
 from benchmarks import bursts
-from benchmarks.sim import EPOCH, Loop, MemoryDedup, Scenario, SimPolytomic, simulate, staleness_bound
-from polytrigger import dispatch
-from polytrigger.actions import Action, Outcome, SyncTarget
-from polytrigger.polytomic import AlreadyRunning
-from polytrigger.triggers import Trigger
-from polytrigger.windows import Window
+from benchmarks.sim import (
+    EPOCH,
+    SQS_MAX_RECEIVES,
+    SQS_VISIBILITY_TIMEOUT,
+    Loop,
+    Scenario,
+    SimPolytomic,
+    SimQueue,
+    simulate,
+    staleness_bound,
+)
+from local.memory import MemoryDedup
+from polytrigger.core.actions import Action, SyncTarget
+from polytrigger.core.outcomes import Outcome
+from polytrigger.core.triggers import Trigger
+from polytrigger.dispatch import deferred
+from polytrigger.dispatch.messages import Message, deferred_start, window_flush
+from polytrigger.dispatch.ports import AlreadyRunning, DedupBusy, PolytomicApi, Queue, Window
 
 SYNC = bursts.sync_id(7)
 
@@ -59,7 +71,7 @@ def test_the_staleness_bound_fails_a_window_that_ignores_max_wait(monkeypatch: p
         quiet = now - window.last_arrival
         return 0 if quiet >= action.debounce else max(1, math.ceil(action.debounce - quiet))
 
-    monkeypatch.setattr(dispatch, "flush_delay", quiet_only)
+    monkeypatch.setattr(deferred, "flush_delay", quiet_only)
     result = simulate(scenario)
 
     assert result.polytrigger.covered == result.files  # every file is still started, but far too late
@@ -84,7 +96,8 @@ def test_main_exits_non_zero_when_a_target_is_missed(
 
 def test_sim_polytomic_runs_answers_409_and_replays_keys() -> None:
     loop = Loop()
-    client = SimPolytomic(loop.clock, {SYNC: 90})
+    sim = SimPolytomic(loop.clock, {SYNC: 90})
+    client: PolytomicApi = sim  # the port, structurally
 
     first = client.start("model", SYNC, {}, idempotency_key="key-00001")
     loop.now = EPOCH + 30
@@ -100,26 +113,69 @@ def test_sim_polytomic_runs_answers_409_and_replays_keys() -> None:
     assert [item["id"] for item in listed] == [second.id, first.id]  # newest first
     assert listed[0]["created_at"].endswith("Z")
     assert listed[0]["status"] == "running"
-    assert client.created("model", SYNC) == [EPOCH, EPOCH + 90]
+    assert sim.created("model", SYNC) == [EPOCH, EPOCH + 90]
+
+
+def action_at(moment: float) -> Action:
+    trigger = Trigger.s3(
+        bucket="bench-landing",
+        key="in/a.csv",
+        event="created",
+        sequencer="01",
+        time=datetime.fromtimestamp(moment, UTC),
+    )
+    return Action(route="r", kind="start", sync=SyncTarget(id=SYNC), trigger=trigger, debounce=10, max_wait=30)
+
+
+def test_sim_queue_delivers_typed_messages_through_json_later_and_redelivers_failures() -> None:
+    loop = Loop()
+    sim = SimQueue(loop)
+    queue: Queue = sim  # the port, structurally
+    action = action_at(EPOCH)
+    window = window_flush(action, "polytrigger#window#w", EPOCH, 0)
+    retry = deferred_start(action, since=EPOCH + 0.5, attempt=2, first_at=EPOCH)
+    received: list[tuple[float, Message]] = []
+
+    def deliver(message: Message) -> bool:
+        received.append((loop.now, message))
+        return message != retry  # the deferred start keeps failing (retryable)
+
+    sim.deliver = deliver
+    queue.send(window, 10)
+    queue.send(retry, 2000)  # longer than SQS allows: delayed by 15 min
+    loop.run()
+
+    assert received[0] == (EPOCH + 10, window)  # equal after the JSON round trip, and typed
+    assert [when for when, message in received[1:]] == [
+        EPOCH + 900 + SQS_VISIBILITY_TIMEOUT * receive for receive in range(SQS_MAX_RECEIVES)
+    ]
+    assert sim.sent == 2
+    assert sim.parked == [(retry, f"received {SQS_MAX_RECEIVES} times without success")]
+
+    queue.park(window, "a person should look")
+    assert sim.parked[-1] == (window, "a person should look")
 
 
 def test_memory_dedup_remembers_settled_outcomes_only() -> None:
     dedup = MemoryDedup()
-    trigger = Trigger.s3(
-        bucket="bench-landing", key="in/a.csv", event="created", sequencer="01", time=datetime.fromtimestamp(EPOCH, UTC)
-    )
-    action = Action(route="r", kind="start", sync=SyncTarget(id=SYNC), trigger=trigger)
+    action = action_at(EPOCH)
     started = Outcome.of(action, "started", execution_id="e1")
     failed = Outcome.of(action, "failed", reason="no")
 
-    assert dedup.once_key("failing", lambda: failed) == failed
-    assert dedup.once_key("failing", lambda: started) == started  # a failure is not remembered
-    again = dedup.once_key("failing", lambda: failed)
+    assert dedup.once("failing", lambda: failed) == failed
+    assert dedup.once("failing", lambda: started) == started  # a failure is not remembered
+    again = dedup.once("failing", lambda: failed)
     assert (again.status, again.execution_id, again.reason) == ("duplicate", "e1", "already started for this trigger")
 
     def boom() -> Outcome:
         raise RuntimeError("down")
 
     with pytest.raises(RuntimeError):
-        dedup.once_key("raising", boom)
-    assert dedup.once_key("raising", lambda: started) == started  # nor is an exception
+        dedup.once("raising", boom)
+    assert dedup.once("raising", lambda: started) == started  # nor is an exception
+
+    def reentrant() -> Outcome:
+        return dedup.once("busy", lambda: started)
+
+    with pytest.raises(DedupBusy):
+        dedup.once("busy", reentrant)  # a key whose first call has not finished

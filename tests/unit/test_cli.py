@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from polytrigger.cli import explain, main
+from polytrigger.tools.cli import explain, main
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

@@ -20,8 +20,8 @@ import urllib3
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from polytrigger.credentials import Credentials
-from polytrigger.polytomic import PolytomicClient
+from polytrigger.adapters.credentials import Credentials
+from polytrigger.adapters.polytomic import PolytomicClient
 
 BASE = "https://polytomic.example"
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeNotificationEvent
 
+from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent, is_sqs_batch, s3_triggers, schedule_trigger, sqs_body_triggers
-from polytrigger.triggers import Trigger
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 BUCKET = "acme-landing"

@@ -11,8 +11,8 @@ from urllib.parse import quote_plus
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent, is_sqs_batch, s3_triggers, schedule_trigger, sqs_body_triggers
-from polytrigger.triggers import Trigger
 from tests.strategies import json_values as shared_json_values
 from tests.strategies import paths, replaced
 

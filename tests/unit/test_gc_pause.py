@@ -7,13 +7,13 @@ import gc
 import pytest
 
 from benchmarks import coldstart
-from polytrigger import gc_pause
+from polytrigger.runtime import gc_pause
 
 PROBE = """
 import gc
 import polytrigger.handlers.s3
 print(gc.isenabled())
-from polytrigger import app
+from polytrigger.runtime import app
 try:
     app.get()
 except Exception as error:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polytrigger.globs import compile_glob, literal_prefix
+from polytrigger.routing.globs import compile_glob, literal_prefix
 
 
 def matches(pattern: str, key: str) -> bool:

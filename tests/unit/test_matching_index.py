@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from benchmarks import matching as bench
-from polytrigger.globs import compile_glob, literal_prefix, literal_suffix
-from polytrigger.routes import Route, Routes, parse_routes
-from polytrigger.triggers import S3EventKind, Trigger
+from polytrigger.core.triggers import S3EventKind, Trigger
+from polytrigger.routing import Route, Routes, parse_routes
+from polytrigger.routing.globs import compile_glob, literal_prefix, literal_suffix
 
 WHEN = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
 BUCKETS = ("acme-landing", "acme-exports")

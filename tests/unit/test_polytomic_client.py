@@ -20,14 +20,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polytrigger.credentials import Credentials, CredentialsError
-from polytrigger.polytomic import (
+from polytrigger.adapters.credentials import Credentials
+from polytrigger.adapters.polytomic import PolytomicClient, RetryPolicy
+from polytrigger.dispatch.ports import (
     AlreadyRunning,
+    CredentialsError,
     Execution,
     KeyInFlight,
-    PolytomicClient,
     Rejected,
-    RetryPolicy,
     ServerError,
     Transient,
     Unauthorized,
@@ -697,7 +697,7 @@ def test_retry_policy_defaults() -> None:
 
 
 def test_a_sync_id_with_a_trailing_newline_is_refused_before_any_request() -> None:
-    from polytrigger.polytomic import _sync
+    from polytrigger.adapters.polytomic import _sync
 
     with pytest.raises(ValueError, match="is not a UUID"):
         _sync("248df4b7-aa70-47b8-a036-33ac447e668d\n")

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from polytrigger import redrive
-from polytrigger.cli import main
-from polytrigger.redrive import (
+from polytrigger.events.describe import describe_event
+from polytrigger.tools import redrive
+from polytrigger.tools.cli import main
+from polytrigger.tools.redrive import (
     LAMBDA_RECORD,
     RULE_DEAD_LETTER,
     SCHEDULER_DEAD_LETTER,
     UnreadableMessage,
-    describe_event,
     function_name,
     parse_message,
     queue_region,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from polytrigger.triggers import parse_time
+from polytrigger.core.triggers import parse_time
 
 _MAX_TEXT = 60  # an echoed value is a hint, never the payload
 _MAX_KEYS = 8

@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event, S3EventBridgeN
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord, SNSMessage
 
+from polytrigger.core.triggers import S3EventKind, Trigger
 from polytrigger.events._common import (
     UnsupportedEvent,
     clip,
@@ -31,7 +32,6 @@ from polytrigger.events._common import (
     text,
     unsupported_shape,
 )
-from polytrigger.triggers import S3EventKind, Trigger
 
 _log = logging.getLogger(__name__)
 

@@ -6,17 +6,14 @@ here: a wrong name or an unsubstituted time template fails loudly instead of sil
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
 
+from polytrigger.core.triggers import SCHEDULE_NAME, Trigger
 from polytrigger.events._common import UnsupportedEvent, clip, json_type, moment, read, text, unsupported_shape
-from polytrigger.triggers import Trigger
 
-# The routes file's rule (and EventBridge's own for rule and schedule names).
-_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SOURCES = ("aws.events", "aws.scheduler")
 
 
@@ -56,7 +53,7 @@ def _envelope(envelope: EventBridgeEvent) -> Trigger:
 
 
 def _name(value: str, where: str, field: str) -> str:
-    if not _NAME.fullmatch(value):
+    if not SCHEDULE_NAME.fullmatch(value):
         raise UnsupportedEvent(
             f"{where}: {field} has no valid schedule name (1-64 letters, digits, '.', '-' or '_'): {clip(value)}"
         )

@@ -1,5 +1,9 @@
-"""Thin Lambda entry points: parse the event, delegate, return the summary."""
+"""The Lambda entry points: s3, schedule, dispatcher. Each parses its event, delegates, and answers.
 
-from polytrigger import gc_pause
+Importing this package pauses the garbage collector when inside Lambda, before the handler
+module's own imports; the App's build switches it back on (polytrigger.runtime.gc_pause says why).
+"""
 
-gc_pause.pause()  # before the handler module's imports; app.get() resumes it (see gc_pause)
+from polytrigger.runtime import gc_pause
+
+gc_pause.pause()

@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from polytrigger.events import is_sqs_batch, s3_triggers, sqs_body_triggers
-from polytrigger.handlers.common import answer, answer_batch, get_app
-from polytrigger.observability import logger, metrics, tracer
+from polytrigger.handlers.answer import answer, answer_batch, get_app, handle_payload
+from polytrigger.runtime.observability import logger, metrics, tracer
 
 
 @tracer.capture_lambda_handler(capture_response=False)
@@ -17,5 +17,5 @@ from polytrigger.observability import logger, metrics, tracer
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     app = get_app(event, context)
     if is_sqs_batch(event):
-        return answer_batch(app, sqs_body_triggers, event, context)
+        return answer_batch(event, context, lambda body: handle_payload(app, sqs_body_triggers, body, context))
     return answer(app, s3_triggers, event, context)

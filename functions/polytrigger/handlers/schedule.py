@@ -6,12 +6,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from polytrigger.core.triggers import Trigger
 from polytrigger.events import schedule_trigger
-from polytrigger.handlers.common import answer, get_app
-from polytrigger.observability import logger, metrics, tracer
+from polytrigger.handlers.answer import answer, get_app
+from polytrigger.runtime.observability import logger, metrics, tracer
 
 
-def _triggers(event: Any) -> list[Any]:
+def _triggers(event: Any) -> list[Trigger]:
     return [schedule_trigger(event)]
 
 

@@ -1,0 +1,69 @@
+"""A trigger is one real-world occurrence that may start syncs, whatever shape the event had."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+TriggerKind = Literal["s3", "schedule"]
+S3EventKind = Literal["created", "deleted"]
+# A schedule's name, as routes name it and events carry it (EventBridge's own rule for rule and schedule names).
+SCHEDULE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Normalised "something happened"; routes match on it, dedup keys derive from its identity."""
+
+    kind: TriggerKind
+    time: datetime
+    bucket: str = ""
+    key: str = ""  # decoded object key
+    event: S3EventKind = "created"
+    sequencer: str = ""
+    schedule: str = ""
+
+    @classmethod
+    def s3(cls, *, bucket: str, key: str, event: S3EventKind, sequencer: str, time: datetime) -> Trigger:
+        return cls(kind="s3", bucket=bucket, key=key, event=event, sequencer=sequencer, time=time)
+
+    @classmethod
+    def scheduled(cls, *, schedule: str, time: datetime) -> Trigger:
+        return cls(kind="schedule", schedule=schedule, time=time)
+
+    @property
+    def identity(self) -> str:
+        """Same occurrence ⇒ same identity, whichever shape or delivery carried it.
+
+        S3: the object's sequencer orders writes to one key, so a redelivered upload keeps it and a new
+        upload of the same key gets a new one (the event time is only a fallback: its precision
+        differs between shapes). Schedules: name and scheduled time, normalised to UTC seconds.
+        """
+        if self.kind == "s3":
+            occurrence = self.sequencer or iso(self.time)
+            return json.dumps(["s3", self.bucket, self.key, self.event, occurrence], ensure_ascii=False)
+        return json.dumps(["schedule", self.schedule, iso(self.time)], ensure_ascii=False)
+
+    def describe(self) -> str:
+        """Short human label for logs and the explain table."""
+        if self.kind == "s3":
+            return f"s3://{self.bucket}/{self.key} ({self.event})"
+        return f"schedule {self.schedule} @ {iso(self.time)}"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> datetime:
+    """Parse an AWS ISO-8601 timestamp (`Z` or offset, optional fraction); naive means UTC."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected an ISO-8601 time, got {value!r}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,30 @@
+"""What to do with one action of a trigger: debounce it, or call Polytomic, and decide what a 409 means."""
+
+from __future__ import annotations
+
+from polytrigger.core.actions import Action
+from polytrigger.core.outcomes import Outcome
+from polytrigger.dispatch.deferred import Deferrals
+from polytrigger.dispatch.starts import Running, Starts
+
+
+class ActionPolicy:
+    """With a dispatch queue (`deferrals`), a start that meets a running run waits for it and a debouncing
+    route gathers its files into one window; without one, a 409 is the final word (`already_running`)."""
+
+    def __init__(self, starts: Starts, deferrals: Deferrals | None) -> None:
+        self.starts = starts
+        self.deferrals = deferrals
+
+    def perform(self, action: Action, deadline: float | None) -> Outcome:
+        return self.starts.once(action, action.dedup_key, lambda: self._perform(action, deadline))
+
+    def _perform(self, action: Action, deadline: float | None) -> Outcome:
+        if self.deferrals is not None and action.kind == "start" and action.debounce:
+            return self.deferrals.debounce(action)
+        result = self.starts.call(action, action.dedup_key, deadline)
+        if not isinstance(result, Running):
+            return result
+        if self.deferrals is not None and action.kind == "start":
+            return self.deferrals.defer(action, since=action.trigger.time.timestamp(), reason=result.reason)
+        return Outcome.of(action, "already_running", reason=result.reason)

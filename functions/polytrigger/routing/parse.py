@@ -1,0 +1,239 @@
+"""The routes file's document → `Routes`, validated as a whole: every problem, with its route and field.
+
+Nothing half-valid is returned: one problem anywhere rejects the file, so nothing half-loaded ever runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, cast
+
+from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncTarget, SyncType
+from polytrigger.core.keys import is_uuid
+from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind
+from polytrigger.routing.globs import compile_glob, literal_prefix
+from polytrigger.routing.model import Route, Routes
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+_ROUTE_FIELDS = {"name", "s3", "schedule", "action", "syncs", "debounce", "max_wait"}
+MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
+_S3_FIELDS = {"bucket", "key", "events"}
+_S3_EVENTS: tuple[S3EventKind, ...] = ("created", "deleted")
+_MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
+_BULK_OPTIONS = {"fetch_mode": str, "resync_mode": str, "schemas": list, "test": bool}
+_BULK_ENUMS = {"fetch_mode": ("none", "incremental", "full"), "resync_mode": ("refetch", "resync", "rebuild")}
+
+
+class RoutesError(ValueError):
+    """The routes file is invalid; the message lists every problem with its route and field."""
+
+
+def parse_routes(document: Any, *, source: str = "routes") -> Routes:
+    problems: list[str] = []
+    if not isinstance(document, Mapping) or "routes" not in document:
+        raise RoutesError(f"routes file {source}: expected a mapping with a 'routes' list at the top")
+    extra = sorted(set(map(str, document)) - {"routes"})
+    if extra:
+        problems.append(f"unknown top-level field(s): {', '.join(extra)}")
+    raw_routes = document["routes"]
+    if raw_routes is None:
+        raw_routes = []
+    if not isinstance(raw_routes, list):
+        raise RoutesError(f"routes file {source}: 'routes' must be a list")
+
+    routes: list[Route] = []
+    names: set[str] = set()
+    for index, raw in enumerate(raw_routes):
+        label = f"routes[{index}]"
+        if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]:
+            label = f"route '{raw['name']}'"
+        route_problems: list[str] = []
+        route = _parse_route(raw, route_problems)
+        if route is not None and route.name in names:
+            route_problems.append(f"name: '{route.name}' is used by an earlier route; names must be unique")
+        problems.extend(f"{label}: {problem}" for problem in route_problems)
+        if route is not None and not route_problems:
+            names.add(route.name)
+            routes.append(route)
+    if problems:
+        listing = "\n  - ".join(problems)
+        plural = "s" if len(problems) > 1 else ""
+        raise RoutesError(f"routes file {source} is invalid ({len(problems)} problem{plural}):\n  - {listing}")
+    return Routes(routes)
+
+
+def _parse_route(raw: Any, problems: list[str]) -> Route | None:
+    if not isinstance(raw, Mapping):
+        problems.append("must be a mapping with name, a trigger (s3 or schedule) and syncs")
+        return None
+    unknown = sorted(set(map(str, raw)) - _ROUTE_FIELDS)
+    if unknown:
+        problems.append(f"unknown field(s): {', '.join(unknown)}")
+
+    name = raw.get("name")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        problems.append("name: required; 1-64 letters, digits, '-' or '_'")
+        name = ""
+
+    action = raw.get("action", "start")
+    if action not in ACTION_KINDS:
+        problems.append(f"action: must be one of {', '.join(ACTION_KINDS)} (got {action!r})")
+        action = "start"
+
+    has_s3, has_schedule = "s3" in raw, "schedule" in raw
+    fields: dict[str, Any] = {}
+    if has_s3 == has_schedule:
+        problems.append("needs exactly one trigger: s3 or schedule")
+    elif has_s3:
+        fields = _parse_s3(raw["s3"], problems)
+    else:
+        schedule = raw["schedule"]
+        if not isinstance(schedule, str) or not SCHEDULE_NAME.fullmatch(schedule):
+            problems.append("schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')")
+        else:
+            fields = {"schedule": schedule}
+
+    syncs = _parse_syncs(raw.get("syncs"), cast(ActionKind, action), problems)
+    debounce, max_wait = _parse_debounce(raw, action, problems)
+    if problems:
+        return None
+    return Route(
+        name=name, action=cast(ActionKind, action), syncs=syncs, debounce=debounce, max_wait=max_wait, **fields
+    )
+
+
+def _parse_debounce(raw: Mapping[str, Any], action: Any, problems: list[str]) -> tuple[int, int]:
+    """`debounce`: wait this long for more files before one start; `max_wait`: but never longer than this."""
+    debounce, max_wait = raw.get("debounce", 0), raw.get("max_wait")
+    if "debounce" not in raw:
+        if max_wait is not None:
+            problems.append("max_wait: only applies together with debounce")
+        return 0, 0
+    if isinstance(debounce, bool) or not isinstance(debounce, int) or not 1 <= debounce <= MAX_DEBOUNCE:
+        problems.append(f"debounce: must be a whole number of seconds from 1 to {MAX_DEBOUNCE} (got {debounce!r})")
+        return 0, 0
+    if action != "start":
+        problems.append("debounce: only applies to action start")
+    if max_wait is None:
+        return debounce, debounce
+    if isinstance(max_wait, bool) or not isinstance(max_wait, int) or not debounce <= max_wait <= 86400:
+        problems.append(f"max_wait: must be whole seconds from debounce ({debounce}) to 86400 (got {max_wait!r})")
+        return 0, 0
+    return debounce, max_wait
+
+
+def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        problems.append("s3: must be a mapping with bucket, key and events")
+        return {}
+    unknown = sorted(set(map(str, raw)) - _S3_FIELDS)
+    if unknown:
+        problems.append(f"s3: unknown field(s): {', '.join(unknown)}")
+    bucket = raw.get("bucket")
+    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        problems.append(f"s3.bucket: must be an S3 bucket name (got {bucket!r})")
+    key = raw.get("key", "**")
+    pattern = None
+    if not isinstance(key, str):
+        problems.append(f"s3.key: must be a glob string (got {key!r})")
+    else:
+        try:
+            pattern = compile_glob(key)
+        except ValueError as error:
+            problems.append(f"s3.key: {error} (got {key!r})")
+    events = raw.get("events", ["created"])
+    if isinstance(events, str):
+        events = [events]
+    if (
+        not isinstance(events, list)
+        or not events
+        or any(event not in _S3_EVENTS for event in events)
+        or len(set(events)) != len(events)
+    ):
+        problems.append(f"s3.events: must be a list of created and/or deleted (got {events!r})")
+        events = []
+    return {
+        "bucket": bucket,
+        "key": key,
+        "key_pattern": pattern,
+        "key_prefix": literal_prefix(key) if isinstance(key, str) else "",
+        "events": frozenset(events),
+    }
+
+
+def _parse_syncs(raw: Any, action: ActionKind, problems: list[str]) -> tuple[SyncTarget, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.append("syncs: must be a non-empty list of {id: <sync uuid>, ...}")
+        return ()
+    syncs: list[SyncTarget] = []
+    seen: set[tuple[str, str]] = set()
+    for index, item in enumerate(raw):
+        where = f"syncs[{index}]"
+        sync = _parse_sync(item, action, where, problems)
+        if sync is None:
+            continue
+        if (sync.type, sync.id) in seen:
+            problems.append(f"{where}.id: {sync.id} is listed twice in this route")
+        seen.add((sync.type, sync.id))
+        syncs.append(sync)
+    return tuple(syncs)
+
+
+def _parse_sync(raw: Any, action: ActionKind, where: str, problems: list[str]) -> SyncTarget | None:
+    if not isinstance(raw, Mapping):
+        problems.append(f"{where}: must be a mapping with an id")
+        return None
+    before = len(problems)
+    sync_id = raw.get("id")
+    if not is_uuid(sync_id):
+        problems.append(f"{where}.id: must be a sync UUID (got {sync_id!r})")
+    sync_type = raw.get("type", "model")
+    if sync_type not in SYNC_TYPES:
+        problems.append(f"{where}.type: must be model or bulk (got {sync_type!r})")
+        return None
+    allowed = _MODEL_OPTIONS if sync_type == "model" else _BULK_OPTIONS
+    activate_first = raw.get("activate_first", False)
+    if not isinstance(activate_first, bool):
+        problems.append(f"{where}.activate_first: must be true or false")
+    elif activate_first and action != "start":
+        problems.append(f"{where}.activate_first: only applies to action start")
+
+    options: list[tuple[str, Any]] = []
+    for name in raw:
+        if name in ("id", "type", "activate_first"):
+            continue
+        value = raw[name]
+        if name not in allowed:
+            known = ", ".join(sorted(allowed))
+            problems.append(f"{where}.{name}: not an option of a {sync_type} sync (options: {known})")
+            continue
+        if action != "start":
+            problems.append(f"{where}.{name}: options only apply to action start")
+            continue
+        expected = allowed[name]
+        if not isinstance(value, expected):
+            problems.append(f"{where}.{name}: must be a {expected.__name__} (got {value!r})")
+            continue
+        if name in _BULK_ENUMS and value not in _BULK_ENUMS[name]:
+            problems.append(f"{where}.{name}: must be one of {', '.join(_BULK_ENUMS[name])} (got {value!r})")
+            continue
+        if isinstance(value, list):
+            if not all(isinstance(item, str) and item for item in value):
+                problems.append(f"{where}.{name}: must be a list of non-empty strings")
+                continue
+            value = tuple(value)
+        options.append((str(name), value))
+    names = {name for name, _ in options}
+    if {"test", "resync_mode"} <= names and sync_type == "bulk":
+        problems.append(f"{where}: test cannot be combined with resync_mode (Polytomic rejects it)")
+    if len(problems) > before:
+        return None
+    return SyncTarget(
+        id=str(sync_id).lower(),
+        type=cast(SyncType, sync_type),
+        options=tuple(options),
+        activate_first=bool(activate_first),
+    )

@@ -1,0 +1,1 @@
+"""The running function: configuration, wiring the layers together once per container, observability."""

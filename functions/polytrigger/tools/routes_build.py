@@ -1,0 +1,60 @@
+"""The build step that validates the routes file and caches it as JSON, so a cold start needs no YAML parser.
+
+`sam build` runs `python -m polytrigger.tools.routes_build routes.yaml` (functions/Makefile): a bad
+routes file fails the build, with every problem listed; a good one is written beside itself as
+`routes.validated.json` (polytrigger.routing.load reads it back, for exactly the same bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from polytrigger.routing.load import CACHE_FORMAT, cache_path, read_document, source_hash
+from polytrigger.routing.parse import RoutesError
+
+
+def write_cache(source: Path) -> Path | None:
+    """Validate `source` (RoutesError lists every problem) and cache it; None when JSON cannot carry it exactly.
+
+    A document JSON would change (a date, a non-string key) is left to the YAML parser at run time.
+    """
+    data, document = read_document(source)
+    target = cache_path(source)
+    try:
+        text = json.dumps(
+            {"format": CACHE_FORMAT, "source_sha256": source_hash(data), "document": document},
+            sort_keys=True,
+        )
+        exact = json.loads(text)["document"] == document
+    except (TypeError, ValueError):
+        exact = False
+    if not exact:
+        target.unlink(missing_ok=True)
+        return None
+    target.write_text(text + "\n", encoding="utf-8")
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    files = list(sys.argv[1:] if argv is None else argv)
+    if not files:
+        print("usage: python -m polytrigger.tools.routes_build ROUTES_FILE...", file=sys.stderr)
+        return 2
+    for name in files:
+        try:
+            written = write_cache(Path(name))
+        except RoutesError as error:
+            print(error, file=sys.stderr)
+            return 1
+        if written is None:
+            print(f"{name}: valid; not cached (JSON cannot carry it exactly), so it is parsed as YAML at cold start")
+        else:
+            print(f"{name}: valid; cached as {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""ActionPolicy: what a 409 means with and without a dispatch queue, and debouncing, under dedup."""
+
+from __future__ import annotations
+
+import pytest
+
+from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
+from polytrigger.core.actions import ActionKind
+from polytrigger.dispatch.deferred import Deferrals, window_id
+from polytrigger.dispatch.messages import DeferredStart, WindowFlush
+from polytrigger.dispatch.policy import ActionPolicy
+from polytrigger.dispatch.ports import AlreadyRunning, Execution, ServerError
+from polytrigger.dispatch.starts import Starts
+from tests.unit.dispatch_stubs import DEADLINE, EXECUTION, WHEN, StubClient, act, landed
+
+RUNNING = AlreadyRunning("POST /api/syncs/x/executions: Polytomic answered 409: already running", status=409)
+SERVER_ERROR = ServerError("POST /api/syncs/x/executions: Polytomic answered 500: internal error", status=500)
+NOW = WHEN.timestamp() + 2  # the trigger was delivered two seconds after the file landed
+
+
+def deferrals(queue: MemoryQueue, windows: MemoryWindows | None = None) -> Deferrals:
+    return Deferrals(queue, windows or MemoryWindows(), max_age=21600, first_delay=30, clock=lambda: NOW)
+
+
+def policy(client: StubClient, dedup: MemoryDedup, queue: MemoryQueue | None = None) -> ActionPolicy:
+    """`queue` None: no dispatch queue is configured."""
+    return ActionPolicy(Starts(client, dedup), deferrals(queue) if queue is not None else None)
+
+
+# -- a run in progress (409) --------------------------------------------------------------------
+
+
+def test_a_run_in_progress_without_a_dispatch_queue_is_already_running_not_a_failure() -> None:
+    client, dedup, action = StubClient().will_start(RUNNING), MemoryDedup(), act()
+    outcome = policy(client, dedup).perform(action, DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("already_running", False)
+    assert outcome.reason == "Polytomic answered 409: already running"
+    assert list(dedup.records) == [action.dedup_key]  # the final word: a redelivery calls nothing
+    assert policy(client, dedup).perform(action, DEADLINE).status == "duplicate"
+    assert client.start_keys == [action.dedup_key]
+
+
+def test_a_run_in_progress_with_a_dispatch_queue_defers_the_start() -> None:
+    client, dedup, queue, action = StubClient().will_start(RUNNING), MemoryDedup(), MemoryQueue(), act()
+    outcome = policy(client, dedup, queue).perform(action, DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("deferred", False)
+    assert outcome.reason == "Polytomic answered 409: already running; retrying in 30 s"
+    [(message, delay)] = queue.sent
+    assert delay == 30
+    assert isinstance(message, DeferredStart)
+    # covered only by a run created since the trigger; the wait counts from now
+    assert (message.action, message.since, message.attempt, message.first_at) == (action, WHEN.timestamp(), 1, NOW)
+    assert message.id != action.dedup_key  # a new Idempotency-Key: Polytomic would replay the 409 for the old one
+    assert list(dedup.records) == [action.dedup_key]  # a redelivery does not defer it twice
+    assert policy(client, dedup, queue).perform(action, DEADLINE).status == "duplicate"
+    assert len(queue.sent) == 1
+
+
+@pytest.mark.parametrize("kind", ["activate", "deactivate"])
+def test_only_a_start_is_deferred(kind: ActionKind) -> None:
+    client, queue = StubClient().will_set_active(RUNNING), MemoryQueue()
+    outcome = policy(client, MemoryDedup(), queue).perform(act(kind), DEADLINE)
+    assert (outcome.status, outcome.reason) == ("already_running", "Polytomic answered 409: already running")
+    assert queue.sent == []
+
+
+@pytest.mark.parametrize(("queued", "status"), [(False, "already_running"), (True, "deferred")])
+def test_a_fresh_attempt_after_a_server_error_that_meets_a_run_is_a_409_like_any_other(
+    queued: bool, status: str
+) -> None:
+    """After a 500 and a fresh key, a 409 is decided here as well: deferred when a queue exists."""
+    queue = MemoryQueue()
+    client = StubClient().will_start(SERVER_ERROR, RUNNING)
+    action = act()
+    outcome = policy(client, MemoryDedup(), queue if queued else None).perform(action, DEADLINE)
+    assert (outcome.status, outcome.retryable) == (status, False)
+    assert (outcome.reason or "").startswith("Polytomic answered 409: already running")
+    assert client.start_keys == [action.dedup_key, f"{action.dedup_key}-r1"]
+    assert len(queue.sent) == int(queued)
+
+
+def test_a_start_that_cannot_be_deferred_is_retried_and_not_remembered() -> None:
+    client, dedup, queue = StubClient().will_start(RUNNING), MemoryDedup(), MemoryQueue()
+    queue.unavailable = "AWS.SimpleQueueService.NonExistentQueue"
+    outcome = policy(client, dedup, queue).perform(act(), DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("failed", True)
+    assert outcome.reason == (
+        "Polytomic answered 409: already running; deferring it failed: "
+        "AWS.SimpleQueueService.NonExistentQueue; the event will be retried"
+    )
+    assert dedup.records == {}
+
+
+def test_a_start_polytomic_accepts_is_started_with_or_without_a_queue() -> None:
+    for queue in (None, MemoryQueue()):
+        client = StubClient().will_start(Execution(id=EXECUTION, status="created"))
+        outcome = policy(client, MemoryDedup(), queue).perform(act(), DEADLINE)
+        assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
+        assert [call.deadline for call in client.calls] == [DEADLINE]
+        assert queue is None or queue.sent == []
+
+
+# -- debounce -----------------------------------------------------------------------------------
+
+
+def test_a_debounced_start_opens_a_window_and_the_next_files_join_it_without_calling_polytomic() -> None:
+    client, dedup, queue, windows = StubClient(), MemoryDedup(), MemoryQueue(), MemoryWindows()
+    gatherer = ActionPolicy(Starts(client, dedup), deferrals(queue, windows))
+    files = [act(debounce=60, max_wait=300, trigger=landed(f"orders/{n}.csv", f"00{n}")) for n in range(3)]
+
+    outcomes = [gatherer.perform(action, DEADLINE) for action in files]
+
+    assert [o.status for o in outcomes] == ["deferred", "coalesced", "coalesced"]
+    assert outcomes[0].reason == "debounced: one start in 60 s covers every file until then"
+    assert client.calls == []
+    [(message, delay)] = queue.sent
+    assert delay == 60
+    assert isinstance(message, WindowFlush)
+    assert (message.action, message.window) == (files[0], window_id(files[0]))
+    assert list(dedup.records) == [action.dedup_key for action in files]  # each file is done once
+    window = windows.get(window_id(files[0]))
+    assert window is not None
+    assert (window.count, window.deadline) == (3, NOW + 300)
+
+
+def test_without_a_dispatch_queue_a_debounced_start_starts_at_once() -> None:
+    client = StubClient()
+    outcome = policy(client, MemoryDedup()).perform(act(debounce=60), DEADLINE)
+    assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
+    assert client.operations == ["start"]
+
+
+def test_debounce_applies_to_starts_only() -> None:
+    client, queue = StubClient(), MemoryQueue()
+    outcome = policy(client, MemoryDedup(), queue).perform(act("activate", debounce=60), DEADLINE)
+    assert outcome.status == "activated"
+    assert (client.operations, queue.sent) == (["set_active"], [])
+
+
+def test_a_window_that_cannot_be_opened_is_retried_and_not_remembered() -> None:
+    client, dedup, queue = StubClient(), MemoryDedup(), MemoryQueue()
+    queue.unavailable = "throttled"
+    windows = MemoryWindows()
+    outcome = ActionPolicy(Starts(client, dedup), deferrals(queue, windows)).perform(act(debounce=60), DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("failed", True)
+    assert outcome.reason == "debouncing failed: QueueUnavailable: throttled; the event will be retried"
+    assert (dedup.records, windows.windows, client.calls) == ({}, {}, [])  # no window left without its message

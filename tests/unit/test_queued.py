@@ -1,0 +1,402 @@
+"""dispatch.queued: what a message from the dispatch queue does, with a scripted Polytomic and the in-memory
+dedup table, windows and queue.
+
+A deferred start is covered by a run since its trigger, started, deferred again, or parked; a window
+flush waits for quiet, then starts once for every file it gathered, or defers past its last file.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
+from polytrigger.core.actions import Action, SyncTarget
+from polytrigger.core.outcomes import Outcome
+from polytrigger.core.triggers import Trigger
+from polytrigger.dispatch.deferred import Deferrals, window_id
+from polytrigger.dispatch.messages import DeferredStart, WindowFlush, deferred_start, window_flush
+from polytrigger.dispatch.ports import (
+    AlreadyRunning,
+    Execution,
+    PolytomicError,
+    Rejected,
+    Transient,
+    Window,
+    WindowsUnavailable,
+)
+from polytrigger.dispatch.queued import QueuedStarts
+from polytrigger.dispatch.starts import Starts
+from tests.unit.dispatch_stubs import Clock, LateArrival
+
+SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
+EXECUTION = "9b2e1c4d-5f6a-4b7c-8d9e-0f1a2b3c4d5e"
+COVERING = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
+OLDER = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
+T0 = 1_795_000_000.0  # a fixed "now", epoch seconds
+DEADLINE = 12345.0
+RUNNING = AlreadyRunning("POST /api/syncs/x/executions: Polytomic answered 409: running", status=409)
+
+
+class Polytomic:
+    """The Polytomic API, scripted: each start takes the next answer (an execution, or an error to raise);
+    `runs` are the sync's executions, newest first."""
+
+    def __init__(self) -> None:
+        self.answers: deque[Execution | PolytomicError] = deque()
+        self.runs: list[dict[str, Any]] = []
+        self.lookup_error: PolytomicError | None = None
+        self.started: list[tuple[str, dict[str, Any], str]] = []  # sync id, body, Idempotency-Key
+        self.lookups = 0
+
+    def start(
+        self, sync_type: str, sync_id: str, body: dict[str, Any], *, idempotency_key: str, deadline: float | None = None
+    ) -> Execution:
+        assert deadline == DEADLINE
+        self.started.append((sync_id, body, idempotency_key))
+        answer = self.answers.popleft() if self.answers else Execution(id=EXECUTION, status="created")
+        if isinstance(answer, PolytomicError):
+            raise answer
+        return answer
+
+    def set_active(
+        self,
+        sync_type: str,
+        sync_id: str,
+        active: bool,
+        *,
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
+    ) -> bool:
+        raise AssertionError("a queued message only starts")
+
+    def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
+        assert deadline == DEADLINE
+        self.lookups += 1
+        if self.lookup_error is not None:
+            raise self.lookup_error
+        return self.runs
+
+    def ran(self, execution_id: str, created: float) -> None:
+        """A run of the sync created at `created` (epoch seconds), newer than the runs before it."""
+        self.runs.insert(0, {"id": execution_id, "status": "running", "created_at": iso(created)})
+
+    @property
+    def keys(self) -> list[str]:
+        return [key for _, _, key in self.started]
+
+
+@dataclass
+class World:
+    api: Polytomic
+    dedup: MemoryDedup
+    queue: MemoryQueue
+    windows: MemoryWindows
+    clock: Clock
+    deferrals: Deferrals
+    queued: QueuedStarts
+
+    def perform(self, message: DeferredStart | WindowFlush) -> Outcome:
+        return self.queued.perform(message, DEADLINE)
+
+
+def world(windows: MemoryWindows | None = None, clock: Clock | None = None, *, max_age: float = 21600) -> World:
+    api, dedup, queue, clock = Polytomic(), MemoryDedup(), MemoryQueue(), clock or Clock(T0)
+    windows = windows if windows is not None else MemoryWindows()
+    deferrals = Deferrals(queue, windows, max_age=max_age, first_delay=30, clock=clock)
+    return World(api, dedup, queue, windows, clock, deferrals, QueuedStarts(Starts(api, dedup), deferrals))
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+def action(key: str = "orders/a.csv", *, sequencer: str = "01", **sync: Any) -> Action:
+    trigger = Trigger.s3(
+        bucket="acme-landing", key=key, event="created", sequencer=sequencer, time=datetime.fromtimestamp(T0 - 5, UTC)
+    )
+    return Action(
+        route="orders", kind="start", sync=SyncTarget(id=SYNC, **sync), trigger=trigger, debounce=60, max_wait=300
+    )
+
+
+class Unreadable(MemoryWindows):
+    def get(self, window_id: str) -> Window | None:
+        raise WindowsUnavailable("ResourceNotFoundException")
+
+
+# -- a deferred start ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("after", [0.0, 0.001, 40.0])
+def test_a_run_created_since_the_trigger_covers_a_deferred_start(after: float) -> None:
+    w, a = world(), action()
+    w.api.ran(OLDER, T0 - 600)
+    w.api.ran(COVERING, T0 - 5 + after)
+    message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0 - 30)
+
+    outcome = w.perform(message)
+
+    assert outcome == Outcome.of(a, "covered", execution_id=COVERING, reason="a run created since the trigger has it")
+    assert w.api.started == []
+    assert w.queue.sent == []
+    assert w.queue.parked == []
+    assert message.id in w.dedup.records  # done: a redelivery is a duplicate
+
+
+def test_a_deferred_start_with_no_run_since_its_trigger_starts_under_its_message_id() -> None:
+    w, a = world(), action(options=(("schemas", ("public.a",)),))
+    w.api.ran(OLDER, T0 - 5.001)  # a moment before the trigger: it did not see the file
+    message = deferred_start(a, since=T0 - 5, attempt=2, first_at=T0 - 30)
+
+    outcome = w.perform(message)
+
+    assert outcome == Outcome.of(a, "started", execution_id=EXECUTION)
+    # a new Idempotency-Key, not the action's: Polytomic would replay the first 409 for that
+    assert w.api.started == [(SYNC, {"schemas": ["public.a"]}, message.id)]
+    assert w.api.lookups == 1
+
+
+def test_a_start_that_no_other_run_does_is_never_covered() -> None:
+    """A resync (or test, full fetch, chosen identities) asks for what a plain run would not do."""
+    w, a = world(), action(options=(("resync", True),))
+    w.api.ran(COVERING, T0 + 10)
+    message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
+
+    outcome = w.perform(message)
+
+    assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
+    assert w.api.lookups == 0
+    assert w.api.keys == [message.id]
+
+
+@pytest.mark.parametrize(
+    ("options", "coverable"),
+    [
+        ((), True),
+        ((("fetch_mode", "incremental"),), True),
+        ((("schemas", ("public.a",)),), True),
+        ((("resync", False),), True),
+        ((("resync", True),), False),
+        ((("test", True),), False),
+        ((("identities", ("a",)),), False),
+        ((("resync_mode", "refetch"),), False),
+        ((("fetch_mode", "full"),), False),
+    ],
+)
+def test_only_a_plain_start_can_be_covered_by_another_run(options: tuple[Any, ...], coverable: bool) -> None:
+    assert SyncTarget(id=SYNC, options=options).coverable is coverable
+
+
+def test_a_deferred_start_that_meets_another_409_is_deferred_again_with_a_longer_wait() -> None:
+    w, a = world(), action()
+    w.api.answers.append(RUNNING)
+    message = deferred_start(a, since=T0 - 5, attempt=2, first_at=T0 - 90)
+
+    outcome = w.perform(message)
+
+    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 120 s")
+    # the next attempt keeps what the trigger needs (since) and when the waiting began (first_at)
+    assert w.queue.sent == [(deferred_start(a, since=T0 - 5, attempt=3, first_at=T0 - 90), 120)]
+    assert w.api.keys == [message.id]
+
+
+def test_a_deferred_start_waiting_too_long_is_parked() -> None:
+    w, a = world(max_age=3600), action()
+    w.api.answers.append(RUNNING)
+    message = deferred_start(a, since=T0 - 7205, attempt=7, first_at=T0 - 7200)
+
+    outcome = w.perform(message)
+
+    assert outcome.status == "failed"
+    assert not outcome.retryable  # accounted for in the dead-letter queue: the message is done
+    assert outcome.reason == (
+        "Polytomic answered 409: running; still not started after 7200 s of retries (limit 3600 s): parked"
+    )
+    assert w.queue.parked == [(deferred_start(a, since=T0 - 7205, attempt=8, first_at=T0 - 7200), outcome.reason)]
+    assert w.queue.sent == []
+
+
+def test_a_parked_message_moved_back_gets_a_fresh_wait() -> None:
+    """A person moved it back from the dead-letter queue: its age counts from now, its attempts go on."""
+    w, a = world(max_age=3600), action()
+    w.api.answers.append(RUNNING)
+    parked = replace(
+        deferred_start(a, since=T0 - 7205, attempt=7, first_at=T0 - 7200),
+        parked_because="Polytomic answered 409: running; still not started after 3600 s of retries: parked",
+    )
+
+    outcome = w.perform(parked)
+
+    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 900 s")
+    assert w.queue.sent == [(deferred_start(a, since=T0 - 7205, attempt=8, first_at=T0), 900)]
+    assert w.queue.parked == []
+
+
+def test_a_parked_message_moved_back_can_still_be_covered() -> None:
+    w, a = world(), action()
+    w.api.ran(COVERING, T0 - 1)
+    parked = replace(deferred_start(a, since=T0 - 5, attempt=9, first_at=T0 - 99_999), parked_because="parked")
+
+    assert w.perform(parked).status == "covered"
+    assert w.api.started == []
+
+
+def test_a_redelivered_deferred_start_is_done_once() -> None:
+    w, a = world(), action()
+    message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
+
+    first, again = w.perform(message), w.perform(message)
+
+    assert first.status == "started"
+    assert (again.status, again.execution_id) == ("duplicate", EXECUTION)
+    assert len(w.api.started) == 1
+
+
+def test_a_409_whose_deferral_cannot_be_queued_is_retried_and_not_remembered() -> None:
+    w, a = world(), action()
+    w.api.answers.extend([RUNNING, RUNNING])
+    w.queue.unavailable = "AWS.SimpleQueueService.NonExistentQueue"
+    message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
+
+    outcome = w.perform(message)
+
+    assert outcome.status == "failed"
+    assert outcome.retryable  # the message returns to the queue: the start is not lost
+    assert outcome.reason == (
+        "Polytomic answered 409: running; deferring it failed: AWS.SimpleQueueService.NonExistentQueue;"
+        " the event will be retried"
+    )
+    w.queue.unavailable = None
+    assert w.perform(message).status == "deferred"  # the redelivery does it again
+    assert len(w.queue.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "retryable"),
+    [
+        (Transient("GET /api/syncs/x/executions: Polytomic answered 503", status=503), True),
+        (Rejected("GET /api/syncs/x/executions: Polytomic answered 404", status=404), False),
+    ],
+)
+def test_a_deferred_start_that_cannot_look_for_a_covering_run_starts_nothing(
+    error: PolytomicError, retryable: bool
+) -> None:
+    w, a = world(), action()
+    w.api.lookup_error = error
+    message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
+
+    outcome = w.perform(message)
+
+    assert (outcome.status, outcome.retryable) == ("failed", retryable)
+    assert outcome.reason is not None
+    assert outcome.reason.startswith(f"looking for a run since the trigger failed: {error.reason}")
+    assert w.api.started == []
+    assert message.id not in w.dedup.records
+
+
+# -- a window flush ------------------------------------------------------------------------------
+
+
+def burst(w: World, files: int) -> WindowFlush:
+    """`files` files land one second apart from T0: the window's first message, as the queue holds it."""
+    for n in range(files):
+        w.deferrals.debounce(action(f"orders/{n}.csv", sequencer=f"{n:02d}"))
+        w.clock.now += 1
+    ((message, delay),) = w.queue.sent
+    assert isinstance(message, WindowFlush)
+    assert delay == 60
+    w.queue.sent.clear()
+    return message
+
+
+def test_a_window_still_receiving_files_waits_for_quiet_then_starts_once_for_all() -> None:
+    w = world()
+    first = burst(w, 3)  # the last file lands at T0 + 2
+    w.clock.now = T0 + 60
+
+    waiting = w.perform(first)
+
+    assert (waiting.status, waiting.reason) == ("deferred", "files are still landing: start in 2 s")
+    assert w.api.started == []
+    ((second, delay),) = w.queue.sent
+    assert (second, delay) == (window_flush(first.action, first.window, T0, 1), 2)
+    w.clock.now = T0 + 62
+
+    outcome = w.perform(second)  # a new message id: not a duplicate of the first
+
+    assert outcome == Outcome.of(first.action, "started", execution_id=EXECUTION, reason="one start for 3 trigger(s)")
+    assert w.api.keys == [second.id]
+    assert w.windows.windows == {}
+
+
+def test_a_quiet_window_starts_once_for_every_file_and_a_redelivery_is_a_duplicate() -> None:
+    w = world()
+    message = burst(w, 5)
+    w.clock.now = T0 + 64
+
+    outcome, again = w.perform(message), w.perform(message)
+
+    assert outcome == Outcome.of(
+        action("orders/0.csv", sequencer="00"), "started", execution_id=EXECUTION, reason="one start for 5 trigger(s)"
+    )
+    assert again.status == "duplicate"
+    assert w.api.started == [(SYNC, {}, message.id)]  # the message id is the Idempotency-Key
+    assert w.windows.windows == {}
+    assert w.queue.sent == []
+
+
+def test_a_window_closed_by_an_attempt_whose_start_failed_still_starts() -> None:
+    w = world()
+    message = burst(w, 2)
+    w.clock.now = T0 + 61
+    w.api.answers.append(Transient("POST /api/syncs/x/executions: Polytomic answered 503", status=503))
+
+    failed = w.perform(message)
+
+    assert (failed.status, failed.retryable) == ("failed", True)
+    assert w.windows.windows == {}  # it closed the window before it called Polytomic
+
+    retried = w.perform(message)  # the redelivery finds the window closed: it starts anyway
+
+    assert retried == Outcome.of(message.action, "started", execution_id=EXECUTION)
+    assert w.api.keys == [message.id, message.id]  # the same Idempotency-Key: Polytomic started at most once
+
+
+def test_a_window_flush_that_meets_a_409_defers_since_its_last_file_not_before_it() -> None:
+    """Every file of the window must be covered: the deferred start needs a run created after the last one."""
+    clock = Clock(T0 + 60)
+    a = action()
+    w = world(LateArrival(clock, at=T0 + 60.5), clock)
+    w.windows.open(Window(window_id(a), T0, T0, T0 + 300, 1))
+    w.api.answers.append(RUNNING)
+
+    outcome = w.perform(window_flush(a, window_id(a), T0, 0))
+
+    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 30 s")
+    # since is the late file's arrival; the wait began when the flush read the clock
+    ((deferred, delay),) = w.queue.sent
+    assert (deferred, delay) == (deferred_start(a, since=T0 + 60.5, attempt=1, first_at=T0 + 60), 30)
+
+    # a run created at T0 + 60.2 has not seen the file that landed at T0 + 60.5: it does not cover it
+    w.api.ran(OLDER, T0 + 60.2)
+    assert isinstance(deferred, DeferredStart)
+    assert w.perform(deferred).status == "started"
+
+
+def test_a_window_flush_that_cannot_read_its_window_is_retried() -> None:
+    w, a = world(Unreadable()), action()
+    message = window_flush(a, window_id(a), T0, 0)
+
+    outcome = w.perform(message)
+
+    assert (outcome.status, outcome.retryable) == ("failed", True)
+    assert outcome.reason == (
+        "the debounce window cannot be read or closed: ResourceNotFoundException; the event will be retried"
+    )
+    assert w.api.started == []
+    assert message.id not in w.dedup.records

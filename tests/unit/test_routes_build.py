@@ -1,0 +1,104 @@
+"""The pre-validated routes cache: used only for the exact bytes it was made from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from polytrigger.routing import RoutesError, load_routes
+from polytrigger.routing import load as routes_load
+from polytrigger.runtime.config import BUNDLED_ROUTES
+from polytrigger.tools import routes_build
+
+FUNCTIONS = Path(routes_build.__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path) -> Path:
+    target = tmp_path / "routes.yaml"
+    shutil.copyfile(BUNDLED_ROUTES, target)
+    return target
+
+
+def names(path: Path) -> list[str]:
+    return [route.name for route in load_routes(path).routes]
+
+
+def test_write_cache_validates_and_records_the_yaml_it_came_from(routes_file: Path) -> None:
+    written = routes_build.write_cache(routes_file)
+
+    assert written == routes_file.parent / "routes.validated.json"
+    cache = json.loads(written.read_text())
+    assert cache["format"] == routes_load.CACHE_FORMAT
+    assert len(cache["source_sha256"]) == 64
+    assert [route["name"] for route in cache["document"]["routes"]] == names(routes_file)
+
+
+def test_a_current_cache_is_what_loads(routes_file: Path) -> None:
+    written = routes_build.write_cache(routes_file)
+    assert written is not None
+    cache = json.loads(written.read_text())
+    cache["document"]["routes"] = cache["document"]["routes"][:1]  # only the cache says so
+    cache["document"]["routes"][0]["name"] = "from-the-cache"
+    written.write_text(json.dumps(cache))
+
+    assert names(routes_file) == ["from-the-cache"]
+
+
+def test_an_edited_routes_file_is_never_shadowed_by_its_old_cache(routes_file: Path) -> None:
+    routes_build.write_cache(routes_file)
+    routes_file.write_text(routes_file.read_text().replace("name: orders-landing", "name: orders-edited", 1))
+
+    assert "orders-edited" in names(routes_file)
+
+
+@pytest.mark.parametrize("garbage", ["", "not json", "[]", '{"format": 99}'])
+def test_an_unreadable_cache_falls_back_to_the_yaml(routes_file: Path, garbage: str) -> None:
+    expected = names(routes_file)
+    routes_load.cache_path(routes_file).write_text(garbage)
+
+    assert names(routes_file) == expected
+
+
+def test_an_invalid_routes_file_fails_the_build_and_writes_no_cache(routes_file: Path) -> None:
+    routes_file.write_text("routes:\n  - name: bad\n    s3: {bucket: B}\n    syncs: [not-a-uuid]\n")
+
+    with pytest.raises(RoutesError, match="is invalid"):
+        routes_build.write_cache(routes_file)
+    assert not routes_load.cache_path(routes_file).exists()
+
+
+def test_a_document_json_would_change_is_left_to_yaml(routes_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    routes_load.cache_path(routes_file).write_text("{}")  # an older cache goes too
+    monkeypatch.setattr(routes_build, "read_document", lambda _path: (b"x", {"routes": [], "when": date(2026, 1, 1)}))
+
+    assert routes_build.write_cache(routes_file) is None
+    assert not routes_load.cache_path(routes_file).exists()
+
+
+def test_the_command_line_reports_each_file(routes_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert routes_build.main([str(routes_file)]) == 0
+    assert "valid; cached as" in capsys.readouterr().out
+
+    routes_file.write_text("routes: {}\n")
+    assert routes_build.main([str(routes_file)]) == 1
+    assert "'routes' must be a list" in capsys.readouterr().err
+    assert routes_build.main([]) == 2
+
+
+def test_a_cold_start_with_a_current_cache_never_imports_yaml(routes_file: Path) -> None:
+    routes_build.write_cache(routes_file)
+    code = (
+        "import sys\nfrom polytrigger.routing import load_routes\n"
+        f"print(len(load_routes({str(routes_file)!r}).routes), 'yaml' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={"PYTHONPATH": str(FUNCTIONS)}, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [str(len(names(routes_file))), "False"]
