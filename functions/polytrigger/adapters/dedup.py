@@ -25,6 +25,7 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from polytrigger.adapters.aws import error_code
 from polytrigger.core.outcomes import Outcome
 from polytrigger.dispatch.ports import DedupBusy, DedupUnavailable
 
@@ -102,7 +103,7 @@ class PowertoolsDedup:
                 ReturnValues="UPDATED_NEW",
             )
         except (BotoCoreError, ClientError) as error:
-            raise DedupUnavailable(type(error).__name__) from None
+            raise DedupUnavailable(error_code(error)) from None
         return int(answer["Attributes"]["attempts"]["N"])
 
     def register(self, context: LambdaContext | None) -> None:

@@ -10,6 +10,8 @@ from typing import Literal
 
 TriggerKind = Literal["s3", "schedule"]
 S3EventKind = Literal["created", "deleted"]
+TRIGGER_KINDS: tuple[TriggerKind, ...] = ("s3", "schedule")
+S3_EVENT_KINDS: tuple[S3EventKind, ...] = ("created", "deleted")
 # A schedule's name, as routes name it and events carry it (EventBridge's own rule for rule and schedule names).
 SCHEDULE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 

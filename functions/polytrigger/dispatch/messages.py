@@ -17,11 +17,9 @@ from typing import Any, cast
 
 from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, Action, ActionKind, SyncTarget, SyncType
 from polytrigger.core.keys import digest, is_uuid
-from polytrigger.core.triggers import S3EventKind, Trigger
+from polytrigger.core.triggers import S3_EVENT_KINDS, TRIGGER_KINDS, S3EventKind, Trigger, TriggerKind
 
 _ID = re.compile(r"[0-9a-f]{64}")  # every message id is a digest (and the Idempotency-Key of its start)
-_S3_EVENTS = ("created", "deleted")
-_TRIGGER_KINDS = ("s3", "schedule")
 
 
 class UnsupportedMessage(ValueError):
@@ -161,11 +159,11 @@ def _decode_action(data: object) -> Action:
             id=sync_id, type=cast(SyncType, sync.choice("type", SYNC_TYPES)), options=_options(sync.get("options"))
         ),
         trigger=Trigger(
-            kind=cast(Any, trigger.choice("kind", _TRIGGER_KINDS)),
+            kind=cast(TriggerKind, trigger.choice("kind", TRIGGER_KINDS)),
             time=_moment(trigger.number("time")),
             bucket=trigger.text("bucket", empty=True),
             key=trigger.text("key", empty=True),
-            event=cast(S3EventKind, trigger.choice("event", _S3_EVENTS)),
+            event=cast(S3EventKind, trigger.choice("event", S3_EVENT_KINDS)),
             sequencer=trigger.text("sequencer", empty=True),
             schedule=trigger.text("schedule", empty=True),
         ),

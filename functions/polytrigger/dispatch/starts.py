@@ -89,9 +89,10 @@ class Starts:
             self.api.set_active(sync.type, sync.id, active, idempotency_key=key, deadline=deadline)
             return Outcome.of(action, "activated" if active else "deactivated")
         except FAILURES as error:
-            if verdict(error) == "server_error" and action.kind == "start":
+            ruling = verdict(error)
+            if ruling == "server_error" and action.kind == "start":
                 return self._after_server_error(action, reason(error), deadline)
-            return _ruled(verdict(error), reason(error))
+            return _ruled(ruling, reason(error))
 
     def covering(self, action: Action, since: datetime, deadline: float | None, *, after: str = "") -> str | None:
         """The newest execution created at or after `since`, if any: it has seen what the trigger saw.

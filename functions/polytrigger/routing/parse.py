@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncTarget, SyncType
 from polytrigger.core.keys import is_uuid
-from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind
+from polytrigger.core.triggers import S3_EVENT_KINDS, SCHEDULE_NAME
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import Route, Routes
 
@@ -21,7 +21,6 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ROUTE_FIELDS = {"name", "s3", "schedule", "action", "syncs", "debounce", "max_wait"}
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 _S3_FIELDS = {"bucket", "key", "events"}
-_S3_EVENTS: tuple[S3EventKind, ...] = ("created", "deleted")
 _MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
 _BULK_OPTIONS = {"fetch_mode": str, "resync_mode": str, "schemas": list, "test": bool}
 _BULK_ENUMS = {"fetch_mode": ("none", "incremental", "full"), "resync_mode": ("refetch", "resync", "rebuild")}
@@ -150,7 +149,7 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
     if (
         not isinstance(events, list)
         or not events
-        or any(event not in _S3_EVENTS for event in events)
+        or any(event not in S3_EVENT_KINDS for event in events)
         or len(set(events)) != len(events)
     ):
         problems.append(f"s3.events: must be a list of created and/or deleted (got {events!r})")
