@@ -30,6 +30,31 @@ def test_missing_variable_fails_with_one_line_naming_it(polytrigger: Invoker, mo
     assert polytrigger.stack.fake.calls == []
 
 
+def test_a_dispatcher_without_its_queue_fails_at_start_naming_the_variable(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DISPATCH_QUEUE_URL", raising=False)
+    record = {
+        "messageId": "m-1",
+        "receiptHandle": "r-1",
+        "body": "{}",
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:polytrigger-dispatch",
+        "awsRegion": "us-east-1",
+    }
+
+    with pytest.raises(ConfigError, match=r"^DISPATCH_QUEUE_URL is required by the dispatcher function but not set$"):
+        polytrigger.dispatcher({"Records": [record]})
+
+    [line] = errors(polytrigger)
+    assert line["message"] == (
+        "polytrigger cannot start: DISPATCH_QUEUE_URL is required by the dispatcher function but not set"
+    )
+    assert polytrigger.stack.fake.calls == []
+
+
 def test_bad_routes_file_fails_naming_route_and_field(
     polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

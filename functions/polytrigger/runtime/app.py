@@ -88,6 +88,8 @@ class App:
 
 def build(settings: Settings | None = None, *, with_routes: bool = True) -> App:
     settings = settings or Settings.from_env()
+    if not with_routes and not settings.dispatch_queue_url:  # the dispatcher: its messages need the queue
+        raise ConfigError("DISPATCH_QUEUE_URL is required by the dispatcher function but not set")
     routes = load_routes(settings.routes_file) if with_routes else None
     aws = AwsClients(pool=settings.polytomic_concurrency)
     credentials = SecretCredentials(settings.secret_id, settings.secret_max_age, aws.secretsmanager)
