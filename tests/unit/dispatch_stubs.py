@@ -41,12 +41,13 @@ class StubClient:
     """A `PolytomicApi` as it stands (no cast, no ignore where `Starts` takes it), with scripted answers.
 
     Per operation, in order: a value to return, or an exception to raise. Once an operation's script
-    is used up it succeeds (a started execution, the requested state, no executions). `executions`
-    answers may hold anything, as Polytomic's JSON may.
+    is used up it succeeds (a started execution, the requested state, the sync's `runs`: none until
+    `ran` adds one). `executions` answers may hold anything, as Polytomic's JSON may.
     """
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
+        self.runs: list[dict[str, Any]] = []  # the sync's executions, newest first
         self._starts: deque[Execution | Exception] = deque()
         self._set_active: deque[bool | Exception] = deque()
         self._executions: deque[list[Any] | Exception] = deque()
@@ -67,9 +68,18 @@ class StubClient:
     def operations(self) -> list[Operation]:
         return [call.operation for call in self.calls]
 
+    def ran(self, execution_id: str, created: float) -> None:
+        """A run of the sync created at `created` (epoch seconds), newer than the runs before it."""
+        self.runs.insert(0, {"id": execution_id, "status": "running", "created_at": iso(created)})
+
     @property
     def start_keys(self) -> list[str | None]:
         return [call.key for call in self.calls if call.operation == "start"]
+
+    @property
+    def started(self) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+        """Every start: sync id, body and Idempotency-Key."""
+        return [(call.sync_id, call.body, call.key) for call in self.calls if call.operation == "start"]
 
     def start(
         self, sync_type: str, sync_id: str, body: dict[str, Any], *, idempotency_key: str, deadline: float | None = None
@@ -91,7 +101,11 @@ class StubClient:
 
     def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
         self.calls.append(Call("executions", sync_type, sync_id, deadline))
-        return _answer(self._executions, [])
+        return _answer(self._executions, self.runs)
+
+
+def iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
 def _answer(script: deque[T | Exception], default: T) -> T:

@@ -7,7 +7,6 @@ flush waits for quiet, then starts once for every file it gathered, or defers pa
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +21,6 @@ from polytrigger.dispatch.deferred import Deferrals, window_id
 from polytrigger.dispatch.messages import DeferredStart, WindowFlush, deferred_start, window_flush
 from polytrigger.dispatch.ports import (
     AlreadyRunning,
-    Execution,
     PolytomicError,
     Rejected,
     Transient,
@@ -31,7 +29,7 @@ from polytrigger.dispatch.ports import (
 )
 from polytrigger.dispatch.queued import QueuedStarts
 from polytrigger.dispatch.starts import Starts
-from tests.unit.dispatch_stubs import Clock, LateArrival
+from tests.unit.dispatch_stubs import Clock, LateArrival, StubClient
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 EXECUTION = "9b2e1c4d-5f6a-4b7c-8d9e-0f1a2b3c4d5e"
@@ -42,57 +40,9 @@ DEADLINE = 12345.0
 RUNNING = AlreadyRunning("POST /api/syncs/x/executions: Polytomic answered 409: running", status=409)
 
 
-class Polytomic:
-    """The Polytomic API, scripted: each start takes the next answer (an execution, or an error to raise);
-    `runs` are the sync's executions, newest first."""
-
-    def __init__(self) -> None:
-        self.answers: deque[Execution | PolytomicError] = deque()
-        self.runs: list[dict[str, Any]] = []
-        self.lookup_error: PolytomicError | None = None
-        self.started: list[tuple[str, dict[str, Any], str]] = []  # sync id, body, Idempotency-Key
-        self.lookups = 0
-
-    def start(
-        self, sync_type: str, sync_id: str, body: dict[str, Any], *, idempotency_key: str, deadline: float | None = None
-    ) -> Execution:
-        assert deadline == DEADLINE
-        self.started.append((sync_id, body, idempotency_key))
-        answer = self.answers.popleft() if self.answers else Execution(id=EXECUTION, status="created")
-        if isinstance(answer, PolytomicError):
-            raise answer
-        return answer
-
-    def set_active(
-        self,
-        sync_type: str,
-        sync_id: str,
-        active: bool,
-        *,
-        idempotency_key: str | None = None,
-        deadline: float | None = None,
-    ) -> bool:
-        raise AssertionError("a queued message only starts")
-
-    def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
-        assert deadline == DEADLINE
-        self.lookups += 1
-        if self.lookup_error is not None:
-            raise self.lookup_error
-        return self.runs
-
-    def ran(self, execution_id: str, created: float) -> None:
-        """A run of the sync created at `created` (epoch seconds), newer than the runs before it."""
-        self.runs.insert(0, {"id": execution_id, "status": "running", "created_at": iso(created)})
-
-    @property
-    def keys(self) -> list[str]:
-        return [key for _, _, key in self.started]
-
-
 @dataclass
 class World:
-    api: Polytomic
+    api: StubClient
     dedup: MemoryDedup
     queue: MemoryQueue
     windows: MemoryWindows
@@ -101,18 +51,19 @@ class World:
     queued: QueuedStarts
 
     def perform(self, message: DeferredStart | WindowFlush) -> Outcome:
-        return self.queued.perform(message, DEADLINE)
+        outcome = self.queued.perform(message, DEADLINE)
+        assert {(call.operation, call.deadline) for call in self.api.calls} <= {
+            ("start", DEADLINE),
+            ("executions", DEADLINE),
+        }  # a queued message only starts (and looks for runs), never past the invocation's deadline
+        return outcome
 
 
 def world(windows: MemoryWindows | None = None, clock: Clock | None = None, *, max_age: float = 21600) -> World:
-    api, dedup, queue, clock = Polytomic(), MemoryDedup(), MemoryQueue(), clock or Clock(T0)
+    api, dedup, queue, clock = StubClient(), MemoryDedup(), MemoryQueue(), clock or Clock(T0)
     windows = windows if windows is not None else MemoryWindows()
     deferrals = Deferrals(queue, windows, max_age=max_age, first_delay=30, clock=clock)
     return World(api, dedup, queue, windows, clock, deferrals, QueuedStarts(Starts(api, dedup), deferrals))
-
-
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).isoformat()
 
 
 def action(key: str = "orders/a.csv", *, sequencer: str = "01", **sync: Any) -> Action:
@@ -158,7 +109,7 @@ def test_a_deferred_start_with_no_run_since_its_trigger_starts_under_its_message
     assert outcome == Outcome.of(a, "started", execution_id=EXECUTION)
     # a new Idempotency-Key, not the action's: Polytomic would replay the first 409 for that
     assert w.api.started == [(SYNC, {"schemas": ["public.a"]}, message.id)]
-    assert w.api.lookups == 1
+    assert w.api.operations.count("executions") == 1
 
 
 def test_a_start_that_no_other_run_does_is_never_covered() -> None:
@@ -170,8 +121,8 @@ def test_a_start_that_no_other_run_does_is_never_covered() -> None:
     outcome = w.perform(message)
 
     assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
-    assert w.api.lookups == 0
-    assert w.api.keys == [message.id]
+    assert w.api.operations.count("executions") == 0
+    assert w.api.start_keys == [message.id]
 
 
 @pytest.mark.parametrize(
@@ -194,7 +145,7 @@ def test_only_a_plain_start_can_be_covered_by_another_run(options: tuple[Any, ..
 
 def test_a_deferred_start_that_meets_another_409_is_deferred_again_with_a_longer_wait() -> None:
     w, a = world(), action()
-    w.api.answers.append(RUNNING)
+    w.api.will_start(RUNNING)
     message = deferred_start(a, since=T0 - 5, attempt=2, first_at=T0 - 90)
 
     outcome = w.perform(message)
@@ -202,12 +153,12 @@ def test_a_deferred_start_that_meets_another_409_is_deferred_again_with_a_longer
     assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 120 s")
     # the next attempt keeps what the trigger needs (since) and when the waiting began (first_at)
     assert w.queue.sent == [(deferred_start(a, since=T0 - 5, attempt=3, first_at=T0 - 90), 120)]
-    assert w.api.keys == [message.id]
+    assert w.api.start_keys == [message.id]
 
 
 def test_a_deferred_start_waiting_too_long_is_parked() -> None:
     w, a = world(max_age=3600), action()
-    w.api.answers.append(RUNNING)
+    w.api.will_start(RUNNING)
     message = deferred_start(a, since=T0 - 7205, attempt=7, first_at=T0 - 7200)
 
     outcome = w.perform(message)
@@ -224,7 +175,7 @@ def test_a_deferred_start_waiting_too_long_is_parked() -> None:
 def test_a_parked_message_moved_back_gets_a_fresh_wait() -> None:
     """A person moved it back from the dead-letter queue: its age counts from now, its attempts go on."""
     w, a = world(max_age=3600), action()
-    w.api.answers.append(RUNNING)
+    w.api.will_start(RUNNING)
     parked = replace(
         deferred_start(a, since=T0 - 7205, attempt=7, first_at=T0 - 7200),
         parked_because="Polytomic answered 409: running; still not started after 3600 s of retries: parked",
@@ -259,7 +210,7 @@ def test_a_redelivered_deferred_start_is_done_once() -> None:
 
 def test_a_409_whose_deferral_cannot_be_queued_is_retried_and_not_remembered() -> None:
     w, a = world(), action()
-    w.api.answers.extend([RUNNING, RUNNING])
+    w.api.will_start(RUNNING, RUNNING)
     w.queue.unavailable = "AWS.SimpleQueueService.NonExistentQueue"
     message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
 
@@ -287,7 +238,7 @@ def test_a_deferred_start_that_cannot_look_for_a_covering_run_starts_nothing(
     error: PolytomicError, retryable: bool
 ) -> None:
     w, a = world(), action()
-    w.api.lookup_error = error
+    w.api.will_list(error)
     message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
 
     outcome = w.perform(message)
@@ -330,7 +281,7 @@ def test_a_window_still_receiving_files_waits_for_quiet_then_starts_once_for_all
     outcome = w.perform(second)  # a new message id: not a duplicate of the first
 
     assert outcome == Outcome.of(first.action, "started", execution_id=EXECUTION, reason="one start for 3 trigger(s)")
-    assert w.api.keys == [second.id]
+    assert w.api.start_keys == [second.id]
     assert w.windows.windows == {}
 
 
@@ -354,7 +305,7 @@ def test_a_window_closed_by_an_attempt_whose_start_failed_still_starts() -> None
     w = world()
     message = burst(w, 2)
     w.clock.now = T0 + 61
-    w.api.answers.append(Transient("POST /api/syncs/x/executions: Polytomic answered 503", status=503))
+    w.api.will_start(Transient("POST /api/syncs/x/executions: Polytomic answered 503", status=503))
 
     failed = w.perform(message)
 
@@ -364,7 +315,7 @@ def test_a_window_closed_by_an_attempt_whose_start_failed_still_starts() -> None
     retried = w.perform(message)  # the redelivery finds the window closed: it starts anyway
 
     assert retried == Outcome.of(message.action, "started", execution_id=EXECUTION)
-    assert w.api.keys == [message.id, message.id]  # the same Idempotency-Key: Polytomic started at most once
+    assert w.api.start_keys == [message.id, message.id]  # the same Idempotency-Key: Polytomic started at most once
 
 
 def test_a_window_flush_that_meets_a_409_defers_since_its_last_file_not_before_it() -> None:
@@ -373,7 +324,7 @@ def test_a_window_flush_that_meets_a_409_defers_since_its_last_file_not_before_i
     a = action()
     w = world(LateArrival(clock, at=T0 + 60.5), clock)
     w.windows.open(Window(window_id(a), T0, T0, T0 + 300, 1))
-    w.api.answers.append(RUNNING)
+    w.api.will_start(RUNNING)
 
     outcome = w.perform(window_flush(a, window_id(a), T0, 0))
 
