@@ -25,6 +25,7 @@ from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch import deferred
+from polytrigger.dispatch.deferred import window_id
 from polytrigger.dispatch.messages import Message, deferred_start, window_flush
 from polytrigger.dispatch.ports import AlreadyRunning, DedupBusy, PolytomicApi, Queue, Window
 
@@ -132,7 +133,7 @@ def test_sim_queue_delivers_typed_messages_through_json_later_and_redelivers_fai
     sim = SimQueue(loop)
     queue: Queue = sim  # the port, structurally
     action = action_at(EPOCH)
-    window = window_flush(action, "polytrigger#window#w", EPOCH, 0)
+    window = window_flush(action, window_id(action), EPOCH, 0)
     retry = deferred_start(action, since=EPOCH + 0.5, attempt=2, first_at=EPOCH)
     received: list[tuple[float, Message]] = []
 

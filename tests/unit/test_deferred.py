@@ -16,7 +16,6 @@ from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.deferred import (
     FIRST_DELAY_SECONDS,
     STALE_WINDOW_SECONDS,
-    WINDOW_PREFIX,
     Deferrals,
     Ready,
     delay_for,
@@ -24,7 +23,7 @@ from polytrigger.dispatch.deferred import (
     window_id,
 )
 from polytrigger.dispatch.errors import RetryLater
-from polytrigger.dispatch.messages import DeferredStart, WindowFlush, deferred_start, window_flush
+from polytrigger.dispatch.messages import WINDOW_PREFIX, DeferredStart, WindowFlush, deferred_start, window_flush
 from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, Window, WindowsUnavailable
 from tests.unit.dispatch_stubs import Clock, LateArrival
 

@@ -15,6 +15,7 @@ from local.memory import MemoryDedup, MemoryQueue, MemoryWindows, wire
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
+from polytrigger.dispatch.deferred import window_id
 from polytrigger.dispatch.messages import deferred_start, window_flush
 from polytrigger.dispatch.ports import DedupBusy, DedupUnavailable, QueueUnavailable, Window
 
@@ -106,7 +107,7 @@ def test_windows_are_independent() -> None:
 def test_the_queue_keeps_what_was_sent_with_its_delay_in_order() -> None:
     queue = MemoryQueue()
     first = deferred_start(ACTION, since=T0, attempt=1, first_at=T0)
-    second = window_flush(ACTION, "polytrigger#window#x", T0, 2)
+    second = window_flush(ACTION, window_id(ACTION), T0, 2)
 
     queue.send(first, 30)
     queue.send(second, 0)

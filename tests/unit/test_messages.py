@@ -340,6 +340,9 @@ BROKEN: list[tuple[Path, Any, str]] = [
 BROKEN_WINDOW: list[tuple[Path, Any, str]] = [
     (("window",), "", "message: field window is not non-empty text"),
     (("window",), 12, "message: field window is not non-empty text"),
+    (("window",), "w", "message: field window is not a window id"),
+    (("window",), "polytrigger#" + "a" * 64, "message: field window is not a window id"),  # a dedup record's id
+    (("window",), "polytrigger#window#" + "A" * 64, "message: field window is not a window id"),
     (("opened_at",), float("nan"), "message: field opened_at is not a number"),
     (("opened_at",), False, "message: field opened_at is not a number"),
     (("opened_at",), "1795000000.0", "message: field opened_at is not a number"),

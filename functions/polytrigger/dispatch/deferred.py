@@ -22,7 +22,7 @@ from polytrigger.core.actions import Action
 from polytrigger.core.keys import digest
 from polytrigger.core.outcomes import Outcome
 from polytrigger.dispatch.errors import RetryLater
-from polytrigger.dispatch.messages import Message, WindowFlush, deferred_start, window_flush
+from polytrigger.dispatch.messages import WINDOW_PREFIX, Message, WindowFlush, deferred_start, window_flush
 from polytrigger.dispatch.ports import (
     MAX_DELAY_SECONDS,
     Queue,
@@ -36,7 +36,6 @@ FIRST_DELAY_SECONDS = 30
 # A window whose deadline passed this long ago lost its message (SQS keeps it 4 days, so this means
 # a purge or a bug): it is closed and a new one opened, rather than absorbing files into nothing.
 STALE_WINDOW_SECONDS = 3600
-WINDOW_PREFIX = "polytrigger#window#"
 Clock = Callable[[], float]
 
 

@@ -20,6 +20,8 @@ from polytrigger.core.keys import digest, is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS, TRIGGER_KINDS, S3EventKind, Trigger, TriggerKind
 
 _ID = re.compile(r"[0-9a-f]{64}")  # every message id is a digest (and the Idempotency-Key of its start)
+WINDOW_PREFIX = "polytrigger#window#"  # a window's id in the dedup table: this prefix and a digest
+_WINDOW = re.compile(re.escape(WINDOW_PREFIX) + r"[0-9a-f]{64}")
 
 
 class UnsupportedMessage(ValueError):
@@ -111,9 +113,10 @@ def decode(data: object) -> Message:
         raise UnsupportedMessage("message: field id is not a message id")
     action = _decode_action(fields.get("action"))
     if kind == "window":
-        return WindowFlush(
-            message_id_, action, fields.text("window"), fields.number("opened_at"), fields.whole("generation", 0)
-        )
+        window = fields.text("window")
+        if not _WINDOW.fullmatch(window):  # it names an item of the dedup table: never another kind of record
+            raise UnsupportedMessage("message: field window is not a window id")
+        return WindowFlush(message_id_, action, window, fields.number("opened_at"), fields.whole("generation", 0))
     parked = fields.get("parked_because") if "parked_because" in fields.data else None
     return DeferredStart(
         message_id_,
