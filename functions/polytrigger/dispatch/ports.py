@@ -69,6 +69,14 @@ class Transient(PolytomicError):
         self.retry_after = retry_after
 
 
+class UnreadableAnswer(PolytomicError):
+    """A 2xx whose body does not say what was done (not JSON, no execution id, the wrong `active`).
+
+    Not recorded as done: a retry with the same Idempotency-Key gets Polytomic's stored answer,
+    and an answer that stays unreadable ends parked with this reason.
+    """
+
+
 class CredentialsError(RuntimeError):
     """The Polytomic secret cannot be read or is not in a supported format (the value is never quoted)."""
 

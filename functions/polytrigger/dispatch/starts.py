@@ -28,6 +28,7 @@ from polytrigger.dispatch.ports import (
     ServerError,
     Transient,
     Unauthorized,
+    UnreadableAnswer,
 )
 
 Verdict = Literal["running", "server_error", "refused", "retry"]
@@ -40,6 +41,7 @@ POLICY: tuple[tuple[type[Exception], Verdict], ...] = (
     (Unauthorized, "retry"),  # 401 after re-reading the secret: it may be fixed by the time AWS retries
     (KeyInFlight, "retry"),  # 409, the same Idempotency-Key still in flight
     (Transient, "retry"),  # 429/502/503/504, timeouts, no answer: after bounded in-call retries
+    (UnreadableAnswer, "retry"),  # a 2xx that does not say what was done: ask again, same key
     (CredentialsError, "retry"),  # the secret cannot be read
 )
 FAILURES = tuple(kind for kind, _ in POLICY)

@@ -16,6 +16,10 @@ from polytrigger.handlers.answer import answer_batch, get_app, remaining_ms
 from polytrigger.runtime import app as runtime
 from polytrigger.runtime.observability import logger, metrics, record_unsupported, tracer
 
+# DispatchQueue's redrive policy (template.yaml, maxReceiveCount): on its last receive a message
+# that fails is parked by the dispatcher itself, with the reason, instead of moved there without one.
+MAX_RECEIVES = 5
+
 
 @tracer.capture_lambda_handler(capture_response=False)
 @logger.inject_lambda_context(clear_state=True)
