@@ -150,6 +150,26 @@ def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
     }
 
 
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
+def _resolve(node: Any, conditions: dict[str, bool]) -> Any:
+    """A template fragment as CloudFormation deploys it with these condition values.
+
+    Each ``Fn::If`` becomes the branch its condition chooses, and ``AWS::NoValue`` removes the key
+    or list item that holds it.
+    """
+    if isinstance(node, dict):
+        if set(node) == {"Fn::If"}:
+            condition, if_true, if_false = node["Fn::If"]
+            return _resolve(if_true if conditions[condition] else if_false, conditions)
+        resolved = {key: _resolve(value, conditions) for key, value in node.items()}
+        return {key: value for key, value in resolved.items() if value != NO_VALUE}
+    if isinstance(node, list):
+        return [item for item in (_resolve(item, conditions) for item in node) if item != NO_VALUE]
+    return node
+
+
 def _rule_for(tpl: dict[str, Any], function: str) -> tuple[str, dict[str, Any]]:
     rules = [
         (logical_id, rule)
@@ -653,6 +673,71 @@ def test_dispatch_queues_allow_no_other_principal(transformed: dict[str, Any]) -
     assert policies, "the dispatch queues need a policy denying insecure transport"
     for policy in policies:
         assert all(s["Effect"] == "Deny" for s in _as_list(policy["PolicyDocument"]["Statement"]))
+
+
+def _dispatch_queues_policy(tpl: dict[str, Any]) -> dict[str, Any]:
+    (policy,) = [
+        p["Properties"]
+        for p in _of_type(tpl, "AWS::SQS::QueuePolicy").values()
+        if DISPATCH_QUEUE_URL in p["Properties"]["Queues"]
+    ]
+    assert sorted(map(_key, policy["Queues"])) == sorted(map(_key, [DISPATCH_QUEUE_URL, DISPATCH_DLQ_URL]))
+    return dict(policy)
+
+
+@pytest.mark.parametrize("operator_role", [False, True], ids=["no-operator-role", "operator-role"])
+def test_only_the_stacks_roles_and_the_operator_role_may_send_to_the_dispatch_queues(
+    transformed: dict[str, Any], operator_role: bool
+) -> None:
+    """A dispatch message is an order to start a sync: whoever can send one controls every sync.
+
+    IAM alone would let any principal of the account with sqs:SendMessage on "*" send. The queue
+    policy denies every principal but the three function roles (and, when OperatorRoleArn is
+    given, that role, for `polytrigger redrive`). SQS moving a message to the dead-letter queue
+    by its redrive policy is no SendMessage by a principal, so it is not affected.
+    """
+    policy = _dispatch_queues_policy(transformed)
+    statements = _resolve(_as_list(policy["PolicyDocument"]["Statement"]), {"HasOperatorRole": operator_role})
+    denials = [
+        s for s in statements if s["Effect"] == "Deny" and "aws:SecureTransport" not in json.dumps(s["Condition"])
+    ]
+    assert len(denials) == 1, denials
+    (deny,) = denials
+    assert deny["Principal"] == "*"
+    assert _as_list(deny["Action"]) == ["sqs:SendMessage"]  # also what authorises SendMessageBatch
+    assert sorted(map(_key, _as_list(deny["Resource"]))) == sorted(map(_key, [DISPATCH_QUEUE_ARN, DISPATCH_DLQ_ARN]))
+    function_roles = [_get_att_arn(_role_id(transformed, function)) for function in FUNCTIONS]
+    operator = [{"Ref": "OperatorRoleArn"}] if operator_role else []
+    assert list(deny["Condition"]) == ["ArnNotEquals"]
+    allowed = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+    assert sorted(map(_key, allowed)) == sorted(map(_key, function_roles + operator))
+
+
+def test_operator_role_is_optional_and_only_added_when_given(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["OperatorRoleArn"]
+    assert parameter["Type"] == "String"
+    assert parameter["Default"] == ""
+    assert "redrive" in parameter["Description"]
+    assert template["Conditions"]["HasOperatorRole"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorRoleArn"}, ""]}]}
+
+
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        ("", True),
+        ("arn:aws:iam::123456789012:role/polytrigger-operator", True),
+        ("arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Ops_0123abcd", True),
+        ("arn:aws-us-gov:iam::123456789012:role/ops", True),
+        ("arn:aws:iam::123456789012:user/alice", False),  # aws:PrincipalArn of a role session is the role
+        ("arn:aws:sts::123456789012:assumed-role/ops/alice", False),
+        ("arn:aws:iam::123456789012:role/*", False),  # ArnNotEquals matches no wildcard: never meant
+        ("arn:aws:iam::123456789012:root", False),
+        ("ops", False),
+    ],
+)
+def test_operator_role_parameter_only_accepts_a_role_arn(template: dict[str, Any], arn: str, accepted: bool) -> None:
+    pattern = template["Parameters"]["OperatorRoleArn"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, arn)) is accepted
 
 
 def test_only_the_dispatcher_consumes_and_only_through_its_mapping(transformed: dict[str, Any]) -> None:
