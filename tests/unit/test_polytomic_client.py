@@ -31,11 +31,13 @@ from polytrigger.dispatch.ports import (
     ServerError,
     Transient,
     Unauthorized,
+    UnreadableAnswer,
 )
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 KEY = "a" * 64
 EXECUTION = "9b2e1c4d-5f6a-4b7c-8d9e-0f1a2b3c4d5e"
+ACTIVE = {"data": {"id": SYNC, "active": True}}
 CREATED = {"data": {"id": EXECUTION, "status": "created", "created_at": "2026-11-23T10:00:01Z"}}
 
 
@@ -296,10 +298,74 @@ def test_status_is_a_plain_get(h: Harness) -> None:
     assert request.headers["X-Polytomic-Version"] == "2025-09-18"
 
 
+# -- a 2xx must say what was done ---------------------------------------------------------------
+
+SECRETISH = "tok_" + "z" * 40  # a body that must never be quoted back in full
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"", "the body is empty"),
+        (b"not json", "the body is not JSON (8 bytes)"),
+        (SECRETISH.encode(), f"the body is not JSON ({len(SECRETISH)} bytes)"),
+        (b"\xff\xfe", "the body is not JSON (2 bytes)"),
+        (b"[1, 2]", "the body is a JSON array, not an object"),
+        (b"null", "the body is a JSON null, not an object"),
+        (b'{"data": "odd"}', '"data" is a JSON string, not an object'),
+        (b'{"data": {"status": "created"}}', 'the execution has no "id"'),
+        (b'{"data": {"id": 42, "status": "created"}}', 'the execution\'s "id" is a JSON number, not a string'),
+        (b'{"data": {"id": "", "status": "created"}}', 'the execution\'s "id" is empty'),
+    ],
+)
+def test_a_start_answered_2xx_without_an_execution_id_is_unreadable(h: Harness, body: bytes, problem: str) -> None:
+    h.server.reply(Reply(201, body), Reply(200, CREATED))
+    with pytest.raises(UnreadableAnswer) as raised:
+        h.client().start("model", SYNC, {}, idempotency_key=KEY)
+    assert str(raised.value) == (
+        f"POST /api/syncs/{SYNC}/executions: Polytomic answered 201 but {problem}: nothing is recorded as started"
+    )
+    assert SECRETISH not in str(raised.value)
+    assert raised.value.status == 201
+    assert len(h.server.requests) == 1  # not retried in the call: the dispatch policy retries it, same key
+    assert h.pauses == []
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"", "the body is empty"),
+        (b"<html>ok</html>", "the body is not JSON (15 bytes)"),
+        (b"[true]", "the body is a JSON array, not an object"),
+        (b'{"data": {"id": "x"}}', '"active" is missing, not true as asked'),
+        (b'{"data": {"active": false}}', '"active" is false, not true as asked'),
+        (b'{"data": {"active": "true"}}', '"active" is a JSON string, not true as asked'),
+        (b'{"data": {"active": 1}}', '"active" is a JSON number, not true as asked'),
+    ],
+)
+def test_an_activate_answered_2xx_without_the_asked_state_is_unreadable(h: Harness, body: bytes, problem: str) -> None:
+    h.server.reply(Reply(200, body), Reply(200, ACTIVE))
+    with pytest.raises(UnreadableAnswer) as raised:
+        h.client().set_active("bulk", SYNC, True, idempotency_key=KEY)
+    assert str(raised.value) == (
+        f"POST /api/bulk/syncs/{SYNC}/activate: Polytomic answered 200 but {problem}: nothing is recorded as activated"
+    )
+    assert len(h.server.requests) == 1
+    assert h.pauses == []
+
+
+def test_a_pause_answered_active_true_is_unreadable(h: Harness) -> None:
+    h.server.reply(Reply(200, ACTIVE))
+    with pytest.raises(UnreadableAnswer, match='"active" is true, not false as asked: nothing is recorded as paused'):
+        h.client().set_active("model", SYNC, False)
+
+
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]", b'{"data": "odd"}'])
-def test_a_success_with_an_odd_body_is_still_a_success(h: Harness, body: bytes) -> None:
-    h.server.reply(Reply(200, body))
-    assert h.client().start("model", SYNC, {}, idempotency_key=KEY) == Execution(id="", status="")
+def test_reads_with_an_odd_body_are_still_answers(h: Harness, body: bytes) -> None:
+    """Executions and status are only read, never recorded: an odd body reads as nothing found."""
+    h.server.reply(Reply(200, body), Reply(200, body))
+    assert h.client().executions("model", SYNC) == []
+    assert h.client().status("model", SYNC) == {}
 
 
 def test_deployment_key_authorization_is_sent_as_is(h: Harness) -> None:
@@ -445,7 +511,6 @@ def test_a_refused_key_is_tried_again_after_a_minute(h: Harness) -> None:
 
 
 THREADS = 8
-ACTIVE = {"data": {"id": SYNC, "active": True}}
 
 
 def _all_in_flight_with(key: str, then: Callable[[Request], Reply]) -> Callable[[Request], Reply]:

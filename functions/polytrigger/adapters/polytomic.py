@@ -4,6 +4,10 @@ It knows nothing of routes or triggers. One urllib3 pool per container; TLS veri
 and read timeouts; transient answers retried a bounded number of times with capped exponential
 backoff and full jitter, never past the caller's deadline. Errors come back typed, so callers
 decide by meaning, not by status code.
+
+A 2xx to a start or an (de)activation must say what was done (an execution id; the `active`
+state asked for); otherwise it is `UnreadableAnswer`, so nothing is recorded as done on the
+strength of a body nobody could read.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from polytrigger.dispatch.ports import (
     ServerError,
     Transient,
     Unauthorized,
+    UnreadableAnswer,
 )
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,255}$")
@@ -52,6 +57,21 @@ class RetryPolicy:
 
 
 CredentialsProvider = Callable[[bool], Credentials]
+
+
+@dataclass(frozen=True, slots=True)
+class _Success:
+    """A 2xx as read: the status, the payload (`data` unwrapped) and enough to say what was wrong with it.
+
+    An empty or non-JSON body is kept apart from a JSON `null`, so an error can say which one
+    came; only the body's length is kept, never its text (it could echo anything).
+    """
+
+    status: int
+    data: Any
+    size: int
+    parsed: bool  # the body was JSON
+    unwrapped: bool  # `data` came from inside {"data": ...}
 
 
 def _http_pool(connections: int) -> urllib3.PoolManager:
@@ -101,11 +121,13 @@ class PolytomicClient:
         idempotency_key: str,
         deadline: float | None = None,
     ) -> Execution:
+        """The execution created; UnreadableAnswer when a 2xx names none (a start is never recorded on faith)."""
         payload = dict(body)
         if sync_type == "bulk":
             payload = self._bulk_body(payload)
-        data = self._call("POST", f"{_base(sync_type)}/{_sync(sync_id)}/executions", payload, idempotency_key, deadline)
-        return _execution(data)
+        path = f"{_base(sync_type)}/{_sync(sync_id)}/executions"
+        answer = self._call("POST", path, payload, idempotency_key, deadline)
+        return _execution(f"POST {path}", answer)
 
     def set_active(
         self,
@@ -116,17 +138,19 @@ class PolytomicClient:
         idempotency_key: str | None = None,
         deadline: float | None = None,
     ) -> bool:
+        """`active`, once Polytomic's answer confirms it; UnreadableAnswer when a 2xx says anything else."""
         path = f"{_base(sync_type)}/{_sync(sync_id)}/activate"
-        data = self._call("POST", path, {"active": active}, idempotency_key, deadline)
-        return bool(data.get("active", active)) if isinstance(data, dict) else active
+        answer = self._call("POST", path, {"active": active}, idempotency_key, deadline)
+        _confirm_active(f"POST {path}", answer, active)
+        return active
 
     def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
         """The sync's most recent executions, newest first (the first page is enough here)."""
-        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/executions", None, None, deadline)
+        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/executions", None, None, deadline).data
         return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
     def status(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> dict[str, Any]:
-        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/status", None, None, deadline)
+        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/status", None, None, deadline).data
         return data if isinstance(data, dict) else {}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -147,7 +171,7 @@ class PolytomicClient:
         body: dict[str, Any] | None,
         idempotency_key: str | None,
         deadline: float | None,
-    ) -> Any:
+    ) -> _Success:
         refused: str | None = None  # the key this call was refused with, once
         attempt = 0
         while True:
@@ -213,7 +237,7 @@ class PolytomicClient:
         body: dict[str, Any] | None,
         idempotency_key: str | None,
         credentials: Credentials,
-    ) -> Any:
+    ) -> _Success:
         headers = {
             "Authorization": credentials.authorization,
             "X-Polytomic-Version": self.api_version,
@@ -243,11 +267,13 @@ class PolytomicClient:
         return _answer(method, path, response)
 
 
-def _answer(method: str, path: str, response: urllib3.BaseHTTPResponse) -> Any:
+def _answer(method: str, path: str, response: urllib3.BaseHTTPResponse) -> _Success:
     status = response.status
-    document = _json(response.data)
+    parsed, document = _decode(response.data)
     if 200 <= status < 300:
-        return document.get("data", document) if isinstance(document, dict) else document
+        unwrapped = isinstance(document, dict) and "data" in document
+        data = document["data"] if unwrapped else document
+        return _Success(status, data, len(response.data), parsed, unwrapped)
     message, key = _error_message(document, response.data)
     text = f"{method} {path}: Polytomic answered {status}: {message}"
     if status == 409:
@@ -263,11 +289,14 @@ def _answer(method: str, path: str, response: urllib3.BaseHTTPResponse) -> Any:
     raise Rejected(text, status=status, key=key)  # any other answer: 4xx (or a redirect, never followed)
 
 
-def _json(raw: bytes) -> Any:
+def _decode(raw: bytes) -> tuple[bool, Any]:
+    """(whether the body is JSON, the document or None): a JSON `null` is told apart from no JSON at all."""
+    if not raw:
+        return False, None
     try:
-        return json.loads(raw.decode("utf-8")) if raw else None
+        return True, json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
-        return None
+        return False, None
 
 
 def _error_message(document: Any, raw: bytes) -> tuple[str, str | None]:
@@ -295,16 +324,63 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _execution(data: Any) -> Execution:
-    if not isinstance(data, dict):
-        return Execution(id="", status="")
+def _execution(request: str, answer: _Success) -> Execution:
+    """The execution a start created; without an id to show for it, nothing may be recorded as started."""
+    data = _object(request, answer, "started")
     execution_id = data.get("id")
+    if execution_id is None:
+        raise _unreadable(request, answer, 'the execution has no "id"', "started")
+    if not isinstance(execution_id, str):
+        raise _unreadable(request, answer, f'the execution\'s "id" is {_kind(execution_id)}, not a string', "started")
+    if not execution_id:
+        raise _unreadable(request, answer, 'the execution\'s "id" is empty', "started")
     created_at = data.get("created_at")
     return Execution(
-        id=execution_id if isinstance(execution_id, str) else "",
+        id=execution_id,
         status=str(data.get("status", "")),
         created_at=created_at if isinstance(created_at, str) else None,
     )
+
+
+def _confirm_active(request: str, answer: _Success, asked: bool) -> None:
+    """Polytomic answers the sync's `active` state: only the state asked for counts as done."""
+    done = "activated" if asked else "paused"
+    data = _object(request, answer, done)
+    came = data.get("active")
+    if came is asked:
+        return
+    # A boolean is shown as it came; anything else by its type only (the value could be anything).
+    shown = json.dumps(came) if isinstance(came, bool) else _kind(came) if "active" in data else "missing"
+    raise _unreadable(request, answer, f'"active" is {shown}, not {json.dumps(asked)} as asked', done)
+
+
+def _object(request: str, answer: _Success, done: str) -> dict[str, Any]:
+    """The payload of a 2xx that must be a JSON object; the error says what came instead (never the body)."""
+    if isinstance(answer.data, dict):
+        return answer.data
+    if not answer.size:
+        problem = "the body is empty"
+    elif not answer.parsed:
+        problem = f"the body is not JSON ({answer.size} bytes)"
+    else:
+        where = '"data"' if answer.unwrapped else "the body"
+        problem = f"{where} is {_kind(answer.data)}, not an object"
+    raise _unreadable(request, answer, problem, done)
+
+
+def _unreadable(request: str, answer: _Success, problem: str, done: str) -> UnreadableAnswer:
+    return UnreadableAnswer(
+        f"{request}: Polytomic answered {answer.status} but {problem}: nothing is recorded as {done}",
+        status=answer.status,
+    )
+
+
+_JSON_KINDS = ((bool, "boolean"), (int | float, "number"), (str, "string"), (list, "array"), (dict, "object"))
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's type in JSON's words, for an error that must not quote the value."""
+    return "a JSON " + next((name for kind, name in _JSON_KINDS if isinstance(value, kind)), "null")
 
 
 def _base(sync_type: str) -> str:
