@@ -89,6 +89,7 @@ EXPECTED_ENVIRONMENT = {
     "POLYTOMIC_API_VERSION": {"Ref": "PolytomicApiVersion"},
     "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
     "IDEMPOTENCY_TTL_SECONDS": {"Ref": "IdempotencyTtlSeconds"},
+    "DEAD_LETTER_QUEUE_URL": DLQ_URL,  # where a trigger function parks an event that failed for good
     "DISPATCH_QUEUE_URL": DISPATCH_QUEUE_URL,
     "DISPATCH_DEAD_LETTER_QUEUE_URL": DISPATCH_DLQ_URL,
     "DEFERRAL_MAX_AGE_SECONDS": {"Ref": "DeferralMaxAgeSeconds"},
@@ -376,6 +377,39 @@ def test_function_role_grants_exactly_the_data_actions_it_needs(transformed: dic
     assert all(s["Effect"] == "Allow" for s in statements)
     assert not any({"NotAction", "NotResource"} & set(s) for s in statements)
     assert _grants(statements) == DATA_GRANTS[function]
+
+
+# SAM's grant for the on-failure destination of Globals.EventInvokeConfig (one inline policy).
+SAM_ON_FAILURE_POLICY = re.compile(r"EventInvokeConfigOnFailure\w*Policy$")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_trigger_functions_may_park_events_in_the_dlq_by_their_own_policy(
+    transformed: dict[str, Any], template: dict[str, Any], function: str
+) -> None:
+    """The trigger functions send a permanently failed event to DeadLetterQueue themselves.
+
+    SAM grants the same through the on-failure destination, but only as long as that destination
+    stays: the code's need is stated in the function's own policy (Sid ParkEvents). The dispatcher
+    parks in DispatchDeadLetterQueue instead and is given nothing for DeadLetterQueue of its own.
+    """
+    role = transformed["Resources"][_role_id(transformed, function)]
+    own = [
+        statement
+        for policy in role["Properties"]["Policies"]
+        if not SAM_ON_FAILURE_POLICY.search(policy["PolicyName"])
+        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+    ]
+    parking = [s for s in own if s.get("Sid") == "ParkEvents"]
+    if function in TRIGGER_FUNCTIONS:
+        assert len(parking) == 1, f"{function}: no ParkEvents statement of its own"
+        assert _grants(parking) == {_grant("sqs:SendMessage", DLQ_ARN)}
+    else:
+        assert parking == []
+        assert _grant("sqs:SendMessage", DLQ_ARN) not in _grants(own)
+    declared = template["Resources"][function]["Properties"]["Policies"]
+    sids = {s.get("Sid") for policy in declared for s in _as_list(policy["Statement"])}
+    assert ("ParkEvents" in sids) is (function in TRIGGER_FUNCTIONS)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -838,11 +872,49 @@ def test_alarm_on_function_errors(transformed: dict[str, Any], function: str) ->
     assert alarms[0]["Statistic"] == "Sum"
 
 
+def _emitted_metric_names() -> set[str]:
+    """Metric names the package emits by a literal name (Powertools add_metric(name="..."))."""
+    names: set[str] = set()
+    for source in (ROOT / "functions" / "polytrigger").rglob("*.py"):
+        names.update(re.findall(r'add_metric\(\s*name="([A-Za-z_]+)"', source.read_text()))
+    return names
+
+
+@pytest.mark.parametrize(
+    ("metric", "says"),
+    [
+        ("failed", ("DeadLetterQueue", "polytrigger redrive")),
+        ("unsupported_event", ("DeadLetterQueue", "DispatchDeadLetterQueue")),
+    ],
+)
+def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metric: str, says: tuple[str, ...]) -> None:
+    """A permanent failure or an unreadable event is acknowledged (no retry would help) and parked:
+    the parking must be seen, not only the Lambda Errors, which stay at zero for them."""
+    from polytrigger.core.outcomes import STATUSES
+
+    assert metric in STATUSES or metric in _emitted_metric_names(), f"polytrigger emits no metric {metric!r}"
+    namespace = EXPECTED_ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"]
+    service = EXPECTED_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]
+    alarms = [
+        a
+        for a in _alarms(transformed, namespace, metric)
+        if a["Dimensions"] == [{"Name": "service", "Value": service}]  # Powertools' one default dimension
+    ]
+    assert len(alarms) == 1, metric
+    alarm = alarms[0]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == 300
+    assert _fires_on_any(alarm)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    for words in says:
+        assert words in alarm["AlarmDescription"], f"{metric}: the description should say {words!r}"
+
+
 def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dict[str, Any]) -> None:
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = _of_type(transformed, "AWS::CloudWatch::Alarm")
-    # The two dead-letter queues, the dispatch queue's age, and one per function.
-    assert len(alarms) == 3 + len(FUNCTIONS)
+    # The two dead-letter queues, the dispatch queue's age, one per function, failed and unsupported_event.
+    assert len(alarms) == 3 + len(FUNCTIONS) + 2
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == notify, logical_id
         assert alarm["Properties"]["OKActions"] == notify, logical_id
