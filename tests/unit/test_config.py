@@ -120,6 +120,43 @@ def test_base_url_must_be_http_or_https(url: str) -> None:
     assert message.startswith("POLYTOMIC_BASE_URL must be an http(s) URL such as https://app.polytomic.com")
 
 
+HTTPS_ONLY = "POLYTOMIC_BASE_URL must use https; http is allowed only for a loopback host (the local stack)"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://app.polytomic.com",
+        "HTTP://app.polytomic.com/",
+        "http://onprem.acme.internal:8080/polytomic",
+        "http://10.0.0.5:8080",
+        "http://0.0.0.0:8080",
+        "http://[::2]:8080",
+        "http://[::]:8080",
+        "http://127.0.0.1.nip.example",  # a name that starts like a loopback address is not one
+        "http://localhost.acme.example",
+        "http://2130706433",  # 127.0.0.1 as one number: not taken for a loopback address
+    ],
+)
+def test_base_url_over_http_is_refused_unless_the_host_is_loopback(url: str) -> None:
+    """The API key travels in the Authorization header: in cleartext over http."""
+    assert config_error({**REQUIRED, "POLYTOMIC_BASE_URL": url}) == HTTPS_ONLY
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080",
+        "http://127.1.2.3:9000/api-root",
+        "http://localhost:4010",
+        "http://LocalHost",
+        "http://[::1]:8080",
+    ],
+)
+def test_base_url_over_http_is_accepted_for_a_loopback_host(url: str) -> None:
+    assert settings(POLYTOMIC_BASE_URL=url).base_url == url
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -5,6 +5,7 @@ Every problem names its variable, so a bad deployment says exactly what to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -126,4 +127,20 @@ def _base_url(raw: str) -> str:
         raise ConfigError("POLYTOMIC_BASE_URL must not carry credentials, a query or a fragment")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigError(f"POLYTOMIC_BASE_URL must be an http(s) URL such as https://app.polytomic.com (got {raw!r})")
+    # Every request carries the API key: over http anyone on the path reads it. Only a loopback
+    # host (the local stack's fake Polytomic) never leaves the machine.
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ConfigError(
+            "POLYTOMIC_BASE_URL must use https; http is allowed only for a loopback host (the local stack)"
+        )
     return value
+
+
+def _loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (urlsplit has lowercased the name and dropped IPv6 brackets)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name: it could resolve anywhere
