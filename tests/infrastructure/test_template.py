@@ -841,6 +841,74 @@ def test_alarm_on_messages_in_the_dispatch_dlq(transformed: dict[str, Any]) -> N
     assert _fires_on_any(alarms[0])
 
 
+def _metric_queries(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The metrics of a metric math alarm, by Id, as {namespace, metric, dimensions, stat, period}."""
+    return {
+        query["Id"]: {
+            "namespace": query["MetricStat"]["Metric"]["Namespace"],
+            "metric": query["MetricStat"]["Metric"]["MetricName"],
+            "dimensions": query["MetricStat"]["Metric"]["Dimensions"],
+            "stat": query["MetricStat"]["Stat"],
+            "period": query["MetricStat"]["Period"],
+        }
+        for query in alarm.get("Metrics", [])
+        if "MetricStat" in query
+    }
+
+
+def _redrive_targets(tpl: dict[str, Any]) -> set[str]:
+    """Queues SQS moves messages into by a redrive policy (no SendMessage: NumberOfMessagesSent misses them)."""
+    return {
+        queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        for queue in _of_type(tpl, "AWS::SQS::Queue").values()
+        if "RedrivePolicy" in queue["Properties"]
+    }
+
+
+@pytest.mark.parametrize("queue", ["DeadLetterQueue", "DispatchDeadLetterQueue"])
+def test_alarm_fires_again_for_each_new_parked_message(transformed: dict[str, Any], queue: str) -> None:
+    """The 'not empty' alarm stays in ALARM, silent, while new messages pile up: this one fires on each arrival.
+
+    NumberOfMessagesSent counts every SendMessage (the Lambda on-failure destination, EventBridge and
+    Scheduler dead letters, the functions parking themselves), even when a re-drive deletes messages
+    in the same period, which a rise of the queue's depth would hide. It misses what SQS moves by a
+    redrive policy: a queue that receives such moves also needs the depth's rise, DIFF of the
+    visible messages, and the larger of the two decides (a sum would let deletions cancel arrivals).
+    """
+    dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
+    candidates = []
+    for alarm in _of_type(transformed, "AWS::CloudWatch::Alarm").values():
+        properties = alarm["Properties"]
+        queries = _metric_queries(properties)
+        if properties.get("MetricName") == "NumberOfMessagesSent" and dimension in properties["Dimensions"]:
+            candidates.append(
+                (properties, {"sent": {"metric": "NumberOfMessagesSent", "stat": properties["Statistic"]}})
+            )
+        elif any(q["metric"] == "NumberOfMessagesSent" and dimension in q["dimensions"] for q in queries.values()):
+            candidates.append((properties, queries))
+    assert len(candidates) == 1, f"{queue}: expected one alarm on new messages, got {len(candidates)}"
+    alarm, queries = candidates[0]
+    assert _fires_on_any(alarm)
+    assert alarm["TreatMissingData"] == "notBreaching"
+    sent = [i for i, q in queries.items() if q["metric"] == "NumberOfMessagesSent"]
+    assert len(sent) == 1
+    assert queries[sent[0]]["stat"] == "Sum"
+    if "Metrics" not in alarm:
+        assert alarm["Namespace"] == "AWS/SQS"
+        assert alarm["Period"] == 300
+        assert queue not in _redrive_targets(transformed), f"{queue} receives redriven messages: Sent misses them"
+        return
+    (expression,) = [q for q in alarm["Metrics"] if q.get("ReturnData", True)]
+    assert all(not q.get("ReturnData", True) for q in alarm["Metrics"] if q is not expression)
+    assert {q["period"] for q in queries.values()} == {300}
+    assert all(q["namespace"] == "AWS/SQS" and q["dimensions"] == [dimension] for q in queries.values())
+    visible = [i for i, q in queries.items() if q["metric"] == "ApproximateNumberOfMessagesVisible"]
+    assert len(visible) == 1
+    assert queries[visible[0]]["stat"] == "Maximum"
+    assert queue in _redrive_targets(transformed), f"{queue}: no redrive into it, NumberOfMessagesSent alone is exact"
+    assert expression["Expression"].replace(" ", "") == f"MAX([FILL({sent[0]},0),FILL(DIFF({visible[0]}),0)])"
+
+
 def test_alarm_on_old_messages_in_the_dispatch_queue(transformed: dict[str, Any], template: dict[str, Any]) -> None:
     """A stuck dispatcher shows as an old message; a healthy queue never holds one that old."""
     alarms = [
@@ -913,8 +981,9 @@ def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metri
 def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dict[str, Any]) -> None:
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = _of_type(transformed, "AWS::CloudWatch::Alarm")
-    # The two dead-letter queues, the dispatch queue's age, one per function, failed and unsupported_event.
-    assert len(alarms) == 3 + len(FUNCTIONS) + 2
+    # The two dead-letter queues (not empty, new messages), the dispatch queue's age, one per function,
+    # failed and unsupported_event.
+    assert len(alarms) == 2 * 2 + 1 + len(FUNCTIONS) + 2
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == notify, logical_id
         assert alarm["Properties"]["OKActions"] == notify, logical_id
