@@ -61,16 +61,28 @@ MALFORMED: list[tuple[Any, str]] = [
     (None, "the Polytomic secret is empty or not a string"),
     (12345, "the Polytomic secret is empty or not a string"),
     ({"api_key": KEY}, "the Polytomic secret is empty or not a string"),  # a dict, not the secret text
-    (f"{KEY} {KEY}", "the Polytomic API key in the secret contains whitespace or control characters"),
-    (f"{KEY}\x00", "the Polytomic API key in the secret contains whitespace or control characters"),
-    (f"Bearer {KEY}", "the Polytomic API key in the secret contains whitespace or control characters"),
+    (
+        f"{KEY} {KEY}",
+        "the Polytomic secret (a plain API key) contains whitespace, a non-printable or a non-ASCII character",
+    ),
+    (
+        f"{KEY}\x00",
+        "the Polytomic secret (a plain API key) contains whitespace, a non-printable or a non-ASCII character",
+    ),
+    (
+        f"Bearer {KEY}",
+        "the Polytomic secret (a plain API key) contains whitespace, a non-printable or a non-ASCII character",
+    ),
     (f"{{api_key: {KEY}}}", "the Polytomic secret starts with '{' but is not valid JSON"),
     (json.dumps({"api_key": KEY})[:-1], "the Polytomic secret starts with '{' but is not valid JSON"),
     (json.dumps({"api_key": ""}), 'the Polytomic secret field "api_key" must be a non-empty string'),
     (json.dumps({"api_key": "  "}), 'the Polytomic secret field "api_key" must be a non-empty string'),
     (json.dumps({"api_key": None}), 'the Polytomic secret field "api_key" must be a non-empty string'),
     (json.dumps({"api_key": [KEY]}), 'the Polytomic secret field "api_key" must be a non-empty string'),
-    (json.dumps({"api_key": f"{KEY}\t{KEY}"}), "contains whitespace or control characters"),
+    (
+        json.dumps({"api_key": f"{KEY}\t{KEY}"}),
+        'the Polytomic secret field "api_key" contains whitespace, a non-printable or a non-ASCII character',
+    ),
     (json.dumps({"deployment_key": DEPLOYMENT_KEY}), '"organization_id" must be an organisation UUID'),
     (json.dumps({"organization_id": ORG}), 'the Polytomic secret field "deployment_key" must be a non-empty string'),
     (
@@ -87,9 +99,13 @@ MALFORMED: list[tuple[Any, str]] = [
     ),
     (
         json.dumps({"token": KEY, "org": ORG}),
-        'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (fields found: org, token)',
+        'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (it has 2 other fields)',
     ),
-    ("{}", 'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (fields found: none)'),
+    (
+        json.dumps({"S3CRET-as-a-name": KEY}),
+        'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (it has 1 other field)',
+    ),
+    ("{}", 'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (it has no fields)'),
 ]
 
 
@@ -124,3 +140,83 @@ def test_credentials_are_immutable() -> None:
     credentials = Credentials(scheme="api_key", authorization=f"Bearer {KEY}")
     with pytest.raises(AttributeError):
         credentials.authorization = "Bearer other"  # type: ignore[misc]
+
+
+# -- characters a header cannot carry -------------------------------------------------------------
+# urllib3 encodes header values as latin-1: U+200B raised UnicodeEncodeError at request time, and
+# a non-breaking space or a tab would have gone out inside the key. Refused when the secret is read.
+
+UNSAFE = "contains whitespace, a non-printable or a non-ASCII character"
+INVISIBLE = {"zero-width space": "\u200b", "no-break space": "\u00a0", "emoji": "\U0001f511", "tab": "\t"}
+
+
+def _inside(text: str, character: str) -> str:
+    return text[:10] + character + text[10:]
+
+
+def _secrets(character: str) -> dict[str, tuple[str, str]]:
+    """Each format with `character` inside one value: (secret text, the field the message names)."""
+    deployment = {"deployment_key": DEPLOYMENT_KEY, "organization_id": ORG}
+    return {
+        "plain": (_inside(KEY, character), "the Polytomic secret (a plain API key)"),
+        "api_key": (json.dumps({"api_key": _inside(KEY, character)}), 'the Polytomic secret field "api_key"'),
+        "api_key raw": (
+            json.dumps({"api_key": _inside(KEY, character)}, ensure_ascii=False),
+            'the Polytomic secret field "api_key"',
+        ),
+        "deployment_key": (
+            json.dumps({**deployment, "deployment_key": _inside(DEPLOYMENT_KEY, character)}, ensure_ascii=False),
+            'the Polytomic secret field "deployment_key"',
+        ),
+        "organization_id": (
+            json.dumps({**deployment, "organization_id": _inside(ORG, character)}, ensure_ascii=False),
+            'the Polytomic secret field "organization_id"',
+        ),
+        "organization_id at the end": (
+            json.dumps({**deployment, "organization_id": ORG + character}),
+            'the Polytomic secret field "organization_id"',
+        ),
+        "key at the end": (json.dumps({"api_key": KEY + character}), 'the Polytomic secret field "api_key"'),
+    }
+
+
+CASES = [
+    (name, form)
+    for name in INVISIBLE
+    for form in _secrets("x")
+    if not (name == "tab" and form.endswith("at the end"))  # ASCII whitespace around a value is trimmed
+]
+
+
+@pytest.mark.parametrize(("name", "form"), CASES)
+def test_a_character_a_header_cannot_carry_is_refused_naming_the_field_not_the_value(name: str, form: str) -> None:
+    character = INVISIBLE[name]
+    secret, field = _secrets(character)[form]
+    with pytest.raises(CredentialsError) as caught:
+        parse_secret(secret)
+    message = str(caught.value)
+    assert message == f"{field} {UNSAFE} (a key is ASCII letters, digits and punctuation)"
+    for shown in (message, repr(caught.value)):
+        for material in (KEY, DEPLOYMENT_KEY, ORG, KEY[:10], DEPLOYMENT_KEY[:10], ORG[:10], character):
+            assert material not in shown
+        assert repr(character).strip("'") not in shown  # nor its escape
+
+
+@pytest.mark.parametrize("character", ["\u200b", "\u00a0", "\ufeff", "\u2028", "\x7f", "\xe9"])
+def test_a_plain_key_is_not_trimmed_of_non_ascii_characters(character: str) -> None:
+    """Only ASCII whitespace around a value is trimmed: anything else is reported, not silently dropped."""
+    for secret in (KEY + character, character + KEY, json.dumps({"api_key": KEY + character})):
+        with pytest.raises(CredentialsError, match=UNSAFE):
+            parse_secret(secret)
+
+
+def test_ascii_whitespace_around_a_value_is_trimmed() -> None:
+    deployment = {"deployment_key": f"\t{DEPLOYMENT_KEY}\r\n", "organization_id": f"{ORG}\t"}
+    token = parse_secret(json.dumps(deployment)).authorization.removeprefix("Basic ")
+    assert base64.b64decode(token).decode() == f"{ORG}:{DEPLOYMENT_KEY}"
+    assert parse_secret(json.dumps({"api_key": f"{KEY}\t"})).authorization == f"Bearer {KEY}"
+
+
+def test_every_printable_ascii_character_is_accepted_in_a_key() -> None:
+    key = "".join(chr(code) for code in range(0x21, 0x7F))
+    assert parse_secret(json.dumps({"api_key": key})).authorization == f"Bearer {key}"

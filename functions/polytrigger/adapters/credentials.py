@@ -1,6 +1,9 @@
 """Polytomic credentials from Secrets Manager, cached per container by Powertools Parameters.
 
-The key itself never reaches a log line, an exception message or a repr.
+The key itself never reaches a log line, an exception message or a repr. Every value must be
+printable ASCII without spaces (0x21-0x7E): it goes into an HTTP header, where urllib3 fails on
+anything else at request time (U+200B raised UnicodeEncodeError) or sends it inside the key.
+Only ASCII whitespace around a value is trimmed; any other stray character is reported, by field.
 """
 
 from __future__ import annotations
@@ -13,6 +16,11 @@ from typing import Any
 from polytrigger.adapters.aws import error_code
 from polytrigger.core.keys import is_uuid
 from polytrigger.dispatch.ports import CredentialsError
+
+_ASCII_SPACE = " \t\n\r\x0b\x0c"  # str.strip() would also drop non-ASCII spaces, silently changing a key
+_UNSAFE = (
+    "contains whitespace, a non-printable or a non-ASCII character (a key is ASCII letters, digits and punctuation)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +36,11 @@ def parse_secret(value: Any) -> Credentials:
     """Accept the three documented formats: a plain key, {"api_key"}, {"deployment_key", "organization_id"}."""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip(_ASCII_SPACE):
         raise CredentialsError("the Polytomic secret is empty or not a string")
-    text = value.strip()
+    text = value.strip(_ASCII_SPACE)
     if not text.startswith("{"):
-        return _bearer(text)
+        return _bearer(_safe(text, "the Polytomic secret (a plain API key)"))
     try:
         document = json.loads(text)
     except ValueError:
@@ -40,27 +48,40 @@ def parse_secret(value: Any) -> Credentials:
     if not isinstance(document, dict):
         raise CredentialsError("the Polytomic secret JSON must be an object")
     if "api_key" in document:
-        key = document["api_key"]
-        if not isinstance(key, str) or not key.strip():
-            raise CredentialsError('the Polytomic secret field "api_key" must be a non-empty string')
-        return _bearer(key.strip())
+        return _bearer(_field(document, "api_key"))
     if "deployment_key" in document or "organization_id" in document:
-        key, organization = document.get("deployment_key"), document.get("organization_id")
-        if not isinstance(key, str) or not key.strip():
-            raise CredentialsError('the Polytomic secret field "deployment_key" must be a non-empty string')
-        if not isinstance(organization, str) or not is_uuid(organization.strip()):
+        key = _field(document, "deployment_key")
+        organization = document.get("organization_id")
+        if isinstance(organization, str):
+            organization = _safe(organization.strip(_ASCII_SPACE), 'the Polytomic secret field "organization_id"')
+        if not isinstance(organization, str) or not is_uuid(organization):
             raise CredentialsError('the Polytomic secret field "organization_id" must be an organisation UUID')
-        token = base64.b64encode(f"{organization.strip()}:{key.strip()}".encode()).decode("ascii")
+        token = base64.b64encode(f"{organization}:{key}".encode()).decode("ascii")
         return Credentials(scheme="deployment_key", authorization=f"Basic {token}")
-    fields = ", ".join(sorted(map(str, document))) or "none"
+    # Only how many fields: their names are chosen by whoever wrote the secret and may hold a key.
+    count = len(document)
+    found = "no fields" if not count else f"{count} other field{'s' if count > 1 else ''}"
     raise CredentialsError(
-        f'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (fields found: {fields})'
+        f'the Polytomic secret JSON needs "api_key" or "deployment_key" + "organization_id" (it has {found})'
     )
 
 
+def _field(document: dict[str, Any], name: str) -> str:
+    """A key field of the JSON secret: a non-empty string of header-safe characters, trimmed."""
+    value = document.get(name)
+    if not isinstance(value, str) or not value.strip(_ASCII_SPACE):
+        raise CredentialsError(f'the Polytomic secret field "{name}" must be a non-empty string')
+    return _safe(value.strip(_ASCII_SPACE), f'the Polytomic secret field "{name}"')
+
+
+def _safe(value: str, what: str) -> str:
+    """`value` if every character is printable ASCII but space; the error names `what`, never the value."""
+    if any(not "\x21" <= ch <= "\x7e" for ch in value):
+        raise CredentialsError(f"{what} {_UNSAFE}")
+    return value
+
+
 def _bearer(key: str) -> Credentials:
-    if any(ch.isspace() or ord(ch) < 32 for ch in key):
-        raise CredentialsError("the Polytomic API key in the secret contains whitespace or control characters")
     return Credentials(scheme="api_key", authorization=f"Bearer {key}")
 
 
