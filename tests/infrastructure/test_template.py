@@ -670,6 +670,56 @@ def test_nothing_else_invokes_the_dispatcher(transformed: dict[str, Any]) -> Non
         assert permission["Properties"]["FunctionName"] != {"Ref": DISPATCHER_FUNCTION}
 
 
+def test_s3_trigger_concurrency_is_bounded_by_a_parameter(template: dict[str, Any]) -> None:
+    """A burst of uploads must not become as many parallel calls to Polytomic (429s, then the DLQ).
+
+    Reserved concurrency bounds the S3 trigger (and guarantees it that much), at the price of
+    carving it out of the account's pool; 0 deploys without a reservation, for accounts whose
+    quota cannot spare one. An invocation over the bound is throttled: Lambda keeps the event in its
+    asynchronous queue and retries it for up to MaximumEventAgeInSeconds.
+    """
+    parameter = template["Parameters"]["S3TriggerConcurrency"]
+    assert parameter["Type"] == "Number"
+    assert int(parameter["Default"]) == 10
+    assert int(parameter["MinValue"]) == 0
+    description = " ".join(parameter["Description"].split())
+    for words in ("0", "account", "MaximumEventAgeInSeconds"):
+        assert words in description, f"S3TriggerConcurrency's description should say {words!r}"
+    assert template["Conditions"]["ReserveS3TriggerConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "S3TriggerConcurrency"}, "0"]}]
+    }
+
+
+@pytest.mark.parametrize("reserve", [True, False], ids=["reserved", "zero-no-reservation"])
+def test_s3_trigger_reserved_concurrency(transformed: dict[str, Any], reserve: bool) -> None:
+    declared = transformed["Resources"][S3_FUNCTION]["Properties"].get("ReservedConcurrentExecutions", NO_VALUE)
+    deployed = _resolve({"ReservedConcurrentExecutions": declared}, {"ReserveS3TriggerConcurrency": reserve})
+    if reserve:
+        assert deployed == {"ReservedConcurrentExecutions": {"Ref": "S3TriggerConcurrency"}}
+    else:
+        assert deployed == {}, "0 reserved would throttle every invocation: 0 must mean no reservation"
+
+
+@pytest.mark.parametrize("function", [SCHEDULE_FUNCTION, DISPATCHER_FUNCTION])
+def test_no_reserved_concurrency_where_something_else_bounds_it(transformed: dict[str, Any], function: str) -> None:
+    """The schedules fire a few times a week; the dispatcher is bounded by its mapping's MaximumConcurrency,
+    and a reservation below the mapping's concurrency would throttle its SQS pollers (each throttled
+    receive counting toward the 5 that park a message)."""
+    assert "ReservedConcurrentExecutions" not in transformed["Resources"][function]["Properties"]
+
+
+def test_dispatcher_concurrency_is_bounded_by_a_parameter(
+    transformed: dict[str, Any], template: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["DispatcherConcurrency"]
+    assert parameter["Type"] == "Number"
+    assert int(parameter["Default"]) == 5
+    assert int(parameter["MinValue"]) == 2  # ScalingConfig.MaximumConcurrency's own range: 2 to 1000
+    assert int(parameter["MaxValue"]) == 1000
+    (mapping,) = _event_source_mappings(transformed)
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "DispatcherConcurrency"}}
+
+
 def test_dispatch_queue(transformed: dict[str, Any]) -> None:
     properties = transformed["Resources"]["DispatchQueue"]["Properties"]
     assert properties.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in properties
