@@ -313,6 +313,29 @@ def test_secret_arn_parameter_only_accepts_a_full_secret_arn(
     assert bool(re.fullmatch(pattern, arn)) is accepted
 
 
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://app.polytomic.com", True),
+        ("https://polytomic.internal.example.com", True),
+        ("https://polytomic.example.com:8443/api", True),
+        # Every request carries the API key: over http anyone on the path reads it. The code allows
+        # http only for a loopback host (the local stack), which is never a deployment.
+        ("http://app.polytomic.com", False),
+        ("http://127.0.0.1:8080", False),
+        ("HTTP://app.polytomic.com", False),
+        ("ftp://app.polytomic.com", False),
+        ("https://", False),
+        ("https:// app.polytomic.com", False),
+        ("app.polytomic.com", False),
+    ],
+)
+def test_base_url_parameter_only_accepts_https(template: dict[str, Any], url: str, accepted: bool) -> None:
+    parameter = template["Parameters"]["PolytomicBaseUrl"]
+    assert bool(re.fullmatch(parameter["AllowedPattern"], url)) is accepted
+    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+
+
 # --------------------------------------------------------------------------- functions
 
 
