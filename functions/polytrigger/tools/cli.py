@@ -13,7 +13,7 @@ from typing import Any
 from polytrigger.events import UnsupportedEvent, trigger_groups
 from polytrigger.routing import RoutesError, load_routes
 from polytrigger.runtime.config import BUNDLED_ROUTES
-from polytrigger.tools import redrive
+from polytrigger.tools import redrive_cli
 
 
 def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
@@ -82,10 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="routes file (default: $ROUTES_FILE or the bundled one)",
     )
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
-    redrive.add_parser(commands)
+    redrive_cmd = redrive_cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "redrive":
-        return redrive.run(args)
+        return redrive_cli.run(args, usage_error=redrive_cmd.error)
 
     try:
         event = json.loads(Path(args.event_file).read_text(encoding="utf-8"))
