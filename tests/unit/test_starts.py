@@ -1,8 +1,15 @@
 """Starts: one action's Polytomic call under dedup. The error policy table, from client errors to
-outcomes; recovery from a 500; and the dedup boundary, with a stub client and the in-memory dedup table."""
+outcomes; recovery from a 500 (a start looks for a run since its bound, then tries a fresh key; an
+activation sets it again under a fresh key); and the dedup boundary, with a stub client and the
+in-memory dedup table.
+
+Tests for review findings carry a docstring line "Review finding N: ..." (`grep -n "Review finding"`).
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,6 +17,7 @@ import pytest
 from local.memory import MemoryDedup
 from polytrigger.core.actions import Action, ActionKind
 from polytrigger.core.outcomes import Outcome
+from polytrigger.dispatch.deferred import coverage_since
 from polytrigger.dispatch.errors import Refused, RetryLater
 from polytrigger.dispatch.ports import (
     AlreadyRunning,
@@ -22,12 +30,44 @@ from polytrigger.dispatch.ports import (
     ServerError,
     Transient,
     Unauthorized,
+    UnreadableAnswer,
 )
 from polytrigger.dispatch.starts import FAILURES, POLICY, Running, Starts, Verdict, verdict
-from tests.unit.dispatch_stubs import COVERING, DEADLINE, EXECUTION, OTHER, SYNC, WHEN, Call, StubClient, act
+from tests.unit.dispatch_stubs import (
+    COVERING,
+    DEADLINE,
+    EXECUTION,
+    OTHER,
+    SYNC,
+    WHEN,
+    Call,
+    Clock,
+    StubClient,
+    act,
+)
 
 SERVER_ERROR = ServerError("POST /api/syncs/x/executions: Polytomic answered 500: internal error", status=500)
+SET_ERROR = ServerError("POST /api/syncs/x/activate: Polytomic answered 500: oops", status=500)
 RUNNING = AlreadyRunning("POST /api/syncs/x/executions: Polytomic answered 409: already running", status=409)
+UNREADABLE = UnreadableAnswer("POST /api/syncs/x/executions: Polytomic answered 201 without an execution id")
+
+# Times, epoch seconds. The trigger (WHEN, 10:00:00, a whole second) reached us 2 s later; its
+# coverage bound is then 10:00:03 (the end of its second, or its arrival, plus the skew allowance).
+# The start's first request went out at 10:00:10 (a deferred or debounced start goes out later still).
+TRIGGERED = WHEN.timestamp()
+RECEIVED = TRIGGERED + 2
+SINCE = coverage_since(WHEN, RECEIVED)
+SENT = TRIGGERED + 10
+START_FOUND = "Polytomic answered 500, but this execution was created since the request"
+
+# Starts no plain run (scheduled, or another route's) does: after a 500 only runs since the request count.
+UNCOVERABLE = [
+    pytest.param((("resync", True),), id="resync"),
+    pytest.param((("test", True),), id="test"),
+    pytest.param((("fetch_mode", "full"),), id="full-fetch"),
+    pytest.param((("identities", ("a@example.com",)),), id="identities"),
+    pytest.param((("resync_mode", "full"),), id="resync-mode"),
+]
 
 
 def reason(error: Exception) -> str:
@@ -35,20 +75,88 @@ def reason(error: Exception) -> str:
     return error.reason if isinstance(error, PolytomicError) else str(error)
 
 
-def perform(client: StubClient, action: Action, dedup: MemoryDedup | None = None) -> Outcome:
-    """The call under dedup with the action's own key, as a policy makes it; a 409 here is a test failure."""
-    starts = Starts(client, dedup or MemoryDedup())
+def retried(error: Exception | str) -> str:
+    return f"{reason(error) if isinstance(error, Exception) else error}; the event will be retried"
 
-    def call() -> Outcome:
-        result = starts.call(action, action.dedup_key, DEADLINE)
+
+def call(
+    client: StubClient,
+    action: Action,
+    dedup: MemoryDedup | None = None,
+    *,
+    key: str | None = None,
+    at: float = SENT,
+    since: float = SINCE,
+) -> Outcome | Running:
+    """`Starts.call` with the clock at `at` (when the request goes out), without the dedup boundary."""
+    starts = Starts(client, dedup if dedup is not None else MemoryDedup(), Clock(at))
+    return starts.call(action, action.dedup_key if key is None else key, DEADLINE, since)
+
+
+def perform(
+    client: StubClient, action: Action, dedup: MemoryDedup | None = None, *, at: float = SENT, since: float = SINCE
+) -> Outcome:
+    """The call under dedup with the action's own key, as a policy makes it; a 409 here is a test failure."""
+    starts = Starts(client, dedup if dedup is not None else MemoryDedup(), Clock(at))
+
+    def attempt() -> Outcome:
+        result = starts.call(action, action.dedup_key, DEADLINE, since)
         assert not isinstance(result, Running), result
         return result
 
-    return starts.once(action, action.dedup_key, call)
+    return starts.once(action, action.dedup_key, attempt)
 
 
-def retried(error: Exception) -> str:
-    return f"{reason(error)}; the event will be retried"
+def summary(outcome: Outcome) -> tuple[str, str | None, str | None, bool]:
+    return (outcome.status, outcome.execution_id, outcome.reason, outcome.retryable)
+
+
+def start(action: Action, key: str) -> Call:
+    """The start request `action` makes with Idempotency-Key `key`."""
+    return Call("start", action.sync.type, action.sync.id, DEADLINE, key=key, body=action.sync.body())
+
+
+def set_active(action: Action, key: str) -> Call:
+    return Call("set_active", action.sync.type, action.sync.id, DEADLINE, key=key, active=action.kind == "activate")
+
+
+def listing(action: Action) -> Call:
+    return Call("executions", action.sync.type, action.sync.id, DEADLINE)
+
+
+class SlowStart(StubClient):
+    """Polytomic takes `seconds` to answer a start: the clock moves while the request is out."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def start(
+        self, sync_type: str, sync_id: str, body: dict[str, Any], *, idempotency_key: str, deadline: float | None = None
+    ) -> Execution:
+        self.clock.now += self.seconds
+        return super().start(sync_type, sync_id, body, idempotency_key=idempotency_key, deadline=deadline)
+
+
+class Unsaved(MemoryDedup):
+    """A dedup table that fails in `once`: before calling (`called=False`), or after calling, when it
+    saves the outcome (`called=True`), as the Powertools adapter reports either. Counters still work."""
+
+    def __init__(self, *, called: bool) -> None:
+        super().__init__()
+        self.called = called
+
+    def once(self, key: str, perform: Callable[[], Outcome]) -> Outcome:
+        self.seen.append(key)
+        if self.called:
+            perform()
+            raise DedupUnavailable("Failed to update record state to success in idempotency store", called=True)
+        raise DedupUnavailable("Failed to save in progress record to idempotency store", called=False)
+
+
+def test_the_times_the_tests_use() -> None:
+    """The coverage bound falls between the trigger and the first request: both bounds can be told apart."""
+    assert (SINCE - TRIGGERED, SENT - TRIGGERED) == (3.0, 10.0)
 
 
 # -- successes ----------------------------------------------------------------------------------
@@ -70,12 +178,6 @@ def test_start_sends_body_dedup_key_and_deadline() -> None:
     assert client.calls == [Call("start", "bulk", SYNC, DEADLINE, key=action.dedup_key, body=body)]
 
 
-def test_start_accepted_without_an_execution_id() -> None:
-    outcome = perform(StubClient().will_start(Execution(id="", status="")), act())
-    assert (outcome.status, outcome.execution_id) == ("started", None)
-    assert outcome.reason == "Polytomic accepted the start without an execution id"
-
-
 @pytest.mark.parametrize(
     ("kind", "active", "status"), [("activate", True, "activated"), ("deactivate", False, "deactivated")]
 )
@@ -92,9 +194,16 @@ def test_the_key_given_is_the_idempotency_key_sent(kind: ActionKind) -> None:
     """A queued message calls with its own id, not the action's dedup key."""
     client = StubClient()
     message_id = "f" * 64
-    result = Starts(client, MemoryDedup()).call(act(kind), message_id, None)
+    result = Starts(client, MemoryDedup(), Clock(SENT)).call(act(kind), message_id, None, SINCE)
     assert isinstance(result, Outcome)
     assert [(call.key, call.deadline) for call in client.calls] == [(message_id, None)]
+
+
+def test_the_clock_is_the_wall_clock_unless_given() -> None:
+    client, dedup = StubClient(), MemoryDedup()
+    assert Starts(client, dedup).clock is time.time
+    clock = Clock(SENT)
+    assert Starts(client, dedup, clock).clock is clock
 
 
 # -- the error policy ---------------------------------------------------------------------------
@@ -111,6 +220,7 @@ def test_the_key_given_is_the_idempotency_key_sent(kind: ActionKind) -> None:
         (KeyInFlight("409", status=409), "retry"),
         (Transient("503", status=503), "retry"),
         (Transient("no answer"), "retry"),
+        (UnreadableAnswer("201 without an execution id"), "retry"),
         (CredentialsError("cannot read the secret"), "retry"),
     ],
 )
@@ -121,6 +231,7 @@ def test_the_policy_rules_on_each_failure(error: Exception, expected: Verdict) -
 def test_the_policy_covers_every_polytomic_error_and_nothing_else() -> None:
     """An error the table does not name is a bug: it must propagate, not become an outcome."""
     assert set(PolytomicError.__subclasses__()) | {CredentialsError} == set(FAILURES)
+    assert UnreadableAnswer in FAILURES
     assert len(POLICY) == len(FAILURES) == len(set(FAILURES))
     assert not issubclass(ValueError, FAILURES)
 
@@ -128,7 +239,7 @@ def test_the_policy_covers_every_polytomic_error_and_nothing_else() -> None:
 def test_a_run_in_progress_is_running_for_the_caller_to_decide() -> None:
     """Starts neither defers nor reports a 409: the caller (ActionPolicy, QueuedStarts) does."""
     client = StubClient().will_start(RUNNING)
-    result = Starts(client, MemoryDedup()).call(act(), act().dedup_key, DEADLINE)
+    result = call(client, act())
     assert result == Running("Polytomic answered 409: already running")
     assert client.operations == ["start"]
 
@@ -156,6 +267,7 @@ def test_unauthorized_fails_and_is_retried_so_the_event_is_parked_not_dropped() 
         Transient("POST /api/syncs/x/executions: Polytomic answered 503: unavailable", status=503),
         Transient("POST /api/syncs/x/executions: no answer from Polytomic (ReadTimeoutError)"),
         KeyInFlight("POST /api/syncs/x/executions: Polytomic answered 409: Idempotency-Key in flight", status=409),
+        UnreadableAnswer("POST /api/syncs/x/activate: Polytomic answered 200 with active=false"),
         CredentialsError("cannot read the Polytomic secret 'p' from Secrets Manager: AccessDeniedException"),
     ],
 )
@@ -163,20 +275,28 @@ def test_unauthorized_fails_and_is_retried_so_the_event_is_parked_not_dropped() 
 def test_transient_failures_are_retryable_and_not_remembered(error: Exception, kind: ActionKind) -> None:
     dedup = MemoryDedup()
     action = act(kind)
-    outcome = perform(StubClient().will_start(error).will_set_active(error), action, dedup)
+    client = StubClient().will_start(error).will_set_active(error)
+    outcome = perform(client, action, dedup)
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert outcome.reason == retried(error)
+    assert [call.key for call in client.calls] == [action.dedup_key]  # no fresh key, no look: only a 500 has those
     assert dedup.seen == [action.dedup_key]
     assert dedup.records == {}
+    assert (dedup.sent, dedup.attempts) == ({}, {})
 
 
-def test_server_error_on_activate_is_retryable() -> None:
-    error = ServerError("POST /api/syncs/x/activate: Polytomic answered 500: oops", status=500)
-    client = StubClient().will_set_active(error)
-    outcome = perform(client, act("activate"))
-    assert (outcome.status, outcome.retryable) == ("failed", True)
-    assert outcome.reason == retried(error)
-    assert client.operations == ["set_active"]  # no recovery for activate: no look, no fresh key
+def test_a_start_answered_without_an_execution_id_is_retried_under_the_same_key_and_not_remembered() -> None:
+    """A 2xx always names its execution now (the client raises `UnreadableAnswer` otherwise): never a
+    `started` without an id; the retry asks again with the same key, and Polytomic replays its answer."""
+    action, dedup = act(), MemoryDedup()
+    client = StubClient().will_start(UNREADABLE)
+    first = perform(client, action, dedup)
+    assert summary(first) == ("failed", None, retried(UNREADABLE), True)
+    assert dedup.records == {}
+    again = perform(client, action, dedup)
+    assert summary(again) == ("started", EXECUTION, None, False)
+    assert client.calls == [start(action, action.dedup_key), start(action, action.dedup_key)]
+    assert list(dedup.records) == [action.dedup_key]
 
 
 def test_an_error_the_policy_does_not_name_propagates_and_is_not_remembered() -> None:
@@ -186,63 +306,193 @@ def test_an_error_the_policy_does_not_name_propagates_and_is_not_remembered() ->
     assert dedup.records == {}
 
 
+# -- a 500 on activate / deactivate: set it again under a fresh key ------------------------------
+
+
+@pytest.mark.parametrize(("kind", "status"), [("activate", "activated"), ("deactivate", "deactivated")])
+def test_server_error_on_activate_or_deactivate_sets_it_again_at_once_under_a_fresh_key(
+    kind: ActionKind, status: str
+) -> None:
+    """Review finding 8: Polytomic replays a 500 for its key for 24 h, so a retry under the same key
+    could not freeze or thaw the sync that day; setting the state is idempotent, so it is set again at
+    once under `<key>-r1`, without looking at runs."""
+    action, dedup = act(kind), MemoryDedup()
+    client = StubClient().will_set_active(SET_ERROR)
+    outcome = perform(client, action, dedup)
+    assert summary(outcome) == (status, None, None, False)
+    key = action.dedup_key
+    assert client.calls == [set_active(action, key), set_active(action, f"{key}-r1")]
+    assert dedup.attempts == {key: 1}
+    assert dedup.sent == {}  # no look for runs, so no bound to keep
+    assert list(dedup.records) == [key]
+
+
+@pytest.mark.parametrize("kind", ["activate", "deactivate"])
+def test_a_second_server_error_on_activate_is_retryable_and_each_delivery_uses_a_new_key(kind: ActionKind) -> None:
+    """Review finding 8: a second 500 is retried (not remembered), and every later delivery, whose
+    first request gets the replayed 500, sets it again under a key Polytomic has not seen: -r2, -r3."""
+    action, dedup = act(kind), MemoryDedup()
+    again = ServerError("POST /api/syncs/x/activate: Polytomic answered 500: still broken", status=500)
+    client = StubClient().will_set_active(SET_ERROR, again, SET_ERROR, again, SET_ERROR)
+    first, second, third = (perform(client, action, dedup) for _ in range(3))
+    failed_twice = f"{reason(SET_ERROR)}; a fresh attempt failed too: {retried(again)}"
+    assert summary(first) == summary(second) == ("failed", None, failed_twice, True)
+    assert summary(third) == ("activated" if kind == "activate" else "deactivated", None, None, False)
+    key = action.dedup_key
+    assert client.calls == [
+        set_active(action, key),
+        set_active(action, f"{key}-r1"),
+        set_active(action, key),
+        set_active(action, f"{key}-r2"),
+        set_active(action, key),
+        set_active(action, f"{key}-r3"),
+    ]
+    assert dedup.attempts == {key: 3}
+    assert list(dedup.records) == [key]
+
+
+@pytest.mark.parametrize(
+    ("again", "retryable"),
+    [
+        (Rejected("POST ...: Polytomic answered 404: sync not found", status=404), False),
+        (Transient("POST ...: Polytomic answered 503: unavailable", status=503), True),
+        (KeyInFlight("POST ...: Polytomic answered 409: Idempotency-Key in flight", status=409), True),
+        (Unauthorized("POST ...: Polytomic answered 401: bad key", status=401), True),
+        (UnreadableAnswer("POST ...: Polytomic answered 200 with active=true"), True),
+        (CredentialsError("cannot read the Polytomic secret 'p' from Secrets Manager: Throttling"), True),
+    ],
+)
+def test_server_error_on_deactivate_then_the_fresh_attempt_fails_as_the_policy_rules(
+    again: Exception, retryable: bool
+) -> None:
+    """Review finding 8: the second error's verdict decides, and the reason names both errors."""
+    action, dedup = act("deactivate"), MemoryDedup()
+    client = StubClient().will_set_active(SET_ERROR, again)
+    outcome = perform(client, action, dedup)
+    why = f"{reason(SET_ERROR)}; a fresh attempt failed too: {reason(again)}"
+    assert summary(outcome) == ("failed", None, retried(why) if retryable else why, retryable)
+    assert client.calls == [set_active(action, action.dedup_key), set_active(action, f"{action.dedup_key}-r1")]
+    assert dedup.records == {}
+
+
+def test_server_error_on_activate_then_the_fresh_attempt_finds_a_run_in_progress() -> None:
+    """Review finding 8: a 409 to the fresh attempt is `Running`, as for any 409: the caller decides."""
+    action = act("activate")
+    client = StubClient().will_set_active(SET_ERROR, RUNNING)
+    result = call(client, action)
+    assert result == Running(f"{reason(SET_ERROR)}; a fresh attempt failed too: {reason(RUNNING)}")
+    assert client.calls == [set_active(action, action.dedup_key), set_active(action, f"{action.dedup_key}-r1")]
+
+
+def test_server_error_on_activate_when_the_retry_counter_cannot_be_kept_calls_nothing_more() -> None:
+    """Review finding 8: without a counted fresh key there is no second request (no key to reuse)."""
+
+    class CounterDown(MemoryDedup):
+        def next_attempt(self, key: str) -> int:
+            raise DedupUnavailable("ProvisionedThroughputExceededException")
+
+    action = act("activate")
+    client = StubClient().will_set_active(SET_ERROR)
+    outcome = perform(client, action, CounterDown())
+    why = f"{reason(SET_ERROR)}; then the retry counter could not be kept: ProvisionedThroughputExceededException"
+    assert summary(outcome) == ("failed", None, retried(why), True)
+    assert client.calls == [set_active(action, action.dedup_key)]
+
+
 # -- a 500 on start: look before trying again --------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "created_at",
-    ["2026-11-23T10:00:05Z", "2026-11-23T10:00:00Z", "2026-11-23T11:30:00+01:00"],
+    [
+        "2026-11-23T10:00:03Z",  # at the trigger's coverage bound
+        "2026-11-23T11:00:03+01:00",  # the same moment with an offset
+        "2026-11-23T10:00:05.5Z",
+        "2026-11-23T10:00:30Z",  # after the request too
+    ],
 )
 def test_server_error_then_a_covering_execution_is_started(created_at: str) -> None:
-    """Created at or after the trigger: it covers the trigger, nothing starts again."""
+    """A plain start: a run created since the trigger's coverage bound covers it, nothing starts again."""
+    action = act()
     client = (
         StubClient()
         .will_start(SERVER_ERROR)
         .will_list([{"id": COVERING, "status": "running", "created_at": created_at}])
     )
-    outcome = perform(client, act())
-    assert (outcome.status, outcome.execution_id, outcome.retryable) == ("started", COVERING, False)
-    assert outcome.reason == "Polytomic answered 500, but this execution was created since the trigger"
-    assert client.operations == ["start", "executions"]
-    assert client.calls[1] == Call("executions", "model", SYNC, DEADLINE)
+    outcome = perform(client, action)
+    assert summary(outcome) == ("started", COVERING, START_FOUND, False)
+    assert client.calls == [start(action, action.dedup_key), listing(action)]
 
 
 @pytest.mark.parametrize(
     "executions",
     [
-        [],
-        [{"id": COVERING, "status": "completed", "created_at": "2026-11-23T09:59:59Z"}],
-        [{"id": COVERING, "status": "completed"}],
-        [{"id": COVERING, "created_at": "yesterday"}],
-        [{"status": "running", "created_at": "2026-11-23T10:00:05Z"}],
-        ["odd"],
+        pytest.param([], id="none"),
+        pytest.param(
+            [{"id": COVERING, "status": "completed", "created_at": "2026-11-23T10:00:02.999Z"}], id="before-the-bound"
+        ),
+        pytest.param(
+            [{"id": COVERING, "status": "running", "created_at": "2026-11-23T10:00:00Z"}], id="at-the-trigger"
+        ),
+        pytest.param([{"id": COVERING, "status": "completed"}], id="no-time"),
+        pytest.param([{"id": COVERING, "created_at": "yesterday"}], id="bad-time"),
+        pytest.param([{"status": "running", "created_at": "2026-11-23T10:00:05Z"}], id="no-id"),
+        pytest.param([{"id": 7, "status": "running", "created_at": "2026-11-23T10:00:05Z"}], id="odd-id"),
+        pytest.param(["odd"], id="not-an-object"),
     ],
 )
 def test_server_error_without_a_covering_execution_retries_once_with_a_derived_key(executions: list[Any]) -> None:
-    action = act("start", "bulk", options=(("fetch_mode", "full"),))
+    """A run of the trigger's own second may have begun before the file landed: it does not cover it."""
+    action = act()
     client = StubClient().will_start(SERVER_ERROR, Execution(id=EXECUTION, status="created")).will_list(executions)
-    outcome = perform(client, action)
-    assert (outcome.status, outcome.execution_id, outcome.retryable) == ("started", EXECUTION, False)
-    assert client.operations == ["start", "executions", "start"]
-    assert client.start_keys == [action.dedup_key, f"{action.dedup_key}-r1"]
-    assert client.calls[2].body == {"fetch_mode": "full"}
+    dedup = MemoryDedup()
+    outcome = perform(client, action, dedup)
+    assert summary(outcome) == ("started", EXECUTION, None, False)
+    key = action.dedup_key
+    assert client.calls == [start(action, key), listing(action), start(action, f"{key}-r1")]
+    assert dedup.attempts == {key: 1}
 
 
 def test_each_delivery_after_a_replayed_server_error_tries_a_new_key() -> None:
     """Polytomic replays a 500 for a key: every later retry needs a key it has not seen."""
     dedup, action = MemoryDedup(), act()
-    client = StubClient().will_start(SERVER_ERROR, SERVER_ERROR, SERVER_ERROR, Execution(id=EXECUTION, status=""))
+    client = StubClient().will_start(SERVER_ERROR, SERVER_ERROR, SERVER_ERROR)
     first = perform(client, action, dedup)
-    second = perform(client, action, dedup)
-    assert (first.status, first.retryable, second.status) == ("failed", True, "started")
-    assert client.start_keys == [action.dedup_key, f"{action.dedup_key}-r1", action.dedup_key, f"{action.dedup_key}-r2"]
-    assert dedup.attempts[action.dedup_key] == 2
+    second = perform(client, action, dedup, at=SENT + 60)
+    assert summary(first) == (
+        "failed",
+        None,
+        retried(f"{reason(SERVER_ERROR)}; a fresh attempt failed too: {reason(SERVER_ERROR)}"),
+        True,
+    )
+    assert summary(second) == ("started", EXECUTION, None, False)
+    key = action.dedup_key
+    assert client.calls == [
+        start(action, key),
+        listing(action),
+        start(action, f"{key}-r1"),
+        start(action, key),
+        listing(action),
+        start(action, f"{key}-r2"),
+    ]
+    assert dedup.attempts == {key: 2}
+    assert dedup.sent == {key: SENT}
 
 
-def test_server_error_then_a_fresh_attempt_accepted_without_an_execution_id() -> None:
-    client = StubClient().will_start(SERVER_ERROR, Execution(id="", status=""))
-    outcome = perform(client, act())
-    assert (outcome.status, outcome.execution_id, outcome.retryable) == ("started", None, False)
+def test_fresh_keys_and_the_first_request_are_counted_per_key_given_not_per_action() -> None:
+    """A queued message calls with its own id: its fresh keys derive from that id and are counted under
+    it, so two messages of one action each get their own -r1."""
+    action, dedup = act(), MemoryDedup()
+    first_message, second_message = "a" * 64, "b" * 64
+    client = StubClient().will_start(SERVER_ERROR, Execution(id=EXECUTION, status="created"), SERVER_ERROR)
+    assert call(client, action, dedup, key=first_message) == Outcome.of(action, "started", execution_id=EXECUTION)
+    assert call(client, action, dedup, key=second_message, at=SENT + 900) == Outcome.of(
+        action, "started", execution_id=EXECUTION
+    )
+    assert client.start_keys == [first_message, f"{first_message}-r1", second_message, f"{second_message}-r1"]
+    assert dedup.attempts == {first_message: 1, second_message: 1}
+    assert dedup.sent == {first_message: SENT, second_message: SENT + 900}
+    assert action.dedup_key not in dedup.attempts
 
 
 def test_server_error_then_the_fresh_attempt_finds_a_run_in_progress() -> None:
@@ -250,7 +500,7 @@ def test_server_error_then_the_fresh_attempt_finds_a_run_in_progress() -> None:
     running = AlreadyRunning("POST ...: Polytomic answered 409: already running", status=409)
     client = StubClient().will_start(SERVER_ERROR, running)
     action = act()
-    result = Starts(client, MemoryDedup()).call(action, action.dedup_key, DEADLINE)
+    result = call(client, action)
     assert result == Running(reason(running))
     assert client.start_keys == [action.dedup_key, f"{action.dedup_key}-r1"]
 
@@ -261,12 +511,15 @@ def test_server_error_then_the_fresh_attempt_finds_a_run_in_progress() -> None:
         ServerError("POST ...: Polytomic answered 500: still broken", status=500),
         Transient("POST ...: Polytomic answered 503: unavailable", status=503),
         KeyInFlight("POST ...: Polytomic answered 409: Idempotency-Key in flight", status=409),
+        UnreadableAnswer("POST ...: Polytomic answered 201 without an execution id"),
     ],
 )
 def test_server_error_then_the_fresh_attempt_fails_too(again: Exception) -> None:
-    outcome = perform(StubClient().will_start(SERVER_ERROR, again), act())
+    dedup = MemoryDedup()
+    outcome = perform(StubClient().will_start(SERVER_ERROR, again), act(), dedup)
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert outcome.reason == f"{reason(SERVER_ERROR)}; a fresh attempt failed too: {retried(again)}"
+    assert dedup.records == {}
 
 
 @pytest.mark.parametrize(
@@ -300,10 +553,9 @@ def test_server_error_then_any_status_check_failure_is_an_outcome_not_a_crash(
 ) -> None:
     client = StubClient().will_start(SERVER_ERROR).will_list(lookup)
     outcome = perform(client, act())
+    why = f"{reason(SERVER_ERROR)}; then looking for a run since the trigger failed: {reason(lookup)}"
     assert (outcome.status, outcome.retryable) == ("failed", retryable)
-    assert (outcome.reason or "").startswith(
-        f"{reason(SERVER_ERROR)}; then looking for a run since the trigger failed: {reason(lookup)}"
-    )
+    assert outcome.reason == (retried(why) if retryable else why)
     assert client.operations == ["start", "executions"]  # no blind retry
 
 
@@ -319,8 +571,9 @@ def test_server_error_then_any_fresh_attempt_failure_is_an_outcome_not_a_crash(
     again: Exception, retryable: bool
 ) -> None:
     outcome = perform(StubClient().will_start(SERVER_ERROR, again), act())
+    why = f"{reason(SERVER_ERROR)}; a fresh attempt failed too: {reason(again)}"
     assert (outcome.status, outcome.retryable) == ("failed", retryable)
-    assert (outcome.reason or "").startswith(f"{reason(SERVER_ERROR)}; a fresh attempt failed too: {reason(again)}")
+    assert outcome.reason == (retried(why) if retryable else why)
 
 
 def test_server_error_when_the_retry_counter_cannot_be_kept_calls_nothing_more() -> None:
@@ -338,20 +591,175 @@ def test_server_error_when_the_retry_counter_cannot_be_kept_calls_nothing_more()
     assert client.operations == ["start", "executions"]
 
 
-# -- covering: a run since the trigger ----------------------------------------------------------
+# -- a 500 on start: which runs count (the first request's time) ---------------------------------
+
+
+def test_after_a_500_a_plain_start_takes_a_run_created_since_the_trigger() -> None:
+    """Review finding 5: a start any run covers is covered by a run created since the trigger's bound,
+    even one created before its own request went out (its bound is the earlier of the two)."""
+    action, dedup = act(), MemoryDedup()
+    assert action.sync.coverable
+    client = StubClient().will_start(SERVER_ERROR)
+    client.ran(COVERING, SINCE)  # after the trigger, 7 s before the request
+    outcome = perform(client, action, dedup)
+    assert summary(outcome) == ("started", COVERING, START_FOUND, False)
+    assert client.calls == [start(action, action.dedup_key), listing(action)]
+    assert dedup.sent == {action.dedup_key: SENT}
+    assert dedup.attempts == {}
+
+
+@pytest.mark.parametrize(
+    ("created", "found"),
+    [
+        pytest.param(RECEIVED + 0.5, True, id="at-the-request"),
+        pytest.param(RECEIVED + 0.7, True, id="after-the-request-before-the-bound"),
+        pytest.param(RECEIVED + 0.499, False, id="before-the-request"),
+    ],
+)
+def test_after_a_500_a_plain_start_sent_before_the_trigger_bound_takes_a_run_since_its_request(
+    created: float, found: bool
+) -> None:
+    """Review finding 5: the trigger's bound has a skew allowance, so a request may go out before it:
+    a run created since the request may be the one it made, and counts (min(since, first sent))."""
+    action, dedup = act(), MemoryDedup()
+    sent = RECEIVED + 0.5
+    assert sent < SINCE
+    client = StubClient().will_start(SERVER_ERROR)
+    client.ran(COVERING, created)
+    outcome = perform(client, action, dedup, at=sent)
+    key = action.dedup_key
+    if found:
+        assert summary(outcome) == ("started", COVERING, START_FOUND, False)
+        assert client.calls == [start(action, key), listing(action)]
+    else:
+        assert summary(outcome) == ("started", EXECUTION, None, False)
+        assert client.calls == [start(action, key), listing(action), start(action, f"{key}-r1")]
+    assert dedup.sent == {key: sent}
+
+
+@pytest.mark.parametrize("options", UNCOVERABLE)
+def test_after_a_500_a_resync_is_not_taken_for_a_run_created_before_its_request(
+    options: tuple[tuple[str, Any], ...],
+) -> None:
+    """Review finding 5: a resync / test / full fetch / identities start counts only runs created since
+    its own request was first sent: a plain run created since the trigger is not the resync having
+    started, so a fresh attempt goes out."""
+    action, dedup = act(options=options), MemoryDedup()
+    assert not action.sync.coverable
+    client = StubClient().will_start(SERVER_ERROR)
+    client.ran(OTHER, SINCE)  # since the trigger
+    client.ran(COVERING, SENT - 0.001)  # just before the request
+    outcome = perform(client, action, dedup)
+    assert summary(outcome) == ("started", EXECUTION, None, False)
+    key = action.dedup_key
+    assert client.calls == [start(action, key), listing(action), start(action, f"{key}-r1")]
+    assert client.calls[2].body == action.sync.body() != {}
+    assert dedup.sent == {key: SENT}
+    assert dedup.attempts == {key: 1}
+
+
+@pytest.mark.parametrize("after", [0.0, 0.25, 3600.0])
+@pytest.mark.parametrize("options", UNCOVERABLE)
+def test_after_a_500_a_resync_takes_a_run_created_since_its_request_as_its_own(
+    options: tuple[tuple[str, Any], ...], after: float
+) -> None:
+    """Review finding 5: only the first request with the key can have made a run; one created at or
+    after it went out is taken as the start, so the resync does not run twice."""
+    action, dedup = act(options=options), MemoryDedup()
+    client = StubClient().will_start(SERVER_ERROR)
+    client.ran(COVERING, SENT + after)
+    client.ran(OTHER, SENT + after + 1)  # the newest counts
+    outcome = perform(client, action, dedup)
+    assert summary(outcome) == ("started", OTHER, START_FOUND, False)
+    assert client.calls == [start(action, action.dedup_key), listing(action)]
+    assert dedup.attempts == {}
+
+
+def test_the_first_request_of_a_key_bounds_every_later_delivery() -> None:
+    """Review finding 5: the first request's time is kept (the earliest given): a later delivery, whose
+    request only gets the replayed 500, still counts runs since the first request, such as one an
+    earlier fresh attempt made although it answered 500. Nothing starts a third time."""
+    action, dedup = act(options=(("resync", True),)), MemoryDedup()
+    key = action.dedup_key
+    client = StubClient().will_start(SERVER_ERROR, SERVER_ERROR, SERVER_ERROR)
+    first = perform(client, action, dedup)
+    assert summary(first) == (
+        "failed",
+        None,
+        retried(f"{reason(SERVER_ERROR)}; a fresh attempt failed too: {reason(SERVER_ERROR)}"),
+        True,
+    )
+    client.ran(COVERING, SENT + 1)  # the -r1 request made the run after all
+    second = perform(client, action, dedup, at=SENT + 300)
+    assert summary(second) == ("started", COVERING, START_FOUND, False)
+    assert client.calls == [
+        start(action, key),
+        listing(action),
+        start(action, f"{key}-r1"),
+        start(action, key),
+        listing(action),
+    ]
+    assert dedup.sent == {key: SENT}
+    assert dedup.attempts == {key: 1}
+
+
+def test_the_time_of_a_request_is_read_before_it_is_sent() -> None:
+    """Review finding 5: the bound is when the request went out, not when its 500 came back: a run a
+    slow request made while it was out counts."""
+    clock = Clock(SENT)
+    client = SlowStart(clock, seconds=30)
+    client.will_start(SERVER_ERROR)
+    client.ran(COVERING, SENT + 1)
+    action, dedup = act(options=(("resync", True),)), MemoryDedup()
+    starts = Starts(client, dedup, clock)
+    result = starts.call(action, action.dedup_key, DEADLINE, SINCE)
+    assert result == Outcome.of(action, "started", execution_id=COVERING, reason=START_FOUND)
+    assert client.calls == [start(action, action.dedup_key), listing(action)]
+    assert (dedup.sent, clock.now) == ({action.dedup_key: SENT}, SENT + 30)
+
+
+def test_server_error_when_the_time_of_the_first_request_cannot_be_kept_calls_nothing_more() -> None:
+    """Review finding 5: without the first request's time no run can be told to be ours: no look, no
+    fresh attempt; retried."""
+
+    class SentDown(MemoryDedup):
+        def first_sent(self, key: str, sent: float) -> float:
+            raise DedupUnavailable("ProvisionedThroughputExceededException")
+
+    action, dedup = act(), SentDown()
+    client = StubClient().will_start(SERVER_ERROR)
+    client.ran(COVERING, SENT + 1)
+    outcome = perform(client, action, dedup)
+    why = (
+        f"{reason(SERVER_ERROR)}; then the time of the first request could not be kept: "
+        "ProvisionedThroughputExceededException"
+    )
+    assert summary(outcome) == ("failed", None, retried(why), True)
+    assert client.calls == [start(action, action.dedup_key)]
+    assert (dedup.records, dedup.attempts) == ({}, {})
+
+
+# -- covering: a run since a moment -------------------------------------------------------------
 
 
 def test_covering_is_the_newest_execution_created_since_the_moment() -> None:
     newest_first: list[Any] = [
         {"id": COVERING, "status": "created", "created_at": "2026-11-23T10:05:00Z"},
-        {"id": EXECUTION, "status": "running", "created_at": "2026-11-23T10:01:00Z"},
-        {"id": OTHER, "status": "completed", "created_at": "2026-11-23T09:00:00Z"},
+        {"id": EXECUTION, "status": "running", "created_at": "2026-11-23T10:00:03Z"},  # at SINCE
+        {"id": OTHER, "status": "completed", "created_at": "2026-11-23T10:00:02.999999Z"},
     ]
     client = StubClient().will_list(newest_first, newest_first[1:], newest_first[2:])
-    starts = Starts(client, MemoryDedup())
+    starts = Starts(client, MemoryDedup(), Clock(SENT))
     action = act("start", "bulk")
-    assert [starts.covering(action, WHEN, DEADLINE) for _ in range(3)] == [COVERING, EXECUTION, None]
-    assert set(client.calls) == {Call("executions", "bulk", SYNC, DEADLINE)}
+    assert [starts.covering(action, SINCE, DEADLINE) for _ in range(3)] == [COVERING, EXECUTION, None]
+    assert client.calls == [Call("executions", "bulk", SYNC, DEADLINE)] * 3
+
+
+def test_covering_takes_epoch_seconds_with_fractions() -> None:
+    client = StubClient()
+    client.ran(COVERING, SINCE + 0.25)
+    starts = Starts(client, MemoryDedup(), Clock(SENT))
+    assert [starts.covering(act(), moment, None) for moment in (SINCE + 0.25, SINCE + 0.250001)] == [COVERING, None]
 
 
 @pytest.mark.parametrize(
@@ -365,9 +773,9 @@ def test_covering_is_the_newest_execution_created_since_the_moment() -> None:
     ],
 )
 def test_covering_fails_as_the_policy_rules(error: PolytomicError, raised: type[Exception]) -> None:
-    starts = Starts(StubClient().will_list(error), MemoryDedup())
+    starts = Starts(StubClient().will_list(error), MemoryDedup(), Clock(SENT))
     with pytest.raises(raised) as failure:
-        starts.covering(act(), WHEN, None)
+        starts.covering(act(), SINCE, None)
     assert str(failure.value) == f"looking for a run since the trigger failed: {error.reason}"
 
 
@@ -401,6 +809,7 @@ def test_another_delivery_in_progress_is_retryable_and_calls_nothing() -> None:
 
 
 def test_a_broken_dedup_table_is_retryable_and_calls_nothing() -> None:
+    """Review finding 18: a table that fails before the call says nothing was called (and nothing was)."""
     client, dedup = StubClient(), MemoryDedup()
     dedup.unavailable = "Failed to save in progress record to idempotency store"
     outcome = perform(client, act(), dedup)
@@ -410,6 +819,76 @@ def test_a_broken_dedup_table_is_retryable_and_calls_nothing() -> None:
         "Failed to save in progress record to idempotency store; the event will be retried"
     )
     assert client.calls == []
+
+
+@pytest.mark.parametrize(
+    ("called", "why", "calls"),
+    [
+        pytest.param(
+            False,
+            "the dedup table cannot be used, so nothing was called: "
+            "Failed to save in progress record to idempotency store",
+            0,
+            id="before-the-call",
+        ),
+        pytest.param(
+            True,
+            "the call was made but its outcome could not be saved in the dedup table: "
+            "Failed to update record state to success in idempotency store; the retry sends the same "
+            "Idempotency-Key, so Polytomic answers it with the same run",
+            1,
+            id="saving-its-outcome",
+        ),
+    ],
+)
+def test_a_broken_dedup_table_says_whether_the_call_was_made(called: bool, why: str, calls: int) -> None:
+    """Review finding 18: `DedupUnavailable.called` tells the two apart: a table that failed saving the
+    outcome of a call that was made must not claim that nothing was called."""
+    client, dedup, action = StubClient(), Unsaved(called=called), act()
+    outcome = perform(client, action, dedup)
+    assert summary(outcome) == ("failed", None, retried(why), True)
+    assert client.calls == [start(action, action.dedup_key)] * calls
+    assert dedup.seen == [action.dedup_key]
+
+
+def test_after_an_unsaved_outcome_the_retry_sends_the_same_idempotency_key() -> None:
+    """Review finding 18: what the reason promises: the retry, with the table working again, sends the
+    same Idempotency-Key, and Polytomic's (replayed) answer names the same run; nothing starts twice."""
+    action = act()
+    client = StubClient().will_start(
+        Execution(id=EXECUTION, status="created"), Execution(id=EXECUTION, status="created")
+    )
+    unsaved = perform(client, action, Unsaved(called=True))
+    assert (unsaved.status, unsaved.retryable) == ("failed", True)
+    dedup = MemoryDedup()
+    again = perform(client, action, dedup)
+    assert summary(again) == ("started", EXECUTION, None, False)
+    assert client.calls == [start(action, action.dedup_key), start(action, action.dedup_key)]
+    assert list(dedup.records) == [action.dedup_key]
+
+
+def test_after_an_unsaved_outcome_of_a_fresh_attempt_the_retry_finds_its_run() -> None:
+    """Review finding 18: when the call was a fresh attempt after a 500, the retry's own request gets the
+    replayed 500, and the run that attempt made (since the first request) is found: no third start."""
+    action = act(options=(("resync", True),))
+    key = action.dedup_key
+    dedup = Unsaved(called=True)
+    client = StubClient().will_start(SERVER_ERROR, Execution(id=COVERING, status="created"), SERVER_ERROR)
+    unsaved = perform(client, action, dedup)
+    assert (unsaved.status, unsaved.retryable) == ("failed", True)
+    client.ran(COVERING, SENT + 1)  # what the -r1 request made
+    working = MemoryDedup()
+    working.sent, working.attempts = dedup.sent, dedup.attempts  # the counters' record survived
+    again = perform(client, action, working, at=SENT + 120)
+    assert summary(again) == ("started", COVERING, START_FOUND, False)
+    assert client.calls == [
+        start(action, key),
+        listing(action),
+        start(action, f"{key}-r1"),
+        start(action, key),
+        listing(action),
+    ]
+    assert working.sent == {key: SENT}
 
 
 def test_successful_outcomes_are_remembered_and_failures_are_not() -> None:
