@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from polytrigger.handlers.dispatcher import MAX_RECEIVES
+
 from .conftest import (
     DISPATCHER_FUNCTION,
     FUNCTIONS,
@@ -103,7 +105,9 @@ EXAMPLE_SCHEDULES = {"nightly", "freeze", "thaw"}
 
 LAMBDA_MAX_EVENT_AGE = 21600  # seconds, Lambda's own ceiling for async events
 SQS_MAX_DELAY = 900  # seconds, the longest a message can be delayed on the dispatch queue
-DISPATCH_MAX_RECEIVES = 5
+# The dispatcher parks a message itself, with the reason, on its last receive: it must know which
+# receive is the last, so the queue's maxReceiveCount is its constant, never a copy of it.
+DISPATCH_MAX_RECEIVES = MAX_RECEIVES
 
 
 # --------------------------------------------------------------------------- helpers
@@ -756,6 +760,9 @@ def test_dispatch_queue(transformed: dict[str, Any]) -> None:
 
 
 def test_dispatch_queue_redrives_to_the_dispatch_dead_letter_queue(transformed: dict[str, Any]) -> None:
+    """maxReceiveCount is polytrigger.handlers.dispatcher.MAX_RECEIVES: were it larger, the dispatcher
+    would park a message that SQS would still have given it again; smaller, SQS would move it to the
+    dead-letter queue without the reason before the dispatcher's last attempt."""
     redrive = transformed["Resources"]["DispatchQueue"]["Properties"]["RedrivePolicy"]
     assert redrive == {"deadLetterTargetArn": DISPATCH_DLQ_ARN, "maxReceiveCount": DISPATCH_MAX_RECEIVES}
 
