@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from polytrigger.core.outcomes import STATUSES
 from polytrigger.handlers.dispatcher import MAX_RECEIVES
 
 from .conftest import (
@@ -1038,11 +1039,9 @@ def _emitted_metric_names() -> set[str]:
 def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metric: str, says: tuple[str, ...]) -> None:
     """A permanent failure or an unreadable event is acknowledged (no retry would help) and parked:
     the parking must be seen, not only the Lambda Errors, which stay at zero for them."""
-    from polytrigger.core.outcomes import STATUSES
-
     assert metric in STATUSES or metric in _emitted_metric_names(), f"polytrigger emits no metric {metric!r}"
-    namespace = EXPECTED_ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"]
-    service = EXPECTED_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"]
+    namespace = str(EXPECTED_ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"])  # what the functions emit to
+    service = str(EXPECTED_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
     alarms = [
         a
         for a in _alarms(transformed, namespace, metric)
