@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polytrigger.routing.globs import compile_glob, literal_prefix
@@ -172,3 +173,123 @@ def test_a_glob_without_wildcards_rejects_any_one_character_change(key: str, whe
         return
     changed = key[:index] + other + key[index + 1 :]
     assert compile_glob(key).fullmatch(changed) is None
+
+
+# -- matching does bounded work, whatever the glob and the key ------------------------------------
+# Python's `re` backtracks: as a regex, `**/**/**/**/x` took 11 s on a 682-character key and
+# `*a*a*a*a*a*a*b` grows like the key's length to the sixth power. A glob is matched segment by
+# segment instead, each wildcard committing to the earliest place that works; `steps` counts the
+# comparisons made (each one a scan of one key segment, never a backtracking search), so these
+# tests bound the work without timing anything.
+
+ADVERSARIAL: list[tuple[str, Callable[[int], str]]] = [
+    ("**/**/**/**/x", lambda n: "a/" * n),  # the review's case (n = 341: 682 characters)
+    ("**/**/**/**/x", lambda n: "a/" * n + "y"),
+    ("**/a/**/a/**/a/**/b", lambda n: "a/" * n + "c"),
+    ("*a*a*a*a*a*a*b", lambda n: "a" * (2 * n)),
+    ("*a*a*a*a*a*a*b", lambda n: "a" * (2 * n) + "c"),
+    ("*a*a*a*a*a*a*b*", lambda n: "a" * (2 * n)),
+    ("?*?*?*?*?*?*b", lambda n: "a" * (2 * n) + "c"),
+    ("**/*a*a*a*b/**/*a*a*b/c", lambda n: ("a" * 20 + "/") * n),
+    ("**/x/**", lambda n: "a/" * n),
+]
+
+
+def _pattern_size(glob: str) -> int:
+    """Segments plus wildcards: what one key segment may be compared against at most."""
+    return glob.count("/") + glob.count("*") + glob.count("?") + 1
+
+
+@pytest.mark.parametrize(("glob", "key_of"), ADVERSARIAL)
+def test_matching_work_is_bounded_by_key_segments_times_pattern_size(glob: str, key_of: Callable[[int], str]) -> None:
+    compiled = compile_glob(glob)
+    for n in (10, 341, 5000):
+        key = key_of(n)
+        steps = compiled.steps(key)
+        assert steps <= (key.count("/") + 1) * _pattern_size(glob), (glob, n, steps)
+
+
+@pytest.mark.parametrize(("glob", "key_of"), ADVERSARIAL)
+def test_matching_work_grows_linearly_with_the_key(glob: str, key_of: Callable[[int], str]) -> None:
+    compiled = compile_glob(glob)
+    small, large = compiled.steps(key_of(500)), compiled.steps(key_of(1000))
+    assert large <= 2 * small + _pattern_size(glob), (glob, small, large)
+
+
+@pytest.mark.parametrize(
+    ("glob", "key", "expected"),
+    [
+        ("**/**/**/**/x", "a/" * 5000, False),
+        ("**/**/**/**/x", "a/" * 5000 + "x", True),
+        ("*a*a*a*a*a*a*b", "a" * 10000, False),
+        ("*a*a*a*a*a*a*b", "a" * 10000 + "b", True),
+        ("*a*a*a*a*a*a*b", "xaxaxaxaxaxab", True),
+        ("*a*a*a*a*a*a*b", "xaxaxaxaxab", False),
+    ],
+)
+def test_an_adversarial_key_still_gets_the_right_answer(glob: str, key: str, expected: bool) -> None:
+    compiled = compile_glob(glob)
+    assert compiled.steps(key) <= (key.count("/") + 1) * _pattern_size(glob)  # first: a backtracking regex would hang
+    assert (compiled.fullmatch(key) is not None) is expected
+
+
+@pytest.mark.parametrize(
+    ("stacked", "single"),
+    [("**/**/x", "**/x"), ("**/**/**/**/x", "**/x"), ("a/**/**/b", "a/**/b"), ("a/**/**", "a/**"), ("**/**", "**")],
+)
+@pytest.mark.parametrize("key", ["x", "a/x", "a/b/x", "a/b", "a", "a/", "b", "", "a/c/b", "x/"])
+def test_stacked_double_stars_mean_one(stacked: str, single: str, key: str) -> None:
+    assert matches(stacked, key) is matches(single, key)
+
+
+def test_a_compiled_glob_keeps_its_text_and_compares_by_it() -> None:
+    compiled = compile_glob("orders/**/*.csv")
+    assert compiled.pattern == "orders/**/*.csv"
+    assert compiled == compile_glob("orders/**/*.csv")
+    assert hash(compiled) == hash(compile_glob("orders/**/*.csv"))
+    assert compiled != compile_glob("orders/*.csv")
+    assert compiled.fullmatch("orders/a.csv")
+    assert compiled.fullmatch("orders/a.txt") is None
+
+
+# -- the same answers as the regular expressions globs used to be compiled to ---------------------
+
+
+def _regex(pattern: str) -> re.Pattern[str]:
+    """The former translation (correct, but it backtracks): the reference for small keys."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*" if i + 2 == len(pattern) else "(?:.*/)?")
+            i += 2 if i + 2 == len(pattern) else 3
+            continue
+        out.append({"*": "[^/]*", "?": "[^/]"}.get(pattern[i], re.escape(pattern[i])))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+_GLOB_SEGMENTS = st.just("**") | st.text(alphabet="ab*?.é", max_size=5).filter(lambda s: "**" not in s)
+_GLOBS = st.lists(_GLOB_SEGMENTS, min_size=1, max_size=5).map("/".join).filter(bool)
+_KEYS = st.text(alphabet="ab/.é\n", max_size=14)
+
+
+@st.composite
+def _filled(draw: st.DrawFn, glob: str) -> str:
+    """A key made from the glob by filling its wildcards: it matches far more often than random text."""
+    parts = []
+    for part in glob.split("/"):
+        if part == "**":
+            parts.append("/".join(draw(st.lists(st.sampled_from(("a", "b", "ab", "")), min_size=1, max_size=3))))
+        else:
+            parts.append(part.replace("*", draw(st.sampled_from(("", "a", "ba", "é.")))).replace("?", "b"))
+    return "/".join(parts)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(glob=_GLOBS, keys=st.lists(_KEYS, min_size=1, max_size=8), data=st.data())
+def test_matching_agrees_with_the_former_regular_expressions(glob: str, keys: list[str], data: st.DataObject) -> None:
+    compiled, reference = compile_glob(glob), _regex(glob)
+    filled = data.draw(_filled(glob))
+    for key in [*keys, filled, filled + "a", filled + "/", "x" + filled, filled[:-1]]:
+        assert (compiled.fullmatch(key) is not None) == (reference.fullmatch(key) is not None), (glob, key)

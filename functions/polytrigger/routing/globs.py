@@ -2,48 +2,218 @@
 
 fnmatch lets `*` cross `/`, which would make `orders/*.csv` match `orders/2026/x.csv`; users of
 path globs (gitignore, Ant, S3 console filters) expect segments to be respected, so globs are
-compiled to anchored regular expressions once, at load.
+compiled once, at load, into segments that are matched one by one.
+
+Not into one regular expression: Python's `re` backtracks, and a route file could then stall
+the function on one key (as a regex, `**/**/**/**/x` took 11 s on a 682-character key, and each
+more `*` in `*a*a*a*b` multiplies the work by the key's length). Here every wildcard commits to
+the earliest place that lets the rest match, which is always safe for globs (see `_Segment` and
+`Glob`), so no choice is revisited: the work is linear in the key for a given glob, and
+`Glob.steps` counts it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
 
 _SPECIAL = set("*?[]")
+DOUBLE_STAR = "**"
 
 
-def compile_glob(pattern: str) -> re.Pattern[str]:
+class _Piece:
+    """Literal text between two `*` of a segment; `?` in it stands for any one character.
+
+    Pure text is found with `str.find`; text with a `?` with a regex of fixed length (no
+    quantifier, so it cannot backtrack either). A segment holds no `/`, so `?` is any character.
+    """
+
+    __slots__ = ("regex", "size", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.size = len(text)
+        self.regex = re.compile(_translate(text), re.DOTALL) if "?" in text else None
+
+    def at(self, segment: str, position: int) -> bool:
+        if self.regex is None:
+            return segment.startswith(self.text, position)
+        return self.regex.match(segment, position) is not None
+
+    def find(self, segment: str, start: int, end: int) -> int:
+        """Where the piece first occurs wholly within segment[start:end], or -1."""
+        if self.regex is None:
+            return segment.find(self.text, start, end)
+        found = self.regex.search(segment, start, end)
+        return found.start() if found is not None else -1
+
+
+class _Segment:
+    """One segment of a glob (no `/`, not `**`), tested against one key segment by `test`.
+
+    Literal text is compared with `==`, and a segment with at most one `*` by a regex with that one
+    quantifier (one quantifier cannot backtrack into another: at most the segment's length times
+    the text after it). With more `*`, the pieces between them are taken at their earliest
+    occurrence, in order. That is always safe: a later occurrence leaves less room for the rest,
+    and the `*` after the earliest one can stretch over whatever a later one would have skipped
+    (it is all within one segment). So no choice is ever revisited.
+    """
+
+    __slots__ = ("cost", "head", "literal", "middle", "tail", "test")
+
+    def __init__(self, text: str) -> None:
+        pieces = text.split("*")
+        self.literal = text if len(pieces) == 1 and "?" not in text else None
+        self.head, self.tail = _Piece(pieces[0]), _Piece(pieces[-1])
+        self.middle = tuple(_Piece(piece) for piece in pieces[1:-1] if piece)
+        self.test: Callable[[str], object]
+        if self.literal is not None:
+            self.test = self.literal.__eq__
+        elif len(pieces) <= 2:
+            self.test = re.compile(".*".join(map(_translate, pieces)), re.DOTALL).fullmatch
+        else:
+            self.test = self._pieces
+        self.cost = 1 + len(self.middle)  # comparisons (each one scan of the key segment), at most
+
+    def _pieces(self, segment: str) -> bool:
+        head, tail = self.head, self.tail
+        end = len(segment) - tail.size
+        if end < head.size or not head.at(segment, 0) or not tail.at(segment, end):
+            return False
+        position = head.size
+        for piece in self.middle:
+            found = piece.find(segment, position, end)
+            if found < 0:
+                return False
+            position = found + piece.size
+        return True
+
+
+def _translate(text: str) -> str:
+    """Literal text of a segment as a regex: `?` is any one character (a key segment holds no `/`)."""
+    return "".join("." if ch == "?" else re.escape(ch) for ch in text)
+
+
+class _Run:
+    """Consecutive segments without `**`: they match as many consecutive key segments.
+
+    Its leading literal segments (most often the folders of a route) are compared as one list.
+    """
+
+    __slots__ = ("cost", "fixed", "rest", "size")
+
+    def __init__(self, segments: list[_Segment]) -> None:
+        literal = 0
+        while literal < len(segments) and segments[literal].literal is not None:
+            literal += 1
+        self.fixed = [segment.literal for segment in segments[:literal]]
+        self.rest = tuple(segment.test for segment in segments[literal:])
+        self.size = len(segments)
+        self.cost = sum(segment.cost for segment in segments)
+
+    def at(self, parts: list[str], start: int) -> bool:
+        middle = start + len(self.fixed)
+        if self.fixed and parts[start:middle] != self.fixed:
+            return False
+        return all(test(part) for test, part in zip(self.rest, parts[middle : start + self.size], strict=True))
+
+
+@dataclass(frozen=True, slots=True, eq=True)
+class Glob:
+    """A compiled key glob: `fullmatch(key)` is True or None, like a regex's match (truthy or None).
+
+    The glob is split at its `**` segments into runs of plain segments: the first run is anchored at
+    the key's start and the last at its end; each run between is taken at the earliest key segment
+    where it matches, which is safe because the `**` after it can skip any number of segments.
+    Consecutive `**` mean one `**` and are merged. A trailing `**` stands for at least one segment
+    (`orders/**` matches `orders/` and anything below, not `orders`); any other for zero or more.
+    Equal (and hashed) by the glob text, like the regexes routes held before.
+    """
+
+    pattern: str
+    _first: _Run = field(compare=False, repr=False)
+    _between: tuple[_Run, ...] = field(compare=False, repr=False)
+    _last: _Run = field(compare=False, repr=False)
+    _spans: bool = field(compare=False, repr=False)  # holds a `**`
+    _trailing: bool = field(compare=False, repr=False)  # ends with `**`
+
+    def fullmatch(self, key: str) -> Literal[True] | None:
+        return True if self._match(key, None) else None
+
+    def steps(self, key: str) -> int:
+        """An upper bound of the comparisons matching `key` makes (each reads one key segment at most).
+
+        A comparison is `==`, a search for a piece of text, or a regex with a single `*`: none can
+        backtrack into another, so the work of matching is at most `steps` times the longest segment
+        times the glob's length. Tests assert on it instead of timing a match.
+        """
+        counter = [0]
+        self._match(key, counter)
+        return counter[0]
+
+    def _match(self, key: str, counter: list[int] | None) -> bool:
+        first, last = self._first, self._last
+        if not self._spans and first.size == 1:  # a glob without `/`: most often a bare file name
+            if counter is not None:
+                counter[0] += first.cost
+            return "/" not in key and first.at([key], 0)
+        parts = key.split("/")
+        if not self._spans:
+            if counter is not None:
+                counter[0] += first.cost
+            return len(parts) == first.size and first.at(parts, 0)
+        limit = len(parts) - last.size - self._trailing  # where the last run (or the trailing `**`'s segment) starts
+        if counter is not None:
+            counter[0] += first.cost + last.cost
+        if limit < first.size or not first.at(parts, 0):
+            return False
+        position = first.size
+        for run in self._between:
+            position = _earliest(run, parts, position, limit, counter)
+            if position < 0:
+                return False
+        return last.at(parts, len(parts) - last.size)
+
+
+def _earliest(run: _Run, parts: list[str], start: int, limit: int, counter: list[int] | None) -> int:
+    """The key segment just after the first place at or after `start` where `run` matches, before `limit`; -1."""
+    for at in range(start, limit - run.size + 1):
+        if counter is not None:
+            counter[0] += run.cost
+        if run.at(parts, at):
+            return at + run.size
+    return -1
+
+
+def compile_glob(pattern: str) -> Glob:
     """Compile a key glob; raise ValueError naming what is wrong."""
     if not pattern:
         raise ValueError("the key glob is empty")
     if any(ch in pattern for ch in "[]"):
         raise ValueError("character classes ([...]) are not supported; use * ? or **")
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        if ch == "*":
-            if pattern.startswith("**", i):
-                if pattern.startswith("***", i):
-                    raise ValueError("'***' is not a valid glob; use ** to span folders")
-                at_start = i == 0 or pattern[i - 1] == "/"
-                at_end = i + 2 == n or pattern[i + 2] == "/"
-                if not (at_start and at_end):
-                    raise ValueError("** must stand alone between slashes (e.g. orders/**/*.csv)")
-                if i + 2 == n:
-                    out.append(".*")  # trailing **: anything below, including nothing
-                    i += 2
-                else:
-                    out.append("(?:.*/)?")  # **/ : zero or more whole folders
-                    i += 3
-                continue
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
+    if "***" in pattern:
+        raise ValueError("'***' is not a valid glob; use ** to span folders")
+    texts = pattern.split("/")
+    if any(DOUBLE_STAR in text and text != DOUBLE_STAR for text in texts):
+        raise ValueError("** must stand alone between slashes (e.g. orders/**/*.csv)")
+    merged = [text for i, text in enumerate(texts) if not (text == DOUBLE_STAR and texts[i - 1 : i] == [DOUBLE_STAR])]
+    runs: list[list[_Segment]] = [[]]
+    for text in merged:
+        if text == DOUBLE_STAR:
+            runs.append([])
         else:
-            out.append(re.escape(ch))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
+            runs[-1].append(_Segment(text))
+    spans = len(runs) > 1
+    return Glob(
+        pattern=pattern,
+        _first=_Run(runs[0]),
+        _between=tuple(_Run(run) for run in runs[1:-1]),
+        _last=_Run(runs[-1] if spans else []),
+        _spans=spans,
+        _trailing=merged[-1] == DOUBLE_STAR,
+    )
 
 
 def literal_prefix(pattern: str) -> str:
