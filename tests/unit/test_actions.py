@@ -61,14 +61,18 @@ def test_dedup_key_is_stable() -> None:
     assert action().dedup_key == "f6e9d41eb476beaff7fba12cb5ccd4e89951e272801b7054becddbee4482193a"
 
 
-def test_dedup_key_ignores_the_route_name_and_the_start_options() -> None:
-    with_options = Action(
-        route="other",
-        kind="start",
-        sync=SyncTarget(id=SYNC, options=(("resync", True),), activate_first=True),
-        trigger=upload(),
-    )
-    assert with_options.dedup_key == action().dedup_key
+def test_dedup_key_ignores_the_route_name_and_activate_first() -> None:
+    elsewhere = Action(route="other", kind="start", sync=SyncTarget(id=SYNC, activate_first=True), trigger=upload())
+    assert elsewhere.dedup_key == action().dedup_key
+
+
+def test_a_start_with_options_is_another_action_than_the_plain_start() -> None:
+    """Review finding 14: a plain route and a resync route on one sync shared a key; the resync was dropped."""
+    resync = Action(route="full", kind="start", sync=SyncTarget(id=SYNC, options=(("resync", True),)), trigger=upload())
+    assert resync.dedup_key != action().dedup_key
+    assert resync.dedup_scope != action().dedup_scope
+    test_run = Action(route="t", kind="start", sync=SyncTarget(id=SYNC, options=(("test", True),)), trigger=upload())
+    assert len({resync.dedup_key, test_run.dedup_key, action().dedup_key}) == 3
 
 
 @pytest.mark.parametrize(
@@ -133,8 +137,10 @@ def test_every_dedup_key_is_a_valid_idempotency_key(
     assert re.fullmatch(r"[0-9a-f]{64}", dedup_key)
 
 
-def test_dedup_scope_is_action_sync_type_and_sync_id() -> None:
-    assert action(kind="activate", sync_type="bulk").dedup_scope == ("activate", "bulk", SYNC)
+def test_dedup_scope_is_action_sync_and_options() -> None:
+    scope = action(kind="activate", sync_type="bulk").dedup_scope
+    assert scope[:3] == ("activate", "bulk", SYNC)
+    assert scope == action(kind="activate", sync_type="bulk").dedup_scope
 
 
 def test_sync_target_body_turns_tuples_into_lists() -> None:

@@ -226,16 +226,19 @@ PINNED_ACTION_JSON = (
     ' "bucket": "acme-landing", "key": "orders/2026-11-23.csv", "event": "created", "sequencer": "0055AED6DCD9",'
     ' "schedule": ""}, "debounce": 60, "max_wait": 300}'
 )
-PINNED_DEDUP_KEY = "0f02fad7b6d1b3e47952079a63957aae90939b154924e76f10bb755d90089370"
+# The start options became part of the dedup key (review finding 14: a resync and a plain start of one
+# sync for one trigger are two actions); a plain start keeps its key (tests/unit/test_actions.py pins it).
+PINNED_DEDUP_KEY = "760c97ec36757f432bad269933376e7e5ebf80b12c8cf6f69b5df80c7422864d"
 PINNED_WINDOW = "polytrigger#window#a1c72cb48e037278b981606c56b3d4b0a8c1ebb514957470e20c6c8410f58f1b"
-PINNED_DEFERRED_ID = "fee2892abbcb6aa7c75a75c9068b70803550a51165fbae4924e32b82f96d95be"
+PINNED_DEFERRED_ID = "5ac3c81bb436ceb22c41c70ecdde22d1a749eed875267097d824de94b4e9bdac"  # from the dedup key
 PINNED_WINDOW_ID = "a55e65c4a535c1fde6803b7e49f8c40250ae3ef5e96bc31e4c74d529fe1e8378"
 
 
 def test_the_wire_format_and_ids_of_a_fixed_message_do_not_change() -> None:
     """Messages wait on SQS across deploys, and their ids are dedup keys and Idempotency-Keys: a change
     here orphans every message in flight (they would no longer decode, or would start a second time).
-    These values are what the release before the typed messages wrote."""
+    These values are what the release before the typed messages wrote (the dedup key and the deferred
+    id since options joined the dedup key: a message in flight carries its own id, so it still decodes)."""
     deferred = deferred_start(PINNED_ACTION, since=1795425337.5, attempt=2, first_at=1795425340.25)
     flush = window_flush(PINNED_ACTION, window_id(PINNED_ACTION), 1795425342.5, 3)
 

@@ -58,11 +58,16 @@ class Action:
 
     @property
     def dedup_key(self) -> str:
-        """SHA-256 of identity + action + sync type + sync id: the DynamoDB record key and the
-        Idempotency-Key sent to Polytomic, so both layers agree on what "the same action" is."""
-        return digest([self.trigger.identity, self.kind, self.sync.type, self.sync.id])
+        """SHA-256 of identity + action + sync type + sync id (+ the start's options, when it has any):
+        the DynamoDB record key and the Idempotency-Key sent to Polytomic, so both layers agree on what
+        "the same action" is. A plain start keeps the key it always had; a resync of the same sync for
+        the same trigger is another action, never a duplicate of the plain one."""
+        parts: list[Any] = [self.trigger.identity, self.kind, self.sync.type, self.sync.id]
+        if self.sync.options:
+            parts.append(self.sync.option_pairs())
+        return digest(parts)
 
     @property
-    def dedup_scope(self) -> tuple[str, str, str]:
-        """Within one event, the same (sync, action) reached twice is done once."""
-        return (self.kind, self.sync.type, self.sync.id)
+    def dedup_scope(self) -> tuple[str, str, str, str]:
+        """Within one event, the same (action, sync, options) reached by two routes is done once."""
+        return (self.kind, self.sync.type, self.sync.id, digest(self.sync.option_pairs()))
