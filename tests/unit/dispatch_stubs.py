@@ -161,5 +161,5 @@ class LateArrival(MemoryWindows):
 
     def close(self, window_id: str, opened_at: float) -> Window | None:
         self.clock.now = self.at
-        self.absorb(window_id, self.at)
+        self.absorb(window_id, self.at, debounce=0, overdue_before=float("-inf"))
         return super().close(window_id, opened_at)

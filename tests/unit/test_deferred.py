@@ -15,9 +15,12 @@ from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.deferred import (
     FIRST_DELAY_SECONDS,
-    STALE_WINDOW_SECONDS,
+    OVERDUE_WINDOW_SECONDS,
+    SKEW_SECONDS,
+    UNCONFIRMED_WINDOW_SECONDS,
     Deferrals,
     Ready,
+    coverage_since,
     delay_for,
     flush_delay,
     window_id,
@@ -47,9 +50,13 @@ class BrokenWindows(MemoryWindows):
         self._check("open")
         return super().open(window)
 
-    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool:
+    def absorb(self, window_id: str, now: float, *, debounce: int, overdue_before: float) -> Window | None:
         self._check("absorb")
-        return super().absorb(window_id, now, stale_before)
+        return super().absorb(window_id, now, debounce=debounce, overdue_before=overdue_before)
+
+    def confirm(self, window_id: str, opened_at: float) -> None:
+        self._check("confirm")
+        super().confirm(window_id, opened_at)
 
     def get(self, window_id: str) -> Window | None:
         self._check("get")
@@ -66,8 +73,8 @@ class Flapping(MemoryWindows):
     def open(self, window: Window) -> bool:
         return False
 
-    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool:
-        return False
+    def absorb(self, window_id: str, now: float, *, debounce: int, overdue_before: float) -> Window | None:
+        return None
 
 
 def exactly(text: str) -> str:
@@ -320,7 +327,7 @@ def test_the_first_file_opens_a_window_the_next_join_it() -> None:
     assert outcomes[1].reason == "absorbed into the open debounce window"
     wid = window_id(action())
     assert queue.sent == [(window_flush(action("orders/0.csv", sequencer="00"), wid, T0, 0), 60)]
-    assert windows.get(wid) == Window(wid, T0, T0 + 4, T0 + 300, 5)
+    assert windows.get(wid) == Window(wid, T0, T0 + 4, T0 + 300, 5, sent=True)  # the opener confirmed its message
 
 
 def test_after_the_window_closes_the_next_file_opens_a_new_one() -> None:
@@ -392,8 +399,8 @@ def test_a_window_store_that_cannot_be_used_is_retried_later(failing: str) -> No
     windows, queue, wid = BrokenWindows(failing), MemoryQueue(), window_id(action())
     if failing == "absorb":  # a live window is open: the file must join it
         windows.windows[wid] = Window(wid, T0, T0, T0 + 300, 1)
-    if failing == "get":  # a stale window is open: the file must look at it before replacing it
-        windows.windows[wid] = Window(wid, T0, T0, T0 - 2 * STALE_WINDOW_SECONDS, 1)
+    if failing == "get":  # an overdue window is open: the file must look at it before replacing it
+        windows.windows[wid] = Window(wid, T0, T0, T0 - 2 * OVERDUE_WINDOW_SECONDS, 1)
 
     with pytest.raises(RetryLater, match=starting(f"debouncing failed: WindowsUnavailable: {failing}: Provisioned")):
         deferrals(queue, windows).debounce(action())
@@ -401,31 +408,90 @@ def test_a_window_store_that_cannot_be_used_is_retried_later(failing: str) -> No
     assert queue.sent == []
 
 
-def test_a_stale_window_is_replaced_not_joined() -> None:
+def test_an_overdue_window_is_replaced_not_joined() -> None:
+    """Review finding 4: a file ~58 min after the deadline was still absorbed into a window with no message."""
     windows, queue = MemoryWindows(), MemoryQueue()
     wid = window_id(action())
-    lost = T0 - STALE_WINDOW_SECONDS - 400
-    windows.open(Window(wid, lost, lost, lost + 300, 7))  # its message never came
+    due = T0 - OVERDUE_WINDOW_SECONDS - 1  # quiet since `due - 60`: its flush was due at `due`; nothing came
+    windows.open(Window(wid, due - 120, due - 60, due + 180, 7, sent=True))
 
     outcome = deferrals(queue, windows).debounce(action("orders/b.csv", sequencer="02"))
 
     assert outcome.status == "deferred"
-    assert windows.get(wid) == Window(wid, T0, T0, T0 + 300, 1)
+    assert windows.get(wid) == Window(wid, T0, T0, T0 + 300, 1, sent=True)
     assert [(flush.opened_at, flush.generation) for flush in flushes(queue)] == [(T0, 0)]
     assert [delay for _, delay in queue.sent] == [60]
 
 
-def test_a_window_just_inside_the_staleness_limit_is_still_joined() -> None:
+@pytest.mark.parametrize(
+    ("last", "deadline"),
+    [
+        (T0 - OVERDUE_WINDOW_SECONDS - 60, T0 + 1000),  # quiet for long: its flush was due at last + 60
+        (T0 - 10, T0 - OVERDUE_WINDOW_SECONDS),  # still busy, but its deadline is exactly the cut-off
+    ],
+)
+def test_a_window_due_exactly_at_the_cut_off_is_still_joined(last: float, deadline: float) -> None:
     windows, queue = MemoryWindows(), MemoryQueue()
     wid = window_id(action())
-    overdue = T0 - STALE_WINDOW_SECONDS  # its deadline passed exactly an hour ago: late, not yet lost
-    windows.open(Window(wid, overdue - 300, overdue - 300, overdue, 7))
+    windows.open(Window(wid, last - 100, last, deadline, 7, sent=True))
 
     outcome = deferrals(queue, windows).debounce(action("orders/b.csv", sequencer="02"))
 
     assert outcome.status == "coalesced"
-    assert windows.get(wid) == Window(wid, overdue - 300, T0, overdue, 8)
+    assert windows.get(wid) == Window(wid, last - 100, T0, deadline, 8, sent=True)
     assert queue.sent == []
+
+
+def test_an_unconfirmed_window_gets_its_message_sent_again_by_the_next_file() -> None:
+    """Review finding 4: the opener died between opening the window and sending its message; the retry
+    (or the next file) answered `coalesced` with nothing queued, and the files were never started."""
+    windows, queue, opener = MemoryWindows(), MemoryQueue(), action("orders/a.csv")
+    wid = window_id(opener)
+    opened_at = T0 - UNCONFIRMED_WINDOW_SECONDS
+    windows.open(Window(wid, opened_at, opened_at, opened_at + 300, 1))  # opened, never confirmed
+
+    outcome = deferrals(queue, windows).debounce(action("orders/b.csv", sequencer="02"))
+
+    assert outcome.status == "coalesced"
+    assert outcome.reason == ("absorbed into the open debounce window, whose message was not confirmed: sent it again")
+    # the window's own first message (same id as the opener's would have been), due when it would have been
+    assert [(f.id, f.window, f.opened_at, f.generation) for f in flushes(queue)] == [
+        (window_flush(opener, wid, opened_at, 0).id, wid, opened_at, 0)
+    ]
+    assert [delay for _, delay in queue.sent] == [60 - UNCONFIRMED_WINDOW_SECONDS]
+    window_ = windows.get(wid)
+    assert window_ is not None
+    assert (window_.sent, window_.count) == (True, 2)
+    # confirmed now: the next file just joins
+    assert deferrals(queue, windows).debounce(action("orders/c.csv", sequencer="03")).reason == (
+        "absorbed into the open debounce window"
+    )
+    assert len(queue.sent) == 1
+
+
+def test_a_window_its_opener_is_still_confirming_is_joined_without_a_second_message() -> None:
+    windows, queue = MemoryWindows(), MemoryQueue()
+    wid = window_id(action())
+    opened_at = T0 - UNCONFIRMED_WINDOW_SECONDS + 1
+    windows.open(Window(wid, opened_at, opened_at, opened_at + 300, 1))
+
+    outcome = deferrals(queue, windows).debounce(action("orders/b.csv", sequencer="02"))
+
+    assert outcome.reason == "absorbed into the open debounce window"
+    assert queue.sent == []
+
+
+def test_a_window_whose_confirmation_fails_still_defers_and_is_repaired_by_a_later_file() -> None:
+    windows, queue, clock = BrokenWindows("confirm"), MemoryQueue(), Clock(T0)
+    d = deferrals(queue, windows, clock)
+
+    assert d.debounce(action("orders/a.csv")).status == "deferred"  # its message is on the queue
+    clock.now += UNCONFIRMED_WINDOW_SECONDS
+    windows.failing.clear()
+    assert d.debounce(action("orders/b.csv", sequencer="02")).status == "coalesced"
+
+    first, again = flushes(queue)
+    assert first.id == again.id  # the same message twice: the dispatcher does it once
 
 
 def test_a_window_that_keeps_opening_and_closing_is_retried_later() -> None:
@@ -450,7 +516,7 @@ def test_a_quiet_window_is_closed_and_ready_for_every_file_it_gathered() -> None
 
     ready = deferrals(queue, windows, Clock(T0 + 80)).flush(message)
 
-    assert ready == Ready(arrivals=4, since=T0 + 80, now=T0 + 80)
+    assert ready == Ready(arrivals=4, since=T0 + 80 + SKEW_SECONDS, now=T0 + 80)
     assert windows.windows == {}  # closed: the next file opens a new window
     assert queue.sent == []
 
@@ -477,7 +543,7 @@ def test_a_window_at_its_deadline_is_ready_however_busy() -> None:
 
     ready = deferrals(queue, windows, Clock(T0 + 300)).flush(message)
 
-    assert ready == Ready(40, T0 + 300, T0 + 300)
+    assert ready == Ready(40, T0 + 300 + SKEW_SECONDS, T0 + 300)
     assert queue.sent == []
 
 
@@ -489,7 +555,7 @@ def test_a_file_that_lands_while_the_window_closes_moves_since_past_it() -> None
 
     ready = deferrals(MemoryQueue(), windows, clock).flush(message)
 
-    assert ready == Ready(arrivals=2, since=T0 + 60.5, now=T0 + 60)
+    assert ready == Ready(arrivals=2, since=T0 + 60.5 + SKEW_SECONDS, now=T0 + 60)
 
 
 def test_a_window_already_closed_is_ready_with_no_arrivals() -> None:
@@ -497,7 +563,7 @@ def test_a_window_already_closed_is_ready_with_no_arrivals() -> None:
     windows, a = MemoryWindows(), action()
     message = window_flush(a, window_id(a), T0, 2)
 
-    assert deferrals(MemoryQueue(), windows, Clock(T0 + 90)).flush(message) == Ready(0, T0 + 90, T0 + 90)
+    assert deferrals(MemoryQueue(), windows, Clock(T0 + 90)).flush(message) == Ready(0, T0 + 90 + SKEW_SECONDS, T0 + 90)
 
 
 def test_a_message_of_an_earlier_window_leaves_the_newer_one_open() -> None:
@@ -508,7 +574,7 @@ def test_a_message_of_an_earlier_window_leaves_the_newer_one_open() -> None:
 
     ready = deferrals(MemoryQueue(), windows, Clock(T0 + 110)).flush(message)
 
-    assert ready == Ready(0, T0 + 110, T0 + 110)
+    assert ready == Ready(0, T0 + 110 + SKEW_SECONDS, T0 + 110)
     assert windows.get(window_id(a)) == newer  # the newer window keeps its files and its own message
 
 
@@ -551,3 +617,24 @@ def test_send_queues_a_message_or_asks_for_a_retry() -> None:
         d.send(message, 12)
 
     assert queue.sent == [(message, 12)]
+
+
+# -- coverage_since --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("trigger", "received", "since"),
+    [
+        # a whole second stands for all of it: landed by its end
+        ("2026-11-23T10:00:05Z", 1795428010.5, 1795428006.0 + SKEW_SECONDS),
+        # ... or by the time we received it, if that was earlier
+        ("2026-11-23T10:00:05Z", 1795428005.4, 1795428005.4 + SKEW_SECONDS),
+        ("2026-11-23T10:00:05.250Z", 1795428010.5, 1795428005.25 + SKEW_SECONDS),  # a precise time is kept
+    ],
+)
+def test_coverage_starts_after_the_trigger_and_its_receipt_with_a_margin(
+    trigger: str, received: float, since: float
+) -> None:
+    """Review finding 6: EventBridge's whole-second time let a run created up to ~1 s before the file count."""
+    moment = datetime.fromisoformat(trigger)
+    assert coverage_since(moment, received) == since

@@ -44,40 +44,64 @@ def test_a_window_opens_once() -> None:
     assert windows.get("other") is None
 
 
+def join(windows: MemoryWindows, wid: str, now: float, overdue_before: float = float("-inf")) -> Window | None:
+    return windows.absorb(wid, now, debounce=60, overdue_before=overdue_before)
+
+
 def test_absorbing_counts_the_arrival_and_moves_last_arrival_not_the_deadline() -> None:
     windows = MemoryWindows()
     windows.open(Window("w", T0, T0, T0 + 300, 1))
 
-    assert windows.absorb("w", T0 + 10)
-    assert windows.absorb("w", T0 + 20)
+    assert join(windows, "w", T0 + 10) == Window("w", T0, T0 + 10, T0 + 300, 2)
+    assert join(windows, "w", T0 + 20) == Window("w", T0, T0 + 20, T0 + 300, 3)
 
     assert windows.get("w") == Window("w", T0, T0 + 20, T0 + 300, 3)
 
 
-def test_nothing_is_absorbed_into_a_missing_or_stale_window() -> None:
+def test_nothing_is_absorbed_into_a_missing_or_overdue_window() -> None:
     windows = MemoryWindows()
-    assert not windows.absorb("w", T0)
+    assert join(windows, "w", T0) is None
     assert windows.get("w") is None  # absorbing does not open
-    windows.open(Window("w", T0, T0, T0 + 300, 1))
+    windows.open(Window("w", T0, T0, T0 + 300, 1))  # quiet since T0: its flush was due at T0 + 60
 
-    assert not windows.absorb("w", T0 + 5000, stale_before=T0 + 301)  # deadline long past
+    assert join(windows, "w", T0 + 5000, overdue_before=T0 + 61) is None  # long overdue
     assert windows.get("w") == Window("w", T0, T0, T0 + 300, 1)  # untouched
-    assert windows.absorb("w", T0 + 5000, stale_before=T0 + 300)  # deadline exactly at the cut-off: still live
+    assert join(windows, "w", T0 + 5000, overdue_before=T0 + 60) is not None  # due exactly at the cut-off
     assert windows.get("w") == Window("w", T0, T0 + 5000, T0 + 300, 2)
 
 
-def test_a_window_past_its_deadline_is_joined_when_no_staleness_is_asked() -> None:
+def test_a_busy_window_is_due_at_its_deadline() -> None:
+    windows = MemoryWindows()
+    windows.open(Window("w", T0, T0 + 290, T0 + 300, 9))  # files until the end: due at its deadline
+
+    assert join(windows, "w", T0 + 1000, overdue_before=T0 + 301) is None
+    assert join(windows, "w", T0 + 1000, overdue_before=T0 + 300) is not None
+
+
+def test_a_window_past_its_deadline_is_joined_when_no_overdue_cut_off_is_asked() -> None:
     windows = MemoryWindows()
     windows.open(Window("w", T0, T0, T0 + 300, 1))
 
-    assert windows.absorb("w", T0 + 10**6)
+    assert join(windows, "w", T0 + 10**6) is not None
     assert windows.get("w") == Window("w", T0, T0 + 10**6, T0 + 300, 2)
+
+
+def test_a_window_is_confirmed_only_for_its_own_opening() -> None:
+    windows = MemoryWindows()
+    windows.open(Window("w", T0, T0, T0 + 300, 1))
+
+    windows.confirm("w", T0 + 1)  # another window's opener
+    assert windows.get("w") == Window("w", T0, T0, T0 + 300, 1, sent=False)
+    windows.confirm("w", T0)
+    windows.confirm("never", T0)
+    assert windows.get("w") == Window("w", T0, T0, T0 + 300, 1, sent=True)
+    assert join(windows, "w", T0 + 1) == Window("w", T0, T0 + 1, T0 + 300, 2, sent=True)  # absorbing keeps it
 
 
 def test_a_window_is_closed_once_and_only_by_its_own_opening() -> None:
     windows = MemoryWindows()
     windows.open(Window("w", T0, T0, T0 + 300, 1))
-    windows.absorb("w", T0 + 3)
+    join(windows, "w", T0 + 3)
 
     assert windows.close("w", T0 + 1) is None  # another window's message
     assert windows.get("w") is not None
@@ -95,7 +119,7 @@ def test_windows_are_independent() -> None:
     assert windows.open(Window("a", T0, T0, T0 + 300, 1))
     assert windows.open(Window("b", T0 + 1, T0 + 1, T0 + 301, 1))
 
-    windows.absorb("a", T0 + 2)
+    join(windows, "a", T0 + 2)
     windows.close("b", T0 + 1)
 
     assert windows.windows == {"a": Window("a", T0, T0 + 2, T0 + 300, 2)}

@@ -31,7 +31,8 @@ class DynamoWindows:
             "last_arrival": {"N": repr(window.last_arrival)},
             "deadline": {"N": repr(window.deadline)},
             "arrivals": {"N": str(window.count)},
-            "expiration": {"N": str(int(time.time()) + self.ttl_seconds)},
+            # kept at least until its deadline (a max_wait may be longer than the dedup TTL), then as long again
+            "expiration": {"N": str(int(max(time.time(), window.deadline)) + self.ttl_seconds)},
         }
         answer = self._conditional(
             lambda: self.client.put_item(
@@ -40,23 +41,37 @@ class DynamoWindows:
         )
         return answer is not None
 
-    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool:
-        """Join the open window, unless it is gone or stale (its deadline long past: its message was lost)."""
-        cutoff = stale_before if stale_before != float("-inf") else -1.0
+    def absorb(self, window_id: str, now: float, *, debounce: int, overdue_before: float) -> Window | None:
+        """Join the open window, unless it is gone or overdue (its message was lost): its new state."""
         answer = self._conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key={"id": {"S": window_id}},
                 UpdateExpression="SET last_arrival = :now ADD arrivals :one",
-                ConditionExpression="attribute_exists(id) AND deadline >= :cutoff",
+                # flush due = min(last_arrival + debounce, deadline) >= overdue_before
+                ConditionExpression="attribute_exists(id) AND deadline >= :due AND last_arrival >= :quiet",
                 ExpressionAttributeValues={
                     ":now": {"N": repr(now)},
                     ":one": {"N": "1"},
-                    ":cutoff": {"N": repr(cutoff)},
+                    ":due": {"N": repr(overdue_before)},
+                    ":quiet": {"N": repr(overdue_before - debounce)},
                 },
+                ReturnValues="ALL_NEW",
             )
         )
-        return answer is not None
+        item = answer.get("Attributes") if answer is not None else None
+        return _window(item) if item else None
+
+    def confirm(self, window_id: str, opened_at: float) -> None:
+        self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": window_id}},
+                UpdateExpression="SET sent = :yes",
+                ConditionExpression="opened_at = :opened",
+                ExpressionAttributeValues={":yes": {"BOOL": True}, ":opened": {"N": repr(opened_at)}},
+            )
+        )
 
     def get(self, window_id: str) -> Window | None:
         try:
@@ -96,4 +111,5 @@ def _window(item: dict[str, Any]) -> Window:
         last_arrival=float(item["last_arrival"]["N"]),
         deadline=float(item["deadline"]["N"]),
         count=int(item["arrivals"]["N"]),
+        sent=bool(item.get("sent", {}).get("BOOL", False)),
     )

@@ -13,10 +13,12 @@ the caller starts once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from polytrigger.core.actions import Action
 from polytrigger.core.keys import digest
@@ -33,10 +35,30 @@ from polytrigger.dispatch.ports import (
 )
 
 FIRST_DELAY_SECONDS = 30
-# A window whose deadline passed this long ago lost its message (SQS keeps it 4 days, so this means
-# a purge or a bug): it is closed and a new one opened, rather than absorbing files into nothing.
-STALE_WINDOW_SECONDS = 3600
+# A window whose flush was due (quiet for `debounce`, or its deadline) this long ago lost its message
+# (a purge, a failed send and a failed close, or a bug): it is closed and a new one opened, rather
+# than absorbing files into nothing. Were the message only late, it still starts when it arrives.
+OVERDUE_WINDOW_SECONDS = 300
+# An opener sends the window's message milliseconds after opening it; a window still unconfirmed
+# this long after opening lost its opener in between, and the next file re-sends the message.
+UNCONFIRMED_WINDOW_SECONDS = 10
+# Polytomic's clock may run ahead of ours: a run it dates this close after the trigger may predate it.
+SKEW_SECONDS = 1.0
 Clock = Callable[[], float]
+
+
+def coverage_since(trigger_time: datetime, received: float) -> float:
+    """The earliest a run may be created (by Polytomic's clock) and still count as covering the trigger.
+
+    The file had landed by the end of the trigger's time (EventBridge dates S3 events in whole
+    seconds, so a whole-second time stands for any moment of that second) and by the time we
+    received it: the earlier of the two is the tighter bound, and both are safe. Then SKEW_SECONDS
+    for Polytomic's clock running ahead of ours. Erring late costs at most one more start; erring
+    early would leave a file unsynced.
+    """
+    moment = trigger_time.timestamp()
+    landed_by = moment + 1 if moment == int(moment) else moment
+    return min(landed_by, received) + SKEW_SECONDS
 
 
 def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
@@ -94,7 +116,7 @@ class Deferrals:
                 waited = int(now - first_at)
                 why = f"{reason}; still not started after {waited} s of retries (limit {int(self.max_age)} s): parked"
                 self.queue.park(message, why)
-                return Outcome.of(action, "failed", reason=why)
+                return Outcome.of(action, "failed", reason=why, parked=True)
             self.queue.send(message, delay)
         except QueueUnavailable as error:
             raise RetryLater(f"{reason}; deferring it failed: {error}") from None
@@ -117,17 +139,41 @@ class Deferrals:
                 except QueueUnavailable:
                     self.windows.close(wid, now)  # a window without its message would never start
                     raise
+                self._confirm(wid, now)
                 return Outcome.of(
                     action,
                     "deferred",
                     reason=f"debounced: one start in {action.debounce} s covers every file until then",
                 )
-            if self.windows.absorb(wid, now, stale_before=now - STALE_WINDOW_SECONDS):
-                return Outcome.of(action, "coalesced", reason="absorbed into the open debounce window")
-            stale = self.windows.get(wid)
-            if stale is not None and stale.deadline < now - STALE_WINDOW_SECONDS:
-                self.windows.close(wid, stale.opened_at)  # its message is long overdue: lost; start afresh
+            joined = self.windows.absorb(
+                wid, now, debounce=action.debounce, overdue_before=now - OVERDUE_WINDOW_SECONDS
+            )
+            if joined is not None:
+                return self._joined(action, joined, now)
+            overdue = self.windows.get(wid)
+            if overdue is not None and overdue.flush_due(action.debounce) < now - OVERDUE_WINDOW_SECONDS:
+                self.windows.close(wid, overdue.opened_at)  # its message is long overdue: lost; start afresh
         raise RetryLater("debouncing failed: the debounce window kept opening and closing")
+
+    def _joined(self, action: Action, window: Window, now: float) -> Outcome:
+        """Absorbed; and if the window's opener never confirmed its message, send it (it is deterministic:
+        the dispatcher does it once however many copies arrive)."""
+        if window.sent or now - window.opened_at < UNCONFIRMED_WINDOW_SECONDS:
+            return Outcome.of(action, "coalesced", reason="absorbed into the open debounce window")
+        delay = max(0, math.ceil(window.opened_at + action.debounce - now))
+        self.queue.send(window_flush(action, window.id, window.opened_at, 0), delay)
+        self._confirm(window.id, window.opened_at)
+        return Outcome.of(
+            action,
+            "coalesced",
+            reason="absorbed into the open debounce window, whose message was not confirmed: sent it again",
+        )
+
+    def _confirm(self, wid: str, opened_at: float) -> None:
+        """Mark the message sent. If that fails the window stays unconfirmed, and a later file re-sends the
+        (same) message: a duplicate the dispatcher ignores, never a window without one."""
+        with contextlib.suppress(WindowsUnavailable):
+            self.windows.confirm(wid, opened_at)
 
     def flush(self, message: WindowFlush) -> Outcome | Ready:
         """Wait for quiet (the next message is queued: `deferred`), or close the window: `Ready` to start."""
@@ -140,16 +186,16 @@ class Deferrals:
         now = self.clock()
         window = self.windows.get(message.window)
         if window is None or window.opened_at != message.opened_at:
-            return Ready(0, now, now)  # closed by an earlier attempt of this message whose start failed
+            return Ready(0, now + SKEW_SECONDS, now)  # closed by an earlier attempt of this message whose start failed
         delay = flush_delay(window, message.action, now)
         if delay:
             self.send(window_flush(message.action, window.id, window.opened_at, message.generation + 1), delay)
             return Outcome.of(message.action, "deferred", reason=f"files are still landing: start in {delay} s")
         closed = self.windows.close(window.id, window.opened_at)
         if closed is None:
-            return Ready(0, now, now)
+            return Ready(0, now + SKEW_SECONDS, now)
         # a file may have joined after `now` was read: only a run created after it covers it
-        return Ready(closed.count, max(now, closed.last_arrival), now)
+        return Ready(closed.count, max(now, closed.last_arrival) + SKEW_SECONDS, now)
 
     def send(self, message: Message, delay: int) -> None:
         try:
