@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from polytrigger.core.outcomes import Outcome
@@ -29,6 +30,7 @@ class MemoryDedup:
     def __init__(self) -> None:
         self.records: dict[str, dict[str, Any]] = {}
         self.attempts: Counter[str] = Counter()
+        self.sent: dict[str, float] = {}  # when each key's first request went out
         self.seen: list[str] = []  # every key asked for, in order
         self.unavailable: str | None = None
         self._in_progress: set[str] = set()
@@ -59,6 +61,11 @@ class MemoryDedup:
         self.attempts[key] += 1
         return self.attempts[key]
 
+    def first_sent(self, key: str, sent: float) -> float:
+        if self.unavailable is not None:
+            raise DedupUnavailable(self.unavailable)
+        return self.sent.setdefault(key, sent)
+
 
 class MemoryWindows:
     """`WindowStore` in memory, conditional writes included."""
@@ -72,12 +79,17 @@ class MemoryWindows:
         self.windows[window.id] = window
         return True
 
-    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool:
+    def absorb(self, window_id: str, now: float, *, debounce: int, overdue_before: float) -> Window | None:
         window = self.windows.get(window_id)
-        if window is None or window.deadline < stale_before:
-            return False
-        self.windows[window_id] = Window(window.id, window.opened_at, now, window.deadline, window.count + 1)
-        return True
+        if window is None or window.flush_due(debounce) < overdue_before:
+            return None
+        self.windows[window_id] = replace(window, last_arrival=now, count=window.count + 1)
+        return self.windows[window_id]
+
+    def confirm(self, window_id: str, opened_at: float) -> None:
+        window = self.windows.get(window_id)
+        if window is not None and window.opened_at == opened_at:
+            self.windows[window_id] = replace(window, sent=True)
 
     def get(self, window_id: str) -> Window | None:
         return self.windows.get(window_id)

@@ -6,7 +6,7 @@ import pytest
 
 from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
 from polytrigger.core.actions import ActionKind
-from polytrigger.dispatch.deferred import Deferrals, window_id
+from polytrigger.dispatch.deferred import Deferrals, coverage_since, window_id
 from polytrigger.dispatch.messages import DeferredStart, WindowFlush
 from polytrigger.dispatch.policy import ActionPolicy
 from polytrigger.dispatch.ports import AlreadyRunning, Execution, ServerError
@@ -24,7 +24,7 @@ def deferrals(queue: MemoryQueue, windows: MemoryWindows | None = None) -> Defer
 
 def policy(client: StubClient, dedup: MemoryDedup, queue: MemoryQueue | None = None) -> ActionPolicy:
     """`queue` None: no dispatch queue is configured."""
-    return ActionPolicy(Starts(client, dedup), deferrals(queue) if queue is not None else None)
+    return ActionPolicy(Starts(client, dedup, clock=lambda: NOW), deferrals(queue) if queue is not None else None)
 
 
 # -- a run in progress (409) --------------------------------------------------------------------
@@ -48,8 +48,10 @@ def test_a_run_in_progress_with_a_dispatch_queue_defers_the_start() -> None:
     [(message, delay)] = queue.sent
     assert delay == 30
     assert isinstance(message, DeferredStart)
-    # covered only by a run created since the trigger; the wait counts from now
-    assert (message.action, message.since, message.attempt, message.first_at) == (action, WHEN.timestamp(), 1, NOW)
+    # covered only by a run created after the file landed (review finding 6: the event's whole second stands
+    # for any moment of it; a second more for Polytomic's clock); the wait counts from now
+    assert message.since == coverage_since(WHEN, NOW) == WHEN.timestamp() + 2
+    assert (message.action, message.attempt, message.first_at) == (action, 1, NOW)
     assert message.id != action.dedup_key  # a new Idempotency-Key: Polytomic would replay the 409 for the old one
     assert list(dedup.records) == [action.dedup_key]  # a redelivery does not defer it twice
     assert policy(client, dedup, queue).perform(action, DEADLINE).status == "duplicate"

@@ -58,7 +58,7 @@ TRIGGERED = WHEN.timestamp()
 RECEIVED = TRIGGERED + 2
 SINCE = coverage_since(WHEN, RECEIVED)
 SENT = TRIGGERED + 10
-START_FOUND = "Polytomic answered 500, but this execution was created since the request"
+START_FOUND = "Polytomic answered 500, but this execution was created since the trigger or the request"
 
 # Starts no plain run (scheduled, or another route's) does: after a 500 only runs since the request count.
 UNCOVERABLE = [
@@ -156,7 +156,7 @@ class Unsaved(MemoryDedup):
 
 def test_the_times_the_tests_use() -> None:
     """The coverage bound falls between the trigger and the first request: both bounds can be told apart."""
-    assert (SINCE - TRIGGERED, SENT - TRIGGERED) == (3.0, 10.0)
+    assert (SINCE - TRIGGERED, SENT - TRIGGERED) == (2.0, 10.0)
 
 
 # -- successes ----------------------------------------------------------------------------------
@@ -405,8 +405,8 @@ def test_server_error_on_activate_when_the_retry_counter_cannot_be_kept_calls_no
 @pytest.mark.parametrize(
     "created_at",
     [
-        "2026-11-23T10:00:03Z",  # at the trigger's coverage bound
-        "2026-11-23T11:00:03+01:00",  # the same moment with an offset
+        "2026-11-23T10:00:02Z",  # at the trigger's coverage bound
+        "2026-11-23T11:00:02+01:00",  # the same moment with an offset
         "2026-11-23T10:00:05.5Z",
         "2026-11-23T10:00:30Z",  # after the request too
     ],
@@ -429,7 +429,7 @@ def test_server_error_then_a_covering_execution_is_started(created_at: str) -> N
     [
         pytest.param([], id="none"),
         pytest.param(
-            [{"id": COVERING, "status": "completed", "created_at": "2026-11-23T10:00:02.999Z"}], id="before-the-bound"
+            [{"id": COVERING, "status": "completed", "created_at": "2026-11-23T10:00:01.999Z"}], id="before-the-bound"
         ),
         pytest.param(
             [{"id": COVERING, "status": "running", "created_at": "2026-11-23T10:00:00Z"}], id="at-the-trigger"
@@ -611,9 +611,9 @@ def test_after_a_500_a_plain_start_takes_a_run_created_since_the_trigger() -> No
 @pytest.mark.parametrize(
     ("created", "found"),
     [
-        pytest.param(RECEIVED + 0.5, True, id="at-the-request"),
-        pytest.param(RECEIVED + 0.7, True, id="after-the-request-before-the-bound"),
-        pytest.param(RECEIVED + 0.499, False, id="before-the-request"),
+        pytest.param(SINCE - 0.5, True, id="at-the-request"),
+        pytest.param(SINCE - 0.3, True, id="after-the-request-before-the-bound"),
+        pytest.param(SINCE - 0.501, False, id="before-the-request"),
     ],
 )
 def test_after_a_500_a_plain_start_sent_before_the_trigger_bound_takes_a_run_since_its_request(
@@ -622,7 +622,7 @@ def test_after_a_500_a_plain_start_sent_before_the_trigger_bound_takes_a_run_sin
     """Review finding 5: the trigger's bound has a skew allowance, so a request may go out before it:
     a run created since the request may be the one it made, and counts (min(since, first sent))."""
     action, dedup = act(), MemoryDedup()
-    sent = RECEIVED + 0.5
+    sent = SINCE - 0.5
     assert sent < SINCE
     client = StubClient().will_start(SERVER_ERROR)
     client.ran(COVERING, created)
@@ -745,8 +745,8 @@ def test_server_error_when_the_time_of_the_first_request_cannot_be_kept_calls_no
 def test_covering_is_the_newest_execution_created_since_the_moment() -> None:
     newest_first: list[Any] = [
         {"id": COVERING, "status": "created", "created_at": "2026-11-23T10:05:00Z"},
-        {"id": EXECUTION, "status": "running", "created_at": "2026-11-23T10:00:03Z"},  # at SINCE
-        {"id": OTHER, "status": "completed", "created_at": "2026-11-23T10:00:02.999999Z"},
+        {"id": EXECUTION, "status": "running", "created_at": "2026-11-23T10:00:02Z"},  # at SINCE
+        {"id": OTHER, "status": "completed", "created_at": "2026-11-23T10:00:01.999999Z"},
     ]
     client = StubClient().will_list(newest_first, newest_first[1:], newest_first[2:])
     starts = Starts(client, MemoryDedup(), Clock(SENT))
@@ -898,3 +898,66 @@ def test_successful_outcomes_are_remembered_and_failures_are_not() -> None:
     assert [perform(client, a, dedup).status for a in (first, second)] == ["started", "failed"]
     assert dedup.seen == [first.dedup_key, second.dedup_key]
     assert list(dedup.records) == [first.dedup_key]
+
+
+# -- a refusal replayed to a re-drive -------------------------------------------------------------
+
+REFUSED = Rejected("POST /api/syncs/x/executions: Polytomic answered 422: sync is misconfigured", status=422)
+
+
+@pytest.mark.parametrize("kind", ["start", "activate", "deactivate"])
+def test_a_refusal_replayed_to_a_redrive_is_asked_again_under_a_fresh_key(kind: ActionKind) -> None:
+    """Polytomic replays a 4xx for the same Idempotency-Key for a day: a parked action, re-driven after
+    the cause was fixed, got the stored refusal back and was parked again, whatever was fixed."""
+    client, dedup, action = StubClient(), MemoryDedup(), act(kind)
+    client.will_start(REFUSED, REFUSED).will_set_active(REFUSED, REFUSED)
+
+    first = perform(client, action, dedup)  # the first refusal of the key is the answer
+    assert (first.status, first.retryable, first.reason) == ("failed", False, REFUSED.reason)
+    again = perform(client, action, dedup)  # re-driven: the same key gets the stored refusal, then a fresh key
+
+    assert again.status == ("started" if kind == "start" else f"{kind}d")
+    assert [call.key for call in client.calls] == [action.dedup_key, action.dedup_key, f"{action.dedup_key}-r2"]
+    assert list(dedup.records) == [action.dedup_key]
+
+
+def test_a_refusal_that_stands_under_the_fresh_key_is_refused_again_and_the_next_redrive_tries_anew() -> None:
+    client, dedup, action = StubClient(), MemoryDedup(), act()
+    client.will_start(*[REFUSED] * 5)
+
+    outcomes = [perform(client, action, dedup) for _ in range(3)]
+
+    assert [(o.status, o.retryable) for o in outcomes] == [("failed", False)] * 3
+    assert outcomes[1].reason == f"{REFUSED.reason} (asked again under a fresh key)"
+    key = action.dedup_key
+    assert [call.key for call in client.calls] == [key, key, f"{key}-r2", key, f"{key}-r3"]
+
+
+def test_a_refusal_whose_counter_cannot_be_kept_is_retried_later() -> None:
+    client, dedup, action = StubClient().will_start(REFUSED), MemoryDedup(), act()
+    starts = Starts(client, dedup)
+    dedup_down = MemoryDedup()
+    dedup_down.unavailable = "ProvisionedThroughputExceededException"
+    starts.dedup = dedup_down
+
+    with pytest.raises(RetryLater, match="then the retry counter could not be kept"):
+        starts.call(action, action.dedup_key, DEADLINE, WHEN.timestamp())
+
+
+def test_a_start_no_other_run_can_stand_for_notes_when_it_was_first_sent_before_sending() -> None:
+    """A resync whose first request timed out behind a stored 500: the retry's replayed 500 must still count
+    the run that first request made, so the time of the first request is kept before it goes out."""
+    client, dedup = StubClient(), MemoryDedup()
+    resync = act(options=(("resync", True),))
+    plain = act()
+    clock = iter([100.0, 200.0, 300.0])
+    starts = Starts(client, dedup, clock=lambda: next(clock))
+
+    starts.call(resync, resync.dedup_key, DEADLINE, 50.0)
+    starts.call(plain, plain.dedup_key, DEADLINE, 50.0)
+
+    assert dedup.sent == {resync.dedup_key: 100.0}  # a plain start writes nothing more
+    dedup.unavailable = "ResourceNotFoundException"
+    with pytest.raises(RetryLater, match="so nothing was called"):
+        starts.call(resync, "f" * 64, DEADLINE, 50.0)
+    assert len(client.calls) == 2

@@ -81,14 +81,20 @@ class PowertoolsDedup:
 
     def once(self, key: str, perform: Callable[[], Outcome]) -> Outcome:
         """At most once per key: an action's dedup key, or a queued message's id."""
+        called: list[bool] = []
+
+        def performed() -> Outcome:
+            called.append(True)
+            return perform()
+
         try:
-            stored = self._idempotent(request={"dedup_key": key}, perform=perform)
+            stored = self._idempotent(request={"dedup_key": key}, perform=performed)
         except _NotRemembered as signal:
             return signal.outcome
         except IdempotencyAlreadyInProgressError:
             raise DedupBusy(key) from None
-        except IdempotencyPersistenceLayerError as error:
-            raise DedupUnavailable(_first_line(error)) from None
+        except IdempotencyPersistenceLayerError as error:  # before the call, or saving its outcome after it
+            raise DedupUnavailable(_first_line(error), called=bool(called)) from None
         return Outcome.from_dict(stored)
 
     def next_attempt(self, key: str) -> int:
@@ -105,6 +111,21 @@ class PowertoolsDedup:
         except (BotoCoreError, ClientError) as error:
             raise DedupUnavailable(error_code(error)) from None
         return int(answer["Attributes"]["attempts"]["N"])
+
+    def first_sent(self, key: str, sent: float) -> float:
+        """When the first request with this key went out (kept on the attempts record: one item per action)."""
+        expiration = int(time.time()) + self.config.expires_after_seconds
+        try:
+            answer = self.persistence.client.update_item(
+                TableName=self.persistence.table_name,
+                Key={"id": {"S": f"{KEY_PREFIX}#{key}#attempts"}},
+                UpdateExpression="SET first_sent = if_not_exists(first_sent, :sent), expiration = :expiration",
+                ExpressionAttributeValues={":sent": {"N": repr(sent)}, ":expiration": {"N": str(expiration)}},
+                ReturnValues="UPDATED_NEW",
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise DedupUnavailable(error_code(error)) from None
+        return float(answer["Attributes"]["first_sent"]["N"])
 
     def register(self, context: LambdaContext | None) -> None:
         """A timed-out invocation's in-progress record expires with it, so its retry is not blocked."""

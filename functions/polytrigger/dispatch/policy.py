@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome
-from polytrigger.dispatch.deferred import Deferrals
+from polytrigger.dispatch.deferred import Deferrals, coverage_since
 from polytrigger.dispatch.starts import Running, Starts
 
 
@@ -16,15 +16,20 @@ class ActionPolicy:
         self.starts = starts
         self.deferrals = deferrals
 
-    def perform(self, action: Action, deadline: float | None) -> Outcome:
-        return self.starts.once(action, action.dedup_key, lambda: self._perform(action, deadline))
+    def perform(self, action: Action, deadline: float | None, received: float | None = None) -> Outcome:
+        """`received`: when the trigger reached us (epoch seconds; default now); with the trigger's
+        own time it bounds which runs cover it (`coverage_since`)."""
+        if received is None:
+            received = self.starts.clock()
+        return self.starts.once(action, action.dedup_key, lambda: self._perform(action, deadline, received))
 
-    def _perform(self, action: Action, deadline: float | None) -> Outcome:
+    def _perform(self, action: Action, deadline: float | None, received: float) -> Outcome:
         if self.deferrals is not None and action.kind == "start" and action.debounce:
             return self.deferrals.debounce(action)
-        result = self.starts.call(action, action.dedup_key, deadline)
+        since = coverage_since(action.trigger.time, received)
+        result = self.starts.call(action, action.dedup_key, deadline, since)
         if not isinstance(result, Running):
             return result
         if self.deferrals is not None and action.kind == "start":
-            return self.deferrals.defer(action, since=action.trigger.time.timestamp(), reason=result.reason)
+            return self.deferrals.defer(action, since=since, reason=result.reason)
         return Outcome.of(action, "already_running", reason=result.reason)

@@ -116,7 +116,11 @@ class DedupBusy(Exception):
 
 
 class DedupUnavailable(Exception):
-    """The dedup table cannot be used; nothing was called."""
+    """The dedup table cannot be used. `called`: the action was performed, but its outcome not saved."""
+
+    def __init__(self, message: str, *, called: bool = False) -> None:
+        super().__init__(message)
+        self.called = called
 
 
 class DedupStore(Protocol):
@@ -127,6 +131,10 @@ class DedupStore(Protocol):
 
     def next_attempt(self, key: str) -> int:
         """Count fresh attempts of one action (after a replayed 500), atomically: 1, 2, ..."""
+        ...
+
+    def first_sent(self, key: str, sent: float) -> float:
+        """The earliest `sent` ever given for this key (kept atomically): when its first request went out."""
         ...
 
 
@@ -144,6 +152,11 @@ class Window:
     last_arrival: float  # when the latest absorbed trigger arrived
     deadline: float  # opened_at + max_wait: the start happens by then whatever keeps landing
     count: int
+    sent: bool = False  # its first message is on the queue (confirmed by the opener, or re-sent by an absorber)
+
+    def flush_due(self, debounce: int) -> float:
+        """When its message should have flushed it: after `debounce` quiet seconds, and never past the deadline."""
+        return min(self.last_arrival + debounce, self.deadline)
 
 
 class WindowStore(Protocol):
@@ -151,8 +164,13 @@ class WindowStore(Protocol):
         """Open the window unless one with its id is open (conditional: one opener wins)."""
         ...
 
-    def absorb(self, window_id: str, now: float, stale_before: float = float("-inf")) -> bool:
-        """Join the open window, unless it is gone or its deadline is before `stale_before`."""
+    def absorb(self, window_id: str, now: float, *, debounce: int, overdue_before: float) -> Window | None:
+        """Join the open window and answer its new state; None if it is gone, or overdue: its flush was
+        due (`Window.flush_due(debounce)`) before `overdue_before`, so its message is lost."""
+        ...
+
+    def confirm(self, window_id: str, opened_at: float) -> None:
+        """Record that the window's first message is on the queue."""
         ...
 
     def get(self, window_id: str) -> Window | None: ...

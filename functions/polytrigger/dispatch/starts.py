@@ -6,9 +6,10 @@ whether that defers the start or is the final word is the caller's decision, not
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from polytrigger.core.actions import Action
@@ -63,9 +64,10 @@ class Running:
 
 
 class Starts:
-    def __init__(self, api: PolytomicApi, dedup: DedupStore) -> None:
+    def __init__(self, api: PolytomicApi, dedup: DedupStore, clock: Callable[[], float] = time.time) -> None:
         self.api = api
         self.dedup = dedup
+        self.clock = clock
 
     def once(self, action: Action, key: str, perform: Callable[[], Outcome]) -> Outcome:
         """`perform` at most once per key (an action's dedup key, or a queued message's id); failures as outcomes."""
@@ -76,33 +78,42 @@ class Starts:
         except DedupBusy:
             return retryable(action, "another delivery of this trigger is doing this action right now")
         except DedupUnavailable as error:
+            if error.called:
+                return retryable(
+                    action,
+                    f"the call was made but its outcome could not be saved in the dedup table: {error}; the retry"
+                    " sends the same Idempotency-Key, so Polytomic answers it with the same run",
+                )
             return retryable(action, f"the dedup table cannot be used, so nothing was called: {error}")
 
-    def call(self, action: Action, key: str, deadline: float | None) -> Outcome | Running:
-        """Start, activate or pause the sync, sending `key` as the Idempotency-Key."""
+    def call(self, action: Action, key: str, deadline: float | None, since: float) -> Outcome | Running:
+        """Start, activate or pause the sync, sending `key` as the Idempotency-Key.
+
+        `since` (epoch seconds) is the trigger's coverage bound (`coverage_since`): after a 500, a run
+        created at or after it has what the trigger saw.
+        """
         sync = action.sync
+        sent = self.clock()
+        if action.kind == "start" and not sync.coverable:
+            self._note_first_sent(key, sent)
         try:
             if action.kind == "start":
                 execution = self.api.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
-                if not execution.id:
-                    return Outcome.of(action, "started", reason="Polytomic accepted the start without an execution id")
                 return Outcome.of(action, "started", execution_id=execution.id)
-            active = action.kind == "activate"
-            self.api.set_active(sync.type, sync.id, active, idempotency_key=key, deadline=deadline)
-            return Outcome.of(action, "activated" if active else "deactivated")
+            self.api.set_active(sync.type, sync.id, action.kind == "activate", idempotency_key=key, deadline=deadline)
+            return _set(action)
         except FAILURES as error:
             ruling = verdict(error)
-            if ruling == "server_error" and action.kind == "start":
-                return self._after_server_error(action, reason(error), deadline)
+            if ruling == "server_error":
+                if action.kind == "start":
+                    return self._after_server_error(action, key, reason(error), deadline, since=since, sent=sent)
+                return self._set_again(action, key, reason(error), deadline)
+            if ruling == "refused":
+                return self._after_refusal(action, key, reason(error), deadline)
             return _ruled(ruling, reason(error))
 
-    def covering(self, action: Action, since: datetime, deadline: float | None, *, after: str = "") -> str | None:
-        """The newest execution created at or after `since`, if any: it has seen what the trigger saw.
-
-        No clock-skew allowance: one would let a run that began just before the file landed pass
-        for covering it. The cost is a possible second start when Polytomic's clock runs behind
-        by more than the event's delivery delay, which is the safer way to be wrong.
-        """
+    def covering(self, action: Action, since: float, deadline: float | None, *, after: str = "") -> str | None:
+        """The newest execution created at or after `since` (epoch seconds), if any: it has seen what the trigger saw."""
         try:
             found = self.api.executions(action.sync.type, action.sync.id, deadline=deadline)
         except FAILURES as error:
@@ -110,31 +121,38 @@ class Starts:
             if verdict(error) in ("running", "refused"):
                 raise Refused(why) from None
             raise RetryLater(why) from None
-        return _newest_since(found, since)
+        return _newest_since(found, datetime.fromtimestamp(since, UTC))
 
-    def _after_server_error(self, action: Action, what: str, deadline: float | None) -> Outcome | Running:
+    def _after_server_error(
+        self, action: Action, key: str, what: str, deadline: float | None, *, since: float, sent: float
+    ) -> Outcome | Running:
         """Polytomic replays a 500 for the same key for 24 hours: look first, then retry under a fresh key.
 
-        An execution created since the trigger covers it, whoever started it (and it is how a 500
-        that did start a run shows up), so nothing starts twice. Otherwise a fresh attempt goes out
-        as `<key>-r<n>`, n counted in the dedup table, so every later retry (by AWS, or a re-drive)
-        is new to Polytomic too and the sync is never left unstarted behind a replayed 500.
+        Only the first request sent with `key` can have made a run (later ones get the stored 500), so
+        a run created since that request was first sent may be ours, and is taken as the start: nothing
+        starts twice. A start a plain run covers is also covered by any run created since the trigger
+        (`since`); one it does not (a resync, a test, a full fetch) counts only runs created since its own
+        request. Otherwise a fresh attempt goes out as `<key>-r<n>`, n counted in the dedup table, so
+        every later retry (by AWS, or a re-drive) is new to Polytomic too.
         """
-        covering = self.covering(action, action.trigger.time, deadline, after=f"{what}; then ")
+        try:
+            first_sent = self.dedup.first_sent(key, sent)
+        except DedupUnavailable as table:
+            raise RetryLater(f"{what}; then the time of the first request could not be kept: {table}") from None
+        bound = min(since, first_sent) if action.sync.coverable else first_sent
+        covering = self.covering(action, bound, deadline, after=f"{what}; then ")
         if covering:
             return Outcome.of(
                 action,
                 "started",
                 execution_id=covering,
-                reason="Polytomic answered 500, but this execution was created since the trigger",
+                reason="Polytomic answered 500, but this execution was created since the trigger or the request",
             )
-        try:
-            key = f"{action.dedup_key}-r{self.dedup.next_attempt(action.dedup_key)}"
-        except DedupUnavailable as counter:
-            raise RetryLater(f"{what}; then the retry counter could not be kept: {counter}") from None
         sync = action.sync
         try:
-            execution = self.api.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
+            execution = self.api.start(
+                sync.type, sync.id, sync.body(), idempotency_key=self._fresh(key, what), deadline=deadline
+            )
         except FAILURES as again:
             ruling = verdict(again)
             if ruling == "running":
@@ -142,7 +160,67 @@ class Starts:
             return _ruled(
                 "retry" if ruling == "server_error" else ruling, f"{what}; a fresh attempt failed too: {reason(again)}"
             )
-        return Outcome.of(action, "started", execution_id=execution.id or None)
+        return Outcome.of(action, "started", execution_id=execution.id)
+
+    def _note_first_sent(self, key: str, sent: float) -> None:
+        """Before a start no other run can stand for: after a 500 (even one we never saw, behind a
+        timeout) only a run created since this key was first sent is taken for it."""
+        try:
+            self.dedup.first_sent(key, sent)
+        except DedupUnavailable as table:
+            raise RetryLater(f"the time of the request could not be kept, so nothing was called: {table}") from None
+
+    def _set_again(self, action: Action, key: str, what: str, deadline: float | None) -> Outcome | Running:
+        """Activating or pausing is idempotent: after a (replayed) 500, set it again under a fresh key."""
+        sync = action.sync
+        try:
+            self.api.set_active(
+                sync.type, sync.id, action.kind == "activate", idempotency_key=self._fresh(key, what), deadline=deadline
+            )
+        except FAILURES as again:
+            ruling = verdict(again)
+            return _ruled(
+                "retry" if ruling == "server_error" else ruling, f"{what}; a fresh attempt failed too: {reason(again)}"
+            )
+        return _set(action)
+
+    def _after_refusal(self, action: Action, key: str, what: str, deadline: float | None) -> Outcome | Running:
+        """Polytomic replays a refusal (4xx) for the same key too, for at least a day.
+
+        The first refusal of a key is the answer: the action is refused (and parked). A later one may
+        be that answer replayed to a re-drive after the cause was fixed, so it is asked again once under
+        a fresh key. A refused request made no run, so asking again cannot start anything twice.
+        """
+        try:
+            refusals = self.dedup.next_attempt(key)
+        except DedupUnavailable as counter:
+            raise RetryLater(f"{what}; then the retry counter could not be kept: {counter}") from None
+        if refusals < 2:
+            raise Refused(what)
+        fresh, sync = f"{key}-r{refusals}", action.sync
+        try:
+            if action.kind != "start":
+                self.api.set_active(
+                    sync.type, sync.id, action.kind == "activate", idempotency_key=fresh, deadline=deadline
+                )
+                return _set(action)
+            execution = self.api.start(sync.type, sync.id, sync.body(), idempotency_key=fresh, deadline=deadline)
+        except FAILURES as again:
+            ruling = verdict(again)
+            return _ruled(
+                "retry" if ruling == "server_error" else ruling, f"{reason(again)} (asked again under a fresh key)"
+            )
+        return Outcome.of(action, "started", execution_id=execution.id)
+
+    def _fresh(self, key: str, what: str) -> str:
+        try:
+            return f"{key}-r{self.dedup.next_attempt(key)}"
+        except DedupUnavailable as counter:
+            raise RetryLater(f"{what}; then the retry counter could not be kept: {counter}") from None
+
+
+def _set(action: Action) -> Outcome:
+    return Outcome.of(action, "activated" if action.kind == "activate" else "deactivated")
 
 
 def _ruled(ruling: Verdict, why: str) -> Running:
