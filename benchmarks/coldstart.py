@@ -74,8 +74,8 @@ def package() -> Path:
 
 def handler_code(module: str) -> str:
     """What a cold start runs before its first answer: the import, and the App as that handler asks for it."""
-    routes = "with_routes=False" if module.endswith(".dispatcher") else ""
-    return f"import {module}\nfrom polytrigger.runtime import app\napp.get({routes})\n"
+    dispatcher = "dispatcher=True" if module.endswith(".dispatcher") else ""
+    return f"import {module}\nfrom polytrigger.runtime import app\napp.get({dispatcher})\n"
 
 
 def child_env(**extra: str) -> dict[str, str]:

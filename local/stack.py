@@ -91,6 +91,7 @@ class LocalStack(LocalService):
         self.dynamodb_endpoint: str | None = None
         self._current_secret: str | None = None
         self._exit: ExitStack | None = None
+        self.dead_letter_queue_url = ""  # the stack's DeadLetterQueue: where a trigger function parks an event
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -103,6 +104,9 @@ class LocalStack(LocalService):
             stack.enter_context(self.fake)
             self.create_table()
             self.put_secret(self.initial_secret)
+            self.dead_letter_queue_url = self.client("sqs").create_queue(QueueName="polytrigger-dead-letters")[
+                "QueueUrl"
+            ]
             self._exit = stack.pop_all()
         return self
 
@@ -151,6 +155,7 @@ class LocalStack(LocalService):
             "POLYTOMIC_BASE_URL": self.fake.url,
             "POLYTOMIC_API_VERSION": self.api_version,
             "IDEMPOTENCY_TABLE": self.table_name,
+            "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
             "POWERTOOLS_SERVICE_NAME": "polytrigger",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "Polytrigger",
@@ -250,9 +255,24 @@ class LocalStack(LocalService):
         """The secret's current value as Secrets Manager returns it."""
         return self.secrets_client().get_secret_value(SecretId=self.secret_name)["SecretString"]
 
+    def parked_events(self) -> list[dict[str, Any]]:
+        """Take every message from the dead-letter queue (the records a trigger function parked)."""
+        sqs = self.client("sqs")
+        taken: list[dict[str, Any]] = []
+        while True:
+            answer = sqs.receive_message(QueueUrl=self.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return taken
+            for message in messages:
+                taken.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
     def reset(self) -> None:
-        """Between tests: fresh fake, empty table, the initial secret back (only written if it changed)."""
+        """Between tests: fresh fake, empty table and dead-letter queue, the initial secret back (if it changed)."""
         self.fake.reset()
         self.clear_table()
+        if self.dead_letter_queue_url:
+            self.parked_events()  # drained, not purged: SQS allows one purge a minute
         if self._current_secret != self.initial_secret:
             self.put_secret(self.initial_secret)

@@ -12,7 +12,7 @@ from local.fake_polytomic import DEFAULT_API_KEY
 from polytrigger.handlers.answer import ActionsFailed
 from polytrigger.routing import RoutesError
 from polytrigger.runtime.config import ConfigError
-from tests.integration.support import ORDERS_MODEL, Invoker, load_event, posts
+from tests.integration.support import CUSTOMERS_MODEL, ORDERS_MODEL, Invoker, load_event, posts
 
 
 def errors(polytrigger: Invoker) -> list[dict[str, object]]:
@@ -79,29 +79,51 @@ def test_bad_routes_file_fails_naming_route_and_field(
     assert polytrigger.stack.fake.calls == []
 
 
-def test_unsupported_event_is_logged_once_and_not_retried(
+def test_unsupported_event_is_logged_once_parked_and_not_retried(
     polytrigger: Invoker, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    summary = polytrigger.s3(load_event("unsupported-event.json"))
+    event = load_event("unsupported-event.json")
+    summary = polytrigger.s3(event)
 
     assert summary == {"outcomes": []}
     [line] = errors(polytrigger)
     assert "aws:dynamodb" in str(line["message"])
-    assert line["status"] == "unsupported_event"
+    assert str(line["message"]).endswith("; parked in the dead-letter queue")
+    assert (line["status"], line["parked_in"]) == ("unsupported_event", "the dead-letter queue")
     assert polytrigger.stack.fake.calls == []
     metrics = [json.loads(out) for out in capsys.readouterr().out.splitlines() if out.startswith('{"_aws"')]
-    assert any(metric.get("unsupported_event") == [1.0] for metric in metrics)
+    assert any(metric.get("unsupported_event") == [1.0] and metric.get("parked") == [1.0] for metric in metrics)
+    # parked as Lambda parks a failed invocation, so `polytrigger redrive` sends it back to its function
+    [record] = polytrigger.stack.parked_events()
+    assert record["requestPayload"] == event
+    assert record["requestContext"]["functionArn"].endswith(":function:polytrigger-s3")
+    assert record["responsePayload"]["errorMessage"].startswith("unsupported event: ")
+    assert "aws:dynamodb" in record["responsePayload"]["errorMessage"]
 
 
-def test_unsupported_schedule_event_is_logged_once(polytrigger: Invoker) -> None:
+def test_an_unsubstituted_scheduler_time_is_parked_not_dropped(polytrigger: Invoker) -> None:
+    """Review finding 3: a schedule whose Input kept the literal placeholder was logged and dropped."""
+    event = {"schedule": "nightly", "time": "<aws.scheduler.scheduled-time>"}
+    summary = polytrigger.schedule(event)
+
+    assert summary == {"outcomes": []}
+    assert len(errors(polytrigger)) == 1
+    [record] = polytrigger.stack.parked_events()
+    assert record["requestPayload"] == event
+    assert "time" in record["responsePayload"]["errorMessage"]
+    assert polytrigger.stack.fake.calls == []
+
+
+def test_unsupported_schedule_event_is_logged_once_and_parked(polytrigger: Invoker) -> None:
     summary = polytrigger.schedule(load_event("s3-notification-created.json"))
 
     assert summary == {"outcomes": []}
     assert len(errors(polytrigger)) == 1
+    assert len(polytrigger.stack.parked_events()) == 1
     assert polytrigger.stack.fake.calls == []
 
 
-def test_unsupported_sqs_record_is_not_returned_to_the_queue(polytrigger: Invoker) -> None:
+def test_unsupported_sqs_record_is_parked_not_returned_to_the_queue(polytrigger: Invoker) -> None:
     event = load_event("sqs-s3-notifications.json")
     event["Records"][0]["body"] = "not json {"
 
@@ -110,6 +132,51 @@ def test_unsupported_sqs_record_is_not_returned_to_the_queue(polytrigger: Invoke
     assert result["batchItemFailures"] == []
     assert len(result["outcomes"]) >= 1  # the other records still ran
     assert len(errors(polytrigger)) == 1
+    [record] = polytrigger.stack.parked_events()
+    assert record["requestPayload"] == {"unreadable_sqs_body": "not json {"}
+
+
+def test_an_event_that_cannot_be_parked_fails_so_aws_retries_it(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acknowledged only when parked: without a dead-letter queue the invocation fails (and AWS retries it)."""
+    monkeypatch.setenv("DEAD_LETTER_QUEUE_URL", "")
+    from polytrigger.dispatch.ports import QueueUnavailable
+
+    with pytest.raises(QueueUnavailable, match="DEAD_LETTER_QUEUE_URL is not set"):
+        polytrigger.s3(load_event("unsupported-event.json"))
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 422])
+def test_an_action_polytomic_refuses_parks_the_event_with_the_reason(polytrigger: Invoker, status: int) -> None:
+    """Review finding 3: 400/403/404/422 became `failed`, the invocation succeeded, and nothing was parked."""
+    fake = polytrigger.stack.fake
+    fake.inject(
+        status,
+        path_contains=CUSTOMERS_MODEL,
+        method="POST",
+        response_body={"status": status, "message": "the sync is misconfigured"},
+    )
+    event = load_event("eventbridge-object-created.json")
+    event["detail"]["object"]["key"] = "exports/customers/customers 2026-11-23.csv"
+
+    summary = polytrigger.s3(event)
+
+    [outcome] = summary["outcomes"]
+    assert (outcome["status"], outcome["parked"]) == ("failed", True)
+    assert outcome["reason"] == (
+        f"Polytomic answered {status}: the sync is misconfigured; parked in the dead-letter queue"
+    )
+    [record] = polytrigger.stack.parked_events()
+    assert record["requestPayload"] == event
+    assert record["responsePayload"]["errorMessage"] == (
+        f"refused: start {CUSTOMERS_MODEL} (customer-exports): Polytomic answered {status}: the sync is misconfigured"
+    )
+    parked_line = [line for line in polytrigger.log_lines() if line.get("status") == "parked"]
+    assert len(parked_line) == 1
+    # once the cause is fixed, the re-driven event starts the sync: the refusal was not remembered
+    again = polytrigger.s3(record["requestPayload"])
+    assert [o["status"] for o in again["outcomes"]] == ["started"]
 
 
 def test_rotated_key_is_refetched_once_and_the_run_continues(polytrigger: Invoker) -> None:

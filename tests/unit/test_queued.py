@@ -17,7 +17,7 @@ from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import Deferrals, window_id
+from polytrigger.dispatch.deferred import SKEW_SECONDS, Deferrals, window_id
 from polytrigger.dispatch.messages import DeferredStart, WindowFlush, deferred_start, window_flush
 from polytrigger.dispatch.ports import (
     AlreadyRunning,
@@ -243,11 +243,49 @@ def test_a_deferred_start_that_cannot_look_for_a_covering_run_starts_nothing(
 
     outcome = w.perform(message)
 
-    assert (outcome.status, outcome.retryable) == ("failed", retryable)
+    assert (outcome.status, outcome.retryable, outcome.parked) == ("failed", retryable, not retryable)
     assert outcome.reason is not None
     assert outcome.reason.startswith(f"looking for a run since the trigger failed: {error.reason}")
     assert w.api.started == []
     assert message.id not in w.dedup.records
+    # a retry cannot fix a 404: the message is parked with the reason before it is acknowledged
+    assert [(parked.id, why.split(";")[0]) for parked, why in w.queue.parked] == (
+        [] if retryable else [(message.id, outcome.reason.split(";")[0])]
+    )
+
+
+@pytest.mark.parametrize("message_kind", ["deferred", "window"])
+def test_a_queued_start_polytomic_refuses_is_parked_with_the_reason(message_kind: str) -> None:
+    """Review finding 3: a 400/403/404/422 became `failed` and the message was deleted, parked nowhere."""
+    w, a = world(), action()
+    refused = Rejected("POST /api/syncs/x/executions: Polytomic answered 422: sync is misconfigured", status=422)
+    w.api.will_start(refused)
+    message: DeferredStart | WindowFlush = (
+        deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
+        if message_kind == "deferred"
+        else window_flush(a, window_id(a), T0 - 400, 0)  # its window is gone: start anyway
+    )
+
+    outcome = w.perform(message)
+
+    assert (outcome.status, outcome.retryable, outcome.parked) == ("failed", False, True)
+    assert outcome.reason == "Polytomic answered 422: sync is misconfigured; parked in the dispatch dead-letter queue"
+    assert w.queue.parked == [(message, "Polytomic answered 422: sync is misconfigured")]
+    assert message.id not in w.dedup.records  # not remembered: once re-driven, it is tried again
+
+
+def test_a_refused_start_that_cannot_be_parked_goes_back_to_the_queue() -> None:
+    w, a = world(), action()
+    w.api.will_start(Rejected("POST /api/syncs/x/executions: Polytomic answered 404: no such sync", status=404))
+    w.queue.unavailable = "AWS.SimpleQueueService.NonExistentQueue"
+
+    outcome = w.perform(deferred_start(a, since=T0 - 5, attempt=1, first_at=T0))
+
+    assert (outcome.status, outcome.retryable, outcome.parked) == ("failed", True, False)
+    assert outcome.reason == (
+        "Polytomic answered 404: no such sync; parking it failed: AWS.SimpleQueueService.NonExistentQueue;"
+        " the event will be retried"
+    )
 
 
 # -- a window flush ------------------------------------------------------------------------------
@@ -331,10 +369,11 @@ def test_a_window_flush_that_meets_a_409_defers_since_its_last_file_not_before_i
     assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 30 s")
     # since is the late file's arrival; the wait began when the flush read the clock
     ((deferred, delay),) = w.queue.sent
-    assert (deferred, delay) == (deferred_start(a, since=T0 + 60.5, attempt=1, first_at=T0 + 60), 30)
+    since = T0 + 60.5 + SKEW_SECONDS  # and a margin for Polytomic's clock
+    assert (deferred, delay) == (deferred_start(a, since=since, attempt=1, first_at=T0 + 60), 30)
 
-    # a run created at T0 + 60.2 has not seen the file that landed at T0 + 60.5: it does not cover it
-    w.api.ran(OLDER, T0 + 60.2)
+    # a run dated T0 + 61.2 may have started before the file that landed at T0 + 60.5: it does not cover it
+    w.api.ran(OLDER, T0 + 61.2)
     assert isinstance(deferred, DeferredStart)
     assert w.perform(deferred).status == "started"
 

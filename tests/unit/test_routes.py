@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -140,13 +141,28 @@ def _routes(*routes: dict[str, Any]) -> Routes:
 def test_same_sync_reached_by_two_routes_is_started_once_by_the_first() -> None:
     routes = _routes(
         {"name": "first", "s3": {"bucket": "b-1", "key": "a/**"}, "syncs": [{"id": SYNC_A}, {"id": SYNC_B}]},
-        {"name": "second", "s3": {"bucket": "b-1", "key": "**/*.csv"}, "syncs": [{"id": SYNC_A, "resync": True}]},
+        {"name": "second", "s3": {"bucket": "b-1", "key": "**/*.csv"}, "syncs": [{"id": SYNC_A}]},
     )
     actions = routes.actions_for([s3("a/x.csv", bucket="b-1")])
     assert summary(actions) == [
         ("first", "start", "model", SYNC_A, {}),
         ("first", "start", "model", SYNC_B, {}),
     ]
+
+
+def test_a_plain_start_and_a_resync_of_one_sync_are_both_kept() -> None:
+    """Review finding 14: the resync route's start was dropped as a duplicate of the plain one."""
+    routes = _routes(
+        {"name": "first", "s3": {"bucket": "b-1", "key": "a/**"}, "syncs": [{"id": SYNC_A}, {"id": SYNC_B}]},
+        {"name": "second", "s3": {"bucket": "b-1", "key": "**/*.csv"}, "syncs": [{"id": SYNC_A, "resync": True}]},
+    )
+    actions = routes.actions_for([s3("a/x.csv", bucket="b-1")])
+    assert summary(actions) == [
+        ("first", "start", "model", SYNC_A, {}),
+        ("first", "start", "model", SYNC_B, {}),
+        ("second", "start", "model", SYNC_A, {"resync": True}),
+    ]
+    assert len({action.dedup_key for action in actions}) == 3
 
 
 def test_same_sync_reached_by_two_triggers_of_one_event_is_started_once() -> None:
@@ -523,3 +539,49 @@ def test_trailing_newlines_do_not_pass_for_names_ids_or_schedules() -> None:
     assert "name: required" in message
     assert "schedule: must be a schedule name" in message
     assert "syncs[0].id: must be a sync UUID" in message
+
+
+# -- what a queued message may ask for: exactly what the routes make ----------------------------
+
+
+def _refusal_routes() -> Routes:
+    return _routes(
+        {"name": "orders", "s3": {"bucket": "b-1", "key": "orders/*.csv"}, "syncs": [{"id": SYNC_A}]},
+        {"name": "full", "s3": {"bucket": "b-1", "key": "full/*.csv"}, "syncs": [{"id": SYNC_B, "resync": True}]},
+        {"name": "freeze", "schedule": "freeze", "action": "deactivate", "syncs": [{"id": SYNC_A}]},
+    )
+
+
+def test_an_action_the_routes_make_is_not_refused() -> None:
+    routes = _refusal_routes()
+    for trigger in (s3("orders/a.csv", bucket="b-1"), s3("full/x.csv", bucket="b-1")):
+        for action in routes.actions_for([trigger]):
+            assert routes.refusal(action) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda a: replace(a, route="nope"), "no route is named 'nope'"),
+        (lambda a: replace(a, route="freeze"), "route freeze does not match s3://b-1/orders/a.csv (created)"),
+        (
+            lambda a: replace(a, trigger=replace(a.trigger, key="other/a.csv")),
+            "route orders does not match s3://b-1/other/a.csv (created)",
+        ),
+        (lambda a: replace(a, kind="deactivate"), "route orders does not deactivate model sync"),
+        (lambda a: replace(a, sync=replace(a.sync, id=SYNC_B)), f"route orders does not start model sync {SYNC_B}"),
+        (lambda a: replace(a, sync=replace(a.sync, type="bulk")), "route orders does not start bulk sync"),
+        (
+            lambda a: replace(a, sync=replace(a.sync, options=(("resync", True),))),
+            "with these options",
+        ),
+        (lambda a: replace(a, debounce=5), "with these options"),
+    ],
+)
+def test_a_forged_or_stale_action_is_refused_naming_what_differs(change: Any, why: str) -> None:
+    """Review finding 2: an injected message paused a sync, or posted arbitrary options for any sync."""
+    routes = _refusal_routes()
+    (action,) = routes.actions_for([s3("orders/a.csv", bucket="b-1")])
+    refusal = routes.refusal(change(action))
+    assert refusal is not None
+    assert why in refusal

@@ -144,6 +144,7 @@ def test_report_summary_and_actions_failed_message() -> None:
     assert str(error) == (
         f"1 action(s) failed and will be retried: start {SYNC} (orders-landing): "
         "Polytomic answered 503: busy; the event will be retried"
+        f"; and 1 refused: start {OTHER} (orders-landing): nope"
     )
     assert error.report is report
 

@@ -1,9 +1,12 @@
-"""The `Queue` port on SQS: where deferred and debounced starts wait (delays up to 15 minutes)."""
+"""SQS: the dispatch queue where deferred and debounced starts wait (delays up to 15 minutes), and
+the dead-letter queues where what a person must look at is parked, with the reason."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,19 +30,62 @@ class SqsQueue:
 
     def send(self, message: Message, delay_seconds: int) -> None:
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
-        self._send(QueueUrl=self.queue_url, MessageBody=json.dumps(encode(message)), DelaySeconds=delay)
-
-    def park(self, message: Message, reason: str) -> None:
-        if not self.dead_letter_url:
-            raise QueueUnavailable("DISPATCH_DEAD_LETTER_QUEUE_URL is not set: cannot park a deferred start")
-        self._send(
-            QueueUrl=self.dead_letter_url,
-            MessageBody=json.dumps({**encode(message), "parked_because": reason}),
-            MessageAttributes={"ERROR_MESSAGE": {"DataType": "String", "StringValue": reason[:1000]}},
-        )
-
-    def _send(self, **request: Any) -> None:
         try:
-            self.client.send_message(**request)
+            self.client.send_message(
+                QueueUrl=self.queue_url, MessageBody=json.dumps(encode(message)), DelaySeconds=delay
+            )
         except (BotoCoreError, ClientError) as error:
             raise QueueUnavailable(error_code(error)) from None
+
+    def park(self, message: Message, reason: str) -> None:
+        self.park_body(json.dumps({**encode(message), "parked_because": reason}), reason)
+
+    def park_body(self, body: str, reason: str) -> None:
+        """Park a message as it came (one that could not be read, or was refused), with why."""
+        if not self.dead_letter_url:
+            raise QueueUnavailable("DISPATCH_DEAD_LETTER_QUEUE_URL is not set: cannot park a dispatch message")
+        _send(self.client, self.dead_letter_url, body, reason)
+
+
+class EventParking:
+    """Parks a trigger event in the stack's dead-letter queue as a Lambda on-failure record.
+
+    The same shape Lambda writes there after its own retries (the event is `requestPayload`, the
+    function `requestContext.functionArn`), so `polytrigger redrive` reads both alike and sends the
+    event back to its function once the cause is fixed.
+    """
+
+    def __init__(self, queue_url: str, make_client: Callable[[], Any], clock: Callable[[], float] = time.time) -> None:
+        self.queue_url = queue_url
+        self._make_client = make_client
+        self._clock = clock
+
+    def park(self, event: Any, reason: str, *, function_arn: str, request_id: str) -> None:
+        if not self.queue_url:
+            raise QueueUnavailable("DEAD_LETTER_QUEUE_URL is not set: cannot park the event")
+        stamp = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        record = {
+            "version": "1.0",
+            "timestamp": stamp,
+            "requestContext": {
+                "requestId": request_id,
+                "functionArn": function_arn,
+                "condition": "PermanentFailure",
+                "approximateInvokeCount": 1,
+            },
+            "requestPayload": event,
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Parked"},
+            "responsePayload": {"errorType": "Parked", "errorMessage": reason},
+        }
+        _send(self._make_client(), self.queue_url, json.dumps(record), reason)
+
+
+def _send(client: Any, queue_url: str, body: str, reason: str) -> None:
+    try:
+        client.send_message(
+            QueueUrl=queue_url,
+            MessageBody=body,
+            MessageAttributes={"ERROR_MESSAGE": {"DataType": "String", "StringValue": reason[:1000] or "parked"}},
+        )
+    except (BotoCoreError, ClientError) as error:
+        raise QueueUnavailable(error_code(error)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from polytrigger.core.actions import Action, ActionKind, SyncType
@@ -34,6 +34,7 @@ class Outcome:
     execution_id: str | None = None
     reason: str | None = None
     retryable: bool = field(default=False, compare=False)  # failed, and a later attempt can fix it
+    parked: bool = field(default=False, compare=False)  # failed, and put where a person looks, with the reason
 
     @classmethod
     def of(
@@ -44,6 +45,7 @@ class Outcome:
         execution_id: str | None = None,
         reason: str | None = None,
         retryable: bool = False,
+        parked: bool = False,
     ) -> Outcome:
         return cls(
             route=action.route,
@@ -54,6 +56,7 @@ class Outcome:
             execution_id=execution_id,
             reason=reason,
             retryable=retryable,
+            parked=parked,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +71,8 @@ class Outcome:
             summary["execution_id"] = self.execution_id
         if self.reason:
             summary["reason"] = self.reason
+        if self.parked:
+            summary["parked"] = True
         return summary
 
     @classmethod
@@ -80,7 +85,12 @@ class Outcome:
             status=data["status"],
             execution_id=data.get("execution_id"),
             reason=data.get("reason"),
+            parked=data.get("parked") is True,
         )
+
+    def as_parked(self, where: str) -> Outcome:
+        """This failure, parked: the reason says where, so the on-call engineer knows where to look."""
+        return replace(self, reason=f"{self.reason}; parked in {where}", parked=True, retryable=False)
 
 
 @dataclass(slots=True)
@@ -98,6 +108,11 @@ class Report:
     def extend(self, other: Report) -> None:
         self.outcomes.extend(other.outcomes)
         self.retryable.extend(other.retryable)
+
+    @property
+    def to_park(self) -> list[Outcome]:
+        """The failures a retry cannot fix and that are not parked yet: they must be, before acknowledging."""
+        return [o for o in self.outcomes if o.status == "failed" and not o.retryable and not o.parked]
 
     def summary(self) -> dict[str, Any]:
         return {"outcomes": [outcome.to_dict() for outcome in self.outcomes]}

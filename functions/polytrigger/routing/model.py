@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from polytrigger.core.actions import Action, ActionKind, SyncTarget
 from polytrigger.core.triggers import S3EventKind, Trigger
-from polytrigger.routing.globs import literal_suffix
+from polytrigger.routing.globs import Glob, literal_suffix
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +17,7 @@ class Route:
     syncs: tuple[SyncTarget, ...]
     bucket: str = ""
     key: str = ""
-    key_pattern: re.Pattern[str] | None = None
+    key_pattern: Glob | None = None
     key_prefix: str = ""
     events: frozenset[S3EventKind] = frozenset()
     schedule: str = ""
@@ -87,8 +86,8 @@ class Routes:
         return index.matching(trigger.key) if index is not None else []
 
     def actions_for(self, triggers: Iterable[Trigger]) -> list[Action]:
-        """All actions of an event, in route order; the same (action, sync) is kept once per event."""
-        seen: set[tuple[str, str, str]] = set()
+        """All actions of an event, in route order; the same (action, sync, options) is kept once per event."""
+        seen: set[tuple[str, str, str, str]] = set()
         actions: list[Action] = []
         for trigger in triggers:
             for route in self.matching(trigger):
@@ -97,6 +96,29 @@ class Routes:
                         seen.add(action.dedup_scope)
                         actions.append(action)
         return actions
+
+    def refusal(self, action: Action) -> str | None:
+        """Why these routes would not make `action` of its trigger (None: they would).
+
+        A queued message carries its whole action; the dispatcher performs it only if the routes it
+        was deployed with make exactly that action (route, action, sync, options, debounce) of that
+        trigger, so a message written by anyone else, or left from routes since changed, is refused.
+        """
+        route = next((r for r in self.routes if r.name == action.route), None)
+        if route is None:
+            return f"no route is named {action.route[:80]!r}"
+        if not route.matches(action.trigger):
+            return f"route {route.name} does not match {action.trigger.describe()[:300]}"
+        wanted = _shape(action)
+        if any(_shape(made) == wanted for made in route.actions_for(action.trigger)):
+            return None
+        return f"route {route.name} does not {action.kind} {action.sync.type} sync {action.sync.id} with these options"
+
+
+def _shape(action: Action) -> tuple[object, ...]:
+    """What a message's action must agree on with the routes (`activate_first` does not travel)."""
+    sync = action.sync
+    return (action.route, action.kind, sync.id, sync.type, sync.options, action.debounce, action.max_wait)
 
 
 _Entry = tuple[int, str, str, Callable[[str], object], Route]  # file order, literal prefix and suffix, glob
@@ -112,7 +134,7 @@ class _FolderIndex:
         self.root: list[_Entry] = []  # routes whose literal prefix has no folder: candidates for every key
         self.depth = 0  # the most slashes in any indexed folder: deeper folders of a key need no lookup
 
-    def add(self, order: int, route: Route, pattern: re.Pattern[str]) -> None:
+    def add(self, order: int, route: Route, pattern: Glob) -> None:
         prefix = route.key_prefix
         folder = prefix[: prefix.rfind("/") + 1]
         entry = (order, prefix, literal_suffix(route.key), pattern.fullmatch, route)

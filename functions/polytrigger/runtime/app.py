@@ -6,12 +6,13 @@ import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from polytrigger.adapters.aws import AwsClients
 from polytrigger.adapters.credentials import SecretCredentials
 from polytrigger.adapters.dedup import PowertoolsDedup
 from polytrigger.adapters.polytomic import PolytomicClient
-from polytrigger.adapters.queue import SqsQueue
+from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.adapters.windows import DynamoWindows
 from polytrigger.core.outcomes import Outcome, Report
 from polytrigger.core.triggers import Trigger
@@ -25,8 +26,13 @@ from polytrigger.dispatch.starts import Starts
 from polytrigger.routing import Routes, load_routes
 from polytrigger.runtime import gc_pause
 from polytrigger.runtime.config import ConfigError, Settings
-from polytrigger.runtime.observability import record_outcome
+from polytrigger.runtime.observability import record_outcome, record_parked, record_unsupported
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+DEAD_LETTERS = "the dead-letter queue"
+DISPATCH_DEAD_LETTERS = "the dispatch dead-letter queue"
 SAFETY_MARGIN_SECONDS = 3.0  # stop retrying this long before Lambda would cut the invocation off
 
 
@@ -39,36 +45,68 @@ def deadline(remaining_ms: int | None) -> float | None:
 
 @dataclass(slots=True)
 class App:
-    """One container's polytrigger. `routes` is None in the dispatcher, which needs none."""
+    """One container's polytrigger: its routes, its policies and the adapters they run on."""
 
-    routes: Routes | None
+    routes: Routes
     policy: ActionPolicy
     queued: QueuedStarts | None
     dedup: PowertoolsDedup
     concurrency: int
     aws: AwsClients
     credentials: SecretCredentials
+    queue: SqsQueue | None  # the dispatch queue and its dead-letter queue
+    parking: EventParking  # the stack's dead-letter queue, for trigger events
+    call_budget_ms: int  # the longest one Polytomic call can take: no record is taken with less time left
 
     def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None) -> Report:
         """Every action the routes make of these triggers; a report of their outcomes."""
-        if self.routes is None:
-            raise RuntimeError("this App was built without routes (the dispatcher's): it handles messages only")
         until = deadline(remaining_ms)
+        received = time.time()
         return run(
             self.routes.actions_for(triggers),
-            lambda action: self.policy.perform(action, until),
+            lambda action: self.policy.perform(action, until, received),
             record_outcome,
             concurrency=self.concurrency,
             prepare=self._before_fan_out,
         )
 
     def handle_message(self, message: Message, remaining_ms: int | None = None) -> Outcome:
-        """One dispatch queue message (deferred start or window flush)."""
-        if self.queued is None:
+        """One dispatch queue message (deferred start or window flush), if the routes make its action."""
+        if self.queued is None or self.queue is None:
             raise RuntimeError("DISPATCH_QUEUE_URL is not set: this function cannot handle dispatch queue messages")
-        outcome = self.queued.perform(message, deadline(remaining_ms))
+        refusal = self.routes.refusal(message.action)
+        if refusal is not None:
+            why = f"dispatch queue message refused: {refusal}"
+            self.queue.park(message, why)  # QueueUnavailable: not acknowledged, the queue delivers it again
+            record_unsupported(why, DISPATCH_DEAD_LETTERS)
+            outcome = Outcome.of(message.action, "failed", reason=why).as_parked(DISPATCH_DEAD_LETTERS)
+        else:
+            outcome = self.queued.perform(message, deadline(remaining_ms))
         record_outcome(message.action, outcome, message.id)
         return outcome
+
+    def park_message(self, body: str, reason: str, *, unsupported: bool) -> None:
+        """A dispatch queue message as it came (unreadable, or failing on its last receive), with why."""
+        if self.queue is None:
+            raise RuntimeError("DISPATCH_QUEUE_URL is not set: this function cannot park dispatch queue messages")
+        self.queue.park_body(body, reason)
+        if unsupported:
+            record_unsupported(reason, DISPATCH_DEAD_LETTERS)
+        else:
+            record_parked(reason, DISPATCH_DEAD_LETTERS, first_word=True)
+
+    def park_event(self, event: Any, reason: str, context: LambdaContext | None, *, unsupported: bool) -> None:
+        """A trigger event a retry cannot fix, in the stack's dead-letter queue, for `polytrigger redrive`."""
+        self.parking.park(
+            event,
+            f"unsupported event: {reason}" if unsupported else reason,
+            function_arn=getattr(context, "invoked_function_arn", "") or "",
+            request_id=getattr(context, "aws_request_id", "") or "",
+        )
+        if unsupported:
+            record_unsupported(reason, DEAD_LETTERS)
+        else:
+            record_parked(reason, DEAD_LETTERS)
 
     def _before_fan_out(self) -> None:
         """Make, on one thread, the lazily built state the fan-out threads would otherwise race to build.
@@ -82,15 +120,12 @@ class App:
         self.dedup.prepare()
         with contextlib.suppress(CredentialsError):
             self.credentials(False)
-        if self.queued is not None:
-            _ = self.aws.sqs
+        _ = self.aws.sqs  # the dispatch queue, or the dead-letter queue for a refused action
 
 
-def build(settings: Settings | None = None, *, with_routes: bool = True) -> App:
+def build(settings: Settings | None = None) -> App:
     settings = settings or Settings.from_env()
-    if not with_routes and not settings.dispatch_queue_url:  # the dispatcher: its messages need the queue
-        raise ConfigError("DISPATCH_QUEUE_URL is required by the dispatcher function but not set")
-    routes = load_routes(settings.routes_file) if with_routes else None
+    routes = load_routes(settings.routes_file)
     aws = AwsClients(pool=settings.polytomic_concurrency)
     credentials = SecretCredentials(settings.secret_id, settings.secret_max_age, aws.secretsmanager)
     client = PolytomicClient(
@@ -103,15 +138,16 @@ def build(settings: Settings | None = None, *, with_routes: bool = True) -> App:
     )
     dedup = PowertoolsDedup(settings.idempotency_table, settings.idempotency_ttl_seconds, boto3_client=aws.dynamodb)
     starts = Starts(client, dedup)
-    deferrals = None
+    queue = deferrals = None
     if settings.dispatch_queue_url:
+        queue = SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs)
         deferrals = Deferrals(
-            SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs),
+            queue,
             DynamoWindows(aws.dynamodb, settings.idempotency_table, settings.idempotency_ttl_seconds),
             max_age=settings.deferral_max_age_seconds,
             first_delay=settings.deferral_first_delay_seconds,
         )
-    elif routes is not None:
+    else:
         debounced = [route.name for route in routes.routes if route.debounce]
         if debounced:
             raise ConfigError(f"DISPATCH_QUEUE_URL is required: route(s) {', '.join(debounced)} use debounce")
@@ -123,25 +159,28 @@ def build(settings: Settings | None = None, *, with_routes: bool = True) -> App:
         concurrency=settings.polytomic_concurrency,
         aws=aws,
         credentials=credentials,
+        queue=queue,
+        parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
+        call_budget_ms=int((settings.connect_timeout + settings.read_timeout + SAFETY_MARGIN_SECONDS) * 1000),
     )
 
 
 _app: App | None = None
 
 
-def get(*, with_routes: bool = True) -> App:
+def get(*, dispatcher: bool = False) -> App:
     """The container's App; configuration problems surface here, once, with a clear message.
 
-    In Lambda a container runs one function: the dispatcher asks for no routes and never loads them.
-    (Where one process runs several handlers, as the tests and the demo do, a later need for routes
-    builds the App again, with them.)
+    The dispatcher needs the dispatch queue (its messages come from there, and go back there).
     """
     global _app  # noqa: PLW0603 - one per container, by design
-    if _app is None or (with_routes and _app.routes is None):
+    if _app is None:
         try:
-            _app = build(with_routes=with_routes)
+            _app = build()
         finally:
             gc_pause.resume()  # initialisation is over, built or not
+    if dispatcher and _app.queue is None:
+        raise ConfigError("DISPATCH_QUEUE_URL is required by the dispatcher function but not set")
     return _app
 
 

@@ -39,6 +39,7 @@ class Settings:
     secret_max_age: int = 300
     dispatch_queue_url: str = ""  # deferred and debounced starts; without it a 409 is final
     dispatch_dead_letter_queue_url: str = ""
+    dead_letter_queue_url: str = ""  # where a trigger function parks an event a retry cannot fix
     deferral_max_age_seconds: int = 21600
     deferral_first_delay_seconds: int = 30
     polytomic_concurrency: int = DEFAULT_CONCURRENCY  # actions of one invocation run at once; 1 = one by one
@@ -58,6 +59,7 @@ class Settings:
             secret_max_age=_int(env, "POLYTOMIC_SECRET_MAX_AGE", 300, minimum=0),
             dispatch_queue_url=env.get("DISPATCH_QUEUE_URL", "").strip(),
             dispatch_dead_letter_queue_url=env.get("DISPATCH_DEAD_LETTER_QUEUE_URL", "").strip(),
+            dead_letter_queue_url=env.get("DEAD_LETTER_QUEUE_URL", "").strip(),
             deferral_max_age_seconds=_int(env, "DEFERRAL_MAX_AGE_SECONDS", 21600, minimum=60),
             deferral_first_delay_seconds=_int(env, "DEFERRAL_FIRST_DELAY_SECONDS", 30, minimum=1),
             polytomic_concurrency=_concurrency(env, "POLYTOMIC_CONCURRENCY"),

@@ -63,9 +63,21 @@ def record_outcome(action: Action, outcome: Outcome, key: str) -> None:
     metrics.add_metric(name=outcome.status, unit=MetricUnit.Count, value=1)
 
 
-def record_unsupported(shape: str) -> None:
-    logger.error(f"unsupported event: {shape}", extra={"status": "unsupported_event"})
+def record_unsupported(shape: str, parked_in: str | None = None) -> None:
+    """One ERROR line for input nobody supports (a retry cannot fix it), and where it was parked."""
+    where = f"; parked in {parked_in}" if parked_in else ""
+    extra = {"status": "unsupported_event", **({"parked_in": parked_in} if parked_in else {})}
+    logger.error(f"unsupported event: {shape}{where}", extra=extra)
     metrics.add_metric(name="unsupported_event", unit=MetricUnit.Count, value=1)
+    if parked_in:
+        metrics.add_metric(name="parked", unit=MetricUnit.Count, value=1)
+
+
+def record_parked(reason: str, where: str, *, first_word: bool = False) -> None:
+    """Where a failure went. `first_word`: nothing was logged about it yet, so this line is the ERROR."""
+    log = logger.error if first_word else logger.info
+    log(f"parked in {where}: {reason}", extra={"status": "parked", "parked_in": where})
+    metrics.add_metric(name="parked", unit=MetricUnit.Count, value=1)
 
 
 def record_configuration_error(problem: str) -> None:
