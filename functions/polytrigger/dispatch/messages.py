@@ -1,6 +1,7 @@
 """The dispatch queue's messages, typed: a deferred start, or a debounce window to flush.
 
-A message carries its whole action, so the dispatcher needs no routes file. `encode` writes the
+A message carries its whole action; the dispatcher performs it only if its own routes make exactly
+that action of that trigger (`Routes.refusal`), so a forged message is parked, never done. `encode` writes the
 JSON that travels on SQS (the format is kept across deploys: messages wait up to four days);
 `decode` is its inverse and checks every field before anything acts on it, so a message that is
 not one of ours raises one `UnsupportedMessage` naming the field, and nothing else.
