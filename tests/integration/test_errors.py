@@ -339,3 +339,13 @@ def test_unreachable_table_makes_no_call_and_fails_clearly(
         polytrigger.schedule(load_event("scheduler-input-freeze.json"))
 
     assert polytrigger.stack.fake.calls == []
+
+
+def test_an_oversized_unsupported_event_is_still_parked_in_what_a_message_holds(polytrigger: Invoker) -> None:
+    event = {"unknown": "x" * 300_000}
+
+    polytrigger.s3(event)
+
+    [record] = polytrigger.stack.parked_events()
+    assert set(record["requestPayload"]) == {"oversized_event"}
+    assert record["requestPayload"]["oversized_event"].startswith('{"unknown": "xxx')

@@ -15,6 +15,9 @@ from polytrigger.adapters.aws import error_code
 from polytrigger.dispatch.messages import Message, encode
 from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, QueueUnavailable
 
+# What a parked body may take of an SQS message's 256 KiB, leaving room for the reason attribute.
+MAX_PARKED_BYTES = 250_000
+
 
 class SqsQueue:
     """SQS, with a dead-letter queue for what a person must look at; the client is made on first use."""
@@ -44,6 +47,8 @@ class SqsQueue:
         """Park a message as it came (one that could not be read, or was refused), with why."""
         if not self.dead_letter_url:
             raise QueueUnavailable("DISPATCH_DEAD_LETTER_QUEUE_URL is not set: cannot park a dispatch message")
+        if len(body.encode("utf-8")) > MAX_PARKED_BYTES:  # with the reason beside it, it must still fit
+            body = body[: MAX_PARKED_BYTES // 4]
         _send(self.client, self.dead_letter_url, body, reason)
 
 
@@ -77,7 +82,11 @@ class EventParking:
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Parked"},
             "responsePayload": {"errorType": "Parked", "errorMessage": reason},
         }
-        _send(self._make_client(), self.queue_url, json.dumps(record), reason)
+        body = json.dumps(record)
+        if len(body.encode("utf-8")) > MAX_PARKED_BYTES:  # an SQS message holds 256 KiB: keep what fits
+            record["requestPayload"] = {"oversized_event": json.dumps(event)[: MAX_PARKED_BYTES // 8]}
+            body = json.dumps(record)
+        _send(self._make_client(), self.queue_url, body, reason)
 
 
 def _send(client: Any, queue_url: str, body: str, reason: str) -> None:
