@@ -6,7 +6,9 @@ when a queued message is due) over the real `Starts` and `Deferrals`, with the i
 shared with the unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are
 simulated:
 
-- `Loop`: the virtual clock, a heap of (time, seq, callback);
+- `Loop`: the virtual clock, a heap of (time, seq, callback); the policies read no other clock
+  (`Starts`, `Deferrals`, and `received` when an invocation begins);
+- S3 events dated in whole seconds, as EventBridge dates them (`event_time`);
 - `SimQueue`: the SQS dispatch queue (`Queue`; delay = scheduling the dispatcher call at now + delay;
   a failed message is received again after the visibility timeout; `park` is the dead-letter queue);
 - `SimPolytomic`: `PolytomicApi` with runs of a fixed duration per sync, 409 (`AlreadyRunning`) while
@@ -26,6 +28,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import math
 import time
 from bisect import bisect_left
 from collections import Counter
@@ -52,9 +55,14 @@ EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp()  # virtual time 0
 BUCKET = "bench-landing"
 DEFAULT_MAX_AGE = 21600  # DEFERRAL_MAX_AGE_SECONDS' default
 LAMBDA_RETRY_DELAYS = (60.0, 120.0)  # an asynchronous invocation that fails is retried twice, then parked
-SQS_VISIBILITY_TIMEOUT = 30.0  # a message whose processing failed is received again after this
+SQS_VISIBILITY_TIMEOUT = 420.0  # DispatchQueue's VisibilityTimeout (template.yaml): received again after this
 SQS_MAX_RECEIVES = 5  # then the redrive policy moves it to the dispatch dead-letter queue
 EXECUTIONS_PAGE = 50  # GET .../executions answers one page, newest first
+
+
+def event_time(moment: float) -> datetime:
+    """The S3 event's `time` as EventBridge delivers it: whole seconds, the fraction dropped."""
+    return datetime.fromtimestamp(math.floor(moment), UTC)
 
 
 def iso(moment: float) -> str:
@@ -65,8 +73,8 @@ def iso(moment: float) -> str:
 class Loop:
     """Virtual time. Callbacks run in time order; equal times run in the order they were scheduled."""
 
-    def __init__(self, start: float = EPOCH) -> None:
-        self.now = start
+    def __init__(self, start: float | None = None) -> None:
+        self.now = EPOCH if start is None else start
         self.events = 0
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -330,7 +338,8 @@ class _Lambda:
         self.parked = 0
 
     def invoke(self, actions: Sequence[Action], attempt: int = 0) -> None:
-        report = run(actions, lambda action: self.policy.perform(action, None), self.sink)
+        received = self.loop.now  # as App.handle reads it when the invocation begins
+        report = run(actions, lambda action: self.policy.perform(action, None, received), self.sink)
         if not report.retryable:
             return
         if attempt >= len(LAMBDA_RETRY_DELAYS):
@@ -372,11 +381,13 @@ def simulate(
     poly_client, naive_client = SimPolytomic(loop.clock, durations), SimPolytomic(loop.clock, durations)
     poly_outcomes: Counter[str] = Counter()
     naive_outcomes: Counter[str] = Counter()
-    poly_starts = Starts(poly_client, MemoryDedup())
+    poly_starts = Starts(poly_client, MemoryDedup(), loop.clock)
     poly_sink = _counting(poly_outcomes)
     queue.deliver = _Dispatcher(QueuedStarts(poly_starts, deferrals), poly_sink).deliver
     poly_lambda = _Lambda(loop, ActionPolicy(poly_starts, deferrals), poly_sink)
-    naive_lambda = _Lambda(loop, ActionPolicy(Starts(naive_client, MemoryDedup()), None), _counting(naive_outcomes))
+    naive_lambda = _Lambda(
+        loop, ActionPolicy(Starts(naive_client, MemoryDedup(), loop.clock), None), _counting(naive_outcomes)
+    )
 
     landed: dict[str, list[float]] = {sync.id: [] for sync in scenario.syncs}
 
@@ -387,7 +398,7 @@ def simulate(
             key=f"{prefix(landing.sync)}part-{number:06d}.csv",
             event="created",
             sequencer=f"{number:016X}",
-            time=datetime.fromtimestamp(now, UTC),
+            time=event_time(now),
         )
         actions = routes.actions_for([trigger])
         for action in actions:

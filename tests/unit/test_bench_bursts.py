@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from benchmarks import bursts
+from benchmarks import bursts, sim
 from benchmarks.sim import (
     EPOCH,
     SQS_MAX_RECEIVES,
@@ -180,3 +180,17 @@ def test_memory_dedup_remembers_settled_outcomes_only() -> None:
 
     with pytest.raises(DedupBusy):
         dedup.once("busy", reentrant)  # a key whose first call has not finished
+
+
+def test_polytrigger_runs_on_the_virtual_clock_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Virtual time decades after the wall clock: a policy that read the wall clock (`Starts`' default
+    clock, `perform`'s default `received`) would take runs created before a file for its coverage."""
+    monkeypatch.setattr(sim, "EPOCH", datetime(2100, 1, 4, 9, 0, tzinfo=UTC).timestamp())
+    result = simulate(bursts.undebounced(files=400, seconds=60, run_seconds=15))
+
+    assert result.polytrigger.covered == result.files
+    assert result.polytrigger.outcomes["covered"] > 0
+
+
+def test_event_times_have_whole_seconds_as_eventbridge_sends_them() -> None:
+    assert sim.event_time(EPOCH + 12.75) == datetime.fromtimestamp(EPOCH + 12, UTC)
