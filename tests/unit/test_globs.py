@@ -292,4 +292,22 @@ def test_matching_agrees_with_the_former_regular_expressions(glob: str, keys: li
     compiled, reference = compile_glob(glob), _regex(glob)
     filled = data.draw(_filled(glob))
     for key in [*keys, filled, filled + "a", filled + "/", "x" + filled, filled[:-1]]:
-        assert (compiled.fullmatch(key) is not None) == (reference.fullmatch(key) is not None), (glob, key)
+        expected = reference.fullmatch(key) is not None
+        assert (compiled.fullmatch(key) is not None) == expected, (glob, key)
+        # the segment-wise matcher too, also where a bounded regex answers in its place
+        assert compiled._match(key, None) == expected, (glob, key)
+
+
+@pytest.mark.parametrize(
+    ("glob", "bounded"),
+    [
+        ("orders/*.csv", True),
+        ("**/_SUCCESS", True),
+        ("exports/**/*.parquet", True),
+        ("a/**/b/**/c", False),  # two `**`: each would try every folder boundary of the other
+        ("**/**/**/**/x", True),  # merged into one `**`
+        ("*a*a*b", False),  # two `*` in one segment
+    ],
+)
+def test_only_globs_whose_regex_cannot_backtrack_far_are_matched_by_a_regex(glob: str, bounded: bool) -> None:
+    assert (compile_glob(glob)._regex is not None) == bounded

@@ -138,8 +138,11 @@ class Glob:
     _last: _Run = field(compare=False, repr=False)
     _spans: bool = field(compare=False, repr=False)  # holds a `**`
     _trailing: bool = field(compare=False, repr=False)  # ends with `**`
+    _regex: Callable[[str], object] | None = field(default=None, compare=False, repr=False)
 
     def fullmatch(self, key: str) -> Literal[True] | None:
+        if self._regex is not None:  # a glob whose regex cannot backtrack far: matched in C
+            return True if self._regex(key) is not None else None
         return True if self._match(key, None) else None
 
     def steps(self, key: str) -> int:
@@ -213,7 +216,26 @@ def compile_glob(pattern: str) -> Glob:
         _last=_Run(runs[-1] if spans else []),
         _spans=spans,
         _trailing=merged[-1] == DOUBLE_STAR,
+        _regex=_bounded_regex(merged),
     )
+
+
+def _bounded_regex(texts: list[str]) -> Callable[[str], object] | None:
+    """The glob as one regex, when that regex cannot backtrack far: at most one `**` and one `*` per
+    segment (then a match tries each folder boundary once, each with one quantifier per segment).
+    Most route globs are of this kind (`orders/*.csv`, `**/_SUCCESS`), and the regex runs in C."""
+    if texts.count(DOUBLE_STAR) > 1 or any(text.count("*") > 1 for text in texts if text != DOUBLE_STAR):
+        return None
+    out: list[str] = []
+    for index, text in enumerate(texts):
+        last = index == len(texts) - 1
+        if text == DOUBLE_STAR:
+            out.append(".*" if last else "(?:.*/)?")  # trailing: anything below; else zero or more folders
+            continue
+        out.append("".join("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in text))
+        if not last:
+            out.append("/")
+    return re.compile("".join(out), re.DOTALL).fullmatch
 
 
 def literal_prefix(pattern: str) -> str:
