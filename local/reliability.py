@@ -19,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from local import reliability_dispatch as dispatch
 from local.reliability_harness import Harness, Row
 from local.reliability_scenarios import FULL_SCALE_ONLY, SCENARIOS
 from local.stack import LocalStack
@@ -26,7 +27,11 @@ from local.stack import LocalStack
 __all__ = ["ADVERSARIAL", "Row", "main", "run_all", "table"]
 
 # Review classes of issue 10: what an adversarial reviewer tried, each with its own row.
-ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = ()
+ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
+    dispatch.forged_messages,
+    dispatch.malformed_messages,
+    dispatch.internal_errors,
+)
 
 
 def run_all(stack: LocalStack, scale: float, seed: int, only: str = "") -> list[Row]:

@@ -11,7 +11,11 @@ import pytest
 from local.reliability import Row, run_all, table
 from local.stack import LocalStack
 
-ADVERSARIAL: tuple[str, ...] = ()  # issue 10: one row per class of hole an adversarial review found
+ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review found
+    "forged dispatch message",
+    "malformed dispatch message",
+    "internal error while dispatching",
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +63,28 @@ def test_rotation_costs_one_refused_call_per_call_in_flight(by_name: dict[str, R
     refused = int(rotation.notes.split()[0])
     assert 1 <= refused <= 2  # each event's two syncs are called at once: both may carry the old key
     assert rotation.seen == rotation.expected
+
+
+def test_forged_messages_are_parked_with_the_reason_and_never_performed(by_name: dict[str, Row]) -> None:
+    forged = by_name["forged dispatch message"]
+    assert forged.facts["performed"] == 0  # no call for a forged id, for another sync, or to pause
+    assert forged.facts["refused"] == forged.facts["forged"] >= 5  # one of each kind at least
+    assert forged.parked == forged.facts["forged"]
+    assert forged.seen >= 1  # and the genuine deferred starts went through
+
+
+def test_malformed_messages_are_parked_as_they_came_and_make_no_call(by_name: dict[str, Row]) -> None:
+    malformed = by_name["malformed dispatch message"]
+    assert malformed.facts["unreadable"] == malformed.facts["malformed"]
+    assert malformed.facts["calls"] == 0
+    assert malformed.parked == malformed.facts["malformed"]
+
+
+def test_an_internal_error_returns_the_message_and_its_last_receive_parks_it(by_name: dict[str, Row]) -> None:
+    broken = by_name["internal error while dispatching"]
+    facts = broken.facts
+    assert facts["poisoned"] >= 1
+    assert facts["returned"] + facts["parked_last"] == facts["raised"]  # each raise: back to the queue, or parked
+    assert facts["parked_last"] >= facts["poisoned"]
+    assert broken.parked == facts["parked_last"]
+    assert broken.seen + broken.parked == broken.expected  # each resync started once, or parked with the reason
