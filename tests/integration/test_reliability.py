@@ -15,6 +15,7 @@ ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review fou
     "forged dispatch message",
     "malformed dispatch message",
     "internal error while dispatching",
+    "windows without a message",
 )
 
 
@@ -88,3 +89,10 @@ def test_an_internal_error_returns_the_message_and_its_last_receive_parks_it(by_
     assert facts["parked_last"] >= facts["poisoned"]
     assert broken.parked == facts["parked_last"]
     assert broken.seen + broken.parked == broken.expected  # each resync started once, or parked with the reason
+
+
+def test_a_window_that_lost_its_message_still_starts_once_and_covers_every_file(by_name: dict[str, Row]) -> None:
+    windows = by_name["windows without a message"]
+    assert windows.facts["runs"] == windows.facts["windows"]
+    assert windows.facts["covered"] == windows.expected  # every file, by a run created after it landed
+    assert windows.facts["resent"] >= windows.facts["windows"]
