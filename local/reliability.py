@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from local import reliability_dispatch as dispatch
+from local import reliability_failures as failures
 from local import reliability_windows as windows
 from local.reliability_harness import Harness, Row
 from local.reliability_scenarios import FULL_SCALE_ONLY, SCENARIOS
@@ -33,6 +34,8 @@ ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
     dispatch.malformed_messages,
     dispatch.internal_errors,
     windows.windows_without_a_message,
+    failures.permanent_failures,
+    failures.stale_redrive,
 )
 
 

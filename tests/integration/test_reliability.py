@@ -16,6 +16,8 @@ ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review fou
     "malformed dispatch message",
     "internal error while dispatching",
     "windows without a message",
+    "permanent failure parked",
+    "re-drive past the dedup TTL",
 )
 
 
@@ -96,3 +98,18 @@ def test_a_window_that_lost_its_message_still_starts_once_and_covers_every_file(
     assert windows.facts["runs"] == windows.facts["windows"]
     assert windows.facts["covered"] == windows.expected  # every file, by a run created after it landed
     assert windows.facts["resent"] >= windows.facts["windows"]
+
+
+def test_refused_actions_are_parked_then_started_once_when_re_driven(by_name: dict[str, Row]) -> None:
+    refused = by_name["permanent failure parked"]
+    assert refused.facts["parked_first"] == refused.facts["refused"] >= 1
+    assert refused.facts["redriven"] == refused.facts["parked_first"]
+    assert refused.facts["fresh"] >= refused.facts["parked_first"]  # asked again under `<key>-r<n>`
+    assert (refused.seen, refused.parked) == (refused.expected, 0)
+
+
+def test_events_past_the_dedup_ttl_stay_parked_unless_forced(by_name: dict[str, Row]) -> None:
+    stale = by_name["re-drive past the dedup TTL"]
+    assert stale.facts["left_too_old"] == stale.parked == stale.triggers
+    assert stale.facts["invoked"] == 0
+    assert stale.facts["forced_again"] == 1  # the control: what --force does is a second start
