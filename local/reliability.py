@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 from local import reliability_dispatch as dispatch
 from local import reliability_failures as failures
+from local import reliability_load as load
 from local import reliability_windows as windows
 from local.reliability_harness import Harness, Row
 from local.reliability_scenarios import FULL_SCALE_ONLY, SCENARIOS
@@ -35,7 +36,10 @@ ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
     dispatch.internal_errors,
     windows.windows_without_a_message,
     failures.permanent_failures,
+    load.options_lost,
+    load.activation_500s,
     failures.stale_redrive,
+    load.unbounded_concurrency,
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from local.reliability import Row, run_all, table
+from local.reliability_load import S3_TRIGGER_CONCURRENCY
 from local.stack import LocalStack
 
 ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review found
@@ -17,7 +18,10 @@ ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review fou
     "internal error while dispatching",
     "windows without a message",
     "permanent failure parked",
+    "plain and resync start of one file",
+    "replayed 500s on activation",
     "re-drive past the dedup TTL",
+    "burst, concurrency bounded",
 )
 
 
@@ -108,8 +112,29 @@ def test_refused_actions_are_parked_then_started_once_when_re_driven(by_name: di
     assert (refused.seen, refused.parked) == (refused.expected, 0)
 
 
+def test_a_resync_and_a_plain_start_of_one_file_both_run(by_name: dict[str, Row]) -> None:
+    options = by_name["plain and resync start of one file"]
+    assert options.facts["resync_runs"] == options.facts["plain_runs"] == options.facts["files"]
+    assert options.seen == options.expected
+
+
+def test_activations_after_replayed_500s_are_set_again_and_all_end_set(by_name: dict[str, Row]) -> None:
+    activation = by_name["replayed 500s on activation"]
+    assert activation.facts["errors_500"] >= 1
+    assert activation.facts["fresh"] >= 1
+    assert (activation.seen, activation.parked) == (activation.expected, 0)
+
+
 def test_events_past_the_dedup_ttl_stay_parked_unless_forced(by_name: dict[str, Row]) -> None:
     stale = by_name["re-drive past the dedup TTL"]
     assert stale.facts["left_too_old"] == stale.parked == stale.triggers
     assert stale.facts["invoked"] == 0
     assert stale.facts["forced_again"] == 1  # the control: what --force does is a second start
+
+
+def test_a_burst_runs_within_the_reserved_concurrency_and_starts_each_once(by_name: dict[str, Row]) -> None:
+    burst = by_name["burst, concurrency bounded"]
+    assert 1 <= burst.facts["peak"] <= S3_TRIGGER_CONCURRENCY
+    assert burst.facts["throttled"] >= 1
+    assert burst.facts["429s"] >= 1
+    assert (burst.seen, burst.parked) == (burst.expected, 0)
