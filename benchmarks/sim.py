@@ -1,19 +1,26 @@
 """A discrete-event simulation of polytrigger on a virtual clock, so hours of arrivals run in seconds.
 
 The real code runs unchanged: `parse_routes` and `Routes` turn each landed file into actions, the
-real dispatch policies perform them (`ActionPolicy` through `run` at landing time, `QueuedStarts`
-when a queued message is due) over the real `Starts` and `Deferrals`, with the in-memory ports
-shared with the unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are
-simulated:
+real dispatch policies perform them (`ActionPolicy` through `run` in the S3 function, `QueuedStarts`
+in the dispatcher) over the real `Starts` and `Deferrals`, with the in-memory ports shared with the
+unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are simulated:
 
 - `Loop`: the virtual clock, a heap of (time, seq, callback); the policies read no other clock
   (`Starts`, `Deferrals`, and `received` when an invocation begins);
 - S3 events dated in whole seconds, as EventBridge dates them (`event_time`);
-- `SimQueue`: the SQS dispatch queue (`Queue`; delay = scheduling the dispatcher call at now + delay;
-  a failed message is received again after the visibility timeout; `park` is the dead-letter queue);
+- the S3 function: an `AsyncFunction` (benchmarks/platform.py) that EventBridge invokes once per
+  event, throttled at its reserved concurrency, failed invocations retried twice, then parked;
+- `SimQueue`: the SQS dispatch queue (`Queue`) and its event source mapping: a message becomes
+  visible after its delay and is received in batches by at most the mapping's concurrency; a
+  failed message is received again after the visibility timeout; `park` is the dead-letter queue;
 - `SimPolytomic`: `PolytomicApi` with runs of a fixed duration per sync, 409 (`AlreadyRunning`) while
   a run is in progress, Idempotency-Key replay (same key, same answer, 409s included), executions
-  newest first.
+  newest first; and, with a `Platform` that says so, requests that take time and a rate limit
+  answered with 429 and `Retry-After`, retried as the real client retries them.
+
+`Platform()` (nothing takes time, nothing is limited) is the model the first table of
+`make bench-bursts` uses: what the policies do. The burst of 100,000 objects adds the platform's
+limits (benchmarks/storm.py).
 
 The naive behaviour (one start per file; a 409 is dropped) is the same `ActionPolicy` without a
 dispatch queue (`deferrals=None`), against its own `SimPolytomic`, in the same run.
@@ -25,39 +32,48 @@ from landing to that execution's creation.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import json
 import math
+import random
 import time
 from bisect import bisect_left
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
+from benchmarks.platform import AsyncFunction, Done, FunctionStats, Platform, Processes, RateLimit
 from local.memory import MemoryDedup, MemoryWindows
-from polytrigger.core.actions import Action
+from polytrigger.adapters.polytomic import RetryPolicy
+from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS, Deferrals, delay_for
-from polytrigger.dispatch.messages import Message, decode, encode
+from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS, Deferrals, delay_for, window_id
+from polytrigger.dispatch.messages import DeferredStart, Message, decode, encode
 from polytrigger.dispatch.policy import ActionPolicy
-from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, AlreadyRunning, Execution
+from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, AlreadyRunning, Execution, Queue, Transient, WindowStore
 from polytrigger.dispatch.queued import QueuedStarts
 from polytrigger.dispatch.run import OutcomeSink, run
 from polytrigger.dispatch.starts import Starts
 from polytrigger.routing import parse_routes
+from polytrigger.runtime.app import SAFETY_MARGIN_SECONDS
+from polytrigger.runtime.config import Settings
 
+_T = TypeVar("_T")
 EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp()  # virtual time 0
 BUCKET = "bench-landing"
 DEFAULT_MAX_AGE = 21600  # DEFERRAL_MAX_AGE_SECONDS' default
-LAMBDA_RETRY_DELAYS = (60.0, 120.0)  # an asynchronous invocation that fails is retried twice, then parked
 SQS_VISIBILITY_TIMEOUT = 420.0  # DispatchQueue's VisibilityTimeout (template.yaml): received again after this
-SQS_MAX_RECEIVES = 5  # then the redrive policy moves it to the dispatch dead-letter queue
+SQS_MAX_RECEIVES = 5  # the dispatcher parks a message that fails its 5th receive (MAX_RECEIVES)
 EXECUTIONS_PAGE = 50  # GET .../executions answers one page, newest first
+# App.call_budget_ms: the dispatcher takes no record with less of the invocation left than one call may take
+_DEFAULTS: dict[str, Any] = {item.name: item.default for item in dataclasses.fields(Settings)}
+CALL_BUDGET_SECONDS = float(_DEFAULTS["connect_timeout"]) + float(_DEFAULTS["read_timeout"]) + SAFETY_MARGIN_SECONDS
 
 
 def event_time(moment: float) -> datetime:
@@ -83,10 +99,10 @@ class Loop:
         return self.now
 
     def at(self, when: float, callback: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (max(when, self.now), next(self._seq), callback))
+        heapq.heappush(self._heap, (when if when > self.now else self.now, next(self._seq), callback))
 
     def after(self, delay: float, callback: Callable[[], None]) -> None:
-        self.at(self.now + delay, callback)
+        heapq.heappush(self._heap, (self.now + (delay if delay > 0 else 0.0), next(self._seq), callback))
 
     def run(self) -> None:
         heap = self._heap
@@ -97,39 +113,118 @@ class Loop:
             callback()
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One message of a batch, as the dispatcher gets it (decoded from its JSON), and its receive count."""
+
+    message: Message
+    receives: int
+    wire: str
+
+
+# A batch's consumer answers, per record, whether it is done (acknowledged), and the seconds of its own work.
+Consumer = Callable[[list[Received]], tuple[list[bool], float]]
+
+
 class SimQueue:
-    """The dispatch queue (`polytrigger.dispatch.ports.Queue`): `send` delivers the message `delay` seconds later.
+    """The dispatch queue (`polytrigger.dispatch.ports.Queue`) and the event source mapping that drains it.
 
     Messages travel as JSON text, as on SQS (`encode`, then `json.dumps`; `json.loads`, then
-    `decode` on receipt). `deliver` answers False when processing failed (a retryable outcome):
-    the message is received again after the visibility timeout, and parked after
-    `SQS_MAX_RECEIVES` receives, as the queue's redrive policy would.
+    `decode` on receipt). A message becomes visible `delay` seconds after `send`. The mapping
+    receives visible messages in batches of up to `batch_size` (waiting up to `batching_window`
+    to fill one) into at most `concurrency` invocations of `consume` at once (None: no limit);
+    meanwhile they wait in the queue, unreceived, so nothing counts toward their receives. A
+    record the consumer did not acknowledge is received again `SQS_VISIBILITY_TIMEOUT` after it
+    was received, and after `SQS_MAX_RECEIVES` receives the redrive policy moves it to the
+    dead-letter queue.
     """
 
-    def __init__(self, loop: Loop) -> None:
+    def __init__(
+        self,
+        loop: Loop,
+        processes: Processes | None = None,
+        *,
+        concurrency: int | None = None,
+        batch_size: int = 1,
+        batching_window: float = 0.0,
+    ) -> None:
         self.loop = loop
-        self.deliver: Callable[[Message], bool] | None = None
+        self.processes = processes or Processes(loop, threaded=False)
+        self.concurrency = concurrency
+        self.batch_size = batch_size
+        self.batching_window = batching_window
+        self.consume: Consumer | None = None
         self.sent = 0
         self.parked: list[tuple[Message, str]] = []
+        self.in_flight = 0
+        self.peak = 0
+        self.batches = 0
+        self.last_end = 0.0
+        self._visible: deque[tuple[str, int]] = deque()
+        self._poll_pending = False
 
     def send(self, message: Message, delay_seconds: int) -> None:
         wire = json.dumps(encode(message))
         delay = max(0, min(MAX_DELAY_SECONDS, int(delay_seconds)))
         self.sent += 1
-        self.loop.after(delay, lambda: self._receive(wire, 1))
+        self.loop.after(delay, partial(self._appear, wire, 0))
 
     def park(self, message: Message, reason: str) -> None:
         self.parked.append((decode(json.loads(json.dumps(encode(message)))), reason))
 
-    def _receive(self, wire: str, receives: int) -> None:
-        assert self.deliver is not None, "SimQueue.deliver is not wired to a dispatcher"
-        message = decode(json.loads(wire))
-        if self.deliver(message):
-            return
-        if receives >= SQS_MAX_RECEIVES:
-            self.parked.append((message, f"received {receives} times without success"))
-        else:
-            self.loop.after(SQS_VISIBILITY_TIMEOUT, lambda: self._receive(wire, receives + 1))
+    def _appear(self, wire: str, receives: int) -> None:
+        self._visible.append((wire, receives))
+        self._poll_soon()
+
+    def _poll_soon(self) -> None:
+        if not self._visible or (self.concurrency is not None and self.in_flight >= self.concurrency):
+            return  # an invocation that ends polls again
+        if len(self._visible) >= self.batch_size or self.batching_window <= 0:
+            self._poll()
+        elif not self._poll_pending:
+            self._poll_pending = True
+            self.loop.after(self.batching_window, self._poll_due)
+
+    def _poll_due(self) -> None:
+        self._poll_pending = False
+        self._poll()
+
+    def _poll(self) -> None:
+        assert self.consume is not None, "SimQueue.consume is not wired to a dispatcher"
+        while self._visible and (self.concurrency is None or self.in_flight < self.concurrency):
+            batch: list[Received] = []
+            while self._visible and len(batch) < self.batch_size:
+                wire, receives = self._visible.popleft()
+                batch.append(Received(decode(json.loads(wire)), receives + 1, wire))
+            self.in_flight += 1
+            self.batches += 1
+            self.peak = max(self.peak, self.in_flight)
+            self.processes.spawn(partial(self.consume, batch), partial(self._done, batch, self.loop.now))
+
+    def _done(
+        self,
+        batch: list[Received],
+        received_at: float,
+        result: tuple[list[bool], float] | None,
+        error: BaseException | None,
+    ) -> None:
+        if error is not None:
+            raise error
+        assert result is not None
+        acknowledged, own_work = result
+        self.loop.after(own_work, partial(self._release, batch, received_at, acknowledged))
+
+    def _release(self, batch: list[Received], received_at: float, acknowledged: list[bool]) -> None:
+        self.in_flight -= 1
+        self.last_end = max(self.last_end, self.loop.now)
+        for record, done in zip(batch, acknowledged, strict=True):
+            if done:
+                continue
+            if record.receives >= SQS_MAX_RECEIVES:
+                self.parked.append((record.message, f"received {record.receives} times without success"))
+            else:
+                self.loop.at(received_at + SQS_VISIBILITY_TIMEOUT, partial(self._appear, record.wire, record.receives))
+        self._poll_soon()
 
 
 @dataclass(slots=True)
@@ -146,12 +241,41 @@ class SimPolytomic:
     A start creates an execution that runs `run_seconds[sync_id]`; a start while one runs answers
     409 (`AlreadyRunning`). The first request with an Idempotency-Key fixes the answer, 409s
     included: the same key gets the same answer again (as Polytomic, and the local fake, do).
+
+    With `limit`, at most that many requests a second are let through (`RateLimit`); the others
+    are answered 429 with `Retry-After`, and do nothing. The client side is the real client's
+    retry policy (`RetryPolicy`): up to `attempts` requests per call, full-jitter backoff, at least
+    `Retry-After` between them when `honour_retry_after`, never a pause past the caller's deadline;
+    then `Transient`. Each request takes `call_seconds` (`wait`: the process waits it out). Every
+    request is counted in `calls` by kind, the 429s under "429".
     """
 
-    def __init__(self, clock: Callable[[], float], run_seconds: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        run_seconds: Mapping[str, float],
+        *,
+        limit: int | None = None,
+        wait: Callable[[float], None] | None = None,
+        call_seconds: float = 0.0,
+        attempts: int = RetryPolicy().attempts,
+        honour_retry_after: bool = True,
+        seed: int = 0,
+        ahead: float = 0.0,
+    ) -> None:
         self.clock = clock
+        self.ahead = ahead  # Polytomic's clock runs this far ahead of ours: it dates runs that much later
         self.run_seconds = dict(run_seconds)
         self.calls: Counter[str] = Counter()
+        self.sent: Counter[int] = Counter()  # requests sent (429s included) per whole virtual second
+        self.limit = RateLimit(limit) if limit is not None else None
+        self.call_seconds = call_seconds
+        self.attempts = attempts
+        self.honour_retry_after = honour_retry_after
+        self.longest_pause = 0.0  # the longest wait between two attempts of one call
+        self._wait = wait or (lambda seconds: None)
+        self._rng = random.Random(seed)
+        self._policy = RetryPolicy()  # the real client's: full jitter over base_delay * 2**attempt, capped
         self._syncs: dict[tuple[str, str], _SimSync] = {}
         self._answers: dict[str, Execution | str] = {}  # key -> the execution, or the 409's message
         self._numbers = itertools.count(1)
@@ -166,6 +290,8 @@ class SimPolytomic:
         """Creation times of the sync's executions, ascending (virtual epoch seconds)."""
         return list(self.sync(sync_type, sync_id).created)
 
+    # -- the port --------------------------------------------------------------------------------
+
     def start(
         self,
         sync_type: str,
@@ -175,14 +301,74 @@ class SimPolytomic:
         idempotency_key: str,
         deadline: float | None = None,
     ) -> Execution:
-        self.calls["start"] += 1
-        answer = self._answers.get(idempotency_key)
-        if answer is None:
-            answer = self._answers[idempotency_key] = self._start(sync_type, sync_id)
-        else:
-            self.calls["replayed"] += 1
+        path = f"POST /api/syncs/{sync_id}/executions"
+        answer = self._request("start", path, deadline, lambda: self.answer_start(sync_type, sync_id, idempotency_key))
         if isinstance(answer, str):
             raise AlreadyRunning(answer, status=409, key=idempotency_key)
+        return answer
+
+    def set_active(
+        self,
+        sync_type: str,
+        sync_id: str,
+        active: bool,
+        *,
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
+    ) -> bool:
+        return self._request("set_active", f"PATCH /api/syncs/{sync_id}", deadline, lambda: active)
+
+    def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
+        """The first page of the sync's executions, newest first."""
+        path = f"GET /api/syncs/{sync_id}/executions"
+        return self._request("executions", path, deadline, lambda: self._page(sync_type, sync_id))
+
+    # -- the client's retries, and the server's answers ------------------------------------------
+
+    def _request(self, kind: str, path: str, deadline: float | None, answer: Callable[[], _T]) -> _T:
+        attempt = 0
+        while True:
+            retry_after = self.admit(kind)
+            if retry_after is None:
+                result = answer()  # Polytomic acts when the request arrives; the answer takes the rest
+                self._wait(self.call_seconds)
+                return result
+            attempt += 1
+            pause = self.pause(attempt, retry_after, deadline)
+            if pause is None:
+                self._wait(self.call_seconds)
+                raise Transient(f"{path}: Polytomic answered 429: rate limited", status=429, retry_after=retry_after)
+            self._wait(self.call_seconds + pause)
+
+    def admit(self, kind: str) -> float | None:
+        """One request arrives now: None if it goes through (counted under `kind`), else its Retry-After."""
+        self.calls[kind] += 1
+        now = self.clock()
+        self.sent[math.floor(now)] += 1
+        retry_after = self.limit.admit(now) if self.limit is not None else None
+        if retry_after is not None:
+            self.calls["429"] += 1
+        return retry_after
+
+    def pause(self, attempt: int, retry_after: float, deadline: float | None) -> float | None:
+        """After the `attempt`-th 429 of a call (sent now), the client's pause before the next request;
+        None when it gives up: no attempt left, or the pause would end past the caller's deadline."""
+        if attempt >= self.attempts:
+            return None
+        jittered = self._rng.random() * min(self._policy.max_delay, self._policy.base_delay * 2.0**attempt)
+        pause = max(jittered, retry_after) if self.honour_retry_after else jittered
+        if deadline is not None and self.clock() + self.call_seconds + pause >= deadline:
+            return None
+        self.longest_pause = max(self.longest_pause, pause)
+        return pause
+
+    def answer_start(self, sync_type: str, sync_id: str, key: str) -> Execution | str:
+        """A start that went through: the execution, or the 409's message (replayed for a known key)."""
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = self._start(sync_type, sync_id)
+        else:
+            self.calls["replayed"] += 1
         return answer
 
     def _start(self, sync_type: str, sync_id: str) -> Execution | str:
@@ -194,23 +380,9 @@ class SimPolytomic:
         state.running_until = now + state.run_seconds
         state.created.append(now)
         state.ids.append(execution_id)
-        return Execution(id=execution_id, status="created", created_at=iso(now))
+        return Execution(id=execution_id, status="created", created_at=iso(now + self.ahead))
 
-    def set_active(
-        self,
-        sync_type: str,
-        sync_id: str,
-        active: bool,
-        *,
-        idempotency_key: str | None = None,
-        deadline: float | None = None,
-    ) -> bool:
-        self.calls["set_active"] += 1
-        return active
-
-    def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
-        """The first page of the sync's executions, newest first."""
-        self.calls["executions"] += 1
+    def _page(self, sync_type: str, sync_id: str) -> list[dict[str, Any]]:
         state, now = self.sync(sync_type, sync_id), self.clock()
         page: list[dict[str, Any]] = []
         for index in range(len(state.created) - 1, max(-1, len(state.created) - 1 - EXECUTIONS_PAGE), -1):
@@ -219,7 +391,7 @@ class SimPolytomic:
                 {
                     "id": state.ids[index],
                     "status": "running" if running else "completed",
-                    "created_at": iso(state.created[index]),
+                    "created_at": iso(state.created[index] + self.ahead),
                 }
             )
         return page
@@ -235,14 +407,23 @@ class SyncSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """One S3 route: the syncs it starts (indexes into Scenario.syncs) and its debounce."""
+
+    syncs: tuple[int, ...]
+    debounce: int = 0
+    max_wait: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Landing:
     at: float  # seconds after virtual time 0
-    sync: int  # index into Scenario.syncs
+    route: int  # index into Scenario.route_specs() (by default, route i starts sync i)
 
 
 @dataclass(frozen=True, slots=True)
 class Scenario:
-    """Files landing for one or more syncs; each sync has its own S3 route with the same debounce."""
+    """Files landing on S3 routes. By default each sync has its own route, all with the same debounce."""
 
     name: str
     syncs: tuple[SyncSpec, ...]
@@ -250,25 +431,43 @@ class Scenario:
     debounce: int  # 0: no debounce (a 409 is still deferred)
     max_wait: int | None = None
     max_executions: int | None = None  # target: polytrigger starts at most this many executions
+    routes: tuple[RouteSpec, ...] | None = None  # None: one route per sync, with `debounce` and `max_wait`
+
+    def route_specs(self) -> tuple[RouteSpec, ...]:
+        if self.routes is not None:
+            return self.routes
+        return tuple(RouteSpec((index,), self.debounce, self.max_wait) for index in range(len(self.syncs)))
 
     def routes_document(self) -> dict[str, Any]:
         routes: list[dict[str, Any]] = []
-        for index, sync in enumerate(self.syncs):
+        for index, spec in enumerate(self.route_specs()):
             route: dict[str, Any] = {
                 "name": f"landing-{index:02d}",
                 "s3": {"bucket": BUCKET, "key": f"{prefix(index)}**"},
-                "syncs": [{"id": sync.id}],
+                "syncs": [{"id": self.syncs[sync].id} for sync in spec.syncs],
             }
-            if self.debounce:
-                route["debounce"] = self.debounce
-                if self.max_wait is not None:
-                    route["max_wait"] = self.max_wait
+            if spec.debounce:
+                route["debounce"] = spec.debounce
+                if spec.max_wait is not None:
+                    route["max_wait"] = spec.max_wait
             routes.append(route)
         return {"routes": routes}
 
 
-def prefix(sync_index: int) -> str:
-    return f"in/s{sync_index:02d}/"
+def prefix(route_index: int) -> str:
+    return f"in/s{route_index:02d}/"
+
+
+def route_bound(
+    debounce: int, max_wait: int | None, run_seconds: float, first_delay: int = FIRST_DELAY_SECONDS
+) -> float:
+    """The longest a file may wait for a covering execution, by the design's own rules (`staleness_bound`)."""
+    window = (max_wait or debounce) + 1 if debounce else 0
+    waited, attempt = 0, 1
+    while waited < run_seconds:
+        waited += delay_for(attempt, first_delay)
+        attempt += 1
+    return float(window + waited)
 
 
 def staleness_bound(scenario: Scenario, run_seconds: float, first_delay: int = FIRST_DELAY_SECONDS) -> float:
@@ -278,14 +477,20 @@ def staleness_bound(scenario: Scenario, run_seconds: float, first_delay: int = F
     a run is in progress then, that run was created before the flush and ends within `run_seconds`;
     the deferred retries come at 30, 90, 210, ... s after the flush (`delay_for`, summed), and the
     first retry at or past the run's end either finds a run created since the flush (covered) or
-    an idle sync (started). Without debounce the retries count from the landing itself.
+    an idle sync (started). Without debounce the retries count from the landing itself. Nothing
+    here waits for capacity: the bound is the policies', on a platform that is never full.
     """
-    window = (scenario.max_wait or scenario.debounce) + 1 if scenario.debounce else 0
-    waited, attempt = 0, 1
-    while waited < run_seconds:
-        waited += delay_for(attempt, first_delay)
-        attempt += 1
-    return float(window + waited)
+    return route_bound(scenario.debounce, scenario.max_wait, run_seconds, first_delay)
+
+
+def _bounds(scenario: Scenario, first_delay: int) -> dict[str, float]:
+    bounds: dict[str, float] = {}
+    for spec in scenario.route_specs():
+        for index in spec.syncs:
+            sync = scenario.syncs[index]
+            bound = route_bound(spec.debounce, spec.max_wait, sync.run_seconds, first_delay)
+            bounds[sync.id] = max(bounds.get(sync.id, 0.0), bound)
+    return bounds
 
 
 @dataclass(slots=True)
@@ -298,11 +503,38 @@ class Side:
     worst_staleness: float | None  # seconds, over the covered files
     late: int  # covered files that waited longer than their sync's staleness bound
     outcomes: Counter[str]
-    parked: int
+    parked: int  # events and dispatch messages in a dead-letter queue
+    executions_by_sync: dict[str, int] = field(default_factory=dict)
+    parked_files: int = 0  # files (per sync) that a parked event or message stands for
+    unaccounted: int = 0  # files neither covered nor parked: the promise broken
+    parked_uncovered: int = 0  # parked files that no run covered (a person re-drives them)
+    calls: Counter[str] = field(default_factory=Counter)  # Polytomic requests by kind, 429s under "429"
+    s3: FunctionStats = field(default_factory=FunctionStats)
+    dispatcher_peak: int = 0
+    dispatcher_batches: int = 0
+    longest_pause: float = 0.0  # the longest wait between two attempts of one Polytomic call
+    finished: float = 0.0  # virtual seconds until the last invocation ended
+    messages: int = 0  # dispatch-queue messages sent
+    busiest_second: int = 0  # the most Polytomic requests sent within one second (429s included)
+    most_let_through: int = 0  # the most Polytomic let through within one second
+    parked_reasons: Counter[str] = field(default_factory=Counter)  # what was parked, and why (in short)
+    workers: int = 0  # threads the processes needed
 
     @property
     def coverage(self) -> float:
         return 100.0 * self.covered / self.files if self.files else 100.0
+
+    @property
+    def peak_concurrency(self) -> int:
+        return self.s3.peak + self.dispatcher_peak
+
+    @property
+    def rate_limited(self) -> int:
+        return self.calls["429"]
+
+    @property
+    def requests(self) -> int:
+        return sum(count for kind, count in self.calls.items() if kind not in ("429", "replayed"))
 
 
 @dataclass(slots=True)
@@ -328,40 +560,256 @@ def _counting(counter: Counter[str]) -> OutcomeSink:
     return sink
 
 
-class _Lambda:
-    """A function invoked asynchronously per event: a failed invocation is retried twice, then parked."""
+@dataclass(frozen=True, slots=True)
+class _File:
+    number: int
+    landed: float
+    actions: tuple[Action, ...]
 
-    def __init__(self, loop: Loop, policy: ActionPolicy, sink: OutcomeSink) -> None:
-        self.loop = loop
-        self.policy = policy
-        self.sink = sink
-        self.parked = 0
 
-    def invoke(self, actions: Sequence[Action], attempt: int = 0) -> None:
-        received = self.loop.now  # as App.handle reads it when the invocation begins
-        report = run(actions, lambda action: self.policy.perform(action, None, received), self.sink)
-        if not report.retryable:
-            return
-        if attempt >= len(LAMBDA_RETRY_DELAYS):
-            self.parked += 1
-            return
-        self.loop.after(LAMBDA_RETRY_DELAYS[attempt], lambda: self.invoke(actions, attempt + 1))
+FileKey = tuple[str, str]  # (sync id, object key): one file as one sync sees it
+
+
+class _TrackedDeferrals(Deferrals):
+    """`Deferrals` that also remember which files each debounce window gathered, so that a parked
+    window message (or the deferred start of its window) can be traced back to its files."""
+
+    def __init__(self, queue: Queue, windows: WindowStore, **options: Any) -> None:
+        super().__init__(queue, windows, **options)
+        self.members: dict[tuple[str, float], list[FileKey]] = {}
+        self.opened: dict[FileKey, tuple[str, float]] = {}  # the file that opened a window -> the window
+        self._ids: dict[tuple[str, SyncTarget], str] = {}  # window ids, as `window_id` makes them
+
+    def debounce(self, action: Action) -> Outcome:
+        outcome = super().debounce(action)
+        wid = self._ids.get((action.kind, action.sync))
+        if wid is None:
+            wid = self._ids[(action.kind, action.sync)] = window_id(action)
+        window = self.windows.get(wid)
+        if window is not None and outcome.status in ("deferred", "coalesced"):
+            file, ident = (action.sync.id, action.trigger.key), (window.id, window.opened_at)
+            self.members.setdefault(ident, []).append(file)
+            if outcome.status == "deferred":
+                self.opened[file] = ident
+        return outcome
+
+    def files_of(self, message: Message) -> list[FileKey]:
+        file = (message.action.sync.id, message.action.trigger.key)
+        if isinstance(message, DeferredStart):
+            ident = self.opened.get(file)
+            return self.members.get(ident, [file]) if ident is not None else [file]
+        return self.members.get((message.window, message.opened_at), [file])
 
 
 class _Dispatcher:
-    """The dispatcher function: performs a queued message and reports its outcome (as `App.handle_message` does).
+    """The dispatcher function's batch: each record as `handlers.dispatcher` takes it.
 
-    `deliver` answers whether the message succeeded (False: retryable, so SQS receives it again).
+    A record is not taken with less of the invocation left than one call may take (it goes back);
+    a record that fails on its last receive is parked with the reason, not handed back.
     """
 
-    def __init__(self, queued: QueuedStarts, sink: OutcomeSink) -> None:
+    def __init__(
+        self, loop: Loop, queued: QueuedStarts, queue: SimQueue, sink: OutcomeSink, platform: Platform
+    ) -> None:
+        self.loop = loop
         self.queued = queued
+        self.queue = queue
         self.sink = sink
+        self.platform = platform
 
-    def deliver(self, message: Message) -> bool:
-        outcome = self.queued.perform(message, None)
-        self.sink(message.action, outcome, message.id)
-        return not outcome.retryable
+    def consume(self, batch: list[Received]) -> tuple[list[bool], float]:
+        began, platform = self.loop.now, self.platform
+        ends = began + platform.timeout
+        deadline = ends - SAFETY_MARGIN_SECONDS if platform.timed else None
+        acknowledged: list[bool] = []
+        for record in batch:
+            if platform.timed and ends - self.loop.now < CALL_BUDGET_SECONDS:
+                acknowledged.append(self._failed(record, "not tried: too little of the invocation left"))
+                continue
+            outcome = self.queued.perform(record.message, deadline)
+            self.sink(record.message.action, outcome, record.message.id)
+            acknowledged.append(not outcome.retryable or self._failed(record, outcome.reason or "failed"))
+        return acknowledged, platform.invoke_seconds + platform.aws_seconds * len(batch)
+
+    def _failed(self, record: Received, why: str) -> bool:
+        """Handed back (False), or parked on its last receive (True: acknowledged)."""
+        if record.receives < SQS_MAX_RECEIVES:
+            return False
+        self.queue.park(record.message, f"failed on its last receive ({record.receives} of {SQS_MAX_RECEIVES}): {why}")
+        return True
+
+
+class _World:
+    """One behaviour on its own platform: its Polytomic, its functions, and what it parked."""
+
+    loop: Loop
+    platform: Platform
+    processes: Processes
+    client: SimPolytomic
+    outcomes: Counter[str]
+    s3: AsyncFunction[_File]
+    queue: SimQueue | None = None
+    deferrals: _TrackedDeferrals | None = None
+
+    def parked_files(self) -> set[FileKey]:
+        parked = {(action.sync.id, action.trigger.key) for file, _ in self.s3.stats.parked for action in file.actions}
+        if self.queue is not None and self.deferrals is not None:
+            for message, _ in self.queue.parked:
+                parked.update(self.deferrals.files_of(message))
+        return parked
+
+    def measure(self, landed: Mapping[str, list[tuple[float, str]]], bounds: Mapping[str, float]) -> Side:
+        side = _measure(self.client, landed, bounds, self.outcomes, self.parked_files())
+        side.parked = len(self.s3.stats.parked) + (len(self.queue.parked) if self.queue is not None else 0)
+        side.parked_reasons = Counter(_why("event", reason) for _, reason in self.s3.stats.parked)
+        if self.queue is not None:
+            side.parked_reasons.update(_why("message", reason) for _, reason in self.queue.parked)
+        side.calls = self.client.calls
+        side.busiest_second = max(self.client.sent.values(), default=0)
+        if self.client.limit is not None:
+            side.most_let_through = max(self.client.limit.accepted.values(), default=0)
+        side.s3 = self.s3.stats
+        side.longest_pause = self.client.longest_pause
+        side.workers = self.processes.workers
+        side.finished = max(self.s3.stats.last_end, self.queue.last_end if self.queue is not None else 0.0) - EPOCH
+        if self.queue is not None:
+            side.dispatcher_peak, side.dispatcher_batches = self.queue.peak, self.queue.batches
+        return side
+
+    def _client(self, durations: Mapping[str, float]) -> SimPolytomic:
+        platform = self.platform
+        return SimPolytomic(
+            self.loop.clock,
+            durations,
+            limit=platform.rate_limit,
+            wait=self.processes.wait,
+            call_seconds=platform.call_seconds,
+            attempts=platform.attempts,
+            honour_retry_after=platform.honour_retry_after,
+            seed=platform.seed,
+            ahead=platform.polytomic_ahead,
+        )
+
+    def _function(self, start: Callable[[_File, Done], None]) -> AsyncFunction[_File]:
+        platform = self.platform
+        return AsyncFunction(
+            self.loop,
+            start,
+            concurrency=platform.s3_concurrency,
+            max_event_age=platform.max_event_age,
+            seed=platform.seed + 1,
+        )
+
+
+class _PolicyWorld(_World):
+    """The real policies: `ActionPolicy` in the S3 function and, with a dispatch queue, `QueuedStarts`
+    in the dispatcher; without one, the naive tool (a 409 is final)."""
+
+    def __init__(
+        self,
+        loop: Loop,
+        durations: Mapping[str, float],
+        platform: Platform,
+        *,
+        queued: bool,
+        max_age: float,
+        first_delay: int,
+    ) -> None:
+        self.loop = loop
+        self.platform = platform
+        self.processes = Processes(loop, threaded=platform.timed)
+        self.client = self._client(durations)
+        self.outcomes = Counter()
+        self.sink = _counting(self.outcomes)
+        starts = Starts(self.client, MemoryDedup(), loop.clock)
+        if queued:
+            self.queue = SimQueue(
+                loop,
+                self.processes,
+                concurrency=platform.dispatcher_concurrency,
+                batch_size=platform.batch_size,
+                batching_window=platform.batching_window,
+            )
+            self.deferrals = _TrackedDeferrals(
+                self.queue, MemoryWindows(), max_age=max_age, first_delay=first_delay, clock=loop.clock
+            )
+            dispatcher = _Dispatcher(loop, QueuedStarts(starts, self.deferrals), self.queue, self.sink, platform)
+            self.queue.consume = dispatcher.consume
+        self.policy = ActionPolicy(starts, self.deferrals)
+        self.s3 = self._function(self._start)
+
+    def _start(self, file: _File, done: Done) -> None:
+        # A file whose every action is debounced only touches the windows and the queue: it never
+        # waits for Polytomic, so it runs inline (no thread). Were that wrong, `wait` would raise.
+        inline = self.deferrals is not None and all(action.debounce for action in file.actions)
+        self.processes.spawn(partial(self._handle, file), done, inline=inline)
+
+    def _handle(self, file: _File) -> tuple[bool, float]:
+        """`App.handle` for one EventBridge event: `received` and the deadline are read as it begins."""
+        received, platform = self.loop.now, self.platform
+        deadline = received + platform.timeout - SAFETY_MARGIN_SECONDS if platform.timed else None
+        report = run(file.actions, lambda action: self.policy.perform(action, deadline, received), self.sink)
+        return not report.retryable, platform.invoke_seconds + platform.aws_seconds * len(file.actions)
+
+
+class _DirectNaive(_World):
+    """The naive tool, event by event on the loop instead of through `ActionPolicy` on processes.
+
+    A burst of 100,000 objects makes it send millions of requests, too many to run through the real
+    policies in a benchmark. It does what `ActionPolicy` without a dispatch queue does, over the
+    same `SimPolytomic` and retry policy: one start per action, in order; a 201 or a 409 is settled
+    (a retried invocation skips it, as the dedup table makes it a `duplicate`); a 429 is retried by
+    the client, and after its last attempt the action fails and so does the invocation, which
+    Lambda retries. `test_bench_bursts` holds the two to the same figures on a small burst.
+    """
+
+    def __init__(self, loop: Loop, durations: Mapping[str, float], platform: Platform) -> None:
+        self.loop = loop
+        self.platform = platform
+        self.processes = Processes(loop, threaded=False)
+        self.client = self._client(durations)
+        self.outcomes = Counter()
+        self.settled: set[FileKey] = set()
+        self.s3 = self._function(self._start)
+
+    def _start(self, file: _File, done: Done) -> None:
+        invocation = _NaiveInvocation(file, self.loop.now + self.platform.timeout - SAFETY_MARGIN_SECONDS, done)
+        self._action(invocation, 0, 0)
+
+    def _action(self, invocation: _NaiveInvocation, index: int, attempt: int) -> None:
+        actions, platform = invocation.file.actions, self.platform
+        while index < len(actions) and (actions[index].sync.id, actions[index].trigger.key) in self.settled:
+            self.outcomes["duplicate"] += 1
+            index += 1
+        if index == len(actions):
+            invocation.done(
+                (not invocation.failed, platform.invoke_seconds + platform.aws_seconds * len(actions)), None
+            )
+            return
+        action = actions[index]
+        retry_after = self.client.admit("start")
+        if retry_after is None:
+            key = f"{action.sync.id}/{action.trigger.key}"
+            answer = self.client.answer_start(action.sync.type, action.sync.id, key)
+            self.settled.add((action.sync.id, action.trigger.key))
+            self.outcomes["already_running" if isinstance(answer, str) else "started"] += 1
+            self.loop.after(platform.call_seconds, partial(self._action, invocation, index + 1, 0))
+            return
+        pause = self.client.pause(attempt + 1, retry_after, invocation.deadline)
+        if pause is None:
+            self.outcomes["failed"] += 1
+            invocation.failed = True
+            self.loop.after(platform.call_seconds, partial(self._action, invocation, index + 1, 0))
+            return
+        self.loop.after(platform.call_seconds + pause, partial(self._action, invocation, index, attempt + 1))
+
+
+@dataclass(slots=True)
+class _NaiveInvocation:
+    file: _File
+    deadline: float
+    done: Done
+    failed: bool = False
 
 
 def simulate(
@@ -369,79 +817,170 @@ def simulate(
     *,
     max_age: float = DEFAULT_MAX_AGE,
     first_delay: int = FIRST_DELAY_SECONDS,
+    naive: Platform | None = None,
+    polytrigger: Platform | None = None,
+    direct_naive: bool = False,
 ) -> Result:
-    """Land every file at its time, run both behaviours until nothing is left to do, and measure."""
+    """Land every file at its time, run both behaviours until nothing is left to do, and measure.
+
+    Each behaviour runs on its own platform (default `Platform()`: unbounded, instant). With
+    `direct_naive` the naive tool runs as `_DirectNaive`: the same behaviour, fast enough for
+    the millions of requests of a storm.
+    """
     wall = time.perf_counter()
     loop = Loop()
-    routes = parse_routes(scenario.routes_document(), source=f"scenario {scenario.name}")
     durations = {sync.id: sync.run_seconds for sync in scenario.syncs}
-
-    queue = SimQueue(loop)
-    deferrals = Deferrals(queue, MemoryWindows(), max_age=max_age, first_delay=first_delay, clock=loop.clock)
-    poly_client, naive_client = SimPolytomic(loop.clock, durations), SimPolytomic(loop.clock, durations)
-    poly_outcomes: Counter[str] = Counter()
-    naive_outcomes: Counter[str] = Counter()
-    poly_starts = Starts(poly_client, MemoryDedup(), loop.clock)
-    poly_sink = _counting(poly_outcomes)
-    queue.deliver = _Dispatcher(QueuedStarts(poly_starts, deferrals), poly_sink).deliver
-    poly_lambda = _Lambda(loop, ActionPolicy(poly_starts, deferrals), poly_sink)
-    naive_lambda = _Lambda(
-        loop, ActionPolicy(Starts(naive_client, MemoryDedup(), loop.clock), None), _counting(naive_outcomes)
+    poly = _PolicyWorld(
+        loop, durations, polytrigger or Platform(), queued=True, max_age=max_age, first_delay=first_delay
     )
-
-    landed: dict[str, list[float]] = {sync.id: [] for sync in scenario.syncs}
-
-    def land(number: int, landing: Landing) -> None:
-        now = loop.now
-        trigger = Trigger.s3(
-            bucket=BUCKET,
-            key=f"{prefix(landing.sync)}part-{number:06d}.csv",
-            event="created",
-            sequencer=f"{number:016X}",
-            time=event_time(now),
-        )
-        actions = routes.actions_for([trigger])
-        for action in actions:
-            landed[action.sync.id].append(now)
-        poly_lambda.invoke(actions)
-        naive_lambda.invoke(actions)
-
-    ordered = sorted(scenario.landings, key=lambda landing: landing.at)
-    for number, landing in enumerate(ordered):
-        loop.at(EPOCH + landing.at, partial(land, number, landing))
-    loop.run()
-
-    bounds = {sync.id: staleness_bound(scenario, sync.run_seconds, first_delay) for sync in scenario.syncs}
+    plain = _naive_world(loop, durations, naive or Platform(), direct=direct_naive)
+    landed = _play(loop, scenario, [poly, plain])
+    bounds = _bounds(scenario, first_delay)
+    assert poly.queue is not None
     return Result(
         scenario=scenario,
         bounds=bounds,
-        naive=_measure(naive_client, landed, bounds, naive_outcomes, naive_lambda.parked),
-        polytrigger=_measure(poly_client, landed, bounds, poly_outcomes, poly_lambda.parked + len(queue.parked)),
-        messages=queue.sent,
-        calls=poly_client.calls,
+        naive=plain.measure(landed, bounds),
+        polytrigger=poly.measure(landed, bounds),
+        messages=poly.queue.sent,
+        calls=poly.client.calls,
         virtual_seconds=loop.now - EPOCH,
         wall_seconds=time.perf_counter() - wall,
     )
 
 
+def simulate_one(
+    scenario: Scenario | Prepared,
+    platform: Platform,
+    *,
+    naive: bool,
+    direct_naive: bool = True,
+    max_age: float = DEFAULT_MAX_AGE,
+    first_delay: int = FIRST_DELAY_SECONDS,
+) -> Side:
+    """One behaviour alone on its platform (a storm's rows each run on their own)."""
+    prepared = scenario if isinstance(scenario, Prepared) else prepare(scenario)
+    scenario = prepared.scenario
+    loop = Loop()
+    durations = {sync.id: sync.run_seconds for sync in scenario.syncs}
+    world = (
+        _naive_world(loop, durations, platform, direct=direct_naive)
+        if naive
+        else _PolicyWorld(loop, durations, platform, queued=True, max_age=max_age, first_delay=first_delay)
+    )
+    landed = _play(loop, prepared, [world])
+    side = world.measure(landed, _bounds(scenario, first_delay))
+    side.messages = world.queue.sent if world.queue is not None else 0
+    return side
+
+
+def _naive_world(loop: Loop, durations: Mapping[str, float], platform: Platform, *, direct: bool) -> _World:
+    if direct:
+        return _DirectNaive(loop, durations, platform)
+    return _PolicyWorld(
+        loop, durations, platform, queued=False, max_age=DEFAULT_MAX_AGE, first_delay=FIRST_DELAY_SECONDS
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A scenario's files, routed once (routing is pure), to land in any number of runs."""
+
+    scenario: Scenario
+    files: tuple[_File, ...]
+    landed: dict[str, list[tuple[float, str]]]  # sync id -> (landing time, object key), in landing order
+
+
+def prepare(scenario: Scenario) -> Prepared:
+    routes = parse_routes(scenario.routes_document(), source=f"scenario {scenario.name}")
+    landed: dict[str, list[tuple[float, str]]] = {sync.id: [] for sync in scenario.syncs}
+    files: list[_File] = []
+    ordered = sorted(scenario.landings, key=lambda landing: landing.at)
+    for number, landing in enumerate(ordered):
+        moment = EPOCH + landing.at
+        trigger = Trigger.s3(
+            bucket=BUCKET,
+            key=f"{prefix(landing.route)}part-{number:06d}.csv",
+            event="created",
+            sequencer=f"{number:016X}",
+            time=event_time(moment),
+        )
+        file = _File(number, moment, tuple(routes.actions_for([trigger])))
+        for action in file.actions:
+            landed[action.sync.id].append((moment, trigger.key))
+        files.append(file)
+    return Prepared(scenario, tuple(files), landed)
+
+
+def _play(loop: Loop, scenario: Scenario | Prepared, worlds: Sequence[_World]) -> dict[str, list[tuple[float, str]]]:
+    """Land every file in every world at its time and run the loop dry; (landing time, key) per sync."""
+    prepared = scenario if isinstance(scenario, Prepared) else prepare(scenario)
+    for file in prepared.files:
+        loop.at(file.landed, partial(_land, file, worlds))
+    try:
+        loop.run()
+    finally:
+        for world in worlds:
+            world.processes.close()
+    return prepared.landed
+
+
+def _land(file: _File, worlds: Sequence[_World]) -> None:
+    for world in worlds:
+        world.s3.invoke(file)
+
+
+def _why(what: str, reason: str) -> str:
+    """A parked event's or message's reason, in a few words (the full reasons are in `parked`)."""
+    if reason.startswith("older than MaximumEventAgeInSeconds"):
+        return f"{what}: older than MaximumEventAgeInSeconds"
+    if "still not started after" in reason:
+        return f"{what}: retried past DEFERRAL_MAX_AGE_SECONDS"
+    if reason.startswith(("failed on its last receive", "received")):
+        return f"{what}: failed on its last receive"
+    if reason.startswith("failed "):
+        return f"{what}: failed 3 times"
+    return f"{what}: {reason[:60]}"
+
+
 def _measure(
     client: SimPolytomic,
-    landed: Mapping[str, list[float]],
+    landed: Mapping[str, list[tuple[float, str]]],
     bounds: Mapping[str, float],
     outcomes: Counter[str],
-    parked: int,
+    parked: set[FileKey],
 ) -> Side:
-    files = covered = executions = late = 0
+    files = covered = executions = late = parked_files = unaccounted = parked_uncovered = 0
     worst: float | None = None
-    for sync_id, times in landed.items():
+    by_sync: dict[str, int] = {}
+    for sync_id, arrivals in landed.items():
         created = client.created("model", sync_id)
+        by_sync[sync_id] = len(created)
         executions += len(created)
-        files += len(times)
-        for landed_at in times:
+        files += len(arrivals)
+        for landed_at, key in arrivals:
             index = bisect_left(created, landed_at)
+            was_parked = (sync_id, key) in parked
+            parked_files += was_parked
             if index < len(created):
                 covered += 1
                 staleness = created[index] - landed_at
                 worst = staleness if worst is None else max(worst, staleness)
                 late += staleness > bounds[sync_id] + 1e-3  # float noise on epoch seconds
-    return Side(files, executions, covered, worst, late, outcomes, parked)
+            elif was_parked:
+                parked_uncovered += 1
+            else:
+                unaccounted += 1
+    return Side(
+        files,
+        executions,
+        covered,
+        worst,
+        late,
+        outcomes,
+        0,
+        executions_by_sync=by_sync,
+        parked_files=parked_files,
+        unaccounted=unaccounted,
+        parked_uncovered=parked_uncovered,
+    )

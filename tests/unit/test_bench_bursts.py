@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 import pytest
 
 from benchmarks import bursts, sim
+from benchmarks.platform import AsyncFunction, Done, Platform, Processes
 from benchmarks.sim import (
     EPOCH,
     SQS_MAX_RECEIVES,
     SQS_VISIBILITY_TIMEOUT,
+    Landing,
     Loop,
+    Received,
+    RouteSpec,
     Scenario,
     SimPolytomic,
     SimQueue,
+    SyncSpec,
     simulate,
+    simulate_one,
     staleness_bound,
 )
 from local.memory import MemoryDedup
@@ -27,7 +37,7 @@ from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch import deferred
 from polytrigger.dispatch.deferred import window_id
 from polytrigger.dispatch.messages import Message, deferred_start, window_flush
-from polytrigger.dispatch.ports import AlreadyRunning, DedupBusy, PolytomicApi, Queue, Window
+from polytrigger.dispatch.ports import AlreadyRunning, DedupBusy, PolytomicApi, Queue, Transient, Window
 
 SYNC = bursts.sync_id(7)
 
@@ -137,11 +147,11 @@ def test_sim_queue_delivers_typed_messages_through_json_later_and_redelivers_fai
     retry = deferred_start(action, since=EPOCH + 0.5, attempt=2, first_at=EPOCH)
     received: list[tuple[float, Message]] = []
 
-    def deliver(message: Message) -> bool:
-        received.append((loop.now, message))
-        return message != retry  # the deferred start keeps failing (retryable)
+    def consume(batch: list[Received]) -> tuple[list[bool], float]:
+        received.extend((loop.now, record.message) for record in batch)
+        return [record.message != retry for record in batch], 0.0  # the deferred start keeps failing
 
-    sim.deliver = deliver
+    sim.consume = consume
     queue.send(window, 10)
     queue.send(retry, 2000)  # longer than SQS allows: delayed by 15 min
     loop.run()
@@ -194,3 +204,188 @@ def test_polytrigger_runs_on_the_virtual_clock_only(monkeypatch: pytest.MonkeyPa
 
 def test_event_times_have_whole_seconds_as_eventbridge_sends_them() -> None:
     assert sim.event_time(EPOCH + 12.75) == datetime.fromtimestamp(EPOCH + 12, UTC)
+
+
+# -- the platform: Lambda's concurrency and queue, the dispatch mapping, Polytomic's rate limit ----
+
+
+def crowd(files: int = 1_500, seconds: float = 10.0) -> Scenario:
+    """A small storm: most files on a debounced route that starts two syncs, every fifth on a plain route."""
+    syncs = (SyncSpec(bursts.sync_id(40), 30), SyncSpec(bursts.sync_id(41), 90), SyncSpec(bursts.sync_id(42), 45))
+    return Scenario(
+        name="crowd",
+        syncs=syncs,
+        landings=tuple(Landing(index * seconds / files, 1 if index % 5 == 0 else 0) for index in range(files)),
+        debounce=10,
+        max_wait=30,
+        routes=(RouteSpec((0, 1), debounce=10, max_wait=30), RouteSpec((2,))),
+    )
+
+
+def bounded(**changes: Any) -> Platform:
+    platform = Platform(
+        s3_concurrency=3,
+        dispatcher_concurrency=2,
+        batch_size=10,
+        batching_window=1.0,
+        call_seconds=0.1,
+        invoke_seconds=0.005,
+        aws_seconds=0.02,
+        rate_limit=5,
+    )
+    return replace(platform, **changes)
+
+
+def test_a_bounded_platform_never_exceeds_its_concurrency_and_every_file_is_covered_or_parked() -> None:
+    side = simulate_one(crowd(), bounded(), naive=False)
+
+    assert side.s3.peak == 3  # the bound was reached ...
+    assert side.s3.throttles > 0  # ... and held: the excess waited in Lambda's queue
+    assert 0 < side.dispatcher_peak <= 2
+    assert side.s3.invocations >= side.files // 2  # every event was invoked in the end (debounced files count twice)
+    assert side.rate_limited > 0  # the rate limit was met, and answered 429 ...
+    assert side.most_let_through <= 5  # ... never letting more through than it allows
+    assert side.unaccounted == 0
+    assert side.covered + side.parked_uncovered == side.files
+
+
+def test_no_429_when_the_bounded_concurrency_cannot_exceed_the_rate_limit() -> None:
+    # one S3 invocation and one dispatcher invocation, each request 0.1 s: at most about 20 a second
+    side = simulate_one(crowd(), bounded(s3_concurrency=1, dispatcher_concurrency=1, rate_limit=25), naive=False)
+
+    assert side.busiest_second <= 25
+    assert side.rate_limited == 0
+    assert side.covered == side.files
+    assert side.parked == 0
+
+
+def test_events_older_than_the_maximum_age_are_parked_and_still_accounted_for() -> None:
+    side = simulate_one(crowd(), bounded(s3_concurrency=1, max_event_age=20), naive=False)
+
+    assert side.parked_reasons["event: older than MaximumEventAgeInSeconds"] > 0
+    assert side.parked_files > 0
+    assert side.unaccounted == 0  # covered by a run, or parked where a person sees it
+
+
+def test_the_direct_naive_model_matches_the_naive_policy_on_the_platform() -> None:
+    """`_DirectNaive` stands in for `ActionPolicy` without a queue in the storm: same figures, here checked."""
+    naive = bounded(s3_concurrency=200, dispatcher_concurrency=None, rate_limit=8, honour_retry_after=False)
+    direct = simulate_one(crowd(files=600, seconds=5), naive, naive=True, direct_naive=True)
+    policy = simulate_one(crowd(files=600, seconds=5), naive, naive=True, direct_naive=False)
+
+    assert direct.rate_limited > 0
+    assert direct.calls == policy.calls
+    assert direct.executions_by_sync == policy.executions_by_sync
+    assert (direct.covered, direct.parked, direct.s3.peak) == (policy.covered, policy.parked, policy.s3.peak)
+    assert direct.outcomes == policy.outcomes
+
+
+def test_coverage_is_measured_on_polytomic_true_clock_so_skew_beyond_the_margin_shows() -> None:
+    """A file lands 50 ms after a run began. Polytomic dating runs up to SKEW_SECONDS late cannot make
+    polytrigger take that run for the file's; dating them later can, and the benchmark sees the miss."""
+    sync = SyncSpec(bursts.sync_id(9), 30)
+    scenario = Scenario("skew", (sync,), (Landing(0, 0), Landing(0.05, 0)), debounce=0)
+
+    within = simulate(scenario, polytrigger=Platform(polytomic_ahead=0.95))
+    beyond = simulate(scenario, polytrigger=Platform(polytomic_ahead=1.2))
+
+    assert within.polytrigger.covered == 2
+    assert beyond.polytrigger.outcomes["covered"] == 1  # polytrigger believes the first run has the file
+    assert beyond.polytrigger.covered == 1  # it has not
+
+
+def test_lambda_keeps_a_throttled_event_and_invokes_it_later() -> None:
+    loop = Loop()
+    began: list[tuple[float, int]] = []
+
+    def start(payload: int, done: Done) -> None:
+        began.append((loop.now - EPOCH, payload))
+        loop.after(10, lambda: done((True, 0.0), None))
+
+    function: AsyncFunction[int] = AsyncFunction(loop, start, concurrency=1)
+    for payload in range(4):
+        function.invoke(payload)
+    loop.run()
+
+    assert sorted(payload for _, payload in began) == [0, 1, 2, 3]  # delayed, not lost
+    times = [when for when, _ in began]
+    assert times[0] == 0
+    assert all(later - earlier >= 10 for earlier, later in itertools.pairwise(times))
+    assert function.stats.peak == 1
+    assert function.stats.throttles > 0
+    assert function.stats.parked == []
+
+
+def test_lambda_parks_an_event_past_its_maximum_age_and_a_failing_one_after_two_retries() -> None:
+    loop = Loop()
+
+    def slow(payload: str, done: Done) -> None:
+        loop.after(10, lambda: done((payload != "failing", 0.0), None))
+
+    aged: AsyncFunction[str] = AsyncFunction(loop, slow, concurrency=1, max_event_age=25)
+    for number in range(6):
+        aged.invoke(f"file {number}")
+    failing: AsyncFunction[str] = AsyncFunction(loop, slow, concurrency=None)
+    failing.invoke("failing")
+    loop.run()
+
+    assert 0 < len(aged.stats.parked) < 6
+    assert aged.stats.invocations + len(aged.stats.parked) == 6
+    assert all(why.startswith("older than MaximumEventAgeInSeconds") for _, why in aged.stats.parked)
+    assert failing.stats.invocations == 3  # the first try and Lambda's two retries (after 1 and 2 min)
+    assert failing.stats.parked == [("failing", "failed 3 times")]
+
+
+def test_processes_interleave_in_virtual_time_and_an_inline_one_cannot_wait() -> None:
+    loop = Loop()
+    processes = Processes(loop, threaded=True)
+    steps: list[tuple[float, str]] = []
+
+    def body(name: str, pauses: tuple[float, ...]) -> str:
+        for pause in pauses:
+            steps.append((loop.now - EPOCH, name))
+            processes.wait(pause)
+        return name
+
+    ended: list[str | None] = []
+    try:
+        processes.spawn(partial(body, "a", (1.0, 3.0)), lambda result, error: ended.append(result))
+        processes.spawn(partial(body, "b", (2.0, 0.5)), lambda result, error: ended.append(result))
+        loop.run()
+    finally:
+        processes.close()
+
+    assert steps == [(0, "a"), (0, "b"), (1, "a"), (2, "b")]
+    assert ended == ["b", "a"]  # b ends at 2.5 s, a at 4 s
+    errors: list[BaseException | None] = []
+    processes.spawn(partial(body, "c", (1.0,)), lambda result, error: errors.append(error), inline=True)
+    assert isinstance(errors[0], RuntimeError)
+
+
+def test_the_client_waits_retry_after_only_when_it_honours_it_and_gives_up_in_time() -> None:
+    loop = Loop()
+    honouring = SimPolytomic(loop.clock, {SYNC: 90}, limit=1, call_seconds=0.1, seed=3)
+    ignoring = SimPolytomic(loop.clock, {SYNC: 90}, limit=1, call_seconds=0.1, honour_retry_after=False, seed=3)
+
+    for client in (honouring, ignoring):
+        assert client.admit("start") is None
+        assert client.admit("start") == 1.0  # the second request in the same second: 429, Retry-After 1
+    assert all((honouring.pause(1, 1.0, None) or 0) >= 1.0 for _ in range(20))
+    assert all((ignoring.pause(1, 1.0, None) or 0) <= 0.4 for _ in range(20))  # full jitter over 0.2 * 2
+    assert honouring.pause(3, 1.0, None) is None  # the third 429 of a call is the last: Transient
+    assert honouring.pause(1, 1.0, EPOCH + 1.05) is None  # a pause past the deadline is not taken
+    assert honouring.calls == Counter({"start": 2, "429": 1})
+
+    with pytest.raises(Transient):  # outside a process nothing waits: three 429s in the same second
+        honouring.start("model", SYNC, {}, idempotency_key="key-00003")
+
+
+def test_when_polytomic_lets_nothing_through_every_file_is_parked_none_dropped() -> None:
+    """No run ever starts: each file is accounted for by what was parked (its event, or its window's message)."""
+    side = simulate_one(crowd(), bounded(rate_limit=0), naive=False)
+
+    assert side.covered == 0
+    assert side.parked_reasons["event: failed 3 times"] > 0  # the plain route's events, after Lambda's retries
+    assert side.parked_reasons["message: failed on its last receive"] > 0  # the debounce windows' messages
+    assert side.parked_uncovered == side.files
+    assert side.unaccounted == 0
