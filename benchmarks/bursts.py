@@ -4,6 +4,11 @@ Each scenario runs both behaviours in one simulation (benchmarks/sim.py) on a vi
 prints one table: files landed, executions started, coverage (files with an execution of their
 sync created at or after they landed) and worst staleness (landing to that execution). Exits 1
 when polytrigger's coverage is below 100 % or a scenario misses its target.
+
+Then the storm (benchmarks/storm.py): 100,000 objects within one minute on a platform with limits
+(Lambda concurrency, Polytomic's rate limit): concurrency used, Polytomic calls, 429s,
+executions, coverage, staleness, parked. Exits 1 when a polytrigger row leaves a file neither
+covered nor parked, or exceeds its concurrency bounds.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 
+from benchmarks import storm
 from benchmarks.sim import DEFAULT_MAX_AGE, Landing, Result, Scenario, SyncSpec, simulate
 from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS
 
@@ -201,6 +207,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_MAX_AGE,
         help=f"DEFERRAL_MAX_AGE_SECONDS: how long a start is retried before it is parked (default {DEFAULT_MAX_AGE})",
     )
+    parser.add_argument(
+        "--storm-files",
+        type=int,
+        default=storm.FILES,
+        help=f"objects landing within one minute in the storm; 0 skips it (default {storm.FILES:,})",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=storm.RATE_LIMIT,
+        help=f"Polytomic requests per second per organisation, in the storm (default {storm.RATE_LIMIT})",
+    )
+    parser.add_argument(
+        "--s3-concurrency",
+        type=int,
+        default=storm.S3_CONCURRENCY,
+        help=f"S3TriggerConcurrency of polytrigger's first storm row (default {storm.S3_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--dispatcher-concurrency",
+        type=int,
+        default=storm.DISPATCHER_CONCURRENCY,
+        help=f"DispatcherConcurrency in the storm (default {storm.DISPATCHER_CONCURRENCY})",
+    )
+    parser.add_argument("--jobs", type=int, default=None, help="processes for the storm's rows (default: one per core)")
     options = parser.parse_args(argv)
     began = time.perf_counter()
     results = [
@@ -213,7 +244,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = [result.scenario.name for result in results if not passed(result)]
     print(f"\n{len(results)} scenarios in {time.perf_counter() - began:.1f} s", end="")
     print(f"; FAILED: {', '.join(failures)}" if failures else "; all pass")
+    if options.storm_files > 0:
+        failures += _storm(options)
+    print(f"\nmake bench-bursts: {time.perf_counter() - began:.1f} s", end="")
+    print(f"; FAILED: {', '.join(failures)}" if failures else "; all pass")
     return 1 if failures else 0
+
+
+def _storm(options: argparse.Namespace) -> list[str]:
+    began = time.perf_counter()
+    scenario = storm.storm(files=options.storm_files)
+    table_rows = storm.rows(
+        rate_limit=options.rate_limit,
+        s3_concurrency=options.s3_concurrency,
+        dispatcher_concurrency=options.dispatcher_concurrency,
+    )
+    outcomes = storm.run(scenario, table_rows, jobs=options.jobs)
+    print(f"\nStorm: {scenario.name}, on the platform's limits (benchmarks/storm.py)\n")
+    print(storm.table(outcomes))
+    print()
+    print(storm.details(scenario, outcomes))
+    print(f"\n{len(outcomes)} storm rows in {time.perf_counter() - began:.1f} s")
+    return [f"storm: {outcome.row.label}" for outcome in outcomes if outcome.failed]
 
 
 if __name__ == "__main__":

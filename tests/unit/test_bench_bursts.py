@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import bursts, sim
+from benchmarks import bursts, sim, storm
 from benchmarks.platform import AsyncFunction, Done, Platform, Processes
 from benchmarks.sim import (
     EPOCH,
@@ -95,11 +95,11 @@ def test_main_exits_non_zero_when_a_target_is_missed(
 ) -> None:
     scenario = bursts.burst(files=200, seconds=60, debounce=10, run_seconds=15)
     monkeypatch.setattr(bursts, "scenarios", lambda seed: [scenario])
-    assert bursts.main([]) == 0
+    assert bursts.main(["--storm-files", "0"]) == 0
     assert "all pass" in capsys.readouterr().out
 
     monkeypatch.setattr(bursts, "scenarios", lambda seed: [replace(scenario, max_executions=1)])
-    assert bursts.main([]) == 1
+    assert bursts.main(["--storm-files", "0"]) == 1
     out = capsys.readouterr().out
     assert "| FAIL " in out
     assert "FAILED: a: 200 files" in out
@@ -389,3 +389,65 @@ def test_when_polytomic_lets_nothing_through_every_file_is_parked_none_dropped()
     assert side.parked_reasons["message: failed on its last receive"] > 0  # the debounce windows' messages
     assert side.parked_uncovered == side.files
     assert side.unaccounted == 0
+
+
+# -- the storm: 100,000 objects within a minute, in miniature ------------------------------------
+
+
+def test_the_storm_table_shows_each_behaviour_within_its_bounds() -> None:
+    scenario = storm.storm(files=1_500)  # within a minute, as the real one
+    outcomes = storm.run(scenario, storm.rows(variants=(3,)), jobs=1)
+
+    naive, default, low = outcomes
+    assert naive.side.s3.peak > storm.S3_CONCURRENCY  # nothing bounds the naive tool but the account
+    assert naive.side.rate_limited > default.side.rate_limited
+    assert default.side.s3.peak <= storm.S3_CONCURRENCY
+    assert default.side.dispatcher_peak <= storm.DISPATCHER_CONCURRENCY
+    assert low.side.s3.peak <= 3
+    assert naive.side.unaccounted > 0  # its dropped 409s: files neither covered nor parked ...
+    assert not naive.kept_promise
+    assert not naive.failed  # ... which is what the naive tool does, not a failure of the benchmark
+    assert all(outcome.kept_promise for outcome in outcomes[1:])
+
+    lines = storm.table(outcomes).splitlines()
+    assert [cell.strip() for cell in lines[0].strip("|").split("|")] == [
+        "behaviour (S3 / dispatcher concurrency)",
+        "peak concurrency",
+        "Polytomic calls",
+        "429s",
+        "executions per sync",
+        "files covered",
+        "worst staleness",
+        "parked",
+        "longest wait for a Lambda slot",
+        "covered or parked",
+    ]
+    assert "| NO (" in lines[2]
+    assert len(lines) == 2 + len(outcomes)
+    assert lines[3].startswith("| polytrigger 10 / 5 ")
+    assert "Polytomic lets 10 requests a second through" in storm.details(scenario, outcomes)
+
+
+def test_the_storm_rows_give_the_same_figures_in_parallel_processes() -> None:
+    scenario = storm.storm(files=600, seconds=5)
+    table_rows = storm.rows(variants=())
+    alone = storm.run(scenario, table_rows, jobs=1)
+    forked = storm.run(scenario, table_rows, jobs=2)
+
+    assert [outcome.side.calls for outcome in forked] == [outcome.side.calls for outcome in alone]
+    assert storm.table(forked) == storm.table(alone)
+
+
+def test_main_prints_the_storm_and_fails_a_row_that_breaks_the_promise(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bursts, "scenarios", lambda seed: [bursts.burst(files=200, seconds=60, debounce=10)])
+    assert bursts.main(["--storm-files", "1500", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "Storm: 1,500 objects in 60 s" in out
+    assert "| polytrigger 10 / 5 " in out
+    assert out.rstrip().endswith("all pass")
+
+    monkeypatch.setattr(storm.RowResult, "kept_promise", property(lambda self: self.row.naive))  # all broken
+    assert bursts.main(["--storm-files", "1500", "--jobs", "1"]) == 1
+    assert "FAILED: storm: polytrigger 10 / 5" in capsys.readouterr().out
