@@ -97,6 +97,18 @@ FORGERIES = [
     ),
     pytest.param(lambda b: {**b, "action": {**b["action"], "route": "made-up"}}, "no route is named", id="route"),
     pytest.param(
+        lambda b: {
+            "kind": "window",
+            "id": b["id"],
+            "action": b["action"],
+            "window": "polytrigger#window#" + "c" * 64,
+            "opened_at": b["first_at"],
+            "generation": 0,
+        },
+        "a window message for an action that does not debounce",
+        id="window-without-debounce",
+    ),
+    pytest.param(
         lambda b: {**b, "action": {**b["action"], "trigger": {**b["action"]["trigger"], "key": "elsewhere/x.csv"}}},
         "route busy does not match s3://",
         id="trigger",

@@ -151,6 +151,9 @@ class Clock:
     def __call__(self) -> float:
         return self.now
 
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
 
 class LateArrival(MemoryWindows):
     """A file lands (is absorbed) between the flush reading the window and closing it."""

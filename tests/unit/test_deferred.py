@@ -4,6 +4,7 @@ their flush, against the in-memory queue and windows and a fake clock."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -14,6 +15,7 @@ from local.memory import MemoryQueue, MemoryWindows
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.deferred import (
+    CONFIRM_POLL_SECONDS,
     FIRST_DELAY_SECONDS,
     OVERDUE_WINDOW_SECONDS,
     SKEW_SECONDS,
@@ -23,6 +25,7 @@ from polytrigger.dispatch.deferred import (
     coverage_since,
     delay_for,
     flush_delay,
+    message_refusal,
     window_id,
 )
 from polytrigger.dispatch.errors import RetryLater
@@ -104,12 +107,14 @@ def deferrals(
     max_age: float = 21600,
     first_delay: int = 30,
 ) -> Deferrals:
+    clock = clock if clock is not None else Clock(T0)
     return Deferrals(
         queue if queue is not None else MemoryQueue(),
         windows if windows is not None else MemoryWindows(),
         max_age=max_age,
         first_delay=first_delay,
-        clock=clock if clock is not None else Clock(T0),
+        clock=clock,
+        sleep=clock.sleep,
     )
 
 
@@ -469,15 +474,65 @@ def test_an_unconfirmed_window_gets_its_message_sent_again_by_the_next_file() ->
     assert len(queue.sent) == 1
 
 
-def test_a_window_its_opener_is_still_confirming_is_joined_without_a_second_message() -> None:
-    windows, queue = MemoryWindows(), MemoryQueue()
-    wid = window_id(action())
-    opened_at = T0 - UNCONFIRMED_WINDOW_SECONDS + 1
-    windows.open(Window(wid, opened_at, opened_at, opened_at + 300, 1))
+class ConfirmedWhileWaiting(MemoryWindows):
+    """The opener confirms its message while a joining file polls the window."""
 
-    outcome = deferrals(queue, windows).debounce(action("orders/b.csv", sequencer="02"))
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock, self.polls = clock, 0
+
+    def get(self, window_id: str) -> Window | None:
+        self.polls += 1
+        window = super().get(window_id)
+        if window is not None and self.polls == 2:
+            self.confirm(window_id, window.opened_at)
+        return super().get(window_id)
+
+
+def test_a_file_joining_a_window_its_opener_is_still_confirming_waits_for_it_then_sends_nothing() -> None:
+    clock = Clock(T0)
+    windows, queue = ConfirmedWhileWaiting(clock), MemoryQueue()
+    wid = window_id(action())
+    windows.open(Window(wid, T0, T0, T0 + 300, 1))  # opened just now; its message goes out meanwhile
+
+    outcome = deferrals(queue, windows, clock).debounce(action("orders/b.csv", sequencer="02"))
 
     assert outcome.reason == "absorbed into the open debounce window"
+    assert queue.sent == []
+    assert windows.polls == 2
+    assert clock.now == T0 + 2 * CONFIRM_POLL_SECONDS  # it waited only until the confirmation
+
+
+def test_a_quick_retry_of_an_opener_whose_send_and_close_failed_sends_the_message() -> None:
+    """The opener's send failed and so did its close; its retry came at once: it found its own window
+    unconfirmed and answered `coalesced` with nothing queued (review finding 4, found again in make reliability)."""
+    clock = Clock(T0)
+    windows, queue = MemoryWindows(), MemoryQueue()
+    wid = window_id(action())
+    windows.open(Window(wid, T0 - 0.5, T0 - 0.5, T0 + 299.5, 1))  # the failed opener's, half a second ago
+
+    outcome = deferrals(queue, windows, clock).debounce(action())
+
+    assert outcome.reason == "absorbed into the open debounce window, whose message was not confirmed: sent it again"
+    assert [(flush.window, flush.generation) for flush in flushes(queue)] == [(wid, 0)]
+    assert clock.now >= T0 - 0.5 + UNCONFIRMED_WINDOW_SECONDS  # it gave the opener its time first
+
+
+def test_a_window_that_closes_while_a_file_waits_for_its_confirmation_has_covered_the_file() -> None:
+    clock = Clock(T0)
+    windows, queue = MemoryWindows(), MemoryQueue()
+    wid = window_id(action())
+    windows.open(Window(wid, T0, T0, T0 + 300, 1))
+    d = deferrals(queue, windows, clock)
+
+    def closed_meanwhile(seconds: float) -> None:  # flushed, or closed by its failed opener
+        windows.windows.pop(wid, None)
+
+    d.sleep = closed_meanwhile
+
+    outcome = d.debounce(action("orders/b.csv", sequencer="02"))
+
+    assert outcome.reason == "absorbed into the debounce window, since closed"
     assert queue.sent == []
 
 
@@ -638,3 +693,18 @@ def test_coverage_starts_after_the_trigger_and_its_receipt_with_a_margin(
     """Review finding 6: EventBridge's whole-second time let a run created up to ~1 s before the file count."""
     moment = datetime.fromisoformat(trigger)
     assert coverage_since(moment, received) == since
+
+
+def test_a_window_message_must_be_one_its_action_could_have_written() -> None:
+    """Found by `make reliability`: a forged window message for a route that does not debounce (its window
+    item absent, so the flush starts at once) was performed: the routes make that action."""
+    debounced, plain = action(debounce=60), action(debounce=0)
+    assert message_refusal(window_flush(debounced, window_id(debounced), T0, 0)) is None
+    assert message_refusal(deferred_start(plain, since=T0, attempt=1, first_at=T0)) is None
+    assert message_refusal(window_flush(plain, window_id(plain), T0, 0)) == (
+        "a window message for an action that does not debounce"
+    )
+    other = replace(debounced, sync=SyncTarget(id=BULK))
+    assert message_refusal(window_flush(debounced, window_id(other), T0, 0)) == (
+        "a window message naming another action's window"
+    )

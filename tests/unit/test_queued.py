@@ -62,7 +62,7 @@ class World:
 def world(windows: MemoryWindows | None = None, clock: Clock | None = None, *, max_age: float = 21600) -> World:
     api, dedup, queue, clock = StubClient(), MemoryDedup(), MemoryQueue(), clock or Clock(T0)
     windows = windows if windows is not None else MemoryWindows()
-    deferrals = Deferrals(queue, windows, max_age=max_age, first_delay=30, clock=clock)
+    deferrals = Deferrals(queue, windows, max_age=max_age, first_delay=30, clock=clock, sleep=clock.sleep)
     return World(api, dedup, queue, windows, clock, deferrals, QueuedStarts(Starts(api, dedup), deferrals))
 
 

@@ -40,8 +40,10 @@ FIRST_DELAY_SECONDS = 30
 # than absorbing files into nothing. Were the message only late, it still starts when it arrives.
 OVERDUE_WINDOW_SECONDS = 300
 # An opener sends the window's message milliseconds after opening it; a window still unconfirmed
-# this long after opening lost its opener in between, and the next file re-sends the message.
-UNCONFIRMED_WINDOW_SECONDS = 10
+# this long after opening lost its opener in between, and the next file re-sends the message. A
+# file joining a younger unconfirmed window waits for the confirmation (polling) up to then.
+UNCONFIRMED_WINDOW_SECONDS = 2
+CONFIRM_POLL_SECONDS = 0.2
 # Polytomic's clock may run ahead of ours: a run it dates this close after the trigger may predate it.
 SKEW_SECONDS = 1.0
 Clock = Callable[[], float]
@@ -68,6 +70,20 @@ def delay_for(attempt: int, first: int = FIRST_DELAY_SECONDS) -> int:
 def window_id(action: Action) -> str:
     """One window per (action, sync, start options): a resync is never absorbed into a plain start."""
     return WINDOW_PREFIX + digest(["window", action.kind, action.sync.type, action.sync.id, action.sync.option_pairs()])
+
+
+def message_refusal(message: Message) -> str | None:
+    """Why a queued message is not one the dispatch policies could have written, given its action.
+
+    (Whether the routes make that action at all is the routes' question.) A window message exists
+    only for an action that debounces, and names that action's own window.
+    """
+    if isinstance(message, WindowFlush):
+        if not message.action.debounce:
+            return "a window message for an action that does not debounce"
+        if message.window != window_id(message.action):
+            return "a window message naming another action's window"
+    return None
 
 
 def flush_delay(window: Window, action: Action, now: float) -> int:
@@ -98,12 +114,14 @@ class Deferrals:
         max_age: float,
         first_delay: int = FIRST_DELAY_SECONDS,
         clock: Clock = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.queue = queue
         self.windows = windows
         self.max_age = max_age
         self.first_delay = first_delay
         self.clock = clock
+        self.sleep = sleep
 
     def defer(self, action: Action, *, since: float, reason: str, attempt: int = 1, first_at: float = 0.0) -> Outcome:
         """Retry later; park instead once the action has waited longer than the maximum age."""
@@ -156,9 +174,25 @@ class Deferrals:
         raise RetryLater("debouncing failed: the debounce window kept opening and closing")
 
     def _joined(self, action: Action, window: Window, now: float) -> Outcome:
-        """Absorbed; and if the window's opener never confirmed its message, send it (it is deterministic:
-        the dispatcher does it once however many copies arrive)."""
-        if window.sent or now - window.opened_at < UNCONFIRMED_WINDOW_SECONDS:
+        """Absorbed: `coalesced` only once the window's message is known to be on the queue.
+
+        A window is confirmed by its opener right after its message is sent. A younger unconfirmed
+        window is waited for (its opener is between two calls); one still unconfirmed after
+        UNCONFIRMED_WINDOW_SECONDS lost its opener, and its message is sent again: it is deterministic,
+        so the dispatcher does it once however many copies arrive. A window that closes meanwhile was
+        flushed after this file joined it, or closed by an opener that failed and is retried: either
+        start comes after this file, so it covers it.
+        """
+        for _ in range(math.ceil(UNCONFIRMED_WINDOW_SECONDS / CONFIRM_POLL_SECONDS)):
+            if window.sent or now - window.opened_at >= UNCONFIRMED_WINDOW_SECONDS:
+                break
+            self.sleep(CONFIRM_POLL_SECONDS)
+            now = self.clock()
+            current = self.windows.get(window.id)
+            if current is None or current.opened_at != window.opened_at:
+                return Outcome.of(action, "coalesced", reason="absorbed into the debounce window, since closed")
+            window = current
+        if window.sent:
             return Outcome.of(action, "coalesced", reason="absorbed into the open debounce window")
         delay = max(0, math.ceil(window.opened_at + action.debounce - now))
         self.queue.send(window_flush(action, window.id, window.opened_at, 0), delay)

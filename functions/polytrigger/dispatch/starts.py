@@ -32,6 +32,10 @@ from polytrigger.dispatch.ports import (
     UnreadableAnswer,
 )
 
+# Connect (3.05 s) and read (10 s) timeouts, and a second of clock skew: a run our request made was
+# created within this long after the request went out.
+REQUEST_SECONDS = 14.05
+
 Verdict = Literal["running", "server_error", "refused", "retry"]
 
 # The error policy: what each failure of a Polytomic call means for the action (first match wins).
@@ -64,10 +68,18 @@ class Running:
 
 
 class Starts:
-    def __init__(self, api: PolytomicApi, dedup: DedupStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        api: PolytomicApi,
+        dedup: DedupStore,
+        clock: Callable[[], float] = time.time,
+        *,
+        request_seconds: float = REQUEST_SECONDS,
+    ) -> None:
         self.api = api
         self.dedup = dedup
         self.clock = clock
+        self.request_seconds = request_seconds  # the longest one request can be in flight (timeouts + skew)
 
     def once(self, action: Action, key: str, perform: Callable[[], Outcome]) -> Outcome:
         """`perform` at most once per key (an action's dedup key, or a queued message's id); failures as outcomes."""
@@ -112,8 +124,10 @@ class Starts:
                 return self._after_refusal(action, key, reason(error), deadline)
             return _ruled(ruling, reason(error))
 
-    def covering(self, action: Action, since: float, deadline: float | None, *, after: str = "") -> str | None:
-        """The newest execution created at or after `since` (epoch seconds), if any: it has seen what the trigger saw."""
+    def covering(
+        self, action: Action, since: float, deadline: float | None, *, after: str = "", until: float | None = None
+    ) -> str | None:
+        """The newest execution created at or after `since` (and by `until`; epoch seconds), if any."""
         try:
             found = self.api.executions(action.sync.type, action.sync.id, deadline=deadline)
         except FAILURES as error:
@@ -121,7 +135,8 @@ class Starts:
             if verdict(error) in ("running", "refused"):
                 raise Refused(why) from None
             raise RetryLater(why) from None
-        return _newest_since(found, datetime.fromtimestamp(since, UTC))
+        latest = datetime.fromtimestamp(until, UTC) if until is not None else None
+        return _newest_since(found, datetime.fromtimestamp(since, UTC), latest)
 
     def _after_server_error(
         self, action: Action, key: str, what: str, deadline: float | None, *, since: float, sent: float
@@ -131,16 +146,22 @@ class Starts:
         Only the first request sent with `key` can have made a run (later ones get the stored 500), so
         a run created since that request was first sent may be ours, and is taken as the start: nothing
         starts twice. A start a plain run covers is also covered by any run created since the trigger
-        (`since`); one it does not (a resync, a test, a full fetch) counts only runs created since its own
-        request. Otherwise a fresh attempt goes out as `<key>-r<n>`, n counted in the dedup table, so
-        every later retry (by AWS, or a re-drive) is new to Polytomic too.
+        (`since`). One it does not (a resync, a test, a full fetch) counts only a run created while its
+        own first request can have been in flight: a plain run started beside it a minute later is not
+        the resync having started. (One created by someone else within those seconds still passes for
+        it: the execution list does not say what a run was asked to do.) Otherwise a fresh attempt goes
+        out as `<key>-r<n>`, n counted in the dedup table, so every later retry (by AWS, or a re-drive)
+        is new to Polytomic too.
         """
         try:
             first_sent = self.dedup.first_sent(key, sent)
         except DedupUnavailable as table:
             raise RetryLater(f"{what}; then the time of the first request could not be kept: {table}") from None
-        bound = min(since, first_sent) if action.sync.coverable else first_sent
-        covering = self.covering(action, bound, deadline, after=f"{what}; then ")
+        if action.sync.coverable:
+            covering = self.covering(action, min(since, first_sent), deadline, after=f"{what}; then ")
+        else:
+            until = first_sent + self.request_seconds
+            covering = self.covering(action, first_sent, deadline, after=f"{what}; then ", until=until)
         if covering:
             return Outcome.of(
                 action,
@@ -232,7 +253,7 @@ def _ruled(ruling: Verdict, why: str) -> Running:
     raise RetryLater(why)  # a retry, or a 500 on a call that has no recovery (activate / pause)
 
 
-def _newest_since(found: list[Any], since: datetime) -> str | None:
+def _newest_since(found: list[Any], since: datetime, until: datetime | None = None) -> str | None:
     for execution in found:  # newest first
         if not isinstance(execution, dict):
             continue
@@ -240,6 +261,6 @@ def _newest_since(found: list[Any], since: datetime) -> str | None:
             created = parse_time(execution.get("created_at"))
         except ValueError:
             continue
-        if created >= since and isinstance(execution.get("id"), str):
+        if created >= since and (until is None or created <= until) and isinstance(execution.get("id"), str):
             return str(execution["id"])
     return None

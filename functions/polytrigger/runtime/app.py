@@ -16,7 +16,7 @@ from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.adapters.windows import DynamoWindows
 from polytrigger.core.outcomes import Outcome, Report
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import Deferrals
+from polytrigger.dispatch.deferred import SKEW_SECONDS, Deferrals, message_refusal
 from polytrigger.dispatch.messages import Message
 from polytrigger.dispatch.policy import ActionPolicy
 from polytrigger.dispatch.ports import CredentialsError
@@ -74,7 +74,7 @@ class App:
         """One dispatch queue message (deferred start or window flush), if the routes make its action."""
         if self.queued is None or self.queue is None:
             raise RuntimeError("DISPATCH_QUEUE_URL is not set: this function cannot handle dispatch queue messages")
-        refusal = self.routes.refusal(message.action)
+        refusal = message_refusal(message) or self.routes.refusal(message.action)
         if refusal is not None:
             why = f"dispatch queue message refused: {refusal}"
             self.queue.park(message, why)  # QueueUnavailable: not acknowledged, the queue delivers it again
@@ -137,7 +137,7 @@ def build(settings: Settings | None = None) -> App:
         connections=settings.polytomic_concurrency,
     )
     dedup = PowertoolsDedup(settings.idempotency_table, settings.idempotency_ttl_seconds, boto3_client=aws.dynamodb)
-    starts = Starts(client, dedup)
+    starts = Starts(client, dedup, request_seconds=settings.connect_timeout + settings.read_timeout + SKEW_SECONDS)
     queue = deferrals = None
     if settings.dispatch_queue_url:
         queue = SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs)
