@@ -17,23 +17,38 @@ Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:polytrigger-dispatch"
 
 
-def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def lambda_record(message: dict[str, Any], arn: str = QUEUE_ARN, region: str = "us-east-1") -> dict[str, Any]:
+    """An SQS message (as `receive_message` returns it) as the Lambda event source mapping hands it over."""
+    attributes = message.get("Attributes", {})
+    now = str(int(time.time() * 1000))
     return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(time.time() * 1000))},
-                "messageAttributes": {},
-                "md5OfBody": message.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": QUEUE_ARN,
-                "awsRegion": "us-east-1",
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {
+            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+            "SentTimestamp": attributes.get("SentTimestamp", now),
+            "SenderId": attributes.get("SenderId", "AROAEXAMPLE:polytrigger"),
+            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", now),
+        },
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType", "String"),
             }
-            for message in messages
-        ]
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+        "awsRegion": region,
     }
+
+
+def sqs_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Records": [lambda_record(message) for message in messages]}
 
 
 def pump(sqs: Any, queue_url: str, handler: Handler, *, timeout: float = 60.0) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.dispatch_pump import lambda_record
 from local.lambda_context import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -143,24 +144,7 @@ class DispatchQueues:
             )
 
     def _record(self, message: dict[str, Any]) -> dict[str, Any]:
-        attributes = message.get("Attributes", {})
-        now = str(int(time.time() * 1000))
-        return {
-            "messageId": message["MessageId"],
-            "receiptHandle": message["ReceiptHandle"],
-            "body": message["Body"],
-            "attributes": {
-                "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-                "SentTimestamp": attributes.get("SentTimestamp", now),
-                "SenderId": attributes.get("SenderId", "AROAEXAMPLE:polytrigger"),
-                "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", now),
-            },
-            "messageAttributes": {},
-            "md5OfBody": message.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": self.arn,
-            "awsRegion": "us-east-1",
-        }
+        return lambda_record(message, self.arn)
 
     # -- what was parked, and what was acknowledged ---------------------------------------------
 

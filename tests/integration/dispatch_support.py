@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local.dispatch_pump import lambda_record
 from local.stack import LocalStack
 from tests.integration.support import Invoker
 
@@ -247,36 +248,6 @@ class Queues:
 
 
 # -- the pump: the event source mapping --------------------------------------------------------
-
-
-def lambda_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
-    """An SQS message as the Lambda event source mapping hands it to the function."""
-    attributes = message.get("Attributes", {})
-    now = str(int(time.time() * 1000))
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": {
-            "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-            "SentTimestamp": attributes.get("SentTimestamp", now),
-            "SenderId": attributes.get("SenderId", "AROAEXAMPLE:polytrigger"),
-            "ApproximateFirstReceiveTimestamp": attributes.get("ApproximateFirstReceiveTimestamp", now),
-        },
-        "messageAttributes": {
-            name: {
-                "stringValue": value.get("StringValue"),
-                "stringListValues": [],
-                "binaryListValues": [],
-                "dataType": value.get("DataType", "String"),
-            }
-            for name, value in message.get("MessageAttributes", {}).items()
-        },
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": region,
-    }
 
 
 @dataclass

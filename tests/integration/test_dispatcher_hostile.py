@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from local.dispatch_pump import lambda_record
 from local.lambda_context import LocalContext
 from polytrigger.handlers.dispatcher import MAX_RECEIVES
-from tests.integration.dispatch_support import BUSY_SYNC, Dispatch, lambda_record
+from tests.integration.dispatch_support import BUSY_SYNC, Dispatch
 
 OTHER_SYNC = "99999999-9999-4999-8999-999999999999"
 
