@@ -741,7 +741,8 @@ class _PolicyWorld(_World):
     def _start(self, file: _File, done: Done) -> None:
         # A file whose every action is debounced only touches the windows and the queue: it never
         # waits for Polytomic, so it runs inline (no thread). Were that wrong, `wait` would raise.
-        inline = self.deferrals is not None and all(action.debounce for action in file.actions)
+        debounced = all(action.kind == "start" and action.debounce for action in file.actions)
+        inline = self.deferrals is not None and debounced
         self.processes.spawn(partial(self._handle, file), done, inline=inline)
 
     def _handle(self, file: _File) -> tuple[bool, float]:

@@ -23,9 +23,9 @@ import random
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from benchmarks.platform import ACCOUNT_CONCURRENCY, FunctionStats, Platform
+from benchmarks.platform import ACCOUNT_CONCURRENCY, Platform
 from benchmarks.sim import Landing, Prepared, RouteSpec, Scenario, Side, SyncSpec, prepare, simulate_one
 
 FILES = 100_000
@@ -171,15 +171,7 @@ def _row(index: int, table_rows: Sequence[Row]) -> RowResult:
     row = table_rows[index]
     began = time.perf_counter()
     side = simulate_one(_SHARED, row.platform, naive=row.naive)
-    side.s3 = FunctionStats(  # what is parked is counted in `side`: no 100,000 files back through a pipe
-        side.s3.invocations,
-        side.s3.throttles,
-        side.s3.failures,
-        side.s3.peak,
-        [],
-        side.s3.longest_wait,
-        side.s3.last_end,
-    )
+    side.s3 = replace(side.s3, parked=[])  # counted in `side`: no 100,000 files back through a pipe
     return RowResult(row, side, time.perf_counter() - began)
 
 
@@ -266,8 +258,13 @@ def details(scenario: Scenario, outcomes: Sequence[RowResult]) -> str:
             + f"longest pause between attempts {side.longest_pause:.1f} s",
             f"  Polytomic: {side.calls['start']:,} starts, {side.calls['executions']:,} execution lists "
             f"({side.rate_limited:,} answered 429); outcomes: {counts}",
-            f"  parked: {parked}; they stand for {side.parked_files:,} files (per sync), "
-            f"{side.parked_files - side.parked_uncovered:,} of them covered by a run all the same",
+            f"  parked: {parked}"
+            + (
+                f"; they stand for {side.parked_files:,} files (per sync), "
+                f"{side.parked_files - side.parked_uncovered:,} of them covered by a run all the same"
+                if side.parked
+                else ""
+            ),
         ]
     platform = next((outcome.row.platform for outcome in outcomes if not outcome.row.naive), None)
     if platform is not None:
