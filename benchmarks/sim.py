@@ -6,7 +6,8 @@ in the dispatcher) over the real `Starts` and `Deferrals`, with the in-memory po
 unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are simulated:
 
 - `Loop`: the virtual clock, a heap of (time, seq, callback); the policies read no other clock
-  (`Starts`, `Deferrals`, and `received` when an invocation begins);
+  (`Starts`, `Deferrals`, and `received` when an invocation begins), and `Deferrals` waits for a
+  window's confirmation in virtual time (`Processes.wait`), never on the wall clock;
 - S3 events dated in whole seconds, as EventBridge dates them (`event_time`);
 - the S3 function: an `AsyncFunction` (benchmarks/platform.py) that EventBridge invokes once per
   event, throttled at its reserved concurrency, failed invocations retried twice, then parked;
@@ -731,7 +732,12 @@ class _PolicyWorld(_World):
                 batching_window=platform.batching_window,
             )
             self.deferrals = _TrackedDeferrals(
-                self.queue, MemoryWindows(), max_age=max_age, first_delay=first_delay, clock=loop.clock
+                self.queue,
+                MemoryWindows(),
+                max_age=max_age,
+                first_delay=first_delay,
+                clock=loop.clock,
+                sleep=self.processes.wait,  # virtual time; inline, a wait raises rather than sleeping for real
             )
             dispatcher = _Dispatcher(loop, QueuedStarts(starts, self.deferrals), self.queue, self.sink, platform)
             self.queue.consume = dispatcher.consume
