@@ -442,3 +442,25 @@ def test_a_deferral_past_its_maximum_age_is_parked_with_a_readable_reason(dispat
     assert dispatch.pump.outcomes()[-1]["status"] == "started"
     assert fake.executions(BUSY_SYNC)[-1].idempotency_key not in (None, parked_body["id"])
     assert len(fake.executions(BUSY_SYNC)) == 2
+
+
+# -- 7. a 429 storm ------------------------------------------------------------------------------
+
+
+def test_a_start_still_throttled_after_its_retries_waits_on_the_queue_then_starts(dispatch: Dispatch) -> None:
+    """Found by bench-bursts: a 429 after the in-call retries failed the invocation, so AWS retried it
+    into the same storm and parked it. Now it waits on the dispatch queue for Retry-After at least."""
+    fake = dispatch.stack.fake
+    fake.inject(429, times=3, path_contains=f"{BUSY_SYNC}/executions", method="POST", retry_after=1)
+
+    file, answer = dispatch.upload("busy/throttled.csv")
+
+    (outcome,) = answer["outcomes"]
+    assert outcome["status"] == "deferred"
+    assert outcome["reason"].startswith("Polytomic answered 429")
+    (deferred,) = dispatch.log.of_kind("deferred")
+    assert deferred.delay >= 1
+    (delivery,) = dispatch.pump.drain(timeout=15)
+    assert [o["status"] for o in delivery.outcomes] == ["started"]
+    assert uncovered(dispatch.stack, BUSY_SYNC, [file]) == []
+    assert dispatch.polytrigger.stack.parked_events() == []

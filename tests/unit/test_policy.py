@@ -9,7 +9,7 @@ from polytrigger.core.actions import ActionKind
 from polytrigger.dispatch.deferred import Deferrals, coverage_since, window_id
 from polytrigger.dispatch.messages import DeferredStart, WindowFlush
 from polytrigger.dispatch.policy import ActionPolicy
-from polytrigger.dispatch.ports import AlreadyRunning, Execution, ServerError
+from polytrigger.dispatch.ports import AlreadyRunning, Execution, ServerError, Throttled
 from polytrigger.dispatch.starts import Starts
 from tests.unit.dispatch_stubs import DEADLINE, EXECUTION, WHEN, StubClient, act, landed
 
@@ -147,3 +147,37 @@ def test_a_window_that_cannot_be_opened_is_retried_and_not_remembered() -> None:
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert outcome.reason == "debouncing failed: QueueUnavailable: throttled; the event will be retried"
     assert (dedup.records, windows.windows, client.calls) == ({}, {}, [])  # no window left without its message
+
+
+# -- a 429 after the in-call retries ------------------------------------------------------------
+
+THROTTLED = Throttled("POST /api/syncs/x/executions: Polytomic answered 429: slow down", status=429, retry_after=45)
+
+
+def test_a_throttled_start_waits_on_the_dispatch_queue_at_least_as_long_as_polytomic_asked() -> None:
+    """Found by bench-bursts: a start still throttled after its retries failed the invocation; Lambda
+    retried it twice within minutes, into the same 429 storm, then parked it (and held a reserved
+    concurrency slot while it slept on Retry-After)."""
+    client, dedup, queue, action = StubClient().will_start(THROTTLED), MemoryDedup(), MemoryQueue(), act()
+    outcome = policy(client, dedup, queue).perform(action, DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("deferred", False)
+    assert outcome.reason == "Polytomic answered 429: slow down; retrying in 45 s"
+    [(message, delay)] = queue.sent
+    assert delay == 45  # Retry-After, over the first 30 s delay
+    assert isinstance(message, DeferredStart)
+    assert message.since == coverage_since(WHEN, NOW)
+
+
+def test_a_throttled_start_without_a_dispatch_queue_is_retried_by_aws() -> None:
+    client, dedup, action = StubClient().will_start(THROTTLED), MemoryDedup(), act()
+    outcome = policy(client, dedup).perform(action, DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("failed", True)
+    assert outcome.reason == "Polytomic answered 429: slow down; the event will be retried"
+
+
+@pytest.mark.parametrize("kind", ["activate", "deactivate"])
+def test_a_throttled_activation_is_retried_by_aws_not_deferred(kind: ActionKind) -> None:
+    client, dedup, queue = StubClient().will_set_active(THROTTLED), MemoryDedup(), MemoryQueue()
+    outcome = policy(client, dedup, queue).perform(act(kind), DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("failed", True)
+    assert queue.sent == []

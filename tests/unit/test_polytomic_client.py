@@ -29,6 +29,7 @@ from polytrigger.dispatch.ports import (
     KeyInFlight,
     Rejected,
     ServerError,
+    Throttled,
     Transient,
     Unauthorized,
     UnreadableAnswer,
@@ -648,9 +649,16 @@ def test_an_unusable_retry_after_falls_back_to_backoff(h: Harness, header: str) 
 
 def test_retry_after_is_exposed_on_the_final_error(h: Harness) -> None:
     h.server.reply(Reply(429, "", {"Retry-After": "9"}))
-    with pytest.raises(Transient) as caught:
+    with pytest.raises(Throttled) as caught:  # a Transient the dispatch policy can defer for that long
         h.client(attempts=1).start("model", SYNC, {}, idempotency_key=KEY)
     assert caught.value.retry_after == 9.0
+
+
+def test_only_a_429_is_throttled(h: Harness) -> None:
+    h.server.reply(Reply(503, "", {"Retry-After": "9"}))
+    with pytest.raises(Transient) as caught:
+        h.client(attempts=1).start("model", SYNC, {}, idempotency_key=KEY)
+    assert not isinstance(caught.value, Throttled)
 
 
 def test_the_deadline_stops_retries_early(h: Harness) -> None:

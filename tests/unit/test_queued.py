@@ -23,6 +23,7 @@ from polytrigger.dispatch.ports import (
     AlreadyRunning,
     PolytomicError,
     Rejected,
+    Throttled,
     Transient,
     Window,
     WindowsUnavailable,
@@ -390,3 +391,18 @@ def test_a_window_flush_that_cannot_read_its_window_is_retried() -> None:
     )
     assert w.api.started == []
     assert message.id not in w.dedup.records
+
+
+def test_a_throttled_deferred_start_is_deferred_again_for_at_least_the_retry_after() -> None:
+    """Found by bench-bursts: a 429 returned the message for the queue's whole visibility timeout (7 minutes)
+    and used up one of its five receives; it now waits as long as Polytomic asked, as a 409 does."""
+    w, a = world(), action()
+    w.api.will_start(
+        Throttled("POST /api/syncs/x/executions: Polytomic answered 429: slow down", status=429, retry_after=200)
+    )
+    message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
+
+    outcome = w.perform(message)
+
+    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 429: slow down; retrying in 200 s")
+    assert w.queue.sent == [(deferred_start(a, since=T0 - 5, attempt=2, first_at=T0), 200)]

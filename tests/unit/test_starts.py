@@ -28,11 +28,12 @@ from polytrigger.dispatch.ports import (
     PolytomicError,
     Rejected,
     ServerError,
+    Throttled,
     Transient,
     Unauthorized,
     UnreadableAnswer,
 )
-from polytrigger.dispatch.starts import FAILURES, POLICY, REQUEST_SECONDS, Running, Starts, Verdict, verdict
+from polytrigger.dispatch.starts import FAILURES, POLICY, REQUEST_SECONDS, Running, Starts, Throttle, Verdict, verdict
 from tests.unit.dispatch_stubs import (
     COVERING,
     DEADLINE,
@@ -87,7 +88,7 @@ def call(
     key: str | None = None,
     at: float = SENT,
     since: float = SINCE,
-) -> Outcome | Running:
+) -> Outcome | Running | Throttle:
     """`Starts.call` with the clock at `at` (when the request goes out), without the dedup boundary."""
     starts = Starts(client, dedup if dedup is not None else MemoryDedup(), Clock(at))
     return starts.call(action, action.dedup_key if key is None else key, DEADLINE, since)
@@ -101,7 +102,7 @@ def perform(
 
     def attempt() -> Outcome:
         result = starts.call(action, action.dedup_key, DEADLINE, since)
-        assert not isinstance(result, Running), result
+        assert not isinstance(result, Running | Throttle), result
         return result
 
     return starts.once(action, action.dedup_key, attempt)
@@ -230,7 +231,7 @@ def test_the_policy_rules_on_each_failure(error: Exception, expected: Verdict) -
 
 def test_the_policy_covers_every_polytomic_error_and_nothing_else() -> None:
     """An error the table does not name is a bug: it must propagate, not become an outcome."""
-    assert set(PolytomicError.__subclasses__()) | {CredentialsError} == set(FAILURES)
+    assert set(PolytomicError.__subclasses__()) | {CredentialsError, Throttled} == set(FAILURES)
     assert UnreadableAnswer in FAILURES
     assert len(POLICY) == len(FAILURES) == len(set(FAILURES))
     assert not issubclass(ValueError, FAILURES)

@@ -32,6 +32,7 @@ from polytrigger.dispatch.ports import (
     KeyInFlight,
     Rejected,
     ServerError,
+    Throttled,
     Transient,
     Unauthorized,
     UnreadableAnswer,
@@ -285,7 +286,8 @@ def _answer(method: str, path: str, response: urllib3.BaseHTTPResponse) -> _Succ
     if status == 500:
         raise ServerError(text, status=status, key=key)
     if status in TRANSIENT_STATUSES or status >= 500:
-        raise Transient(text, status=status, key=key, retry_after=_retry_after(response.headers.get("Retry-After")))
+        kind = Throttled if status == 429 else Transient
+        raise kind(text, status=status, key=key, retry_after=_retry_after(response.headers.get("Retry-After")))
     raise Rejected(text, status=status, key=key)  # any other answer: 4xx (or a redirect, never followed)
 
 

@@ -123,11 +123,21 @@ class Deferrals:
         self.clock = clock
         self.sleep = sleep
 
-    def defer(self, action: Action, *, since: float, reason: str, attempt: int = 1, first_at: float = 0.0) -> Outcome:
-        """Retry later; park instead once the action has waited longer than the maximum age."""
+    def defer(
+        self,
+        action: Action,
+        *,
+        since: float,
+        reason: str,
+        attempt: int = 1,
+        first_at: float = 0.0,
+        at_least: float = 0.0,
+    ) -> Outcome:
+        """Retry later (not before `at_least` seconds: a 429's Retry-After); park instead once the
+        action has waited longer than the maximum age."""
         now = self.clock()
         first_at = first_at or now
-        delay = delay_for(attempt, self.first_delay)
+        delay = min(MAX_DELAY_SECONDS, max(delay_for(attempt, self.first_delay), math.ceil(at_least)))
         message = deferred_start(action, since=since, attempt=attempt, first_at=first_at)
         try:
             if now + delay - first_at > self.max_age:

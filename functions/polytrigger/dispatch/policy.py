@@ -5,7 +5,8 @@ from __future__ import annotations
 from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome
 from polytrigger.dispatch.deferred import Deferrals, coverage_since
-from polytrigger.dispatch.starts import Running, Starts
+from polytrigger.dispatch.errors import RetryLater
+from polytrigger.dispatch.starts import Running, Starts, Throttle
 
 
 class ActionPolicy:
@@ -28,6 +29,10 @@ class ActionPolicy:
             return self.deferrals.debounce(action)
         since = coverage_since(action.trigger.time, received)
         result = self.starts.call(action, action.dedup_key, deadline, since)
+        if isinstance(result, Throttle):  # 429: wait on the dispatch queue rather than hold this invocation
+            if self.deferrals is None:
+                raise RetryLater(result.reason)
+            return self.deferrals.defer(action, since=since, reason=result.reason, at_least=result.wait)
         if not isinstance(result, Running):
             return result
         if self.deferrals is not None and action.kind == "start":

@@ -69,6 +69,10 @@ class Transient(PolytomicError):
         self.retry_after = retry_after
 
 
+class Throttled(Transient):
+    """429, still after the in-call retries: Polytomic asks us to slow down (`retry_after`, if it says)."""
+
+
 class UnreadableAnswer(PolytomicError):
     """A 2xx whose body does not say what was done (not JSON, no execution id, the wrong `active`).
 

@@ -7,7 +7,7 @@ from polytrigger.dispatch.deferred import Deferrals
 from polytrigger.dispatch.errors import retryable
 from polytrigger.dispatch.messages import DeferredStart, Message, WindowFlush
 from polytrigger.dispatch.ports import QueueUnavailable
-from polytrigger.dispatch.starts import Running, Starts
+from polytrigger.dispatch.starts import Running, Starts, Throttle
 
 
 class QueuedStarts:
@@ -45,9 +45,14 @@ class QueuedStarts:
         if message.parked_because is not None:  # moved back from the dead-letter queue by a person: a fresh wait
             first_at = self.deferrals.clock()  # (attempts keep counting: each message id is used once)
         result = self.starts.call(action, message.id, deadline, message.since)
-        if isinstance(result, Running):
+        if isinstance(result, Running | Throttle):
             return self.deferrals.defer(
-                action, since=message.since, reason=result.reason, attempt=message.attempt + 1, first_at=first_at
+                action,
+                since=message.since,
+                reason=result.reason,
+                attempt=message.attempt + 1,
+                first_at=first_at,
+                at_least=result.wait if isinstance(result, Throttle) else 0.0,
             )
         return result
 
@@ -58,8 +63,11 @@ class QueuedStarts:
         if isinstance(ready, Outcome):
             return ready
         result = self.starts.call(action, message.id, deadline, ready.since)
-        if isinstance(result, Running):
-            return self.deferrals.defer(action, since=ready.since, reason=result.reason, attempt=1, first_at=ready.now)
+        if isinstance(result, Running | Throttle):
+            wait = result.wait if isinstance(result, Throttle) else 0.0
+            return self.deferrals.defer(
+                action, since=ready.since, reason=result.reason, attempt=1, first_at=ready.now, at_least=wait
+            )
         if ready.arrivals and result.status == "started":
             return Outcome.of(
                 action, "started", execution_id=result.execution_id, reason=f"one start for {ready.arrivals} trigger(s)"

@@ -27,6 +27,7 @@ from polytrigger.dispatch.ports import (
     PolytomicError,
     Rejected,
     ServerError,
+    Throttled,
     Transient,
     Unauthorized,
     UnreadableAnswer,
@@ -36,7 +37,7 @@ from polytrigger.dispatch.ports import (
 # created within this long after the request went out.
 REQUEST_SECONDS = 14.05
 
-Verdict = Literal["running", "server_error", "refused", "retry"]
+Verdict = Literal["running", "throttled", "server_error", "refused", "retry"]
 
 # The error policy: what each failure of a Polytomic call means for the action (first match wins).
 POLICY: tuple[tuple[type[Exception], Verdict], ...] = (
@@ -45,7 +46,8 @@ POLICY: tuple[tuple[type[Exception], Verdict], ...] = (
     (Rejected, "refused"),  # other 4xx: configuration is wrong; a retry cannot help
     (Unauthorized, "retry"),  # 401 after re-reading the secret: it may be fixed by the time AWS retries
     (KeyInFlight, "retry"),  # 409, the same Idempotency-Key still in flight
-    (Transient, "retry"),  # 429/502/503/504, timeouts, no answer: after bounded in-call retries
+    (Throttled, "throttled"),  # 429 after the in-call retries: a start waits on the dispatch queue
+    (Transient, "retry"),  # 408/502/503/504, timeouts, no answer: after bounded in-call retries
     (UnreadableAnswer, "retry"),  # a 2xx that does not say what was done: ask again, same key
     (CredentialsError, "retry"),  # the secret cannot be read
 )
@@ -65,6 +67,14 @@ class Running:
     """Polytomic answered 409: a run of the sync is in progress."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """Polytomic answered 429 (still after the in-call retries): try the start again after `wait` seconds."""
+
+    reason: str
+    wait: float
 
 
 class Starts:
@@ -98,7 +108,7 @@ class Starts:
                 )
             return retryable(action, f"the dedup table cannot be used, so nothing was called: {error}")
 
-    def call(self, action: Action, key: str, deadline: float | None, since: float) -> Outcome | Running:
+    def call(self, action: Action, key: str, deadline: float | None, since: float) -> Outcome | Running | Throttle:
         """Start, activate or pause the sync, sending `key` as the Idempotency-Key.
 
         `since` (epoch seconds) is the trigger's coverage bound (`coverage_since`): after a 500, a run
@@ -122,6 +132,8 @@ class Starts:
                 return self._set_again(action, key, reason(error), deadline)
             if ruling == "refused":
                 return self._after_refusal(action, key, reason(error), deadline)
+            if ruling == "throttled" and action.kind == "start" and isinstance(error, Throttled):
+                return Throttle(reason(error), error.retry_after or 0.0)
             return _ruled(ruling, reason(error))
 
     def covering(
