@@ -57,7 +57,7 @@ from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS, Deferrals, delay_for, window_id
 from polytrigger.dispatch.messages import DeferredStart, Message, decode, encode
 from polytrigger.dispatch.policy import ActionPolicy
-from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, AlreadyRunning, Execution, Queue, Transient, WindowStore
+from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, AlreadyRunning, Execution, Queue, Throttled, WindowStore
 from polytrigger.dispatch.queued import QueuedStarts
 from polytrigger.dispatch.run import OutcomeSink, run
 from polytrigger.dispatch.starts import Starts
@@ -338,7 +338,7 @@ class SimPolytomic:
             pause = self.pause(attempt, retry_after, deadline)
             if pause is None:
                 self._wait(self.call_seconds)
-                raise Transient(f"{path}: Polytomic answered 429: rate limited", status=429, retry_after=retry_after)
+                raise Throttled(f"{path}: Polytomic answered 429: rate limited", status=429, retry_after=retry_after)
             self._wait(self.call_seconds + pause)
 
     def admit(self, kind: str) -> float | None:
