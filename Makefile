@@ -54,8 +54,9 @@ $(SECURITY_STAMP): requirements-security.txt
 
 install: $(STAMP) $(NODE_STAMP)
 
+# make demo ROUTES=my-routes.yaml EVENTS=my-events/ runs the local stack on your routes and events.
 demo: install
-	$(PY) -m local.demo
+	$(PY) -m local.demo $(if $(ROUTES),--routes $(ROUTES)) $(if $(EVENTS),--events $(EVENTS))
 
 lint: $(STAMP)
 	$(BIN)/ruff check functions local tests benchmarks

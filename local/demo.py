@@ -20,9 +20,7 @@ EVENTS = ROOT / "events"
 ROUTES = ROOT / "functions" / "routes.yaml"
 
 RUN_SECONDS = 4.0
-ORDERS_MODEL = "248df4b7-aa70-47b8-a036-33ac447e668d"
 WAREHOUSE_BULK = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"
-CUSTOMERS_MODEL = "3c1f0e5d-9a2b-4c7d-8e6f-1a2b3c4d5e6f"
 
 # (event file, handler): S3 shapes first, then the schedules.
 SCENARIO: tuple[tuple[str, str], ...] = (
@@ -42,7 +40,24 @@ REPLAY = "s3-notification-created.json"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs and metrics")
+    parser.add_argument(
+        "--routes", type=Path, help="your routes file (make demo ROUTES=...): its syncs exist in the fake"
+    )
+    parser.add_argument(
+        "--events", type=Path, help="a folder of your events as JSON (make demo EVENTS=...), in name order"
+    )
     args = parser.parse_args(argv)
+    try:
+        scenario = _scenario(args.events)
+    except (OSError, ValueError) as error:
+        parser.error(f"--events: {error}")
+    if args.routes is not None:
+        from polytrigger.routing import RoutesError, load_routes
+
+        try:
+            load_routes(args.routes)
+        except (OSError, RoutesError) as error:
+            parser.error(f"--routes: {error}")
     if not args.verbose:  # the table says it all; logs are one flag away
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")
         os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
@@ -53,28 +68,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with LocalStack() as stack:
             print(f"  DynamoDB: {stack.dynamodb_engine}; every server on 127.0.0.1\n")
-            return run(stack)
+            return run(stack, args.routes or ROUTES, scenario)
     except KeyboardInterrupt:
         return 130
 
 
-def run(stack: Any) -> int:
+Scenario = list[tuple[str, str, dict[str, Any]]]  # (label, handler, event)
+
+
+def _scenario(folder: Path | None) -> Scenario:
+    """The sample events (the first replayed at the end), or every *.json of `folder`, each to the function
+    whose shape it has (a schedule's to the schedule function, anything else to the S3 function)."""
+    from polytrigger.events.groups import is_schedule_event
+
+    if folder is None:
+        named = [*SCENARIO, (REPLAY, "s3")]
+        return [
+            (f"{name} (replayed)" if index == len(SCENARIO) else name, kind, _read(EVENTS / name))
+            for index, (name, kind) in enumerate(named)
+        ]
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise ValueError(f"no *.json file in {folder}")
+    events = [(path.name, _read(path)) for path in files]
+    return [(name, "schedule" if is_schedule_event(event) else "s3", event) for name, event in events]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        event = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path.name} is not JSON: {error}") from None
+    if not isinstance(event, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return event
+
+
+def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None) -> int:
     from local.dispatch_pump import pump
     from local.lambda_context import LocalContext
     from polytrigger.handlers import dispatcher, s3, schedule
+    from polytrigger.routing import load_routes
     from polytrigger.runtime import app as runtime
 
     fake = stack.fake
-    fake.add_sync(ORDERS_MODEL, kind="model")
-    fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=RUN_SECONDS)  # an ELT run: later starts see 409
-    fake.add_sync(CUSTOMERS_MODEL, kind="model")
+    for route in load_routes(routes_file).routes:  # your routes' syncs exist (and are active) in the fake
+        for sync in route.syncs:
+            fake.add_sync(sync.id, kind=sync.type)
+    if routes_file == ROUTES:
+        fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=RUN_SECONDS)  # an ELT run: later starts see 409
     sqs = stack.client("sqs")
     dispatch_queue = sqs.create_queue(QueueName="polytrigger-dispatch")["QueueUrl"]
     dispatch_dlq = sqs.create_queue(QueueName="polytrigger-dispatch-dlq")["QueueUrl"]
 
     os.environ.update(stack.env())
     os.environ.update(
-        ROUTES_FILE=str(ROUTES),
+        ROUTES_FILE=str(routes_file),
         DISPATCH_QUEUE_URL=dispatch_queue,
         DISPATCH_DEAD_LETTER_QUEUE_URL=dispatch_dlq,
         DEFERRAL_FIRST_DELAY_SECONDS="2",  # 30 s in production; the demo has no time to lose
@@ -87,12 +136,9 @@ def run(stack: Any) -> int:
 
     rows: list[tuple[str, dict[str, Any]]] = []
     calls_before_replay = 0
-    for index, (name, kind) in enumerate((*SCENARIO, (REPLAY, "s3"))):
-        replay = index == len(SCENARIO)
-        label = f"{name} (replayed)" if replay else name
-        if replay:
+    for label, kind, event in scenario if scenario is not None else _scenario(None):
+        if label.endswith("(replayed)"):
             calls_before_replay = len(fake.calls)
-        event = json.loads((EVENTS / name).read_text(encoding="utf-8"))
         try:
             summary = handlers[kind](event, LocalContext(function_name=f"polytrigger-{kind}"))
         except Exception as error:
@@ -104,16 +150,23 @@ def run(stack: Any) -> int:
         rows.extend((label, outcome) for outcome in outcomes)
 
     replay_calls = len(fake.calls) - calls_before_replay
-    print(
-        f"  (the warehouse bulk sync runs for {RUN_SECONDS:.0f} s: starts meeting its run are deferred; delivering them ...)"
-    )
+    if routes_file == ROUTES:
+        print(
+            f"  (the warehouse bulk sync runs for {RUN_SECONDS:.0f} s: starts meeting its run are deferred;"
+            " delivering them ...)"
+        )
     for answer in pump(sqs, dispatch_queue, dispatcher.handler, timeout=90):
         rows.extend(("dispatch queue (deferred)", outcome) for outcome in answer.get("outcomes", []))
 
     print(table(rows))
     calls = fake.calls
     starts = sum(1 for call in calls if call.method == "POST" and call.path.endswith("/executions"))
-    print(f"\nPolytomic received {len(calls)} calls ({starts} starts); the replay made {replay_calls}.")
+    replayed = (
+        f"; the replay made {replay_calls}"
+        if scenario is None or any(label.endswith("(replayed)") for label, _, _ in scenario)
+        else ""
+    )
+    print(f"\nPolytomic received {len(calls)} calls ({starts} starts){replayed}.")
     print("Dry run of any event, no stack needed: .venv/bin/polytrigger explain events/<file>.json")
     return 0 if all(row[1].get("status") not in ("error", "failed") for row in rows) else 1
 

@@ -36,3 +36,52 @@ def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
     assert "| activated " in out
     assert "the replay made 0." in out
     assert "Traceback" not in result.stderr
+
+
+def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POLYTOMIC_", "IDEMPOTENCY_", "ROUTES_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "local.demo", *args],
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'functions'}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_runs_your_own_routes_and_events(tmp_path: Path) -> None:
+    """`make demo ROUTES=... EVENTS=...`: the local stack on a user's routes and events (issue 11, item 8)."""
+    sync = "11111111-2222-4333-8444-555555555555"
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "routes:\n"
+        f"  - {{name: mine, s3: {{bucket: acme-landing, key: 'orders/**'}}, syncs: [{{id: {sync}}}]}}\n"
+        f"  - {{name: pause-it, schedule: freeze, action: deactivate, syncs: [{{id: {sync}}}]}}\n",
+        encoding="utf-8",
+    )
+    events = tmp_path / "events"
+    events.mkdir()
+    for name in ("eventbridge-object-created.json", "scheduler-input-freeze.json"):
+        (events / name).write_text((ROOT / "events" / name).read_text(encoding="utf-8"), encoding="utf-8")
+
+    result = _demo("--routes", str(routes), "--events", str(events))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.endswith(".json") or ".json " in line]
+    assert any("| mine " in line and "| started " in line for line in rows), result.stdout
+    assert any("| pause-it " in line and "| deactivated " in line for line in rows), result.stdout
+
+
+def test_demo_names_what_is_wrong_with_your_files(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text("[1, 2]", encoding="utf-8")
+    bad_events = _demo("--events", str(tmp_path))
+    missing_routes = _demo("--routes", str(tmp_path / "nope.yaml"))
+
+    assert bad_events.returncode == 2
+    assert "--events: bad.json is not a JSON object" in bad_events.stderr
+    assert missing_routes.returncode == 2
+    assert "--routes: routes file" in missing_routes.stderr
+    assert "cannot be read" in missing_routes.stderr
+    assert "Traceback" not in bad_events.stderr + missing_routes.stderr
