@@ -69,3 +69,142 @@ def test_explain_reports_a_bad_routes_file(tmp_path: Path, capsys: pytest.Captur
 def test_explain_reports_a_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "no-such-event.json"]) == 2
     assert "cannot read no-such-event.json" in capsys.readouterr().err
+
+
+def test_explain_an_s3_url_shows_the_actions_of_an_upload(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "s3://acme-landing/exports/customers/Kunden März 2026 (final).csv"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("s3://acme-landing/exports/customers/Kunden März 2026 (final).csv (created)\n")
+    assert "route customer-exports: start model sync 3c1f0e5d-9a2b-4c7d-8e6f-1a2b3c4d5e6f" in out
+    assert "placeholder sequencer" in out
+
+
+def test_explain_an_s3_url_deleted(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--json", "s3://acme-landing/snapshots/s.parquet", "--deleted"]) == 0
+
+    [row] = json.loads(capsys.readouterr().out)
+    assert (row["trigger"], row["route"]) == ("s3://acme-landing/snapshots/s.parquet (deleted)", "snapshot-removed")
+
+
+def test_explain_an_s3_url_no_route_matches_lists_near_misses_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "s3://acme-landing/snapshots/s.parquet"]) == 1
+
+    out = capsys.readouterr().out
+    assert "  -> no route matches: nothing would happen\n     closest routes:\n" in out
+    assert "     - route snapshot-removed: event kind `created` not subscribed (events: deleted)\n" in out
+
+
+def test_explain_a_schedule_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--schedule", "nightly", "--time", "2026-11-23T02:00:00Z"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("schedule nightly @ 2026-11-23T02:00:00Z\n")
+    assert 'route nightly-full: start model sync 248df4b7-aa70-47b8-a036-33ac447e668d {"resync": true}' in out
+    assert "does not create its schedule" in out
+    assert '{"schedule": "nightly", "time": "<aws.scheduler.scheduled-time>"}' in out
+
+
+def test_explain_a_schedule_by_name_gives_the_same_keys_as_its_event(capsys: pytest.CaptureFixture[str]) -> None:
+    main(["explain", "--json", "--schedule", "nightly", "--time", "2026-11-23T02:00:00Z"])
+    by_name = json.loads(capsys.readouterr().out)
+    main(["explain", "--json", str(EVENTS / "scheduler-input-nightly.json")])
+
+    assert by_name == json.loads(capsys.readouterr().out)
+
+
+def test_explain_a_schedule_defaults_to_now(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--schedule", "freeze"]) == 0
+
+    assert capsys.readouterr().out.startswith("schedule freeze @ 20")
+
+
+def test_explain_a_misspelt_schedule_offers_the_close_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--schedule", "nighty"]) == 1
+
+    assert (
+        "     - route nightly-full: schedule `nightly`, not `nighty` (did you mean nightly?)\n"
+        in capsys.readouterr().out
+    )
+
+
+def test_explain_an_event_file_no_route_matches_lists_near_misses_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"schedule": "thaws", "time": "2026-11-23T02:00:00Z"}), encoding="utf-8")
+
+    assert main(["explain", str(event)]) == 1
+
+    out = capsys.readouterr().out
+    assert "route weekend-thaw: schedule `thaw`, not `thaws` (did you mean thaw?)" in out
+    assert "note:" not in out  # the event says what it is: nothing was made up
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "give one of EVENT_FILE, s3://BUCKET/KEY or --schedule NAME"),
+        (["s3://acme-landing/x", "--schedule", "nightly"], "give one of"),
+        (["events/s3-notification-created.json", "--deleted"], "--deleted goes with an s3:// URL"),
+        (["s3://acme-landing/x", "--time", "2026-11-23T02:00:00Z"], "--time goes with --schedule"),
+    ],
+)
+def test_explain_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["explain", *argv])
+
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["s3://acme-landing/"], "s3://acme-landing/ names no object"),
+        (["s3://acme-landing/" + "k" * 2000], "the key is 2000 bytes long; S3 keys are at most 1024 bytes"),
+        (["s3://" + "b" * 2000 + "/k"], "not an S3 bucket name: 'bbbb"),
+        (["--schedule", "nightly\n" + "x" * 2000], "not a schedule name"),
+        (["--schedule", "nightly", "--time", "t" * 2000], "--time must be an ISO-8601 time"),
+    ],
+)
+def test_explain_bad_input_is_one_short_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", *argv]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("polytrigger: argument error: ")
+    assert message in captured.err
+    assert captured.err.count("\n") == 1
+    assert len(captured.err) < 200
+
+
+def test_explain_a_hostile_key_is_taken_verbatim_and_shown_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "s3://acme-landing/orders/../x.csv"]) == 0  # S3 keys are not paths: no `..` resolving
+    assert "route orders-landing" in capsys.readouterr().out
+
+    assert main(["explain", "s3://acme-landing/../../etc/passwd\n\x1b[2J" + "a" * 900]) == 1
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("s3://acme-landing/../../etc/passwd\\n\\x1b[2Jaaa")
+    assert "\x1b" not in "".join(lines)
+    assert all(len(line) < 300 for line in lines[1:])
+    assert "(`..` vs `orders`)" in lines[3]
+
+
+def test_explain_a_percent_escape_is_not_decoded_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "s3://acme-landing/exports/customers/a%20b.csv"]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("s3://acme-landing/exports/customers/a%20b.csv (created)\n")
+    assert "`%XX` is not decoded" in out
+
+
+def test_explain_help_documents_the_forms_and_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["explain", "--help"])
+
+    out = capsys.readouterr().out
+    assert "s3://BUCKET/KEY [--deleted]" in out
+    assert "--schedule NAME [--time T]" in out
+    assert "exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input" in out

@@ -1,4 +1,5 @@
-"""`polytrigger explain EVENT_FILE`: what an event would do, with no API call and no dedup write."""
+"""`polytrigger explain`: what an event, an S3 object or a schedule firing would do, with no API call and no
+dedup write. Exit status: 0 if some action would be taken, 1 if nothing would happen, 2 on bad input."""
 
 from __future__ import annotations
 
@@ -8,74 +9,50 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from polytrigger.events import UnsupportedEvent, trigger_groups
+from polytrigger.core.triggers import Trigger
+from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import RoutesError, load_routes
 from polytrigger.runtime.config import BUNDLED_ROUTES
 from polytrigger.tools import redrive_cli
+from polytrigger.tools.explain import (
+    S3_URL,
+    ExplainInputError,
+    explain,
+    explain_groups,
+    notes,
+    render,
+    s3_trigger,
+    schedule_trigger,
+    would_act,
+)
 
+__all__ = ["explain", "main"]
 
-def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
-    routes = load_routes(routes_file)
-    rows: list[dict[str, Any]] = []
-    for triggers in trigger_groups(event):
-        actions = routes.actions_for(triggers)
-        for trigger in triggers:
-            mine = [action for action in actions if action.trigger == trigger]
-            if not mine:
-                reached = any(route.matches(trigger) for route in routes.routes)
-                rows.append({"trigger": trigger.describe(), "route": None, "covered": reached})
-            rows.extend(
-                {
-                    "trigger": trigger.describe(),
-                    "route": action.route,
-                    "sync_id": action.sync.id,
-                    "sync_type": action.sync.type,
-                    "action": action.kind,
-                    "options": action.sync.body() if action.kind == "start" else {},
-                    "idempotency_key": action.dedup_key,
-                    "debounce": action.debounce,
-                    "max_wait": action.max_wait,
-                }
-                for action in mine
-            )
-    return rows
+_EXPLAIN_EPILOG = """\
+forms:
+  polytrigger explain EVENT_FILE                 a Lambda event as JSON (see events/)
+  polytrigger explain s3://BUCKET/KEY [--deleted]  an object created (or deleted) now; the key is taken
+                                                 verbatim, as the S3 console copies it (no %XX decoding)
+  polytrigger explain --schedule NAME [--time T] a schedule firing at T (ISO 8601, default now)
 
-
-def render(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no trigger in this event (nothing would happen)"
-    by_trigger: dict[str, list[str]] = {}
-    for row in rows:
-        lines = by_trigger.setdefault(row["trigger"], [])
-        if row["route"] is None:
-            lines.append(
-                "  -> already covered by an earlier trigger of this event"
-                if row["covered"]
-                else "  -> no route matches: nothing would happen"
-            )
-            continue
-        options = f" {json.dumps(row['options'], sort_keys=True)}" if row["options"] else ""
-        lines.append(f"  -> route {row['route']}: {row['action']} {row['sync_type']} sync {row['sync_id']}{options}")
-        if row.get("debounce"):
-            lines.append(
-                f"     debounced: the first file opens a {row['debounce']} s window and later ones join it; one start"
-                f" when it has been quiet {row['debounce']} s, at most {row['max_wait']} s after it opened"
-            )
-        if row["action"] == "start":
-            lines.append(
-                "     a 409 (run in progress) defers the start via the dispatch queue until it starts or a newer run covers it"
-            )
-        lines.append(f"     Idempotency-Key {row['idempotency_key']}")
-    return "\n".join(f"{trigger}\n" + "\n".join(lines) for trigger, lines in by_trigger.items())
+When no route matches, the closest routes are listed with why each missed.
+exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input or routes file."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="polytrigger", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    explain_cmd = commands.add_parser("explain", help="dry run: which routes match and which actions would be taken")
-    explain_cmd.add_argument("event_file", help="a Lambda event as JSON (see events/)")
+    explain_cmd = commands.add_parser(
+        "explain",
+        help="dry run: which routes match and which actions would be taken",
+        epilog=_EXPLAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain_cmd.add_argument("target", nargs="?", metavar="EVENT_FILE | s3://BUCKET/KEY", help="what happened")
+    explain_cmd.add_argument("--deleted", action="store_true", help="with s3://…: the object was deleted")
+    explain_cmd.add_argument("--schedule", metavar="NAME", help="a firing of the schedule routes name NAME")
+    explain_cmd.add_argument("--time", metavar="ISO", help="with --schedule: the scheduled time (default now)")
     explain_cmd.add_argument(
         "--routes",
         default=os.getenv("ROUTES_FILE") or str(BUNDLED_ROUTES),
@@ -86,21 +63,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "redrive":
         return redrive_cli.run(args, usage_error=redrive_cmd.error)
+    problem = _usage_problem(args)
+    if problem:
+        explain_cmd.error(problem)  # prints the usage and exits 2
+    return _explain(args)
 
+
+def _usage_problem(args: argparse.Namespace) -> str | None:
+    if (args.target is None) == (args.schedule is None):
+        return "give one of EVENT_FILE, s3://BUCKET/KEY or --schedule NAME"
+    url = args.target is not None and args.target.startswith(S3_URL)
+    if args.deleted and not url:
+        return "--deleted goes with an s3:// URL"
+    if args.time is not None and args.schedule is None:
+        return "--time goes with --schedule"
+    return None
+
+
+def _explain(args: argparse.Namespace) -> int:
+    trigger: Trigger | None = None
     try:
-        event = json.loads(Path(args.event_file).read_text(encoding="utf-8"))
-        rows = explain(event, args.routes)
+        if args.schedule is not None:
+            trigger = schedule_trigger(args.schedule, args.time)
+        elif args.target.startswith(S3_URL):
+            trigger = s3_trigger(args.target, deleted=args.deleted)
+        if trigger is not None:
+            rows = explain_groups([[trigger]], load_routes(args.routes))
+        else:
+            rows = explain(json.loads(Path(args.target).read_text(encoding="utf-8")), args.routes)
     except OSError as error:
-        print(f"polytrigger: cannot read {args.event_file}: {error.strerror or error}", file=sys.stderr)
+        print(f"polytrigger: cannot read {args.target}: {error.strerror or error}", file=sys.stderr)
         return 2
-    except ValueError as error:  # JSON, routes and unsupported events alike: one clear line
+    except ValueError as error:  # JSON, routes, unsupported events and bad URLs alike: one clear line
         kind = (
-            "routes" if isinstance(error, RoutesError) else "event" if isinstance(error, UnsupportedEvent) else "input"
+            "routes"
+            if isinstance(error, RoutesError)
+            else "event"
+            if isinstance(error, UnsupportedEvent)
+            else "argument"
+            if isinstance(error, ExplainInputError)
+            else "input"
         )
         print(f"polytrigger: {kind} error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows))
-    return 0
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows, notes(trigger)))
+    return 0 if would_act(rows) else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,171 @@
+"""What `polytrigger explain` computes and prints: the actions triggers would lead to, or the near misses.
+
+Three ways to name what happened: an event file (a Lambda event, as delivered), an S3 URL (an object
+created, or deleted) and a schedule name (a firing). The last two build the `Trigger` the functions
+would normalise such an event to; everything after that is shared, so all three answer alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind, Trigger, parse_time
+from polytrigger.events import trigger_groups
+from polytrigger.routing import Routes, load_routes
+from polytrigger.routing.near import near_misses
+
+S3_URL = "s3://"
+# A real event carries the object's own sequencer, part of its Idempotency-Key; a URL has none.
+PLACEHOLDER_SEQUENCER = "0000000000000000"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's rule for bucket names, as routes use
+_MAX_KEY_BYTES = 1024  # S3's limit for an object key (UTF-8)
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+# Kept in one place so that a change making schedules first-class in the routes file can adjust it.
+SCHEDULE_NOTE = (
+    "note: a `schedule: NAME` route does not create its schedule: `{name}` fires only if a schedule in"
+    ' EventBridge Scheduler invokes the schedule function with {{"schedule": "{name}",'
+    ' "time": "<aws.scheduler.scheduled-time>"}}'
+)
+SEQUENCER_NOTE = (
+    "note: built from the URL with a placeholder sequencer: a real upload's Idempotency-Key differs"
+    " (each write of a key has its own sequencer)"
+)
+VERBATIM_NOTE = (
+    "note: the key is taken verbatim: `%XX` is not decoded (S3 URIs copied from the console are not encoded)"
+)
+
+
+class ExplainInputError(ValueError):
+    """An S3 URL, schedule name or time that `explain` cannot build a trigger from; the message is short."""
+
+
+def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
+    """The rows of an event: one per action, one per trigger that leads to none (with its near misses)."""
+    return explain_groups(trigger_groups(event), load_routes(routes_file))
+
+
+def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for triggers in groups:
+        actions = routes.actions_for(triggers)
+        for trigger in triggers:
+            mine = [action for action in actions if action.trigger == trigger]
+            if not mine:
+                reached = any(route.matches(trigger) for route in routes.routes)
+                rows.append(
+                    {
+                        "trigger": trigger.describe(),
+                        "route": None,
+                        "covered": reached,
+                        "near_misses": [] if reached else near_misses(routes.routes, trigger),
+                    }
+                )
+            rows.extend(
+                {
+                    "trigger": trigger.describe(),
+                    "route": action.route,
+                    "sync_id": action.sync.id,
+                    "sync_type": action.sync.type,
+                    "action": action.kind,
+                    "options": action.sync.body() if action.kind == "start" else {},
+                    "idempotency_key": action.dedup_key,
+                    "debounce": action.debounce,
+                    "max_wait": action.max_wait,
+                }
+                for action in mine
+            )
+    return rows
+
+
+def would_act(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether anything would happen: the exit status (0 if so, 1 if not) a script can test."""
+    return any(row["route"] for row in rows)
+
+
+def s3_trigger(url: str, *, deleted: bool = False, now: datetime | None = None) -> Trigger:
+    """The trigger of `s3://BUCKET/KEY`: the key verbatim (no percent-decoding), a placeholder sequencer."""
+    if not url.startswith(S3_URL):
+        raise ExplainInputError("an S3 URL starts with s3://")
+    bucket, slash, key = url[len(S3_URL) :].partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ExplainInputError(f"not an S3 bucket name: {_clip(bucket)}")
+    if not slash or not key:
+        raise ExplainInputError(f"s3://{bucket}/ names no object: give its key, e.g. s3://{bucket}/orders/x.csv")
+    size = len(key.encode("utf-8", "surrogatepass"))
+    if size > _MAX_KEY_BYTES:
+        raise ExplainInputError(f"the key is {size} bytes long; S3 keys are at most {_MAX_KEY_BYTES} bytes (UTF-8)")
+    event: S3EventKind = "deleted" if deleted else "created"
+    moment = now or datetime.now(UTC)
+    return Trigger.s3(bucket=bucket, key=key, event=event, sequencer=PLACEHOLDER_SEQUENCER, time=moment)
+
+
+def schedule_trigger(name: str, time: str | None = None, *, now: datetime | None = None) -> Trigger:
+    """The trigger of schedule `name` firing at `time` (ISO 8601; default now)."""
+    if not SCHEDULE_NAME.fullmatch(name):
+        raise ExplainInputError(f"not a schedule name (1-64 letters, digits, '.', '-' or '_'): {_clip(name)}")
+    try:
+        moment = parse_time(time) if time is not None else now or datetime.now(UTC)
+    except ValueError:
+        raise ExplainInputError(
+            f"--time must be an ISO-8601 time, e.g. 2026-11-23T02:00:00Z (got {_clip(time)})"
+        ) from None
+    return Trigger.scheduled(schedule=name, time=moment)
+
+
+def notes(trigger: Trigger | None) -> list[str]:
+    """What the output of a URL or schedule form must add about the trigger it built."""
+    if trigger is None:
+        return []
+    if trigger.kind == "schedule":
+        return [SCHEDULE_NOTE.format(name=trigger.schedule)]
+    found = [SEQUENCER_NOTE]
+    if _PERCENT_ESCAPE.search(trigger.key):
+        found.append(VERBATIM_NOTE)
+    return found
+
+
+def render(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> str:
+    if not rows:
+        return "no trigger in this event (nothing would happen)"
+    by_trigger: dict[str, list[str]] = {}
+    for row in rows:
+        lines = by_trigger.setdefault(printable(row["trigger"]), [])
+        if row["route"] is None:
+            if row["covered"]:
+                lines.append("  -> already covered by an earlier trigger of this event")
+                continue
+            lines.append("  -> no route matches: nothing would happen")
+            if row.get("near_misses"):
+                lines.append("     closest routes:")
+                lines.extend(f"     - {miss}" for miss in row["near_misses"])
+            continue
+        options = f" {json.dumps(row['options'], sort_keys=True)}" if row["options"] else ""
+        lines.append(f"  -> route {row['route']}: {row['action']} {row['sync_type']} sync {row['sync_id']}{options}")
+        if row.get("debounce"):
+            lines.append(
+                f"     debounced: the first file opens a {row['debounce']} s window and later ones join it; one start"
+                f" when it has been quiet {row['debounce']} s, at most {row['max_wait']} s after it opened"
+            )
+        if row["action"] == "start":
+            lines.append(
+                "     a 409 (run in progress) defers the start via the dispatch queue until it starts or a newer run covers it"
+            )
+        lines.append(f"     Idempotency-Key {row['idempotency_key']}")
+    text = "\n".join(f"{trigger}\n" + "\n".join(lines) for trigger, lines in by_trigger.items())
+    return "\n".join([text, *extra])
+
+
+def printable(text: str) -> str:
+    """One line whatever a key holds: control characters (newlines, escapes) shown as `\\n`, `\\x1b`..."""
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def _clip(value: str | None, limit: int = 60) -> str:
+    if value is None:
+        return "nothing"
+    return repr(value) if len(value) <= limit else repr(value[: limit - 1] + "…")
