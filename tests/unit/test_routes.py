@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -217,9 +218,11 @@ def test_json_is_a_valid_routes_file(tmp_path: Path) -> None:
     assert [r.name for r in load_routes(path).routes] == ["j"]
 
 
-def test_empty_routes_list_is_allowed() -> None:
-    assert len(parse_routes({"routes": []})) == 0
-    assert len(parse_routes({"routes": None})) == 0
+@pytest.mark.parametrize("empty", [[], None])
+def test_an_empty_routes_list_is_refused_since_nothing_would_fire(empty: Any) -> None:
+    assert error_of({"routes": empty}) == (
+        "routes file routes.yaml: 'routes' is empty, so nothing would ever fire; add at least one route"
+    )
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -408,6 +411,45 @@ def one_problem(route: dict[str, Any]) -> str:
             route_with(syncs=[{"id": SYNC_A}, {"id": SYNC_A.upper()}]),
             f"route 'good': syncs[1].id: {SYNC_A} is listed twice in this route",
         ),
+        (
+            route_with(s3={"bucket": "acme-landing", "key": "/orders/*.csv"}),
+            "route 'good': s3.key: S3 keys never start with '/', so it can never match; drop the leading /"
+            " (got '/orders/*.csv')",
+        ),
+        # a field one level off: where it belongs
+        (route_with(key="orders/*.csv"), "route 'good': key: belongs under s3, not on the route itself"),
+        (
+            route_with(s3=..., schedule="nightly", key="orders/*.csv"),
+            "route 'good': key: belongs under s3, not on the route itself",
+        ),
+        (
+            route_with(s3=..., schedule="nightly", events=["created"]),
+            "route 'good': events: belongs under s3, not on the route itself",
+        ),
+        (
+            route_with(resync=True),
+            "route 'good': resync: belongs under syncs[n], on each sync it applies to, not on the route itself",
+        ),
+        (
+            route_with(fetch_mode="full"),
+            "route 'good': fetch_mode: belongs under syncs[n], on each sync it applies to, not on the route itself",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "debounce": 60}),
+            "route 'good': s3.debounce: belongs on the route itself, not under s3",
+        ),
+        (
+            route_with(s3={"bucket": "acme-landing", "identities": ["x"]}),
+            "route 'good': s3.identities: belongs under syncs[n], on each sync it applies to, not under s3",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "debounce": 60}]),
+            "route 'good': syncs[0].debounce: belongs on the route itself, not under syncs[0]",
+        ),
+        (
+            route_with(syncs=[{"id": SYNC_A, "type": "bulk", "key": "x/*"}]),
+            "route 'good': syncs[0].key: belongs under s3, not under syncs[0]",
+        ),
     ],
 )
 def test_each_kind_of_bad_route_names_its_route_and_field(route: dict[str, Any], expected: str) -> None:
@@ -418,6 +460,11 @@ def test_unknown_top_level_field() -> None:
     message = error_of({"routes": [GOOD_ROUTE], "version": 2})
     assert "(1 problem)" in message
     assert "unknown top-level field(s): version" in message
+
+
+def test_a_route_field_at_the_top_level_says_it_belongs_in_a_route() -> None:
+    message = error_of({"routes": [GOOD_ROUTE], "syncs": [{"id": SYNC_A}]})
+    assert message.splitlines()[1:] == ["  - unknown top-level field(s): syncs; syncs belongs in a route, under routes"]
 
 
 def test_a_route_that_is_not_a_mapping() -> None:
@@ -484,6 +531,80 @@ def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
     message = str(caught.value)
     assert message.startswith(f"routes file {path}: not valid YAML at line ")
     assert " at line 5, column " in message
+
+
+DUPLICATED = """\
+routes:
+  - name: orders
+    s3:
+      bucket: acme-landing
+      key: "orders/*.csv"
+      key: "exports/*.csv"
+    syncs:
+      - id: 11111111-1111-4111-8111-111111111111
+        resync: true
+        resync: false
+  - name: nightly
+    schedule: nightly
+    syncs: [{id: 22222222-2222-4222-8222-222222222222, type: bulk, type: model}]
+    name: nightly-full
+  - name: broken
+    schedule: nightly
+    syncs: [{id: nope}]
+"""
+
+
+def test_duplicate_yaml_keys_are_refused_with_route_field_and_lines(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(DUPLICATED)
+    with pytest.raises(RoutesError) as caught:
+        load_routes(path)
+
+    last = "YAML would silently keep only the last one: remove one"
+    assert str(caught.value).splitlines() == [
+        f"routes file {path} is invalid (5 problems):",
+        f"  - route 'orders': s3.key: given again at line 6 (first at line 5); {last}",
+        f"  - route 'orders': syncs[0].resync: given again at line 10 (first at line 9); {last}",
+        f"  - route 'nightly-full': syncs[0].type: given again at line 13 (first at line 13); {last}",
+        f"  - route 'nightly-full': name: given again at line 14 (first at line 11); {last}",
+        "  - route 'broken': syncs[0].id: must be a sync UUID (got 'nope')",
+    ]
+    assert len(caught.value.problems) == 5
+
+
+def test_a_duplicate_top_level_key_is_listed_with_what_the_last_one_leaves(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(f"routes: [{{name: a, schedule: s, syncs: [{{id: {SYNC_A}}}]}}]\nroutes: []\n")
+    with pytest.raises(RoutesError) as caught:
+        load_routes(path)
+    assert caught.value.problems == [
+        "routes: given again at line 2 (first at line 1); YAML would silently keep only the last one: remove one",
+        "'routes' is empty, so nothing would ever fire; add at least one route",
+    ]
+
+
+def test_yaml_merge_keys_may_override_without_being_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "routes:\n  - name: a\n    schedule: s\n    syncs:\n"
+        f"      - &base {{id: {SYNC_A}, resync: false}}\n      - {{<<: *base, id: {SYNC_B}, resync: true}}\n"
+    )
+    assert [sync.options for sync in load_routes(path).routes[0].syncs] == [
+        (("resync", False),),
+        (("resync", True),),
+    ]
+
+
+def test_a_cache_from_before_the_stricter_checks_is_not_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(f"routes: [{{name: a, s3: {{bucket: acme-landing, key: /x.csv}}, syncs: [{{id: {SYNC_A}}}]}}]\n")
+    document = yaml.safe_load(path.read_text())
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "routes.validated.json").write_text(
+        json.dumps({"format": 1, "source_sha256": sha, "document": document})
+    )
+    with pytest.raises(RoutesError, match="drop the leading /"):
+        load_routes(path)
 
 
 def test_invalid_yaml_tab_indentation(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ Nothing half-valid is returned: one problem anywhere rejects the file, so nothin
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncTarget, SyncType
@@ -24,24 +24,48 @@ _S3_FIELDS = {"bucket", "key", "events"}
 _MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
 _BULK_OPTIONS = {"fetch_mode": str, "resync_mode": str, "schemas": list, "test": bool}
 _BULK_ENUMS = {"fetch_mode": ("none", "incremental", "full"), "resync_mode": ("refetch", "resync", "rebuild")}
+# A field one level off is a common slip (YAML indentation): say where it belongs, not just "unknown".
+_SYNC_FIELDS = {"id", "type", "activate_first"} | set(_MODEL_OPTIONS) | set(_BULK_OPTIONS)
+_UNDER_S3 = "belongs under s3"
+_UNDER_SYNCS = "belongs under syncs[n], on each sync it applies to"
+_ON_ROUTE = "belongs on the route itself"
 
 
 class RoutesError(ValueError):
-    """The routes file is invalid; the message lists every problem with its route and field."""
+    """The routes file is invalid; the message lists every problem with its route and field.
+
+    `problems` holds the same problems one by one (without the "routes file ..." heading).
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = list(problems) if problems is not None else [message]
 
 
-def parse_routes(document: Any, *, source: str = "routes") -> Routes:
-    problems: list[str] = []
-    if not isinstance(document, Mapping) or "routes" not in document:
-        raise RoutesError(f"routes file {source}: expected a mapping with a 'routes' list at the top")
+def file_error(source: str, problem: str) -> RoutesError:
+    """The whole file is unusable (unreadable, not YAML, the wrong shape): one problem."""
+    return RoutesError(f"routes file {source}: {problem}", [problem])
+
+
+def invalid(source: str, problems: Sequence[str]) -> RoutesError:
+    listing = "\n  - ".join(problems)
+    plural = "s" if len(problems) > 1 else ""
+    return RoutesError(f"routes file {source} is invalid ({len(problems)} problem{plural}):\n  - {listing}", problems)
+
+
+def parse_routes(document: Any, *, source: str = "routes", problems: Sequence[str] = ()) -> Routes:
+    """Validate a routes document; `problems` already found in its text (duplicate keys) are listed first."""
+    found = list(problems)
+    shape = _shape_problem(document)
+    if shape is not None:
+        raise invalid(source, [*found, shape]) if found else file_error(source, shape)
     extra = sorted(set(map(str, document)) - {"routes"})
     if extra:
-        problems.append(f"unknown top-level field(s): {', '.join(extra)}")
+        misplaced = [name for name in extra if name in _ROUTE_FIELDS | _S3_FIELDS | _SYNC_FIELDS]
+        verb = "belongs" if len(misplaced) == 1 else "belong"
+        hint = f"; {', '.join(misplaced)} {verb} in a route, under routes" if misplaced else ""
+        found.append(f"unknown top-level field(s): {', '.join(extra)}{hint}")
     raw_routes = document["routes"]
-    if raw_routes is None:
-        raw_routes = []
-    if not isinstance(raw_routes, list):
-        raise RoutesError(f"routes file {source}: 'routes' must be a list")
 
     routes: list[Route] = []
     names: set[str] = set()
@@ -53,15 +77,25 @@ def parse_routes(document: Any, *, source: str = "routes") -> Routes:
         route = _parse_route(raw, route_problems)
         if route is not None and route.name in names:
             route_problems.append(f"name: '{route.name}' is used by an earlier route; names must be unique")
-        problems.extend(f"{label}: {problem}" for problem in route_problems)
+        found.extend(f"{label}: {problem}" for problem in route_problems)
         if route is not None and not route_problems:
             names.add(route.name)
             routes.append(route)
-    if problems:
-        listing = "\n  - ".join(problems)
-        plural = "s" if len(problems) > 1 else ""
-        raise RoutesError(f"routes file {source} is invalid ({len(problems)} problem{plural}):\n  - {listing}")
+    if found:
+        raise invalid(source, found)
     return Routes(routes)
+
+
+def _shape_problem(document: Any) -> str | None:
+    """Why the document is no list of routes at all, or None."""
+    if not isinstance(document, Mapping) or "routes" not in document:
+        return "expected a mapping with a 'routes' list at the top"
+    raw_routes = document["routes"]
+    if raw_routes is not None and not isinstance(raw_routes, list):
+        return "'routes' must be a list"
+    if not raw_routes:
+        return "'routes' is empty, so nothing would ever fire; add at least one route"
+    return None
 
 
 def _parse_route(raw: Any, problems: list[str]) -> Route | None:
@@ -69,6 +103,12 @@ def _parse_route(raw: Any, problems: list[str]) -> Route | None:
         problems.append("must be a mapping with name, a trigger (s3 or schedule) and syncs")
         return None
     unknown = sorted(set(map(str, raw)) - _ROUTE_FIELDS)
+    for field in unknown:
+        if field in _S3_FIELDS:
+            problems.append(f"{field}: {_UNDER_S3}, not on the route itself")
+        elif field in _SYNC_FIELDS:
+            problems.append(f"{field}: {_UNDER_SYNCS}, not on the route itself")
+    unknown = [field for field in unknown if field not in _S3_FIELDS | _SYNC_FIELDS]
     if unknown:
         problems.append(f"unknown field(s): {', '.join(unknown)}")
 
@@ -129,6 +169,12 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
         problems.append("s3: must be a mapping with bucket, key and events")
         return {}
     unknown = sorted(set(map(str, raw)) - _S3_FIELDS)
+    for field in unknown:
+        if field in _ROUTE_FIELDS:
+            problems.append(f"s3.{field}: {_ON_ROUTE}, not under s3")
+        elif field in _SYNC_FIELDS:
+            problems.append(f"s3.{field}: {_UNDER_SYNCS}, not under s3")
+    unknown = [field for field in unknown if field not in _ROUTE_FIELDS | _SYNC_FIELDS]
     if unknown:
         problems.append(f"s3: unknown field(s): {', '.join(unknown)}")
     bucket = raw.get("bucket")
@@ -138,6 +184,10 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
     pattern = None
     if not isinstance(key, str):
         problems.append(f"s3.key: must be a glob string (got {key!r})")
+    elif key.startswith("/"):
+        problems.append(
+            f"s3.key: S3 keys never start with '/', so it can never match; drop the leading / (got {key!r})"
+        )
     else:
         try:
             pattern = compile_glob(key)
@@ -205,6 +255,10 @@ def _parse_sync(raw: Any, action: ActionKind, where: str, problems: list[str]) -
         if name in ("id", "type", "activate_first"):
             continue
         value = raw[name]
+        if name in _ROUTE_FIELDS or name in _S3_FIELDS:
+            belongs = _ON_ROUTE if name in _ROUTE_FIELDS else _UNDER_S3
+            problems.append(f"{where}.{name}: {belongs}, not under {where}")
+            continue
         if name not in allowed:
             known = ", ".join(sorted(allowed))
             problems.append(f"{where}.{name}: not an option of a {sync_type} sync (options: {known})")

@@ -1,0 +1,138 @@
+"""`polytrigger validate ROUTES`: a summary of a valid routes file, every problem of an invalid one, nothing written."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from polytrigger.routing.load import CACHE_FORMAT
+from polytrigger.tools.validate import Report, register, render, run, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = ROOT / "functions" / "routes.yaml"
+SYNC_A = "11111111-1111-4111-8111-111111111111"
+SYNC_B = "22222222-2222-4222-8222-222222222222"
+SYNC_C = "33333333-3333-4333-8333-333333333333"
+
+TWO_BUCKETS = f"""\
+routes:
+  - name: orders
+    s3: {{bucket: acme-landing, key: "orders/**/*.csv"}}
+    syncs: [{{id: {SYNC_A}}}, {{id: {SYNC_C}, type: bulk, fetch_mode: incremental}}]
+  - name: exports
+    s3: {{bucket: acme-exports, key: "exports/*/_SUCCESS"}}
+    debounce: 60
+    syncs: [{{id: {SYNC_B}}}]
+  - name: nightly
+    schedule: nightly
+    syncs: [{{id: {SYNC_A}, resync: true}}]
+"""
+
+BROKEN = f"""\
+routes:
+  - name: orders
+    s3:
+      bucket: acme-landing
+      key: /orders/*.csv
+      key: /orders/*.tsv
+    syncs: [{{id: {SYNC_A}}}]
+  - name: nightly
+    schedule: nightly
+    resync: true
+    syncs: [{{id: not-a-uuid}}]
+"""
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="polytrigger")
+    register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_the_bundled_routes_file_is_summarised() -> None:
+    report = validate(BUNDLED)
+
+    assert report == Report(
+        source=str(BUNDLED),
+        routes=6,
+        buckets=["acme-landing"],
+        schedules=["freeze", "nightly", "thaw"],
+        syncs={"model": 2, "bulk": 1},
+    )
+    assert render(report) == (
+        f"{BUNDLED}: 6 routes, 1 bucket (acme-landing), 3 schedules (freeze, nightly, thaw), 3 syncs (2 model, 1 bulk)"
+    )
+
+
+def test_buckets_and_schedules_are_sorted_and_syncs_counted_once_by_type(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(TWO_BUCKETS)
+
+    assert render(validate(path)) == (
+        f"{path}: 3 routes, 2 buckets (acme-exports, acme-landing), 1 schedule (nightly), 3 syncs (2 model, 1 bulk)"
+    )
+
+
+def test_every_problem_is_listed_one_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(BROKEN)
+
+    report = validate(path)
+
+    assert not report.ok
+    assert render(report).splitlines() == [
+        f"{path} is invalid (4 problems):",
+        "  - route 'orders': s3.key: given again at line 6 (first at line 5);"
+        " YAML would silently keep only the last one: remove one",
+        "  - route 'orders': s3.key: S3 keys never start with '/', so it can never match; drop the leading /"
+        " (got '/orders/*.tsv')",
+        "  - route 'nightly': resync: belongs under syncs[n], on each sync it applies to, not on the route itself",
+        "  - route 'nightly': syncs[0].id: must be a sync UUID (got 'not-a-uuid')",
+    ]
+
+
+def test_an_unreadable_file_is_one_problem(tmp_path: Path) -> None:
+    report = validate(tmp_path / "absent.yaml")
+
+    assert report.problems == ["cannot be read (No such file or directory)"]
+
+
+def test_validate_writes_nothing_and_never_trusts_a_cache(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(BROKEN)
+    cache = tmp_path / "routes.validated.json"  # a cache claiming these very bytes are a valid document
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    document = {"routes": [{"name": "x", "schedule": "s", "syncs": [{"id": SYNC_A}]}]}
+    cache.write_text(json.dumps({"format": CACHE_FORMAT, "source_sha256": sha, "document": document}))
+    before = {item.name: item.read_bytes() for item in tmp_path.iterdir()}
+
+    assert not validate(path).ok
+    path.write_text(TWO_BUCKETS)
+    before["routes.yaml"] = path.read_bytes()
+    assert validate(path).ok
+
+    assert {item.name: item.read_bytes() for item in tmp_path.iterdir()} == before
+
+
+def test_the_command_exits_0_with_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(parse(["validate", str(BUNDLED)])) == 0
+
+    out, err = capsys.readouterr()
+    assert out.startswith(f"{BUNDLED}: 6 routes, 1 bucket (acme-landing)")
+    assert err == ""
+
+
+def test_the_command_exits_1_with_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(BROKEN)
+
+    assert run(parse(["validate", str(path)])) == 1
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"{path} is invalid (4 problems):\n")
+    assert err.count("\n  - ") == 4
