@@ -208,3 +208,15 @@ def test_explain_help_documents_the_forms_and_the_exit_status(capsys: pytest.Cap
     assert "s3://BUCKET/KEY [--deleted]" in out
     assert "--schedule NAME [--time T]" in out
     assert "exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input" in out
+
+
+def test_validate_is_a_subcommand_of_polytrigger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from polytrigger.runtime.config import BUNDLED_ROUTES
+
+    bad = tmp_path / "routes.yaml"
+    bad.write_text("routes: []\n", encoding="utf-8")
+
+    assert main(["validate", str(BUNDLED_ROUTES)]) == 0
+    assert "6 routes" in capsys.readouterr().out
+    assert main(["validate", str(bad)]) == 1
+    assert "nothing would ever fire" in capsys.readouterr().err

@@ -14,7 +14,7 @@ from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import RoutesError, load_routes
 from polytrigger.runtime.config import BUNDLED_ROUTES
-from polytrigger.tools import redrive_cli
+from polytrigger.tools import redrive_cli, validate
 from polytrigger.tools.explain import (
     S3_URL,
     ExplainInputError,
@@ -60,7 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
     redrive_cmd = redrive_cli.add_parser(commands)
+    validate.register(commands)
     args = parser.parse_args(argv)
+    if args.command == "validate":
+        return validate.run(args)
     if args.command == "redrive":
         return redrive_cli.run(args, usage_error=redrive_cmd.error)
     problem = _usage_problem(args)
