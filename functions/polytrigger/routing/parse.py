@@ -18,6 +18,12 @@ from polytrigger.routing.model import Route, Routes
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
+
+def is_bucket_name(value: object) -> bool:
+    """S3's rule for bucket names (3-63 lowercase letters, digits, dots and hyphens, no `..`)."""
+    return isinstance(value, str) and _BUCKET.fullmatch(value) is not None and ".." not in value
+
+
 _ROUTE_FIELDS = {"name", "s3", "schedule", "action", "syncs", "debounce", "max_wait"}
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 _S3_FIELDS = {"bucket", "key", "events"}
@@ -178,7 +184,7 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
     if unknown:
         problems.append(f"s3: unknown field(s): {', '.join(unknown)}")
     bucket = raw.get("bucket")
-    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket) or ".." in bucket:
+    if not is_bucket_name(bucket):
         problems.append(f"s3.bucket: must be an S3 bucket name (got {bucket!r})")
     key = raw.get("key", "**")
     pattern = None

@@ -18,11 +18,11 @@ from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind, Trigger, parse
 from polytrigger.events import trigger_groups
 from polytrigger.routing import Routes, load_routes
 from polytrigger.routing.near import near_misses
+from polytrigger.routing.parse import is_bucket_name
 
 S3_URL = "s3://"
 # A real event carries the object's own sequencer, part of its Idempotency-Key; a URL has none.
 PLACEHOLDER_SEQUENCER = "0000000000000000"
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")  # S3's rule for bucket names, as routes use
 _MAX_KEY_BYTES = 1024  # S3's limit for an object key (UTF-8)
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 # Kept in one place so that a change making schedules first-class in the routes file can adjust it.
@@ -92,7 +92,7 @@ def s3_trigger(url: str, *, deleted: bool = False, now: datetime | None = None) 
     if not url.startswith(S3_URL):
         raise ExplainInputError("an S3 URL starts with s3://")
     bucket, slash, key = url[len(S3_URL) :].partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+    if not is_bucket_name(bucket):
         raise ExplainInputError(f"not an S3 bucket name: {_clip(bucket)}")
     if not slash or not key:
         raise ExplainInputError(f"s3://{bucket}/ names no object: give its key, e.g. s3://{bucket}/orders/x.csv")
