@@ -114,16 +114,11 @@ class Starts:
         `since` (epoch seconds) is the trigger's coverage bound (`coverage_since`): after a 500, a run
         created at or after it has what the trigger saw.
         """
-        sync = action.sync
         sent = self.clock()
-        if action.kind == "start" and not sync.coverable:
+        if action.kind == "start" and not action.sync.coverable:
             self._note_first_sent(key, sent)
         try:
-            if action.kind == "start":
-                execution = self.api.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
-                return Outcome.of(action, "started", execution_id=execution.id)
-            self.api.set_active(sync.type, sync.id, action.kind == "activate", idempotency_key=key, deadline=deadline)
-            return _set(action)
+            return self._send(action, key, deadline)
         except FAILURES as error:
             ruling = verdict(error)
             if ruling == "server_error":
@@ -181,19 +176,13 @@ class Starts:
                 execution_id=covering,
                 reason="Polytomic answered 500, but this execution was created since the trigger or the request",
             )
-        sync = action.sync
         try:
-            execution = self.api.start(
-                sync.type, sync.id, sync.body(), idempotency_key=self._fresh(key, what), deadline=deadline
-            )
+            return self._send(action, self._fresh(key, what), deadline)
         except FAILURES as again:
             ruling = verdict(again)
             if ruling == "running":
                 return Running(reason(again))
-            return _ruled(
-                "retry" if ruling == "server_error" else ruling, f"{what}; a fresh attempt failed too: {reason(again)}"
-            )
-        return Outcome.of(action, "started", execution_id=execution.id)
+            return _ruled(ruling, f"{what}; a fresh attempt failed too: {reason(again)}")
 
     def _note_first_sent(self, key: str, sent: float) -> None:
         """Before a start no other run can stand for: after a 500 (even one we never saw, behind a
@@ -205,17 +194,10 @@ class Starts:
 
     def _set_again(self, action: Action, key: str, what: str, deadline: float | None) -> Outcome | Running:
         """Activating or pausing is idempotent: after a (replayed) 500, set it again under a fresh key."""
-        sync = action.sync
         try:
-            self.api.set_active(
-                sync.type, sync.id, action.kind == "activate", idempotency_key=self._fresh(key, what), deadline=deadline
-            )
+            return self._send(action, self._fresh(key, what), deadline)
         except FAILURES as again:
-            ruling = verdict(again)
-            return _ruled(
-                "retry" if ruling == "server_error" else ruling, f"{what}; a fresh attempt failed too: {reason(again)}"
-            )
-        return _set(action)
+            return _ruled(verdict(again), f"{what}; a fresh attempt failed too: {reason(again)}")
 
     def _after_refusal(self, action: Action, key: str, what: str, deadline: float | None) -> Outcome | Running:
         """Polytomic replays a refusal (4xx) for the same key too, for at least a day.
@@ -230,30 +212,26 @@ class Starts:
             raise RetryLater(f"{what}; then the retry counter could not be kept: {counter}") from None
         if refusals < 2:
             raise Refused(what)
-        fresh, sync = f"{key}-r{refusals}", action.sync
         try:
-            if action.kind != "start":
-                self.api.set_active(
-                    sync.type, sync.id, action.kind == "activate", idempotency_key=fresh, deadline=deadline
-                )
-                return _set(action)
-            execution = self.api.start(sync.type, sync.id, sync.body(), idempotency_key=fresh, deadline=deadline)
+            return self._send(action, f"{key}-r{refusals}", deadline)
         except FAILURES as again:
-            ruling = verdict(again)
-            return _ruled(
-                "retry" if ruling == "server_error" else ruling, f"{reason(again)} (asked again under a fresh key)"
-            )
-        return Outcome.of(action, "started", execution_id=execution.id)
+            return _ruled(verdict(again), f"{reason(again)} (asked again under a fresh key)")
+
+    def _send(self, action: Action, key: str, deadline: float | None) -> Outcome:
+        """Start, activate or pause the sync under `key`: the outcome, or the port's error for the caller to rule on."""
+        sync = action.sync
+        if action.kind == "start":
+            execution = self.api.start(sync.type, sync.id, sync.body(), idempotency_key=key, deadline=deadline)
+            return Outcome.of(action, "started", execution_id=execution.id)
+        active = action.kind == "activate"
+        self.api.set_active(sync.type, sync.id, active, idempotency_key=key, deadline=deadline)
+        return Outcome.of(action, "activated" if active else "deactivated")
 
     def _fresh(self, key: str, what: str) -> str:
         try:
             return f"{key}-r{self.dedup.next_attempt(key)}"
         except DedupUnavailable as counter:
             raise RetryLater(f"{what}; then the retry counter could not be kept: {counter}") from None
-
-
-def _set(action: Action) -> Outcome:
-    return Outcome.of(action, "activated" if action.kind == "activate" else "deactivated")
 
 
 def _ruled(ruling: Verdict, why: str) -> Running:
