@@ -35,6 +35,21 @@ _SYNC_FIELDS = {"id", "type", "activate_first"} | set(_MODEL_OPTIONS) | set(_BUL
 _UNDER_S3 = "belongs under s3"
 _UNDER_SYNCS = "belongs under syncs[n], on each sync it applies to"
 _ON_ROUTE = "belongs on the route itself"
+_BELONGS = ((_ROUTE_FIELDS, _ON_ROUTE), (_S3_FIELDS, _UNDER_S3), (_SYNC_FIELDS, _UNDER_SYNCS))
+
+
+def _misplaced(raw: Mapping[Any, Any], allowed: set[str], where: str, here: str, problems: list[str]) -> None:
+    """The fields not allowed `here`: where each one belongs when it is a field of another level, the
+    rest as unknown. `where` prefixes the field (`s3` → `s3.key`; "" on the route itself)."""
+    unknown: list[str] = []
+    for field in sorted(set(map(str, raw)) - allowed):
+        belongs = next((place for fields, place in _BELONGS if field in fields), None)
+        if belongs is None:
+            unknown.append(field)
+        else:
+            problems.append(f"{where + '.' if where else ''}{field}: {belongs}, not {here}")
+    if unknown:
+        problems.append(f"{where + ': ' if where else ''}unknown field(s): {', '.join(unknown)}")
 
 
 class RoutesError(ValueError):
@@ -108,15 +123,7 @@ def _parse_route(raw: Any, problems: list[str]) -> Route | None:
     if not isinstance(raw, Mapping):
         problems.append("must be a mapping with name, a trigger (s3 or schedule) and syncs")
         return None
-    unknown = sorted(set(map(str, raw)) - _ROUTE_FIELDS)
-    for field in unknown:
-        if field in _S3_FIELDS:
-            problems.append(f"{field}: {_UNDER_S3}, not on the route itself")
-        elif field in _SYNC_FIELDS:
-            problems.append(f"{field}: {_UNDER_SYNCS}, not on the route itself")
-    unknown = [field for field in unknown if field not in _S3_FIELDS | _SYNC_FIELDS]
-    if unknown:
-        problems.append(f"unknown field(s): {', '.join(unknown)}")
+    _misplaced(raw, _ROUTE_FIELDS, "", "on the route itself", problems)
 
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -174,15 +181,7 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         problems.append("s3: must be a mapping with bucket, key and events")
         return {}
-    unknown = sorted(set(map(str, raw)) - _S3_FIELDS)
-    for field in unknown:
-        if field in _ROUTE_FIELDS:
-            problems.append(f"s3.{field}: {_ON_ROUTE}, not under s3")
-        elif field in _SYNC_FIELDS:
-            problems.append(f"s3.{field}: {_UNDER_SYNCS}, not under s3")
-    unknown = [field for field in unknown if field not in _ROUTE_FIELDS | _SYNC_FIELDS]
-    if unknown:
-        problems.append(f"s3: unknown field(s): {', '.join(unknown)}")
+    _misplaced(raw, _S3_FIELDS, "s3", "under s3", problems)
     bucket = raw.get("bucket")
     if not is_bucket_name(bucket):
         problems.append(f"s3.bucket: must be an S3 bucket name (got {bucket!r})")
