@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -113,6 +114,13 @@ class Report:
     def to_park(self) -> list[Outcome]:
         """The failures a retry cannot fix and that are not parked yet: they must be, before acknowledging."""
         return [o for o in self.outcomes if o.status == "failed" and not o.retryable and not o.parked]
+
+    def parked_in(self, where: str, which: Callable[[Outcome], bool]) -> Report:
+        """This report once its outcomes `which` selects are parked in `where` (the rest as they were)."""
+        parked = Report()
+        for outcome in self.outcomes:
+            parked.add(outcome.as_parked(where) if which(outcome) else outcome)
+        return parked
 
     def summary(self) -> dict[str, Any]:
         return {"outcomes": [outcome.to_dict() for outcome in self.outcomes]}

@@ -85,10 +85,8 @@ def handle_payload(app: runtime.App, parse: Parser, payload: Any, context: Lambd
         record_ignored(f"no route matches {', '.join(t.describe() for t in triggers)}")
     if report.to_park and not report.retryable:
         app.park_event(_as_event(payload), f"refused: {_reasons(report.to_park)}", context, unsupported=False)
-        parked = Report()
-        for outcome in report.outcomes:
-            parked.add(outcome.as_parked(runtime.DEAD_LETTERS) if outcome in report.to_park else outcome)
-        report = parked
+        refused = report.to_park
+        report = report.parked_in(runtime.DEAD_LETTERS, lambda outcome: outcome in refused)
     return report
 
 

@@ -48,10 +48,7 @@ def _record(app: App, record: SQSRecord, context: LambdaContext | None) -> Repor
         return Report()
     if report.retryable and last and isinstance(body, str):  # a retryable failure that has no retry left
         _park_last(app, body, receives, str(ActionsFailed(report))[:800])
-        parked = Report()
-        for outcome in report.outcomes:
-            parked.add(outcome.as_parked(DISPATCH_DEAD_LETTERS) if outcome.retryable else outcome)
-        return parked
+        return report.parked_in(DISPATCH_DEAD_LETTERS, lambda outcome: outcome.retryable)
     return report
 
 
