@@ -99,33 +99,28 @@ class PowertoolsDedup:
 
     def next_attempt(self, key: str) -> int:
         """Count fresh attempts of one action (after a replayed 500), atomically, in the dedup table."""
-        expiration = int(time.time()) + self.config.expires_after_seconds
-        try:
-            answer = self.persistence.client.update_item(
-                TableName=self.persistence.table_name,
-                Key={"id": {"S": f"{KEY_PREFIX}#{key}#attempts"}},
-                UpdateExpression="ADD attempts :one SET expiration = :expiration",
-                ExpressionAttributeValues={":one": {"N": "1"}, ":expiration": {"N": str(expiration)}},
-                ReturnValues="UPDATED_NEW",
-            )
-        except (BotoCoreError, ClientError) as error:
-            raise DedupUnavailable(error_code(error)) from None
-        return int(answer["Attributes"]["attempts"]["N"])
+        update = "ADD attempts :one SET expiration = :expiration"
+        return int(self._update_attempts(key, update, {":one": {"N": "1"}}, "attempts"))
 
     def first_sent(self, key: str, sent: float) -> float:
         """When the first request with this key went out (kept on the attempts record: one item per action)."""
+        update = "SET first_sent = if_not_exists(first_sent, :sent), expiration = :expiration"
+        return float(self._update_attempts(key, update, {":sent": {"N": repr(sent)}}, "first_sent"))
+
+    def _update_attempts(self, key: str, update: str, values: dict[str, Any], read: str) -> str:
+        """Update the action's attempts record atomically (`update` renews its `:expiration`), read one number back."""
         expiration = int(time.time()) + self.config.expires_after_seconds
         try:
             answer = self.persistence.client.update_item(
                 TableName=self.persistence.table_name,
                 Key={"id": {"S": f"{KEY_PREFIX}#{key}#attempts"}},
-                UpdateExpression="SET first_sent = if_not_exists(first_sent, :sent), expiration = :expiration",
-                ExpressionAttributeValues={":sent": {"N": repr(sent)}, ":expiration": {"N": str(expiration)}},
+                UpdateExpression=update,
+                ExpressionAttributeValues={**values, ":expiration": {"N": str(expiration)}},
                 ReturnValues="UPDATED_NEW",
             )
         except (BotoCoreError, ClientError) as error:
             raise DedupUnavailable(error_code(error)) from None
-        return float(answer["Attributes"]["first_sent"]["N"])
+        return str(answer["Attributes"][read]["N"])
 
     def register(self, context: LambdaContext | None) -> None:
         """A timed-out invocation's in-progress record expires with it, so its retry is not blocked."""
