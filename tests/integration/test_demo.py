@@ -11,16 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POLYTOMIC_", "IDEMPOTENCY_", "ROUTES_"))}
-    result = subprocess.run(
-        [sys.executable, "-m", "local.demo"],
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'functions'}"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = _demo()
 
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
