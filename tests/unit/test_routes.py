@@ -326,7 +326,7 @@ def one_problem(route: dict[str, Any]) -> str:
         ),
         (
             route_with(s3=..., schedule=["nightly"]),
-            "route 'good': schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')",
+            "route 'good': schedule: must be a schedule name, or {name, cron | rate | at, timezone, flexible_window}",
         ),
         (route_with(syncs=[{"id": "12345"}]), "route 'good': syncs[0].id: must be a sync UUID (got '12345')"),
         (route_with(syncs=[{}]), "route 'good': syncs[0].id: must be a sync UUID (got None)"),

@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ from polytrigger.routing import RoutesError, load_routes
 from polytrigger.routing import load as routes_load
 from polytrigger.runtime.config import BUNDLED_ROUTES
 from polytrigger.tools import routes_build
+
+SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 
 FUNCTIONS = Path(routes_build.__file__).resolve().parents[2]
 
@@ -74,11 +75,28 @@ def test_an_invalid_routes_file_fails_the_build_and_writes_no_cache(routes_file:
     assert not routes_load.cache_path(routes_file).exists()
 
 
-def test_a_document_json_would_change_is_left_to_yaml(routes_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_document_json_would_change_is_left_to_yaml(routes_file: Path) -> None:
     routes_load.cache_path(routes_file).write_text("{}")  # an older cache goes too
-    monkeypatch.setattr(routes_build, "read_document", lambda _path: (b"x", {"routes": [], "when": date(2026, 1, 1)}))
+    routes_file.write_text(  # YAML reads an unquoted time as a datetime, which JSON cannot carry
+        "routes:\n  - name: launch\n    schedule: {name: launch, at: 2026-12-24T18:00:00}\n"
+        f"    syncs: [{{id: {SYNC}}}]\n"
+    )
 
     assert routes_build.write_cache(routes_file) is None
+    assert not routes_load.cache_path(routes_file).exists()
+    spec = routes_load.load_routes(routes_file).routes[0].schedule_spec
+    assert spec is not None
+    assert spec.expression == "at(2026-12-24T18:00:00)"
+
+
+def test_what_no_deployment_could_wire_fails_the_build(routes_file: Path) -> None:
+    routes_file.write_text(
+        "routes:\n  - name: nightly\n    schedule: {name: nightly, cron: '0 2 * * ? *', timezone: Europe/Berlinn}\n"
+        f"    syncs: [{{id: {SYNC}}}]\n"
+    )
+
+    with pytest.raises(RoutesError, match=r"route 'nightly': schedule\.timezone: 'Europe/Berlinn' is not a time zone"):
+        routes_build.write_cache(routes_file)
     assert not routes_load.cache_path(routes_file).exists()
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from polytrigger.core.actions import Action, ActionKind, SyncTarget
 from polytrigger.core.triggers import S3EventKind, Trigger
 from polytrigger.routing.globs import Glob, literal_suffix
+from polytrigger.routing.schedules import ScheduleSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,7 @@ class Route:
     key_prefix: str = ""
     events: frozenset[S3EventKind] = frozenset()
     schedule: str = ""
+    schedule_spec: ScheduleSpec | None = None  # None: a schedule made elsewhere (or an S3 route)
     debounce: int = 0
     max_wait: int = 0
 

@@ -11,9 +11,10 @@ from typing import Any, cast
 
 from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncTarget, SyncType
 from polytrigger.core.keys import is_uuid
-from polytrigger.core.triggers import S3_EVENT_KINDS, SCHEDULE_NAME
+from polytrigger.core.triggers import S3_EVENT_KINDS
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import Route, Routes
+from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -35,7 +36,13 @@ _SYNC_FIELDS = {"id", "type", "activate_first"} | set(_MODEL_OPTIONS) | set(_BUL
 _UNDER_S3 = "belongs under s3"
 _UNDER_SYNCS = "belongs under syncs[n], on each sync it applies to"
 _ON_ROUTE = "belongs on the route itself"
-_BELONGS = ((_ROUTE_FIELDS, _ON_ROUTE), (_S3_FIELDS, _UNDER_S3), (_SYNC_FIELDS, _UNDER_SYNCS))
+_UNDER_SCHEDULE = "belongs under schedule, as in schedule: {name: NAME, cron: ...}"
+_BELONGS = (
+    (_ROUTE_FIELDS, _ON_ROUTE),
+    (_S3_FIELDS, _UNDER_S3),
+    (_SYNC_FIELDS, _UNDER_SYNCS),
+    (SCHEDULE_FIELDS - {"name"}, _UNDER_SCHEDULE),
+)
 
 
 def _misplaced(raw: Mapping[Any, Any], allowed: set[str], where: str, here: str, problems: list[str]) -> None:
@@ -90,6 +97,7 @@ def parse_routes(document: Any, *, source: str = "routes", problems: Sequence[st
 
     routes: list[Route] = []
     names: set[str] = set()
+    schedules: dict[str, tuple[str, ScheduleSpec | None]] = {}
     for index, raw in enumerate(raw_routes):
         label = f"routes[{index}]"
         if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]:
@@ -102,6 +110,9 @@ def parse_routes(document: Any, *, source: str = "routes", problems: Sequence[st
         if route is not None and not route_problems:
             names.add(route.name)
             routes.append(route)
+            if route.schedule:
+                schedules[route.name] = (route.schedule, route.schedule_spec)
+    found.extend(definitions(schedules)[1])
     if found:
         raise invalid(source, found)
     return Routes(routes)
@@ -142,11 +153,8 @@ def _parse_route(raw: Any, problems: list[str]) -> Route | None:
     elif has_s3:
         fields = _parse_s3(raw["s3"], problems)
     else:
-        schedule = raw["schedule"]
-        if not isinstance(schedule, str) or not SCHEDULE_NAME.fullmatch(schedule):
-            problems.append("schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')")
-        else:
-            fields = {"schedule": schedule}
+        schedule, spec = parse_schedule(raw["schedule"], problems)
+        fields = {"schedule": schedule, "schedule_spec": spec}
 
     syncs = _parse_syncs(raw.get("syncs"), cast(ActionKind, action), problems)
     debounce, max_wait = _parse_debounce(raw, action, problems)

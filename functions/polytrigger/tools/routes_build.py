@@ -12,16 +12,22 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from polytrigger.routing.load import CACHE_FORMAT, cache_path, read_document, source_hash
-from polytrigger.routing.parse import RoutesError
+from polytrigger.routing.load import CACHE_FORMAT, cache_path, read_routes, source_hash
+from polytrigger.routing.parse import RoutesError, invalid
+from polytrigger.routing.wiring import wiring_problems
 
 
 def write_cache(source: Path) -> Path | None:
     """Validate `source` (RoutesError lists every problem) and cache it; None when JSON cannot carry it exactly.
 
-    A document JSON would change (a date, a non-string key) is left to the YAML parser at run time.
+    Beyond the routes themselves, what no deployment could wire fails the build too (an unknown time
+    zone, more buckets than the S3 rule can list). A document JSON would change (an unquoted `at:`
+    time, a non-string key) is left to the YAML parser at run time.
     """
-    data, document = read_document(source)
+    data, document, routes = read_routes(source)
+    problems = wiring_problems(routes)
+    if problems:
+        raise invalid(str(source), problems)
     target = cache_path(source)
     try:
         text = json.dumps(

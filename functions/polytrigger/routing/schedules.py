@@ -1,0 +1,164 @@
+"""A route's own schedule: what EventBridge Scheduler is asked to run, written where the route is.
+
+`schedule: nightly` names a schedule made elsewhere (polytrigger only listens for it);
+`schedule: {name: nightly, cron: "0 2 * * ? *", timezone: Europe/Berlin}` also defines it, and the
+stack creates it (polytrigger.handlers.wiring). Expressions are checked here as far as the Scheduler's
+grammar goes without calling AWS, so a typo fails `polytrigger validate` and `sam build`, not the deploy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from polytrigger.core.triggers import SCHEDULE_NAME
+
+SCHEDULE_FIELDS = {"name", "cron", "rate", "at", "timezone", "flexible_window"}
+MAX_FLEXIBLE_WINDOW = 1440  # minutes: the Scheduler's own limit
+_CRON_FIELD = re.compile(r"^[A-Za-z0-9*?,/#LW-]+$")
+_RATE = re.compile(r"^\s*(\d+)\s+(minute|hour|day)s?\s*$")
+_AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
+_WINDOW = re.compile(r"^\s*(\d+)\s*(m|min|minutes?|h|hours?)\s*$")
+_TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """A schedule the stack creates: its name (what routes match), Scheduler expression, zone and window."""
+
+    name: str
+    expression: str  # cron(...), rate(...) or at(...), exactly as the Scheduler takes it
+    timezone: str = "UTC"
+    flexible_window: int = 0  # minutes; 0 = fire at the time, not within a window after it
+
+
+def parse_schedule(raw: Any, problems: list[str]) -> tuple[str, ScheduleSpec | None]:
+    """A route's `schedule:` value → (schedule name, its spec or None for a bare name); problems appended."""
+    if isinstance(raw, str):
+        if not SCHEDULE_NAME.fullmatch(raw):
+            problems.append("schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')")
+        return raw, None
+    if not isinstance(raw, Mapping):
+        problems.append("schedule: must be a schedule name, or {name, cron | rate | at, timezone, flexible_window}")
+        return "", None
+    before = len(problems)
+    unknown = sorted(set(map(str, raw)) - SCHEDULE_FIELDS)
+    if unknown:
+        known = ", ".join(sorted(SCHEDULE_FIELDS))
+        problems.append(f"schedule: unknown field(s): {', '.join(unknown)} (fields: {known})")
+    name = raw.get("name")
+    if not isinstance(name, str) or not SCHEDULE_NAME.fullmatch(name):
+        problems.append(f"schedule.name: required; 1-64 letters, digits, '.', '-' or '_' (got {name!r})")
+        name = ""
+    given = [field for field in ("cron", "rate", "at") if field in raw]
+    expression = ""
+    if len(given) != 1:
+        problems.append(
+            "schedule: needs exactly one of cron, rate or at" + (f" (got {', '.join(given)})" if given else "")
+        )
+    else:
+        expression = _expression(given[0], raw[given[0]], problems)
+    timezone = raw.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not _TIMEZONE.fullmatch(timezone):
+        problems.append(f"schedule.timezone: must be an IANA time zone such as Europe/Berlin (got {timezone!r})")
+    window = _flexible_window(raw.get("flexible_window", 0), problems)
+    if len(problems) > before:
+        return name, None
+    return name, ScheduleSpec(name=name, expression=expression, timezone=timezone, flexible_window=window)
+
+
+def _expression(field: str, value: Any, problems: list[str]) -> str:
+    if field == "cron":
+        return _cron(value, problems)
+    if field == "rate":
+        return _rate(value, problems)
+    return _at(value, problems)
+
+
+def _cron(value: Any, problems: list[str]) -> str:
+    """Six fields (minutes hours day-of-month month day-of-week year), one of the two days `?`."""
+    text = value.strip() if isinstance(value, str) else ""
+    if text.startswith("cron(") and text.endswith(")"):
+        text = text[5:-1].strip()
+    fields = text.split()
+    if len(fields) != 6 or not all(_CRON_FIELD.fullmatch(field) for field in fields):
+        problems.append(
+            "schedule.cron: must be six fields, minutes hours day-of-month month day-of-week year,"
+            f' e.g. "0 2 * * ? *" (got {value!r})'
+        )
+        return ""
+    if (fields[2] == "?") == (fields[4] == "?"):
+        problems.append(f"schedule.cron: exactly one of day-of-month and day-of-week must be ? (got {value!r})")
+        return ""
+    return f"cron({' '.join(fields)})"
+
+
+def _rate(value: Any, problems: list[str]) -> str:
+    """`1 hour`, `15 minutes`, `2 days`: the unit singular for 1 and plural above, as the Scheduler wants."""
+    match = _RATE.fullmatch(value) if isinstance(value, str) else None
+    if match is None or int(match.group(1)) < 1:
+        problems.append(
+            f"schedule.rate: must be a number and minute(s), hour(s) or day(s), e.g. 1 hour (got {value!r})"
+        )
+        return ""
+    count, unit = int(match.group(1)), match.group(2)
+    return f"rate({count} {unit}{'' if count == 1 else 's'})"
+
+
+def _at(value: Any, problems: list[str]) -> str:
+    """A one-time schedule at a local time of its time zone (YAML may already have made it a datetime)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            problems.append("schedule.at: give the time without an offset and set timezone instead")
+            return ""
+        value = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if not isinstance(value, str) or not _AT.fullmatch(value.strip()):
+        problems.append(f"schedule.at: must be a local time YYYY-MM-DDThh:mm:ss (got {value!r})")
+        return ""
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        problems.append(f"schedule.at: not a real date and time (got {value!r})")
+        return ""
+    return f"at({value.strip()})"
+
+
+def _flexible_window(value: Any, problems: list[str]) -> int:
+    """Minutes the Scheduler may spread a firing over: 0 / off, a number of minutes, `15m` or `1h`."""
+    if value in (0, "off", False):
+        return 0
+    minutes = -1
+    if isinstance(value, int) and not isinstance(value, bool):
+        minutes = value
+    elif isinstance(value, str) and (match := _WINDOW.fullmatch(value)) is not None:
+        minutes = int(match.group(1)) * (60 if match.group(2).startswith("h") else 1)
+    if not 1 <= minutes <= MAX_FLEXIBLE_WINDOW:
+        problems.append(
+            f"schedule.flexible_window: must be off, or minutes from 1 to {MAX_FLEXIBLE_WINDOW}, e.g. 15m or 1h"
+            f" (got {value!r})"
+        )
+        return 0
+    return minutes
+
+
+def definitions(routes: Mapping[str, tuple[str, ScheduleSpec | None]]) -> tuple[dict[str, ScheduleSpec], list[str]]:
+    """The schedules a file defines, by name, and a problem for each name defined two different ways.
+
+    `routes` maps a route's name to its (schedule name, spec); a schedule may be defined by several
+    routes, identically, and named bare by others.
+    """
+    found: dict[str, tuple[str, ScheduleSpec]] = {}
+    problems: list[str] = []
+    for route, (_, spec) in routes.items():
+        if spec is None:
+            continue
+        first = found.setdefault(spec.name, (route, spec))
+        if first[1] != spec:
+            problems.append(
+                f"route '{route}': schedule.{spec.name}: defined differently by route '{first[0]}';"
+                " define it once and name it bare (schedule: NAME) elsewhere"
+            )
+    return {name: spec for name, (_, spec) in found.items()}, problems

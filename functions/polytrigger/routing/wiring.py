@@ -1,0 +1,90 @@
+"""What a deployment must wire for its routes to fire: the buckets to listen to and the schedules to create.
+
+The routes file is the one place this is written. The stack's wiring function (handlers/wiring.py)
+reconciles it on every deploy, `polytrigger validate` prints it, and `explain` says whether a
+schedule is the stack's own or made elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from polytrigger.routing.model import Routes
+from polytrigger.routing.schedules import ScheduleSpec
+
+# EventBridge's default limit on a rule's event pattern (characters; a quota increase allows 4096);
+# the S3 rule lists every bucket in one.
+MAX_PATTERN_CHARS = 2048
+_PATTERN_OVERHEAD = len(
+    json.dumps(
+        {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"], "detail": {"bucket": {"name": []}}}
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    buckets: tuple[str, ...]  # sorted
+    schedules: tuple[ScheduleSpec, ...]  # the stack creates these, sorted by name
+    elsewhere: tuple[str, ...]  # schedules routes name but do not define: made outside the stack, sorted
+
+
+def wiring(routes: Routes) -> Wiring:
+    specs = {route.schedule_spec.name: route.schedule_spec for route in routes.routes if route.schedule_spec}
+    named = {route.schedule for route in routes.routes if route.schedule}
+    return Wiring(
+        buckets=tuple(sorted({route.bucket for route in routes.routes if route.bucket})),
+        schedules=tuple(specs[name] for name in sorted(specs)),
+        elsewhere=tuple(sorted(named - set(specs))),
+    )
+
+
+def wiring_problems(routes: Routes) -> list[str]:
+    """What no deployment could wire although each route is valid on its own: an unknown time zone (checked
+    here, where a time zone database is at hand: the build and `validate`, not a cold start), too many buckets."""
+    found = wiring(routes)
+    problems: list[str] = []
+    checked: set[str] = set()
+    for route in routes.routes:
+        spec = route.schedule_spec
+        if spec is None or spec.name in checked:
+            continue
+        checked.add(spec.name)
+        if not _known_zone(spec.timezone):
+            problems.append(
+                f"route '{route.name}': schedule.timezone: {spec.timezone!r} is not a time zone the IANA database knows"
+            )
+    size = _PATTERN_OVERHEAD + sum(len(json.dumps(bucket)) + 2 for bucket in found.buckets)
+    if size > MAX_PATTERN_CHARS:
+        problems.append(
+            f"the routes name {len(found.buckets)} buckets; EventBridge's S3 rule can list about"
+            f" {len(found.buckets) * MAX_PATTERN_CHARS // size} of them in its {MAX_PATTERN_CHARS}-character"
+            " event pattern: deploy a second stack for the rest"
+        )
+    return problems
+
+
+def _known_zone(name: str) -> bool:
+    """True when the zone exists, or when no time zone database is at hand to say (the Scheduler checks too)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except ZoneInfoNotFoundError:
+        try:
+            ZoneInfo("UTC")
+        except ZoneInfoNotFoundError:
+            return True
+        return False
+    except ValueError:
+        return False
+    return True
+
+
+BUCKETS_NONE = ""  # what the rule is given when no route names a bucket: no bucket has an empty name
+
+
+def bucket_list(found: Wiring) -> str:
+    """The buckets as the template's rule takes them (`Fn::Split` on commas)."""
+    return ",".join(found.buckets) if found.buckets else BUCKETS_NONE

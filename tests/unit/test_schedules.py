@@ -1,0 +1,154 @@
+"""Schedules in the routes file: what the stack is asked to create, and what no one could create."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from polytrigger.routing import RoutesError, parse_routes
+from polytrigger.routing.schedules import ScheduleSpec
+from polytrigger.routing.wiring import MAX_PATTERN_CHARS, bucket_list, wiring, wiring_problems
+
+SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
+
+
+def spec_of(schedule: Any) -> ScheduleSpec | None:
+    routes = parse_routes({"routes": [{"name": "r", "schedule": schedule, "syncs": [{"id": SYNC}]}]})
+    return routes.routes[0].schedule_spec
+
+
+def problems_of(schedule: Any) -> list[str]:
+    with pytest.raises(RoutesError) as raised:
+        spec_of(schedule)
+    return raised.value.problems
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ({"name": "nightly", "cron": "0 2 * * ? *", "timezone": "Europe/Berlin"},
+         ScheduleSpec("nightly", "cron(0 2 * * ? *)", "Europe/Berlin", 0)),
+        ({"name": "n", "cron": "cron(0 18 ? * FRI *)"}, ScheduleSpec("n", "cron(0 18 ? * FRI *)")),
+        ({"name": "n", "cron": "15 10 L * ? 2027"}, ScheduleSpec("n", "cron(15 10 L * ? 2027)")),
+        ({"name": "hourly", "rate": "1 hour", "flexible_window": "5m"}, ScheduleSpec("hourly", "rate(1 hour)", "UTC", 5)),
+        ({"name": "h", "rate": "1 hours"}, ScheduleSpec("h", "rate(1 hour)")),
+        ({"name": "h", "rate": "15 minute"}, ScheduleSpec("h", "rate(15 minutes)")),
+        ({"name": "h", "rate": "2 days", "flexible_window": "1h"}, ScheduleSpec("h", "rate(2 days)", "UTC", 60)),
+        ({"name": "h", "rate": "2 days", "flexible_window": 30}, ScheduleSpec("h", "rate(2 days)", "UTC", 30)),
+        ({"name": "h", "rate": "2 days", "flexible_window": "off"}, ScheduleSpec("h", "rate(2 days)")),
+        ({"name": "launch", "at": "2026-12-24T18:00:00", "timezone": "America/New_York"},
+         ScheduleSpec("launch", "at(2026-12-24T18:00:00)", "America/New_York")),
+    ],
+)  # fmt: skip
+def test_a_schedule_definition_becomes_what_the_scheduler_takes(schedule: Any, expected: ScheduleSpec) -> None:
+    assert spec_of(schedule) == expected
+
+
+def test_a_bare_name_is_a_schedule_made_elsewhere() -> None:
+    assert spec_of("nightly") is None
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        ({"cron": "0 2 * * ? *"}, "schedule.name: required"),
+        ({"name": "n"}, "schedule: needs exactly one of cron, rate or at"),
+        ({"name": "n", "cron": "0 2 * * ? *", "rate": "1 hour"}, "needs exactly one of cron, rate or at (got cron, rate)"),
+        ({"name": "n", "cron": "0 2 * * *"}, "schedule.cron: must be six fields"),
+        ({"name": "n", "cron": "0 2 * * * *"}, "exactly one of day-of-month and day-of-week must be ?"),
+        ({"name": "n", "cron": "0 2 ? * ? *"}, "exactly one of day-of-month and day-of-week must be ?"),
+        ({"name": "n", "cron": "0 2 * * ? *; rm"}, "schedule.cron: must be six fields"),
+        ({"name": "n", "rate": "0 hours"}, "schedule.rate: must be a number and minute(s), hour(s) or day(s)"),
+        ({"name": "n", "rate": "1 week"}, "schedule.rate: must be a number"),
+        ({"name": "n", "rate": 60}, "schedule.rate: must be a number"),
+        ({"name": "n", "at": "2026-02-30T10:00:00"}, "schedule.at: not a real date and time"),
+        ({"name": "n", "at": "tomorrow"}, "schedule.at: must be a local time YYYY-MM-DDThh:mm:ss"),
+        ({"name": "n", "rate": "1 hour", "timezone": "Berlin time"}, "schedule.timezone: must be an IANA time zone"),
+        ({"name": "n", "rate": "1 hour", "flexible_window": "2d"}, "schedule.flexible_window: must be off, or minutes"),
+        ({"name": "n", "rate": "1 hour", "flexible_window": 1441}, "schedule.flexible_window: must be off, or minutes"),
+        ({"name": "n", "rate": "1 hour", "flexible_window": True}, "schedule.flexible_window: must be off, or minutes"),
+        ({"name": "n", "rate": "1 hour", "tz": "UTC"}, "schedule: unknown field(s): tz"),
+        ({"name": "night ly", "rate": "1 hour"}, "schedule.name: required; 1-64 letters"),
+    ],
+)  # fmt: skip
+def test_a_bad_schedule_names_its_field(schedule: Any, expected: str) -> None:
+    assert any(expected in problem for problem in problems_of(schedule)), problems_of(schedule)
+
+
+def test_a_schedule_field_on_the_route_says_it_belongs_under_schedule() -> None:
+    document = {"routes": [{"name": "r", "schedule": "nightly", "cron": "0 2 * * ? *", "syncs": [{"id": SYNC}]}]}
+    with pytest.raises(RoutesError) as raised:
+        parse_routes(document)
+    assert raised.value.problems == [
+        "route 'r': cron: belongs under schedule, as in schedule: {name: NAME, cron: ...}, not on the route itself"
+    ]
+
+
+def route(name: str, schedule: Any) -> dict[str, Any]:
+    return {"name": name, "schedule": schedule, "syncs": [{"id": SYNC}]}
+
+
+def test_one_schedule_defined_two_ways_is_refused_naming_both_routes() -> None:
+    document = {
+        "routes": [
+            route("a", {"name": "nightly", "cron": "0 2 * * ? *"}),
+            route("b", {"name": "nightly", "cron": "0 2 * * ? *"}),  # the same: fine
+            route("c", {"name": "nightly", "cron": "0 3 * * ? *"}),
+        ]
+    }
+    with pytest.raises(RoutesError) as raised:
+        parse_routes(document)
+    assert raised.value.problems == [
+        "route 'c': schedule.nightly: defined differently by route 'a';"
+        " define it once and name it bare (schedule: NAME) elsewhere"
+    ]
+
+
+def test_wiring_lists_the_buckets_the_schedules_to_create_and_those_made_elsewhere() -> None:
+    routes = parse_routes(
+        {
+            "routes": [
+                route("nightly-full", {"name": "nightly", "cron": "0 2 * * ? *"}),
+                route("nightly-too", "nightly"),  # named bare, defined by the route above: the stack's own
+                route("external", "made-by-hand"),
+                {"name": "orders", "s3": {"bucket": "b-two", "key": "*"}, "syncs": [{"id": SYNC}]},
+                {"name": "more", "s3": {"bucket": "a-one", "key": "*"}, "syncs": [{"id": SYNC}]},
+                {"name": "again", "s3": {"bucket": "b-two", "key": "x/*"}, "syncs": [{"id": SYNC}]},
+            ]
+        }
+    )
+    found = wiring(routes)
+
+    assert found.buckets == ("a-one", "b-two")
+    assert [spec.name for spec in found.schedules] == ["nightly"]
+    assert found.elsewhere == ("made-by-hand",)
+    assert bucket_list(found) == "a-one,b-two"
+    assert wiring_problems(routes) == []
+
+
+def test_no_bucket_gives_the_rule_a_name_no_bucket_has() -> None:
+    found = wiring(parse_routes({"routes": [route("r", "nightly")]}))
+    assert bucket_list(found) == ""
+
+
+def test_an_unknown_time_zone_is_refused_where_a_zone_database_is_at_hand() -> None:
+    routes = parse_routes({"routes": [route("r", {"name": "n", "rate": "1 hour", "timezone": "Europe/Atlantis"})]})
+    assert wiring_problems(routes) == [
+        "route 'r': schedule.timezone: 'Europe/Atlantis' is not a time zone the IANA database knows"
+    ]
+
+
+def test_more_buckets_than_the_rule_can_list_are_refused() -> None:
+    buckets = [f"bucket-{index:03d}-" + "x" * 50 for index in range(40)]
+    routes = parse_routes(
+        {
+            "routes": [
+                {"name": f"r{i}", "s3": {"bucket": b, "key": "*"}, "syncs": [{"id": SYNC}]}
+                for i, b in enumerate(buckets)
+            ]
+        }
+    )
+    (problem,) = wiring_problems(routes)
+    assert problem.startswith("the routes name 40 buckets; EventBridge's S3 rule can list about")
+    assert f"{MAX_PATTERN_CHARS}-character event pattern" in problem
