@@ -11,27 +11,40 @@ NODE_STAMP := node_modules/.installed
 SECURITY_VENV  := .venv-checkov
 SECURITY_STAMP := $(SECURITY_VENV)/.installed
 CHECKOV        := $(SECURITY_VENV)/bin/checkov
+# The SAM CLI too (its own pins would fight the project's), with its configuration in the venv:
+# no prompt, no telemetry, no weekly version check against the package registry (lastVersionCheck
+# in the future), nothing written to ~/.aws-sam. __SAM_CLI_APP_DIR is the SAM CLI's own switch
+# for that folder (its integration tests use it).
+SAM_VENV  := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed
+SAM       := $(SAM_VENV)/bin/sam
+SAM_APP   := $(SAM_VENV)/app
+# sam build runs each Makefile with python3.13 (the functions' runtime): with pyenv, its newest 3.13.
+PYENV_313 := $(shell pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | sort -V | tail -n 1)
+SAM_ENV   := SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR="$(CURDIR)/$(SAM_APP)" $(if $(PYENV_313),PYENV_VERSION=$(PYENV_313))
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck security unit integration infrastructure reliability bench bench-bursts clean
+.PHONY: help install demo test lint typecheck security sam-validate build unit integration infrastructure reliability bench bench-bursts clean
 
 help:
 	@echo "make demo   - run polytrigger end to end on the embedded local stack (no AWS account)"
-	@echo "make test   - install everything, then ruff, mypy, checkov and the whole pytest suite"
+	@echo "make test   - install everything, then ruff, mypy, checkov, sam validate --lint, sam build and the whole pytest suite"
 	@echo "make install - the virtual environment (.venv) and DynamoDB Local (node_modules)"
 	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make typecheck - mypy (strict)"
 	@echo "make security - checkov on template.yaml (skips are justified in the template)"
+	@echo "make sam-validate - sam validate --lint on template.yaml (SAM CLI in .venv-sam)"
+	@echo "make build  - sam build into .aws-sam/build: the functions' code and the dependencies layer (needs python3.13)"
 	@echo "make unit | integration | infrastructure - one part of the pytest suite"
 	@echo "make reliability - duplicates, faults, forged and failing messages, bursts: lost (0), doubled (0), acked undone (0)"
 	@echo "make bench  - cold start, fan-out, call budget, route matching, memory: one table of ratios"
 	@echo "make bench-bursts - simulated bursts of files, and a 100,000-object storm on the platform's limits"
-	@echo "make clean  - remove the virtual environment, node_modules and caches"
+	@echo "make clean  - remove the virtual environments, node_modules, caches and .aws-sam"
 
-$(STAMP): pyproject.toml requirements-dev.txt functions/requirements.txt
+$(STAMP): pyproject.toml requirements-dev.txt layer/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r functions/requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r layer/requirements.txt -r requirements-dev.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
@@ -52,6 +65,14 @@ $(SECURITY_STAMP): requirements-security.txt
 	$(SECURITY_VENV)/bin/pip install --quiet -r requirements-security.txt
 	touch $@
 
+$(SAM_STAMP): requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	mkdir -p $(SAM_APP)
+	echo '{"telemetryEnabled": false, "lastVersionCheck": 4102444800.0}' > $(SAM_APP)/metadata.json
+	touch $@
+
 install: $(STAMP) $(NODE_STAMP)
 
 # make demo ROUTES=my-routes.yaml EVENTS=my-events/ runs the local stack on your routes and events.
@@ -59,8 +80,8 @@ demo: install
 	$(PY) -m local.demo $(if $(ROUTES),--routes $(ROUTES)) $(if $(EVENTS),--events $(EVENTS))
 
 lint: $(STAMP)
-	$(BIN)/ruff check functions local tests benchmarks
-	$(BIN)/ruff format --check functions local tests benchmarks
+	$(BIN)/ruff check functions layer local tests benchmarks
+	$(BIN)/ruff format --check functions layer local tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -79,11 +100,22 @@ integration: install
 infrastructure: $(STAMP)
 	$(BIN)/pytest -q tests/infrastructure
 
-test: install lint typecheck security
+# The template as the SAM CLI reads it (its transform, then cfn-lint): what `sam deploy` would refuse.
+sam-validate: $(SAM_STAMP)
+	$(SAM_ENV) $(SAM) validate --lint
+
+# What `sam deploy` uploads (samconfig.toml: cached, parallel), into .aws-sam/build: each function's
+# code (functions/Makefile) and the dependencies layer (layer/Makefile, from the package registry).
+# tests/integration/test_built_artifact.py runs a handler from it.
+build: $(SAM_STAMP)
+	@$(SAM_ENV) python3.13 -c "" 2>/dev/null || { echo "sam build needs python3.13 (the functions' runtime) with pip" >&2; exit 2; }
+	$(SAM_ENV) $(SAM) build
+
+test: install lint typecheck security sam-validate build
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) $(SECURITY_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
+	rm -rf $(VENV) $(SECURITY_VENV) $(SAM_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
 
 # Reliability: every trigger started exactly once or parked, under duplicates and faults.
 # `make test` runs a scaled-down pass (tests/integration/test_reliability.py).
