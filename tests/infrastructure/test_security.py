@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import FUNCTIONS, ROOT, S3_FUNCTION, TEMPLATE_PATH
+from .conftest import FUNCTIONS, ROOT, S3_FUNCTION, TEMPLATE_PATH, WIRING_FUNCTION
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_FLAGS = ["--framework", "cloudformation", "--compact", "--skip-download", "--output", "json"]
@@ -31,6 +31,8 @@ EXPECTED_SKIPS: dict[str, set[str]] = {
     **{function: {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"} for function in FUNCTIONS},
     # The S3 trigger has reserved concurrency (S3TriggerConcurrency): CKV_AWS_115 passes, unskipped.
     S3_FUNCTION: {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    WIRING_FUNCTION: {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    "RouteWiringLogGroup": {"CKV_AWS_158"},
     "S3TriggerLogGroup": {"CKV_AWS_158"},
     "ScheduleTriggerLogGroup": {"CKV_AWS_158"},
     "DispatcherLogGroup": {"CKV_AWS_158"},

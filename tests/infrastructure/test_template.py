@@ -17,11 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from polytrigger.core.outcomes import STATUSES
 from polytrigger.handlers.dispatcher import MAX_RECEIVES
 
+from .cfn import (
+    NO_VALUE,
+    as_list,
+    assert_bounded_retry,
+    get_att_arn,
+    grants,
+    key,
+    of_type,
+    resolve,
+    role_id,
+    role_statements,
+    rule_for,
+)
 from .conftest import (
     DISPATCHER_FUNCTION,
     FUNCTIONS,
@@ -101,108 +113,12 @@ EXPECTED_ENVIRONMENT = {
     "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
 }
 
-SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
-EXAMPLE_SCHEDULES = {"nightly", "freeze", "thaw"}
 
 LAMBDA_MAX_EVENT_AGE = 21600  # seconds, Lambda's own ceiling for async events
 SQS_MAX_DELAY = 900  # seconds, the longest a message can be delayed on the dispatch queue
 # The dispatcher parks a message itself, with the reason, on its last receive: it must know which
 # receive is the last, so the queue's maxReceiveCount is its constant, never a copy of it.
 DISPATCH_MAX_RECEIVES = MAX_RECEIVES
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _key(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _of_type(tpl: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
-    return {
-        logical_id: resource for logical_id, resource in tpl["Resources"].items() if resource["Type"] == resource_type
-    }
-
-
-def _get_att_arn(logical_id: str) -> dict[str, Any]:
-    return {"Fn::GetAtt": [logical_id, "Arn"]}
-
-
-def _role_id(tpl: dict[str, Any], function: str) -> str:
-    role = tpl["Resources"][function]["Properties"]["Role"]
-    assert isinstance(role, dict), f"{function}: Role should be the SAM-generated role, got {role!r}"
-    logical_id, attribute = role["Fn::GetAtt"]
-    assert attribute == "Arn"
-    return str(logical_id)
-
-
-def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for policy in role["Properties"].get("Policies", []):
-        found.extend(_as_list(policy["PolicyDocument"]["Statement"]))
-    return found
-
-
-def _grants(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    return {
-        (action, _key(resource))
-        for statement in statements
-        for action in _as_list(statement["Action"])
-        for resource in _as_list(statement["Resource"])
-    }
-
-
-NO_VALUE = {"Ref": "AWS::NoValue"}
-
-
-def _resolve(node: Any, conditions: dict[str, bool]) -> Any:
-    """A template fragment as CloudFormation deploys it with these condition values.
-
-    Each ``Fn::If`` becomes the branch its condition chooses, and ``AWS::NoValue`` removes the key
-    or list item that holds it.
-    """
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            condition, if_true, if_false = node["Fn::If"]
-            return _resolve(if_true if conditions[condition] else if_false, conditions)
-        resolved = {key: _resolve(value, conditions) for key, value in node.items()}
-        return {key: value for key, value in resolved.items() if value != NO_VALUE}
-    if isinstance(node, list):
-        return [item for item in (_resolve(item, conditions) for item in node) if item != NO_VALUE]
-    return node
-
-
-def _rule_for(tpl: dict[str, Any], function: str) -> tuple[str, dict[str, Any]]:
-    rules = [
-        (logical_id, rule)
-        for logical_id, rule in _of_type(tpl, "AWS::Events::Rule").items()
-        if any(target["Arn"] == _get_att_arn(function) for target in rule["Properties"]["Targets"])
-    ]
-    assert len(rules) == 1, f"expected exactly one EventBridge rule targeting {function}, got {rules}"
-    return rules[0]
-
-
-def _schedules_for(tpl: dict[str, Any], function: str) -> dict[str, dict[str, Any]]:
-    return {
-        logical_id: schedule
-        for logical_id, schedule in _of_type(tpl, "AWS::Scheduler::Schedule").items()
-        if schedule["Properties"]["Target"]["Arn"] == _get_att_arn(function)
-    }
-
-
-def _schedule_name(schedule: dict[str, Any]) -> str:
-    return str(json.loads(schedule["Properties"]["Target"]["Input"])["schedule"])
-
-
-def _assert_bounded_retry(retry_policy: dict[str, Any], where: str) -> None:
-    attempts = retry_policy["MaximumRetryAttempts"]
-    age = retry_policy["MaximumEventAgeInSeconds"]
-    assert 0 <= attempts <= 10, f"{where}: unbounded-looking MaximumRetryAttempts {attempts}"
-    assert 60 <= age <= 6 * 3600, f"{where}: MaximumEventAgeInSeconds {age} outside 1 min..6 h"
 
 
 def _cfn_lint() -> str:
@@ -243,7 +159,7 @@ def test_cfn_lint_is_clean_on_the_transformed_template(transformed: dict[str, An
 
 def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
-    assert set(FUNCTIONS) <= set(_of_type(template, "AWS::Serverless::Function"))
+    assert set(FUNCTIONS) <= set(of_type(template, "AWS::Serverless::Function"))
 
 
 def test_transform_leaves_no_serverless_resources(transformed: dict[str, Any]) -> None:
@@ -274,10 +190,10 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
     assert parameters["LogLevel"]["Default"] == "INFO"
     assert parameters["Tracing"]["Default"] == "PassThrough"  # no X-Ray SDK on the cold start unless asked for
     assert parameters["Tracing"]["AllowedValues"] == ["Active", "PassThrough"]
-    assert parameters["NightlyScheduleExpression"]["Default"] == "cron(0 2 * * ? *)"
-    assert parameters["ScheduleTimezone"]["Default"] == "UTC"
-    for required in ("PolytomicSecretArn", "LandingBucketName"):
-        assert "Default" not in parameters[required], f"{required} must be asked for, not defaulted"
+    assert parameters["SchedulesState"]["Default"] == "ENABLED"
+    assert "Default" not in parameters["PolytomicSecretArn"], "the secret must be asked for, not defaulted"
+    # What fires is the routes file's to say (RouteWiring), never a parameter to keep in step with it.
+    assert not {"LandingBucketName", "ScheduleTimezone", "NightlyScheduleExpression"} & set(parameters)
 
 
 def test_deferral_max_age_parameter_fits_in_the_dispatch_queue(template: dict[str, Any]) -> None:
@@ -288,12 +204,6 @@ def test_deferral_max_age_parameter_fits_in_the_dispatch_queue(template: dict[st
     retention = template["Resources"]["DispatchQueue"]["Properties"]["MessageRetentionPeriod"]
     assert int(parameter["MaxValue"]) == 345600
     assert int(parameter["MaxValue"]) <= retention, "a deferral must never outlive the dispatch queue's retention"
-
-
-def test_landing_bucket_parameter_says_eventbridge_notifications_must_be_on(template: dict[str, Any]) -> None:
-    description = template["Parameters"]["LandingBucketName"]["Description"]
-    assert "EventBridge" in description
-    assert "existing" in description.lower()
 
 
 @pytest.mark.parametrize(
@@ -400,11 +310,11 @@ def test_function_environment(transformed: dict[str, Any], function: str) -> Non
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_role_grants_exactly_the_data_actions_it_needs(transformed: dict[str, Any], function: str) -> None:
-    role = transformed["Resources"][_role_id(transformed, function)]
-    statements = _statements(role)
+    role = transformed["Resources"][role_id(transformed, function)]
+    statements = role_statements(role)
     assert all(s["Effect"] == "Allow" for s in statements)
     assert not any({"NotAction", "NotResource"} & set(s) for s in statements)
-    assert _grants(statements) == DATA_GRANTS[function]
+    assert grants(statements) == DATA_GRANTS[function]
 
 
 # SAM's grant for the on-failure destination of Globals.EventInvokeConfig (one inline policy).
@@ -421,39 +331,39 @@ def test_trigger_functions_may_park_events_in_the_dlq_by_their_own_policy(
     stays: the code's need is stated in the function's own policy (Sid ParkEvents). The dispatcher
     parks in DispatchDeadLetterQueue instead and is given nothing for DeadLetterQueue of its own.
     """
-    role = transformed["Resources"][_role_id(transformed, function)]
+    role = transformed["Resources"][role_id(transformed, function)]
     own = [
         statement
         for policy in role["Properties"]["Policies"]
         if not SAM_ON_FAILURE_POLICY.search(policy["PolicyName"])
-        for statement in _as_list(policy["PolicyDocument"]["Statement"])
+        for statement in as_list(policy["PolicyDocument"]["Statement"])
     ]
     parking = [s for s in own if s.get("Sid") == "ParkEvents"]
     if function in TRIGGER_FUNCTIONS:
         assert len(parking) == 1, f"{function}: no ParkEvents statement of its own"
-        assert _grants(parking) == {_grant("sqs:SendMessage", DLQ_ARN)}
+        assert grants(parking) == {_grant("sqs:SendMessage", DLQ_ARN)}
     else:
         assert parking == []
-        assert _grant("sqs:SendMessage", DLQ_ARN) not in _grants(own)
+        assert _grant("sqs:SendMessage", DLQ_ARN) not in grants(own)
     declared = template["Resources"][function]["Properties"]["Policies"]
-    sids = {s.get("Sid") for policy in declared for s in _as_list(policy["Statement"])}
+    sids = {s.get("Sid") for policy in declared for s in as_list(policy["Statement"])}
     assert ("ParkEvents" in sids) is (function in TRIGGER_FUNCTIONS)
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_role_has_no_wildcards(transformed: dict[str, Any], function: str) -> None:
-    role = transformed["Resources"][_role_id(transformed, function)]
-    for statement in _statements(role):
-        for action in _as_list(statement["Action"]):
+    role = transformed["Resources"][role_id(transformed, function)]
+    for statement in role_statements(role):
+        for action in as_list(statement["Action"]):
             assert "*" not in action, f"{function}: wildcard action {action}"
-        for resource in _as_list(statement["Resource"]):
+        for resource in as_list(statement["Resource"]):
             assert resource != "*", f"{function}: {statement['Action']} on Resource '*'"
             assert not (isinstance(resource, str) and resource.endswith("*")), resource
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_role_managed_policies_are_only_logs_and_xray(transformed: dict[str, Any], function: str) -> None:
-    role = transformed["Resources"][_role_id(transformed, function)]
+    role = transformed["Resources"][role_id(transformed, function)]
     assert set(role["Properties"]["ManagedPolicyArns"]) == SAM_MANAGED_POLICIES
     assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
         {"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}}
@@ -461,11 +371,11 @@ def test_function_role_managed_policies_are_only_logs_and_xray(transformed: dict
 
 
 def test_secret_access_is_not_granted_anywhere_else(transformed: dict[str, Any]) -> None:
-    function_roles = {_role_id(transformed, f) for f in FUNCTIONS}
-    for logical_id, role in _of_type(transformed, "AWS::IAM::Role").items():
+    function_roles = {role_id(transformed, f) for f in FUNCTIONS}
+    for logical_id, role in of_type(transformed, "AWS::IAM::Role").items():
         if logical_id in function_roles:
             continue
-        actions = {a for s in _statements(role) for a in _as_list(s["Action"])}
+        actions = {a for s in role_statements(role) for a in as_list(s["Action"])}
         assert not {a for a in actions if a.startswith(("secretsmanager:", "dynamodb:"))}, logical_id
 
 
@@ -480,7 +390,7 @@ def test_async_invocations_retry_a_bounded_number_of_times_then_go_to_the_dlq(
 ) -> None:
     configs = [
         config["Properties"]
-        for config in _of_type(transformed, "AWS::Lambda::EventInvokeConfig").values()
+        for config in of_type(transformed, "AWS::Lambda::EventInvokeConfig").values()
         if config["Properties"]["FunctionName"] == {"Ref": function}
     ]
     assert len(configs) == 1, f"{function}: expected one EventInvokeConfig, got {configs}"
@@ -494,28 +404,28 @@ def test_async_invocations_retry_a_bounded_number_of_times_then_go_to_the_dlq(
 # --------------------------------------------------------------------------- S3 events (EventBridge)
 
 
-def test_s3_rule_filters_on_the_landing_bucket_and_object_events(transformed: dict[str, Any]) -> None:
-    _, rule = _rule_for(transformed, S3_FUNCTION)
+def test_s3_rule_filters_on_the_routes_buckets_and_object_events(transformed: dict[str, Any]) -> None:
+    _, rule = rule_for(transformed, S3_FUNCTION)
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"]
     assert "Object Created" in pattern["detail-type"]
     assert set(pattern["detail-type"]) <= {"Object Created", "Object Deleted"}
-    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "LandingBucketName"}]
+    assert pattern["detail"]["bucket"]["name"] == {"Fn::Split": [",", {"Fn::GetAtt": ["RouteWiring", "Buckets"]}]}
     assert rule["Properties"].get("State", "ENABLED") == "ENABLED"
 
 
 def test_s3_rule_target_has_retry_policy_and_dlq(transformed: dict[str, Any]) -> None:
-    rule_id, rule = _rule_for(transformed, S3_FUNCTION)
+    rule_id, rule = rule_for(transformed, S3_FUNCTION)
     (target,) = rule["Properties"]["Targets"]
     assert target["DeadLetterConfig"] == {"Arn": DLQ_ARN}
-    _assert_bounded_retry(target["RetryPolicy"], rule_id)
+    assert_bounded_retry(target["RetryPolicy"], rule_id)
 
 
 def test_s3_rule_may_invoke_the_function_and_nothing_else_may(transformed: dict[str, Any]) -> None:
-    rule_id, _ = _rule_for(transformed, S3_FUNCTION)
+    rule_id, _ = rule_for(transformed, S3_FUNCTION)
     permissions = [
         p["Properties"]
-        for p in _of_type(transformed, "AWS::Lambda::Permission").values()
+        for p in of_type(transformed, "AWS::Lambda::Permission").values()
         if p["Properties"]["FunctionName"] == {"Ref": S3_FUNCTION}
     ]
     assert permissions == [
@@ -523,7 +433,7 @@ def test_s3_rule_may_invoke_the_function_and_nothing_else_may(transformed: dict[
             "Action": "lambda:InvokeFunction",
             "FunctionName": {"Ref": S3_FUNCTION},
             "Principal": "events.amazonaws.com",
-            "SourceArn": _get_att_arn(rule_id),
+            "SourceArn": get_att_arn(rule_id),
         }
     ]
 
@@ -532,22 +442,22 @@ def test_dlq_policy_lets_exactly_the_rules_that_use_it_send(transformed: dict[st
     """SAM writes no queue policy for a DeadLetterConfig given by Arn: the template must."""
     rules_using_dlq = {
         rule_id
-        for rule_id, rule in _of_type(transformed, "AWS::Events::Rule").items()
+        for rule_id, rule in of_type(transformed, "AWS::Events::Rule").items()
         if any(t.get("DeadLetterConfig") == {"Arn": DLQ_ARN} for t in rule["Properties"]["Targets"])
     }
     assert rules_using_dlq, "the S3 rule should dead-letter to the DLQ"
     policies = [
         p["Properties"]
-        for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()
+        for p in of_type(transformed, "AWS::SQS::QueuePolicy").values()
         if DLQ_URL in p["Properties"]["Queues"]
     ]
     assert len(policies) == 1
     allowed_sources = set()
-    for statement in _as_list(policies[0]["PolicyDocument"]["Statement"]):
+    for statement in as_list(policies[0]["PolicyDocument"]["Statement"]):
         if statement["Effect"] != "Allow":
             continue
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}, statement
-        assert _as_list(statement["Action"]) == ["sqs:SendMessage"]
+        assert as_list(statement["Action"]) == ["sqs:SendMessage"]
         assert statement["Resource"] == DLQ_ARN
         source = statement["Condition"]["ArnEquals"]["aws:SourceArn"]
         allowed_sources.add(source["Fn::GetAtt"][0])
@@ -559,69 +469,11 @@ def test_dlq_policy_lets_exactly_the_rules_that_use_it_send(transformed: dict[st
 def test_dlq_policy_denies_insecure_transport(transformed: dict[str, Any]) -> None:
     (policy,) = [
         p["Properties"]
-        for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()
+        for p in of_type(transformed, "AWS::SQS::QueuePolicy").values()
         if DLQ_URL in p["Properties"]["Queues"]
     ]
-    denies = [s for s in _as_list(policy["PolicyDocument"]["Statement"]) if s["Effect"] == "Deny"]
+    denies = [s for s in as_list(policy["PolicyDocument"]["Statement"]) if s["Effect"] == "Deny"]
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
-
-
-# --------------------------------------------------------------------------- schedules
-
-
-def test_example_schedules_exist(transformed: dict[str, Any]) -> None:
-    schedules = _schedules_for(transformed, SCHEDULE_FUNCTION)
-    assert {_schedule_name(s) for s in schedules.values()} == EXAMPLE_SCHEDULES
-    assert len(schedules) == len(EXAMPLE_SCHEDULES)
-
-
-def test_nightly_schedule_uses_the_parameters(transformed: dict[str, Any]) -> None:
-    (nightly,) = [s for s in _schedules_for(transformed, SCHEDULE_FUNCTION).values() if _schedule_name(s) == "nightly"]
-    assert nightly["Properties"]["ScheduleExpression"] == {"Ref": "NightlyScheduleExpression"}
-    assert nightly["Properties"]["ScheduleExpressionTimezone"] == {"Ref": "ScheduleTimezone"}
-
-
-def test_schedule_input_is_the_documented_json(transformed: dict[str, Any]) -> None:
-    for logical_id, schedule in _schedules_for(transformed, SCHEDULE_FUNCTION).items():
-        raw = schedule["Properties"]["Target"]["Input"]
-        assert isinstance(raw, str), f"{logical_id}: Input must be a JSON string"
-        payload = json.loads(raw)
-        assert set(payload) == {"schedule", "time"}, logical_id
-        assert payload["time"] == SCHEDULED_TIME, logical_id
-        assert re.fullmatch(r"[A-Za-z0-9_-]+", payload["schedule"]), logical_id
-
-
-def test_schedules_are_stack_unique_and_have_retry_policy_and_dlq(transformed: dict[str, Any]) -> None:
-    for logical_id, schedule in _schedules_for(transformed, SCHEDULE_FUNCTION).items():
-        properties = schedule["Properties"]
-        # No fixed Name (SAM's OmitName): CloudFormation generates one, so two stacks of
-        # polytrigger can live in one account and region.
-        assert "Name" not in properties, logical_id
-        assert properties["FlexibleTimeWindow"] == {"Mode": "OFF"}
-        assert properties["Target"]["DeadLetterConfig"] == {"Arn": DLQ_ARN}
-        _assert_bounded_retry(properties["Target"]["RetryPolicy"], logical_id)
-
-
-def test_scheduler_roles_may_only_invoke_the_function_and_dead_letter(transformed: dict[str, Any]) -> None:
-    for logical_id, schedule in _schedules_for(transformed, SCHEDULE_FUNCTION).items():
-        role_id, attribute = schedule["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"]
-        assert attribute == "Arn"
-        role = transformed["Resources"][role_id]
-        principals = [s["Principal"]["Service"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
-        assert principals == [["scheduler.amazonaws.com"]], logical_id
-        assert "ManagedPolicyArns" not in role["Properties"]
-        assert _grants(_statements(role)) == {
-            ("lambda:InvokeFunction", _key(_get_att_arn(SCHEDULE_FUNCTION))),
-            ("sqs:SendMessage", _key(DLQ_ARN)),
-        }, logical_id
-
-
-def test_schedule_names_match_the_bundled_routes(transformed: dict[str, Any]) -> None:
-    """Every `schedule:` route in functions/routes.yaml has a schedule that fires it, and back."""
-    routes = yaml.safe_load((ROOT / "functions" / "routes.yaml").read_text())["routes"]
-    routed = {route["schedule"] for route in routes if "schedule" in route}
-    deployed = {_schedule_name(s) for s in _schedules_for(transformed, SCHEDULE_FUNCTION).values()}
-    assert routed == deployed
 
 
 # --------------------------------------------------------------------------- state
@@ -648,17 +500,17 @@ def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(transformed: 
 
 def test_only_our_queues_exist(transformed: dict[str, Any]) -> None:
     """SAM creates a queue of its own for a DeadLetterConfig by Type: every queue must be ours."""
-    assert set(_of_type(transformed, "AWS::SQS::Queue")) == QUEUES
+    assert set(of_type(transformed, "AWS::SQS::Queue")) == QUEUES
 
 
 def test_every_queue_denies_insecure_transport(transformed: dict[str, Any]) -> None:
     denied: set[str] = set()
-    for policy in _of_type(transformed, "AWS::SQS::QueuePolicy").values():
-        for statement in _as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
+    for policy in of_type(transformed, "AWS::SQS::QueuePolicy").values():
+        for statement in as_list(policy["Properties"]["PolicyDocument"]["Statement"]):
             if statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}:
                 assert statement["Principal"] == "*"
-                assert _as_list(statement["Action"]) == ["sqs:*"]
-                for resource in _as_list(statement["Resource"]):
+                assert as_list(statement["Action"]) == ["sqs:*"]
+                for resource in as_list(statement["Resource"]):
                     denied.add(resource["Fn::GetAtt"][0])
         queues = {queue["Ref"] for queue in policy["Properties"]["Queues"]}
         assert queues <= denied, f"a policy on {queues} lets some of them be used without TLS"
@@ -673,7 +525,7 @@ def _dispatcher_timeout(tpl: dict[str, Any]) -> int:
 
 
 def _event_source_mappings(tpl: dict[str, Any]) -> list[dict[str, Any]]:
-    return [m["Properties"] for m in _of_type(tpl, "AWS::Lambda::EventSourceMapping").values()]
+    return [m["Properties"] for m in of_type(tpl, "AWS::Lambda::EventSourceMapping").values()]
 
 
 def test_dispatcher_consumes_the_dispatch_queue_with_partial_batch_responses(transformed: dict[str, Any]) -> None:
@@ -689,12 +541,12 @@ def test_dispatcher_consumes_the_dispatch_queue_with_partial_batch_responses(tra
 
 def test_nothing_else_invokes_the_dispatcher(transformed: dict[str, Any]) -> None:
     """Only its SQS mapping: no rule, schedule or resource-based permission targets it."""
-    dispatcher = _get_att_arn(DISPATCHER_FUNCTION)
-    for rule in _of_type(transformed, "AWS::Events::Rule").values():
+    dispatcher = get_att_arn(DISPATCHER_FUNCTION)
+    for rule in of_type(transformed, "AWS::Events::Rule").values():
         assert all(t["Arn"] != dispatcher for t in rule["Properties"]["Targets"])
-    for schedule in _of_type(transformed, "AWS::Scheduler::Schedule").values():
+    for schedule in of_type(transformed, "AWS::Scheduler::Schedule").values():
         assert schedule["Properties"]["Target"]["Arn"] != dispatcher
-    for permission in _of_type(transformed, "AWS::Lambda::Permission").values():
+    for permission in of_type(transformed, "AWS::Lambda::Permission").values():
         assert permission["Properties"]["FunctionName"] != {"Ref": DISPATCHER_FUNCTION}
 
 
@@ -721,7 +573,7 @@ def test_s3_trigger_concurrency_is_bounded_by_a_parameter(template: dict[str, An
 @pytest.mark.parametrize("reserve", [True, False], ids=["reserved", "zero-no-reservation"])
 def test_s3_trigger_reserved_concurrency(transformed: dict[str, Any], reserve: bool) -> None:
     declared = transformed["Resources"][S3_FUNCTION]["Properties"].get("ReservedConcurrentExecutions", NO_VALUE)
-    deployed = _resolve({"ReservedConcurrentExecutions": declared}, {"ReserveS3TriggerConcurrency": reserve})
+    deployed = resolve({"ReservedConcurrentExecutions": declared}, {"ReserveS3TriggerConcurrency": reserve})
     if reserve:
         assert deployed == {"ReservedConcurrentExecutions": {"Ref": "S3TriggerConcurrency"}}
     else:
@@ -782,21 +634,21 @@ def test_dispatch_queues_allow_no_other_principal(transformed: dict[str, Any]) -
     """The functions use the dispatch queues through their roles: the queue policy only denies."""
     policies = [
         p["Properties"]
-        for p in _of_type(transformed, "AWS::SQS::QueuePolicy").values()
+        for p in of_type(transformed, "AWS::SQS::QueuePolicy").values()
         if DISPATCH_QUEUE_URL in p["Properties"]["Queues"] or DISPATCH_DLQ_URL in p["Properties"]["Queues"]
     ]
     assert policies, "the dispatch queues need a policy denying insecure transport"
     for policy in policies:
-        assert all(s["Effect"] == "Deny" for s in _as_list(policy["PolicyDocument"]["Statement"]))
+        assert all(s["Effect"] == "Deny" for s in as_list(policy["PolicyDocument"]["Statement"]))
 
 
 def _dispatch_queues_policy(tpl: dict[str, Any]) -> dict[str, Any]:
     (policy,) = [
         p["Properties"]
-        for p in _of_type(tpl, "AWS::SQS::QueuePolicy").values()
+        for p in of_type(tpl, "AWS::SQS::QueuePolicy").values()
         if DISPATCH_QUEUE_URL in p["Properties"]["Queues"]
     ]
-    assert sorted(map(_key, policy["Queues"])) == sorted(map(_key, [DISPATCH_QUEUE_URL, DISPATCH_DLQ_URL]))
+    assert sorted(map(key, policy["Queues"])) == sorted(map(key, [DISPATCH_QUEUE_URL, DISPATCH_DLQ_URL]))
     return dict(policy)
 
 
@@ -812,20 +664,20 @@ def test_only_the_stacks_roles_and_the_operator_role_may_send_to_the_dispatch_qu
     by its redrive policy is no SendMessage by a principal, so it is not affected.
     """
     policy = _dispatch_queues_policy(transformed)
-    statements = _resolve(_as_list(policy["PolicyDocument"]["Statement"]), {"HasOperatorRole": operator_role})
+    statements = resolve(as_list(policy["PolicyDocument"]["Statement"]), {"HasOperatorRole": operator_role})
     denials = [
         s for s in statements if s["Effect"] == "Deny" and "aws:SecureTransport" not in json.dumps(s["Condition"])
     ]
     assert len(denials) == 1, denials
     (deny,) = denials
     assert deny["Principal"] == "*"
-    assert _as_list(deny["Action"]) == ["sqs:SendMessage"]  # also what authorises SendMessageBatch
-    assert sorted(map(_key, _as_list(deny["Resource"]))) == sorted(map(_key, [DISPATCH_QUEUE_ARN, DISPATCH_DLQ_ARN]))
-    function_roles = [_get_att_arn(_role_id(transformed, function)) for function in FUNCTIONS]
+    assert as_list(deny["Action"]) == ["sqs:SendMessage"]  # also what authorises SendMessageBatch
+    assert sorted(map(key, as_list(deny["Resource"]))) == sorted(map(key, [DISPATCH_QUEUE_ARN, DISPATCH_DLQ_ARN]))
+    function_roles = [get_att_arn(role_id(transformed, function)) for function in FUNCTIONS]
     operator = [{"Ref": "OperatorRoleArn"}] if operator_role else []
     assert list(deny["Condition"]) == ["ArnNotEquals"]
     allowed = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
-    assert sorted(map(_key, allowed)) == sorted(map(_key, function_roles + operator))
+    assert sorted(map(key, allowed)) == sorted(map(key, function_roles + operator))
 
 
 def test_operator_role_is_optional_and_only_added_when_given(template: dict[str, Any]) -> None:
@@ -857,13 +709,13 @@ def test_operator_role_parameter_only_accepts_a_role_arn(template: dict[str, Any
 
 def test_only_the_dispatcher_consumes_and_only_through_its_mapping(transformed: dict[str, Any]) -> None:
     """No role may read or delete SQS messages but the dispatcher's, and no SQS managed policy."""
-    dispatcher_role = _role_id(transformed, DISPATCHER_FUNCTION)
+    dispatcher_role = role_id(transformed, DISPATCHER_FUNCTION)
     consume = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:PurgeQueue"}
-    for logical_id, role in _of_type(transformed, "AWS::IAM::Role").items():
+    for logical_id, role in of_type(transformed, "AWS::IAM::Role").items():
         assert not any("SQS" in str(arn) for arn in role["Properties"].get("ManagedPolicyArns", [])), logical_id
         if logical_id == dispatcher_role:
             continue
-        actions = {a for s in _statements(role) for a in _as_list(s["Action"])}
+        actions = {a for s in role_statements(role) for a in as_list(s["Action"])}
         assert not actions & consume, logical_id
 
 
@@ -887,7 +739,7 @@ def test_function_logs_to_its_own_bounded_log_group(transformed: dict[str, Any],
 def _alarms(tpl: dict[str, Any], namespace: str, metric: str) -> list[dict[str, Any]]:
     return [
         alarm["Properties"]
-        for alarm in _of_type(tpl, "AWS::CloudWatch::Alarm").values()
+        for alarm in of_type(tpl, "AWS::CloudWatch::Alarm").values()
         if alarm["Properties"].get("Namespace") == namespace and alarm["Properties"].get("MetricName") == metric
     ]
 
@@ -941,7 +793,7 @@ def _redrive_targets(tpl: dict[str, Any]) -> set[str]:
     """Queues SQS moves messages into by a redrive policy (no SendMessage: NumberOfMessagesSent misses them)."""
     return {
         queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
-        for queue in _of_type(tpl, "AWS::SQS::Queue").values()
+        for queue in of_type(tpl, "AWS::SQS::Queue").values()
         if "RedrivePolicy" in queue["Properties"]
     }
 
@@ -958,7 +810,7 @@ def test_alarm_fires_again_for_each_new_parked_message(transformed: dict[str, An
     """
     dimension = {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}
     candidates = []
-    for alarm in _of_type(transformed, "AWS::CloudWatch::Alarm").values():
+    for alarm in of_type(transformed, "AWS::CloudWatch::Alarm").values():
         properties = alarm["Properties"]
         queries = _metric_queries(properties)
         if properties.get("MetricName") == "NumberOfMessagesSent" and dimension in properties["Dimensions"]:
@@ -1059,7 +911,7 @@ def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metri
 
 def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dict[str, Any]) -> None:
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
-    alarms = _of_type(transformed, "AWS::CloudWatch::Alarm")
+    alarms = of_type(transformed, "AWS::CloudWatch::Alarm")
     # The two dead-letter queues (not empty, new messages), the dispatch queue's age, one per function,
     # failed and unsupported_event.
     assert len(alarms) == 2 * 2 + 1 + len(FUNCTIONS) + 2
@@ -1071,10 +923,10 @@ def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dic
 
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = {name: output["Value"] for name, output in template["Outputs"].items()}
-    assert outputs["S3TriggerFunctionArn"] == _get_att_arn(S3_FUNCTION)
-    assert outputs["ScheduleTriggerFunctionArn"] == _get_att_arn(SCHEDULE_FUNCTION)
+    assert outputs["S3TriggerFunctionArn"] == get_att_arn(S3_FUNCTION)
+    assert outputs["ScheduleTriggerFunctionArn"] == get_att_arn(SCHEDULE_FUNCTION)
     assert outputs["IdempotencyTableName"] == {"Ref": "IdempotencyTable"}
     assert outputs["DeadLetterQueueUrl"] == DLQ_URL
-    assert outputs["DispatcherFunctionArn"] == _get_att_arn(DISPATCHER_FUNCTION)
+    assert outputs["DispatcherFunctionArn"] == get_att_arn(DISPATCHER_FUNCTION)
     assert outputs["DispatchQueueUrl"] == DISPATCH_QUEUE_URL
     assert outputs["DispatchDeadLetterQueueUrl"] == DISPATCH_DLQ_URL

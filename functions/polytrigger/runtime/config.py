@@ -5,13 +5,14 @@ Every problem names its variable, so a bad deployment says exactly what to fix.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from polytrigger.core.urls import is_loopback
 
 API_VERSIONS = ("2025-09-18", "2024-02-08", "2023-04-25", "2022-12-12", "2021-05-23")
 # Syncs of one invocation called at once: 20 puts a 20-sync event's calls in one wave (the wall
@@ -131,18 +132,8 @@ def _base_url(raw: str) -> str:
         raise ConfigError(f"POLYTOMIC_BASE_URL must be an http(s) URL such as https://app.polytomic.com (got {raw!r})")
     # Every request carries the API key: over http anyone on the path reads it. Only a loopback
     # host (the local stack's fake Polytomic) never leaves the machine.
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             "POLYTOMIC_BASE_URL must use https; http is allowed only for a loopback host (the local stack)"
         )
     return value
-
-
-def _loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1 (urlsplit has lowercased the name and dropped IPv6 brackets)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # any other name: it could resolve anywhere

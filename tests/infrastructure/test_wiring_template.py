@@ -1,0 +1,105 @@
+"""The template's route wiring: what fires comes from the routes (RouteWiring), least privilege throughout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .cfn import as_list, get_att_arn, grants, key, of_type, role_id, role_statements, rule_for
+from .conftest import S3_FUNCTION, SCHEDULE_FUNCTION, WIRING_FUNCTION
+
+DLQ_ARN = get_att_arn("DeadLetterQueue")
+GROUP_SCHEDULES = {
+    "Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
+}
+
+
+def wiring(transformed: dict[str, Any]) -> dict[str, Any]:
+    (resource,) = of_type(transformed, "Custom::RouteWiring").values()
+    return dict(resource)
+
+
+def test_no_bucket_or_schedule_is_written_in_the_template(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    assert of_type(transformed, "AWS::Scheduler::Schedule") == {}
+    _, rule = rule_for(transformed, S3_FUNCTION)
+    assert rule["Properties"]["EventPattern"]["detail"]["bucket"]["name"] == {
+        "Fn::Split": [",", {"Fn::GetAtt": ["RouteWiring", "Buckets"]}]
+    }
+    assert "Events" not in template["Resources"][SCHEDULE_FUNCTION]["Properties"]
+
+
+def test_route_wiring_runs_the_version_this_deploy_published(transformed: dict[str, Any]) -> None:
+    properties = wiring(transformed)["Properties"]
+    assert properties["ServiceToken"] == get_att_arn(WIRING_FUNCTION)  # CloudFormation refuses a changed token
+    version_id = properties["CodeVersion"]["Ref"]
+    version = transformed["Resources"][version_id]
+    assert version["Type"] == "AWS::Lambda::Version"
+    assert version["Properties"]["FunctionName"] == {"Ref": WIRING_FUNCTION}
+    assert properties["ScheduleGroup"] == {"Ref": "ScheduleGroup"}
+    assert properties["TargetArn"] == get_att_arn(SCHEDULE_FUNCTION)
+    assert properties["RoleArn"] == get_att_arn("ScheduleInvokeRole")
+    assert properties["DeadLetterArn"] == DLQ_ARN
+    assert properties["State"] == {"Ref": "SchedulesState"}
+    handler = transformed["Resources"][WIRING_FUNCTION]["Properties"]["Handler"]
+    assert handler == "polytrigger.handlers.wiring.handler"
+
+
+def test_route_wiring_waits_for_the_permission_to_hand_a_rollback_to_its_version(transformed: dict[str, Any]) -> None:
+    assert "RouteWiringInvokesItsVersions" in as_list(wiring(transformed)["DependsOn"])
+    policy = transformed["Resources"]["RouteWiringInvokesItsVersions"]["Properties"]
+    assert policy["Roles"] == [{"Ref": role_id(transformed, WIRING_FUNCTION)}]
+    assert grants(as_list(policy["PolicyDocument"]["Statement"])) == {
+        ("lambda:InvokeFunction", key({"Fn::Sub": "${RouteWiringFunction.Arn}:*"}))
+    }
+
+
+def test_the_wiring_function_may_manage_only_its_groups_schedules(transformed: dict[str, Any]) -> None:
+    role = transformed["Resources"][role_id(transformed, WIRING_FUNCTION)]
+    statements = role_statements(role)
+    assert all(s["Effect"] == "Allow" for s in statements)
+    assert grants(statements) == {
+        ("scheduler:ListSchedules", key("*")),  # the Scheduler's List actions take no resource
+        ("scheduler:GetScheduleGroup", key(get_att_arn("ScheduleGroup"))),
+        *{
+            (f"scheduler:{action}", key(GROUP_SCHEDULES))
+            for action in ("GetSchedule", "CreateSchedule", "UpdateSchedule", "DeleteSchedule")
+        },
+        ("iam:PassRole", key(get_att_arn("ScheduleInvokeRole"))),
+        # SAM's, for Globals' on-failure destination (on the alias; CloudFormation invokes unqualified).
+        ("sqs:SendMessage", key(DLQ_ARN)),
+    }
+    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    services = {action.split(":")[0] for s in statements for action in as_list(s["Action"])}
+    assert services == {"scheduler", "iam", "sqs"}, "no secret and no table: the wiring never calls Polytomic"
+
+
+def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_and_park(
+    transformed: dict[str, Any],
+) -> None:
+    role = transformed["Resources"]["ScheduleInvokeRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {"aws:SourceArn": GROUP_SCHEDULES},  # only this stack's schedules may use it
+    }
+    assert "ManagedPolicyArns" not in role
+    assert grants(role_statements({"Properties": role})) == {
+        ("lambda:InvokeFunction", key(get_att_arn(SCHEDULE_FUNCTION))),
+        ("sqs:SendMessage", key(DLQ_ARN)),
+    }
+
+
+def test_the_group_belongs_to_the_stack(transformed: dict[str, Any]) -> None:
+    (group,) = of_type(transformed, "AWS::Scheduler::ScheduleGroup").values()
+    assert "Name" not in group.get("Properties", {}), "a fixed name would clash between two stacks"
+
+
+def test_outputs_say_what_was_wired(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["WiredBuckets"]["Value"] == {"Fn::GetAtt": ["RouteWiring", "Buckets"]}
+    assert outputs["WiredSchedules"]["Value"] == {"Fn::GetAtt": ["RouteWiring", "Schedules"]}
+    assert outputs["SchedulesMadeElsewhere"]["Value"] == {"Fn::GetAtt": ["RouteWiring", "SchedulesMadeElsewhere"]}
+    assert outputs["ScheduleGroupName"]["Value"] == {"Ref": "ScheduleGroup"}
