@@ -16,11 +16,13 @@ class LocalContext:
     function_version: str = "$LATEST"
     log_group_name: str = "/aws/lambda/polytrigger-local"
     log_stream_name: str = "local"
+    qualifier: str = ""  # the version or alias the caller named: then invoked_function_arn carries it
     _started: float = field(default_factory=time.monotonic)
 
     @property
     def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        arn = f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        return f"{arn}:{self.qualifier}" if self.qualifier else arn
 
     def get_remaining_time_in_millis(self) -> int:
         left = self.timeout_seconds - (time.monotonic() - self._started)

@@ -65,6 +65,6 @@ def _comparable(stored: dict[str, Any]) -> dict[str, Any]:
 
 
 def scheduler_error(error: BaseException) -> str:
-    """One line naming what the Scheduler refused (its code and message; never a payload)."""
+    """One line naming what the Scheduler refused: its code and message, whitespace folded, at most 300 characters."""
     message = str(getattr(error, "response", {}).get("Error", {}).get("Message", "")) or str(error)
-    return f"{error_code(error)}: {message[:300]}"
+    return f"{error_code(error)}: {' '.join(message.split())[:300]}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -18,7 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from polytrigger.adapters.aws import client_config
 from polytrigger.adapters.cfn_response import AnswerFailed, send
 from polytrigger.adapters.scheduler import SchedulerGroup, scheduler_error
-from polytrigger.routing import RoutesError, load_routes
+from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runtime.config import BUNDLED_ROUTES
 from polytrigger.runtime.observability import logger
 from polytrigger.wiring.apply import WiringRefused, apply
@@ -57,7 +56,10 @@ def _wire(url: str, raw: Any, request: WiringRequest) -> dict[str, Any]:
 
     group = SchedulerGroup(boto3.client("scheduler", config=client_config()), request.group)
     try:
-        routes = load_routes(Path(os.environ.get("ROUTES_FILE") or BUNDLED_ROUTES))
+        # A Delete needs no routes: a stack whose routes file is broken must still be deletable.
+        routes = (
+            Routes(()) if request.kind == "Delete" else load_routes(os.environ.get("ROUTES_FILE") or BUNDLED_ROUTES)
+        )
         applied = apply(request, routes, group)
     except (RoutesError, WiringRefused) as error:
         return _answer(url, raw, ok=False, reason=f"routes cannot be wired: {error}", physical_id=request.group)
