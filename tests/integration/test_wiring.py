@@ -291,9 +291,7 @@ def test_an_answer_url_off_this_machine_over_http_is_never_called(stack: Deploym
 def test_a_flaky_answer_url_is_retried(
     local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polytrigger.adapters import cfn_response
-
-    monkeypatch.setattr(cfn_response.time, "sleep", lambda _seconds: None)
+    monkeypatch.setattr("polytrigger.adapters.cfn_response.time.sleep", lambda _seconds: None)
     write_routes(tmp_path / "routes.json", ["acme-landing"], [])
     answers.fail_first = 2
 

@@ -60,8 +60,7 @@ class Answers:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/answer?X-Amz-Signature=local"
+        return f"http://127.0.0.1:{self.server.server_port}/answer?X-Amz-Signature=local"
 
     def last(self) -> dict[str, Any]:
         assert self.received, "CloudFormation got no answer"
@@ -86,7 +85,7 @@ class Deployment:
     def version_arn(self) -> str:
         return f"{FUNCTION_ARN}:{self.version}"
 
-    def values(self) -> dict[str, Any]:
+    def values(self) -> dict[tuple[str, str], Any]:
         resources = self.template["Resources"]
         (version_id,) = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Version" and "RouteWiring" in k]
         return {
@@ -123,7 +122,8 @@ class Deployment:
         """The S3 rule's event pattern, with RouteWiring's answer where the template takes it."""
         rules = [r for r in self.template["Resources"].values() if r["Type"] == "AWS::Events::Rule"]
         (rule,) = [r for r in rules if r["Properties"]["EventPattern"].get("source") == ["aws.s3"]]
-        values = {**self.values(), **{("GetAtt", f"RouteWiring.{k}"): v for k, v in answer["Data"].items()}}
+        values: dict[tuple[str, str], Any] = self.values()
+        values.update({("GetAtt", f"RouteWiring.{k}"): v for k, v in answer["Data"].items()})
         pattern: dict[str, Any] = resolve(rule["Properties"]["EventPattern"], values)
         return pattern
 
@@ -145,7 +145,7 @@ def resolve(node: Any, values: dict[tuple[str, str], Any]) -> Any:
     return {k: resolve(v, values) for k, v in node.items()}
 
 
-def context(version: int | None) -> LocalContext:
+def context(version: int | None) -> Any:
     """How CloudFormation calls the function (unqualified), or how a forwarded request reaches a version."""
     return LocalContext(
         function_name=FUNCTION, qualifier=str(version) if version is not None else "", timeout_seconds=300
