@@ -6,6 +6,11 @@ reach AWS, so nothing is patched. One server answers every service moto
 implements (Secrets Manager, S3, SQS, SNS, EventBridge, Scheduler, and
 DynamoDB when DynamoDB Local is unavailable).
 
+One gap is closed here, where moto departs from AWS in a way polytrigger depends on: S3's
+GetBucketNotificationConfiguration leaves out the ``EventBridgeConfiguration`` moto itself stored
+(`polytrigger validate --check-buckets` reads exactly that). ``_answer_eventbridge_configuration``
+adds it back, and touches nothing else.
+
 Caveats: moto's backends are process-global, so this server shares state with
 any ``mock_aws`` used in the same process (and ``mock_aws`` intercepts boto3
 calls, including those meant for this server, while it is active).
@@ -16,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import urllib.request
-from typing import Self
+from typing import Any, Self
 
+from moto.core.responses import ActionResult
+from moto.s3.responses import S3Response
 from moto.server import ThreadedMotoServer
 
 from local.service import LocalService
@@ -44,6 +51,7 @@ class MotoServer(LocalService):
             raise RuntimeError("the moto server is already running")
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        _answer_eventbridge_configuration()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.requested_port, verbose=False)
         server.start()
         self._server = server
@@ -71,3 +79,30 @@ class MotoServer(LocalService):
     @property
     def running(self) -> bool:
         return self._server is not None
+
+
+def _answer_eventbridge_configuration() -> None:
+    """Make S3's GetBucketNotificationConfiguration answer the EventBridgeConfiguration moto stored, as AWS does."""
+    original = S3Response.get_bucket_notification
+    if getattr(original, "answers_eventbridge", False):
+        return
+
+    def get_bucket_notification(self: S3Response) -> Any:
+        configuration = self.backend.get_bucket_notification_configuration(self.bucket_name)
+        if configuration is None or configuration.event_bridge is None:
+            return original(self)
+        serialized = self.serialized
+
+        def with_eventbridge(result: Any) -> Any:
+            if isinstance(result, ActionResult) and isinstance(result.result, dict):
+                result = ActionResult({**result.result, "EventBridgeConfiguration": {}})
+            return serialized(result)
+
+        self.serialized = with_eventbridge  # type: ignore[method-assign]
+        try:
+            return original(self)
+        finally:
+            del self.serialized
+
+    get_bucket_notification.answers_eventbridge = True  # type: ignore[attr-defined]
+    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]

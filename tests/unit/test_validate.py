@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from polytrigger.routing.load import CACHE_FORMAT
+from polytrigger.routing.schedules import ScheduleSpec
 from polytrigger.tools.validate import Report, register, render, run, validate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,19 +63,47 @@ def test_the_bundled_routes_file_is_summarised() -> None:
         buckets=["acme-landing"],
         schedules=["freeze", "nightly", "thaw"],
         syncs={"model": 2, "bulk": 1},
+        created=[
+            ScheduleSpec("freeze", "cron(0 18 ? * FRI *)", "Europe/Berlin"),
+            ScheduleSpec("nightly", "cron(0 2 * * ? *)", "Europe/Berlin"),
+            ScheduleSpec("thaw", "cron(0 6 ? * MON *)", "Europe/Berlin"),
+        ],
     )
-    assert render(report) == (
-        f"{BUNDLED}: 6 routes, 1 bucket (acme-landing), 3 schedules (freeze, nightly, thaw), 3 syncs (2 model, 1 bulk)"
-    )
+    assert render(report).splitlines() == [
+        f"{BUNDLED}: 6 routes, 1 bucket (acme-landing), 3 schedules (freeze, nightly, thaw), 3 syncs (2 model, 1 bulk)",
+        "  the S3 rule will listen to: acme-landing (each needs its EventBridge notifications on: --check-buckets)",
+        "  the stack will create schedule freeze: cron(0 18 ? * FRI *) Europe/Berlin",
+        "  the stack will create schedule nightly: cron(0 2 * * ? *) Europe/Berlin",
+        "  the stack will create schedule thaw: cron(0 6 ? * MON *) Europe/Berlin",
+    ]
 
 
 def test_buckets_and_schedules_are_sorted_and_syncs_counted_once_by_type(tmp_path: Path) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(TWO_BUCKETS)
 
-    assert render(validate(path)) == (
-        f"{path}: 3 routes, 2 buckets (acme-exports, acme-landing), 1 schedule (nightly), 3 syncs (2 model, 1 bulk)"
+    assert render(validate(path)).splitlines() == [
+        f"{path}: 3 routes, 2 buckets (acme-exports, acme-landing), 1 schedule (nightly), 3 syncs (2 model, 1 bulk)",
+        "  the S3 rule will listen to: acme-exports, acme-landing (each needs its EventBridge notifications on:"
+        " --check-buckets)",
+        "  schedule nightly is made elsewhere: polytrigger does not create it",
+    ]
+
+
+def test_a_flexible_window_is_shown_and_what_no_deployment_could_wire_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        f"routes:\n  - name: hourly\n    schedule: {{name: hourly, rate: 1 hour, flexible_window: 15m}}\n"
+        f"    syncs: [{{id: {SYNC_A}}}]\n"
     )
+    assert render(validate(path)).splitlines()[1] == (
+        "  the stack will create schedule hourly: rate(1 hour) UTC, flexible window 15 min"
+    )
+
+    path.write_text(path.read_text().replace("rate: 1 hour,", "rate: 1 hour, timezone: Europe/Nowhere,"))
+    assert validate(path).problems == [
+        "route 'hourly': schedule.timezone: 'Europe/Nowhere' is not a time zone the IANA database knows"
+    ]
 
 
 def test_every_problem_is_listed_one_per_line(tmp_path: Path) -> None:

@@ -1,8 +1,10 @@
 """`polytrigger validate ROUTES`: check a routes file on its own and summarise what it wires; writes nothing.
 
 The file is read as YAML every time (never from the build's `routes.validated.json`), validated as a
-whole exactly as the functions and the build do it, and either summarised (routes, buckets, schedules,
-syncs) or refused with every problem, one per line (exit code 1).
+whole exactly as the build does it (the routes, and what no deployment could wire), and either
+summarised (routes, buckets, schedules, syncs, and what the stack will wire) or refused with every
+problem, one per line (exit code 1). `--check-buckets` also asks S3 (with AWS credentials) whether
+each bucket sends its events to EventBridge.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from polytrigger.core.actions import SYNC_TYPES
 from polytrigger.routing.load import read_routes
 from polytrigger.routing.parse import RoutesError
+from polytrigger.routing.schedules import ScheduleSpec
+from polytrigger.routing.wiring import wiring, wiring_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,8 @@ class Report:
     buckets: list[str] = field(default_factory=list)  # sorted
     schedules: list[str] = field(default_factory=list)  # sorted
     syncs: dict[str, int] = field(default_factory=dict)  # distinct syncs by type (model, bulk)
+    created: list[ScheduleSpec] = field(default_factory=list)  # the schedules the stack creates
+    elsewhere: list[str] = field(default_factory=list)  # the schedules routes name but do not define
 
     @property
     def ok(self) -> bool:
@@ -44,6 +50,10 @@ def validate(path: str | Path) -> Report:
         _, _, routes = read_routes(path)
     except RoutesError as error:
         return Report(source=source, problems=list(error.problems))
+    problems = wiring_problems(routes)
+    if problems:
+        return Report(source=source, problems=problems)
+    wired = wiring(routes)
     distinct = {(sync.type, sync.id) for route in routes.routes for sync in route.syncs}
     return Report(
         source=source,
@@ -51,6 +61,8 @@ def validate(path: str | Path) -> Report:
         buckets=sorted({route.bucket for route in routes.routes if route.bucket}),
         schedules=sorted({route.schedule for route in routes.routes if route.schedule}),
         syncs={kind: n for kind in SYNC_TYPES if (n := sum(1 for sync_type, _ in distinct if sync_type == kind))},
+        created=list(wired.schedules),
+        elsewhere=list(wired.elsewhere),
     )
 
 
@@ -60,10 +72,21 @@ def render(report: Report) -> str:
         heading = f"{report.source} is invalid ({count} problem{'s' if count != 1 else ''}):"
         return "\n".join([heading, *(f"  - {problem}" for problem in report.problems)])
     by_type = ", ".join(f"{n} {kind}" for kind, n in report.syncs.items())
-    return (
+    lines = [
         f"{report.source}: {_count(report.routes, 'route')}, {_named(report.buckets, 'bucket')},"
         f" {_named(report.schedules, 'schedule')}, {_count(report.sync_count, 'sync')} ({by_type})"
-    )
+    ]
+    if report.buckets:
+        lines.append(
+            f"  the S3 rule will listen to: {', '.join(report.buckets)}"
+            " (each needs its EventBridge notifications on: --check-buckets)"
+        )
+    for spec in report.created:
+        window = f", flexible window {spec.flexible_window} min" if spec.flexible_window else ""
+        lines.append(f"  the stack will create schedule {spec.name}: {spec.expression} {spec.timezone}{window}")
+    for name in report.elsewhere:
+        lines.append(f"  schedule {name} is made elsewhere: polytrigger does not create it")
+    return "\n".join(lines)
 
 
 def _count(n: int, noun: str) -> str:
@@ -82,10 +105,34 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=__doc__,
     )
     command.add_argument("routes", metavar="ROUTES", help="the routes file (YAML or JSON)")
+    command.add_argument(
+        "--check-buckets",
+        action="store_true",
+        help="also ask S3 (AWS credentials needed) whether each bucket's EventBridge notifications are on",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """0 and the summary on stdout when the file is valid; 1 and every problem on stderr when it is not."""
+    """0 and the summary on stdout when the file is valid (and, checked, every bucket sends its events);
+    1 and every problem on stderr when it is not."""
     report = validate(args.routes)
     print(render(report), file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    return _check_buckets(report.buckets) if getattr(args, "check_buckets", False) else 0
+
+
+def _check_buckets(buckets: list[str]) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError
+
+    from polytrigger.tools.buckets import check_buckets
+
+    try:
+        checks = check_buckets(boto3.client("s3"), buckets)
+    except BotoCoreError as error:  # no credentials, no region, no network: nothing was checked
+        print(f"--check-buckets could not ask S3: {error}", file=sys.stderr)
+        return 1
+    for check in checks:
+        print(f"  {check.describe()}", file=sys.stdout if check.on else sys.stderr)
+    return 0 if all(check.on for check in checks) else 1
