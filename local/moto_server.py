@@ -98,7 +98,7 @@ def _answer_eventbridge_configuration() -> None:
                 result = ActionResult({**result.result, "EventBridgeConfiguration": {}})
             return serialized(result)
 
-        self.serialized = with_eventbridge  # type: ignore[method-assign]
+        self.serialized = with_eventbridge  # type: ignore[method-assign,assignment]
         try:
             return original(self)
         finally:
