@@ -101,8 +101,22 @@ def test_explain_a_schedule_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("schedule nightly @ 2026-11-23T02:00:00Z\n")
     assert 'route nightly-full: start model sync 248df4b7-aa70-47b8-a036-33ac447e668d {"resync": true}' in out
-    assert "does not create its schedule" in out
-    assert '{"schedule": "nightly", "time": "<aws.scheduler.scheduled-time>"}' in out
+    assert "note: the stack creates schedule `nightly` from the routes file: cron(0 2 * * ? *) Europe/Berlin\n" in out
+
+
+def test_explain_a_schedule_made_elsewhere_says_polytrigger_does_not_create_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "routes:\n  - name: by-hand\n    schedule: made-by-hand\n    syncs: [{id: 248df4b7-aa70-47b8-a036-33ac447e668d}]\n"
+    )
+
+    assert main(["explain", "--routes", str(routes), "--schedule", "made-by-hand"]) == 0
+
+    out = capsys.readouterr().out
+    assert "note: `made-by-hand` is named bare (`schedule: made-by-hand`): polytrigger does not create it" in out
+    assert '{"schedule": "made-by-hand", "time": "<aws.scheduler.scheduled-time>"}' in out
 
 
 def test_explain_a_schedule_by_name_gives_the_same_keys_as_its_event(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
-from polytrigger.routing import RoutesError, load_routes
+from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runtime.config import BUNDLED_ROUTES
 from polytrigger.tools import redrive_cli, validate
 from polytrigger.tools.explain import (
@@ -85,13 +85,15 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 
 def _explain(args: argparse.Namespace) -> int:
     trigger: Trigger | None = None
+    routes: Routes | None = None
     try:
         if args.schedule is not None:
             trigger = schedule_trigger(args.schedule, args.time)
         elif args.target.startswith(S3_URL):
             trigger = s3_trigger(args.target, deleted=args.deleted)
         if trigger is not None:
-            rows = explain_groups([[trigger]], load_routes(args.routes))
+            routes = load_routes(args.routes)
+            rows = explain_groups([[trigger]], routes)
         else:
             rows = explain(json.loads(Path(args.target).read_text(encoding="utf-8")), args.routes)
     except OSError as error:
@@ -109,7 +111,7 @@ def _explain(args: argparse.Namespace) -> int:
         )
         print(f"polytrigger: {kind} error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows, notes(trigger)))
+    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows, notes(trigger, routes)))
     return 0 if would_act(rows) else 1
 
 

@@ -25,12 +25,12 @@ S3_URL = "s3://"
 PLACEHOLDER_SEQUENCER = "0000000000000000"
 _MAX_KEY_BYTES = 1024  # S3's limit for an object key (UTF-8)
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-# Kept in one place so that a change making schedules first-class in the routes file can adjust it.
 SCHEDULE_NOTE = (
-    "note: a `schedule: NAME` route does not create its schedule: `{name}` fires only if a schedule in"
-    ' EventBridge Scheduler invokes the schedule function with {{"schedule": "{name}",'
+    "note: `{name}` is named bare (`schedule: {name}`): polytrigger does not create it; it fires only if a"
+    ' schedule in EventBridge Scheduler invokes the schedule function with {{"schedule": "{name}",'
     ' "time": "<aws.scheduler.scheduled-time>"}}'
 )
+CREATED_NOTE = "note: the stack creates schedule `{name}` from the routes file: {expression} {timezone}{window}"
 SEQUENCER_NOTE = (
     "note: built from the URL with a placeholder sequencer: a real upload's Idempotency-Key differs"
     " (each write of a key has its own sequencer)"
@@ -117,12 +117,19 @@ def schedule_trigger(name: str, time: str | None = None, *, now: datetime | None
     return Trigger.scheduled(schedule=name, time=moment)
 
 
-def notes(trigger: Trigger | None) -> list[str]:
-    """What the output of a URL or schedule form must add about the trigger it built."""
+def notes(trigger: Trigger | None, routes: Routes | None = None) -> list[str]:
+    """What the output of a URL or schedule form must add about the trigger it built (and who makes a schedule)."""
     if trigger is None:
         return []
     if trigger.kind == "schedule":
-        return [SCHEDULE_NOTE.format(name=trigger.schedule)]
+        named = [route for route in (routes.routes if routes is not None else ()) if route.schedule == trigger.schedule]
+        spec = next((route.schedule_spec for route in named if route.schedule_spec is not None), None)
+        if spec is not None:
+            window = f", within a {spec.flexible_window}-minute window" if spec.flexible_window else ""
+            return [
+                CREATED_NOTE.format(name=spec.name, expression=spec.expression, timezone=spec.timezone, window=window)
+            ]
+        return [SCHEDULE_NOTE.format(name=trigger.schedule)] if named else []
     found = [SEQUENCER_NOTE]
     if _PERCENT_ESCAPE.search(trigger.key):
         found.append(VERBATIM_NOTE)
