@@ -9,7 +9,13 @@ A handler's cold start is importing its module and building the container's App 
 routes, the DynamoDB and Secrets Manager clients, Polytomic client, dedup, dispatch queue) from a
 valid environment. The handlers run from the code as the build ships it (functions/Makefile's
 offline part, into a temporary folder: hash-checked bytecode and the pre-validated routes cache);
-the dependencies from the venv, with the bytecode pip compiled at install.
+the dependencies from the venv, with the bytecode pip compiled at install (as on Lambda, where
+the layer and the runtime's own boto3 come after the code on sys.path).
+
+`--layouts` compares how the dependencies ship instead, on the runtime's Python (python3.13, and
+the package registry: it builds them): one package per function with botocore bundled (before the
+layer), the layer with the AWS SDK's tree, and the layer as built (without it), each against the
+floor on the same Python, with a folder standing in for the runtime's SDK (pip's bytecode).
 
 No child may touch the network: every child runs with socket connect and name resolution
 replaced by a guard that fails the run, and dummy credentials (creating a boto3 client makes
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -28,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
 from benchmarks.run import render
@@ -126,11 +134,11 @@ def run_child(code: str, env: dict[str, str] | None = None, flags: Sequence[str]
 READY = "polytrigger-benchmark-ready"
 
 
-def time_to_ready(code: str, env: dict[str, str] | None = None) -> float:
+def time_to_ready(code: str, env: dict[str, str] | None = None, python: str = sys.executable) -> float:
     """Wall seconds from spawning a child until it prints READY (after `code` ran); it must then exit 0."""
     started = time.perf_counter()
     with subprocess.Popen(
-        [sys.executable, "-c", GUARD + code + f"\nprint({READY!r}, flush=True)\n"],
+        [python, "-c", GUARD + code + f"\nprint({READY!r}, flush=True)\n"],
         env=env or child_env(),
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -228,11 +236,114 @@ def rows(quick: bool = False, repeats: int | None = None) -> list[Row]:
     return to_rows(measure(1 if quick else repeats or DEFAULT_REPEATS))
 
 
+LAYER = ROOT / "layer"
+LAYOUT_FLOOR = "floor on the runtime's Python"
+LAYOUTS = (
+    "one package per function, botocore bundled (before)",
+    "code + layer with the SDK's tree",
+    "code + layer without it (as built)",
+)
+
+
+def _make(folder: Path, *args: str) -> None:
+    done = subprocess.run(["make", "--no-print-directory", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"building {folder.name} failed:\n{done.stderr[-2000:]}")
+
+
+def build_layouts(python: str, root: Path) -> dict[str, list[Path]]:
+    """sys.path of each layout (code first, the runtime's SDK last), built for this machine with `python`."""
+    local = f"PLATFORM=manylinux2014_{platform.machine()}"
+    code, layer, with_sdk, runtime, bundled = (root / name for name in ("code", "layer", "sdk", "runtime", "bundled"))
+    code.mkdir()
+    _make(code, "-C", str(FUNCTIONS), "code", f"PYTHON={python}", f"ARTIFACTS_DIR={code}")
+    _make(layer, "-C", str(LAYER), "build-DependenciesLayer", f"PYTHON={python}", local, f"ARTIFACTS_DIR={layer}")
+    _make(
+        with_sdk,
+        "-C",
+        str(LAYER),
+        "build-DependenciesLayer",
+        f"PYTHON={python}",
+        local,
+        "RUNTIME_PROVIDED=",
+        f"ARTIFACTS_DIR={with_sdk}",
+    )
+    # The runtime's SDK: the venv's boto3 version, with pip's (timestamp) bytecode.
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(runtime),
+            f"boto3=={metadata.version('boto3')}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    shutil.copytree(code, bundled)
+    shutil.copytree(with_sdk / "python", bundled, dirs_exist_ok=True)
+    return {
+        LAYOUT_FLOOR: [runtime],
+        LAYOUTS[0]: [bundled, runtime],
+        LAYOUTS[1]: [code, with_sdk / "python", runtime],
+        LAYOUTS[2]: [code, layer / "python", runtime],
+    }
+
+
+def measure_layouts(python: str, repeats: int) -> dict[str, list[float]]:
+    """Wall seconds per round of the floor and of the S3 handler's cold start in each layout, on `python`."""
+    with tempfile.TemporaryDirectory(prefix="polytrigger-layouts-") as folder:
+        paths = build_layouts(python, Path(folder))
+        programs: dict[str, tuple[str, dict[str, str]]] = {}
+        for name, path in paths.items():
+            task_root = path[0]  # where the handler's code (and its routes) is, as /var/task
+            env = child_env(
+                PYTHONPATH=os.pathsep.join(map(str, path)),
+                ROUTES_FILE=str(task_root / "routes.yaml"),
+                LAMBDA_TASK_ROOT=str(task_root),
+            )
+            programs[name] = (FLOOR if name == LAYOUT_FLOOR else handler_code(HANDLERS[0]), env)
+        for code, env in programs.values():
+            time_to_ready(code, env, python)  # warm-up
+        samples: dict[str, list[float]] = {name: [] for name in programs}
+        for _ in range(repeats):
+            for name, (code, env) in programs.items():
+                samples[name].append(time_to_ready(code, env, python))
+        return samples
+
+
+def layout_rows(samples: dict[str, list[float]]) -> list[Row]:
+    floor = samples[LAYOUT_FLOOR]
+    rows: list[Row] = []
+    for name in LAYOUTS:
+        ratio = statistics.median(run / base for run, base in zip(samples[name], floor, strict=True))
+        rows.append(
+            (
+                f"cold start s3, {name}",
+                f"{statistics.median(samples[name]) * 1000:.0f} ms",
+                f"{statistics.median(floor) * 1000:.0f} ms (boto3 + 2 clients)",
+                f"{ratio:.2f}x",
+                "reference",
+                True,
+            )
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.coldstart", description=__doc__)
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs per figure (median)")
     parser.add_argument("--quick", action="store_true", help="one run each: a smoke run, not figures")
+    parser.add_argument("--layouts", action="store_true", help="compare how the dependencies ship (builds them)")
+    parser.add_argument("--python", default="python3.13", help="the runtime's Python, for --layouts")
     args = parser.parse_args(argv)
+    if args.layouts:
+        print(render(layout_rows(measure_layouts(args.python, 1 if args.quick else args.repeats))))
+        return 0
     table = to_rows(measure(1 if args.quick else args.repeats))
     print(render(table))
     print(f"\ntop import costs beyond the floor, {HANDLERS[0]} (python -X importtime, self time):")
