@@ -1,7 +1,8 @@
 """`make demo`: polytrigger end to end on the embedded local stack, no AWS account.
 
-Starts DynamoDB Local (or moto's DynamoDB without Java/npm), moto for Secrets Manager and the
-fake Polytomic API; invokes the real handlers with the sample events; prints what happened;
+Starts DynamoDB Local (or moto's DynamoDB without Java/npm), moto for Secrets Manager, S3,
+SQS and the Scheduler, and the fake Polytomic API; wires the routes as a deploy would (their
+buckets and schedules); invokes the real handlers with the sample events; prints what happened;
 replays one event to show `duplicate`; stops everything.
 """
 
@@ -64,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from local.stack import LocalStack
 
-    print("polytrigger demo: starting the local stack (DynamoDB, Secrets Manager, fake Polytomic) ...")
+    print(
+        "polytrigger demo: starting the local stack (DynamoDB, moto: Secrets Manager, SQS, Scheduler; fake Polytomic) ..."
+    )
     try:
         with LocalStack() as stack:
             print(f"  DynamoDB: {stack.dynamodb_engine}; every server on 127.0.0.1\n")
@@ -129,6 +132,9 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
         DEFERRAL_FIRST_DELAY_SECONDS="2",  # 30 s in production; the demo has no time to lose
     )
     runtime.reset()
+    from local.demo_wiring import wire
+
+    print("\n".join(wire(stack)) + "\n")
     handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {
         "s3": s3.handler,
         "schedule": schedule.handler,

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from local.cfn_answers import Answers
 from local.stack import LocalStack
 from polytrigger.handlers import wiring
 from tests.integration.support import captured_logs
-from tests.integration.wiring_support import ROLE_ARN, TARGET_ARN, Answers, Deployment, context, write_routes
+from tests.integration.wiring_support import ROLE_ARN, TARGET_ARN, Deployment, context, write_routes
 
 NIGHTLY = {"name": "nightly", "cron": "0 2 * * ? *", "timezone": "Europe/Berlin"}
 HOURLY = {"name": "hourly", "rate": "1 hour"}

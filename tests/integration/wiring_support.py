@@ -9,13 +9,12 @@ CloudFormation invokes it.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from local.cfn_answers import Answers
 from local.lambda_context import LocalContext
 from tests.infrastructure.cfn import load_template, transform
 
@@ -25,50 +24,6 @@ FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{FUNCTION}"
 TARGET_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:polytrigger-ScheduleTriggerFunction-Ef56Gh78"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/polytrigger-ScheduleInvokeRole-Ij90Kl12"
 STACK_ID = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/polytrigger/0d5c8a40-0000-11ef-9d1e-0a1b2c3d4e5f"
-
-
-@dataclass
-class Answers:
-    """CloudFormation's pre-signed answer URL, on loopback: every PUT it receives, in order."""
-
-    fail_first: int = 0  # answer this many PUTs with 500 first (a flaky S3)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    headers: list[dict[str, str]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        answers = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if answers.fail_first > 0:
-                    answers.fail_first -= 1
-                    self.send_response(500)
-                    self.end_headers()
-                    return
-                answers.received.append(json.loads(body))
-                answers.headers.append(dict(self.headers.items()))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/answer?X-Amz-Signature=local"
-
-    def last(self) -> dict[str, Any]:
-        assert self.received, "CloudFormation got no answer"
-        return self.received[-1]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass

@@ -1,0 +1,56 @@
+"""The demo's deploy step: what `sam deploy` wires for the routes, by the real wiring function against moto."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from local.cfn_answers import Answers
+from local.lambda_context import LocalContext
+
+ACCOUNT = "123456789012"
+FUNCTION = "polytrigger-demo-RouteWiringFunction"
+GROUP = "polytrigger-demo-schedules"
+
+
+def wire(stack: Any) -> list[str]:
+    """Run RouteWiring's Create for ROUTES_FILE; the lines say what it wired (or why it refused)."""
+    from polytrigger.handlers import wiring
+
+    region = stack.region
+    stack.client("scheduler").create_schedule_group(Name=GROUP)
+    with Answers() as answers:
+        request = {
+            "RequestType": "Create",
+            "ResponseURL": answers.url,
+            "StackId": f"arn:aws:cloudformation:{region}:{ACCOUNT}:stack/polytrigger-demo/1",
+            "RequestId": "demo",
+            "LogicalResourceId": "RouteWiring",
+            "ResourceProperties": {
+                "ScheduleGroup": GROUP,
+                "TargetArn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:polytrigger-demo-ScheduleTriggerFunction",
+                "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/polytrigger-demo-ScheduleInvokeRole",
+                "DeadLetterArn": f"arn:aws:sqs:{region}:{ACCOUNT}:polytrigger-demo-dlq",
+                "State": "ENABLED",
+                "CodeVersion": f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{FUNCTION}:1",
+            },
+        }
+        context: Any = LocalContext(function_name=FUNCTION, qualifier="1")  # as a forwarded request reaches version 1
+        wiring.handler(request, context)
+        answer = answers.last()
+    if answer["Status"] != "SUCCESS":
+        return [f"route wiring FAILED (sam deploy would roll back): {answer['Reason']}"]
+    data = answer["Data"]
+    lines = [f"route wiring (what sam deploy does with these routes): {data['Changes']}"]
+    lines.append(f"  the S3 rule listens to: {data['Buckets'] or '(no bucket)'}")
+    scheduler = stack.client("scheduler")
+    for item in sorted(scheduler.list_schedules(GroupName=GROUP)["Schedules"], key=lambda s: s["Name"]):
+        schedule = scheduler.get_schedule(GroupName=GROUP, Name=item["Name"])
+        payload = json.loads(schedule["Target"]["Input"])
+        lines.append(
+            f"  schedule {schedule['Name']}: {schedule['ScheduleExpression']} {schedule['ScheduleExpressionTimezone']}"
+            f" -> the schedule function with {json.dumps(payload)}"
+        )
+    if data.get("SchedulesMadeElsewhere"):
+        lines.append(f"  made elsewhere (polytrigger does not create them): {data['SchedulesMadeElsewhere']}")
+    return lines
