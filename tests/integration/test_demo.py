@@ -26,6 +26,9 @@ def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
     assert "| deactivated " in out
     assert "| activated " in out
     assert "the replay made 0." in out
+    assert "route wiring (what sam deploy does with these routes): 3 created\n" in out
+    assert "  the S3 rule listens to: acme-landing\n" in out
+    assert "  schedule nightly: cron(0 2 * * ? *) Europe/Berlin -> the schedule function with" in out
     assert "Traceback" not in result.stderr
 
 
@@ -63,6 +66,8 @@ def test_demo_runs_your_own_routes_and_events(tmp_path: Path) -> None:
     rows = [line for line in result.stdout.splitlines() if line.endswith(".json") or ".json " in line]
     assert any("| mine " in line and "| started " in line for line in rows), result.stdout
     assert any("| pause-it " in line and "| deactivated " in line for line in rows), result.stdout
+    assert "  the S3 rule listens to: acme-landing\n" in result.stdout
+    assert "  made elsewhere (polytrigger does not create them): freeze\n" in result.stdout
 
 
 def test_demo_names_what_is_wrong_with_your_files(tmp_path: Path) -> None:
