@@ -94,7 +94,8 @@ def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_and_
 
 def test_the_group_belongs_to_the_stack(transformed: dict[str, Any]) -> None:
     (group,) = of_type(transformed, "AWS::Scheduler::ScheduleGroup").values()
-    assert "Name" not in group.get("Properties", {}), "a fixed name would clash between two stacks"
+    # Named after the stack: two stacks never share a group, and the deployer's policy can scope it.
+    assert group["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-schedules"}
 
 
 def test_outputs_say_what_was_wired(template: dict[str, Any]) -> None:
