@@ -69,3 +69,19 @@ def test_the_table_reader_sees_a_table() -> None:
         documented("| parameter | meaning |\n|---|---|\n| A | a |\n")
     with pytest.raises(AssertionError, match="found 0"):
         documented("| variable | meaning |\n|---|---|\n| `A` | a |\n")
+
+
+def test_the_readme_routes_example_is_a_valid_routes_file_that_defines_and_names_schedules(tmp_path: Any) -> None:
+    """What a newcomer copies first must validate, and show both kinds of schedule."""
+    from polytrigger.tools.validate import validate
+
+    text = README.read_text(encoding="utf-8")
+    example = text[text.index("## Routes file") :].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "routes.yaml"
+    path.write_text(example, encoding="utf-8")
+
+    report = validate(path)
+
+    assert report.ok, report.problems
+    assert [spec.name for spec in report.created] == ["freeze", "hourly", "nightly", "thaw"]
+    assert report.elsewhere == ["month-end"]
