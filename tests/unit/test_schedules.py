@@ -152,3 +152,21 @@ def test_more_buckets_than_the_rule_can_list_are_refused() -> None:
     (problem,) = wiring_problems(routes)
     assert problem.startswith("the routes name 40 buckets; EventBridge's S3 rule can list about")
     assert f"{MAX_PATTERN_CHARS}-character event pattern" in problem
+
+
+def test_the_build_lists_an_unknown_zone_with_every_other_problem_but_a_cold_start_never_asks() -> None:
+    document = {
+        "routes": [
+            route("resume", {"name": "resume", "cron": "0 6 ? * MON *", "timezone": "Europe/Amsterdm"}),
+            route("pause", {"name": "pause", "cron": "0 18 * * FRI *"}),
+        ]
+    }
+    with pytest.raises(RoutesError) as raised:
+        parse_routes(document, check_zones=True)
+    assert raised.value.problems == [
+        "route 'resume': schedule.timezone: 'Europe/Amsterdm' is not a time zone the IANA database knows",
+        "route 'pause': schedule.cron: exactly one of day-of-month and day-of-week must be ? (got '0 18 * * FRI *')",
+    ]
+
+    document["routes"].pop()
+    assert parse_routes(document).routes[0].schedule_spec is not None  # the function's own database is not asked

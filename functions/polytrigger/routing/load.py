@@ -46,11 +46,12 @@ def read_document(path: str | Path) -> tuple[bytes, Any]:
 
 
 def read_routes(path: str | Path) -> tuple[bytes, Any, Routes]:
-    """The routes file's bytes, document and routes, from the YAML itself (never a cache); writes nothing."""
+    """The routes file's bytes, document and routes, from the YAML itself (never a cache), with its time
+    zones checked too (the build and `validate` use it); writes nothing."""
     source = Path(path)
     data = _read(source)
     document, duplicates = _parse_yaml(source, data)
-    return data, document, parse_routes(document, source=str(source), problems=duplicates)
+    return data, document, parse_routes(document, source=str(source), problems=duplicates, check_zones=True)
 
 
 def _read(source: Path) -> bytes:

@@ -81,8 +81,13 @@ def invalid(source: str, problems: Sequence[str]) -> RoutesError:
     return RoutesError(f"routes file {source} is invalid ({len(problems)} problem{plural}):\n  - {listing}", problems)
 
 
-def parse_routes(document: Any, *, source: str = "routes", problems: Sequence[str] = ()) -> Routes:
-    """Validate a routes document; `problems` already found in its text (duplicate keys) are listed first."""
+def parse_routes(
+    document: Any, *, source: str = "routes", problems: Sequence[str] = (), check_zones: bool = False
+) -> Routes:
+    """Validate a routes document; `problems` already found in its text (duplicate keys) are listed first.
+
+    `check_zones`: also ask the time zone database about each schedule's zone (the build, `validate`).
+    """
     found = list(problems)
     shape = _shape_problem(document)
     if shape is not None:
@@ -103,7 +108,7 @@ def parse_routes(document: Any, *, source: str = "routes", problems: Sequence[st
         if isinstance(raw, Mapping) and isinstance(raw.get("name"), str) and raw["name"]:
             label = f"route '{raw['name']}'"
         route_problems: list[str] = []
-        route = _parse_route(raw, route_problems)
+        route = _parse_route(raw, route_problems, check_zones=check_zones)
         if route is not None and route.name in names:
             route_problems.append(f"name: '{route.name}' is used by an earlier route; names must be unique")
         found.extend(f"{label}: {problem}" for problem in route_problems)
@@ -130,7 +135,7 @@ def _shape_problem(document: Any) -> str | None:
     return None
 
 
-def _parse_route(raw: Any, problems: list[str]) -> Route | None:
+def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) -> Route | None:
     if not isinstance(raw, Mapping):
         problems.append("must be a mapping with name, a trigger (s3 or schedule) and syncs")
         return None
@@ -153,7 +158,7 @@ def _parse_route(raw: Any, problems: list[str]) -> Route | None:
     elif has_s3:
         fields = _parse_s3(raw["s3"], problems)
     else:
-        schedule, spec = parse_schedule(raw["schedule"], problems)
+        schedule, spec = parse_schedule(raw["schedule"], problems, check_zone=check_zones)
         fields = {"schedule": schedule, "schedule_spec": spec}
 
     syncs = _parse_syncs(raw.get("syncs"), cast(ActionKind, action), problems)

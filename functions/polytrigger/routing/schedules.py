@@ -35,8 +35,12 @@ class ScheduleSpec:
     flexible_window: int = 0  # minutes; 0 = fire at the time, not within a window after it
 
 
-def parse_schedule(raw: Any, problems: list[str]) -> tuple[str, ScheduleSpec | None]:
-    """A route's `schedule:` value → (schedule name, its spec or None for a bare name); problems appended."""
+def parse_schedule(raw: Any, problems: list[str], *, check_zone: bool = False) -> tuple[str, ScheduleSpec | None]:
+    """A route's `schedule:` value → (schedule name, its spec or None for a bare name); problems appended.
+
+    `check_zone` also asks the time zone database (the build and `validate` do; a cold start does not:
+    a zone the build knew must never fail a function because its runtime's database differs).
+    """
     if isinstance(raw, str):
         if not SCHEDULE_NAME.fullmatch(raw):
             problems.append("schedule: must be a schedule name (1-64 letters, digits, '.', '-' or '_')")
@@ -64,6 +68,8 @@ def parse_schedule(raw: Any, problems: list[str]) -> tuple[str, ScheduleSpec | N
     timezone = raw.get("timezone", "UTC")
     if not isinstance(timezone, str) or not _TIMEZONE.fullmatch(timezone):
         problems.append(f"schedule.timezone: must be an IANA time zone such as Europe/Berlin (got {timezone!r})")
+    elif check_zone and not known_zone(timezone):
+        problems.append(f"schedule.timezone: {timezone!r} is not a time zone the IANA database knows")
     window = _flexible_window(raw.get("flexible_window", 0), problems)
     if len(problems) > before:
         return name, None
@@ -162,3 +168,20 @@ def definitions(routes: Mapping[str, tuple[str, ScheduleSpec | None]]) -> tuple[
                 " define it once and name it bare (schedule: NAME) elsewhere"
             )
     return {name: spec for name, (_, spec) in found.items()}, problems
+
+
+def known_zone(name: str) -> bool:
+    """True when the zone exists, or when no time zone database is at hand to say (the Scheduler checks too)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except ZoneInfoNotFoundError:
+        try:
+            ZoneInfo("UTC")
+        except ZoneInfoNotFoundError:
+            return True
+        return False
+    except ValueError:
+        return False
+    return True

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 
 from polytrigger.routing.model import Routes
-from polytrigger.routing.schedules import ScheduleSpec
+from polytrigger.routing.schedules import ScheduleSpec, known_zone
 
 # EventBridge's default limit on a rule's event pattern (characters; a quota increase allows 4096);
 # the S3 rule lists every bucket in one.
@@ -41,8 +41,8 @@ def wiring(routes: Routes) -> Wiring:
 
 
 def wiring_problems(routes: Routes) -> list[str]:
-    """What no deployment could wire although each route is valid on its own: an unknown time zone (checked
-    here, where a time zone database is at hand: the build and `validate`, not a cold start), too many buckets."""
+    """What no deployment could wire although each route is valid on its own: an unknown time zone (where a
+    time zone database is at hand: the build, `validate`, the wiring; never a cold start), too many buckets."""
     found = wiring(routes)
     problems: list[str] = []
     checked: set[str] = set()
@@ -51,7 +51,7 @@ def wiring_problems(routes: Routes) -> list[str]:
         if spec is None or spec.name in checked:
             continue
         checked.add(spec.name)
-        if not _known_zone(spec.timezone):
+        if not known_zone(spec.timezone):
             problems.append(
                 f"route '{route.name}': schedule.timezone: {spec.timezone!r} is not a time zone the IANA database knows"
             )
@@ -63,23 +63,6 @@ def wiring_problems(routes: Routes) -> list[str]:
             " event pattern: deploy a second stack for the rest"
         )
     return problems
-
-
-def _known_zone(name: str) -> bool:
-    """True when the zone exists, or when no time zone database is at hand to say (the Scheduler checks too)."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except ZoneInfoNotFoundError:
-        try:
-            ZoneInfo("UTC")
-        except ZoneInfoNotFoundError:
-            return True
-        return False
-    except ValueError:
-        return False
-    return True
 
 
 BUCKETS_NONE = ""  # what the rule is given when no route names a bucket: no bucket has an empty name
