@@ -42,14 +42,18 @@ def wire(stack: Any) -> list[str]:
         return [f"route wiring FAILED (sam deploy would roll back): {answer['Reason']}"]
     data = answer["Data"]
     lines = [f"route wiring (what sam deploy does with these routes): {data['Changes']}"]
-    lines.append(f"  the S3 rule listens to: {data['Buckets'] or '(no bucket)'}")
+    lines.append(
+        f"  the S3 rule listens to: {', '.join(data['Buckets'].split(',')) if data['Buckets'] else '(no bucket)'}"
+    )
     scheduler = stack.client("scheduler")
     for item in sorted(scheduler.list_schedules(GroupName=GROUP)["Schedules"], key=lambda s: s["Name"]):
         schedule = scheduler.get_schedule(GroupName=GROUP, Name=item["Name"])
         payload = json.loads(schedule["Target"]["Input"])
+        window = schedule["FlexibleTimeWindow"].get("MaximumWindowInMinutes")
         lines.append(
             f"  schedule {schedule['Name']}: {schedule['ScheduleExpression']} {schedule['ScheduleExpressionTimezone']}"
-            f" -> the schedule function with {json.dumps(payload)}"
+            + (f" (within {window} min)" if window else "")
+            + f" -> the schedule function with {json.dumps(payload)}"
         )
     if data.get("SchedulesMadeElsewhere"):
         lines.append(f"  made elsewhere (polytrigger does not create them): {data['SchedulesMadeElsewhere']}")
