@@ -12,7 +12,6 @@ from __future__ import annotations
 import _imp
 import importlib.util
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -23,6 +22,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.needs import missing
 
 from .conftest import ROOT
 
@@ -258,10 +259,7 @@ def test_pins_read_a_report_on_stdin() -> None:
 @pytest.fixture(scope="module")
 def built_layer() -> Path:
     if not BUILT.is_dir():
-        message = f"{BUILT.relative_to(ROOT)} is missing: run `make build`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{BUILT.relative_to(ROOT)} is missing: run `make build`")
     return BUILT
 
 

@@ -35,6 +35,7 @@ import pytest
 from local.fake_polytomic import DEFAULT_API_KEY
 from local.stack import LocalStack
 from tests.integration.support import EVENTS, ORDERS_MODEL, ROOT, WAREHOUSE_BULK, per_sync, posts
+from tests.needs import missing
 
 BUILD = ROOT / ".aws-sam" / "build"
 FUNCTION = BUILD / "S3TriggerFunction"
@@ -78,12 +79,6 @@ print("RESULT " + json.dumps({"answer": answer, "yaml": "yaml" in sys.modules, "
 """
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
 def runtime_python() -> str | None:
     """The real path of python3.13: on PATH, or pyenv's newest 3.13 (as the Makefile's PYENV_313 picks it)."""
     env = dict(os.environ)
@@ -113,7 +108,7 @@ def runtime_python() -> str | None:
 def python313() -> str:
     python = runtime_python()
     if python is None:
-        _missing("python3.13 (the functions' runtime) is not available: the built artifact cannot run")
+        missing("python3.13 (the functions' runtime) is not available: the built artifact cannot run")
     assert python is not None
     return python
 
@@ -121,7 +116,7 @@ def python313() -> str:
 @pytest.fixture(scope="module")
 def artifact() -> Path:
     if not (FUNCTION / "polytrigger").is_dir() or not LAYER.is_dir():
-        _missing(f"{BUILD.relative_to(ROOT)} has no S3TriggerFunction or DependenciesLayer: run `make build`")
+        missing(f"{BUILD.relative_to(ROOT)} has no S3TriggerFunction or DependenciesLayer: run `make build`")
     return FUNCTION
 
 
@@ -178,7 +173,7 @@ def built_template() -> dict[str, Any]:
 
     built = BUILD / "template.yaml"
     if not built.is_file():
-        _missing(f"{built.relative_to(ROOT)} is missing: run `make build`")
+        missing(f"{built.relative_to(ROOT)} is missing: run `make build`")
     loaded = cfn_yaml.load(str(built))
     assert isinstance(loaded, dict)
     return json.loads(json.dumps(loaded))
