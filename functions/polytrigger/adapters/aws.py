@@ -52,3 +52,10 @@ def error_code(error: BaseException) -> str:
         if code:
             return str(code)
     return type(error).__name__
+
+
+def error_line(error: BaseException) -> str:
+    """An AWS error on one line, as a person reads it: its code and message, whitespace folded, 300 characters."""
+    response = getattr(error, "response", None)
+    message = str(response.get("Error", {}).get("Message", "")) if isinstance(response, dict) else ""
+    return f"{error_code(error)}: {' '.join((message or str(error)).split())[:300]}"

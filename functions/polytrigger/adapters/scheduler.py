@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from polytrigger.adapters.aws import error_code
-
 # What `wiring.reconcile.wanted` writes, and so what a comparison reads back (the rest is the Scheduler's).
 _FIELDS = ("Name", "Description", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "State")
 _TARGET_FIELDS = ("Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig")
@@ -62,9 +60,3 @@ def _comparable(stored: dict[str, Any]) -> dict[str, Any]:
     target = stored.get("Target") or {}
     schedule["Target"] = {name: target[name] for name in _TARGET_FIELDS if name in target}
     return schedule
-
-
-def scheduler_error(error: BaseException) -> str:
-    """One line naming what the Scheduler refused: its code and message, whitespace folded, at most 300 characters."""
-    message = str(getattr(error, "response", {}).get("Error", {}).get("Message", "")) or str(error)
-    return f"{error_code(error)}: {' '.join(message.split())[:300]}"

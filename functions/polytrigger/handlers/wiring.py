@@ -8,15 +8,15 @@ routes' schedules are put back by the previous code. A Delete needs no routes an
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from polytrigger.adapters.aws import client_config
+from polytrigger.adapters.aws import client_config, error_line
 from polytrigger.adapters.cfn_response import AnswerFailed, send
-from polytrigger.adapters.scheduler import SchedulerGroup, scheduler_error
+from polytrigger.adapters.scheduler import SchedulerGroup
+from polytrigger.adapters.versions import hand_to_version
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runtime.config import BUNDLED_ROUTES
 from polytrigger.runtime.observability import logger
@@ -65,7 +65,7 @@ def _wire(url: str, raw: Any, request: WiringRequest) -> dict[str, Any]:
         return _answer(url, raw, ok=False, reason=f"routes cannot be wired: {error}", physical_id=request.group)
     except Exception as error:  # CloudFormation would wait an hour for an answer that never comes
         logger.exception("route wiring failed")
-        reason = scheduler_error(error) if hasattr(error, "response") else f"internal error: {type(error).__name__}"
+        reason = error_line(error) if hasattr(error, "response") else f"internal error: {type(error).__name__}"
         return _answer(url, raw, ok=False, reason=f"route wiring failed: {reason}", physical_id=request.group)
     logger.info(
         f"route wiring {request.kind}: {applied.summary}",
@@ -79,22 +79,9 @@ def _forward(url: str, raw: Any, request: WiringRequest, invoked: str) -> dict[s
     if not same_function(request.code_version, invoked):
         reason = "route wiring request refused: CodeVersion names a version of another function"
         return _answer(url, raw, ok=False, reason=reason, physical_id=request.group)
-    import boto3
-    from botocore.config import Config
-
-    # Waits for the version to finish (it answers CloudFormation itself); never sent twice by a retry.
-    config = Config(connect_timeout=5, read_timeout=900, retries={"mode": "standard", "max_attempts": 1})
-    client = boto3.client("lambda", config=config)
-    try:
-        result = client.invoke(FunctionName=request.code_version, Payload=json.dumps(raw).encode())
-    except Exception as error:  # any failure to hand over must still be answered
-        reason = scheduler_error(error) if hasattr(error, "response") else type(error).__name__
-        return _answer(
-            url, raw, ok=False, reason=f"route wiring could not run its version: {reason}", physical_id=request.group
-        )
-    if result.get("FunctionError"):
-        reason = f"the wiring function's version {request.code_version.rsplit(':', 1)[-1]} failed ({result['FunctionError']})"
-        return _answer(url, raw, ok=False, reason=reason, physical_id=request.group)
+    problem = hand_to_version(request.code_version, raw)
+    if problem:
+        return _answer(url, raw, ok=False, reason=f"route wiring {problem}", physical_id=request.group)
     logger.info(f"route wiring {request.kind} handed to version {request.code_version.rsplit(':', 1)[-1]}")
     return {"answered": True, "forwarded": request.code_version}
 
