@@ -770,7 +770,7 @@ def test_retry_policy_defaults() -> None:
 
 
 def test_a_sync_id_with_a_trailing_newline_is_refused_before_any_request() -> None:
-    from polytrigger.adapters.polytomic import _sync
+    from polytrigger.adapters.polytomic_paths import sync
 
     with pytest.raises(ValueError, match="is not a UUID"):
-        _sync("248df4b7-aa70-47b8-a036-33ac447e668d\n")
+        sync("248df4b7-aa70-47b8-a036-33ac447e668d\n")

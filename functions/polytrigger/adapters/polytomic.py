@@ -25,7 +25,8 @@ import urllib3
 
 from polytrigger import __version__
 from polytrigger.adapters.credentials import Credentials
-from polytrigger.core.keys import is_uuid
+from polytrigger.adapters.polytomic_paths import base as _base
+from polytrigger.adapters.polytomic_paths import sync as _sync
 from polytrigger.dispatch.ports import (
     AlreadyRunning,
     Execution,
@@ -147,12 +148,16 @@ class PolytomicClient:
 
     def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
         """The sync's most recent executions, newest first (the first page is enough here)."""
-        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/executions", None, None, deadline).data
+        data = self.get(f"{_base(sync_type)}/{_sync(sync_id)}/executions", deadline=deadline)
         return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
     def status(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> dict[str, Any]:
-        data = self._call("GET", f"{_base(sync_type)}/{_sync(sync_id)}/status", None, None, deadline).data
+        data = self.get(f"{_base(sync_type)}/{_sync(sync_id)}/status", deadline=deadline)
         return data if isinstance(data, dict) else {}
+
+    def get(self, path: str, *, deadline: float | None = None) -> Any:
+        """A read's `data`, whatever its shape (callers check it; adapters.polytomic_reads builds paths)."""
+        return self._call("GET", path, None, None, deadline).data
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -383,18 +388,3 @@ _JSON_KINDS = ((bool, "boolean"), (int | float, "number"), (str, "string"), (lis
 def _kind(value: Any) -> str:
     """A JSON value's type in JSON's words, for an error that must not quote the value."""
     return "a JSON " + next((name for kind, name in _JSON_KINDS if isinstance(value, kind)), "null")
-
-
-def _base(sync_type: str) -> str:
-    if sync_type == "model":
-        return "/api/syncs"
-    if sync_type == "bulk":
-        return "/api/bulk/syncs"
-    raise ValueError(f"unknown sync type {sync_type!r}")
-
-
-def _sync(sync_id: str) -> str:
-    """Ids are validated before any URL is built: a crafted id can never change the path."""
-    if not is_uuid(sync_id):
-        raise ValueError(f"sync id {sync_id!r} is not a UUID")
-    return sync_id
