@@ -22,13 +22,14 @@ LAYERS = {
     "routing": 2,
     "dispatch": 3,
     "wiring": 3,
+    "runs": 3,
     "adapters": 4,
     "runtime": 5,
     "handlers": 6,
     "tools": 6,
 }
 # What the pure layers may import besides the standard library and polytrigger itself.
-PURE = {"core": set(), "dispatch": set(), "wiring": set(), "routing": {"yaml"}}
+PURE = {"core": set(), "dispatch": set(), "wiring": set(), "runs": set(), "routing": {"yaml"}}
 MAX_MODULE_LINES = 400
 MAX_CLASS_LINES = 200
 MAX_ROOT_MODULES = 6

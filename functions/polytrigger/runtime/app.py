@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 from polytrigger.adapters.aws import AwsClients
 from polytrigger.adapters.credentials import SecretCredentials
 from polytrigger.adapters.dedup import PowertoolsDedup
+from polytrigger.adapters.ledger import DynamoLedger
 from polytrigger.adapters.polytomic import PolytomicClient
 from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.adapters.windows import DynamoWindows
+from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome, Report
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.deferred import SKEW_SECONDS, Deferrals, message_refusal
@@ -24,9 +26,12 @@ from polytrigger.dispatch.queued import QueuedStarts
 from polytrigger.dispatch.run import run
 from polytrigger.dispatch.starts import Starts
 from polytrigger.routing import Routes, load_routes
+from polytrigger.runs.ports import LedgerUnavailable
+from polytrigger.runs.started import note_run
 from polytrigger.runtime import gc_pause
 from polytrigger.runtime.config import ConfigError, Settings
 from polytrigger.runtime.observability import record_outcome, record_parked, record_unsupported
+from polytrigger.runtime.run_outcomes import record_ledger_problem
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -57,6 +62,7 @@ class App:
     queue: SqsQueue | None  # the dispatch queue and its dead-letter queue
     parking: EventParking  # the stack's dead-letter queue, for trigger events
     call_budget_ms: int  # the longest one Polytomic call can take: no record is taken with less time left
+    ledger: DynamoLedger | None = None  # the runs started, so that their outcomes can be known
 
     def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None) -> Report:
         """Every action the routes make of these triggers; a report of their outcomes."""
@@ -65,7 +71,7 @@ class App:
         return run(
             self.routes.actions_for(triggers),
             lambda action: self.policy.perform(action, until, received),
-            record_outcome,
+            self._record,
             concurrency=self.concurrency,
             prepare=self._before_fan_out,
         )
@@ -82,8 +88,18 @@ class App:
             outcome = Outcome.of(message.action, "failed", reason=why).as_parked(DISPATCH_DEAD_LETTERS)
         else:
             outcome = self.queued.perform(message, deadline(remaining_ms))
-        record_outcome(message.action, outcome, message.id)
+        self._record(message.action, outcome, message.id)
         return outcome
+
+    def _record(self, action: Action, outcome: Outcome, key: str) -> None:
+        """Tell the outcome; a run it started goes in the ledger (a ledger failure loses the watch, not the run)."""
+        record_outcome(action, outcome, key)
+        if self.ledger is None:
+            return
+        try:
+            note_run(self.ledger, action, outcome)
+        except LedgerUnavailable as error:
+            record_ledger_problem(f"{error}: execution {outcome.execution_id} (route {action.route}) is not watched")
 
     def park_message(self, body: str, reason: str, *, unsupported: bool) -> None:
         """A dispatch queue message as it came (unreadable, or failing on its last receive), with why."""
@@ -162,6 +178,7 @@ def build(settings: Settings | None = None) -> App:
         queue=queue,
         parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
         call_budget_ms=int((settings.connect_timeout + settings.read_timeout + SAFETY_MARGIN_SECONDS) * 1000),
+        ledger=DynamoLedger(aws.dynamodb, settings.idempotency_table),
     )
 
 

@@ -44,6 +44,9 @@ class Settings:
     deferral_max_age_seconds: int = 21600
     deferral_first_delay_seconds: int = 30
     polytomic_concurrency: int = DEFAULT_CONCURRENCY  # actions of one invocation run at once; 1 = one by one
+    webhook_secret_id: str = ""  # the webhook receiver's secret (its string is the webhook secret)
+    webhook_signature: str = "either"  # hex, base64 or either: Polytomic does not document its encoding
+    run_reconcile_after_seconds: int = 900  # a run with no ending heard this long is looked up
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +67,9 @@ class Settings:
             deferral_max_age_seconds=_int(env, "DEFERRAL_MAX_AGE_SECONDS", 21600, minimum=60),
             deferral_first_delay_seconds=_int(env, "DEFERRAL_FIRST_DELAY_SECONDS", 30, minimum=1),
             polytomic_concurrency=_concurrency(env, "POLYTOMIC_CONCURRENCY"),
+            webhook_secret_id=env.get("POLYTOMIC_WEBHOOK_SECRET_ID", "").strip(),
+            webhook_signature=_choice(env, "WEBHOOK_SIGNATURE", "either", ("hex", "base64", "either")),
+            run_reconcile_after_seconds=_int(env, "RUN_RECONCILE_AFTER_SECONDS", 900, minimum=60),
         )
 
 

@@ -1,0 +1,261 @@
+"""The `RunLedger` port on DynamoDB: runs, the open ones, and the events cursor, as items of the dedup table.
+
+- `run#<execution id>`: the run — sync, routes, the triggers it covers (the first TRIGGERS_KEPT of
+  them, and how many), when the first of them happened, started and finished times, status. Ending
+  it is conditional on it not having ended, so an ending is taken once whoever brings it.
+- `runs#open`: one item mapping each open run to what reconciliation needs, so the poller finds the
+  runs with no ending heard in one read, whatever else the table holds.
+- `runs#cursor`: where the events API was read up to; moved conditionally from its last value.
+
+Single table, no index: nothing here is looked up by anything but its key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from polytrigger.adapters.aws import error_code
+from polytrigger.core.runs import TERMINAL, RunEvent
+from polytrigger.runs.ports import LedgerUnavailable, OpenRun, Run
+
+OPEN = "runs#open"
+CURSOR = "runs#cursor"
+TRIGGERS_KEPT = 20
+KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`polytrigger status`)
+T = TypeVar("T")
+
+
+def run_key(execution_id: str) -> str:
+    return f"run#{execution_id}"
+
+
+class DynamoLedger:
+    def __init__(self, client: Any, table: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.table = table
+        self.clock = clock
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
+        values = {
+            ":sync": {"S": run.sync_id},
+            ":type": {"S": run.sync_type},
+            ":now": {"S": _iso(run.started_at or self._now())},
+            ":at": {"S": _iso(trigger_at)},
+            ":route": {"SS": [route]},
+            ":one": {"N": "1"},
+            ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
+        }
+        update = (
+            "SET sync_id = :sync, sync_type = :type, started_at = if_not_exists(started_at, :now),"
+            " first_trigger_at = if_not_exists(first_trigger_at, :at), expiration = :expires"
+            " ADD routes :route, trigger_count :one"
+        )
+        key = {"id": {"S": run_key(run.execution_id)}}
+        kept = self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=update.replace(
+                    " ADD", ", triggers = list_append(if_not_exists(triggers, :none), :t) ADD"
+                ),
+                ConditionExpression="attribute_not_exists(triggers) OR size(triggers) < :kept",
+                ExpressionAttributeValues={
+                    **values,
+                    ":none": {"L": []},
+                    ":t": {"L": [{"S": trigger[:300]}]},
+                    ":kept": {"N": str(TRIGGERS_KEPT)},
+                },
+            )
+        )
+        if kept is None:  # enough triggers listed: count this one only
+            self._call(
+                lambda: self.client.update_item(
+                    TableName=self.table, Key=key, UpdateExpression=update, ExpressionAttributeValues=values
+                )
+            )
+        self._open(run)
+
+    def settle(self, event: RunEvent) -> Run | None:
+        """End a run polytrigger started, once; None for one it did not start or that has ended already.
+
+        A run that ends before its start is recorded (a very short run) is found open by the next
+        reconciliation, which asks its execution status and settles it then.
+        """
+        answer = self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": run_key(event.execution_id)}},
+                UpdateExpression=("SET #status = :status, finished_at = :at, expiration = :expires"),
+                ConditionExpression=(
+                    "attribute_exists(started_at) AND (attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": {"S": event.status},
+                    ":at": {"S": _iso(event.created_at)},
+                    ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
+                    **{f":t{i}": {"S": status} for i, status in enumerate(TERMINAL)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        )
+        if answer is None:
+            return None
+        self.forget(event.execution_id)
+        return _run(answer["Attributes"])
+
+    def get(self, execution_id: str) -> Run | None:
+        item = self._call(
+            lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": run_key(execution_id)}})
+        ).get("Item")
+        return _run(item) if item else None
+
+    # -- open runs --------------------------------------------------------------------------
+
+    def _open(self, run: Run) -> None:
+        entry = {
+            "M": {
+                "sync_id": {"S": run.sync_id},
+                "sync_type": {"S": run.sync_type},
+                "started_at": {"S": _iso(run.started_at or self._now())},
+            }
+        }
+        names = {"#e": run.execution_id}
+        added = self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": OPEN}},
+                UpdateExpression="SET runs.#e = if_not_exists(runs.#e, :entry)",
+                ConditionExpression="attribute_exists(runs)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":entry": entry},
+            )
+        )
+        if added is None:  # the first open run: the map does not exist yet (or a race made it meanwhile)
+            made = self._conditional(
+                lambda: self.client.put_item(
+                    TableName=self.table,
+                    Item={"id": {"S": OPEN}, "runs": {"M": {run.execution_id: entry}}},
+                    ConditionExpression="attribute_not_exists(id)",
+                )
+            )
+            if made is None:
+                self._open(run)
+
+    def open_runs(self) -> list[OpenRun]:
+        item = self._call(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": OPEN}})).get("Item")
+        runs = (item or {}).get("runs", {}).get("M", {})
+        return [
+            OpenRun(
+                execution_id=execution_id,
+                sync_id=entry["M"]["sync_id"]["S"],
+                sync_type=entry["M"]["sync_type"]["S"],
+                started_at=datetime.fromisoformat(entry["M"]["started_at"]["S"]),
+                checked_at=datetime.fromisoformat(entry["M"]["checked_at"]["S"])
+                if "checked_at" in entry["M"]
+                else None,
+            )
+            for execution_id, entry in runs.items()
+        ]
+
+    def checked(self, execution_id: str, at: datetime) -> None:
+        self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": OPEN}},
+                UpdateExpression="SET runs.#e.checked_at = :at",
+                ConditionExpression="attribute_exists(runs.#e)",
+                ExpressionAttributeNames={"#e": execution_id},
+                ExpressionAttributeValues={":at": {"S": _iso(at)}},
+            )
+        )
+
+    def forget(self, execution_id: str) -> None:
+        self._conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": OPEN}},
+                UpdateExpression="REMOVE runs.#e",
+                ConditionExpression="attribute_exists(runs.#e)",
+                ExpressionAttributeNames={"#e": execution_id},
+            )
+        )
+
+    # -- the events cursor ------------------------------------------------------------------
+
+    def cursor(self) -> datetime | None:
+        item = self._call(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": CURSOR}})).get("Item")
+        return datetime.fromisoformat(item["after"]["S"]) if item and "after" in item else None
+
+    def advance(self, before: datetime | None, after: datetime) -> bool:
+        condition = "attribute_not_exists(id)" if before is None else "#after = :before"
+        values: dict[str, Any] = {":after": {"S": _iso(after)}}
+        if before is not None:
+            values[":before"] = {"S": _iso(before)}
+        return (
+            self._conditional(
+                lambda: self.client.update_item(
+                    TableName=self.table,
+                    Key={"id": {"S": CURSOR}},
+                    UpdateExpression="SET #after = :after",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#after": "after"},
+                    ExpressionAttributeValues=values,
+                )
+            )
+            is not None
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _conditional(self, call: Callable[[], T]) -> T | None:
+        """The call's answer, or None when its condition failed."""
+        try:
+            return call()
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return None
+            raise LedgerUnavailable(f"the run ledger failed: {error_code(error)}") from None
+        except BotoCoreError as error:
+            raise LedgerUnavailable(f"the run ledger is unreachable: {type(error).__name__}") from None
+
+    def _call(self, call: Callable[[], T]) -> T:
+        answer = self._conditional(call)
+        if answer is None:
+            raise LedgerUnavailable("the run ledger refused an unconditional write")
+        return answer
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _run(item: dict[str, Any]) -> Run:
+    def text(name: str) -> str:
+        return str(item.get(name, {}).get("S", ""))
+
+    def when(name: str) -> datetime | None:
+        return datetime.fromisoformat(text(name)) if text(name) else None
+
+    return Run(
+        execution_id=text("id").removeprefix("run#"),
+        sync_id=text("sync_id"),
+        sync_type=text("sync_type"),
+        status=text("status"),
+        routes=tuple(sorted(item.get("routes", {}).get("SS", []))),
+        triggers=tuple(value.get("S", "") for value in item.get("triggers", {}).get("L", [])),
+        trigger_count=int(item.get("trigger_count", {}).get("N", "0")),
+        first_trigger_at=when("first_trigger_at"),
+        started_at=when("started_at"),
+        finished_at=when("finished_at"),
+    )

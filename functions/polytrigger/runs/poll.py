@@ -1,0 +1,69 @@
+"""Reading Polytomic's events API from a cursor: overlapping windows, de-duplicated, never skipping ahead.
+
+`starting_after` is a timestamp ("created strictly after"), not an id, and events may be recorded a
+little late, so every poll reads again the last OVERLAP before the cursor; what it has seen already
+is dropped by event id, and settling a run twice does nothing anyway. The cursor moves only after
+the events were settled: a crash in between reads them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from polytrigger.core.runs import MalformedRunEvent, RunEvent, run_event
+from polytrigger.runs.ports import RunLedger, RunReads
+from polytrigger.runs.settle import Ended, settle
+
+OVERLAP = timedelta(minutes=5)
+PAGE = 100  # the events API's largest page
+MAX_PAGES = 20  # 2,000 events a minute; more wait for the next poll
+_TICK = timedelta(microseconds=1)
+
+
+@dataclass(slots=True)
+class Polled:
+    events: int = 0  # run events read (new ones, de-duplicated)
+    ended: list[Ended] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)
+    calls: int = 0
+    cursor: datetime | None = None  # where the next poll starts (before its overlap)
+
+
+def poll(reads: RunReads, ledger: RunLedger, now: datetime) -> Polled:
+    """Read every event since the cursor (less the overlap), settle the runs they end, move the cursor."""
+    before = ledger.cursor()
+    low, high = (before or now) - OVERLAP, None
+    seen: dict[str, RunEvent] = {}
+    polled = Polled(cursor=before)
+    for _ in range(MAX_PAGES):
+        page = reads.events(low, high, PAGE)
+        polled.calls += 1
+        parsed: list[RunEvent] = []
+        for raw in page:
+            try:
+                event = run_event(raw)
+            except MalformedRunEvent as error:
+                polled.malformed.append(str(error))
+                continue
+            if event is not None:
+                parsed.append(event)
+        fresh = [event for event in parsed if event.event_id not in seen]
+        seen.update((event.event_id, event) for event in fresh)
+        polled.ended.extend(settle(sorted(fresh, key=lambda e: e.created_at), ledger))
+        if len(page) < PAGE or not fresh:
+            break
+        times = [event.created_at for event in parsed]
+        if times[0] <= times[-1]:  # oldest first: read on after the newest of this page
+            low = max(times) - _TICK
+        else:  # newest first: read on before the oldest of this page
+            high = min(times) + _TICK
+    polled.events = len(seen)
+    newest = max((event.created_at for event in seen.values()), default=None)
+    if newest is not None and (before is None or newest > before):
+        if ledger.advance(before, newest):
+            polled.cursor = newest
+    elif before is None:
+        ledger.advance(None, low + OVERLAP)  # the first poll: start here, not at the beginning of time
+        polled.cursor = low + OVERLAP
+    return polled
