@@ -7,18 +7,12 @@ slow answers) only show up over a real socket. The fake follows
 the Polytomic API notes (``polytomic-api.md``); the official ``polytomic`` SDK pointed at it is the
 independent check that its shapes are right.
 
-Request pipeline (each step can answer and stop):
-
-1. global latency (``set_latency``);
-2. proxy faults (429/502/503/504, drops; queued or seeded random): answered
-   before Polytomic "sees" the request -- no auth, nothing executed, nothing stored;
-3. authentication (Bearer API key, or Basic ``organization_id:deployment_key``) -> 401;
-4. ``X-Polytomic-Version`` must be a supported version -> 400;
-5. on POSTs, ``Idempotency-Key``: invalid -> 400, stored -> replay, in flight -> 409,
-   else reserve it;
-6. server faults (e.g. 500, delays, holds) and the endpoint logic (``polytomic_api``);
-7. the answer is stored under the key (errors included) and sent; every
-   request is recorded as a ``Call``.
+The request pipeline (latency, proxy faults, auth, version, ``Idempotency-Key``,
+server faults, endpoint) is ``polytomic_pipeline``; the endpoints are
+``polytomic_api``. Executions produce events (``polytomic_events``: ``GET
+/api/events``) which the organisation's webhook receives, signed
+(``polytomic_webhooks``), when a test says so (``deliver_webhooks``) or in the
+background. The fake has its own clock (real time plus ``advance_clock``).
 
 Usage::
 
@@ -26,74 +20,46 @@ Usage::
         sync_id = fake.add_sync(kind="model", run_seconds=3600)
         ... point the client at fake.url ...
         assert fake.executions(sync_id)[0].options == {"resync": True}
+        fake.subscribe_webhook("http://127.0.0.1:8123/hook", "s3cret")
+        fake.finish_running(sync_id, "failed")
+        report = fake.deliver_webhooks()  # the sync.failed event, signed, sent now
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import threading
+import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any, Self
 
-from local.polytomic_api import (
-    SUPPORTED_VERSIONS,
-    Execution,
-    FakeApi,
-    Request,
-    SyncKind,
-    SyncRecord,
-    error_body,
-)
-from local.polytomic_faults import UNSET, Fault, FaultPlan, RandomFaults, fault_reply, normalise_statuses
-from local.polytomic_http import LoopbackServer, Reply
-from local.polytomic_idempotency import IN_FLIGHT, IdempotencyStore, StoredResponse, valid_key
+from local.polytomic_api import SUPPORTED_VERSIONS, Execution, FakeApi, SyncKind, SyncRecord
+from local.polytomic_faults import UNSET, Fault, RandomFaults, normalise_statuses
+from local.polytomic_http import LoopbackServer
+from local.polytomic_idempotency import StoredResponse
+from local.polytomic_pipeline import Call, PolytomicPipeline
+from local.polytomic_records import FakeClock, Outcome
+from local.polytomic_webhooks import Delivery, DeliveryReport, DeliverySettings, Encoding, Webhook, sign
 from local.service import LocalService
 
 __all__ = [
     "DEFAULT_API_KEY",
     "SUPPORTED_VERSIONS",
     "Call",
+    "Delivery",
+    "DeliveryReport",
     "Execution",
     "FakePolytomic",
     "Fault",
     "StoredResponse",
     "SyncRecord",
+    "Webhook",
+    "sign",
 ]
 
 DEFAULT_API_KEY = "fake-polytomic-api-key"
 
-Credential = Literal["api_key", "deployment_key"]
-UNAUTHORIZED = error_body(401, "unauthorized", "unauthorized")
 
-
-@dataclass(frozen=True)
-class Call:
-    """One request that reached the fake and what it answered.
-
-    ``headers`` has lower-cased names; ``body`` is the parsed JSON request body
-    (the raw text if it was not JSON, None if empty); ``status`` is 0 when the
-    connection was dropped; ``response`` is the parsed answer body (JSON, or the
-    text of an HTML proxy error page). ``fault`` names the injected fault that
-    answered (``"status:503"``, ``"drop"``, ``"delay"``, ``"hold"``), and
-    ``replayed`` is True when the answer came from the ``Idempotency-Key`` store.
-    """
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    status: int
-    response: Any
-    query: str = ""
-    fault: str | None = None
-    replayed: bool = False
-
-
-class FakePolytomic(LocalService):
+class FakePolytomic(PolytomicPipeline, LocalService):
     """The fake API server: configuration, state, fault injection and the recorded calls.
 
     All public methods are thread-safe and may be called while requests are in flight.
@@ -112,18 +78,8 @@ class FakePolytomic(LocalService):
         ``reject_reused_keys=True`` answers 422 when an ``Idempotency-Key`` is reused
         with a different path or body (unconfirmed for Polytomic; the default replays).
         """
-        self.organization_id = organization_id or str(uuid.uuid4())
-        self.reject_reused_keys = reject_reused_keys
-        self._initial_keys = (tuple(api_keys), tuple(deployment_keys))
-        self._lock = threading.Lock()
-        self._api_keys: frozenset[str] = frozenset(self._initial_keys[0])
-        self._deployment_keys: frozenset[tuple[str, str]] = frozenset(self._initial_keys[1])
-        self._api = FakeApi(organization_id=self.organization_id)
-        self._faults = FaultPlan()
-        self._idempotency = IdempotencyStore()
-        self._calls: list[Call] = []
-        self._stopping = threading.Event()
-        self._server: LoopbackServer | None = None
+        api = FakeApi(organization_id=organization_id or str(uuid.uuid4()), clock=FakeClock())
+        super().__init__(api, api_keys, deployment_keys, reject_reused_keys)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -138,6 +94,7 @@ class FakePolytomic(LocalService):
 
     def stop(self) -> None:
         """Stop serving, wake sleeping/held requests, close every connection, join every thread."""
+        self._api.hooks.stop_auto()
         server, self._server = self._server, None
         if server is not None:
             server.stop()
@@ -188,15 +145,23 @@ class FakePolytomic(LocalService):
         active: bool = True,
         run_seconds: float = 0.0,
         name: str | None = None,
+        *,
+        outcome: Outcome = "completed",
     ) -> str:
         """Register (or replace) a sync; returns its id (a new UUID when none is given).
 
         An execution stays in progress for ``run_seconds`` (a start meanwhile gets
-        409); use a large value and ``finish_running`` to avoid timing in tests.
+        409), then ends with ``outcome`` (completed, completed_with_errors, failed,
+        canceled); use a large value and ``finish_running`` or ``advance_clock``
+        to avoid timing in tests.
         """
         sync_id = sync_id or str(uuid.uuid4())
-        self._api.add_sync(sync_id, kind, active, run_seconds, name or f"fake {kind} sync")
+        self._api.add_sync(sync_id, kind, active, run_seconds, name or f"fake {kind} sync", outcome=outcome)
         return sync_id
+
+    def set_outcome(self, sync_id: str, outcome: Outcome) -> None:
+        """How the sync's runs end from now on, including the runs in progress."""
+        self._api.set_outcome(sync_id, outcome)
 
     def sync(self, sync_id: str) -> SyncRecord:
         """A copy of the sync's current state (``active`` changes through the activate endpoint)."""
@@ -210,15 +175,88 @@ class FakePolytomic(LocalService):
         return self._api.executions(sync_id)
 
     def set_execution_status(self, execution_id: str, status: str) -> None:
+        """Fix an execution's status from now on (meant for runs in progress: it rewrites an ended run's history).
+
+        An outcome (``completed``, ``completed_with_errors``, ``failed``, ``canceled``;
+        bulk ``errors`` too) also emits its terminal event, dated now; other statuses
+        (``interrupted``, ``queued``...) emit none.
+        """
         self._api.set_execution_status(execution_id, status)
 
     def finish_running(self, sync_id: str | None = None, status: str = "completed") -> int:
-        """End in-progress executions (so a new start is accepted); returns how many."""
+        """End in-progress executions (so a new start is accepted), with their events; returns how many."""
         return self._api.finish_running(sync_id, status)
 
     def stored_response(self, idempotency_key: str) -> StoredResponse | None:
         """What the fake will replay for this ``Idempotency-Key``, if anything."""
         return self._idempotency.get(idempotency_key)
+
+    # -- the clock, events and the webhook -------------------------------------------------
+
+    def now(self) -> dt.datetime:
+        """The fake's time (UTC): real time plus every ``advance_clock``."""
+        return self._api.clock.now()
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the fake's time forward: runs end, events age out after 48 h, without waiting."""
+        self._api.clock.advance(seconds)
+
+    def events(self, type: str | None = None) -> list[dict[str, Any]]:
+        """Every retained event (as ``GET /api/events`` shows them, no limit), oldest first."""
+        return [e.document for e in self._api.events() if type is None or e.type == type]
+
+    def subscribe_webhook(self, url: str, secret: str, *, encoding: Encoding = "hex") -> Webhook:
+        """Make (or replace: one per organisation) the webhook; events from now on are sent to ``url``.
+
+        ``url`` must be ``http://`` on loopback (ValueError otherwise). The signature is
+        HMAC-SHA256 of the body with ``secret``, in ``encoding`` (hex or base64).
+        """
+        return self._api.hooks.subscribe(url, secret, encoding, replace_existing=True)
+
+    def unsubscribe_webhook(self) -> bool:
+        """Remove the webhook; whether there was one."""
+        return self._api.hooks.delete()
+
+    @property
+    def webhook(self) -> Webhook | None:
+        return self._api.hooks.current
+
+    def configure_webhooks(
+        self,
+        *,
+        drop: float = 0.0,
+        duplicate: float = 0.0,
+        reorder: bool = False,
+        seed: int | None = None,
+        max_retries: int = 5,
+        backoff: float = 0.01,
+        timeout: float = 5.0,
+        encoding: Encoding = "hex",
+    ) -> None:
+        """Delivery faults (reproducible for a ``seed``) and policy; every call starts from these values.
+
+        ``drop``: fraction of events never sent; ``duplicate``: fraction sent twice;
+        ``reorder``: shuffle each batch. A non-2xx answer (or none) is retried up to
+        ``max_retries`` more times after ``backoff``, ``2 * backoff``... seconds.
+        ``encoding`` signs webhooks created through the API.
+        """
+        settings = DeliverySettings(drop, duplicate, reorder, seed, max_retries, backoff, timeout, encoding)
+        self._api.hooks.configure(settings)
+
+    def deliver_webhooks(self) -> DeliveryReport:
+        """Send, now and synchronously, every event not handled yet; what was delivered, dropped, duplicated."""
+        return self._api.hooks.deliver(self._api.events())
+
+    def auto_deliver_webhooks(self, interval: float | None = 0.05) -> None:
+        """Deliver in a background thread every ``interval`` seconds (None stops it; so do stop and reset)."""
+        if interval is None:
+            self._api.hooks.stop_auto()
+        else:
+            self._api.hooks.start_auto(self._api.events, interval)
+
+    def webhook_deliveries(self) -> list[Delivery]:
+        """Every delivery so far (each copy of a duplicate is one), in sending order."""
+        return self._api.hooks.log()
 
     # -- faults ---------------------------------------------------------------------------
 
@@ -309,130 +347,11 @@ class FakePolytomic(LocalService):
             self._calls.clear()
 
     def reset(self) -> None:
-        """Back to a freshly constructed fake (keeps running): calls, faults, syncs, keys, stored responses."""
+        """Back to a freshly constructed fake (keeps running): calls, faults, syncs, keys, stored responses,
+        the clock, the webhook and its deliveries."""
         self.clear_faults()
         self.reset_calls()
         self._api.reset()
         self._idempotency.clear()
         self.set_api_keys(self._initial_keys[0])
         self.set_deployment_keys(self._initial_keys[1])
-
-    # -- the request pipeline (runs in the HTTP handler threads) --------------------------
-
-    def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._stopping.wait(seconds)  # wakes up at once when the fake stops
-
-    def _wait(self, fault: Fault) -> None:
-        fault.reached.set()
-        while fault.hold and not fault.released.wait(0.05) and not self._stopping.is_set():
-            pass
-        self._sleep(fault.delay)
-
-    def _authenticate(self, header: str | None) -> Credential | None:
-        scheme, _, value = (header or "").partition(" ")
-        value = value.strip()
-        with self._lock:
-            if scheme.lower() == "bearer" and value in self._api_keys:
-                return "api_key"
-            if scheme.lower() == "basic":
-                try:
-                    decoded = base64.b64decode(value, validate=True).decode("utf-8")
-                except (binascii.Error, UnicodeDecodeError):
-                    return None
-                org, _, key = decoded.partition(":")
-                if (org, key) in self._deployment_keys:
-                    return "deployment_key"
-        return None
-
-    def _respond(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Reply:
-        """Answer one request and record it (the HTTP server's responder)."""
-        path, _, query = target.partition("?")
-        reply = self._answer(method, path, headers, raw)
-        call = Call(
-            method=method,
-            path=path,
-            headers=headers,
-            body=_parse_body(raw),
-            status=0 if reply.drop else reply.status,
-            response=None if reply.drop else reply.body,
-            query=query,
-            fault=reply.fault,
-            replayed=reply.replayed,
-        )
-        with self._lock:
-            self._calls.append(call)
-        return reply
-
-    def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
-        self._sleep(self._faults.latency)
-        fault = self._faults.take("proxy", method, path)
-        drawn = None if fault else self._faults.draw_random(method, path)
-        if drawn is not None and drawn.stage == "proxy":
-            fault, drawn = drawn, None
-        if fault is not None:
-            self._wait(fault)
-            return fault_reply(fault)
-
-        version = headers.get("x-polytomic-version")
-        echo = {"X-Polytomic-Version": version} if version else {}
-        credential = self._authenticate(headers.get("authorization"))
-        if credential is None:
-            return Reply(401, UNAUTHORIZED, echo)
-        if version not in SUPPORTED_VERSIONS:
-            problem = "is required" if version is None else f"value {version!r} is not supported"
-            message = f"X-Polytomic-Version {problem}; supported: {', '.join(SUPPORTED_VERSIONS)}"
-            return Reply(400, error_body(400, "invalid_version", message), echo)
-
-        key = headers.get("idempotency-key") if method == "POST" else None
-        if key is not None:
-            if not valid_key(key):
-                message = "Idempotency-Key must be 8-255 characters: letters, digits, '-' and '_'"
-                return Reply(400, error_body(400, "invalid_idempotency_key", message), echo)
-            existing = self._idempotency.begin(key)
-            if existing is IN_FLIGHT:
-                message = "a request with this Idempotency-Key is in progress (being processed)"
-                return Reply(409, error_body(409, "idempotency_key_in_progress", message), echo)
-            if isinstance(existing, StoredResponse):
-                if self.reject_reused_keys and (existing.path != path or existing.request_body != _parse_body(raw)):
-                    message = "Idempotency-Key was already used with a different request"
-                    return Reply(422, error_body(422, "idempotency_key_reused", message), echo)
-                return Reply(existing.status, existing.body, echo, replayed=True)
-
-        request = Request(method, path, raw, str(version), credential, key)
-        try:
-            reply = self._execute(request, drawn)
-        except BaseException:
-            if key is not None:
-                self._idempotency.abandon(key)
-            raise
-        if key is not None:
-            if reply.drop:
-                self._idempotency.abandon(key)
-            else:
-                stored = StoredResponse(reply.status, reply.body, method, path, _parse_body(raw))
-                self._idempotency.complete(key, stored)
-        return Reply(reply.status, reply.body, {**echo, **reply.headers}, reply.drop, reply.fault)
-
-    def _execute(self, request: Request, drawn: Fault | None) -> Reply:
-        """Server-side faults and the endpoint logic, inside the Idempotency-Key reservation."""
-        fault = self._faults.take("server", request.method, request.path) or drawn
-        if fault is None:
-            status, body = self._api.handle(request)
-            return Reply(status, body)
-        executed = self._api.handle(request) if fault.status is None or fault.side_effects else None
-        self._wait(fault)
-        if self._stopping.is_set():
-            return Reply(0, drop=True, fault=fault.label)
-        if fault.status is None and executed is not None:
-            return Reply(executed[0], executed[1], fault=fault.label)
-        return fault_reply(fault)
-
-
-def _parse_body(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return raw.decode("utf-8", errors="replace")

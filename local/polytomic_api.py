@@ -1,167 +1,64 @@
-"""The fake Polytomic API's resources and endpoint logic, without any HTTP.
+"""The fake Polytomic API's endpoint logic, without any HTTP.
 
 What it models (see docs ``polytomic-api.md``): model and bulk syncs with an
 active flag, their executions (newest first in lists), the start rules (only
 active syncs run; 409 while an execution is in progress; strict, version-aware
 request bodies so a client bug shows up as a 400 here rather than in
-production), activate/pause, status and cancel. Auth, the version header,
-``Idempotency-Key`` handling and faults live in ``fake_polytomic``.
+production), activate/pause, status and cancel; the events of the executions
+(``polytomic_events``) and the organisation's webhook (``polytomic_webhooks``).
+Auth, the version header, ``Idempotency-Key`` handling and faults live in
+``fake_polytomic``.
 
 An execution is "in progress" for ``run_seconds`` after it was created (the
-sync's setting), unless a test sets its status explicitly with
-``FakeApi.set_execution_status`` / ``finish_running``, which is how tests
-avoid depending on time.
+sync's setting) and then ends with the sync's outcome, unless a test sets its
+status explicitly with ``FakeApi.set_execution_status`` / ``finish_running``,
+which is how tests avoid depending on time (the other way: advance the clock).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import re
 import threading
-import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from local.polytomic_bodies import bad_field, bulk_options, check_fields, json_object, model_options
+from local.polytomic_events import EVENT_TYPES, FakeEvent, execution_events, list_events, retained
+from local.polytomic_records import (
+    ACTIVE_STATUSES,
+    ApiError,
+    Execution,
+    ExecutionRecord,
+    FakeClock,
+    Outcome,
+    SyncKind,
+    SyncRecord,
+    check_outcome,
+    error_body,
+    is_uuid,
+    iso,
+)
+from local.polytomic_webhooks import Webhook, Webhooks, loopback_target
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "LATEST_VERSION",
+    "SUPPORTED_VERSIONS",
+    "ApiError",
+    "Execution",
+    "FakeApi",
+    "Request",
+    "SyncKind",
+    "SyncRecord",
+    "error_body",
+    "is_uuid",
+    "iso",
+    "route",
+]
 
 SUPPORTED_VERSIONS: tuple[str, ...] = ("2025-09-18", "2024-02-08", "2023-04-25", "2022-12-12", "2021-05-23")
 LATEST_VERSION = SUPPORTED_VERSIONS[0]
-
-SyncKind = Literal["model", "bulk"]
-
-#: Statuses of an execution that has not finished; a start meanwhile gets 409.
-ACTIVE_STATUSES: frozenset[str] = frozenset(
-    {"created", "scheduled", "queued", "waiting", "running", "processing", "canceling", "exporting"}
-)
-FETCH_MODES = ("none", "incremental", "full")
-RESYNC_MODES = ("refetch", "resync", "rebuild")
-
-
-def error_body(status: int, key: str, message: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Polytomic's current error shape."""
-    return {"status": status, "message": message, "key": key, "metadata": metadata or {}}
-
-
-class ApiError(Exception):
-    """An error answer of the API; ``body`` is the JSON error object."""
-
-    def __init__(self, status: int, key: str, message: str, metadata: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = error_body(status, key, message, metadata)
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def iso(moment: dt.datetime | None) -> str | None:
-    """RFC 3339 UTC timestamp with a ``Z``, as Polytomic writes them."""
-    if moment is None:
-        return None
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-@dataclass
-class SyncRecord:
-    """A registered sync (internal, mutable; guarded by ``FakeApi``'s lock)."""
-
-    id: str
-    kind: SyncKind
-    active: bool
-    run_seconds: float
-    name: str
-
-
-@dataclass(frozen=True)
-class Execution:
-    """A snapshot of one execution as the fake recorded it (for test assertions)."""
-
-    id: str
-    sync_id: str
-    kind: SyncKind
-    status: str
-    options: dict[str, Any]
-    created_at: dt.datetime
-    idempotency_key: str | None
-    api_version: str
-
-
-@dataclass
-class _ExecutionRecord:
-    id: str
-    sync_id: str
-    kind: SyncKind
-    options: dict[str, Any]
-    created_at: dt.datetime
-    created_mono: float
-    run_seconds: float
-    idempotency_key: str | None
-    api_version: str
-    status_override: str | None = None
-    finished_at: dt.datetime | None = None
-
-    def status(self, now: float) -> str:
-        if self.status_override is not None:
-            return self.status_override
-        return "running" if now - self.created_mono < self.run_seconds else "completed"
-
-    def completed_at(self, now: float) -> dt.datetime | None:
-        if self.status(now) in ACTIVE_STATUSES:
-            return None
-        if self.finished_at is not None:
-            return self.finished_at
-        return self.created_at + dt.timedelta(seconds=self.run_seconds)
-
-    def render(self, now: float, status: str | None = None) -> dict[str, Any]:
-        """The API's execution object; ``status`` forces it (a start answers ``created``)."""
-        shown = status or self.status(now)
-        started = None if shown == "created" else self.created_at
-        completed = None if status else self.completed_at(now)
-        common = {
-            "id": self.id,
-            "status": shown,
-            "type": "manual",
-            "created_at": iso(self.created_at),
-            "started_at": iso(started),
-            "completed_at": iso(completed),
-        }
-        if self.kind == "model":
-            return {
-                **common,
-                "errors": [],
-                "counts": {"insert": 0, "update": 0, "delete": 0, "error": 0, "total": 0, "upserts": 0, "warnings": 0},
-            }
-        return {
-            **common,
-            "updated_at": iso(completed or started or self.created_at),
-            "fetch_mode": self.options.get("fetch_mode"),
-            "is_resync": bool(self.options.get("resync_mode") or self.options.get("resync")),
-            "is_test": bool(self.options.get("test", False)),
-            "is_partial": bool(self.options.get("schemas")),
-            "schemas": [],
-            "record_count": 0,
-            "error_count": 0,
-            "warning_count": 0,
-            "status_message": None,
-        }
-
-    def snapshot(self, now: float) -> Execution:
-        return Execution(
-            id=self.id,
-            sync_id=self.sync_id,
-            kind=self.kind,
-            status=self.status(now),
-            options=dict(self.options),
-            created_at=self.created_at,
-            idempotency_key=self.idempotency_key,
-            api_version=self.api_version,
-        )
 
 
 @dataclass(frozen=True)
@@ -174,9 +71,11 @@ class Request:
     version: str
     credential: Literal["api_key", "deployment_key"]
     idempotency_key: str | None = None
+    query: str = ""
 
 
 _SCOPE = r"/api/(?P<scope>syncs|bulk/syncs)/(?P<sync_id>[^/]+)"
+_WEBHOOK = r"/api/webhooks/(?P<webhook_id>[^/]+)"
 _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
     (re.compile(r"/api/me"), {"GET": "me"}),
     (re.compile(_SCOPE), {"GET": "get_sync"}),
@@ -185,6 +84,11 @@ _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
     (re.compile(_SCOPE + r"/activate"), {"POST": "activate"}),
     (re.compile(_SCOPE + r"/status"), {"GET": "status"}),
     (re.compile(_SCOPE + r"/cancel"), {"POST": "cancel"}),
+    (re.compile(r"/api/events"), {"GET": "events"}),
+    (re.compile(r"/api/events_types"), {"GET": "event_types"}),
+    (re.compile(r"/api/webhooks"), {"GET": "list_webhooks", "POST": "create_webhook"}),
+    (re.compile(_WEBHOOK), {"GET": "get_webhook", "PUT": "update_webhook", "DELETE": "delete_webhook"}),
+    (re.compile(_WEBHOOK + r"/(?P<switch>disable|enable)"), {"POST": "switch_webhook"}),
 ]
 
 
@@ -202,75 +106,104 @@ def route(method: str, path: str) -> tuple[str, dict[str, str]]:
 
 @dataclass
 class FakeApi:
-    """Syncs, executions and the endpoint logic; thread-safe (one lock around every operation)."""
+    """Syncs, executions, events, the webhook and the endpoint logic; thread-safe (one lock around each operation)."""
 
     organization_id: str
-    clock: Callable[[], float] = time.monotonic
+    clock: FakeClock = field(default_factory=FakeClock)
+    webhooks: Webhooks | None = None  # made on the fake's clock when not given
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _syncs: dict[str, SyncRecord] = field(default_factory=dict, repr=False)
-    _executions: list[_ExecutionRecord] = field(default_factory=list, repr=False)
+    _executions: list[ExecutionRecord] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.webhooks is None:
+            self.webhooks = Webhooks(self.clock.now)
+
+    @property
+    def hooks(self) -> Webhooks:
+        assert self.webhooks is not None  # set in __post_init__
+        return self.webhooks
 
     # -- state management used by FakePolytomic's public methods --------------------------
 
-    def add_sync(self, sync_id: str, kind: SyncKind, active: bool, run_seconds: float, name: str) -> None:
+    def add_sync(
+        self, sync_id: str, kind: SyncKind, active: bool, run_seconds: float, name: str, *, outcome: str = "completed"
+    ) -> None:
         if not is_uuid(sync_id):
             raise ValueError(f"sync id {sync_id!r} is not a UUID")
         if kind not in ("model", "bulk"):
             raise ValueError(f"kind must be 'model' or 'bulk', not {kind!r}")
         with self._lock:
-            self._syncs[sync_id] = SyncRecord(sync_id, kind, active, run_seconds, name)
+            self._syncs[sync_id] = SyncRecord(sync_id, kind, active, run_seconds, name, check_outcome(outcome))
 
     def sync(self, sync_id: str) -> SyncRecord:
         with self._lock:
-            record = self._syncs[sync_id]
-            return SyncRecord(record.id, record.kind, record.active, record.run_seconds, record.name)
+            return replace(self._syncs[sync_id])
+
+    def set_outcome(self, sync_id: str, outcome: str) -> None:
+        """How the sync's runs end from now on, the runs in progress included."""
+        checked: Outcome = check_outcome(outcome)
+        now = self.clock.monotonic()
+        with self._lock:
+            self._syncs[sync_id].outcome = checked
+            for record in self._executions:
+                if record.sync_id == sync_id and record.running_by_time(now):
+                    record.outcome = checked
 
     def set_active(self, sync_id: str, active: bool) -> None:
         with self._lock:
             self._syncs[sync_id].active = active
 
     def executions(self, sync_id: str | None = None) -> list[Execution]:
-        now = self.clock()
+        now = self.clock.monotonic()
         with self._lock:
             return [e.snapshot(now) for e in self._executions if sync_id is None or e.sync_id == sync_id]
 
     def set_execution_status(self, execution_id: str, status: str) -> None:
+        """Set the status from now on; an outcome's status (or bulk ``errors``) emits its terminal event."""
         with self._lock:
             for record in self._executions:
                 if record.id == execution_id:
-                    record.status_override = status
-                    record.finished_at = dt.datetime.now(dt.UTC)
+                    record.set_status(status, self.clock.now())
                     return
         raise KeyError(execution_id)
 
     def finish_running(self, sync_id: str | None, status: str) -> int:
         """Give every in-progress execution (of one sync, or all) a final status; returns how many."""
-        now = self.clock()
+        now = self.clock.monotonic()
         count = 0
         with self._lock:
             for record in self._executions:
                 if (sync_id is None or record.sync_id == sync_id) and record.status(now) in ACTIVE_STATUSES:
-                    record.status_override = status
-                    record.finished_at = dt.datetime.now(dt.UTC)
+                    record.set_status(status, self.clock.now())
                     count += 1
         return count
+
+    def events(self) -> list[FakeEvent]:
+        """Every event of the last 48 hours (fake clock), oldest first."""
+        now = self.clock.monotonic()
+        with self._lock:
+            produced = [e for r in self._executions for e in execution_events(r, now, self.organization_id)]
+        return retained(produced, self.clock.now())
 
     def reset(self) -> None:
         with self._lock:
             self._syncs.clear()
             self._executions.clear()
+        self.hooks.reset()
+        self.clock.reset()
 
     # -- the endpoints ---------------------------------------------------------------------
 
     def handle(self, request: Request) -> tuple[int, Any]:
-        """Answer one request: (status, JSON body). Never raises ApiError."""
+        """Answer one request: (status, JSON body); an endpoint answering None is a 204. Never raises ApiError."""
         try:
             endpoint, params = route(request.method, request.path)
             with self._lock:
                 data = getattr(self, "_ep_" + endpoint)(request, params)
         except ApiError as error:
             return error.status, error.body
-        return 200, data
+        return (204, None) if data is None else (200, data)
 
     def _ep_me(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         by_key = request.credential == "api_key"
@@ -297,11 +230,11 @@ class FakeApi:
 
     def _ep_start(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)
-        body = _json_object(request.body, required=False)
-        options = _model_options(body) if sync.kind == "model" else _bulk_options(body, request.version)
+        body = json_object(request.body, required=False)
+        options = model_options(body) if sync.kind == "model" else bulk_options(body, request.version)
         if not sync.active:
             raise ApiError(400, "sync_inactive", "sync is not active", {"sync_id": sync.id})
-        now = self.clock()
+        now = self.clock.monotonic()
         running = [e for e in self._executions if e.sync_id == sync.id and e.status(now) in ACTIVE_STATUSES]
         if running:
             raise ApiError(
@@ -310,23 +243,25 @@ class FakeApi:
                 "a sync execution is already running",
                 {"sync_id": sync.id, "execution_id": running[-1].id},
             )
-        record = _ExecutionRecord(
+        record = ExecutionRecord(
             id=str(uuid.uuid4()),
             sync_id=sync.id,
             kind=sync.kind,
             options=options,
-            created_at=dt.datetime.now(dt.UTC),
+            created_at=self.clock.now(),
             created_mono=now,
             run_seconds=sync.run_seconds,
             idempotency_key=request.idempotency_key,
             api_version=request.version,
+            sync_name=sync.name,
+            outcome=sync.outcome,
         )
         self._executions.append(record)
         return {"data": record.render(now, status="created")}
 
     def _ep_list_executions(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)
-        now = self.clock()
+        now = self.clock.monotonic()
         rendered = [e.render(now) for e in reversed(self._executions) if e.sync_id == sync.id]
         return {"data": rendered, "pagination": {"next_page_token": None}}
 
@@ -334,12 +269,12 @@ class FakeApi:
         sync = self._find_sync(params)
         for record in self._executions:
             if record.id == params["exec_id"] and record.sync_id == sync.id:
-                return {"data": record.render(self.clock())}
+                return {"data": record.render(self.clock.monotonic())}
         raise ApiError(404, "not_found", "execution not found", {"execution_id": params["exec_id"]})
 
     def _ep_activate(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)
-        body = _json_object(request.body, required=True)
+        body = json_object(request.body, required=True)
         for name in body:
             if name != "active":
                 raise ApiError(400, "invalid_request", f'unknown field "{name}"', {"field": name})
@@ -353,7 +288,7 @@ class FakeApi:
 
     def _ep_status(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)
-        now = self.clock()
+        now = self.clock.monotonic()
         mine = [e for e in self._executions if e.sync_id == sync.id]
         current = next((e for e in reversed(mine) if e.status(now) in ACTIVE_STATUSES), None)
         return {
@@ -369,7 +304,50 @@ class FakeApi:
         count = self._cancel_running(sync.id)
         return {"data": {"message": f"cancellation requested for {count} execution(s)"}}
 
+    def _ep_events(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        return list_events(self.events(), request.query)
+
+    def _ep_event_types(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        return {"data": list(EVENT_TYPES)}
+
+    def _ep_list_webhooks(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        current = self.hooks.current
+        return {"data": [] if current is None else [current.render(self.organization_id)]}
+
+    def _ep_create_webhook(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        endpoint, secret = _webhook_body(request.body)
+        try:
+            created = self.hooks.subscribe(endpoint, secret, replace_existing=False)
+        except FileExistsError:
+            existing = self.hooks.current
+            message = "the organization already has a webhook (one per organization)"
+            raise ApiError(409, "webhook_exists", message, {"webhook_id": existing and existing.id}) from None
+        return {"data": created.render(self.organization_id)}
+
+    def _ep_get_webhook(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        return {"data": self._find_webhook(params).render(self.organization_id)}
+
+    def _ep_update_webhook(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        webhook = self._find_webhook(params)
+        endpoint, secret = _webhook_body(request.body)
+        updated = self.hooks.update(webhook.id, endpoint, secret)
+        return {"data": (updated or webhook).render(self.organization_id)}
+
+    def _ep_delete_webhook(self, request: Request, params: dict[str, str]) -> None:
+        self.hooks.delete(self._find_webhook(params).id)
+
+    def _ep_switch_webhook(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
+        webhook = self._find_webhook(params)
+        switched = self.hooks.set_disabled(webhook.id, params["switch"] == "disable")
+        return {"data": (switched or webhook).render(self.organization_id)}
+
     # -- helpers ---------------------------------------------------------------------------
+
+    def _find_webhook(self, params: dict[str, str]) -> Webhook:
+        current = self.hooks.current
+        if current is None or current.id != params["webhook_id"]:
+            raise ApiError(404, "not_found", "webhook not found", {"webhook_id": params["webhook_id"]})
+        return current
 
     def _find_sync(self, params: dict[str, str]) -> SyncRecord:
         sync_id = params["sync_id"]
@@ -380,66 +358,24 @@ class FakeApi:
         return sync
 
     def _cancel_running(self, sync_id: str) -> int:
-        now = self.clock()
+        now = self.clock.monotonic()
         count = 0
         for record in self._executions:
             if record.sync_id == sync_id and record.status(now) in ACTIVE_STATUSES:
-                record.status_override = "canceled"
-                record.finished_at = dt.datetime.now(dt.UTC)
+                record.set_status("canceled", self.clock.now())
                 count += 1
         return count
 
 
-def _json_object(raw: bytes, *, required: bool) -> dict[str, Any]:
-    if not raw.strip():
-        if required:
-            raise ApiError(400, "invalid_request", "a JSON request body is required")
-        return {}
+def _webhook_body(raw: bytes) -> tuple[str, str]:
+    """``{"endpoint", "secret"}`` (``organization_id`` tolerated: the SDK may send it); loopback endpoints only."""
+    body = json_object(raw, required=True)
+    check_fields(body, {"endpoint": "str", "secret": "str", "organization_id": "str"})
+    for name in ("endpoint", "secret"):
+        if not body.get(name):
+            raise bad_field(name, "is required")
     try:
-        parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(400, "invalid_request", f"request body is not valid JSON: {error}") from None
-    if not isinstance(parsed, dict):
-        raise ApiError(400, "invalid_request", "request body must be a JSON object")
-    return parsed
-
-
-def _bad_field(name: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_request", f'"{name}" {message}', {"field": name})
-
-
-def _check_fields(body: dict[str, Any], allowed: dict[str, str]) -> None:
-    """Reject unknown fields and fields of the wrong type (allowed: name -> bool|str|list[str])."""
-    for name, value in body.items():
-        expected = allowed.get(name)
-        if expected is None:
-            raise _bad_field(name, "is not an accepted field")
-        if expected == "bool" and not isinstance(value, bool):
-            raise _bad_field(name, "must be a boolean")
-        if expected == "str" and not isinstance(value, str):
-            raise _bad_field(name, "must be a string")
-        if expected == "list[str]" and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-            raise _bad_field(name, "must be a list of strings")
-
-
-def _model_options(body: dict[str, Any]) -> dict[str, Any]:
-    _check_fields(body, {"identities": "list[str]", "resync": "bool", "test": "bool"})
-    return dict(body)
-
-
-def _bulk_options(body: dict[str, Any], version: str) -> dict[str, Any]:
-    modern = version >= "2025-09-18"
-    if modern and "resync" in body:
-        raise _bad_field("resync", f"is not accepted with X-Polytomic-Version {version}; use resync_mode")
-    if not modern and "resync_mode" in body:
-        raise _bad_field("resync_mode", f"is not accepted with X-Polytomic-Version {version}; use resync")
-    allowed = {"fetch_mode": "str", "schemas": "list[str]", "test": "bool"}
-    allowed.update({"resync_mode": "str"} if modern else {"resync": "bool"})
-    _check_fields(body, allowed)
-    if "fetch_mode" in body and body["fetch_mode"] not in FETCH_MODES:
-        raise _bad_field("fetch_mode", f"must be one of {', '.join(FETCH_MODES)}")
-    if "resync_mode" in body and body["resync_mode"] not in RESYNC_MODES:
-        raise _bad_field("resync_mode", f"must be one of {', '.join(RESYNC_MODES)}")
-    if body.get("test") is True and "resync_mode" in body:
-        raise _bad_field("test", "cannot be combined with resync_mode")
-    return dict(body)
+        loopback_target(body["endpoint"])
+    except ValueError as error:
+        raise bad_field("endpoint", str(error)) from None
+    return body["endpoint"], body["secret"]

@@ -67,13 +67,16 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if isinstance(reply.body, str):
+        if reply.status == 204:  # No Content: no body and no Content-Type, as HTTP requires
+            payload, content_type = b"", None
+        elif isinstance(reply.body, str):
             payload, content_type = reply.body.encode("utf-8"), "text/html; charset=utf-8"
         else:
             payload, content_type = json.dumps(reply.body).encode("utf-8"), "application/json"
         self.send_response(reply.status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
+        if content_type is not None:
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
