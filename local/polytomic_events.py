@@ -40,7 +40,7 @@ PHASES: tuple[str, ...] = ("running", *OUTCOMES)
 
 _IDS = uuid.UUID("6f1c1b0e-8f4e-5c55-9d55-7a2b8f0e4d11")  # namespace of the fake's event and connection ids
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-_TERMINAL_DELAY = dt.timedelta(milliseconds=1)  # a run of 0 s: its end still sorts after its start
+_TERMINAL_DELAY = dt.timedelta(microseconds=1)  # a run of 0 s: its end still sorts after its start
 
 
 def event_type(kind: SyncKind, phase: str) -> str:
