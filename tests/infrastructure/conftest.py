@@ -16,6 +16,12 @@ DISPATCHER_FUNCTION = "DispatcherFunction"
 TRIGGER_FUNCTIONS = (S3_FUNCTION, SCHEDULE_FUNCTION)  # invoked by events; enqueue deferred starts
 FUNCTIONS = (*TRIGGER_FUNCTIONS, DISPATCHER_FUNCTION)  # the runtime: Polytomic, the secret, the table
 WIRING_FUNCTION = "RouteWiringFunction"  # the deploy-time custom resource: schedules only
+# Run outcomes (tests/infrastructure/test_outcomes_template.py): not in FUNCTIONS, whose tests hold
+# the trigger and dispatch path to its grants; the poller reads the API key, the webhook only its
+# own secret, and the webhook exists only with WebhookReceiver Enabled.
+POLLER_FUNCTION = "PollerFunction"
+WEBHOOK_FUNCTION = "WebhookFunction"
+OUTCOME_FUNCTIONS = (POLLER_FUNCTION, WEBHOOK_FUNCTION)
 
 
 @pytest.fixture(scope="session")

@@ -37,11 +37,14 @@ from .cfn import (
 from .conftest import (
     DISPATCHER_FUNCTION,
     FUNCTIONS,
+    OUTCOME_FUNCTIONS,
+    POLLER_FUNCTION,
     ROOT,
     S3_FUNCTION,
     SCHEDULE_FUNCTION,
     TEMPLATE_PATH,
     TRIGGER_FUNCTIONS,
+    WEBHOOK_FUNCTION,
 )
 
 SECRET = {"Ref": "PolytomicSecretArn"}
@@ -371,7 +374,8 @@ def test_function_role_managed_policies_are_only_logs_and_xray(transformed: dict
 
 
 def test_secret_access_is_not_granted_anywhere_else(transformed: dict[str, Any]) -> None:
-    function_roles = {role_id(transformed, f) for f in FUNCTIONS}
+    # The outcome functions' exact grants: test_outcomes_template.py.
+    function_roles = {role_id(transformed, f) for f in (*FUNCTIONS, *OUTCOME_FUNCTIONS)}
     for logical_id, role in of_type(transformed, "AWS::IAM::Role").items():
         if logical_id in function_roles:
             continue
@@ -652,19 +656,23 @@ def _dispatch_queues_policy(tpl: dict[str, Any]) -> dict[str, Any]:
     return dict(policy)
 
 
+@pytest.mark.parametrize("webhook", [False, True], ids=["no-webhook", "webhook"])
 @pytest.mark.parametrize("operator_role", [False, True], ids=["no-operator-role", "operator-role"])
 def test_only_the_stacks_roles_and_the_operator_role_may_send_to_the_dispatch_queues(
-    transformed: dict[str, Any], operator_role: bool
+    transformed: dict[str, Any], operator_role: bool, webhook: bool
 ) -> None:
     """A dispatch message is an order to start a sync: whoever can send one controls every sync.
 
     IAM alone would let any principal of the account with sqs:SendMessage on "*" send. The queue
-    policy denies every principal but the three function roles (and, when OperatorRoleArn is
-    given, that role, for `polytrigger redrive`). SQS moving a message to the dead-letter queue
-    by its redrive policy is no SendMessage by a principal, so it is not affected.
+    policy denies every principal but the roles of the functions that send (the three of the
+    trigger and dispatch path, the outcome poller and, when it exists, the webhook receiver: chained
+    starts) and, when OperatorRoleArn is given, that role, for `polytrigger redrive`. SQS moving a
+    message to the dead-letter queue by its redrive policy is no SendMessage by a principal, so it
+    is not affected.
     """
     policy = _dispatch_queues_policy(transformed)
-    statements = resolve(as_list(policy["PolicyDocument"]["Statement"]), {"HasOperatorRole": operator_role})
+    conditions = {"HasOperatorRole": operator_role, "HasWebhook": webhook}
+    statements = resolve(as_list(policy["PolicyDocument"]["Statement"]), conditions)
     denials = [
         s for s in statements if s["Effect"] == "Deny" and "aws:SecureTransport" not in json.dumps(s["Condition"])
     ]
@@ -673,7 +681,8 @@ def test_only_the_stacks_roles_and_the_operator_role_may_send_to_the_dispatch_qu
     assert deny["Principal"] == "*"
     assert as_list(deny["Action"]) == ["sqs:SendMessage"]  # also what authorises SendMessageBatch
     assert sorted(map(key, as_list(deny["Resource"]))) == sorted(map(key, [DISPATCH_QUEUE_ARN, DISPATCH_DLQ_ARN]))
-    function_roles = [get_att_arn(role_id(transformed, function)) for function in FUNCTIONS]
+    senders = (*FUNCTIONS, POLLER_FUNCTION, *([WEBHOOK_FUNCTION] if webhook else []))
+    function_roles = [get_att_arn(role_id(transformed, function)) for function in senders]
     operator = [{"Ref": "OperatorRoleArn"}] if operator_role else []
     assert list(deny["Condition"]) == ["ArnNotEquals"]
     allowed = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
@@ -913,8 +922,8 @@ def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dic
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = of_type(transformed, "AWS::CloudWatch::Alarm")
     # The two dead-letter queues (not empty, new messages), the dispatch queue's age, one per function,
-    # failed and unsupported_event.
-    assert len(alarms) == 2 * 2 + 1 + len(FUNCTIONS) + 2
+    # failed and unsupported_event; the outcome functions' errors, failed runs and freshness breaches.
+    assert len(alarms) == 2 * 2 + 1 + len(FUNCTIONS) + 2 + len(OUTCOME_FUNCTIONS) + 2
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == notify, logical_id
         assert alarm["Properties"]["OKActions"] == notify, logical_id
