@@ -1,4 +1,4 @@
-"""deploy/deployer-policy.json: what someone running `sam deploy` (and `sam delete`) of this template needs, no more.
+"""deploy/deployer-policy*.json: what someone running `sam deploy` (and `sam delete`) of this template needs, no more.
 
 The policy is checked against the SAM-transformed template (tests/infrastructure/cfn.py): every
 resource type in it must be in ``REQUIRED`` (an unknown type fails, naming what to add), and the
@@ -24,8 +24,12 @@ How CloudFormation acts, which decides what the *deployer* needs:
   (to lambda.amazonaws.com). RouteWiring's ``RoleArn`` is data handed to the wiring function, which
   passes it to scheduler.amazonaws.com with its own role.
 
-The policy is small enough for a customer managed policy (6,144 characters, whitespace not
-counted) and uses no wildcard action and no NotAction.
+The deployer's permissions are two customer managed policies, attached together: a managed policy
+holds 6,144 characters (whitespace not counted) and deploy/deployer-policy.json is close to that, so
+what the run outcomes add (the outcome poller's schedule in the default group and the role it is
+passed, the webhook's Function URL) is deploy/deployer-policy-outcomes.json. Each file fits in a
+managed policy on its own; the tests read them as one policy (Sids unique across both). Neither uses
+a wildcard action or NotAction.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ from .cfn import as_list
 from .conftest import ROOT
 
 POLICY_PATH = ROOT / "deploy" / "deployer-policy.json"
+# Attached with deployer-policy.json: what the run outcomes add, which does not fit in it.
+OUTCOMES_POLICY_PATH = ROOT / "deploy" / "deployer-policy-outcomes.json"
+POLICY_PATHS = (POLICY_PATH, OUTCOMES_POLICY_PATH)
 MANAGED_POLICY_MAX_CHARS = 6144  # IAM's limit for a customer managed policy, whitespace not counted
 
 REGION = "eu-west-1"
@@ -91,9 +98,10 @@ class Need:
 TAGS_LAMBDA = ("lambda:TagResource", "lambda:UntagResource", "lambda:ListTags")
 FUNCTION_ARN = {"lambda:FunctionArn": "function"}  # the function the mapping invokes
 TO_LAMBDA = {"iam:PassedToService": "lambda.amazonaws.com"}
+TO_SCHEDULER = {"iam:PassedToService": "scheduler.amazonaws.com"}
 
 # Resource type -> what a create, update (with tags) and delete of it calls. A type the template
-# gains must be added here and to deploy/deployer-policy.json.
+# gains must be added here and to deploy/deployer-policy*.json (the outcomes file once the main one is full).
 REQUIRED: dict[str, tuple[Need, ...]] = {
     "AWS::Lambda::Function": (
         Need(
@@ -148,6 +156,18 @@ REQUIRED: dict[str, tuple[Need, ...]] = {
     ),
     "AWS::Lambda::Permission": (
         Need("function", ("lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy")),
+    ),
+    # The webhook's URL: authorised on the function it fronts.
+    "AWS::Lambda::Url": (
+        Need(
+            "target-function",
+            (
+                "lambda:CreateFunctionUrlConfig",
+                "lambda:GetFunctionUrlConfig",
+                "lambda:UpdateFunctionUrlConfig",
+                "lambda:DeleteFunctionUrlConfig",
+            ),
+        ),
     ),
     "AWS::Lambda::EventInvokeConfig": (
         Need(
@@ -257,6 +277,19 @@ REQUIRED: dict[str, tuple[Need, ...]] = {
         ),
         # Deleting the group deletes the schedules RouteWiring made in it.
         Need("schedules", ("scheduler:DeleteSchedule",)),
+    ),
+    # The outcome poller's schedule (in the default group): the deployer passes its role to the Scheduler.
+    "AWS::Scheduler::Schedule": (
+        Need(
+            "self",
+            (
+                "scheduler:CreateSchedule",
+                "scheduler:GetSchedule",
+                "scheduler:UpdateSchedule",
+                "scheduler:DeleteSchedule",
+            ),
+        ),
+        Need("target-role", ("iam:PassRole",), context=TO_SCHEDULER),
     ),
     "AWS::Logs::LogGroup": (
         Need(
@@ -413,6 +446,7 @@ NAME_PROPERTY = {
     "AWS::SQS::Queue": "QueueName",
     "AWS::Events::Rule": "Name",
     "AWS::Scheduler::ScheduleGroup": "Name",
+    "AWS::Scheduler::Schedule": "Name",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::CloudWatch::Alarm": "AlarmName",
 }
@@ -450,11 +484,19 @@ class Stack:
             "AWS::SQS::Queue": lambda: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}",
             "AWS::Events::Rule": lambda: f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}",
             "AWS::Scheduler::ScheduleGroup": lambda: f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule-group/{name}",
+            "AWS::Scheduler::Schedule": lambda: (
+                f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{self._schedule_group(logical_id)}/{name}"
+            ),
             "AWS::Logs::LogGroup": lambda: f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}",
             "AWS::CloudWatch::Alarm": lambda: f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
         }
         assert kind in arns, f"the test does not know the ARN of a {kind}: add it to Stack.arn"
         return arns[kind]()
+
+    def _schedule_group(self, logical_id: str) -> str:
+        group = self.resource(logical_id)["Properties"].get("GroupName", "default")
+        assert isinstance(group, str), f"{logical_id}: the test cannot resolve GroupName {group!r}: teach Stack.arn"
+        return group
 
     def referenced(self, value: Any) -> str:
         """The logical id a Ref or Fn::GetAtt [id, Arn] names."""
@@ -484,6 +526,10 @@ class Stack:
             yield self.arn(self.referenced(properties["ServiceToken"])), context
         elif need.on == "role":
             yield self.arn(self.referenced(properties["Role"])), context
+        elif need.on == "target-role":
+            yield self.arn(self.referenced(properties["Target"]["RoleArn"])), context
+        elif need.on == "target-function":
+            yield self.arn(self.referenced(properties["TargetFunctionArn"])), context
         elif need.on == "roles":
             for role in properties["Roles"]:
                 yield self.arn(self.referenced(role)), context
@@ -508,7 +554,7 @@ def needs_of(resource_type: str) -> tuple[Need, ...]:
         return CUSTOM_RESOURCE
     assert resource_type in REQUIRED, (
         f"{resource_type} is new in the template: add what CloudFormation calls to create, update, tag and "
-        "delete it to deploy/deployer-policy.json and to REQUIRED in tests/infrastructure/test_deployer_policy.py"
+        "delete it to deploy/deployer-policy*.json and to REQUIRED in tests/infrastructure/test_deployer_policy.py"
     )
     return REQUIRED[resource_type]
 
@@ -526,10 +572,23 @@ def calls(stack: Stack) -> Iterator[tuple[str, str, str, dict[str, str], Need]]:
 
 
 @pytest.fixture(scope="module")
-def policy() -> dict[str, Any]:
-    loaded = json.loads(POLICY_PATH.read_text(encoding="utf-8"))
-    assert isinstance(loaded, dict)
-    return loaded
+def policies() -> dict[str, dict[str, Any]]:
+    """Each policy file, by its name."""
+    found = {}
+    for path in POLICY_PATHS:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(loaded, dict), path.name
+        found[path.name] = loaded
+    return found
+
+
+@pytest.fixture(scope="module")
+def policy(policies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The deployer's permissions: every file's statements, as one policy."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [statement for loaded in policies.values() for statement in loaded["Statement"]],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -570,12 +629,18 @@ def _schema_permissions(resource_type: str) -> set[str]:
 # --------------------------------------------------------------------------- the policy's shape
 
 
+@pytest.mark.parametrize("path", POLICY_PATHS, ids=[path.name for path in POLICY_PATHS])
+def test_each_file_is_iam_policy_json(policies: dict[str, dict[str, Any]], path: Path) -> None:
+    assert path.read_text(encoding="utf-8").endswith("\n")
+    loaded = policies[path.name]
+    assert set(loaded) == {"Version", "Statement"}
+    assert loaded["Version"] == "2012-10-17"
+    assert isinstance(loaded["Statement"], list)
+    assert loaded["Statement"]
+
+
 def test_is_iam_policy_json(policy: dict[str, Any]) -> None:
-    assert POLICY_PATH.read_text(encoding="utf-8").endswith("\n")
-    assert set(policy) == {"Version", "Statement"}
-    assert policy["Version"] == "2012-10-17"
-    assert isinstance(policy["Statement"], list)
-    assert policy["Statement"]
+    """The statements of both files, as one: Sids unique across them, each statement of one shape."""
     sids = [statement.get("Sid") for statement in policy["Statement"]]
     assert all(isinstance(sid, str) and re.fullmatch(r"[A-Za-z0-9]+", sid) for sid in sids), sids
     assert len(set(sids)) == len(sids), f"Sids repeat: {sids}"
@@ -605,10 +670,11 @@ def test_no_wildcard_actions(policy: dict[str, Any]) -> None:
                 )
 
 
-def test_fits_in_a_managed_policy(policy: dict[str, Any]) -> None:
-    size = len(json.dumps(policy, separators=(",", ":")))
+@pytest.mark.parametrize("path", POLICY_PATHS, ids=[path.name for path in POLICY_PATHS])
+def test_fits_in_a_managed_policy(policies: dict[str, dict[str, Any]], path: Path) -> None:
+    size = len(json.dumps(policies[path.name], separators=(",", ":")))
     assert size <= MANAGED_POLICY_MAX_CHARS, (
-        f"deploy/deployer-policy.json is {size} characters without whitespace; a customer managed policy holds "
+        f"deploy/{path.name} is {size} characters without whitespace; a customer managed policy holds "
         f"{MANAGED_POLICY_MAX_CHARS}"
     )
 
@@ -661,7 +727,7 @@ def test_every_resource_type_is_known(transformed: dict[str, Any]) -> None:
     )
     assert not unknown, (
         f"resource types new in the template: {unknown}. Add what CloudFormation calls to create, update, tag and "
-        "delete each to deploy/deployer-policy.json and to REQUIRED in tests/infrastructure/test_deployer_policy.py"
+        "delete each to deploy/deployer-policy*.json and to REQUIRED in tests/infrastructure/test_deployer_policy.py"
     )
 
 
@@ -685,7 +751,7 @@ def test_grants_what_cloudformation_calls_for_every_resource(policy: dict[str, A
             if not allows(policy, action, arn, context)
         }
     )
-    assert not missing, "deploy/deployer-policy.json does not allow:\n" + "\n".join(missing)
+    assert not missing, "deploy/deployer-policy*.json do not allow:\n" + "\n".join(missing)
 
 
 def test_grants_nothing_on_another_stacks_resources(policy: dict[str, Any], stack: Stack, other_stack: Stack) -> None:
@@ -758,32 +824,62 @@ def passed_roles(tpl: Mapping[str, Any]) -> set[str]:
     return services
 
 
+def _schedule_roles(tpl: Mapping[str, Any]) -> set[str]:
+    """The logical ids of the roles the template's own schedules run as (Target.RoleArn)."""
+    return {
+        str(resource["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0])
+        for resource in tpl["Resources"].values()
+        if resource["Type"] == "AWS::Scheduler::Schedule"
+    }
+
+
 def test_pass_role_only_the_stacks_roles_to_the_services_the_template_passes_them_to(
     policy: dict[str, Any], stack: Stack, transformed: dict[str, Any]
 ) -> None:
+    """Any of the stack's roles to Lambda (a function's Role); to the Scheduler, only the roles the
+    template's own schedules name (the outcome poller's), never ScheduleInvokeRole or a function's."""
     services = passed_roles(transformed)
-    assert services == {"lambda.amazonaws.com"}, services
+    assert services == {"lambda.amazonaws.com", "scheduler.amazonaws.com"}, services
+    schedule_roles = _schedule_roles(transformed)
+    assert schedule_roles == {"PollerScheduleRole"}, schedule_roles
     statements = [
         s
         for s in policy["Statement"]
         if any(_glob(a, "iam:PassRole", case_sensitive=False) for a in as_list(s["Action"]))
     ]
+    passed_to_any: set[str] = set()
     for statement in statements:
-        assert as_list(statement["Resource"]) == ["arn:aws:iam::*:role/polytrigger*"], statement
         passed_to = set(as_list(statement["Condition"]["StringEquals"]["iam:PassedToService"]))
-        assert passed_to <= {"lambda.amazonaws.com", "scheduler.amazonaws.com"}, passed_to
-        assert passed_to == services, f"{statement['Sid']}: passes to {passed_to}, the template to {services}"
+        assert len(passed_to) == 1, f"{statement['Sid']}: one service per statement, each with its own roles"
+        passed_to_any |= passed_to
+        if passed_to == {"lambda.amazonaws.com"}:
+            assert as_list(statement["Resource"]) == ["arn:aws:iam::*:role/polytrigger*"], statement
+        else:
+            assert passed_to == {"scheduler.amazonaws.com"}, f"{statement['Sid']}: passes to {passed_to}"
+            expected = sorted(f"arn:aws:iam::*:role/polytrigger*-{role}-*" for role in schedule_roles)
+            assert sorted(as_list(statement["Resource"])) == expected, statement
+    assert passed_to_any == services, f"the policy passes roles to {passed_to_any}, the template to {services}"
     role = stack.arn("S3TriggerFunctionRole")
-    assert allows(policy, "iam:PassRole", role, {"iam:PassedToService": "lambda.amazonaws.com"})
+    assert allows(policy, "iam:PassRole", role, TO_LAMBDA)
+    assert allows(policy, "iam:PassRole", stack.arn("PollerScheduleRole"), TO_SCHEDULER)
     # ScheduleInvokeRole goes to EventBridge Scheduler from RouteWiringFunction's role, not from the deployer.
-    assert not allows(
-        policy, "iam:PassRole", stack.arn("ScheduleInvokeRole"), {"iam:PassedToService": "scheduler.amazonaws.com"}
-    )
+    assert not allows(policy, "iam:PassRole", stack.arn("ScheduleInvokeRole"), TO_SCHEDULER)
+    assert not allows(policy, "iam:PassRole", role, TO_SCHEDULER)
     assert not allows(policy, "iam:PassRole", role, {"iam:PassedToService": "ec2.amazonaws.com"})
     assert not allows(policy, "iam:PassRole", role)
-    assert not allows(
-        policy, "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", {"iam:PassedToService": "lambda.amazonaws.com"}
-    )
+    assert not allows(policy, "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin", TO_LAMBDA)
+
+
+def test_the_webhook_url_is_the_only_function_url(policy: dict[str, Any], stack: Stack) -> None:
+    """A Function URL with AuthType NONE makes a function public: the deployer may make one only for
+    the webhook receiver, never for a function that starts syncs."""
+    urls = [lid for lid, res in stack.tpl["Resources"].items() if res["Type"] == "AWS::Lambda::Url"]
+    fronted = {stack.referenced(stack.resource(lid)["Properties"]["TargetFunctionArn"]) for lid in urls}
+    assert fronted == {"WebhookFunction"}, fronted
+    for logical_id, resource in stack.tpl["Resources"].items():
+        if resource["Type"] == "AWS::Lambda::Function":
+            may = allows(policy, "lambda:CreateFunctionUrlConfig", stack.arn(logical_id))
+            assert may == (logical_id in fronted), f"{logical_id}: lambda:CreateFunctionUrlConfig {may}"
 
 
 def test_attaches_only_the_managed_policies_sam_adds(policy: dict[str, Any], stack: Stack) -> None:
