@@ -10,6 +10,7 @@ roles, permissions and invoke configs SAM generates are checked as well.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -18,12 +19,37 @@ from typing import Any
 
 from tests.needs import missing
 
-from .conftest import FUNCTIONS, ROOT, S3_FUNCTION, TEMPLATE_PATH, WIRING_FUNCTION
+from .cfn import transform
+from .conftest import (
+    FUNCTIONS,
+    OUTCOME_FUNCTIONS,
+    POLLER_FUNCTION,
+    ROOT,
+    S3_FUNCTION,
+    TEMPLATE_PATH,
+    WEBHOOK_FUNCTION,
+    WIRING_FUNCTION,
+)
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_FLAGS = ["--framework", "cloudformation", "--compact", "--skip-download", "--output", "json"]
 CHECK_ID = re.compile(r"CKV2?_AWS_\d+")
 MIN_COMMENT = 20
+
+# checkov decides a resource's Condition by the parameters' defaults, and the webhook is off by
+# default (WebhookReceiver Disabled): the template is scanned again with every optional part on,
+# so the webhook's function, URL, role and log group are held to the checks too.
+EVERYTHING_ON = {
+    "WebhookReceiver": "Enabled",
+    "PolytomicWebhookSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-webhook-AbCdEf",
+    "RunEventBusName": "polytrigger-runs",
+    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:polytrigger-alarms",
+    "OperatorRoleArn": "arn:aws:iam::123456789012:role/polytrigger-operator",
+}
+# Resources that exist only with a condition off by default.
+OPTIONAL = {WEBHOOK_FUNCTION, "WebhookFunctionUrl", "WebhookLogGroup"}
+FUNCTION_CHECKS = ("CKV_AWS_45", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")
+ROLE_CHECKS = ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111")
 
 # Every accepted exception, so a new skip is a visible, reviewed change here too.
 EXPECTED_SKIPS: dict[str, set[str]] = {
@@ -31,10 +57,16 @@ EXPECTED_SKIPS: dict[str, set[str]] = {
     # The S3 trigger has reserved concurrency (S3TriggerConcurrency): CKV_AWS_115 passes, unskipped.
     S3_FUNCTION: {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
     WIRING_FUNCTION: {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
+    # The outcome functions have reserved concurrency (1; WebhookConcurrency): CKV_AWS_115 passes, unskipped.
+    **{function: {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"} for function in OUTCOME_FUNCTIONS},
+    # Public on purpose: Polytomic cannot sign a SigV4 request; the handler checks its signature.
+    "WebhookFunctionUrl": {"CKV_AWS_258"},
     "RouteWiringLogGroup": {"CKV_AWS_158"},
     "S3TriggerLogGroup": {"CKV_AWS_158"},
     "ScheduleTriggerLogGroup": {"CKV_AWS_158"},
     "DispatcherLogGroup": {"CKV_AWS_158"},
+    "PollerLogGroup": {"CKV_AWS_158"},
+    "WebhookLogGroup": {"CKV_AWS_158"},
     "IdempotencyTable": {"CKV_AWS_119"},
     "DeadLetterQueue": {"CKV_AWS_27"},
     "DispatchQueue": {"CKV_AWS_27"},
@@ -126,18 +158,52 @@ def _evaluated(report: dict[str, Any]) -> set[tuple[str, str]]:
     return {(c["check_id"], c["resource"]) for c in results["passed_checks"] + results["skipped_checks"]}
 
 
+def _everything_on(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with defaults that turn every condition on (checkov reads the defaults)."""
+    on = copy.deepcopy(template)
+    for name, value in EVERYTHING_ON.items():
+        on["Parameters"][name]["Default"] = value
+    return on
+
+
+def _skipped(report: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(c["check_id"], c["resource"].split(".", 1)[1]) for c in report["results"]["skipped_checks"]}
+
+
+def _expected_skips(*, optional: bool) -> set[tuple[str, str]]:
+    return {
+        (check, rid) for rid, checks in EXPECTED_SKIPS.items() if optional or rid not in OPTIONAL for check in checks
+    }
+
+
 def test_checkov_passes_the_template() -> None:
+    """What `make security` scans: the template as written, with its defaults."""
     report = _scan(TEMPLATE_PATH)
     assert _failures(report) == []
     assert report["summary"]["parsing_errors"] == 0
     evaluated = _evaluated(report)
-    for function in FUNCTIONS:
+    for function in (*FUNCTIONS, POLLER_FUNCTION):
         # checkov reads SAM: the serverless functions themselves are checked, not passed over.
         resource = f"AWS::Serverless::Function.{function}"
-        for check in ("CKV_AWS_45", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173"):
+        for check in FUNCTION_CHECKS:
             assert (check, resource) in evaluated, f"checkov did not evaluate {check} on {resource}"
-    skipped = {(c["check_id"], c["resource"].split(".", 1)[1]) for c in report["results"]["skipped_checks"]}
-    assert skipped == {(check, rid) for rid, checks in EXPECTED_SKIPS.items() for check in checks}
+    skipped = _skipped(report)
+    assert _expected_skips(optional=False) <= skipped <= _expected_skips(optional=True)
+
+
+def test_checkov_passes_the_template_with_every_option_on(template: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "everything-on.json"
+    path.write_text(json.dumps(_everything_on(template), indent=1))
+    report = _scan(path)
+    assert _failures(report) == []
+    assert report["summary"]["parsing_errors"] == 0
+    evaluated = _evaluated(report)
+    for function in (*FUNCTIONS, *OUTCOME_FUNCTIONS):
+        resource = f"AWS::Serverless::Function.{function}"
+        for check in FUNCTION_CHECKS:
+            assert (check, resource) in evaluated, f"checkov did not evaluate {check} on {resource}"
+    assert ("CKV_AWS_258", "AWS::Lambda::Url.WebhookFunctionUrl") in evaluated
+    assert _skipped(report) == _expected_skips(optional=True)
 
 
 def test_checkov_passes_what_sam_deploys(transformed: dict[str, Any], tmp_path: Path) -> None:
@@ -148,7 +214,25 @@ def test_checkov_passes_what_sam_deploys(transformed: dict[str, Any], tmp_path: 
     assert _failures(report) == []
     assert report["summary"]["parsing_errors"] == 0
     evaluated = _evaluated(report)
-    for function in FUNCTIONS:
+    for function in (*FUNCTIONS, POLLER_FUNCTION):
         role = f"AWS::IAM::Role.{function}Role"
-        for check in ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111"):
+        for check in ROLE_CHECKS:
             assert (check, role) in evaluated, f"checkov did not evaluate {check} on {role}"
+
+
+def test_checkov_passes_what_sam_deploys_with_every_option_on(template: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "transformed-everything-on.json"
+    path.write_text(json.dumps(transform(_everything_on(template)), indent=1))
+    report = _scan(path)
+    assert _failures(report) == []
+    assert report["summary"]["parsing_errors"] == 0
+    evaluated = _evaluated(report)
+    for function in (*FUNCTIONS, *OUTCOME_FUNCTIONS):
+        role = f"AWS::IAM::Role.{function}Role"
+        for check in ROLE_CHECKS:
+            assert (check, role) in evaluated, f"checkov did not evaluate {check} on {role}"
+    for policy in ("PollerPublishesRunEvents", "WebhookPublishesRunEvents"):
+        for check in ROLE_CHECKS:
+            assert (check, f"AWS::IAM::Policy.{policy}") in evaluated, f"checkov did not evaluate {check} on {policy}"
+    # SAM would generate the URL without the skip's Metadata: it is the template's own resource.
+    assert ("CKV_AWS_258", "WebhookFunctionUrl") in _skipped(report)
