@@ -3,14 +3,15 @@
 Measured: the CPU time a warm trigger (one sync) costs the handler (`time.thread_time` of the
 invoking thread, POLYTOMIC_CONCURRENCY=1 so all its work is on that thread; median of N) against
 the local stack. Loopback has no TLS and no distance, so the waiting is assumed, not measured:
-WAIT_MS below, for Polytomic's answer and two DynamoDB writes.
+WAIT_MS below, for Polytomic's answer and four DynamoDB writes.
 
 Model (AWS prices, us-east-1, arm64, at the time of writing):
 - Lambda bills duration = waiting + CPU time x 1,769 MB / MemorySize (a function gets a full vCPU
   at 1,769 MB and a proportional share below), at $0.0000133334 per GB-second, plus $0.20 per
   million requests;
-- DynamoDB on demand: 2 write request units per (trigger, sync) (the in-progress put and the
-  completed update, items under 1 KB) at $0.625 per million.
+- DynamoDB on demand: 6 write request units per (trigger, sync) started, items under 1 KB, at
+  $0.625 per million: the dedup record's in-progress put and completed update, the run ledger's run
+  item and open-runs entry at the start, and again both when the run's ending settles it.
 Secrets Manager is read once per container per 5 minutes ($0.05 per 10,000 calls): negligible.
 CloudWatch Logs ingestion for the one outcome line (about 0.7 KB with its metric) is listed apart.
 The development machine's x86 core and a Graviton vCPU are taken as equal.
@@ -30,11 +31,11 @@ from local.stack import LocalStack
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
 FULL_VCPU_MB = 1769
-WAIT_MS = 250 + 2 * 10  # assumed: Polytomic's answer, and each DynamoDB write
+WAIT_MS = 250 + 4 * 10  # assumed: Polytomic's answer, and each DynamoDB write on the invocation's path
 GB_SECOND = 0.0000133334
 PER_REQUEST = 0.20 / 1_000_000
 WRITE_UNIT = 0.625 / 1_000_000
-WRITES_PER_SYNC = 2
+WRITES_PER_SYNC = 6  # dedup 2; run ledger 2 at the start, 2 when it ends
 LOG_BYTES = 700
 LOG_GB = 0.50
 SIZES = (128, 256, 512)

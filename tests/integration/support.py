@@ -79,6 +79,19 @@ class Invoker:
 
         return self._call(dispatcher.handler, event, LocalContext(function_name="polytrigger-dispatcher", **context))
 
+    def webhook(self, event: dict[str, Any], **context: Any) -> dict[str, Any]:
+        """The webhook receiver, with a Lambda Function URL request."""
+        from polytrigger.handlers import webhook
+
+        return self._call(webhook.handler, event, LocalContext(function_name="polytrigger-webhook", **context))
+
+    def poller(self, **context: Any) -> dict[str, Any]:
+        """The outcome poller, as its schedule invokes it."""
+        from polytrigger.handlers import poller
+
+        event = {"poll": "2026-11-30T12:00:00Z"}
+        return self._call(poller.handler, event, LocalContext(function_name="polytrigger-poller", **context))
+
     def _call(self, handler: Any, event: dict[str, Any], context: LocalContext) -> dict[str, Any]:
         """Run the handler; its return value, error and stdout (the metrics) all go to the guard too."""
         stdout = io.StringIO()
@@ -102,7 +115,14 @@ class Invoker:
         return self.log.getvalue()
 
     def records(self) -> list[dict[str, Any]]:
-        """Every dedup record in the table."""
+        """Every dedup record in the table (the run ledger's items share it: `runs()`)."""
+        return [item for item in self._items() if str(item["id"]).startswith("polytrigger#")]
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The run ledger's items (`run#<execution>`, `runs#open`, `runs#cursor`)."""
+        return [item for item in self._items() if str(item["id"]).startswith(("run#", "runs#"))]
+
+    def _items(self) -> list[dict[str, Any]]:
         items = self.stack.dynamodb_client().scan(TableName=self.stack.table_name)["Items"]
         return [{name: next(iter(value.values())) for name, value in item.items()} for item in items]
 

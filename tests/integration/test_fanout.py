@@ -89,7 +89,7 @@ def test_budget_counts_are_exactly_on_target(clean: LocalStack) -> None:
     assert all(row[5] for row in table), table
     values = {row[0]: row[3] for row in table}
     assert values["budget warm: Polytomic calls per (trigger, sync)"] == "1"
-    assert values["budget warm: DynamoDB writes per (trigger, sync)"] == "2"
+    assert values["budget warm: DynamoDB writes per (trigger, sync): dedup 2, run ledger 2"] == "4"
     assert values["budget warm: Secrets Manager calls per event"] == "0"
     assert values["budget duplicate: DynamoDB calls per (trigger, sync)"] == "1"
     assert values["budget duplicate: Polytomic calls per (trigger, sync)"] == "0"
@@ -109,7 +109,7 @@ def test_cost_arithmetic() -> None:
     billed_s = (cost.WAIT_MS + 10.0) / 1000
     assert parts["billed_ms"] == pytest.approx(cost.WAIT_MS + 10.0)
     assert parts["lambda"] == pytest.approx((billed_s * 1769 / 1024 * 0.0000133334 + 0.20 / 1e6) * 1e6)
-    assert parts["dynamodb"] == pytest.approx(1.25)  # 2 writes x $0.625 per million
+    assert parts["dynamodb"] == pytest.approx(3.75)  # 6 writes x $0.625 per million
 
     [chosen] = [row for row in cost.to_rows(4.7, 256) if row[4] == "chosen"]
     at_256 = cost.per_million(4.7, 256)

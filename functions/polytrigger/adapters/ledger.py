@@ -3,8 +3,9 @@
 - `run#<execution id>`: the run — sync, routes, the triggers it covers (the first TRIGGERS_KEPT of
   them, and how many), when the first of them happened, started and finished times, status. Ending
   it is conditional on it not having ended, so an ending is taken once whoever brings it.
-- `runs#open`: one item mapping each open run to what reconciliation needs, so the poller finds the
-  runs with no ending heard in one read, whatever else the table holds.
+- `runs#open#<0-7>`: eight items mapping each open run (by a hash of its execution id) to what
+  reconciliation needs, so the poller finds the runs with no ending heard in eight reads, whatever
+  else the table holds, and a burst of starts spreads over eight items instead of one hot one.
 - `runs#cursor`: where the events API was read up to; moved conditionally from its last value.
 
 Single table, no index: nothing here is looked up by anything but its key.
@@ -12,6 +13,7 @@ Single table, no index: nothing here is looked up by anything but its key.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +25,7 @@ from polytrigger.adapters.aws import error_code
 from polytrigger.core.runs import TERMINAL, RunEvent
 from polytrigger.runs.ports import LedgerUnavailable, OpenRun, Run
 
-OPEN = "runs#open"
+OPEN_SHARDS = 8
 CURSOR = "runs#cursor"
 TRIGGERS_KEPT = 20
 KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`polytrigger status`)
@@ -32,6 +34,12 @@ T = TypeVar("T")
 
 def run_key(execution_id: str) -> str:
     return f"run#{execution_id}"
+
+
+def open_key(execution_id: str) -> str:
+    """The open-runs item holding this run: the same for every call, spread evenly over the shards."""
+    digest = hashlib.sha256(execution_id.encode("utf-8")).digest()
+    return f"runs#open#{digest[0] % OPEN_SHARDS}"
 
 
 class DynamoLedger:
@@ -131,7 +139,7 @@ class DynamoLedger:
         added = self._conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
-                Key={"id": {"S": OPEN}},
+                Key={"id": {"S": open_key(run.execution_id)}},
                 UpdateExpression="SET runs.#e = if_not_exists(runs.#e, :entry)",
                 ConditionExpression="attribute_exists(runs)",
                 ExpressionAttributeNames=names,
@@ -142,7 +150,7 @@ class DynamoLedger:
             made = self._conditional(
                 lambda: self.client.put_item(
                     TableName=self.table,
-                    Item={"id": {"S": OPEN}, "runs": {"M": {run.execution_id: entry}}},
+                    Item={"id": {"S": open_key(run.execution_id)}, "runs": {"M": {run.execution_id: entry}}},
                     ConditionExpression="attribute_not_exists(id)",
                 )
             )
@@ -150,8 +158,9 @@ class DynamoLedger:
                 self._open(run)
 
     def open_runs(self) -> list[OpenRun]:
-        item = self._call(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": OPEN}})).get("Item")
-        runs = (item or {}).get("runs", {}).get("M", {})
+        runs: dict[str, Any] = {}
+        for shard in range(OPEN_SHARDS):
+            runs.update(self._open_item(f"runs#open#{shard}").get("runs", {}).get("M", {}))
         return [
             OpenRun(
                 execution_id=execution_id,
@@ -165,11 +174,15 @@ class DynamoLedger:
             for execution_id, entry in runs.items()
         ]
 
+    def _open_item(self, key: str) -> dict[str, Any]:
+        answer: dict[str, Any] = self._call(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": key}}))
+        return dict(answer.get("Item") or {})
+
     def checked(self, execution_id: str, at: datetime) -> None:
         self._conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
-                Key={"id": {"S": OPEN}},
+                Key={"id": {"S": open_key(execution_id)}},
                 UpdateExpression="SET runs.#e.checked_at = :at",
                 ConditionExpression="attribute_exists(runs.#e)",
                 ExpressionAttributeNames={"#e": execution_id},
@@ -181,7 +194,7 @@ class DynamoLedger:
         self._conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
-                Key={"id": {"S": OPEN}},
+                Key={"id": {"S": open_key(execution_id)}},
                 UpdateExpression="REMOVE runs.#e",
                 ConditionExpression="attribute_exists(runs.#e)",
                 ExpressionAttributeNames={"#e": execution_id},

@@ -1,0 +1,206 @@
+"""Run outcomes against the local stack: a run started by a trigger, its ending by webhook, poller or lookup.
+
+The ledger is the real one (DynamoDB Local), the webhook secret is in moto's Secrets Manager, and
+the deliveries are signed as Polytomic signs them; each test checks what was recorded, what was
+logged and which calls reached Polytomic.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.support import ORDERS_MODEL, WAREHOUSE_BULK, Invoker, load_event, starts
+
+WEBHOOK_SECRET = "whsec-local-0123456789"
+
+
+@pytest.fixture
+def outcomes(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoker]:
+    """`polytrigger` with the webhook secret stored and a fresh outcome container."""
+    from polytrigger.runtime import outcomes as runtime_outcomes
+
+    secrets = polytrigger.stack.secrets_client()
+    name = f"polytomic-webhook-{uuid.uuid4().hex[:8]}"
+    arn = secrets.create_secret(Name=name, SecretString=WEBHOOK_SECRET)["ARN"]
+    polytrigger.guard.secrets.add(WEBHOOK_SECRET)
+    monkeypatch.setenv("POLYTOMIC_WEBHOOK_SECRET_ID", arn)
+    monkeypatch.setenv("RUN_RECONCILE_AFTER_SECONDS", "60")
+    runtime_outcomes.reset()
+    yield polytrigger
+    runtime_outcomes.reset()
+    secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+
+def started_runs(polytrigger: Invoker) -> dict[str, str]:
+    """Upload the sample file: its two starts (model, bulk); execution id by sync id."""
+    polytrigger.s3(load_event("s3-notification-created.json"))
+    return {call.path.split("/")[-2]: call.response["data"]["id"] for call in starts(polytrigger.stack.fake)}
+
+
+def delivery(
+    body: dict[str, Any], *, secret: str = WEBHOOK_SECRET, encoding: str = "hex", header: str = "polytomic-signature"
+) -> dict[str, Any]:
+    raw = json.dumps(body).encode()
+    digest = hmac.new(secret.encode(), raw, hashlib.sha256).digest()
+    signature = digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "headers": {"content-type": "application/json", header: signature},
+        "body": base64.b64encode(raw).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def run_event(status: str, execution: str, sync: str = ORDERS_MODEL, *, bulk: bool = False) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "type": f"{'bulk_sync' if bulk else 'sync'}.{status}",
+        "organization_id": str(uuid.uuid4()),
+        "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "event": {"execution_id": execution, "sync_id": sync, "status": status},
+    }
+
+
+def ledger(polytrigger: Invoker) -> dict[str, dict[str, Any]]:
+    return {item["id"]: item for item in polytrigger.runs()}
+
+
+def open_runs(polytrigger: Invoker) -> set[str]:
+    return {key for item in polytrigger.runs() if item["id"].startswith("runs#open#") for key in item.get("runs", {})}
+
+
+def test_a_started_run_is_recorded_with_its_route_and_trigger_and_watched(outcomes: Invoker) -> None:
+    executions = started_runs(outcomes)
+
+    items = ledger(outcomes)
+    model = items[f"run#{executions[ORDERS_MODEL]}"]
+    assert model["sync_id"] == ORDERS_MODEL
+    assert model["sync_type"] == "model"
+    assert set(model["routes"]) == {"orders-landing"}
+    assert model["triggers"][0]["S"].startswith("s3://acme-landing/orders/")
+    assert "status" not in model
+    assert open_runs(outcomes) == set(executions.values())
+
+
+def test_an_outcome_by_webhook_only_settles_the_run_logs_it_and_stops_watching(outcomes: Invoker) -> None:
+    executions = started_runs(outcomes)
+    calls_before = len(outcomes.stack.fake.calls)
+
+    answer = outcomes.webhook(
+        delivery(run_event("completed_with_error", executions[WAREHOUSE_BULK], WAREHOUSE_BULK, bulk=True))
+    )
+
+    assert answer["statusCode"] == 200
+    run = ledger(outcomes)[f"run#{executions[WAREHOUSE_BULK]}"]
+    assert run["status"] == "completed_with_errors"  # bulk's singular spelling, read into one vocabulary
+    assert open_runs(outcomes) == {executions[ORDERS_MODEL]}
+    (line,) = [line for line in outcomes.log_lines() if line.get("status") == "run_completed_with_errors"]
+    assert line["level"] == "ERROR"
+    assert line["routes"] == ["orders-landing"]
+    assert line["outcome_from"] == "webhook"
+    assert line["freshness_seconds"] is not None
+    assert len(outcomes.stack.fake.calls) == calls_before  # the webhook never calls Polytomic
+
+
+@pytest.mark.parametrize("encoding", ["hex", "base64"])
+def test_both_signature_encodings_are_accepted_and_the_header_is_found_whatever_its_case(
+    outcomes: Invoker, encoding: str
+) -> None:
+    executions = started_runs(outcomes)
+    body = run_event("completed", executions[ORDERS_MODEL])
+    assert outcomes.webhook(delivery(body, encoding=encoding, header="Polytomic-Signature"))["statusCode"] == 200
+    assert ledger(outcomes)[f"run#{executions[ORDERS_MODEL]}"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("forgery", ["wrong secret", "no signature", "body changed"])
+def test_a_bad_signature_is_401_and_nothing_is_recorded(outcomes: Invoker, forgery: str) -> None:
+    executions = started_runs(outcomes)
+    request = delivery(
+        run_event("failed", executions[ORDERS_MODEL]),
+        secret="not-the-secret" if forgery == "wrong secret" else WEBHOOK_SECRET,
+    )
+    if forgery == "no signature":
+        del request["headers"]["polytomic-signature"]
+    if forgery == "body changed":
+        raw = json.loads(base64.b64decode(request["body"]))
+        raw["event"]["status"] = "completed"
+        request["body"] = base64.b64encode(json.dumps(raw).encode()).decode()
+
+    answer = outcomes.webhook(request)
+
+    assert answer["statusCode"] == 401
+    assert "status" not in ledger(outcomes)[f"run#{executions[ORDERS_MODEL]}"]
+    assert executions[ORDERS_MODEL] in open_runs(outcomes)
+    assert not [line for line in outcomes.log_lines() if str(line.get("status", "")).startswith("run_")]
+
+
+def test_unordered_deliveries_completed_before_running_settle_once(outcomes: Invoker) -> None:
+    executions = started_runs(outcomes)
+    done = run_event("completed", executions[ORDERS_MODEL])
+
+    for body in (done, run_event("running", executions[ORDERS_MODEL]), done):
+        assert outcomes.webhook(delivery(body))["statusCode"] == 200
+
+    assert ledger(outcomes)[f"run#{executions[ORDERS_MODEL]}"]["status"] == "completed"
+    assert len([line for line in outcomes.log_lines() if line.get("status") == "run_completed"]) == 1
+
+
+def test_an_event_of_another_type_is_200_and_ignored_and_a_broken_run_event_is_parked(outcomes: Invoker) -> None:
+    other = outcomes.webhook(delivery({"id": "1", "type": "user.created", "event": {}}))
+    broken = run_event("completed", "x")
+    del broken["event"]["sync_id"]
+
+    parked = outcomes.webhook(delivery(broken))
+
+    assert other["statusCode"] == 200
+    assert parked["statusCode"] == 200
+    (message,) = outcomes.stack.parked_events()
+    assert "webhook delivery polytrigger cannot read" in json.dumps(message)
+
+
+def test_an_outcome_by_neither_way_is_found_by_reconciliation(outcomes: Invoker) -> None:
+    """No webhook, no event: a run open past RUN_RECONCILE_AFTER_SECONDS is looked up by its status."""
+    executions = started_runs(outcomes)
+    outcomes.stack.fake.finish_running(status="failed")
+    _age_open_runs(outcomes, timedelta(minutes=5))
+
+    summary = outcomes.poller()
+
+    assert summary["looked_up"] == 2
+    lookups = [c.path for c in outcomes.stack.fake.calls if c.method == "GET" and "/executions/" in c.path]
+    assert sorted(lookups) == sorted(
+        [
+            f"/api/syncs/{ORDERS_MODEL}/executions/{executions[ORDERS_MODEL]}",
+            f"/api/bulk/syncs/{WAREHOUSE_BULK}/executions/{executions[WAREHOUSE_BULK]}",
+        ]
+    )
+    assert {ledger(outcomes)[f"run#{e}"]["status"] for e in executions.values()} == {"failed"}
+    assert open_runs(outcomes) == set()
+
+
+def _age_open_runs(polytrigger: Invoker, age: timedelta) -> None:
+    """As if the runs had started `age` ago (the reconciliation delay is at least a minute)."""
+    client = polytrigger.stack.dynamodb_client()
+    then = (datetime.now(UTC) - age).isoformat(timespec="microseconds")
+    for item in polytrigger.runs():
+        if not item["id"].startswith("runs#open#"):
+            continue
+        for execution in item["runs"]:
+            client.update_item(
+                TableName=polytrigger.stack.table_name,
+                Key={"id": {"S": item["id"]}},
+                UpdateExpression="SET runs.#e.started_at = :then",
+                ExpressionAttributeNames={"#e": execution},
+                ExpressionAttributeValues={":then": {"S": then}},
+            )
