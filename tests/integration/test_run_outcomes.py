@@ -169,23 +169,75 @@ def test_an_event_of_another_type_is_200_and_ignored_and_a_broken_run_event_is_p
     assert "webhook delivery polytrigger cannot read" in json.dumps(message)
 
 
+def endings(polytrigger: Invoker) -> list[dict[str, Any]]:
+    return [line for line in polytrigger.log_lines() if str(line.get("status", "")).startswith("run_")]
+
+
+def test_an_outcome_by_poller_only_settles_each_run_once(outcomes: Invoker) -> None:
+    executions = started_runs(outcomes)  # the fake's runs end at once, with their events
+
+    summary = outcomes.poller()
+
+    assert summary["ended"] == 2
+    assert summary["polytomic_calls"] == 1  # one page of events; nothing open to look up
+    assert {ledger(outcomes)[f"run#{e}"]["status"] for e in executions.values()} == {"completed"}
+    assert {line["outcome_from"] for line in endings(outcomes)} == {"poller"}
+    assert outcomes.poller()["ended"] == 0  # the overlap is read again: settled already
+
+
+def test_an_outcome_by_both_ways_has_one_effect(outcomes: Invoker) -> None:
+    from local.function_url import FunctionUrl
+    from polytrigger.handlers import webhook
+
+    fake = outcomes.stack.fake
+    fake.set_outcome(ORDERS_MODEL, "failed")
+    with FunctionUrl(webhook.handler) as url:
+        fake.subscribe_webhook(url.url, WEBHOOK_SECRET)
+        executions = started_runs(outcomes)
+        report = fake.deliver_webhooks()
+        polled = outcomes.poller()
+
+    assert len(report.delivered) >= 4  # running and an ending, for each run
+    assert set(url.answers) == {200}
+    assert polled["ended"] == 0  # the webhook had settled both
+    assert sorted((line["status"], line["outcome_from"]) for line in endings(outcomes)) == [
+        ("run_completed", "webhook"),
+        ("run_failed", "webhook"),
+    ]
+    assert ledger(outcomes)[f"run#{executions[ORDERS_MODEL]}"]["status"] == "failed"
+
+
 def test_an_outcome_by_neither_way_is_found_by_reconciliation(outcomes: Invoker) -> None:
-    """No webhook, no event: a run open past RUN_RECONCILE_AFTER_SECONDS is looked up by its status."""
-    executions = started_runs(outcomes)
-    outcomes.stack.fake.finish_running(status="failed")
+    """The webhook drops every delivery and the events are gone (kept 48 h): the execution is asked."""
+    from local.function_url import FunctionUrl
+    from polytrigger.handlers import webhook
+
+    fake = outcomes.stack.fake
+    fake.add_sync(ORDERS_MODEL, kind="model", run_seconds=3600, outcome="canceled")
+    fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=3600, outcome="completed_with_errors")
+    with FunctionUrl(webhook.handler) as url:
+        fake.subscribe_webhook(url.url, WEBHOOK_SECRET)
+        fake.configure_webhooks(drop=1.0, seed=1)
+        executions = started_runs(outcomes)
+        fake.advance_clock(49 * 3600)  # every run has ended, and its events have aged out
+        fake.deliver_webhooks()
+    assert url.answers == []
+    assert fake.events() == []
     _age_open_runs(outcomes, timedelta(minutes=5))
 
     summary = outcomes.poller()
 
     assert summary["looked_up"] == 2
-    lookups = [c.path for c in outcomes.stack.fake.calls if c.method == "GET" and "/executions/" in c.path]
+    lookups = [c.path for c in fake.calls if c.method == "GET" and "/executions/" in c.path]
     assert sorted(lookups) == sorted(
         [
             f"/api/syncs/{ORDERS_MODEL}/executions/{executions[ORDERS_MODEL]}",
             f"/api/bulk/syncs/{WAREHOUSE_BULK}/executions/{executions[WAREHOUSE_BULK]}",
         ]
     )
-    assert {ledger(outcomes)[f"run#{e}"]["status"] for e in executions.values()} == {"failed"}
+    assert ledger(outcomes)[f"run#{executions[ORDERS_MODEL]}"]["status"] == "canceled"
+    assert ledger(outcomes)[f"run#{executions[WAREHOUSE_BULK]}"]["status"] == "completed_with_errors"
+    assert {line["outcome_from"] for line in endings(outcomes)} == {"reconciliation"}
     assert open_runs(outcomes) == set()
 
 

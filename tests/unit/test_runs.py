@@ -284,3 +284,22 @@ def test_a_run_polytomic_no_longer_knows_is_forgotten_with_a_reason_after_48_hou
         f"execution 33333333-3333-4333-8333-333333333333 of model sync {SYNC}: Polytomic does not know it"
         " after 48 h; its outcome is no longer watched"
     ]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "terminal"),
+    [
+        ({"id": "x", "status": "errors"}, "completed_with_errors", True),  # bulk's "with errors"
+        ({"id": "x", "status": "completed", "errors": ["a record was rejected"]}, "completed_with_errors", True),
+        ({"id": "x", "status": "completed", "errors": []}, "completed", True),
+        ({"id": "x", "status": "interrupted"}, "interrupted", True),
+        ({"id": "x", "status": "exporting"}, "exporting", False),
+        ({"id": "x", "status": "brand_new_state"}, "brand_new_state", False),
+    ],
+)
+def test_an_execution_status_reads_as_the_event_it_stands_for(
+    data: dict[str, Any], status: str, terminal: bool
+) -> None:
+    read = from_execution("bulk", SYNC, data)
+    assert read is not None
+    assert (read.status, read.terminal, read.event_id) == (status, terminal, f"execution:x:{status}")

@@ -102,7 +102,8 @@ class DynamoLedger:
                 Key={"id": {"S": run_key(event.execution_id)}},
                 UpdateExpression=("SET #status = :status, finished_at = :at, expiration = :expires"),
                 ConditionExpression=(
-                    "attribute_exists(started_at) AND (attribute_not_exists(#status) OR NOT #status IN (:t0, :t1, :t2, :t3))"
+                    "attribute_exists(started_at) AND (attribute_not_exists(#status) OR NOT #status IN"
+                    f" ({', '.join(f':t{i}' for i in range(len(TERMINAL)))}))"
                 ),
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={

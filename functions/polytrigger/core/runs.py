@@ -16,8 +16,9 @@ from typing import Any, Literal
 from polytrigger.core.keys import is_uuid
 
 RunStatus = str  # open-ended, as Polytomic's; TERMINAL names the ones that end a run
-TERMINAL: tuple[str, ...] = ("completed", "completed_with_errors", "failed", "canceled")
-BAD_ENDINGS = frozenset({"completed_with_errors", "failed", "canceled"})
+# `interrupted` is taken as an ending (Polytomic's docs imply it; a run does not resume from it).
+TERMINAL: tuple[str, ...] = ("completed", "completed_with_errors", "failed", "canceled", "interrupted")
+BAD_ENDINGS = frozenset({"completed_with_errors", "failed", "canceled", "interrupted"})
 _PREFIXES: dict[str, Literal["model", "bulk"]] = {"sync.": "model", "bulk_sync.": "bulk"}
 _SPELLINGS = {"completed_with_error": "completed_with_errors", "cancelled": "canceled"}
 
@@ -103,6 +104,8 @@ def from_execution(sync_type: Literal["model", "bulk"], sync_id: str, data: Any)
     if not isinstance(data, Mapping) or not isinstance(data.get("id"), str) or not data["id"]:
         return None
     status = status_of(data.get("status"))
+    if status == "errors" or (status == "completed" and data.get("errors")):  # bulk's and model's "with errors"
+        status = "completed_with_errors"
     when = data.get("completed_at") or data.get("updated_at") or data.get("created_at")
     try:
         created = timestamp(when, "the execution's time")
