@@ -80,6 +80,10 @@ class PolytomicPipeline:
         self._calls: list[Call] = []
         self._stopping = threading.Event()
         self._server: LoopbackServer | None = None
+        # The query string of the request this handler thread is answering. It travels beside
+        # `_answer(method, path, headers, raw)` so that signature stays as wrappers know it
+        # (reliability_load's rate limit replaces `_answer` on an instance).
+        self._current = threading.local()
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -110,7 +114,8 @@ class PolytomicPipeline:
     def _respond(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Reply:
         """Answer one request and record it (the HTTP server's responder)."""
         path, _, query = target.partition("?")
-        reply = self._answer(method, path, query, headers, raw)
+        self._current.query = query
+        reply = self._answer(method, path, headers, raw)
         call = Call(
             method=method,
             path=path,
@@ -126,7 +131,7 @@ class PolytomicPipeline:
             self._calls.append(call)
         return reply
 
-    def _answer(self, method: str, path: str, query: str, headers: dict[str, str], raw: bytes) -> Reply:
+    def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         self._sleep(self._faults.latency)
         fault = self._faults.take("proxy", method, path)
         drawn = None if fault else self._faults.draw_random(method, path)
@@ -161,6 +166,7 @@ class PolytomicPipeline:
                     return Reply(422, error_body(422, "idempotency_key_reused", message), echo)
                 return Reply(existing.status, existing.body, echo, replayed=True)
 
+        query = str(getattr(self._current, "query", ""))
         request = Request(method, path, raw, str(version), credential, key, query)
         try:
             reply = self._execute(request, drawn)
