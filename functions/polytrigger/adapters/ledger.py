@@ -13,33 +13,22 @@ Single table, no index: nothing here is looked up by anything but its key.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from polytrigger.adapters.aws import error_code
+from polytrigger.adapters.ledger_open import DynamoOpenRuns, conditional, iso, required
 from polytrigger.core.runs import TERMINAL, RunEvent
-from polytrigger.runs.ports import LedgerUnavailable, OpenRun, Run
+from polytrigger.runs.ports import OpenRun, Run
 
-OPEN_SHARDS = 8
 CURSOR = "runs#cursor"
 TRIGGERS_KEPT = 20
 KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`polytrigger status`)
-T = TypeVar("T")
 
 
 def run_key(execution_id: str) -> str:
     return f"run#{execution_id}"
-
-
-def open_key(execution_id: str) -> str:
-    """The open-runs item holding this run: the same for every call, spread evenly over the shards."""
-    digest = hashlib.sha256(execution_id.encode("utf-8")).digest()
-    return f"runs#open#{digest[0] % OPEN_SHARDS}"
 
 
 class DynamoLedger:
@@ -47,6 +36,19 @@ class DynamoLedger:
         self.client = client
         self.table = table
         self.clock = clock
+        self.open = DynamoOpenRuns(client, table)
+
+    def open_runs(self) -> list[OpenRun]:
+        return self.open.runs()
+
+    def checked(self, execution_id: str, at: datetime) -> None:
+        self.open.checked(execution_id, at)
+
+    def forget(self, execution_id: str) -> None:
+        self.open.forget(execution_id)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     # -- runs -------------------------------------------------------------------------------
 
@@ -54,8 +56,8 @@ class DynamoLedger:
         values = {
             ":sync": {"S": run.sync_id},
             ":type": {"S": run.sync_type},
-            ":now": {"S": _iso(run.started_at or self._now())},
-            ":at": {"S": _iso(trigger_at)},
+            ":now": {"S": iso(run.started_at or self._now())},
+            ":at": {"S": iso(trigger_at)},
             ":route": {"SS": [route]},
             ":one": {"N": "1"},
             ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
@@ -66,7 +68,7 @@ class DynamoLedger:
             " ADD routes :route, trigger_count :one"
         )
         key = {"id": {"S": run_key(run.execution_id)}}
-        kept = self._conditional(
+        kept = conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=key,
@@ -83,12 +85,12 @@ class DynamoLedger:
             )
         )
         if kept is None:  # enough triggers listed: count this one only
-            self._call(
+            required(
                 lambda: self.client.update_item(
                     TableName=self.table, Key=key, UpdateExpression=update, ExpressionAttributeValues=values
                 )
             )
-        self._open(run)
+        self.open.add(run.execution_id, run.sync_id, run.sync_type, run.started_at or self._now())
 
     def settle(self, event: RunEvent) -> Run | None:
         """End a run polytrigger started, once; None for one it did not start or that has ended already.
@@ -96,7 +98,7 @@ class DynamoLedger:
         A run that ends before its start is recorded (a very short run) is found open by the next
         reconciliation, which asks its execution status and settles it then.
         """
-        answer = self._conditional(
+        answer = conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key={"id": {"S": run_key(event.execution_id)}},
@@ -108,7 +110,7 @@ class DynamoLedger:
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
                     ":status": {"S": event.status},
-                    ":at": {"S": _iso(event.created_at)},
+                    ":at": {"S": iso(event.created_at)},
                     ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
                     **{f":t{i}": {"S": status} for i, status in enumerate(TERMINAL)},
                 },
@@ -117,104 +119,28 @@ class DynamoLedger:
         )
         if answer is None:
             return None
-        self.forget(event.execution_id)
+        self.open.forget(event.execution_id)
         return _run(answer["Attributes"])
 
     def get(self, execution_id: str) -> Run | None:
-        item = self._call(
+        item = required(
             lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": run_key(execution_id)}})
         ).get("Item")
         return _run(item) if item else None
 
-    # -- open runs --------------------------------------------------------------------------
-
-    def _open(self, run: Run) -> None:
-        entry = {
-            "M": {
-                "sync_id": {"S": run.sync_id},
-                "sync_type": {"S": run.sync_type},
-                "started_at": {"S": _iso(run.started_at or self._now())},
-            }
-        }
-        names = {"#e": run.execution_id}
-        added = self._conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": open_key(run.execution_id)}},
-                UpdateExpression="SET runs.#e = if_not_exists(runs.#e, :entry)",
-                ConditionExpression="attribute_exists(runs)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":entry": entry},
-            )
-        )
-        if added is None:  # the first open run: the map does not exist yet (or a race made it meanwhile)
-            made = self._conditional(
-                lambda: self.client.put_item(
-                    TableName=self.table,
-                    Item={"id": {"S": open_key(run.execution_id)}, "runs": {"M": {run.execution_id: entry}}},
-                    ConditionExpression="attribute_not_exists(id)",
-                )
-            )
-            if made is None:
-                self._open(run)
-
-    def open_runs(self) -> list[OpenRun]:
-        runs: dict[str, Any] = {}
-        for shard in range(OPEN_SHARDS):
-            runs.update(self._open_item(f"runs#open#{shard}").get("runs", {}).get("M", {}))
-        return [
-            OpenRun(
-                execution_id=execution_id,
-                sync_id=entry["M"]["sync_id"]["S"],
-                sync_type=entry["M"]["sync_type"]["S"],
-                started_at=datetime.fromisoformat(entry["M"]["started_at"]["S"]),
-                checked_at=datetime.fromisoformat(entry["M"]["checked_at"]["S"])
-                if "checked_at" in entry["M"]
-                else None,
-            )
-            for execution_id, entry in runs.items()
-        ]
-
-    def _open_item(self, key: str) -> dict[str, Any]:
-        answer: dict[str, Any] = self._call(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": key}}))
-        return dict(answer.get("Item") or {})
-
-    def checked(self, execution_id: str, at: datetime) -> None:
-        self._conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": open_key(execution_id)}},
-                UpdateExpression="SET runs.#e.checked_at = :at",
-                ConditionExpression="attribute_exists(runs.#e)",
-                ExpressionAttributeNames={"#e": execution_id},
-                ExpressionAttributeValues={":at": {"S": _iso(at)}},
-            )
-        )
-
-    def forget(self, execution_id: str) -> None:
-        self._conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": open_key(execution_id)}},
-                UpdateExpression="REMOVE runs.#e",
-                ConditionExpression="attribute_exists(runs.#e)",
-                ExpressionAttributeNames={"#e": execution_id},
-            )
-        )
-
     # -- the events cursor ------------------------------------------------------------------
 
     def cursor(self) -> datetime | None:
-        item = self._call(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": CURSOR}})).get("Item")
+        item = required(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": CURSOR}})).get("Item")
         return datetime.fromisoformat(item["after"]["S"]) if item and "after" in item else None
 
     def advance(self, before: datetime | None, after: datetime) -> bool:
         condition = "attribute_not_exists(id)" if before is None else "#after = :before"
-        values: dict[str, Any] = {":after": {"S": _iso(after)}}
+        values: dict[str, Any] = {":after": {"S": iso(after)}}
         if before is not None:
-            values[":before"] = {"S": _iso(before)}
+            values[":before"] = {"S": iso(before)}
         return (
-            self._conditional(
+            conditional(
                 lambda: self.client.update_item(
                     TableName=self.table,
                     Key={"id": {"S": CURSOR}},
@@ -226,32 +152,6 @@ class DynamoLedger:
             )
             is not None
         )
-
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC)
-
-    def _conditional(self, call: Callable[[], T]) -> T | None:
-        """The call's answer, or None when its condition failed."""
-        try:
-            return call()
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return None
-            raise LedgerUnavailable(f"the run ledger failed: {error_code(error)}") from None
-        except BotoCoreError as error:
-            raise LedgerUnavailable(f"the run ledger is unreachable: {type(error).__name__}") from None
-
-    def _call(self, call: Callable[[], T]) -> T:
-        answer = self._conditional(call)
-        if answer is None:
-            raise LedgerUnavailable("the run ledger refused an unconditional write")
-        return answer
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _run(item: dict[str, Any]) -> Run:
