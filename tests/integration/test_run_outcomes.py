@@ -256,3 +256,48 @@ def _age_open_runs(polytrigger: Invoker, age: timedelta) -> None:
                 ExpressionAttributeNames={"#e": execution},
                 ExpressionAttributeValues={":then": {"S": then}},
             )
+
+
+def test_every_polytomic_event_received_is_handed_on_to_the_bus_once(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Webhook and poller both receive the completed events, the poller reads its overlap again: one copy each."""
+    from local.function_url import FunctionUrl
+    from polytrigger.handlers import webhook
+    from polytrigger.runtime import outcomes as runtime_outcomes
+
+    stack = outcomes.stack
+    events, sqs = stack.client("events"), stack.client("sqs")
+    bus = f"polytomic-{uuid.uuid4().hex[:8]}"
+    events.create_event_bus(Name=bus)
+    queue = sqs.create_queue(QueueName=bus)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=bus, EventBusName=bus, EventPattern=json.dumps({"source": ["polytrigger.polytomic"]}))
+    events.put_targets(Rule=bus, EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    monkeypatch.setenv("RUN_EVENT_BUS_NAME", bus)
+    runtime_outcomes.reset()
+    fake = stack.fake
+    with FunctionUrl(webhook.handler) as url:
+        fake.subscribe_webhook(url.url, WEBHOOK_SECRET)
+        fake.configure_webhooks(duplicate=1.0, seed=3)  # every delivery twice
+        started_runs(outcomes)
+        fake.deliver_webhooks()
+        first = outcomes.poller()
+        second = outcomes.poller()
+
+    received: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+        received += [json.loads(m["Body"]) for m in batch]
+        sqs.delete_message_batch(
+            QueueUrl=queue, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)]
+        )
+    ids = [item["detail"]["id"] for item in received]
+    assert sorted(ids) == sorted(event["id"] for event in fake.events())  # each event, once
+    assert {item["source"] for item in received} == {"polytrigger.polytomic"}
+    assert {item["detail-type"] for item in received} == {
+        "sync.running",
+        "sync.completed",
+        "bulk_sync.running",
+        "bulk_sync.completed",
+    }
+    assert (first["handed_on"], second["handed_on"]) == (0, 0)  # the webhook had handed them all on

@@ -128,6 +128,17 @@ class DynamoLedger:
         ).get("Item")
         return _run(item) if item else None
 
+    # -- events handed on (the bus) --------------------------------------------------------------
+
+    def handed_on(self, event_id: str) -> bool:
+        """True once `event_id` was handed on to the bus (`hand_on` records it after the bus took it)."""
+        key = {"id": {"S": f"event#{event_id[:200]}"}}
+        return "Item" in required(lambda: self.client.get_item(TableName=self.table, Key=key))
+
+    def hand_on(self, event_id: str) -> None:
+        item = {"id": {"S": f"event#{event_id[:200]}"}, "expiration": {"N": str(int(self.clock()) + 3 * 86400)}}
+        required(lambda: self.client.put_item(TableName=self.table, Item=item))
+
     # -- the events cursor ------------------------------------------------------------------
 
     def cursor(self) -> datetime | None:

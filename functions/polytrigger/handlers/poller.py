@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from polytrigger.runs.fanout import fan_out
 from polytrigger.runs.poll import poll
 from polytrigger.runs.reconcile import reconcile
 from polytrigger.runtime import outcomes
@@ -33,6 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for problem in polled.malformed:
         logger.error(f"poller: an event polytrigger cannot read: {problem}", extra={"status": "unsupported_event"})
         metrics.add_metric(name="unsupported_event", unit=MetricUnit.Count, value=1)
+    handed_on = fan_out(polled.received, app.ledger, app.bus) if app.bus is not None else 0
     done = reconcile(app.reads, app.ledger, now, app.reconcile_after)
     for ended in done.ended:
         record_run_ended(ended, "reconciliation")
@@ -43,6 +45,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "events": polled.events,
         "ended": len(polled.ended) + len(done.ended),
         "looked_up": done.looked_up,
+        "handed_on": handed_on,
         "polytomic_calls": polled.calls + done.looked_up,
         "cursor": polled.cursor.isoformat() if polled.cursor else None,
     }

@@ -15,8 +15,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from polytrigger.adapters.bus import BusUnavailable
 from polytrigger.core.runs import MalformedRunEvent, run_event
 from polytrigger.events.webhook import NotADelivery, delivery
+from polytrigger.runs.fanout import fan_out
 from polytrigger.runs.ports import LedgerUnavailable
 from polytrigger.runs.settle import settle
 from polytrigger.runtime import outcomes
@@ -48,7 +50,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="webhook_unauthorized", unit=MetricUnit.Count, value=1)
         return _answer(401, "unauthorized")
     try:
-        run = run_event(json.loads(body))
+        document = json.loads(body)
+        run = run_event(document)
     except (ValueError, MalformedRunEvent) as error:  # JSONDecodeError is a ValueError
         why = f"webhook delivery polytrigger cannot read: {str(error)[:200]}"
         app.parking.park(
@@ -59,13 +62,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         )
         record_unsupported(why, "the dead-letter queue")
         return _answer(200, "parked")
-    if run is None:
-        return _answer(200, "ignored: not a sync run event")
     try:
-        ended = settle([run], app.ledger)
-    except LedgerUnavailable as error:
+        ended = settle([run], app.ledger) if run is not None else []
+        if app.bus is not None:
+            fan_out([document], app.ledger, app.bus)
+    except (LedgerUnavailable, BusUnavailable) as error:
         logger.error(f"webhook: {error}; answered 503 so that Polytomic delivers it again")
         return _answer(503, "try again")
+    if run is None:
+        return _answer(200, "ignored: not a sync run event")
     for item in ended:
         record_run_ended(item, "webhook")
     return _answer(200, "settled" if ended else "nothing to settle")

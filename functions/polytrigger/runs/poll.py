@@ -8,8 +8,10 @@ the events were settled: a crash in between reads them again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from polytrigger.core.runs import MalformedRunEvent, RunEvent, run_event
 from polytrigger.runs.ports import RunLedger, RunReads
@@ -28,6 +30,7 @@ class Polled:
     malformed: list[str] = field(default_factory=list)
     calls: int = 0
     cursor: datetime | None = None  # where the next poll starts (before its overlap)
+    received: list[Mapping[str, Any]] = field(default_factory=list)  # every event read, once (for the bus)
 
 
 def poll(reads: RunReads, ledger: RunLedger, now: datetime) -> Polled:
@@ -35,12 +38,16 @@ def poll(reads: RunReads, ledger: RunLedger, now: datetime) -> Polled:
     before = ledger.cursor()
     low, high = (before or now) - OVERLAP, None
     seen: dict[str, RunEvent] = {}
+    received: set[str] = set()
     polled = Polled(cursor=before)
     for _ in range(MAX_PAGES):
         page = reads.events(low, high, PAGE)
         polled.calls += 1
         parsed: list[RunEvent] = []
         for raw in page:
+            if isinstance(raw, Mapping) and isinstance(raw.get("id"), str) and raw["id"] not in received:
+                received.add(raw["id"])
+                polled.received.append(raw)
             try:
                 event = run_event(raw)
             except MalformedRunEvent as error:

@@ -47,6 +47,7 @@ class Settings:
     webhook_secret_id: str = ""  # the webhook receiver's secret (its string is the webhook secret)
     webhook_signature: str = "either"  # hex, base64 or either: Polytomic does not document its encoding
     run_reconcile_after_seconds: int = 900  # a run with no ending heard this long is looked up
+    run_event_bus_name: str = ""  # hand every Polytomic event received on to this EventBridge bus
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,6 +71,7 @@ class Settings:
             webhook_secret_id=env.get("POLYTOMIC_WEBHOOK_SECRET_ID", "").strip(),
             webhook_signature=_choice(env, "WEBHOOK_SIGNATURE", "either", ("hex", "base64", "either")),
             run_reconcile_after_seconds=_int(env, "RUN_RECONCILE_AFTER_SECONDS", 900, minimum=60),
+            run_event_bus_name=env.get("RUN_EVENT_BUS_NAME", "").strip(),
         )
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 from polytrigger.adapters.aws import AwsClients
+from polytrigger.adapters.bus import RunEventBus
 from polytrigger.adapters.credentials import SecretCredentials
 from polytrigger.adapters.ledger import DynamoLedger
 from polytrigger.adapters.polytomic import PolytomicClient
@@ -28,6 +29,7 @@ class Outcomes:
     encoding: Encoding
     reconcile_after: timedelta
     parking: EventParking
+    bus: RunEventBus | None = None  # where every Polytomic event received is handed on, if anywhere
 
     def verified(self, body: bytes, signature: str) -> bool:
         """Signed with the webhook secret; checked again against a fresh read once (a rotated secret)."""
@@ -63,6 +65,9 @@ def build(settings: Settings | None = None, *, webhook: bool = False) -> Outcome
         encoding=cast(Encoding, settings.webhook_signature),
         reconcile_after=timedelta(seconds=settings.run_reconcile_after_seconds),
         parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
+        bus=RunEventBus(settings.run_event_bus_name, lambda: aws.session.client("events", config=aws.config))
+        if settings.run_event_bus_name
+        else None,
     )
 
 
