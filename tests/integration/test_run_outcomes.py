@@ -301,3 +301,59 @@ def test_every_polytomic_event_received_is_handed_on_to_the_bus_once(
         "bulk_sync.completed",
     }
     assert (first["handed_on"], second["handed_on"]) == (0, 0)  # the webhook had handed them all on
+
+
+CHAIN_ROUTES = f"""\
+routes:
+  - name: orders-landing
+    s3: {{bucket: acme-landing, key: "orders/**/*.csv"}}
+    syncs: [{{id: {ORDERS_MODEL}}}]
+  - name: enrich-after-orders
+    polytomic: {{sync: {ORDERS_MODEL}, events: [completed]}}
+    syncs: [{{id: {WAREHOUSE_BULK}, type: bulk}}]
+"""
+
+
+def test_a_chained_start_happens_once_however_often_the_ending_arrives(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from local.dispatch_pump import pump
+    from local.function_url import FunctionUrl
+    from polytrigger.handlers import webhook
+    from polytrigger.runtime import app as runtime
+    from polytrigger.runtime import outcomes as runtime_outcomes
+    from tests.integration.dispatch_support import Queues
+
+    queues = Queues.create(outcomes.stack)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(CHAIN_ROUTES, encoding="utf-8")
+    for name, value in {**queues.env(), "ROUTES_FILE": str(routes)}.items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
+    runtime_outcomes.reset()
+    fake = outcomes.stack.fake
+    try:
+        with FunctionUrl(webhook.handler) as url:
+            fake.subscribe_webhook(url.url, WEBHOOK_SECRET)
+            fake.configure_webhooks(duplicate=1.0, reorder=True, seed=5)  # every delivery twice
+            outcomes.s3(load_event("s3-notification-created.json"))
+            fake.deliver_webhooks()
+            polled = outcomes.poller()  # reads the same ending again
+            answers = pump(queues.sqs, queues.url, lambda event, _: outcomes.dispatcher(event), timeout=30)
+        bulk_starts = [c for c in starts(fake) if WAREHOUSE_BULK in c.path]
+        (upstream,) = [c for c in starts(fake) if ORDERS_MODEL in c.path]
+        upstream_run = upstream.response["data"]["id"]
+
+        assert len(bulk_starts) == 1  # chained once: two deliveries and a poll of the same ending
+        assert polled["chained"] == 0  # the webhook had set it off already
+        outcomes_seen = [o for answer in answers for o in answer.get("outcomes", [])]
+        assert [(o["route"], o["status"]) for o in outcomes_seen] == [("enrich-after-orders", "started")]
+        (line,) = [
+            ln
+            for ln in outcomes.log_lines()
+            if ln.get("route") == "enrich-after-orders" and ln.get("status") == "started"
+        ]
+        assert line["trigger"] == f"sync {ORDERS_MODEL} run {upstream_run} completed"
+    finally:
+        runtime.reset()
+        queues.delete()

@@ -265,8 +265,8 @@ def one_problem(route: dict[str, Any]) -> str:
         (route_with(name="has space"), "route 'has space': name: required; 1-64 letters, digits, '-' or '_'"),
         (route_with(name="x" * 65), f"route '{'x' * 65}': name: required; 1-64 letters, digits, '-' or '_'"),
         (route_with(name=7), "routes[0]: name: required; 1-64 letters, digits, '-' or '_'"),
-        (route_with(s3=...), "route 'good': needs exactly one trigger: s3 or schedule"),
-        (route_with(schedule="nightly"), "route 'good': needs exactly one trigger: s3 or schedule"),
+        (route_with(s3=...), "route 'good': needs exactly one trigger: s3, schedule or polytomic"),
+        (route_with(schedule="nightly"), "route 'good': needs exactly one trigger: s3, schedule or polytomic"),
         (route_with(action="stop"), "route 'good': action: must be one of start, activate, deactivate (got 'stop')"),
         (route_with(syncs=...), "route 'good': syncs: must be a non-empty list of {id: <sync uuid>, ...}"),
         (route_with(syncs=[]), "route 'good': syncs: must be a non-empty list of {id: <sync uuid>, ...}"),
@@ -468,7 +468,8 @@ def test_a_route_field_at_the_top_level_says_it_belongs_in_a_route() -> None:
 
 
 def test_a_route_that_is_not_a_mapping() -> None:
-    assert one_problem("orders") == "routes[0]: must be a mapping with name, a trigger (s3 or schedule) and syncs"  # type: ignore[arg-type]
+    problem = one_problem("orders")  # type: ignore[arg-type]
+    assert problem == "routes[0]: must be a mapping with name, a trigger (s3, schedule or polytomic) and syncs"
 
 
 def test_duplicate_route_names() -> None:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-TriggerKind = Literal["s3", "schedule"]
+TriggerKind = Literal["s3", "schedule", "polytomic"]
 S3EventKind = Literal["created", "deleted"]
-TRIGGER_KINDS: tuple[TriggerKind, ...] = ("s3", "schedule")
+TRIGGER_KINDS: tuple[TriggerKind, ...] = ("s3", "schedule", "polytomic")
 S3_EVENT_KINDS: tuple[S3EventKind, ...] = ("created", "deleted")
 # A schedule's name, as routes name it and events carry it (EventBridge's own rule for rule and schedule names).
 SCHEDULE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -27,6 +27,9 @@ class Trigger:
     event: S3EventKind = "created"
     sequencer: str = ""
     schedule: str = ""
+    upstream: str = ""  # polytomic: the sync whose run ended
+    execution: str = ""  # polytomic: that run
+    status: str = ""  # polytomic: how it ended
 
     @classmethod
     def s3(cls, *, bucket: str, key: str, event: S3EventKind, sequencer: str, time: datetime) -> Trigger:
@@ -35,6 +38,11 @@ class Trigger:
     @classmethod
     def scheduled(cls, *, schedule: str, time: datetime) -> Trigger:
         return cls(kind="schedule", schedule=schedule, time=time)
+
+    @classmethod
+    def polytomic(cls, *, sync_id: str, execution: str, status: str, time: datetime) -> Trigger:
+        """A Polytomic run ending: chained routes start their syncs on it."""
+        return cls(kind="polytomic", upstream=sync_id, execution=execution, status=status, time=time)
 
     @property
     def identity(self) -> str:
@@ -47,12 +55,16 @@ class Trigger:
         if self.kind == "s3":
             occurrence = self.sequencer or iso(self.time)
             return json.dumps(["s3", self.bucket, self.key, self.event, occurrence], ensure_ascii=False)
+        if self.kind == "polytomic":  # one run ends once however often its event arrives
+            return json.dumps(["polytomic", self.execution, self.status], ensure_ascii=False)
         return json.dumps(["schedule", self.schedule, iso(self.time)], ensure_ascii=False)
 
     def describe(self) -> str:
         """Short human label for logs and the explain table."""
         if self.kind == "s3":
             return f"s3://{self.bucket}/{self.key} ({self.event})"
+        if self.kind == "polytomic":
+            return f"sync {self.upstream} run {self.execution} {self.status}"
         return f"schedule {self.schedule} @ {iso(self.time)}"
 
 

@@ -143,6 +143,11 @@ def _encode_action(action: Action) -> dict[str, Any]:
             "event": trigger.event,
             "sequencer": trigger.sequencer,
             "schedule": trigger.schedule,
+            **(
+                {"upstream": trigger.upstream, "execution": trigger.execution, "status": trigger.status}
+                if trigger.kind == "polytomic"
+                else {}
+            ),
         },
         "debounce": action.debounce,
         "max_wait": action.max_wait,
@@ -170,6 +175,7 @@ def _decode_action(data: object) -> Action:
             event=cast(S3EventKind, trigger.choice("event", S3_EVENT_KINDS)),
             sequencer=trigger.text("sequencer", empty=True),
             schedule=trigger.text("schedule", empty=True),
+            **_chained(trigger),
         ),
         debounce=fields.whole("debounce", 0),
         max_wait=fields.whole("max_wait", 0),
@@ -199,6 +205,13 @@ def _moment(seconds: float) -> datetime:
         return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         raise UnsupportedMessage("action.trigger: field time is not a time") from None
+
+
+def _chained(trigger: _Fields) -> dict[str, str]:
+    """A polytomic trigger's run (messages of the other kinds carry none: older messages neither)."""
+    if trigger.data.get("kind") != "polytomic":
+        return {}
+    return {name: trigger.text(name) for name in ("upstream", "execution", "status")}
 
 
 class _Fields:

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from polytrigger.runs.fanout import fan_out
+from polytrigger.runs.fanout import set_off
 from polytrigger.runs.poll import poll
 from polytrigger.runs.reconcile import reconcile
 from polytrigger.runtime import outcomes
@@ -34,7 +34,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for problem in polled.malformed:
         logger.error(f"poller: an event polytrigger cannot read: {problem}", extra={"status": "unsupported_event"})
         metrics.add_metric(name="unsupported_event", unit=MetricUnit.Count, value=1)
-    handed_on = fan_out(polled.received, app.ledger, app.bus) if app.bus is not None else 0
+    effects = set_off(polled.received, app.ledger, app.bus.publish if app.bus else None, app.chains)
     done = reconcile(app.reads, app.ledger, now, app.reconcile_after)
     for ended in done.ended:
         record_run_ended(ended, "reconciliation")
@@ -45,7 +45,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "events": polled.events,
         "ended": len(polled.ended) + len(done.ended),
         "looked_up": done.looked_up,
-        "handed_on": handed_on,
+        "handed_on": effects.published,
+        "chained": effects.chained,
         "polytomic_calls": polled.calls + done.looked_up,
         "cursor": polled.cursor.isoformat() if polled.cursor else None,
     }

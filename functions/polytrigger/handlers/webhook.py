@@ -17,8 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from polytrigger.adapters.bus import BusUnavailable
 from polytrigger.core.runs import MalformedRunEvent, run_event
+from polytrigger.dispatch.ports import QueueUnavailable
 from polytrigger.events.webhook import NotADelivery, delivery
-from polytrigger.runs.fanout import fan_out
+from polytrigger.runs.fanout import set_off
 from polytrigger.runs.ports import LedgerUnavailable
 from polytrigger.runs.settle import settle
 from polytrigger.runtime import outcomes
@@ -64,9 +65,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         return _answer(200, "parked")
     try:
         ended = settle([run], app.ledger) if run is not None else []
-        if app.bus is not None:
-            fan_out([document], app.ledger, app.bus)
-    except (LedgerUnavailable, BusUnavailable) as error:
+        set_off([document], app.ledger, app.bus.publish if app.bus else None, app.chains)
+    except (LedgerUnavailable, BusUnavailable, QueueUnavailable) as error:
         logger.error(f"webhook: {error}; answered 503 so that Polytomic delivers it again")
         return _answer(503, "try again")
     if run is None:

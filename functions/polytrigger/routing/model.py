@@ -23,12 +23,18 @@ class Route:
     events: frozenset[S3EventKind] = frozenset()
     schedule: str = ""
     schedule_spec: ScheduleSpec | None = None  # None: a schedule made elsewhere (or an S3 route)
+    upstream: str = ""  # a chained route: the sync whose run ending starts it
+    upstream_statuses: frozenset[str] = frozenset()  # ... ending so (completed, failed, ...)
     debounce: int = 0
     max_wait: int = 0
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":
             return self.schedule == trigger.schedule
+        if trigger.kind == "polytomic":
+            return (
+                bool(self.upstream) and self.upstream == trigger.upstream and trigger.status in self.upstream_statuses
+            )
         return (
             self.bucket == trigger.bucket
             and trigger.event in self.events
@@ -69,10 +75,13 @@ class Routes:
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(routes)
         self._by_schedule: dict[str, list[Route]] = {}
+        self._by_upstream: dict[str, list[Route]] = {}
         self._by_s3: dict[tuple[str, str], _FolderIndex] = {}
         for order, route in enumerate(self.routes):
             if route.schedule:
                 self._by_schedule.setdefault(route.schedule, []).append(route)
+            elif route.upstream:
+                self._by_upstream.setdefault(route.upstream, []).append(route)
             elif route.key_pattern is not None:  # a route without a pattern never matches an S3 trigger
                 for event in route.events:
                     index = self._by_s3.setdefault((route.bucket, event), _FolderIndex())
@@ -84,6 +93,8 @@ class Routes:
     def matching(self, trigger: Trigger) -> list[Route]:
         if trigger.kind == "schedule":
             return [route for route in self._by_schedule.get(trigger.schedule, ()) if route.matches(trigger)]
+        if trigger.kind == "polytomic":
+            return [route for route in self._by_upstream.get(trigger.upstream, ()) if route.matches(trigger)]
         index = self._by_s3.get((trigger.bucket, trigger.event))
         return index.matching(trigger.key) if index is not None else []
 

@@ -12,6 +12,7 @@ from typing import Any, cast
 from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncTarget, SyncType
 from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS
+from polytrigger.routing.chains import chain_cycles, parse_chain
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import Route, Routes
 from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
@@ -25,7 +26,7 @@ def is_bucket_name(value: object) -> bool:
     return isinstance(value, str) and _BUCKET.fullmatch(value) is not None and ".." not in value
 
 
-_ROUTE_FIELDS = {"name", "s3", "schedule", "action", "syncs", "debounce", "max_wait"}
+_ROUTE_FIELDS = {"name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait"}
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 _S3_FIELDS = {"bucket", "key", "events"}
 _MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
@@ -118,6 +119,7 @@ def parse_routes(
             if route.schedule:
                 schedules[route.name] = (route.schedule, route.schedule_spec)
     found.extend(definitions(schedules)[1])
+    found.extend(chain_cycles(routes))
     if found:
         raise invalid(source, found)
     return Routes(routes)
@@ -137,7 +139,7 @@ def _shape_problem(document: Any) -> str | None:
 
 def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) -> Route | None:
     if not isinstance(raw, Mapping):
-        problems.append("must be a mapping with name, a trigger (s3 or schedule) and syncs")
+        problems.append("must be a mapping with name, a trigger (s3, schedule or polytomic) and syncs")
         return None
     _misplaced(raw, _ROUTE_FIELDS, "", "on the route itself", problems)
 
@@ -151,12 +153,14 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
         problems.append(f"action: must be one of {', '.join(ACTION_KINDS)} (got {action!r})")
         action = "start"
 
-    has_s3, has_schedule = "s3" in raw, "schedule" in raw
+    triggers = [kind for kind in ("s3", "schedule", "polytomic") if kind in raw]
     fields: dict[str, Any] = {}
-    if has_s3 == has_schedule:
-        problems.append("needs exactly one trigger: s3 or schedule")
-    elif has_s3:
+    if len(triggers) != 1:
+        problems.append("needs exactly one trigger: s3, schedule or polytomic")
+    elif triggers[0] == "s3":
         fields = _parse_s3(raw["s3"], problems)
+    elif triggers[0] == "polytomic":
+        fields = parse_chain(raw["polytomic"], problems)
     else:
         schedule, spec = parse_schedule(raw["schedule"], problems, check_zone=check_zones)
         fields = {"schedule": schedule, "schedule_spec": spec}

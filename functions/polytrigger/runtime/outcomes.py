@@ -13,9 +13,11 @@ from polytrigger.adapters.credentials import SecretCredentials
 from polytrigger.adapters.ledger import DynamoLedger
 from polytrigger.adapters.polytomic import PolytomicClient
 from polytrigger.adapters.polytomic_reads import PolytomicReads
-from polytrigger.adapters.queue import EventParking
+from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.events.webhook import Encoding, signed
+from polytrigger.routing import load_routes
 from polytrigger.runtime import gc_pause
+from polytrigger.runtime.chains import QueuedChains
 from polytrigger.runtime.config import ConfigError, Settings
 
 WEBHOOK_SECRET_MAX_AGE = 300
@@ -30,6 +32,7 @@ class Outcomes:
     reconcile_after: timedelta
     parking: EventParking
     bus: RunEventBus | None = None  # where every Polytomic event received is handed on, if anywhere
+    chains: QueuedChains | None = None  # the routes that start syncs when another sync's run ends
 
     def verified(self, body: bytes, signature: str) -> bool:
         """Signed with the webhook secret; checked again against a fresh read once (a rotated secret)."""
@@ -65,10 +68,23 @@ def build(settings: Settings | None = None, *, webhook: bool = False) -> Outcome
         encoding=cast(Encoding, settings.webhook_signature),
         reconcile_after=timedelta(seconds=settings.run_reconcile_after_seconds),
         parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
+        chains=_chains(settings, aws),
         bus=RunEventBus(settings.run_event_bus_name, lambda: aws.session.client("events", config=aws.config))
         if settings.run_event_bus_name
         else None,
     )
+
+
+def _chains(settings: Settings, aws: AwsClients) -> QueuedChains | None:
+    """The chained routes, if the routes have any (they need the dispatch queue)."""
+    routes = load_routes(settings.routes_file)
+    chained = [route.name for route in routes.routes if route.upstream]
+    if not chained:
+        return None
+    if not settings.dispatch_queue_url:
+        raise ConfigError(f"DISPATCH_QUEUE_URL is required: route(s) {', '.join(chained)} chain syncs")
+    queue = SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs)
+    return QueuedChains(routes, queue)
 
 
 def _webhook_secret(secret_id: str, client: Any) -> Callable[[bool], str]:
