@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from local import reliability_dispatch as dispatch
 from local import reliability_failures as failures
 from local import reliability_load as load
+from local import reliability_outcomes as outcomes
 from local import reliability_windows as windows
 from local.reliability_harness import Harness, Row
 from local.reliability_scenarios import FULL_SCALE_ONLY, SCENARIOS
@@ -47,7 +48,7 @@ def run_all(stack: LocalStack, scale: float, seed: int, only: str = "") -> list[
     """Every scenario (`only`: those whose function name contains it), at `scale` of the full counts."""
     harness = Harness(stack, scale, seed)
     scenarios = SCENARIOS if scale < 0.5 else SCENARIOS[:7] + FULL_SCALE_ONLY + SCENARIOS[7:]
-    scenarios += ADVERSARIAL
+    scenarios += ADVERSARIAL + outcomes.SCENARIOS  # issue 12: run outcomes (local.reliability_outcomes)
     if only:
         scenarios = tuple(s for s in scenarios if only in getattr(s, "__name__", ""))
     try:
