@@ -357,3 +357,64 @@ def test_a_chained_start_happens_once_however_often_the_ending_arrives(
     finally:
         runtime.reset()
         queues.delete()
+
+
+FRESH_SYNC_MISSING = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"  # no such sync in the fake: Polytomic answers 404
+
+FRESHNESS_ROUTES = f"""\
+routes:
+  - name: fresh-orders
+    s3: {{bucket: acme-landing, key: "orders/**/*.csv"}}
+    freshness: 30m
+    syncs:
+      - {{id: {ORDERS_MODEL}}}
+      - {{id: {WAREHOUSE_BULK}, type: bulk}}
+      - {{id: {FRESH_SYNC_MISSING}}}
+"""
+
+
+def test_a_freshness_breach_is_reported_once_with_what_happened(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from polytrigger.runtime import app as runtime
+    from polytrigger.runtime import outcomes as runtime_outcomes
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(FRESHNESS_ROUTES, encoding="utf-8")
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    runtime.reset()
+    runtime_outcomes.reset()
+    fake = outcomes.stack.fake
+    fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=3600)  # still running when the promise falls due
+
+    outcomes.s3(load_event("s3-notification-created.json"))  # the missing sync is refused: parked, no run
+    _due_now(outcomes)
+
+    first = outcomes.poller()
+    second = outcomes.poller()
+
+    breaches = [line for line in outcomes.log_lines() if line.get("status") == "freshness_breach"]
+    assert sorted(line["what"] for line in breaches) == ["never started", "still running"]
+    assert {line["sync_id"] for line in breaches} == {WAREHOUSE_BULK, FRESH_SYNC_MISSING}
+    assert all(line["trigger"].startswith("s3://acme-landing/orders/") for line in breaches)
+    assert all(line["route"] == "fresh-orders" for line in breaches)
+    assert (first["freshness_breaches"], first["promises_kept"]) == (2, 1)
+    assert second["freshness_breaches"] == 0  # reported once
+
+
+def _due_now(polytrigger: Invoker) -> None:
+    """As if the promises' time had come (the shortest promise is a minute)."""
+    client = polytrigger.stack.dynamodb_client()
+    now = datetime.now(UTC).isoformat(timespec="microseconds")
+    items = client.scan(TableName=polytrigger.stack.table_name)["Items"]
+    for item in items:
+        if not item["id"]["S"].startswith("promises#"):
+            continue
+        for key in item["promises"]["M"]:
+            client.update_item(
+                TableName=polytrigger.stack.table_name,
+                Key={"id": item["id"]},
+                UpdateExpression="SET promises.#k.due = :now",
+                ExpressionAttributeNames={"#k": key},
+                ExpressionAttributeValues={":now": {"S": now}},
+            )

@@ -174,7 +174,7 @@ class Reads:
         newest_first: bool = False,
     ) -> None:
         self.all = events
-        self.executions = executions or {}
+        self.by_id = executions or {}
         self.newest_first = newest_first
         self.calls: list[tuple[datetime, datetime | None, int]] = []
 
@@ -185,7 +185,10 @@ class Reads:
         return chosen[:limit]
 
     def execution(self, sync_type: str, sync_id: str, execution_id: str) -> dict[str, Any] | None:
-        return self.executions.get(execution_id)
+        return self.by_id.get(execution_id)
+
+    def executions(self, sync_type: str, sync_id: str) -> list[dict[str, Any]]:
+        return list(self.by_id.values())
 
 
 def _at(raw: dict[str, Any]) -> datetime:
@@ -303,3 +306,68 @@ def test_an_execution_status_reads_as_the_event_it_stands_for(
     read = from_execution("bulk", SYNC, data)
     assert read is not None
     assert (read.status, read.terminal, read.event_id) == (status, terminal, f"execution:x:{status}")
+
+
+class Book:
+    def __init__(self, *promises: Any) -> None:
+        self.open = {p.key: p for p in promises}
+
+    def promise(self, promise: Any) -> None:
+        self.open.setdefault(promise.key, promise)
+
+    def due(self, now: datetime) -> list[Any]:
+        return [p for p in self.open.values() if p.due <= now]
+
+    def close(self, key: str) -> bool:
+        return self.open.pop(key, None) is not None
+
+
+def promise(key: str) -> Any:
+    from polytrigger.runs.ports import Promise
+
+    return Promise(
+        key,
+        "fresh",
+        SYNC,
+        "model",
+        f"s3://b/{key}.csv (created)",
+        NOW - timedelta(minutes=40),
+        NOW - timedelta(minutes=10),
+    )
+
+
+def execution(created: timedelta, status: str, completed: timedelta | None = None) -> dict[str, Any]:
+    data = {"id": f"run-{created}", "status": status, "created_at": (NOW + created).isoformat()}
+    if completed is not None:
+        data["completed_at"] = (NOW + completed).isoformat()
+    return data
+
+
+@pytest.mark.parametrize(
+    ("executions", "what"),
+    [
+        ([execution(-timedelta(minutes=35), "completed", -timedelta(minutes=20))], None),  # kept
+        (
+            [execution(-timedelta(minutes=35), "completed", -timedelta(minutes=5))],
+            "the run completed after the promise was due",
+        ),
+        ([execution(-timedelta(minutes=35), "failed", -timedelta(minutes=30))], "the run ended failed"),
+        ([execution(-timedelta(minutes=35), "running")], "still running"),
+        ([execution(-timedelta(minutes=50), "completed", -timedelta(minutes=45))], "never started"),  # before the file
+        ([], "never started"),
+    ],
+)
+def test_a_due_promise_is_kept_by_a_later_completed_run_or_reported_once_with_what_happened(
+    executions: list[dict[str, Any]], what: str | None
+) -> None:
+    from polytrigger.runs.freshness import check
+
+    book = Book(promise("a"))
+    reads = Reads([])
+    reads.by_id = {e["id"]: e for e in executions}
+
+    kept, breaches = check(book, reads, NOW)
+
+    assert [b.what for b in breaches] == ([what] if what else [])
+    assert kept == (0 if what else 1)
+    assert check(book, reads, NOW) == (0, [])  # once

@@ -21,10 +21,14 @@ OPEN_SHARDS = 8
 T = TypeVar("T")
 
 
+def shard_key(prefix: str, key: str) -> str:
+    """The item of `prefix` holding `key`: the same for every call, spread evenly over the shards."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    return f"{prefix}#{digest[0] % OPEN_SHARDS}"
+
+
 def open_key(execution_id: str) -> str:
-    """The open-runs item holding this run: the same for every call, spread evenly over the shards."""
-    digest = hashlib.sha256(execution_id.encode("utf-8")).digest()
-    return f"runs#open#{digest[0] % OPEN_SHARDS}"
+    return shard_key("runs#open", execution_id)
 
 
 class DynamoOpenRuns:

@@ -27,6 +27,15 @@ class PolytomicReads:
             raise UnreadableAnswer("GET /api/events: Polytomic answered but `data` is not a list of events")
         return data
 
+    def executions(self, sync_type: str, sync_id: str) -> list[dict[str, Any]]:
+        """The sync's recent executions; none for a sync Polytomic does not know (404)."""
+        try:
+            return self.client.executions(sync_type, sync_id)
+        except Rejected as error:
+            if error.status == 404:
+                return []
+            raise
+
     def execution(self, sync_type: str, sync_id: str, execution_id: str) -> dict[str, Any] | None:
         if not is_uuid(execution_id):
             return None  # never put an id that is not one into a path

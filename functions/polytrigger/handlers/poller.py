@@ -14,11 +14,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from polytrigger.runs.fanout import set_off
+from polytrigger.runs.freshness import check
 from polytrigger.runs.poll import poll
 from polytrigger.runs.reconcile import reconcile
 from polytrigger.runtime import outcomes
 from polytrigger.runtime.observability import logger, metrics, tracer
-from polytrigger.runtime.run_outcomes import record_run_ended
+from polytrigger.runtime.run_outcomes import record_breach, record_run_ended
 
 
 @tracer.capture_lambda_handler(capture_response=False)
@@ -36,6 +37,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="unsupported_event", unit=MetricUnit.Count, value=1)
     effects = set_off(polled.received, app.ledger, app.bus.publish if app.bus else None, app.chains)
     done = reconcile(app.reads, app.ledger, now, app.reconcile_after)
+    kept, breaches = check(app.promises, app.reads, now) if app.promises is not None else (0, [])
+    for breach in breaches:
+        record_breach(breach)
     for ended in done.ended:
         record_run_ended(ended, "reconciliation")
     for lost in done.forgotten:
@@ -46,6 +50,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "ended": len(polled.ended) + len(done.ended),
         "looked_up": done.looked_up,
         "handed_on": effects.published,
+        "promises_kept": kept,
+        "freshness_breaches": len(breaches),
         "chained": effects.chained,
         "polytomic_calls": polled.calls + done.looked_up,
         "cursor": polled.cursor.isoformat() if polled.cursor else None,

@@ -26,6 +26,7 @@ class Route:
     upstream: str = ""  # a chained route: the sync whose run ending starts it
     upstream_statuses: frozenset[str] = frozenset()  # ... ending so (completed, failed, ...)
     debounce: int = 0
+    freshness: int = 0  # seconds: each trigger's data should be in a completed run by then (0: no promise)
     max_wait: int = 0
 
     def matches(self, trigger: Trigger) -> bool:
@@ -89,6 +90,9 @@ class Routes:
 
     def __len__(self) -> int:
         return len(self.routes)
+
+    def named(self, name: str) -> Route | None:
+        return next((route for route in self.routes if route.name == name), None)
 
     def matching(self, trigger: Trigger) -> list[Route]:
         if trigger.kind == "schedule":

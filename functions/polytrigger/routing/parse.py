@@ -26,7 +26,7 @@ def is_bucket_name(value: object) -> bool:
     return isinstance(value, str) and _BUCKET.fullmatch(value) is not None and ".." not in value
 
 
-_ROUTE_FIELDS = {"name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait"}
+_ROUTE_FIELDS = {"name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait", "freshness"}
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 _S3_FIELDS = {"bucket", "key", "events"}
 _MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
@@ -167,11 +167,40 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
 
     syncs = _parse_syncs(raw.get("syncs"), cast(ActionKind, action), problems)
     debounce, max_wait = _parse_debounce(raw, action, problems)
+    freshness = _parse_freshness(raw.get("freshness"), action, problems)
     if problems:
         return None
     return Route(
-        name=name, action=cast(ActionKind, action), syncs=syncs, debounce=debounce, max_wait=max_wait, **fields
+        name=name,
+        action=cast(ActionKind, action),
+        syncs=syncs,
+        debounce=debounce,
+        max_wait=max_wait,
+        freshness=freshness,
+        **fields,
     )
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_FRESHNESS = 2 * 86400  # Polytomic keeps events 48 hours: a promise longer than that could not be checked
+
+
+def _parse_freshness(raw: Any, action: Any, problems: list[str]) -> int:
+    """`freshness: 30m`: each trigger's data in a completed run within this long, or it is reported."""
+    if raw is None:
+        return 0
+    seconds = -1
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        seconds = raw
+    elif isinstance(raw, str) and (match := _DURATION.fullmatch(raw)) is not None:
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not 60 <= seconds <= MAX_FRESHNESS:
+        problems.append(f"freshness: must be from 1m to 48h, e.g. 30m, 2h or seconds (got {raw!r})")
+        return 0
+    if action != "start":
+        problems.append("freshness: only applies to action start")
+    return seconds
 
 
 def _parse_debounce(raw: Mapping[str, Any], action: Any, problems: list[str]) -> tuple[int, int]:

@@ -74,3 +74,32 @@ class RunReads(Protocol):
     def execution(self, sync_type: str, sync_id: str, execution_id: str) -> dict[str, Any] | None:
         """The execution, or None when Polytomic does not know it (404)."""
         ...
+
+    def executions(self, sync_type: str, sync_id: str) -> list[dict[str, Any]]:
+        """The sync's most recent executions, newest first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """A route's freshness promise for one trigger and one sync: its data in a completed run by `due`."""
+
+    key: str  # the same for every delivery of the trigger: written once, reported once
+    route: str
+    sync_id: str
+    sync_type: str
+    trigger: str  # as `Trigger.describe()` says it
+    at: datetime  # when the object landed (or the schedule fired)
+    due: datetime
+
+
+class PromiseBook(Protocol):
+    def promise(self, promise: Promise) -> None:
+        """Note the promise (again: nothing changes)."""
+        ...
+
+    def due(self, now: datetime) -> list[Promise]: ...
+
+    def close(self, key: str) -> bool:
+        """Take the promise off the book; False if it was gone already (another poll reported it)."""
+        ...

@@ -13,6 +13,7 @@ from polytrigger.adapters.credentials import SecretCredentials
 from polytrigger.adapters.dedup import PowertoolsDedup
 from polytrigger.adapters.ledger import DynamoLedger
 from polytrigger.adapters.polytomic import PolytomicClient
+from polytrigger.adapters.promises import DynamoPromises
 from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.adapters.windows import DynamoWindows
 from polytrigger.core.actions import Action
@@ -27,7 +28,7 @@ from polytrigger.dispatch.run import run
 from polytrigger.dispatch.starts import Starts
 from polytrigger.routing import Routes, load_routes
 from polytrigger.runs.ports import LedgerUnavailable
-from polytrigger.runs.started import note_run
+from polytrigger.runs.started import note_promise, note_run
 from polytrigger.runtime import gc_pause
 from polytrigger.runtime.config import ConfigError, Settings
 from polytrigger.runtime.observability import record_outcome, record_parked, record_unsupported
@@ -63,6 +64,7 @@ class App:
     parking: EventParking  # the stack's dead-letter queue, for trigger events
     call_budget_ms: int  # the longest one Polytomic call can take: no record is taken with less time left
     ledger: DynamoLedger | None = None  # the runs started, so that their outcomes can be known
+    promises: DynamoPromises | None = None  # the routes' freshness promises, checked by the poller
 
     def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None) -> Report:
         """Every action the routes make of these triggers; a report of their outcomes."""
@@ -98,8 +100,11 @@ class App:
             return
         try:
             note_run(self.ledger, action, outcome)
+            if self.promises is not None:
+                route = self.routes.named(action.route)
+                note_promise(self.promises, action, outcome, route.freshness if route else 0)
         except LedgerUnavailable as error:
-            record_ledger_problem(f"{error}: execution {outcome.execution_id} (route {action.route}) is not watched")
+            record_ledger_problem(f"{error}: the outcome of {action.route}'s {outcome.status} start is not watched")
 
     def park_message(self, body: str, reason: str, *, unsupported: bool) -> None:
         """A dispatch queue message as it came (unreadable, or failing on its last receive), with why."""
@@ -179,6 +184,9 @@ def build(settings: Settings | None = None) -> App:
         parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
         call_budget_ms=int((settings.connect_timeout + settings.read_timeout + SAFETY_MARGIN_SECONDS) * 1000),
         ledger=DynamoLedger(aws.dynamodb, settings.idempotency_table),
+        promises=DynamoPromises(aws.dynamodb, settings.idempotency_table)
+        if any(route.freshness for route in routes.routes)
+        else None,
     )
 
 

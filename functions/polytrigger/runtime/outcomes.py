@@ -13,6 +13,7 @@ from polytrigger.adapters.credentials import SecretCredentials
 from polytrigger.adapters.ledger import DynamoLedger
 from polytrigger.adapters.polytomic import PolytomicClient
 from polytrigger.adapters.polytomic_reads import PolytomicReads
+from polytrigger.adapters.promises import DynamoPromises
 from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.events.webhook import Encoding, signed
 from polytrigger.routing import load_routes
@@ -33,6 +34,7 @@ class Outcomes:
     parking: EventParking
     bus: RunEventBus | None = None  # where every Polytomic event received is handed on, if anywhere
     chains: QueuedChains | None = None  # the routes that start syncs when another sync's run ends
+    promises: DynamoPromises | None = None  # the routes' freshness promises (the poller checks them)
 
     def verified(self, body: bytes, signature: str) -> bool:
         """Signed with the webhook secret; checked again against a fresh read once (a rotated secret)."""
@@ -69,6 +71,7 @@ def build(settings: Settings | None = None, *, webhook: bool = False) -> Outcome
         reconcile_after=timedelta(seconds=settings.run_reconcile_after_seconds),
         parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
         chains=_chains(settings, aws),
+        promises=DynamoPromises(aws.dynamodb, settings.idempotency_table),
         bus=RunEventBus(settings.run_event_bus_name, lambda: aws.session.client("events", config=aws.config))
         if settings.run_event_bus_name
         else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from polytrigger.core.runs import BAD_ENDINGS
+from polytrigger.runs.freshness import Breach
 from polytrigger.runs.settle import Ended
 from polytrigger.runtime.observability import SERVICE, logger, metrics
 
@@ -50,3 +51,23 @@ def record_ledger_problem(problem: str) -> None:
     """The ledger could not be written: the run happened, but its outcome is not watched."""
     logger.error(f"run ledger: {problem}", extra={"status": "ledger_unavailable"})
     metrics.add_metric(name="ledger_unavailable", unit=MetricUnit.Count, value=1)
+
+
+def record_breach(breach: Breach) -> None:
+    """A freshness promise not kept: once, naming the object (or firing), the route, the sync and what happened."""
+    promise = breach.promise
+    late = (promise.due - promise.at).total_seconds()
+    logger.error(
+        f"freshness breach: {promise.trigger} not in a completed run of {promise.sync_type} sync {promise.sync_id}"
+        f" within {late:.0f} s (route {promise.route}): {breach.what}",
+        extra={
+            "status": "freshness_breach",
+            "route": promise.route,
+            "sync_id": promise.sync_id,
+            "trigger": promise.trigger,
+            "due": promise.due.isoformat(),
+            "what": breach.what,
+            "execution_id": breach.execution_id or None,
+        },
+    )
+    metrics.add_metric(name="freshness_breach", unit=MetricUnit.Count, value=1)
