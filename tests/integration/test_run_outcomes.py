@@ -418,3 +418,32 @@ def _due_now(polytrigger: Invoker) -> None:
                 ExpressionAttributeNames={"#k": key},
                 ExpressionAttributeValues={":now": {"S": now}},
             )
+
+
+def test_status_says_whether_a_file_was_synced_its_runs_and_freshness(
+    outcomes: Invoker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from polytrigger.tools.cli import main
+
+    executions = started_runs(outcomes)
+    outcomes.webhook(delivery(run_event("completed", executions[ORDERS_MODEL])))
+    key = load_event("s3-notification-created.json")["Records"][0]["s3"]["object"]["key"]
+    table = outcomes.stack.table_name
+    capsys.readouterr()
+
+    found = main(["status", "--object", f"s3://acme-landing/{key}", "--table", table])
+    text = capsys.readouterr().out
+    as_json = main(["status", "--sync", WAREHOUSE_BULK, "--table", table, "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    missing = main(["status", "--object", "s3://acme-landing/orders/never.csv", "--table", table])
+
+    assert found == 0
+    assert f"model sync {ORDERS_MODEL} run {executions[ORDERS_MODEL]}: completed" in text
+    assert f"bulk sync {WAREHOUSE_BULK} run {executions[WAREHOUSE_BULK]}: no ending heard yet" in text
+    assert f"  <- s3://acme-landing/{key} (created)" in text
+    assert [(r["execution_id"], r["status"], r["routes"]) for r in rows] == [
+        (executions[WAREHOUSE_BULK], "no ending heard yet", ["orders-landing"])
+    ]
+    assert as_json == 0
+    assert missing == 1
+    assert main(["status", "--table", table]) == 2

@@ -120,13 +120,13 @@ class DynamoLedger:
         if answer is None:
             return None
         self.open.forget(event.execution_id)
-        return _run(answer["Attributes"])
+        return run_from_item(answer["Attributes"])
 
     def get(self, execution_id: str) -> Run | None:
         item = required(
             lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": run_key(execution_id)}})
         ).get("Item")
-        return _run(item) if item else None
+        return run_from_item(item) if item else None
 
     # -- events handed on (the bus) --------------------------------------------------------------
 
@@ -165,7 +165,7 @@ class DynamoLedger:
         )
 
 
-def _run(item: dict[str, Any]) -> Run:
+def run_from_item(item: dict[str, Any]) -> Run:
     def text(name: str) -> str:
         return str(item.get(name, {}).get("S", ""))
 

@@ -14,7 +14,7 @@ from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runtime.config import BUNDLED_ROUTES
-from polytrigger.tools import redrive_cli, validate
+from polytrigger.tools import redrive_cli, status, validate
 from polytrigger.tools.explain import (
     S3_URL,
     ExplainInputError,
@@ -61,9 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
     redrive_cmd = redrive_cli.add_parser(commands)
     validate.register(commands)
+    status.register(commands)
     args = parser.parse_args(argv)
     if args.command == "validate":
         return validate.run(args)
+    if args.command == "status":
+        return status.run(args)
     if args.command == "redrive":
         return redrive_cli.run(args, usage_error=redrive_cmd.error)
     problem = _usage_problem(args)
