@@ -23,6 +23,10 @@ ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review fou
     "re-drive past the dedup TTL",
     "burst, concurrency bounded",
 )
+OUTCOMES = (  # issue 12: every run's ending known, and told once, however it comes
+    "run outcomes, webhook 30% dropped and 30% duplicated",
+    "run outcomes, no webhook and events aged out",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +43,8 @@ def by_name(rows: list[Row]) -> dict[str, Row]:
 
 def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(rows: list[Row]) -> None:
     printed = table(rows)
-    assert len(rows) == 13 + len(ADVERSARIAL), printed
-    assert [row.scenario for row in rows[13:]] == list(ADVERSARIAL), printed
+    assert len(rows) == 13 + len(ADVERSARIAL) + len(OUTCOMES), printed
+    assert [row.scenario for row in rows[13:]] == list(ADVERSARIAL + OUTCOMES), printed
     for row in rows:
         assert row.lost == 0, printed
         assert row.doubled == 0, printed
@@ -138,3 +142,36 @@ def test_a_burst_runs_within_the_reserved_concurrency_and_starts_each_once(by_na
     assert burst.facts["throttled"] >= 1
     assert burst.facts["429s"] >= 1
     assert (burst.seen, burst.parked) == (burst.expected, 0)
+
+
+def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_duplicates(
+    by_name: dict[str, Row],
+) -> None:
+    lossy = by_name["run outcomes, webhook 30% dropped and 30% duplicated"]
+    facts = lossy.facts
+    assert facts["runs"] == lossy.expected == lossy.seen == 2 * lossy.triggers  # each file's two runs
+    assert (facts["unknown"], facts["wrong"], facts["untold"], facts["open"]) == (0, 0, 0, 0)
+    assert facts["told"] == facts["metrics"] == facts["runs"]  # one line and one metric per ending
+    assert facts["webhook"] + facts["poller"] + facts["reconciliation"] == facts["runs"]
+    assert facts["webhook"] >= 1
+    assert facts["poller"] >= 1  # the endings the webhook dropped
+    assert facts["dropped"] >= 1
+    assert facts["duplicated"] >= 1
+    assert lossy.duplicates == facts["duplicated"]  # each second copy answered 2xx, and settled nothing
+    assert facts["refused"] == 0
+    assert all(
+        facts[f"outcome_{status}"] >= 1 for status in ("completed", "completed_with_errors", "failed", "canceled")
+    )
+    assert lossy.parked == 0
+
+
+def test_runs_whose_events_aged_out_are_each_settled_by_reconciliation(by_name: dict[str, Row]) -> None:
+    aged = by_name["run outcomes, no webhook and events aged out"]
+    facts = aged.facts
+    assert facts["events_left"] == 0
+    assert facts["runs"] == aged.expected == aged.seen
+    assert facts["reconciliation"] == facts["lookups"] == facts["runs"]
+    assert facts["webhook"] == facts["poller"] == 0
+    assert facts["polls"] == -(-facts["runs"] // 20)  # at most 20 lookups a poll
+    assert (facts["unknown"], facts["wrong"], facts["untold"], facts["open"]) == (0, 0, 0, 0)
+    assert facts["told"] == facts["metrics"] == facts["runs"]
