@@ -22,6 +22,7 @@ MODULES = (
     "benchmarks.matching",
     "benchmarks.memory",
     "benchmarks.cost",
+    "benchmarks.outcomes",
 )
 
 

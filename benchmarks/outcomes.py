@@ -1,0 +1,266 @@
+"""Run outcomes (issue 12): what the poller costs when nothing is new, and the webhook receiver's cold and warm times.
+
+- **Poller, nothing new.** The real poller handler on the local stack, polled as its schedule
+  does (each poll is a minute later: its clock is the fake Polytomic's, `harness_time`), after a
+  first poll that set the cursor. Polytomic calls are counted at the fake (`fake.calls`), AWS calls
+  at botocore's `Endpoint.make_request` (`benchmarks.budget.aws_calls`). Three states:
+  nothing at all happened; runs are open but none is due for reconciliation; and runs ended just
+  before the last event read (within the five minutes every poll reads again), then nothing. A
+  conditional write whose condition fails (an ending settled already) is still a write:
+  DynamoDB bills it. Target each: 1 Polytomic call and 0 DynamoDB writes a poll (a minute).
+- **Webhook cold start** against the floor, as `benchmarks.coldstart` measures the other handlers:
+  importing `polytrigger.handlers.webhook` and building its container
+  (`polytrigger.runtime.outcomes.get(webhook=True)`) in a child process that cannot reach the
+  network, the shipped code, interleaved rounds; target <= 1.25x.
+- **Webhook warm p50 / p99.** A signed delivery of a run's ending (a distinct execution each time,
+  recorded in the ledger first) through the real handler on the local stack (DynamoDB Local,
+  moto's Secrets Manager), as a Function URL hands it over; against the ledger's own work for an
+  ending (`settle`: the conditional update and the open run's removal) on the same container,
+  the two interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+import json
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmarks import coldstart
+from benchmarks.budget import DYNAMODB_WRITES, aws_calls
+from benchmarks.fanout import FANOUT_PREFIX, FANOUT_SYNCS, SINGLE_SYNC, Bench, Row, bench_stack, s3_event
+from local.lambda_context import LocalContext
+from local.polytomic_webhooks import sign
+from local.reliability_outcomes import harness_time
+from local.stack import LocalStack
+
+POLLS = 10  # minutes of polling in each state
+ENDED = 5  # fan-out events (20 runs each) that end just before the poller goes quiet
+WARM_DELIVERIES = 300
+WARM_UPS = 30
+SECRET = "whsec-bench-0123456789"  # noqa: S105 - the local stack's, signs the bench's deliveries
+WEBHOOK_CODE = (
+    "import polytrigger.handlers.webhook\nfrom polytrigger.runtime import outcomes\noutcomes.get(webhook=True)\n"
+)
+WEBHOOK_SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-webhook"  # noqa: S105 - a name
+DYNAMODB_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+
+
+@contextlib.contextmanager
+def container(bench: Bench) -> Iterator[Callable[[str, dict[str, Any]], dict[str, Any]]]:
+    """A fresh container of every handler, the webhook secret stored; yields `invoke(handler, event)`, logs discarded."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from polytrigger.handlers import poller, s3, webhook
+    from polytrigger.runtime import app, outcomes
+    from polytrigger.runtime.observability import logger
+
+    handlers = {"s3": s3.handler, "poller": poller.handler, "webhook": webhook.handler}
+    secrets = bench.stack.secrets_client()
+    arn = secrets.create_secret(Name=f"polytomic-webhook-{uuid.uuid4().hex[:8]}", SecretString=SECRET)["ARN"]
+    env = {"ROUTES_FILE": str(bench.routes), "POLYTOMIC_WEBHOOK_SECRET_ID": arn}
+    stream = logger.registered_handler
+    try:
+        with bench.stack.environ(**env), contextlib.redirect_stdout(io.StringIO()), harness_time(bench.stack.fake):
+            previous = stream.setStream(io.StringIO())  # type: ignore[attr-defined]
+            _fresh(app, outcomes, parameters)
+            try:
+
+                def invoke(name: str, event: dict[str, Any]) -> dict[str, Any]:
+                    answer: dict[str, Any] = handlers[name](event, LocalContext(function_name=f"polytrigger-{name}"))
+                    return answer
+
+                yield invoke
+            finally:
+                stream.setStream(previous)  # type: ignore[attr-defined]
+                _fresh(app, outcomes, parameters)
+    finally:
+        secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+
+def _fresh(*modules: Any) -> None:
+    """No container built yet, no secret cached: the next invocation is a cold one."""
+    app, outcomes, parameters = modules
+    app.reset()
+    outcomes.reset()
+    parameters.clear_caches()
+
+
+def _service(counts: Any, operations: frozenset[str]) -> int:
+    return sum(n for (service, op), n in counts.items() if service == "dynamodb" and op in operations)
+
+
+def quiet_polls(stack: LocalStack, state: str, polls: int) -> dict[str, int]:
+    """Totals over `polls` polls a minute apart, each with nothing new, after `state` was set up and polled once."""
+    fake = stack.fake
+    with bench_stack(stack) as bench, container(bench) as invoke:
+        invoke("poller", {})  # the schedule has been running: the cursor is set
+        if state == "open":  # 20 runs running for an hour: open, not due for reconciliation for 15 min
+            for sync in FANOUT_SYNCS:
+                fake.add_sync(sync, kind="model", run_seconds=3600)
+            invoke("s3", s3_event(f"{FANOUT_PREFIX}open.csv"))
+        elif state == "ended":  # 100 runs ended (their endings read by the poller), then nothing
+            for number in range(ENDED):
+                invoke("s3", s3_event(f"{FANOUT_PREFIX}ended-{number}.csv"))
+        fake.advance_clock(60)
+        invoke("poller", {})  # what there was to read is read
+        totals = {"polls": polls, "polytomic": 0, "writes": 0, "reads": 0, "ended": 0}
+        for _ in range(polls):
+            fake.advance_clock(60)
+            fake.reset_calls()
+            with aws_calls() as counts:
+                summary = invoke("poller", {})
+            totals["polytomic"] += len(fake.calls)
+            totals["writes"] += _service(counts, DYNAMODB_WRITES)
+            totals["reads"] += _service(counts, DYNAMODB_READS)
+            totals["ended"] += int(summary.get("ended", 0))
+    return totals
+
+
+def delivery(execution: str, status: str = "completed") -> dict[str, Any]:
+    """A Function URL request carrying Polytomic's signed event of a run's ending (as local.function_url builds it)."""
+    body = json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "type": f"sync.{status}",
+            "organization_id": "0b0e6f6e-1d2c-4b5a-8f7e-6d5c4b3a2f10",
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "event": {"execution_id": execution, "sync_id": SINGLE_SYNC, "status": status},
+        },
+        separators=(",", ":"),
+    ).encode()
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "headers": {"content-type": "application/json", "polytomic-signature": sign(body, SECRET)},
+        "requestContext": {"http": {"method": "POST", "path": "/", "sourceIp": "127.0.0.1"}},
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def warm_webhook(stack: LocalStack, deliveries: int, warm_ups: int) -> tuple[list[float], list[float]]:
+    """Seconds of each delivery through the handler, and of each ending settled by the ledger alone (interleaved)."""
+    from polytrigger.core.runs import run_event
+    from polytrigger.runs.ports import Run
+    from polytrigger.runtime import outcomes
+
+    with bench_stack(stack) as bench, container(bench) as invoke:
+        ledger = outcomes.get(webhook=True).ledger
+        runs = [str(uuid.uuid4()) for _ in range(warm_ups + 2 * deliveries)]
+        for execution in runs:
+            ledger.record(Run(execution, SINGLE_SYNC, "model"), "bench-single", "s3://bench", datetime.now(UTC))
+        for execution in runs[:warm_ups]:
+            invoke("webhook", delivery(execution))
+        handler, alone = [], []
+        for through, direct in zip(runs[warm_ups::2], runs[warm_ups + 1 :: 2], strict=True):
+            request = delivery(through)
+            started = time.perf_counter()
+            answer = invoke("webhook", request)
+            handler.append(time.perf_counter() - started)
+            if answer["statusCode"] != 200 or json.loads(answer["body"])["message"] != "settled":
+                raise RuntimeError(f"a delivery was not settled: {answer}")
+            event = run_event(json.loads(base64.b64decode(delivery(direct)["body"])))
+            assert event is not None
+            started = time.perf_counter()
+            if ledger.settle(event) is None:
+                raise RuntimeError("the ledger did not settle a run it had recorded")
+            alone.append(time.perf_counter() - started)
+    return handler, alone
+
+
+def percentile(samples: Sequence[float], share: float) -> float:
+    """The `share` quantile (0.5, 0.99) of the samples, interpolated; the value itself for one sample."""
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[round(share * 100) - 1]
+
+
+def cold_webhook(repeats: int) -> tuple[list[float], list[float]]:
+    """Wall seconds per round of the floor and of the webhook's cold start (import + its container)."""
+    env = coldstart.child_env(POLYTOMIC_WEBHOOK_SECRET_ID=WEBHOOK_SECRET_ID)
+    if repeats > 1:  # one unmeasured run of each: every measured one starts from a warm page cache
+        coldstart.time_to_ready(coldstart.FLOOR)
+        coldstart.time_to_ready(WEBHOOK_CODE, env)
+    floor, webhook = [], []
+    for _ in range(repeats):
+        floor.append(coldstart.time_to_ready(coldstart.FLOOR))
+        webhook.append(coldstart.time_to_ready(WEBHOOK_CODE, env))
+    return floor, webhook
+
+
+def per_poll(name: str, total: int, polls: int, target: int) -> Row:
+    value = total / polls
+    return (name, f"{value:g} ({total}/{polls})", f"{target}", f"{value:g}", f"= {target}", value == target)
+
+
+def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
+    polls = 1 if quick else POLLS
+    with contextlib.ExitStack() as exits:
+        if stack is None:
+            stack = exits.enter_context(LocalStack())
+        idle, open_, ended = (quiet_polls(stack, state, polls) for state in ("idle", "open", "ended"))
+        through, alone = warm_webhook(stack, 3 if quick else WARM_DELIVERIES, 1 if quick else WARM_UPS)
+    floor, webhook = cold_webhook(1 if quick else coldstart.DEFAULT_REPEATS)
+    ratio = statistics.median(w / f for w, f in zip(webhook, floor, strict=True))
+    endings = ENDED * len(FANOUT_SYNCS)
+    table = [
+        per_poll("poller idle: Polytomic calls per poll (a minute)", idle["polytomic"], polls, 1),
+        per_poll("poller idle: DynamoDB writes per poll", idle["writes"], polls, 0),
+        (
+            "poller idle: DynamoDB reads per poll",
+            f"{idle['reads'] / polls:g} ({idle['reads']}/{polls})",
+            "measured",
+            "-",
+            "reference",
+            True,
+        ),
+        per_poll("poller, 20 runs open, none due: Polytomic calls per poll", open_["polytomic"], polls, 1),
+        per_poll("poller, 20 runs open, none due: DynamoDB writes per poll", open_["writes"], polls, 0),
+        per_poll(
+            f"poller, nothing new after {endings} endings: Polytomic calls per poll", ended["polytomic"], polls, 1
+        ),
+        per_poll(f"poller, nothing new after {endings} endings: DynamoDB writes per poll", ended["writes"], polls, 0),
+        (
+            "cold start webhook (import + outcomes.get(webhook=True))",
+            f"{statistics.median(webhook) * 1000:.0f} ms",
+            f"{statistics.median(floor) * 1000:.0f} ms (boto3 + 2 clients)",
+            f"{ratio:.2f}x",
+            f"<= {coldstart.TARGET_RATIO:.2f}x",
+            ratio <= coldstart.TARGET_RATIO,
+        ),
+    ]
+    for share in (0.5, 0.99):
+        mine, base = percentile(through, share), percentile(alone, share)
+        table.append(
+            (
+                f"webhook warm p{share * 100:g}: a signed ending settled ({len(through)} deliveries)",
+                f"{mine * 1000:.1f} ms",
+                f"{base * 1000:.1f} ms (the ledger's settle alone)",
+                f"{mine / base:.2f}x",
+                "reference",
+                True,
+            )
+        )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.outcomes", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one poll, three deliveries, one cold start: a smoke run")
+    args = parser.parse_args(argv)
+    from benchmarks.run import report
+
+    return report(rows(args.quick))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
