@@ -25,8 +25,16 @@ WEBHOOK_SECRET = "whsec-local-0123456789"
 
 @pytest.fixture
 def outcomes(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoker]:
-    """`polytrigger` with the webhook secret stored and a fresh outcome container."""
+    """`polytrigger` with the webhook secret stored, the dispatch queues (as deployed: chained routes
+    need them) and a fresh outcome container."""
+    from polytrigger.runtime import app as runtime
     from polytrigger.runtime import outcomes as runtime_outcomes
+    from tests.integration.dispatch_support import Queues
+
+    queues = Queues.create(polytrigger.stack)
+    for name, value in queues.env().items():
+        monkeypatch.setenv(name, value)
+    runtime.reset()
 
     secrets = polytrigger.stack.secrets_client()
     name = f"polytomic-webhook-{uuid.uuid4().hex[:8]}"
@@ -38,6 +46,7 @@ def outcomes(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield polytrigger
     runtime_outcomes.reset()
     secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    queues.delete()
 
 
 def started_runs(polytrigger: Invoker) -> dict[str, str]:

@@ -231,6 +231,6 @@ def test_validate_is_a_subcommand_of_polytrigger(tmp_path: Path, capsys: pytest.
     bad.write_text("routes: []\n", encoding="utf-8")
 
     assert main(["validate", str(BUNDLED_ROUTES)]) == 0
-    assert "6 routes" in capsys.readouterr().out
+    assert "7 routes" in capsys.readouterr().out
     assert main(["validate", str(bad)]) == 1
     assert "nothing would ever fire" in capsys.readouterr().err

@@ -49,7 +49,7 @@ def bundled() -> Routes:
 
 
 def test_bundled_routes_file_loads(bundled: Routes) -> None:
-    assert len(bundled) == 6
+    assert len(bundled) == 7
     assert [route.name for route in bundled.routes] == [
         "orders-landing",
         "customer-exports",
@@ -57,6 +57,7 @@ def test_bundled_routes_file_loads(bundled: Routes) -> None:
         "nightly-full",
         "weekend-freeze",
         "weekend-thaw",
+        "customers-after-orders",
     ]
 
 

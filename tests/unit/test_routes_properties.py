@@ -137,7 +137,7 @@ def assert_usable(routes: Routes) -> None:
         assert NAME.fullmatch(route.name)
         assert route.action in ("start", "activate", "deactivate")
         assert route.syncs
-        assert bool(route.schedule) != bool(route.bucket)
+        assert [bool(route.schedule), bool(route.bucket), bool(route.upstream)].count(True) == 1  # one trigger
         if route.bucket:
             assert route.key_pattern is not None
             assert route.events

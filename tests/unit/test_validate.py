@@ -59,7 +59,7 @@ def test_the_bundled_routes_file_is_summarised() -> None:
 
     assert report == Report(
         source=str(BUNDLED),
-        routes=6,
+        routes=7,
         buckets=["acme-landing"],
         schedules=["freeze", "nightly", "thaw"],
         syncs={"model": 2, "bulk": 1},
@@ -68,13 +68,15 @@ def test_the_bundled_routes_file_is_summarised() -> None:
             ScheduleSpec("nightly", "cron(0 2 * * ? *)", "Europe/Berlin"),
             ScheduleSpec("thaw", "cron(0 6 ? * MON *)", "Europe/Berlin"),
         ],
+        chains=["route customers-after-orders follows sync 248df4b7-aa70-47b8-a036-33ac447e668d: completed"],
     )
     assert render(report).splitlines() == [
-        f"{BUNDLED}: 6 routes, 1 bucket (acme-landing), 3 schedules (freeze, nightly, thaw), 3 syncs (2 model, 1 bulk)",
+        f"{BUNDLED}: 7 routes, 1 bucket (acme-landing), 3 schedules (freeze, nightly, thaw), 3 syncs (2 model, 1 bulk)",
         "  the S3 rule will listen to: acme-landing (each needs its EventBridge notifications on: --check-buckets)",
         "  the stack will create schedule freeze: cron(0 18 ? * FRI *) Europe/Berlin",
         "  the stack will create schedule nightly: cron(0 2 * * ? *) Europe/Berlin",
         "  the stack will create schedule thaw: cron(0 6 ? * MON *) Europe/Berlin",
+        "  chained: route customers-after-orders follows sync 248df4b7-aa70-47b8-a036-33ac447e668d: completed",
     ]
 
 
@@ -151,7 +153,7 @@ def test_the_command_exits_0_with_the_summary(capsys: pytest.CaptureFixture[str]
     assert run(parse(["validate", str(BUNDLED)])) == 0
 
     out, err = capsys.readouterr()
-    assert out.startswith(f"{BUNDLED}: 6 routes, 1 bucket (acme-landing)")
+    assert out.startswith(f"{BUNDLED}: 7 routes, 1 bucket (acme-landing)")
     assert err == ""
 
 

@@ -33,6 +33,7 @@ class Report:
     syncs: dict[str, int] = field(default_factory=dict)  # distinct syncs by type (model, bulk)
     created: list[ScheduleSpec] = field(default_factory=list)  # the schedules the stack creates
     elsewhere: list[str] = field(default_factory=list)  # the schedules routes name but do not define
+    chains: list[str] = field(default_factory=list)  # "route R follows sync S: completed, ..."
 
     @property
     def ok(self) -> bool:
@@ -62,6 +63,11 @@ def validate(path: str | Path) -> Report:
         schedules=sorted({route.schedule for route in routes.routes if route.schedule}),
         syncs={kind: n for kind in SYNC_TYPES if (n := sum(1 for sync_type, _ in distinct if sync_type == kind))},
         created=list(wired.schedules),
+        chains=[
+            f"route {route.name} follows sync {route.upstream}: {', '.join(sorted(route.upstream_statuses))}"
+            for route in routes.routes
+            if route.upstream
+        ],
         elsewhere=list(wired.elsewhere),
     )
 
@@ -86,6 +92,7 @@ def render(report: Report) -> str:
         lines.append(f"  the stack will create schedule {spec.name}: {spec.expression} {spec.timezone}{window}")
     for name in report.elsewhere:
         lines.append(f"  schedule {name} is made elsewhere: polytrigger does not create it")
+    lines.extend(f"  chained: {chain}" for chain in report.chains)
     return "\n".join(lines)
 
 
