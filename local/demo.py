@@ -120,6 +120,7 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
             fake.add_sync(sync.id, kind=sync.type)
     if routes_file == ROUTES:
         fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=RUN_SECONDS)  # an ELT run: later starts see 409
+        fake.set_outcome(WAREHOUSE_BULK, "failed")  # and it fails: the loop closed shows it
     sqs = stack.client("sqs")
     dispatch_queue = sqs.create_queue(QueueName="polytrigger-dispatch")["QueueUrl"]
     dispatch_dlq = sqs.create_queue(QueueName="polytrigger-dispatch-dlq")["QueueUrl"]
@@ -132,9 +133,11 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
         DEFERRAL_FIRST_DELAY_SECONDS="2",  # 30 s in production; the demo has no time to lose
     )
     runtime.reset()
+    from local.demo_outcomes import close_the_loop, open_webhook
     from local.demo_wiring import wire
 
     print("\n".join(wire(stack)) + "\n")
+    webhook = open_webhook(stack)
     handlers: dict[str, Callable[[dict[str, Any], Any], dict[str, Any]]] = {
         "s3": s3.handler,
         "schedule": schedule.handler,
@@ -165,6 +168,10 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
         rows.extend(("dispatch queue (deferred)", outcome) for outcome in answer.get("outcomes", []))
 
     print(table(rows))
+    try:
+        print("\n".join(close_the_loop(stack, sqs, dispatch_queue, table)))
+    finally:
+        webhook.close()
     calls = fake.calls
     starts = sum(1 for call in calls if call.method == "POST" and call.path.endswith("/executions"))
     replayed = (

@@ -27,6 +27,12 @@ def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
     assert "| activated " in out
     assert "the replay made 0." in out
     assert "route wiring (what sam deploy does with these routes): 3 created\n" in out
+    # the loop closed: endings by webhook (half lost on the way) and poller, a chained start, a failed
+    # (here canceled: the freeze paused the bulk sync) run the alarm fires on, and status for one file
+    assert "\nrun outcomes: the webhook delivered " in out
+    assert "<- RunsFailedAlarm fires on this" in out
+    assert "chained start | customers-after-orders | model 3c1f0e5d | start  | started" in out
+    assert "$ polytrigger status --object s3://acme-landing/orders/" in out
     assert "  the S3 rule listens to: acme-landing\n" in out
     assert "  schedule nightly: cron(0 2 * * ? *) Europe/Berlin -> the schedule function with" in out
     assert "Traceback" not in result.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from polytrigger.core.runs import BAD_ENDINGS
@@ -35,6 +37,8 @@ def record_run_ended(ended: Ended, how: str) -> None:
     (logger.error if event.status in BAD_ENDINGS else logger.info)(message, extra=fields)
     metrics.add_metric(name=f"run_{event.status}", unit=MetricUnit.Count, value=1)
     namespace = metrics.namespace
+    if os.getenv("POWERTOOLS_METRICS_DISABLED", "").strip().lower() in ("1", "true", "yes", "on"):
+        return  # single_metric does not heed Powertools' switch (the demo and tests turn metrics off)
     for route in run.routes:
         with single_metric(name=f"run_{event.status}", unit=MetricUnit.Count, value=1, namespace=namespace) as by_route:
             by_route.add_dimension(name="service", value=SERVICE)
