@@ -144,10 +144,8 @@ class App:
         _ = self.aws.sqs  # the dispatch queue, or the dead-letter queue for a refused action
 
 
-def build(settings: Settings | None = None) -> App:
-    settings = settings or Settings.from_env()
-    routes = load_routes(settings.routes_file)
-    aws = AwsClients(pool=settings.polytomic_concurrency)
+def polytomic(settings: Settings, aws: AwsClients) -> tuple[SecretCredentials, PolytomicClient]:
+    """The Polytomic key (from its secret) and the client that sends it, as the settings say."""
     credentials = SecretCredentials(settings.secret_id, settings.secret_max_age, aws.secretsmanager)
     client = PolytomicClient(
         settings.base_url,
@@ -157,6 +155,14 @@ def build(settings: Settings | None = None) -> App:
         read_timeout=settings.read_timeout,
         connections=settings.polytomic_concurrency,
     )
+    return credentials, client
+
+
+def build(settings: Settings | None = None) -> App:
+    settings = settings or Settings.from_env()
+    routes = load_routes(settings.routes_file)
+    aws = AwsClients(pool=settings.polytomic_concurrency)
+    credentials, client = polytomic(settings, aws)
     dedup = PowertoolsDedup(settings.idempotency_table, settings.idempotency_ttl_seconds, boto3_client=aws.dynamodb)
     starts = Starts(client, dedup, request_seconds=settings.connect_timeout + settings.read_timeout + SKEW_SECONDS)
     queue = deferrals = None

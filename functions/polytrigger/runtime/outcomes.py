@@ -9,15 +9,14 @@ from typing import Any, cast
 
 from polytrigger.adapters.aws import AwsClients
 from polytrigger.adapters.bus import RunEventBus
-from polytrigger.adapters.credentials import SecretCredentials
 from polytrigger.adapters.ledger import DynamoLedger
-from polytrigger.adapters.polytomic import PolytomicClient
 from polytrigger.adapters.polytomic_reads import PolytomicReads
 from polytrigger.adapters.promises import DynamoPromises
 from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.events.webhook import Encoding, signed
 from polytrigger.routing import load_routes
 from polytrigger.runtime import gc_pause
+from polytrigger.runtime.app import polytomic
 from polytrigger.runtime.chains import QueuedChains
 from polytrigger.runtime.config import ConfigError, Settings
 
@@ -54,15 +53,7 @@ def build(settings: Settings | None = None, *, webhook: bool = False) -> Outcome
             raise ConfigError("POLYTOMIC_WEBHOOK_SECRET_ID is required by the webhook function but not set")
         secret = _webhook_secret(settings.webhook_secret_id, aws.secretsmanager)
     else:
-        credentials = SecretCredentials(settings.secret_id, settings.secret_max_age, aws.secretsmanager)
-        client = PolytomicClient(
-            settings.base_url,
-            settings.api_version,
-            credentials,
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-        )
-        reads = PolytomicReads(client)
+        reads = PolytomicReads(polytomic(settings, aws)[1])
     return Outcomes(
         ledger=DynamoLedger(aws.dynamodb, settings.idempotency_table),
         reads=reads,
