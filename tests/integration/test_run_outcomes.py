@@ -456,3 +456,40 @@ def test_status_says_whether_a_file_was_synced_its_runs_and_freshness(
     assert as_json == 0
     assert missing == 1
     assert main(["status", "--table", table]) == 2
+
+
+CYCLE_ROUTES = f"""\
+routes:
+  - name: bulk-after-orders
+    polytomic: {{sync: {ORDERS_MODEL}}}
+    syncs: [{{id: {WAREHOUSE_BULK}, type: bulk}}]
+  - name: orders-after-bulk
+    polytomic: {{sync: {WAREHOUSE_BULK}}}
+    syncs: [{{id: {ORDERS_MODEL}}}]
+"""
+
+
+def test_a_chain_cycle_is_refused_by_validate_and_never_runs(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from polytrigger.routing import RoutesError
+    from polytrigger.runtime import outcomes as runtime_outcomes
+    from polytrigger.tools.cli import main
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(CYCLE_ROUTES, encoding="utf-8")
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    runtime_outcomes.reset()
+    calls_before = len(outcomes.stack.fake.calls)
+
+    assert main(["validate", str(routes)]) == 1
+    (problem,) = [line for line in capsys.readouterr().err.splitlines() if line.startswith("  - ")]
+    assert problem == (
+        "  - routes 'bulk-after-orders' -> 'orders-after-bulk' -> 'bulk-after-orders' chain syncs in a cycle"
+        f" ({ORDERS_MODEL} -> {WAREHOUSE_BULK} -> {ORDERS_MODEL}): each run would start the next for ever; break the chain"
+    )
+    with pytest.raises(RoutesError, match="chain syncs in a cycle"):
+        outcomes.poller()
+    assert len(outcomes.stack.fake.calls) == calls_before  # nothing polled, nothing started
+    (line,) = [ln for ln in outcomes.log_lines() if ln.get("status") == "configuration_error"]
+    assert line["message"].startswith("polytrigger cannot start: routes file")

@@ -14,11 +14,12 @@ from polytrigger.adapters.polytomic_reads import PolytomicReads
 from polytrigger.adapters.promises import DynamoPromises
 from polytrigger.adapters.queue import EventParking, SqsQueue
 from polytrigger.events.webhook import Encoding, signed
-from polytrigger.routing import load_routes
+from polytrigger.routing import RoutesError, load_routes
 from polytrigger.runtime import gc_pause
 from polytrigger.runtime.app import polytomic
 from polytrigger.runtime.chains import QueuedChains
 from polytrigger.runtime.config import ConfigError, Settings
+from polytrigger.runtime.observability import record_configuration_error
 
 WEBHOOK_SECRET_MAX_AGE = 300
 
@@ -97,9 +98,13 @@ _outcomes: dict[bool, Outcomes] = {}
 
 
 def get(*, webhook: bool = False) -> Outcomes:
+    """The container's outcome wiring; a configuration problem is one clear line (and the invocation fails)."""
     if webhook not in _outcomes:
         try:
             _outcomes[webhook] = build(webhook=webhook)
+        except (ConfigError, RoutesError) as error:
+            record_configuration_error(str(error))
+            raise
         finally:
             gc_pause.resume()
     return _outcomes[webhook]
