@@ -121,6 +121,7 @@ class MemoryLedger:
         self.runs: dict[str, Run] = {}
         self.open: dict[str, OpenRun] = {}
         self.after: datetime | None = None
+        self.behind = False
         self.settles = 0
 
     def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
@@ -155,13 +156,13 @@ class MemoryLedger:
     def forget(self, execution_id: str) -> None:
         self.open.pop(execution_id, None)
 
-    def cursor(self) -> datetime | None:
-        return self.after
+    def cursor(self) -> tuple[datetime | None, bool]:
+        return self.after, self.behind
 
-    def advance(self, before: datetime | None, after: datetime) -> bool:
+    def advance(self, before: datetime | None, after: datetime, *, behind: bool = False) -> bool:
         if self.after != before:
             return False
-        self.after = after
+        self.after, self.behind = after, behind
         return True
 
 
@@ -371,3 +372,30 @@ def test_a_due_promise_is_kept_by_a_later_completed_run_or_reported_once_with_wh
     assert [b.what for b in breaches] == ([what] if what else [])
     assert kept == (0 if what else 1)
     assert check(book, reads, NOW) == (0, [])  # once
+
+
+def test_a_burst_larger_than_a_poll_is_caught_up_without_the_overlap_then_the_overlap_resumes() -> None:
+    ledger = MemoryLedger()
+    executions = [f"burst{i}" for i in range(2500)]
+    started(ledger, *executions)
+    ledger.after = NOW - timedelta(minutes=2)
+    reads = Reads(
+        [
+            event("completed", e, at=NOW - timedelta(seconds=60) + timedelta(milliseconds=i))
+            for i, e in enumerate(executions)
+        ]
+    )
+
+    first = poll(reads, ledger, NOW)
+    assert ledger.cursor()[1]  # stopped short of the newest
+    second = poll(reads, ledger, NOW + timedelta(minutes=1))
+    caught_up = ledger.after
+    calls = len(reads.calls)
+    third = poll(reads, ledger, NOW + timedelta(minutes=2))
+
+    assert len(first.ended) + len(second.ended) == 2500  # every ending, none twice
+    assert not ledger.cursor()[1]
+    assert third.ended == []
+    assert caught_up is not None
+    assert reads.calls[calls][0] == caught_up - OVERLAP  # the overlap again once caught up
+    assert ledger.settles <= 2500 + 2000  # the third poll re-reads the overlap: reads, never a second ending

@@ -96,8 +96,20 @@ class DynamoLedger:
         """End a run polytrigger started, once; None for one it did not start or that has ended already.
 
         A run that ends before its start is recorded (a very short run) is found open by the next
-        reconciliation, which asks its execution status and settles it then.
+        reconciliation, which asks its execution status and settles it then. The run is read first:
+        an ending heard again (the poller's overlap, the webhook and the poller both) or of a run
+        polytrigger did not start costs a read, not a write (a failed conditional write is billed).
         """
+        known = required(
+            lambda: self.client.get_item(
+                TableName=self.table,
+                Key={"id": {"S": run_key(event.execution_id)}},
+                ProjectionExpression="started_at, #status",
+                ExpressionAttributeNames={"#status": "status"},
+            )
+        ).get("Item")
+        if not known or "started_at" not in known or known.get("status", {}).get("S") in TERMINAL:
+            return None
         answer = conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
@@ -141,13 +153,15 @@ class DynamoLedger:
 
     # -- the events cursor ------------------------------------------------------------------
 
-    def cursor(self) -> datetime | None:
+    def cursor(self) -> tuple[datetime | None, bool]:
         item = required(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": CURSOR}})).get("Item")
-        return datetime.fromisoformat(item["after"]["S"]) if item and "after" in item else None
+        if not item or "after" not in item:
+            return None, False
+        return datetime.fromisoformat(item["after"]["S"]), bool(item.get("behind", {}).get("BOOL", False))
 
-    def advance(self, before: datetime | None, after: datetime) -> bool:
+    def advance(self, before: datetime | None, after: datetime, *, behind: bool = False) -> bool:
         condition = "attribute_not_exists(id)" if before is None else "#after = :before"
-        values: dict[str, Any] = {":after": {"S": iso(after)}}
+        values: dict[str, Any] = {":after": {"S": iso(after)}, ":behind": {"BOOL": behind}}
         if before is not None:
             values[":before"] = {"S": iso(before)}
         return (
@@ -155,7 +169,7 @@ class DynamoLedger:
                 lambda: self.client.update_item(
                     TableName=self.table,
                     Key={"id": {"S": CURSOR}},
-                    UpdateExpression="SET #after = :after",
+                    UpdateExpression="SET #after = :after, behind = :behind",
                     ConditionExpression=condition,
                     ExpressionAttributeNames={"#after": "after"},
                     ExpressionAttributeValues=values,

@@ -2,8 +2,11 @@
 
 `starting_after` is a timestamp ("created strictly after"), not an id, and events may be recorded a
 little late, so every poll reads again the last OVERLAP before the cursor; what it has seen already
-is dropped by event id, and settling a run twice does nothing anyway. The cursor moves only after
-the events were settled: a crash in between reads them again.
+is dropped by event id, and settling a run twice does nothing anyway (a read, no write). The cursor
+moves only after the events were settled: a crash in between reads them again. After a burst of
+more than MAX_PAGES pages, the cursor moves to the newest event read and the next polls catch up
+from there without the overlap (which could hold more than a poll reads), then take it up again;
+a late event missed meanwhile is still found by reconciliation.
 """
 
 from __future__ import annotations
@@ -35,12 +38,13 @@ class Polled:
 
 def poll(reads: RunReads, ledger: RunLedger, now: datetime) -> Polled:
     """Read every event since the cursor (less the overlap), settle the runs they end, move the cursor."""
-    before = ledger.cursor()
-    low, high = (before or now) - OVERLAP, None
+    before, behind = ledger.cursor()
+    low, high = (before - _TICK if behind and before else (before or now) - OVERLAP), None
     seen: dict[str, RunEvent] = {}
     received: set[str] = set()
     polled = Polled(cursor=before)
-    for _ in range(MAX_PAGES):
+    truncated = False
+    for page_number in range(MAX_PAGES):
         page = reads.events(low, high, PAGE)
         polled.calls += 1
         parsed: list[RunEvent] = []
@@ -60,6 +64,7 @@ def poll(reads: RunReads, ledger: RunLedger, now: datetime) -> Polled:
         polled.ended.extend(settle(sorted(fresh, key=lambda e: e.created_at), ledger))
         if len(page) < PAGE or not fresh:
             break
+        truncated = page_number == MAX_PAGES - 1
         times = [event.created_at for event in parsed]
         if times[0] <= times[-1]:  # oldest first: read on after the newest of this page
             low = max(times) - _TICK
@@ -68,8 +73,10 @@ def poll(reads: RunReads, ledger: RunLedger, now: datetime) -> Polled:
     polled.events = len(seen)
     newest = max((event.created_at for event in seen.values()), default=None)
     if newest is not None and (before is None or newest > before):
-        if ledger.advance(before, newest):
+        if ledger.advance(before, newest, behind=truncated):
             polled.cursor = newest
+    elif behind and before is not None:
+        ledger.advance(before, before)  # caught up: the overlap again from the next poll
     elif before is None:
         ledger.advance(None, low + OVERLAP)  # the first poll: start here, not at the beginning of time
         polled.cursor = low + OVERLAP

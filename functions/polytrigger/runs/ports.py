@@ -59,9 +59,11 @@ class RunLedger(Protocol):
         """Stop watching a run whose outcome can no longer be learnt (older than Polytomic keeps events)."""
         ...
 
-    def cursor(self) -> datetime | None: ...
+    def cursor(self) -> tuple[datetime | None, bool]:
+        """Where the events were read up to, and whether the last poll stopped short of the newest (behind)."""
+        ...
 
-    def advance(self, before: datetime | None, after: datetime) -> bool:
+    def advance(self, before: datetime | None, after: datetime, *, behind: bool = False) -> bool:
         """Move the events cursor from `before` to `after`; False if someone else moved it meanwhile."""
         ...
 
