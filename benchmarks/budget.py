@@ -8,7 +8,8 @@ whenever) goes through once per API call, by service and operation.
 - cold container, first trigger: Secrets Manager is read at most once (then cached);
 - warm container, new trigger: exactly 1 Polytomic call, at most 4 DynamoDB calls, all writes
   (the dedup record's conditional in-progress put and completed update; the run ledger's run item
-  and its open-runs entry, so that the run's outcome can be known), 0 Secrets Manager calls;
+  and its open-runs entry, so that the run's outcome can be known; the first entry of one of the eight
+  open-runs items makes it, one write more), 0 Secrets Manager calls;
 - warm container, the same trigger again (a duplicate delivery): 1 DynamoDB call, 0 Polytomic calls.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from benchmarks.fanout import FANOUT_PREFIX, PARALLEL, SYNCS, Row, bench_stack, s3_event
 from local.stack import LocalStack
+from polytrigger.adapters.ledger_open import OPEN_SHARDS
 
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 
@@ -94,13 +96,13 @@ def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
             "budget warm: DynamoDB writes per (trigger, sync): dedup 2, run ledger 2",
             f["warm.dynamodb_writes"],
             "<= 4",
-            f["warm.dynamodb_writes"] <= 4 * SYNCS,
+            f["warm.dynamodb_writes"] <= 4 * SYNCS + OPEN_SHARDS,  # + the first write to each open-runs shard
         ),
         row(
             "budget warm: DynamoDB calls per (trigger, sync)",
             f["warm.dynamodb"],
             "<= 4",
-            f["warm.dynamodb"] <= 4 * SYNCS,
+            f["warm.dynamodb"] <= 4 * SYNCS + OPEN_SHARDS,
         ),
         row(
             "budget warm: Secrets Manager calls per event",

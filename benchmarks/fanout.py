@@ -7,8 +7,9 @@ for real (nothing is a `duplicate`). The container is warm: untimed invocations 
 
 - baseline: the same handler, one event, a route with one sync (a single Polytomic call);
 - sequential: `POLYTOMIC_CONCURRENCY=1`, 20 syncs, for reference (about 20x the baseline);
-- parallel: `POLYTOMIC_CONCURRENCY=20`, 20 syncs; target at most 2x the baseline. Baseline and
-  parallel run in pairs, and the ratio is the median of the pairs' ratios.
+- parallel: `POLYTOMIC_CONCURRENCY=20`, 20 syncs; target at most 2.5x the baseline (2x until each
+  start also wrote the run ledger's two items, on its own thread: issue 12). Baseline and parallel
+  run in pairs, and the ratio is the median of the pairs' ratios.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from local.stack import LocalStack
 
 SYNCS = 20
 LATENCY = 0.1  # seconds the fake Polytomic adds to every call
-TARGET_RATIO = 2.0
+TARGET_RATIO = 2.5
 PARALLEL = 20  # POLYTOMIC_CONCURRENCY of the parallel run: the whole fan-out in one wave
 RUNS = 9  # paired rounds (single, parallel) behind each median
 WARM_UPS = 10  # untimed fan-outs first, while DynamoDB Local's JVM compiles its hot paths
@@ -223,7 +224,7 @@ def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
             f"{parallel * 1000:.0f} ms",
             baseline,
             f"{figures['ratio']:.2f}x",
-            f"<= {TARGET_RATIO:.0f}x",
+            f"<= {TARGET_RATIO:g}x",
             figures["ratio"] <= TARGET_RATIO,
         ),
     ]

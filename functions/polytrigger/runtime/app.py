@@ -72,8 +72,8 @@ class App:
         received = time.time()
         return run(
             self.routes.actions_for(triggers),
-            lambda action: self.policy.perform(action, until, received),
-            self._record,
+            lambda action: self._noted(action, self.policy.perform(action, until, received)),
+            record_outcome,
             concurrency=self.concurrency,
             prepare=self._before_fan_out,
         )
@@ -89,15 +89,15 @@ class App:
             record_unsupported(why, DISPATCH_DEAD_LETTERS)
             outcome = Outcome.of(message.action, "failed", reason=why).as_parked(DISPATCH_DEAD_LETTERS)
         else:
-            outcome = self.queued.perform(message, deadline(remaining_ms))
-        self._record(message.action, outcome, message.id)
+            outcome = self._noted(message.action, self.queued.perform(message, deadline(remaining_ms)))
+        record_outcome(message.action, outcome, message.id)
         return outcome
 
-    def _record(self, action: Action, outcome: Outcome, key: str) -> None:
-        """Tell the outcome; a run it started goes in the ledger (a ledger failure loses the watch, not the run)."""
-        record_outcome(action, outcome, key)
+    def _noted(self, action: Action, outcome: Outcome) -> Outcome:
+        """A run the outcome started goes in the ledger, on the action's own thread (a ledger failure loses
+        the watch, not the run); so does the route's freshness promise."""
         if self.ledger is None:
-            return
+            return outcome
         try:
             note_run(self.ledger, action, outcome)
             if self.promises is not None:
@@ -105,6 +105,7 @@ class App:
                 note_promise(self.promises, action, outcome, route.freshness if route else 0)
         except LedgerUnavailable as error:
             record_ledger_problem(f"{error}: the outcome of {action.route}'s {outcome.status} start is not watched")
+        return outcome
 
     def park_message(self, body: str, reason: str, *, unsupported: bool) -> None:
         """A dispatch queue message as it came (unreadable, or failing on its last receive), with why."""
