@@ -33,7 +33,7 @@ from typing import Any, Self
 
 from local.function_url import FunctionUrl
 from local.polytomic_records import Outcome
-from local.reliability_harness import BULK, MODEL, Harness, Row, Run, Tally, s3_event
+from local.reliability_harness import BULK, MODEL, ROUTES, Harness, Row, Run, Tally, s3_event
 
 OUTCOMES: tuple[Outcome, ...] = ("completed", "completed_with_errors", "failed", "canceled")
 RECONCILE_AFTER = 60  # RUN_RECONCILE_AFTER_SECONDS at its minimum
@@ -41,6 +41,14 @@ SCHEDULE = 60  # the poller's schedule: every minute
 LOOKUPS_PER_POLL = 20  # polytrigger.runs.reconcile's limit
 BATCHES = 10  # webhook deliveries happen this many times while the files land
 WEBHOOK_SECRET = "whsec-reliability-0123456789"
+CHAINED = "c4a1e2f3-0b5d-4e6f-8a7b-9c0d1e2f3a4b"  # started when a run of MODEL completes
+CHAIN_ROUTES = (
+    ROUTES
+    + f"""  - name: chained
+    polytomic: {{sync: {MODEL}, events: [completed]}}
+    syncs: [{{id: {CHAINED}}}]
+"""
+)
 
 
 @contextlib.contextmanager
@@ -91,17 +99,26 @@ class Said:
 
 
 @contextlib.contextmanager
-def outcome_scenario(h: Harness) -> Iterator[tuple[Run, Said]]:
-    """A scenario with the webhook secret stored, reconciliation after a minute, the handlers' endings captured."""
+def outcome_scenario(h: Harness, routes: str = ROUTES) -> Iterator[tuple[Run, Said]]:
+    """A scenario with the webhook secret stored, reconciliation after a minute, the dispatch queues (for
+    chained starts), the handlers' endings captured."""
     from polytrigger.runtime import outcomes
     from polytrigger.runtime.observability import logger
 
-    secrets = h.stack.secrets_client()
+    secrets, sqs = h.stack.secrets_client(), h.stack.client("sqs")
     arn = secrets.create_secret(Name=f"polytomic-webhook-{uuid.uuid4().hex[:8]}", SecretString=WEBHOOK_SECRET)["ARN"]
-    env = {"POLYTOMIC_WEBHOOK_SECRET_ID": arn, "RUN_RECONCILE_AFTER_SECONDS": str(RECONCILE_AFTER)}
+    suffix = uuid.uuid4().hex[:8]
+    queue = sqs.create_queue(QueueName=f"reliability-dispatch-{suffix}")["QueueUrl"]
+    parked = sqs.create_queue(QueueName=f"reliability-dispatch-dlq-{suffix}")["QueueUrl"]
+    env = {
+        "POLYTOMIC_WEBHOOK_SECRET_ID": arn,
+        "RUN_RECONCILE_AFTER_SECONDS": str(RECONCILE_AFTER),
+        "DISPATCH_QUEUE_URL": queue,
+        "DISPATCH_DEAD_LETTER_QUEUE_URL": parked,
+    }
     said, handler, level = Said(), logger.registered_handler, logger.log_level
     try:
-        with h.scenario(**env) as run, harness_time(h.stack.fake), contextlib.redirect_stdout(said.out):
+        with h.scenario(routes, **env) as run, harness_time(h.stack.fake), contextlib.redirect_stdout(said.out):
             previous = handler.setStream(said.logs)  # type: ignore[attr-defined]
             logger.setLevel("INFO")  # the endings are INFO and ERROR lines
             outcomes.reset()
@@ -113,6 +130,8 @@ def outcome_scenario(h: Harness) -> Iterator[tuple[Run, Said]]:
                 handler.setStream(previous)  # type: ignore[attr-defined]
     finally:
         secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+        for url in (queue, parked):
+            sqs.delete_queue(QueueUrl=url)
 
 
 def ledger_state(h: Harness) -> tuple[dict[str, str], set[str]]:
@@ -133,6 +152,7 @@ class Started:
     """The runs the triggers started, with the outcome each was given at Polytomic."""
 
     outcome: dict[str, str] = field(default_factory=dict)  # execution id -> the outcome Polytomic gave it
+    model: set[str] = field(default_factory=set)  # the executions of MODEL (the chained route follows them)
     polls: list[dict[str, Any]] = field(default_factory=list)  # each poll's summary
 
     def lookups(self) -> int:
@@ -156,6 +176,8 @@ def land(h: Harness, run: Run, started: Started, *, label: str, count: int, rng:
         for outcome in run.outcomes(event):
             if outcome.get("execution_id") and outcome.get("sync_id") in chosen:
                 started.outcome[outcome["execution_id"]] = chosen[outcome["sync_id"]]
+                if outcome["sync_id"] == MODEL:
+                    started.model.add(outcome["execution_id"])
         yield index
 
 
@@ -176,19 +198,53 @@ def poll_until_settled(h: Harness, started: Started, most: int) -> None:
             return
 
 
-def chained_starts(h: Harness, run: Run) -> Tally | None:
-    """Every chained start exactly once (issue 12, item 4): not built yet, so None (nothing counted).
+def deliver_chained(h: Harness) -> int:
+    """The dispatch queue's messages (the chained starts the endings set off) to the real dispatcher."""
+    import os
 
-    When a route can trigger on a Polytomic event (`polytomic: {sync, events}`), add one to the
-    scenario's routes that chains on an ending, and count here from Polytomic's side the chained
-    route's starts per (execution, status) of the run that ended, whichever way its ending came:
-    more than one is doubled; none for an ending the route follows, not parked, is lost.
-    """
-    del h, run
-    return None
+    from local.dispatch_pump import pump
+    from local.lambda_context import LocalContext
+    from polytrigger.handlers import dispatcher
+
+    answers = pump(
+        h.stack.client("sqs"),
+        os.environ["DISPATCH_QUEUE_URL"],
+        lambda event, _: dispatcher.handler(event, LocalContext(function_name="polytrigger-dispatcher")),
+        timeout=120,
+    )
+    return len(answers)
 
 
-def count(h: Harness, name: str, run: Run, *, said: Said, started: Started, began: float, **extra: int) -> Row:
+def chained_starts(said: Said, started: Started) -> Tally:
+    """Every chained start exactly once: per run of MODEL that completed, one chained action done
+    (started, or covered by a chained run created since); none is lost, no ending starts twice."""
+    lines = [json.loads(line) for line in said.logs.getvalue().split("\n") if line.strip()]
+    done: Counter[str] = Counter()
+    starts: Counter[str] = Counter()
+    for line in lines:
+        if line.get("route") == "chained" and line.get("status") in ("started", "covered"):
+            upstream = str(line.get("trigger", "")).split(" run ", 1)[-1].split(" ", 1)[0]
+            done[upstream] += 1
+            starts[upstream] += line["status"] == "started"
+    completed = [e for e, given in started.outcome.items() if given == "completed" and e in started.model]
+    return Tally(
+        seen=sum(starts.values()),  # the chained runs started (strays to the triggers' own count)
+        lost=sum(1 for e in completed if not done[e]),
+        doubled=sum(n - 1 for n in starts.values() if n > 1) + sum(n - 1 for n in done.values() if n > 1),
+    )
+
+
+def count(
+    h: Harness,
+    name: str,
+    run: Run,
+    *,
+    said: Said,
+    started: Started,
+    began: float,
+    chained: Tally | None = None,
+    **extra: int,
+) -> Row:
     """The row: runs whose ending the ledger knows (right), told once each; and the triggers' own starts."""
     starts = h.count(name, run, began)  # each trigger's starts once (and what was parked, taken out)
     statuses, watched = ledger_state(h)
@@ -201,9 +257,8 @@ def count(h: Harness, name: str, run: Run, *, said: Said, started: Started, bega
     metrics = said.ending_metrics()
     lost = len(unknown) + len(wrong) + len(untold) + starts.lost + max(0, sum(told.values()) - metrics)
     doubled = sum(n - 1 for n in told.values() if n > 1) + starts.doubled + max(0, metrics - sum(told.values()))
-    chained = chained_starts(h, run)
-    if chained is not None:
-        lost, doubled = lost + chained.lost, doubled + chained.doubled
+    if chained is not None:  # the chained runs are not the triggers' own starts: counted by the chain
+        lost, doubled = lost + chained.lost, doubled + chained.doubled - chained.seen
     mix = Counter(started.outcome.values())
     row = Row(
         name, len(run.events), len(executions), len(executions) - len(unknown) - len(wrong), extra.get("suppressed", 0),
@@ -238,8 +293,9 @@ def outcomes_webhook_dropped_and_duplicated(h: Harness) -> Row:
     """1,000 runs; the webhook drops 30 % of events and sends 30 % twice, reordered; then the poller."""
     from polytrigger.handlers import webhook
 
-    with outcome_scenario(h) as (run, said), FunctionUrl(webhook.handler) as url:
+    with outcome_scenario(h, CHAIN_ROUTES) as (run, said), FunctionUrl(webhook.handler) as url:
         began, fake, started = time.monotonic(), h.stack.fake, Started()
+        fake.add_sync(CHAINED, kind="model")
         fake.subscribe_webhook(url.url, WEBHOOK_SECRET)
         fake.configure_webhooks(drop=0.3, duplicate=0.3, reorder=True, seed=h.seed + 12)
         poll(h)  # the schedule ran before the files came: the cursor is set
@@ -263,17 +319,24 @@ def outcomes_webhook_dropped_and_duplicated(h: Harness) -> Row:
             acked += sum(1 for execution in ok if not statuses.get(execution))  # 2xx, yet not settled
         before = len({line["execution_id"] for line in said.endings() if line["outcome_from"] == "webhook"})
         poll_until_settled(h, started, 10)
+        messages = deliver_chained(h)  # the chained starts the endings set off, once each
+        poll_until_settled(h, started, 10)  # and the chained runs' own endings
+        tally = chained_starts(said, started)
+        follows = sum(1 for e, given in started.outcome.items() if given == "completed" and e in started.model)
         refused = sum(1 for status in url.answers if not 200 <= status < 300)
         read = int(started.polls[0].get("events", 0)) if started.polls else 0
         name = "run outcomes, webhook 30% dropped and 30% duplicated"
         row = count(
             h, name, run, said=said, started=started, began=began, suppressed=delivered - before,
             acked=acked, dropped=dropped, duplicated=duplicated, refused=refused, first_poll_read=read,
+            chained=tally, chained_lost=tally.lost, chained_doubled=tally.doubled, chain_endings=follows,
+            chained_starts=tally.seen,
         )  # fmt: skip
         row.notes += (
             f"; webhook: {dropped} endings dropped, {duplicated} sent twice, {refused} answers not 2xx"
             f" (seed {h.seed + 12}); the first poll read {read} of {len(fake.events())} events;"
-            " chained starts: not counted here yet"
+            f" {follows} completed runs of the followed sync: chained starts lost {tally.lost}, doubled"
+            f" {tally.doubled} ({messages} dispatcher batches)"
         )
         return row
 
