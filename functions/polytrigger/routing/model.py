@@ -75,10 +75,12 @@ class Routes:
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(routes)
+        self._by_name: dict[str, Route] = {}  # names are unique (parse checks); else the first, as in file order
         self._by_schedule: dict[str, list[Route]] = {}
         self._by_upstream: dict[str, list[Route]] = {}
         self._by_s3: dict[tuple[str, str], _FolderIndex] = {}
         for order, route in enumerate(self.routes):
+            self._by_name.setdefault(route.name, route)
             if route.schedule:
                 self._by_schedule.setdefault(route.schedule, []).append(route)
             elif route.upstream:
@@ -92,7 +94,7 @@ class Routes:
         return len(self.routes)
 
     def named(self, name: str) -> Route | None:
-        return next((route for route in self.routes if route.name == name), None)
+        return self._by_name.get(name)
 
     def matching(self, trigger: Trigger) -> list[Route]:
         if trigger.kind == "schedule":
@@ -121,7 +123,7 @@ class Routes:
         was deployed with make exactly that action (route, action, sync, options, debounce) of that
         trigger, so a message written by anyone else, or left from routes since changed, is refused.
         """
-        route = next((r for r in self.routes if r.name == action.route), None)
+        route = self.named(action.route)
         if route is None:
             return f"no route is named {action.route[:80]!r}"
         if not route.matches(action.trigger):
