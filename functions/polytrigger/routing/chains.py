@@ -7,6 +7,7 @@ from typing import Any
 
 from polytrigger.core.keys import is_uuid
 from polytrigger.core.runs import TERMINAL
+from polytrigger.routing.fields import subset
 
 CHAIN_FIELDS = {"sync", "events"}
 
@@ -22,16 +23,11 @@ def parse_chain(raw: Any, problems: list[str]) -> dict[str, Any]:
     sync = raw.get("sync")
     if not is_uuid(sync):
         problems.append(f"polytomic.sync: must be a sync UUID (got {sync!r})")
-    events = raw.get("events", ["completed"])
-    if isinstance(events, str):
-        events = [events]
-    if (
-        not isinstance(events, list)
-        or not events
-        or any(e not in TERMINAL for e in events)
-        or len(set(events)) != len(events)
-    ):
-        problems.append(f"polytomic.events: must be a list of {', '.join(TERMINAL)} (got {events!r})")
+    raw_events = raw.get("events", ["completed"])
+    events = subset(raw_events, TERMINAL)
+    if events is None:
+        shown = [raw_events] if isinstance(raw_events, str) else raw_events
+        problems.append(f"polytomic.events: must be a list of {', '.join(TERMINAL)} (got {shown!r})")
         events = []
     return {"upstream": str(sync).lower() if is_uuid(sync) else "", "upstream_statuses": frozenset(events)}
 

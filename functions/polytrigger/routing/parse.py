@@ -13,6 +13,7 @@ from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncT
 from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS
 from polytrigger.routing.chains import chain_cycles, parse_chain
+from polytrigger.routing.fields import subset
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import Route, Routes
 from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
@@ -244,16 +245,11 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
             pattern = compile_glob(key)
         except ValueError as error:
             problems.append(f"s3.key: {error} (got {key!r})")
-    events = raw.get("events", ["created"])
-    if isinstance(events, str):
-        events = [events]
-    if (
-        not isinstance(events, list)
-        or not events
-        or any(event not in S3_EVENT_KINDS for event in events)
-        or len(set(events)) != len(events)
-    ):
-        problems.append(f"s3.events: must be a list of created and/or deleted (got {events!r})")
+    raw_events = raw.get("events", ["created"])
+    events = subset(raw_events, S3_EVENT_KINDS)
+    if events is None:
+        shown = [raw_events] if isinstance(raw_events, str) else raw_events
+        problems.append(f"s3.events: must be a list of created and/or deleted (got {shown!r})")
         events = []
     return {
         "bucket": bucket,
