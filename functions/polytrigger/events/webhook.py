@@ -54,13 +54,10 @@ def signed(body: bytes, signature: str, secret: str, encoding: Encoding = "eithe
         return False
     given = signature.split("=", 1)[1] if signature.lower().startswith("sha256=") else signature
     digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).digest()
-    candidates = []
+    # Hex in either case; base64 exactly. Both are compared whenever both are accepted (no early exit).
+    matches = []
     if encoding in ("hex", "either"):
-        candidates.append(digest.hex())
+        matches.append(hmac.compare_digest(given.lower().encode("utf-8", "replace"), digest.hex().encode()))
     if encoding in ("base64", "either"):
-        candidates.append(base64.b64encode(digest).decode("ascii"))
-    matches = [hmac.compare_digest(given.encode("utf-8", "replace"), c.encode("ascii")) for c in candidates]
-    hex_upper = encoding in ("hex", "either") and hmac.compare_digest(
-        given.lower().encode("utf-8", "replace"), digest.hex().encode()
-    )
-    return any(matches) or hex_upper
+        matches.append(hmac.compare_digest(given.encode("utf-8", "replace"), base64.b64encode(digest)))
+    return any(matches)
