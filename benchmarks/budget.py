@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmarks.fanout import FANOUT_PREFIX, PARALLEL, SYNCS, Row, bench_stack, s3_event
 from local.stack import LocalStack
-from polytrigger.adapters.ledger_open import OPEN_SHARDS
+from polytrigger.runs.dynamo_ledger import OPEN_SHARDS
 
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 

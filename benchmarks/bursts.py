@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from benchmarks import storm
 from benchmarks.sim import DEFAULT_MAX_AGE, Landing, Result, Scenario, SyncSpec, simulate
-from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS
+from polytrigger.dispatch.deferrals import FIRST_DELAY_SECONDS
 
 STATUS_ORDER = ("started", "deferred", "coalesced", "covered", "already_running", "duplicate", "failed")
 

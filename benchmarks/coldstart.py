@@ -81,9 +81,9 @@ def package() -> Path:
 
 
 def handler_code(module: str) -> str:
-    """What a cold start runs before its first answer: the import, and the App as that handler asks for it."""
-    dispatcher = "dispatcher=True" if module.endswith(".dispatcher") else ""
-    return f"import {module}\nfrom polytrigger.runtime import app\napp.get({dispatcher})\n"
+    """What a cold start runs before its first answer: the import, and the flow its role builds."""
+    role = "dispatcher" if module.endswith(".dispatcher") else "triggers"
+    return f"import {module}\nfrom polytrigger import bootstrap\nbootstrap.{role}()\n"
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -104,7 +104,7 @@ def child_env(**extra: str) -> dict[str, str]:
         ROUTES_FILE=str(shipped / "routes.yaml"),
         DISPATCH_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/polytrigger-dispatch",
         DISPATCH_DEAD_LETTER_QUEUE_URL="https://sqs.us-east-1.amazonaws.com/123456789012/polytrigger-dispatch-dlq",
-        LAMBDA_TASK_ROOT=str(shipped),  # as in Lambda: polytrigger.runtime.gc_pause pauses the collector during init
+        LAMBDA_TASK_ROOT=str(shipped),  # as in Lambda: polytrigger.gc_pause pauses the collector during init
         POWERTOOLS_TRACE_DISABLED="true",
         POWERTOOLS_SERVICE_NAME="polytrigger",
         POWERTOOLS_METRICS_NAMESPACE="Polytrigger",
@@ -155,7 +155,7 @@ def time_to_ready(code: str, env: dict[str, str] | None = None, python: str = sy
 
 
 TRACED = "polytrigger.handlers.s3 traced"  # the S3 handler with Tracing: Active (a reference row)
-# The floor with the collector paused as polytrigger.runtime.gc_pause pauses it: the handlers' own overhead
+# The floor with the collector paused as polytrigger.gc_pause pauses it: the handlers' own overhead
 # is their time against this one (a reference row: the target is against the floor as defined).
 FLOOR_PAUSED = "floor, collector paused"
 

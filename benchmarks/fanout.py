@@ -102,14 +102,14 @@ class Bench:
         """Configure a new container (no App, empty secret cache) and yield `invoke(event)`; logs are discarded."""
         from aws_lambda_powertools.utilities import parameters
 
+        from polytrigger import bootstrap
         from polytrigger.handlers import s3
-        from polytrigger.runtime import app as runtime
-        from polytrigger.runtime.observability import logger
+        from polytrigger.observability import logger
 
         handler = logger.registered_handler
         with self.stack.environ(ROUTES_FILE=str(self.routes), **env), contextlib.redirect_stdout(io.StringIO()):
             previous = handler.setStream(io.StringIO())  # type: ignore[attr-defined]
-            runtime.reset()
+            bootstrap.reset()
             parameters.clear_caches()  # type: ignore[no-untyped-call]
             try:
 
@@ -120,7 +120,7 @@ class Bench:
                 yield invoke
             finally:
                 handler.setStream(previous)  # type: ignore[attr-defined]
-                runtime.reset()
+                bootstrap.reset()
                 parameters.clear_caches()  # type: ignore[no-untyped-call]
 
 

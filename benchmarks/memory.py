@@ -44,9 +44,9 @@ PEAK = "\nimport re\nprint('PEAK_KB', re.search(r'VmHWM:\\s+(\\d+)', open('/proc
 INVOCATION = f"""
 import json
 import polytrigger.handlers.s3
-from polytrigger.runtime import app
+from polytrigger import bootstrap
 from polytrigger.events import s3_triggers
-runtime = app.get()
+runtime = bootstrap.triggers()
 event = json.load(open({str(SAMPLE_EVENT)!r}))
 actions = runtime.routes.actions_for(s3_triggers(event))
 print('ACTIONS', len(actions))

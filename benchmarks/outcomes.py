@@ -10,7 +10,7 @@
   DynamoDB bills it. Target each: 1 Polytomic call and 0 DynamoDB writes a poll (a minute).
 - **Webhook cold start** against the floor, as `benchmarks.coldstart` measures the other handlers:
   importing `polytrigger.handlers.webhook` and building its container
-  (`polytrigger.runtime.outcomes.get(webhook=True)`) in a child process that cannot reach the
+  (`polytrigger.bootstrap.webhook()`) in a child process that cannot reach the
   network, the shipped code, interleaved rounds; target <= 1.25x.
 - **Webhook warm p50 / p99.** A signed delivery of a run's ending (a distinct execution each time,
   recorded in the ledger first) through the real handler on the local stack (DynamoDB Local,
@@ -47,9 +47,7 @@ ENDED = 5  # fan-out events (20 runs each) that end just before the poller goes 
 WARM_DELIVERIES = 300
 WARM_UPS = 30
 SECRET = "whsec-bench-0123456789"  # noqa: S105 - the local stack's, signs the bench's deliveries
-WEBHOOK_CODE = (
-    "import polytrigger.handlers.webhook\nfrom polytrigger.runtime import outcomes\noutcomes.get(webhook=True)\n"
-)
+WEBHOOK_CODE = "import polytrigger.handlers.webhook\nfrom polytrigger import bootstrap\nbootstrap.webhook()\n"
 WEBHOOK_SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-webhook"  # noqa: S105 - a name
 DYNAMODB_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
 
@@ -59,9 +57,9 @@ def container(bench: Bench) -> Iterator[Callable[[str, dict[str, Any]], dict[str
     """A fresh container of every handler, the webhook secret stored; yields `invoke(handler, event)`, logs discarded."""
     from aws_lambda_powertools.utilities import parameters
 
+    from polytrigger import bootstrap
     from polytrigger.handlers import poller, s3, webhook
-    from polytrigger.runtime import app, outcomes
-    from polytrigger.runtime.observability import logger
+    from polytrigger.observability import logger
 
     handlers = {"s3": s3.handler, "poller": poller.handler, "webhook": webhook.handler}
     secrets = bench.stack.secrets_client()
@@ -71,7 +69,7 @@ def container(bench: Bench) -> Iterator[Callable[[str, dict[str, Any]], dict[str
     try:
         with bench.stack.environ(**env), contextlib.redirect_stdout(io.StringIO()), harness_time(bench.stack.fake):
             previous = stream.setStream(io.StringIO())  # type: ignore[attr-defined]
-            _fresh(app, outcomes, parameters)
+            _fresh(bootstrap, parameters)
             try:
 
                 def invoke(name: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -81,16 +79,15 @@ def container(bench: Bench) -> Iterator[Callable[[str, dict[str, Any]], dict[str
                 yield invoke
             finally:
                 stream.setStream(previous)  # type: ignore[attr-defined]
-                _fresh(app, outcomes, parameters)
+                _fresh(bootstrap, parameters)
     finally:
         secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
 
 
 def _fresh(*modules: Any) -> None:
     """No container built yet, no secret cached: the next invocation is a cold one."""
-    app, outcomes, parameters = modules
-    app.reset()
-    outcomes.reset()
+    bootstrap, parameters = modules
+    bootstrap.reset()
     parameters.clear_caches()
 
 
@@ -149,12 +146,12 @@ def delivery(execution: str, status: str = "completed") -> dict[str, Any]:
 
 def warm_webhook(stack: LocalStack, deliveries: int, warm_ups: int) -> tuple[list[float], list[float]]:
     """Seconds of each delivery through the handler, and of each ending settled by the ledger alone (interleaved)."""
-    from polytrigger.core.runs import run_event
-    from polytrigger.runs.ports import Run
-    from polytrigger.runtime import outcomes
+    from polytrigger import bootstrap
+    from polytrigger.runs.endings import run_event
+    from polytrigger.runs.ledger import Run
 
     with bench_stack(stack) as bench, container(bench) as invoke:
-        ledger = outcomes.get(webhook=True).ledger
+        ledger = bootstrap.webhook().ledger
         runs = [str(uuid.uuid4()) for _ in range(warm_ups + 2 * deliveries)]
         for execution in runs:
             ledger.record(Run(execution, SINGLE_SYNC, "model"), "bench-single", "s3://bench", datetime.now(UTC))
@@ -237,7 +234,7 @@ def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
         overlap_calls(endings, ended["polytomic"], polls),
         per_poll(f"poller, nothing new after {endings} endings: DynamoDB writes per poll", ended["writes"], polls, 0),
         (
-            "cold start webhook (import + outcomes.get(webhook=True))",
+            "cold start webhook (import + bootstrap.webhook())",
             f"{statistics.median(webhook) * 1000:.0f} ms",
             f"{statistics.median(floor) * 1000:.0f} ms (boto3 + 2 clients)",
             f"{ratio:.2f}x",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
-from polytrigger.adapters.polytomic import RetryPolicy
+from polytrigger.polytomic.client import RetryPolicy
 
 T = TypeVar("T")
 P = TypeVar("P")

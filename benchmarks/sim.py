@@ -1,12 +1,12 @@
 """A discrete-event simulation of polytrigger on a virtual clock, so hours of arrivals run in seconds.
 
 The real code runs unchanged: `parse_routes` and `Routes` turn each landed file into actions, the
-real dispatch policies perform them (`ActionPolicy` through `run` in the S3 function, `QueuedStarts`
-in the dispatcher) over the real `Starts` and `Deferrals`, with the in-memory ports shared with the
+real dispatch policy performs them (`DispatchPolicy.perform` through `run` in the S3 function,
+`DispatchPolicy.perform_message` in the dispatcher) over the real `Calls` and `Deferrals`, with the in-memory ports shared with the
 unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are simulated:
 
 - `Loop`: the virtual clock, a heap of (time, seq, callback); the policies read no other clock
-  (`Starts`, `Deferrals`, and `received` when an invocation begins), and `Deferrals` waits for a
+  (`Calls`, `Deferrals`, and `received` when an invocation begins), and `Deferrals` waits for a
   window's confirmation in virtual time (`Processes.wait`), never on the wall clock;
 - S3 events dated in whole seconds, as EventBridge dates them (`event_time`);
 - the S3 function: an `AsyncFunction` (benchmarks/platform.py) that EventBridge invokes once per
@@ -23,8 +23,8 @@ unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are 
 `make bench-bursts` uses: what the policies do. The burst of 100,000 objects adds the platform's
 limits (benchmarks/storm.py).
 
-The naive behaviour (one start per file; a 409 is dropped) is the same `ActionPolicy` without a
-dispatch queue (`deferrals=None`), against its own `SimPolytomic`, in the same run.
+The naive behaviour (one start per file; a 409 is dropped) is `_DirectNaive`, against its own
+`SimPolytomic`, in the same run.
 
 Coverage and staleness are measured from Polytomic's side, not from outcomes: a file is covered
 by the first execution of its sync created at or after it landed, and its staleness is the time
@@ -50,20 +50,19 @@ from typing import Any, TypeVar
 
 from benchmarks.platform import AsyncFunction, Done, FunctionStats, Platform, Processes, RateLimit
 from local.memory import MemoryDedup, MemoryWindows
-from polytrigger.adapters.polytomic import RetryPolicy
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import FIRST_DELAY_SECONDS, Deferrals, delay_for, window_id
+from polytrigger.dispatch.calls import Calls
+from polytrigger.dispatch.deferrals import FIRST_DELAY_SECONDS, Deferrals, delay_for, window_id
+from polytrigger.dispatch.fan_out import OutcomeSink, run
 from polytrigger.dispatch.messages import DeferredStart, Message, decode, encode
-from polytrigger.dispatch.policy import ActionPolicy
-from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, AlreadyRunning, Execution, Queue, Throttled, WindowStore
-from polytrigger.dispatch.queued import QueuedStarts
-from polytrigger.dispatch.run import OutcomeSink, run
-from polytrigger.dispatch.starts import Starts
+from polytrigger.dispatch.policy import SAFETY_MARGIN_SECONDS, DispatchPolicy
+from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, Queue, WindowStore
+from polytrigger.polytomic.client import RetryPolicy
+from polytrigger.polytomic.contract import AlreadyRunning, Execution, Throttled
 from polytrigger.routing import parse_routes
-from polytrigger.runtime.app import SAFETY_MARGIN_SECONDS
-from polytrigger.runtime.config import Settings
+from polytrigger.settings import Settings
 
 _T = TypeVar("_T")
 EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp()  # virtual time 0
@@ -72,7 +71,7 @@ DEFAULT_MAX_AGE = 21600  # DEFERRAL_MAX_AGE_SECONDS' default
 SQS_VISIBILITY_TIMEOUT = 420.0  # DispatchQueue's VisibilityTimeout (template.yaml): received again after this
 SQS_MAX_RECEIVES = 5  # the dispatcher parks a message that fails its 5th receive (MAX_RECEIVES)
 EXECUTIONS_PAGE = 50  # GET .../executions answers one page, newest first
-# App.call_budget_ms: the dispatcher takes no record with less of the invocation left than one call may take
+# call_budget_ms: the dispatcher takes no record with less of the invocation left than one call may take
 _DEFAULTS: dict[str, Any] = {item.name: item.default for item in dataclasses.fields(Settings)}
 CALL_BUDGET_SECONDS = float(_DEFAULTS["connect_timeout"]) + float(_DEFAULTS["read_timeout"]) + SAFETY_MARGIN_SECONDS
 
@@ -610,10 +609,10 @@ class _Dispatcher:
     """
 
     def __init__(
-        self, loop: Loop, queued: QueuedStarts, queue: SimQueue, sink: OutcomeSink, platform: Platform
+        self, loop: Loop, policy: DispatchPolicy, queue: SimQueue, sink: OutcomeSink, platform: Platform
     ) -> None:
         self.loop = loop
-        self.queued = queued
+        self.policy = policy
         self.queue = queue
         self.sink = sink
         self.platform = platform
@@ -627,7 +626,7 @@ class _Dispatcher:
             if platform.timed and ends - self.loop.now < CALL_BUDGET_SECONDS:
                 acknowledged.append(self._failed(record, "not tried: too little of the invocation left"))
                 continue
-            outcome = self.queued.perform(record.message, deadline)
+            outcome = self.policy.perform_message(record.message, deadline)
             self.sink(record.message.action, outcome, record.message.id)
             acknowledged.append(not outcome.retryable or self._failed(record, outcome.reason or "failed"))
         return acknowledged, platform.invoke_seconds + platform.aws_seconds * len(batch)
@@ -703,8 +702,7 @@ class _World:
 
 
 class _PolicyWorld(_World):
-    """The real policies: `ActionPolicy` in the S3 function and, with a dispatch queue, `QueuedStarts`
-    in the dispatcher; without one, the naive tool (a 409 is final)."""
+    """The real policy: `DispatchPolicy.perform` in the S3 function, `perform_message` in the dispatcher."""
 
     def __init__(
         self,
@@ -712,7 +710,6 @@ class _PolicyWorld(_World):
         durations: Mapping[str, float],
         platform: Platform,
         *,
-        queued: bool,
         max_age: float,
         first_delay: int,
     ) -> None:
@@ -722,33 +719,32 @@ class _PolicyWorld(_World):
         self.client = self._client(durations)
         self.outcomes = Counter()
         self.sink = _counting(self.outcomes)
-        starts = Starts(self.client, MemoryDedup(), loop.clock)
-        if queued:
-            self.queue = SimQueue(
-                loop,
-                self.processes,
-                concurrency=platform.dispatcher_concurrency,
-                batch_size=platform.batch_size,
-                batching_window=platform.batching_window,
-            )
-            self.deferrals = _TrackedDeferrals(
-                self.queue,
-                MemoryWindows(),
-                max_age=max_age,
-                first_delay=first_delay,
-                clock=loop.clock,
-                sleep=self.processes.wait,  # virtual time; inline, a wait raises rather than sleeping for real
-            )
-            dispatcher = _Dispatcher(loop, QueuedStarts(starts, self.deferrals), self.queue, self.sink, platform)
-            self.queue.consume = dispatcher.consume
-        self.policy = ActionPolicy(starts, self.deferrals)
+        calls = Calls(self.client, MemoryDedup(), loop.clock)
+        self.queue = SimQueue(
+            loop,
+            self.processes,
+            concurrency=platform.dispatcher_concurrency,
+            batch_size=platform.batch_size,
+            batching_window=platform.batching_window,
+        )
+        self.deferrals = _TrackedDeferrals(
+            self.queue,
+            MemoryWindows(),
+            max_age=max_age,
+            first_delay=first_delay,
+            clock=loop.clock,
+            sleep=self.processes.wait,  # virtual time; inline, a wait raises rather than sleeping for real
+        )
+        self.policy = DispatchPolicy(calls, self.deferrals)
+        dispatcher = _Dispatcher(loop, self.policy, self.queue, self.sink, platform)
+        self.queue.consume = dispatcher.consume
         self.s3 = self._function(self._start)
 
     def _start(self, file: _File, done: Done) -> None:
         # A file whose every action is debounced only touches the windows and the queue: it never
         # waits for Polytomic, so it runs inline (no thread). Were that wrong, `wait` would raise.
         debounced = all(action.kind == "start" and action.debounce for action in file.actions)
-        inline = self.deferrals is not None and debounced
+        inline = debounced
         self.processes.spawn(partial(self._handle, file), done, inline=inline)
 
     def _handle(self, file: _File) -> tuple[bool, float]:
@@ -760,11 +756,11 @@ class _PolicyWorld(_World):
 
 
 class _DirectNaive(_World):
-    """The naive tool, event by event on the loop instead of through `ActionPolicy` on processes.
+    """The naive tool: one start per file, a 409 the final word; event by event on the loop.
 
-    A burst of 100,000 objects makes it send millions of requests, too many to run through the real
-    policies in a benchmark. It does what `ActionPolicy` without a dispatch queue does, over the
-    same `SimPolytomic` and retry policy: one start per action, in order; a 201 or a 409 is settled
+    A burst of 100,000 objects makes it send millions of requests. It does what a trigger function
+    without a dispatch queue would, over the same `SimPolytomic` and retry policy (the real
+    client's): one start per action, in order; a 201 or a 409 is settled
     (a retried invocation skips it, as the dedup table makes it a `duplicate`); a 429 is retried by
     the client, and after its last attempt the action fails and so does the invocation, which
     Lambda retries. `test_bench_bursts` holds the two to the same figures on a small burst.
@@ -826,21 +822,16 @@ def simulate(
     first_delay: int = FIRST_DELAY_SECONDS,
     naive: Platform | None = None,
     polytrigger: Platform | None = None,
-    direct_naive: bool = False,
 ) -> Result:
     """Land every file at its time, run both behaviours until nothing is left to do, and measure.
 
-    Each behaviour runs on its own platform (default `Platform()`: unbounded, instant). With
-    `direct_naive` the naive tool runs as `_DirectNaive`: the same behaviour, fast enough for
-    the millions of requests of a storm.
+    Each behaviour runs on its own platform (default `Platform()`: unbounded, instant).
     """
     wall = time.perf_counter()
     loop = Loop()
     durations = {sync.id: sync.run_seconds for sync in scenario.syncs}
-    poly = _PolicyWorld(
-        loop, durations, polytrigger or Platform(), queued=True, max_age=max_age, first_delay=first_delay
-    )
-    plain = _naive_world(loop, durations, naive or Platform(), direct=direct_naive)
+    poly = _PolicyWorld(loop, durations, polytrigger or Platform(), max_age=max_age, first_delay=first_delay)
+    plain = _DirectNaive(loop, durations, naive or Platform())
     landed = _play(loop, scenario, [poly, plain])
     bounds = _bounds(scenario, first_delay)
     assert poly.queue is not None
@@ -861,7 +852,6 @@ def simulate_one(
     platform: Platform,
     *,
     naive: bool,
-    direct_naive: bool = True,
     max_age: float = DEFAULT_MAX_AGE,
     first_delay: int = FIRST_DELAY_SECONDS,
 ) -> Side:
@@ -871,22 +861,14 @@ def simulate_one(
     loop = Loop()
     durations = {sync.id: sync.run_seconds for sync in scenario.syncs}
     world = (
-        _naive_world(loop, durations, platform, direct=direct_naive)
+        _DirectNaive(loop, durations, platform)
         if naive
-        else _PolicyWorld(loop, durations, platform, queued=True, max_age=max_age, first_delay=first_delay)
+        else _PolicyWorld(loop, durations, platform, max_age=max_age, first_delay=first_delay)
     )
     landed = _play(loop, prepared, [world])
     side = world.measure(landed, _bounds(scenario, first_delay))
     side.messages = world.queue.sent if world.queue is not None else 0
     return side
-
-
-def _naive_world(loop: Loop, durations: Mapping[str, float], platform: Platform, *, direct: bool) -> _World:
-    if direct:
-        return _DirectNaive(loop, durations, platform)
-    return _PolicyWorld(
-        loop, durations, platform, queued=False, max_age=DEFAULT_MAX_AGE, first_delay=FIRST_DELAY_SECONDS
-    )
 
 
 @dataclass(frozen=True, slots=True)

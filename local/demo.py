@@ -110,9 +110,9 @@ def _read(path: Path) -> dict[str, Any]:
 def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None) -> int:
     from local.dispatch_pump import pump
     from local.lambda_context import LocalContext
+    from polytrigger import bootstrap
     from polytrigger.handlers import dispatcher, s3, schedule
     from polytrigger.routing import load_routes
-    from polytrigger.runtime import app as runtime
 
     fake = stack.fake
     for route in load_routes(routes_file).routes:  # your routes' syncs exist (and are active) in the fake
@@ -132,7 +132,7 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
         DISPATCH_DEAD_LETTER_QUEUE_URL=dispatch_dlq,
         DEFERRAL_FIRST_DELAY_SECONDS="2",  # 30 s in production; the demo has no time to lose
     )
-    runtime.reset()
+    bootstrap.reset()
     from local.demo_outcomes import close_the_loop, open_webhook
     from local.demo_wiring import wire
 

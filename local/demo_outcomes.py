@@ -16,12 +16,12 @@ WEBHOOK_SECRET = "demo-webhook-secret"
 
 def open_webhook(stack: Any) -> FunctionUrl:
     """The webhook receiver on a loopback Function URL, subscribed before any run starts."""
+    from polytrigger import bootstrap
     from polytrigger.handlers import webhook
-    from polytrigger.runtime import outcomes
 
     secret = stack.secrets_client().create_secret(Name="polytomic-webhook-demo", SecretString=WEBHOOK_SECRET)["ARN"]
     os.environ["POLYTOMIC_WEBHOOK_SECRET_ID"] = secret
-    outcomes.reset()
+    bootstrap.reset()
     url = FunctionUrl(webhook.handler)
     stack.fake.subscribe_webhook(url.url, WEBHOOK_SECRET)
     stack.fake.configure_webhooks(drop=0.5, seed=7)  # Polytomic delivers at most once: half are lost here
@@ -33,7 +33,7 @@ def close_the_loop(
 ) -> list[str]:
     """Deliver the webhook, poll, deliver the chained starts; the lines to print."""
     from polytrigger.handlers import dispatcher, poller
-    from polytrigger.tools.status import Query, find, render, row
+    from polytrigger.runs.status import Query, find, render, row
 
     report = stack.fake.deliver_webhooks()
     polled = poller.handler({"poll": "demo"}, LocalContext(function_name="polytrigger-poller"))

@@ -15,7 +15,7 @@ GROUP = "polytrigger-demo-schedules"
 
 def wire(stack: Any) -> list[str]:
     """Run RouteWiring's Create for ROUTES_FILE; the lines say what it wired (or why it refused)."""
-    from polytrigger.handlers import wiring
+    from polytrigger.handlers import route_wiring
 
     region = stack.region
     stack.client("scheduler").create_schedule_group(Name=GROUP)
@@ -36,7 +36,7 @@ def wire(stack: Any) -> list[str]:
             },
         }
         context: Any = LocalContext(function_name=FUNCTION, qualifier="1")  # as a forwarded request reaches version 1
-        wiring.handler(request, context)
+        route_wiring.handler(request, context)
         answer = answers.last()
     if answer["Status"] != "SUCCESS":
         return [f"route wiring FAILED (sam deploy would roll back): {answer['Reason']}"]

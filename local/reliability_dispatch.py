@@ -247,18 +247,18 @@ def malformed_messages(h: Harness) -> Row:
 def breaking(seed: int, rate: float, poison_every: int) -> Iterator[dict[str, int]]:
     """Make the dispatcher raise TypeError (a bug) on a fraction of deliveries, before or after its call.
 
-    `QueuedStarts.perform` raises before doing anything for `rate` of deliveries, and always for every
-    `poison_every`-th message; `Starts.call` raises after Polytomic answered for `rate / 2` of calls
+    `DispatchPolicy.perform_message` raises before doing anything for `rate` of deliveries, and always for every
+    `poison_every`-th message; `Calls.call` raises after Polytomic answered for `rate / 2` of calls
     (the run exists, the answer is lost). Undone on exit.
     """
-    from polytrigger.dispatch.queued import QueuedStarts
-    from polytrigger.dispatch.starts import Starts
+    from polytrigger.dispatch.calls import Calls
+    from polytrigger.dispatch.policy import DispatchPolicy
 
     rng, seen, poison = random.Random(seed), [], set()
     counts = {"before": 0, "after": 0}
-    perform, call = QueuedStarts.perform, Starts.call
+    perform, call = DispatchPolicy.perform_message, Calls.call
 
-    def broken_perform(self: QueuedStarts, message: Any, deadline: float | None) -> Any:
+    def broken_perform(self: DispatchPolicy, message: Any, deadline: float | None) -> Any:
         if message.id not in seen:
             seen.append(message.id)
             if (len(seen) - 1) % poison_every == 0:
@@ -268,26 +268,26 @@ def breaking(seed: int, rate: float, poison_every: int) -> Iterator[dict[str, in
             raise TypeError("a bug in the dispatcher (injected)")
         return perform(self, message, deadline)
 
-    def broken_call(self: Starts, *args: Any, **kwargs: Any) -> Any:
+    def broken_call(self: Calls, *args: Any, **kwargs: Any) -> Any:
         result = call(self, *args, **kwargs)
         if rng.random() < rate / 2:
             counts["after"] += 1
             raise TypeError("a bug after the call (injected)")
         return result
 
-    QueuedStarts.perform = broken_perform  # type: ignore[method-assign]
-    Starts.call = broken_call  # type: ignore[method-assign]
+    DispatchPolicy.perform_message = broken_perform  # type: ignore[method-assign]
+    Calls.call = broken_call  # type: ignore[method-assign]
     try:
         yield counts
     finally:
-        QueuedStarts.perform = perform  # type: ignore[method-assign]
-        Starts.call = call  # type: ignore[method-assign]
+        DispatchPolicy.perform_message = perform  # type: ignore[method-assign]
+        Calls.call = call  # type: ignore[method-assign]
         counts["poisoned"] = len(poison)
 
 
 def internal_errors(h: Harness) -> Row:
     """The dispatcher raises at random: every message goes back to the queue, and is parked on its last receive."""
-    from polytrigger.handlers.dispatcher import MAX_RECEIVES
+    from polytrigger.flows.on_dispatch_message import MAX_RECEIVES
 
     with dispatching(h) as (run, queues):
         started = time.monotonic()

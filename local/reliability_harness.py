@@ -160,7 +160,7 @@ class Harness:
     def scenario(self, routes: str = ROUTES, **env: str) -> Iterator[Run]:
         from aws_lambda_powertools.utilities import parameters
 
-        from polytrigger.runtime import app as runtime
+        from polytrigger import bootstrap
 
         self.stack.reset()
         self.stack.fake.add_sync(MODEL, kind="model")
@@ -168,12 +168,12 @@ class Harness:
         self.routes_file.write_text(routes, encoding="utf-8")
         overrides = {"ROUTES_FILE": str(self.routes_file), "POWERTOOLS_LOG_LEVEL": "CRITICAL", **env}
         with self.stack.environ(**overrides):
-            runtime.reset()
+            bootstrap.reset()
             parameters.clear_caches()  # type: ignore[no-untyped-call]
             try:
                 yield Run()
             finally:
-                runtime.reset()
+                bootstrap.reset()
                 parameters.clear_caches()  # type: ignore[no-untyped-call]
 
     def invoker(

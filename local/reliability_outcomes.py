@@ -54,14 +54,14 @@ CHAIN_ROUTES = (
 @contextlib.contextmanager
 def harness_time(fake: Any) -> Iterator[None]:
     """The poller's `now` is the fake Polytomic's (real time plus `advance_clock`): minutes pass at once."""
-    from polytrigger.handlers import poller
+    from polytrigger.flows import on_poll as poller
 
     class FakeNow(datetime):
         @classmethod
         def now(cls, tz: tzinfo | None = None) -> Self:
             return cls.fromtimestamp(fake.now().timestamp(), tz)
 
-    original = getattr(poller, "datetime")  # noqa: B009 - not exported: the handler's own import
+    original = getattr(poller, "datetime")  # noqa: B009 - not exported: the flow's own import
     setattr(poller, "datetime", FakeNow)  # noqa: B010 - the module's global, for this scenario only
     try:
         yield
@@ -102,8 +102,8 @@ class Said:
 def outcome_scenario(h: Harness, routes: str = ROUTES) -> Iterator[tuple[Run, Said]]:
     """A scenario with the webhook secret stored, reconciliation after a minute, the dispatch queues (for
     chained starts), the handlers' endings captured."""
-    from polytrigger.runtime import outcomes
-    from polytrigger.runtime.observability import logger
+    from polytrigger import bootstrap
+    from polytrigger.observability import logger
 
     secrets, sqs = h.stack.secrets_client(), h.stack.client("sqs")
     arn = secrets.create_secret(Name=f"polytomic-webhook-{uuid.uuid4().hex[:8]}", SecretString=WEBHOOK_SECRET)["ARN"]
@@ -121,11 +121,11 @@ def outcome_scenario(h: Harness, routes: str = ROUTES) -> Iterator[tuple[Run, Sa
         with h.scenario(routes, **env) as run, harness_time(h.stack.fake), contextlib.redirect_stdout(said.out):
             previous = handler.setStream(said.logs)  # type: ignore[attr-defined]
             logger.setLevel("INFO")  # the endings are INFO and ERROR lines
-            outcomes.reset()
+            bootstrap.reset()
             try:
                 yield run, said
             finally:
-                outcomes.reset()
+                bootstrap.reset()
                 logger.setLevel(level)
                 handler.setStream(previous)  # type: ignore[attr-defined]
     finally:

@@ -52,7 +52,7 @@ class DispatchQueues:
 
     @classmethod
     def create(cls, sqs: Any) -> DispatchQueues:
-        from polytrigger.handlers.dispatcher import MAX_RECEIVES
+        from polytrigger.flows.on_dispatch_message import MAX_RECEIVES
 
         suffix = uuid.uuid4().hex[:10]
         dead = sqs.create_queue(QueueName=f"polytrigger-reliability-dispatch-dlq-{suffix}")["QueueUrl"]

@@ -50,9 +50,9 @@ def window_routes(count: int) -> str:
 @contextlib.contextmanager
 def failing_once(windows: set[str]) -> Iterator[dict[str, set[str]]]:
     """The first send of each window's message fails, and so does the close that would undo the open."""
-    from polytrigger.adapters.queue import SqsQueue
-    from polytrigger.adapters.windows import DynamoWindows
     from polytrigger.dispatch.ports import QueueUnavailable, WindowsUnavailable
+    from polytrigger.dispatch.queue import SqsQueue
+    from polytrigger.dispatch.windows import DynamoWindows
 
     send, close, lock = SqsQueue.send, DynamoWindows.close, threading.Lock()
     failed: dict[str, set[str]] = {"send": set(), "close": set()}
@@ -84,9 +84,9 @@ def failing_once(windows: set[str]) -> Iterator[dict[str, set[str]]]:
 
 
 def windows_without_a_message(h: Harness) -> Row:
-    from polytrigger.adapters.windows import DynamoWindows
-    from polytrigger.dispatch.deferred import UNCONFIRMED_WINDOW_SECONDS, window_id
+    from polytrigger.dispatch.deferrals import UNCONFIRMED_WINDOW_SECONDS, window_id
     from polytrigger.dispatch.ports import Window
+    from polytrigger.dispatch.windows import DynamoWindows
     from polytrigger.events import s3_triggers
 
     crashed, failed = h.n(10, minimum=2), h.n(10, minimum=2)

@@ -92,6 +92,8 @@ class LocalStack(LocalService):
         self._current_secret: str | None = None
         self._exit: ExitStack | None = None
         self.dead_letter_queue_url = ""  # the stack's DeadLetterQueue: where a trigger function parks an event
+        self.dispatch_queue_url = ""  # the DispatchQueue: deferred and debounced starts wait there
+        self.dispatch_dead_letter_queue_url = ""  # where the dispatcher parks a message
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -104,9 +106,10 @@ class LocalStack(LocalService):
             stack.enter_context(self.fake)
             self.create_table()
             self.put_secret(self.initial_secret)
-            self.dead_letter_queue_url = self.client("sqs").create_queue(QueueName="polytrigger-dead-letters")[
-                "QueueUrl"
-            ]
+            sqs = self.client("sqs")
+            self.dead_letter_queue_url = sqs.create_queue(QueueName="polytrigger-dead-letters")["QueueUrl"]
+            self.dispatch_dead_letter_queue_url = sqs.create_queue(QueueName="polytrigger-dispatch-dlq")["QueueUrl"]
+            self.dispatch_queue_url = sqs.create_queue(QueueName="polytrigger-dispatch")["QueueUrl"]
             self._exit = stack.pop_all()
         return self
 
@@ -156,6 +159,8 @@ class LocalStack(LocalService):
             "POLYTOMIC_API_VERSION": self.api_version,
             "IDEMPOTENCY_TABLE": self.table_name,
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
+            "DISPATCH_QUEUE_URL": self.dispatch_queue_url,
+            "DISPATCH_DEAD_LETTER_QUEUE_URL": self.dispatch_dead_letter_queue_url,
             "POWERTOOLS_SERVICE_NAME": "polytrigger",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_NAMESPACE": "Polytrigger",
@@ -257,22 +262,28 @@ class LocalStack(LocalService):
 
     def parked_events(self) -> list[dict[str, Any]]:
         """Take every message from the dead-letter queue (the records a trigger function parked)."""
+        return [json.loads(body) for body in self.take(self.dead_letter_queue_url)]
+
+    def take(self, queue_url: str) -> list[str]:
+        """Receive and delete every message of a queue: their bodies (drained, not purged: SQS allows one
+        purge a minute)."""
         sqs = self.client("sqs")
-        taken: list[dict[str, Any]] = []
+        taken: list[str] = []
         while True:
-            answer = sqs.receive_message(QueueUrl=self.dead_letter_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             messages = answer.get("Messages", [])
             if not messages:
                 return taken
             for message in messages:
-                taken.append(json.loads(message["Body"]))
-                sqs.delete_message(QueueUrl=self.dead_letter_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                taken.append(message["Body"])
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def reset(self) -> None:
         """Between tests: fresh fake, empty table and dead-letter queue, the initial secret back (if it changed)."""
         self.fake.reset()
         self.clear_table()
-        if self.dead_letter_queue_url:
-            self.parked_events()  # drained, not purged: SQS allows one purge a minute
+        for url in (self.dead_letter_queue_url, self.dispatch_queue_url, self.dispatch_dead_letter_queue_url):
+            if url:
+                self.take(url)
         if self._current_secret != self.initial_secret:
             self.put_secret(self.initial_secret)

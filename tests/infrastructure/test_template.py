@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from polytrigger.core.outcomes import STATUSES
-from polytrigger.handlers.dispatcher import MAX_RECEIVES
+from polytrigger.flows.on_dispatch_message import MAX_RECEIVES
 
 from .cfn import (
     NO_VALUE,

@@ -13,7 +13,7 @@ GROUP_SCHEDULES = {
 }
 
 
-def wiring(transformed: dict[str, Any]) -> dict[str, Any]:
+def plan(transformed: dict[str, Any]) -> dict[str, Any]:
     (resource,) = of_type(transformed, "Custom::RouteWiring").values()
     return dict(resource)
 
@@ -32,7 +32,7 @@ def test_no_bucket_or_schedule_is_written_in_the_template(
 
 
 def test_route_wiring_runs_the_version_this_deploy_published(transformed: dict[str, Any]) -> None:
-    properties = wiring(transformed)["Properties"]
+    properties = plan(transformed)["Properties"]
     assert properties["ServiceToken"] == get_att_arn(WIRING_FUNCTION)  # CloudFormation refuses a changed token
     version_id = properties["CodeVersion"]["Ref"]
     version = transformed["Resources"][version_id]
@@ -44,11 +44,11 @@ def test_route_wiring_runs_the_version_this_deploy_published(transformed: dict[s
     assert properties["DeadLetterArn"] == DLQ_ARN
     assert properties["State"] == {"Ref": "SchedulesState"}
     handler = transformed["Resources"][WIRING_FUNCTION]["Properties"]["Handler"]
-    assert handler == "polytrigger.handlers.wiring.handler"
+    assert handler == "polytrigger.handlers.route_wiring.handler"
 
 
 def test_route_wiring_waits_for_the_permission_to_hand_a_rollback_to_its_version(transformed: dict[str, Any]) -> None:
-    assert "RouteWiringInvokesItsVersions" in as_list(wiring(transformed)["DependsOn"])
+    assert "RouteWiringInvokesItsVersions" in as_list(plan(transformed)["DependsOn"])
     policy = transformed["Resources"]["RouteWiringInvokesItsVersions"]["Properties"]
     assert policy["Roles"] == [{"Ref": role_id(transformed, WIRING_FUNCTION)}]
     assert grants(as_list(policy["PolicyDocument"]["Statement"])) == {

@@ -64,15 +64,15 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch, leak_guard: 
     """
     from aws_lambda_powertools.utilities import parameters
 
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     clean.fake.add_sync(ORDERS_MODEL, kind="model")
     clean.fake.add_sync(WAREHOUSE_BULK, kind="bulk")
     clean.fake.add_sync(CUSTOMERS_MODEL, kind="model")
     monkeypatch.setenv("ROUTES_FILE", str(ROUTES))
-    runtime.reset()
+    bootstrap.reset()
     parameters.clear_caches()
-    from polytrigger.runtime.observability import logger
+    from polytrigger.observability import logger
 
     logger.setLevel("DEBUG")  # the most a log line can say
     with captured_logs() as buffer:
@@ -80,7 +80,7 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch, leak_guard: 
         leak_guard.said.append(buffer.getvalue())
         leak_guard.remember_secrets(clean)
     logger.setLevel("INFO")
-    runtime.reset()
+    bootstrap.reset()
     parameters.clear_caches()
     clean.reset()  # leave the session's stack as the next test expects it
 
@@ -96,7 +96,7 @@ def dispatch(
     ``DEFERRAL_FIRST_DELAY_SECONDS=1``, ``DEFERRAL_MAX_AGE_SECONDS=60`` and a fresh container. A spy
     records every message polytrigger queues or parks; the pump delivers them to the dispatcher.
     """
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     queues = dispatch_support.Queues.create(polytrigger.stack)
     routes = tmp_path / "routes.yaml"
@@ -116,8 +116,8 @@ def dispatch(
     fake.add_sync(dispatch_support.BUSY_SYNC, kind="model")
     log = dispatch_support.SentLog()
     dispatch_support.install_spy(monkeypatch, log)
-    runtime.reset()
+    bootstrap.reset()
     pump = dispatch_support.Pump(polytrigger, queues, log)
     yield dispatch_support.Dispatch(polytrigger, queues, log, pump)
-    runtime.reset()
+    bootstrap.reset()
     queues.delete()

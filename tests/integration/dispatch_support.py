@@ -158,8 +158,8 @@ class SentLog:
 
 def install_spy(monkeypatch: Any, log: SentLog) -> None:
     """Record every send and park of every ``SqsQueue`` (the app's included) and still perform it."""
-    from polytrigger.adapters.queue import SqsQueue
     from polytrigger.dispatch.messages import Message, encode
+    from polytrigger.dispatch.queue import SqsQueue
 
     send, park = SqsQueue.send, SqsQueue.park
 

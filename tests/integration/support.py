@@ -140,7 +140,7 @@ class _Tee(io.TextIOBase):
 @contextmanager
 def captured_logs() -> Iterator[io.StringIO]:
     """Point the Powertools logger's stream at a buffer for one test (it keeps the stdout of its import)."""
-    from polytrigger.runtime.observability import logger
+    from polytrigger.observability import logger
 
     handler = logger.registered_handler
     buffer = io.StringIO()

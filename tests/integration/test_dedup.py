@@ -10,7 +10,7 @@ import pytest
 import urllib3
 
 from local.fake_polytomic import DEFAULT_API_KEY
-from polytrigger.handlers.answer import ActionsFailed
+from polytrigger.core.outcomes import ActionsFailed
 from polytrigger.tools.cli import explain
 from tests.integration.support import (
     CUSTOMERS_MODEL,
@@ -96,7 +96,9 @@ def test_sqs_batch_returns_only_the_failed_record(polytrigger: Invoker) -> None:
     assert len(fake.executions(CUSTOMERS_MODEL)) == 1
 
 
-def test_a_run_in_progress_is_already_running_not_a_failure(polytrigger: Invoker) -> None:
+def test_a_start_that_meets_a_run_in_progress_waits_on_the_dispatch_queue_not_a_failure(
+    polytrigger: Invoker,
+) -> None:
     fake = polytrigger.stack.fake
     fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=600)  # a long ELT run
     first = polytrigger.s3(load_event("s3-notification-created.json"))
@@ -105,10 +107,14 @@ def test_a_run_in_progress_is_already_running_not_a_failure(polytrigger: Invoker
     assert [o["status"] for o in first["outcomes"]] == ["started", "started"]
     assert [(o["sync_type"], o["status"]) for o in second["outcomes"]] == [
         ("model", "started"),
-        ("bulk", "already_running"),
+        ("bulk", "deferred"),
     ]
     assert "already running" in second["outcomes"][1]["reason"]
     assert len(fake.executions(WAREHOUSE_BULK)) == 1
+    queue = polytrigger.stack.client("sqs").get_queue_attributes(
+        QueueUrl=polytrigger.stack.dispatch_queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )
+    assert queue["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"  # the start, waiting its turn
 
 
 def test_same_key_in_flight_is_retried_not_reported(polytrigger: Invoker) -> None:

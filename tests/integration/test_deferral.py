@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from polytrigger.dispatch.deferred import SKEW_SECONDS, window_id
+from polytrigger.dispatch.deferrals import SKEW_SECONDS, window_id
 from tests.integration.dispatch_support import (
     BURST_BULK,
     BURST_SYNC,
@@ -54,10 +54,10 @@ def _started_by(deliveries: list[Delivery]) -> list[tuple[dict[str, Any], dict[s
 
 def _action_of(dispatch: Dispatch, file: File) -> Any:
     """The start action polytrigger derives from a file with the dispatch tests' routes."""
+    from polytrigger import bootstrap
     from polytrigger.events import s3_triggers
-    from polytrigger.runtime.app import get
 
-    routes = get().routes
+    routes = bootstrap.triggers().routes
     assert routes is not None
     (action,) = routes.actions_for(s3_triggers(file.event))
     return action

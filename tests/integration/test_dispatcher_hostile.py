@@ -15,7 +15,7 @@ import pytest
 
 from local.dispatch_pump import lambda_record
 from local.lambda_context import LocalContext
-from polytrigger.handlers.dispatcher import MAX_RECEIVES
+from polytrigger.flows.on_dispatch_message import MAX_RECEIVES
 from tests.integration.dispatch_support import BUSY_SYNC, Dispatch
 
 OTHER_SYNC = "99999999-9999-4999-8999-999999999999"
@@ -151,12 +151,12 @@ def test_an_internal_error_goes_back_to_the_queue_then_is_parked_on_its_last_rec
 ) -> None:
     """Review finding 1: any KeyError/TypeError/ValueError deleted the message as "malformed"."""
     body = json.dumps(deferred_body(dispatch))
-    from polytrigger.dispatch.queued import QueuedStarts
+    from polytrigger.dispatch.policy import DispatchPolicy
 
-    def broken(self: QueuedStarts, message: Any, deadline: float | None) -> Any:
+    def broken(self: DispatchPolicy, message: Any, deadline: float | None) -> Any:
         raise TypeError("a bug")
 
-    monkeypatch.setattr(QueuedStarts, "perform", broken)
+    monkeypatch.setattr(DispatchPolicy, "perform_message", broken)
 
     early = invoke(dispatch, body, receives=MAX_RECEIVES - 1)
     assert len(early["batchItemFailures"]) == 1  # returned to the queue: a retry may succeed
@@ -177,9 +177,9 @@ def test_a_secret_with_an_invisible_character_returns_the_message_and_never_echo
     dispatch.stack.fake.finish_running(BUSY_SYNC)
     secret = "fake-polytomic-api-key\u200b"
     dispatch.stack.put_secret(secret)
-    from polytrigger.runtime import app
+    from polytrigger import bootstrap
 
-    app.reset()  # a new container: it reads the secret afresh
+    bootstrap.reset()  # a new container: it reads the secret afresh
 
     answer = invoke(dispatch, body)
 

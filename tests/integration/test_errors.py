@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from local.fake_polytomic import DEFAULT_API_KEY
-from polytrigger.handlers.answer import ActionsFailed
+from polytrigger.core.outcomes import ActionsFailed
 from polytrigger.routing import RoutesError
-from polytrigger.runtime.config import ConfigError
+from polytrigger.settings import ConfigError
 from tests.integration.support import CUSTOMERS_MODEL, ORDERS_MODEL, Invoker, load_event, posts
 
 
@@ -30,9 +30,11 @@ def test_missing_variable_fails_with_one_line_naming_it(polytrigger: Invoker, mo
     assert polytrigger.stack.fake.calls == []
 
 
-def test_a_dispatcher_without_its_queue_fails_at_start_naming_the_variable(
-    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("function", ["dispatcher", "s3"])
+def test_a_function_that_starts_syncs_without_the_dispatch_queue_fails_at_start_naming_the_variable(
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, function: str
 ) -> None:
+    """The template always deploys the dispatch queue: a start that meets a running run waits there."""
     monkeypatch.delenv("DISPATCH_QUEUE_URL", raising=False)
     record = {
         "messageId": "m-1",
@@ -45,13 +47,14 @@ def test_a_dispatcher_without_its_queue_fails_at_start_naming_the_variable(
         "awsRegion": "us-east-1",
     }
 
-    with pytest.raises(ConfigError, match=r"^DISPATCH_QUEUE_URL is required by the dispatcher function but not set$"):
-        polytrigger.dispatcher({"Records": [record]})
+    invoke = {"dispatcher": lambda: polytrigger.dispatcher({"Records": [record]})}.get(
+        function, lambda: polytrigger.s3(load_event("s3-notification-created.json"))
+    )
+    with pytest.raises(ConfigError, match=r"^DISPATCH_QUEUE_URL is required but not set$"):
+        invoke()
 
     [line] = errors(polytrigger)
-    assert line["message"] == (
-        "polytrigger cannot start: DISPATCH_QUEUE_URL is required by the dispatcher function but not set"
-    )
+    assert line["message"] == "polytrigger cannot start: DISPATCH_QUEUE_URL is required but not set"
     assert polytrigger.stack.fake.calls == []
 
 
@@ -201,10 +204,10 @@ def test_rotated_key_is_refetched_once_and_the_run_continues(polytrigger: Invoke
 def test_rotated_key_one_by_one_costs_exactly_one_refused_call(
     polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     monkeypatch.setenv("POLYTOMIC_CONCURRENCY", "1")
-    runtime.reset()
+    bootstrap.reset()
     stack, fake = polytrigger.stack, polytrigger.stack.fake
     polytrigger.schedule(load_event("scheduler-input-freeze.json"))
     fake.reset_calls()
@@ -261,10 +264,10 @@ def test_unknown_sync_is_a_failure_naming_route_and_sync(polytrigger: Invoker) -
 def test_missing_table_makes_no_call_and_fails_the_invocation(
     polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     monkeypatch.setenv("IDEMPOTENCY_TABLE", "no-such-table")
-    runtime.reset()
+    bootstrap.reset()
 
     with pytest.raises(ActionsFailed, match="dedup table cannot be used"):
         polytrigger.s3(load_event("s3-notification-created.json"))
@@ -275,10 +278,10 @@ def test_missing_table_makes_no_call_and_fails_the_invocation(
 def test_unreadable_secret_fails_the_invocation_and_records_nothing(
     polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     monkeypatch.setenv("POLYTOMIC_SECRET_ID", "no/such/secret")
-    runtime.reset()
+    bootstrap.reset()
 
     with pytest.raises(ActionsFailed, match=r"cannot read the Polytomic secret 'no/such/secret'.*ResourceNotFound"):
         polytrigger.s3(load_event("s3-notification-created.json"))
@@ -288,8 +291,8 @@ def test_unreadable_secret_fails_the_invocation_and_records_nothing(
 
 
 def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsys: pytest.CaptureFixture[str]) -> None:
-    from polytrigger.runtime import app as runtime
-    from polytrigger.runtime.observability import logger
+    from polytrigger import bootstrap
+    from polytrigger.observability import logger
 
     stack, fake = polytrigger.stack, polytrigger.stack.fake
     organization = "0b5c5f6e-6a47-4bc4-9d0a-3b8f4e2a1c9d"
@@ -303,7 +306,7 @@ def test_secrets_never_reach_logs_outcomes_or_errors(polytrigger: Invoker, capsy
         with pytest.raises(ActionsFailed) as refused:
             polytrigger.schedule(load_event("scheduler-input-thaw.json"))
         seen.append(str(refused.value))
-        runtime.reset()  # a new container: the last one still refuses the rotated key for a while
+        bootstrap.reset()  # a new container: the last one still refuses the rotated key for a while
         fake.set_deployment_keys([(organization, deployment_key)])
         stack.put_secret(json.dumps({"deployment_key": deployment_key, "organization_id": organization}))
         fake.inject(503, times=3, path_contains=ORDERS_MODEL)
@@ -327,13 +330,13 @@ def test_unreachable_table_makes_no_call_and_fails_clearly(
 ) -> None:
     import socket
 
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     with socket.socket() as probe:  # a loopback port nothing listens on
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", f"http://127.0.0.1:{closed}")
-    runtime.reset()
+    bootstrap.reset()
 
     with pytest.raises(ActionsFailed, match="the dedup table cannot be used, so nothing was called"):
         polytrigger.schedule(load_event("scheduler-input-freeze.json"))

@@ -27,7 +27,7 @@ def _routes_with_schedule(tmp_path: Path) -> Path:
 @pytest.fixture
 def many(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Invoker:
     """The handlers with the benchmark's routes (20 syncs on one S3 route) plus paused activate_first syncs."""
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     fake = polytrigger.stack.fake
     for sid in (*fanout.FANOUT_SYNCS, fanout.SINGLE_SYNC):
@@ -36,7 +36,7 @@ def many(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
         fake.add_sync(sid, kind="model", active=False)
     monkeypatch.setenv("ROUTES_FILE", str(_routes_with_schedule(tmp_path)))
     monkeypatch.setenv("POLYTOMIC_CONCURRENCY", "8")  # fewer threads than syncs: the pool is reused
-    runtime.reset()
+    bootstrap.reset()
     return polytrigger
 
 

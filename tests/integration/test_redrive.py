@@ -20,9 +20,9 @@ import pytest
 
 from local.stack import LocalStack
 from polytrigger.core.actions import Action, SyncTarget
+from polytrigger.core.outcomes import ActionsFailed
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.messages import DeferredStart, decode_body, deferred_start, encode
-from polytrigger.handlers.answer import ActionsFailed
 from polytrigger.tools import redrive_cli
 from polytrigger.tools.cli import main
 from polytrigger.tools.redrive import Policy, Summary, redrive

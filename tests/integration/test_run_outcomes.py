@@ -27,14 +27,13 @@ WEBHOOK_SECRET = "whsec-local-0123456789"
 def outcomes(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoker]:
     """`polytrigger` with the webhook secret stored, the dispatch queues (as deployed: chained routes
     need them) and a fresh outcome container."""
-    from polytrigger.runtime import app as runtime
-    from polytrigger.runtime import outcomes as runtime_outcomes
+    from polytrigger import bootstrap
     from tests.integration.dispatch_support import Queues
 
     queues = Queues.create(polytrigger.stack)
     for name, value in queues.env().items():
         monkeypatch.setenv(name, value)
-    runtime.reset()
+    bootstrap.reset()
 
     secrets = polytrigger.stack.secrets_client()
     name = f"polytomic-webhook-{uuid.uuid4().hex[:8]}"
@@ -42,9 +41,9 @@ def outcomes(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     polytrigger.guard.secrets.add(WEBHOOK_SECRET)
     monkeypatch.setenv("POLYTOMIC_WEBHOOK_SECRET_ID", arn)
     monkeypatch.setenv("RUN_RECONCILE_AFTER_SECONDS", "60")
-    runtime_outcomes.reset()
+    bootstrap.reset()
     yield polytrigger
-    runtime_outcomes.reset()
+    bootstrap.reset()
     secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
     queues.delete()
 
@@ -272,8 +271,8 @@ def test_every_polytomic_event_received_is_handed_on_to_the_bus_once(
 ) -> None:
     """Webhook and poller both receive the completed events, the poller reads its overlap again: one copy each."""
     from local.function_url import FunctionUrl
+    from polytrigger import bootstrap
     from polytrigger.handlers import webhook
-    from polytrigger.runtime import outcomes as runtime_outcomes
 
     stack = outcomes.stack
     events, sqs = stack.client("events"), stack.client("sqs")
@@ -284,7 +283,7 @@ def test_every_polytomic_event_received_is_handed_on_to_the_bus_once(
     events.put_rule(Name=bus, EventBusName=bus, EventPattern=json.dumps({"source": ["polytrigger.polytomic"]}))
     events.put_targets(Rule=bus, EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
     monkeypatch.setenv("RUN_EVENT_BUS_NAME", bus)
-    runtime_outcomes.reset()
+    bootstrap.reset()
     fake = stack.fake
     with FunctionUrl(webhook.handler) as url:
         fake.subscribe_webhook(url.url, WEBHOOK_SECRET)
@@ -328,9 +327,8 @@ def test_a_chained_start_happens_once_however_often_the_ending_arrives(
 ) -> None:
     from local.dispatch_pump import pump
     from local.function_url import FunctionUrl
+    from polytrigger import bootstrap
     from polytrigger.handlers import webhook
-    from polytrigger.runtime import app as runtime
-    from polytrigger.runtime import outcomes as runtime_outcomes
     from tests.integration.dispatch_support import Queues
 
     queues = Queues.create(outcomes.stack)
@@ -338,8 +336,8 @@ def test_a_chained_start_happens_once_however_often_the_ending_arrives(
     routes.write_text(CHAIN_ROUTES, encoding="utf-8")
     for name, value in {**queues.env(), "ROUTES_FILE": str(routes)}.items():
         monkeypatch.setenv(name, value)
-    runtime.reset()
-    runtime_outcomes.reset()
+    bootstrap.reset()
+    bootstrap.reset()
     fake = outcomes.stack.fake
     try:
         with FunctionUrl(webhook.handler) as url:
@@ -364,7 +362,7 @@ def test_a_chained_start_happens_once_however_often_the_ending_arrives(
         ]
         assert line["trigger"] == f"sync {ORDERS_MODEL} run {upstream_run} completed"
     finally:
-        runtime.reset()
+        bootstrap.reset()
         queues.delete()
 
 
@@ -385,14 +383,13 @@ routes:
 def test_a_freshness_breach_is_reported_once_with_what_happened(
     outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from polytrigger.runtime import app as runtime
-    from polytrigger.runtime import outcomes as runtime_outcomes
+    from polytrigger import bootstrap
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(FRESHNESS_ROUTES, encoding="utf-8")
     monkeypatch.setenv("ROUTES_FILE", str(routes))
-    runtime.reset()
-    runtime_outcomes.reset()
+    bootstrap.reset()
+    bootstrap.reset()
     fake = outcomes.stack.fake
     fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=3600)  # still running when the promise falls due
 
@@ -472,14 +469,14 @@ routes:
 def test_a_chain_cycle_is_refused_by_validate_and_never_runs(
     outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from polytrigger import bootstrap
     from polytrigger.routing import RoutesError
-    from polytrigger.runtime import outcomes as runtime_outcomes
     from polytrigger.tools.cli import main
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(CYCLE_ROUTES, encoding="utf-8")
     monkeypatch.setenv("ROUTES_FILE", str(routes))
-    runtime_outcomes.reset()
+    bootstrap.reset()
     calls_before = len(outcomes.stack.fake.calls)
 
     assert main(["validate", str(routes)]) == 1

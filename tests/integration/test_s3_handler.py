@@ -152,10 +152,10 @@ def test_on_premises_deployment_key_is_sent_as_basic(polytrigger: Invoker) -> No
 
 
 def test_api_version_2024_sends_the_boolean_resync(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> None:
-    from polytrigger.runtime import app as runtime
+    from polytrigger import bootstrap
 
     monkeypatch.setenv("POLYTOMIC_API_VERSION", "2024-02-08")
-    runtime.reset()
+    bootstrap.reset()
 
     polytrigger.s3(load_event("s3-notification-deleted.json"))
 

@@ -10,9 +10,9 @@ import os
 import time
 from typing import Any
 
-from polytrigger.adapters.windows import DynamoWindows
-from polytrigger.dispatch.deferred import OVERDUE_WINDOW_SECONDS, UNCONFIRMED_WINDOW_SECONDS, window_id
+from polytrigger.dispatch.deferrals import OVERDUE_WINDOW_SECONDS, UNCONFIRMED_WINDOW_SECONDS, window_id
 from polytrigger.dispatch.ports import Window
+from polytrigger.dispatch.windows import DynamoWindows
 from polytrigger.events import s3_triggers
 from polytrigger.routing import load_routes
 from tests.integration.dispatch_support import BURST_SYNC, DEBOUNCE, Dispatch, s3_file, statuses, uncovered

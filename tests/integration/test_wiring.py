@@ -17,7 +17,8 @@ import pytest
 
 from local.cfn_answers import Answers
 from local.stack import LocalStack
-from polytrigger.handlers import wiring
+from polytrigger import bootstrap
+from polytrigger.handlers import route_wiring
 from tests.integration.support import captured_logs
 from tests.integration.wiring_support import ROLE_ARN, TARGET_ARN, Deployment, context, write_routes
 
@@ -44,7 +45,9 @@ def stack(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     queue = sqs.create_queue(QueueName=f"dlq-{group}")["QueueUrl"]
     dead_letter_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     monkeypatch.setenv("ROUTES_FILE", str(tmp_path / "routes.json"))
+    bootstrap.reset()  # a new deployment: a new container, which reads its own ROUTES_FILE
     yield Deployment(group=group, dead_letter_arn=dead_letter_arn)
+    bootstrap.reset()
     scheduler = local_stack.client("scheduler")
     for item in scheduler.list_schedules(GroupName=group)["Schedules"]:
         scheduler.delete_schedule(GroupName=group, Name=item["Name"])
@@ -52,7 +55,7 @@ def stack(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 def deploy(kind: str, stack: Deployment, answers: Answers, version: int | None = None) -> dict[str, Any]:
     """CloudFormation's request reaching the version it names (as the unqualified front hands it over)."""
-    wiring.handler(stack.request(kind, answers), context(stack.version if version is None else version))
+    route_wiring.handler(stack.request(kind, answers), context(stack.version if version is None else version))
     return answers.last()
 
 
@@ -246,7 +249,7 @@ def test_a_request_whose_version_cannot_run_is_answered_failed_not_left_waiting(
     """CloudFormation calls the unqualified function, which hands the request to the version it names;
     here that version does not exist (moto has no such function): the front answers, with the reason."""
     write_routes(tmp_path / "routes.json", [], [NIGHTLY])
-    wiring.handler(stack.request("Update", answers), context(None))
+    route_wiring.handler(stack.request("Update", answers), context(None))
 
     answer = answers.last()
     assert answer["Status"] == "FAILED"
@@ -257,7 +260,7 @@ def test_a_request_naming_another_functions_version_is_refused(stack: Deployment
     request = stack.request("Update", answers)
     request["ResourceProperties"]["CodeVersion"] = "arn:aws:lambda:us-east-1:123456789012:function:someone-else:3"
 
-    wiring.handler(request, context(None))
+    route_wiring.handler(request, context(None))
 
     assert answers.last()["Status"] == "FAILED"
     assert answers.last()["Reason"].endswith("CodeVersion names a version of another function")
@@ -270,7 +273,7 @@ def test_a_malformed_request_is_answered_and_a_delete_of_it_does_not_strand_the_
     request = stack.request(kind, answers)
     del request["ResourceProperties"]["ScheduleGroup"]
 
-    wiring.handler(request, context(stack.version))
+    route_wiring.handler(request, context(stack.version))
 
     answer = answers.last()
     assert answer["Status"] == ("SUCCESS" if kind == "Delete" else "FAILED")
@@ -282,7 +285,7 @@ def test_an_answer_url_off_this_machine_over_http_is_never_called(stack: Deploym
     request["ResponseURL"] = "http://example.invalid/answer"
 
     with captured_logs() as logs:
-        result = wiring.handler(request, context(stack.version))
+        result = route_wiring.handler(request, context(stack.version))
 
     assert result == {"answered": False}
     assert answers.received == []
@@ -292,11 +295,11 @@ def test_an_answer_url_off_this_machine_over_http_is_never_called(stack: Deploym
 def test_a_flaky_answer_url_is_retried(
     local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("polytrigger.adapters.cfn_response.time.sleep", lambda _seconds: None)
+    monkeypatch.setattr("polytrigger.route_wiring.cloudformation.time.sleep", lambda _seconds: None)
     write_routes(tmp_path / "routes.json", ["acme-landing"], [])
     answers.fail_first = 2
 
-    result = wiring.handler(stack.request("Create", answers), context(stack.version))
+    result = route_wiring.handler(stack.request("Create", answers), context(stack.version))
 
     assert result == {"answered": True, "status": "SUCCESS"}
     assert len(answers.received) == 1

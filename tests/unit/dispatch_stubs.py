@@ -10,7 +10,8 @@ from typing import Any, Literal, TypeVar
 from local.memory import MemoryWindows
 from polytrigger.core.actions import Action, ActionKind, SyncTarget, SyncType
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.ports import Execution, Window
+from polytrigger.dispatch.ports import Window
+from polytrigger.polytomic.contract import Execution
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 OTHER = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"

@@ -1,4 +1,5 @@
-"""The shipped package's shape: layers that import only downwards, no circles, small modules and classes.
+"""The shipped package's shape: layers that import only downwards, no circles, one flow per entry point,
+one name per module, libraries only in the adapters, and small modules and classes.
 
 Read from the source with `ast` (every import counts, also those inside functions or under
 TYPE_CHECKING), so a change that breaks the shape fails here, not in a review.
@@ -8,29 +9,93 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "functions" / "polytrigger"
-# Lowest first: a module may import from its own layer and from lower ones only. Handlers and tools
-# share a rank and must not import each other; the package root (`polytrigger`, its version) is
-# rank 0 too, and `python -m polytrigger` (`__main__`) sits on top of everything.
+# Lowest first: a module may import from its own layer and from lower ones only; layers of one rank
+# must not import each other. A layer is a subpackage, or a module of the package root.
 LAYERS = {
+    "polytrigger": 0,  # the package itself: its version
+    "gc_pause": 0,
     "core": 0,
+    "settings": 1,
+    "observability": 1,
     "events": 1,
-    "routing": 2,
+    "routing": 1,
+    "polytomic": 2,
     "dispatch": 3,
-    "wiring": 3,
-    "runs": 3,
-    "adapters": 4,
-    "runtime": 5,
-    "handlers": 6,
-    "tools": 6,
+    "route_wiring": 3,
+    "runs": 4,
+    "flows": 5,
+    "bootstrap": 6,
+    "handlers": 7,
+    "tools": 7,
+    "__main__": 8,
 }
-# What the pure layers may import besides the standard library and polytrigger itself.
-PURE = {"core": set(), "dispatch": set(), "wiring": set(), "runs": set(), "routing": {"yaml"}}
+SUBPACKAGES = {
+    "core",
+    "events",
+    "routing",
+    "polytomic",
+    "dispatch",
+    "route_wiring",
+    "runs",
+    "flows",
+    "handlers",
+    "tools",
+}
+# The modules that talk to the world through a library (boto3, botocore, urllib3, Powertools' persistence).
+ADAPTERS = {
+    "polytrigger.polytomic.client",
+    "polytrigger.polytomic.credentials",
+    "polytrigger.dispatch.dedup",
+    "polytrigger.dispatch.windows",
+    "polytrigger.dispatch.queue",
+    "polytrigger.runs.dynamo_ledger",
+    "polytrigger.runs.promises",
+    "polytrigger.runs.bus",
+    "polytrigger.runs.status",
+    "polytrigger.route_wiring.aws",
+    "polytrigger.route_wiring.cloudformation",
+}
+# What every other module of these layers may import besides the standard library and polytrigger itself.
+PURE = {
+    "core": (),
+    "routing": ("yaml",),
+    "events": ("aws_lambda_powertools.utilities.data_classes",),
+    "polytomic": (),
+    "dispatch": (),
+    "route_wiring": (),
+    "runs": (),
+    "flows": ("aws_lambda_powertools.utilities.typing",),
+}
+# Each entry point, the role `bootstrap` builds for it, and the one flow module that tells its story.
+ENTRY_POINTS = {
+    "s3": ("triggers", "on_triggers"),
+    "schedule": ("triggers", "on_triggers"),
+    "dispatcher": ("dispatcher", "on_dispatch_message"),
+    "webhook": ("webhook", "on_webhook_delivery"),
+    "poller": ("poller", "on_poll"),
+    "route_wiring": ("route_wiring", "on_wiring_request"),
+}
+# The layers a handler may import: it reads its event and answers; everything else goes through its flow.
+HANDLER_IMPORTS = {"polytrigger", "bootstrap", "core", "events", "observability", "handlers"}
+# Modules under MIN_MODULE_LINES, each for a reason of its own (never to keep another module short).
+SMALL = {
+    "polytrigger.__main__": "`python -m polytrigger`",
+    "polytrigger.routing.fields": "the one `events` check the S3 and chain parsers share",
+    "polytrigger.events.groups": "how the functions group an event's triggers: explain and redrive ask it too",
+    "polytrigger.handlers.s3": "an entry point",
+    "polytrigger.handlers.schedule": "an entry point",
+    "polytrigger.handlers.webhook": "an entry point",
+    "polytrigger.handlers.poller": "an entry point",
+    "polytrigger.handlers.route_wiring": "an entry point",
+}
 MAX_MODULE_LINES = 400
+MIN_MODULE_LINES = 30
 MAX_CLASS_LINES = 200
 MAX_ROOT_MODULES = 6
 
@@ -69,21 +134,19 @@ def graph() -> dict[str, set[str]]:
     }
 
 
-ENTRY = "polytrigger.__main__"
-
-
 def layer(module: str) -> str:
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+    return parts[1] if len(parts) > 1 else parts[0]
 
 
 def rank(module: str) -> int:
-    return max(LAYERS.values()) + 1 if module == ENTRY else LAYERS.get(layer(module), 0)
+    return LAYERS[layer(module)]
 
 
-def test_every_subpackage_is_a_known_layer() -> None:
+def test_every_subpackage_and_root_module_is_a_known_layer() -> None:
     subpackages = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
-    assert subpackages == set(LAYERS)
+    assert subpackages == SUBPACKAGES
+    assert {layer(name) for name in modules()} == set(LAYERS)
 
 
 def test_imports_only_point_down() -> None:
@@ -91,7 +154,7 @@ def test_imports_only_point_down() -> None:
         f"{importer} -> {imported}"
         for importer, targets in graph().items()
         for imported in targets
-        if layer(importer) != layer(imported) and rank(imported) >= rank(importer) and layer(imported)
+        if layer(importer) != layer(imported) and rank(imported) >= rank(importer)
     ]
     assert upward == []
 
@@ -117,20 +180,80 @@ def test_no_import_circle() -> None:
 
 
 @pytest.mark.parametrize("pure", sorted(PURE))
-def test_the_pure_layers_import_no_library(pure: str) -> None:
+def test_only_the_adapters_import_a_library(pure: str) -> None:
+    allowed = PURE[pure]
     libraries = {
         f"{name}: {imported}"
         for name, path in modules().items()
-        if layer(name) == pure
+        if layer(name) == pure and name not in ADAPTERS
         for imported in imports(name, path)
-        if imported.split(".")[0] not in {"polytrigger", "__future__", *sys.stdlib_module_names, *PURE[pure]}
+        if imported.split(".")[0] not in {"polytrigger", "__future__", *sys.stdlib_module_names}
+        and not imported.startswith(allowed)
     }
     assert libraries == set()
+
+
+def test_every_adapter_is_a_module_that_exists() -> None:
+    assert set(modules()) >= ADAPTERS
+
+
+def test_no_two_modules_share_a_file_name() -> None:
+    names = Counter(path.name for path in modules().values() if path.name != "__init__.py")
+    assert {name: count for name, count in names.items() if count > 1} == {}
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRY_POINTS))
+def test_each_entry_point_reaches_the_world_through_its_one_flow(entry: str) -> None:
+    """The handler imports no feature or adapter; it calls its bootstrap role, whose flow is its one story."""
+    role, flow = ENTRY_POINTS[entry]
+    name = f"polytrigger.handlers.{entry}"
+    handler = modules()[name]
+    reached = {other for other in graph()[name] if layer(other) not in HANDLER_IMPORTS}
+    assert reached == set(), f"{name} imports {sorted(reached)}: only its flow may"
+    calls = {
+        node.func.attr
+        for node in ast.walk(ast.parse(handler.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "bootstrap"
+    }
+    assert calls == {role}
+    built = next(
+        node
+        for node in ast.parse(modules()["polytrigger.bootstrap"].read_text(encoding="utf-8")).body
+        if isinstance(node, ast.FunctionDef) and node.name == role
+    )
+    assert isinstance(built.returns, ast.Name | ast.Constant)
+    returned = built.returns.id if isinstance(built.returns, ast.Name) else str(built.returns.value)
+    assert f"polytrigger.flows.{flow}.{returned}" in imports(
+        "polytrigger.bootstrap", modules()["polytrigger.bootstrap"]
+    )
+
+
+def test_a_flow_never_imports_another_flow() -> None:
+    crossing = [
+        f"{importer} -> {imported}"
+        for importer, targets in graph().items()
+        if layer(importer) == "flows"
+        for imported in targets
+        if layer(imported) == "flows" and imported != "polytrigger.flows"
+    ]
+    assert crossing == []
 
 
 def test_no_module_is_too_long() -> None:
     long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
     assert long == {}
+
+
+def test_a_small_module_is_small_for_a_reason() -> None:
+    small = {
+        name
+        for name, path in modules().items()
+        if path.name != "__init__.py" and len(path.read_text().splitlines()) < MIN_MODULE_LINES
+    }
+    assert small == set(SMALL), "a module under 30 lines: merge it where its meaning is, or say in SMALL why it stands"
 
 
 def test_no_class_is_too_long() -> None:
@@ -149,14 +272,23 @@ def test_few_modules_stay_in_the_package_root() -> None:
     assert len(root) <= MAX_ROOT_MODULES, root
 
 
+def test_every_package_says_what_it_holds() -> None:
+    silent = [
+        name
+        for name, path in modules().items()
+        if path.name == "__init__.py" and not ast.get_docstring(ast.parse(path.read_text()))
+    ]
+    assert silent == []
+
+
 def test_the_checks_see_an_upward_import(tmp_path: Path) -> None:
     """The import reader itself: relative and absolute forms, inside functions too."""
     source = tmp_path / "mod.py"
-    source.write_text("def f():\n    from polytrigger.runtime import app\nfrom ..adapters import dedup\nimport json\n")
+    source.write_text("def f():\n    from polytrigger.flows import on_poll\nfrom ..runs import ledger\nimport json\n")
     assert imports("polytrigger.dispatch.mod", source) == {
-        "polytrigger.runtime",
-        "polytrigger.runtime.app",
-        "polytrigger.adapters",
-        "polytrigger.adapters.dedup",
+        "polytrigger.flows",
+        "polytrigger.flows.on_poll",
+        "polytrigger.runs",
+        "polytrigger.runs.ledger",
         "json",
     }

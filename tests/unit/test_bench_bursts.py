@@ -34,10 +34,11 @@ from local.memory import MemoryDedup
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch import deferred
-from polytrigger.dispatch.deferred import window_id
+from polytrigger.dispatch import deferrals as deferred
+from polytrigger.dispatch.deferrals import window_id
 from polytrigger.dispatch.messages import Message, deferred_start, window_flush
-from polytrigger.dispatch.ports import AlreadyRunning, DedupBusy, PolytomicApi, Queue, Transient, Window
+from polytrigger.dispatch.ports import DedupBusy, Queue, Window
+from polytrigger.polytomic.contract import AlreadyRunning, PolytomicApi, Transient
 
 SYNC = bursts.sync_id(7)
 
@@ -267,17 +268,16 @@ def test_events_older_than_the_maximum_age_are_parked_and_still_accounted_for() 
     assert side.unaccounted == 0  # covered by a run, or parked where a person sees it
 
 
-def test_the_direct_naive_model_matches_the_naive_policy_on_the_platform() -> None:
-    """`_DirectNaive` stands in for `ActionPolicy` without a queue in the storm: same figures, here checked."""
+def test_the_naive_tool_starts_once_per_file_and_takes_a_409_as_final() -> None:
+    """The naive side: one start per (file, sync), never deferred; what Polytomic refused as running is dropped."""
     naive = bounded(s3_concurrency=200, dispatcher_concurrency=None, rate_limit=8, honour_retry_after=False)
-    direct = simulate_one(crowd(files=600, seconds=5), naive, naive=True, direct_naive=True)
-    policy = simulate_one(crowd(files=600, seconds=5), naive, naive=True, direct_naive=False)
+    side = simulate_one(crowd(files=600, seconds=5), naive, naive=True)
 
-    assert direct.rate_limited > 0
-    assert direct.calls == policy.calls
-    assert direct.executions_by_sync == policy.executions_by_sync
-    assert (direct.covered, direct.parked, direct.s3.peak) == (policy.covered, policy.parked, policy.s3.peak)
-    assert direct.outcomes == policy.outcomes
+    assert side.rate_limited > 0
+    assert (side.messages, side.dispatcher_peak) == (0, 0)  # no dispatch queue
+    assert side.outcomes["started"] == side.executions == sum(side.executions_by_sync.values())
+    assert side.outcomes["already_running"] > 0
+    assert set(side.outcomes) <= {"started", "already_running", "duplicate", "failed"}  # never deferred
 
 
 def test_coverage_is_measured_on_polytomic_true_clock_so_skew_beyond_the_margin_shows() -> None:

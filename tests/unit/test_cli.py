@@ -225,7 +225,7 @@ def test_explain_help_documents_the_forms_and_the_exit_status(capsys: pytest.Cap
 
 
 def test_validate_is_a_subcommand_of_polytrigger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from polytrigger.runtime.config import BUNDLED_ROUTES
+    from polytrigger.settings import BUNDLED_ROUTES
 
     bad = tmp_path / "routes.yaml"
     bad.write_text("routes: []\n", encoding="utf-8")

@@ -21,9 +21,9 @@ import urllib3
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from polytrigger.adapters.credentials import Credentials
-from polytrigger.adapters.polytomic import PolytomicClient
-from polytrigger.dispatch.ports import UnreadableAnswer
+from polytrigger.polytomic.client import PolytomicClient
+from polytrigger.polytomic.contract import UnreadableAnswer
+from polytrigger.polytomic.credentials import Credentials
 
 BASE = "https://polytomic.example"
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"

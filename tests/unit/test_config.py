@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from polytrigger.runtime.config import BUNDLED_ROUTES, ConfigError, Settings
+from polytrigger.settings import BUNDLED_ROUTES, ConfigError, Settings
 
 REQUIRED = {"POLYTOMIC_SECRET_ID": "polytrigger/polytomic", "IDEMPOTENCY_TABLE": "polytrigger-idempotency"}
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from polytrigger.adapters.credentials import Credentials, parse_secret
-from polytrigger.dispatch.ports import CredentialsError
+from polytrigger.polytomic.contract import CredentialsError
+from polytrigger.polytomic.credentials import Credentials, parse_secret
 
 KEY = "pk_live_S3CRETkeyMaterial0123456789"
 ORG = "c0ffee00-1234-4abc-8def-0123456789ab"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from local.memory import MemoryQueue, MemoryWindows
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import (
+from polytrigger.dispatch.deferrals import (
     CONFIRM_POLL_SECONDS,
     FIRST_DELAY_SECONDS,
     OVERDUE_WINDOW_SECONDS,
@@ -28,9 +28,8 @@ from polytrigger.dispatch.deferred import (
     message_refusal,
     window_id,
 )
-from polytrigger.dispatch.errors import RetryLater
 from polytrigger.dispatch.messages import WINDOW_PREFIX, DeferredStart, WindowFlush, deferred_start, window_flush
-from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, Window, WindowsUnavailable
+from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, RetryLater, Window, WindowsUnavailable
 from tests.unit.dispatch_stubs import Clock, LateArrival
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"

@@ -15,7 +15,7 @@ from local.memory import MemoryDedup, MemoryQueue, MemoryWindows, wire
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import window_id
+from polytrigger.dispatch.deferrals import window_id
 from polytrigger.dispatch.messages import deferred_start, window_flush
 from polytrigger.dispatch.ports import DedupBusy, DedupUnavailable, QueueUnavailable, Window
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import window_id
+from polytrigger.dispatch.deferrals import window_id
 from polytrigger.dispatch.messages import (
     DeferredStart,
     Message,

@@ -1,4 +1,4 @@
-"""ActionPolicy: what a 409 means with and without a dispatch queue, and debouncing, under dedup."""
+"""DispatchPolicy: what a 409 and a 429 mean for an action (decided once), and debouncing, under dedup."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import pytest
 
 from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
 from polytrigger.core.actions import ActionKind
-from polytrigger.dispatch.deferred import Deferrals, coverage_since, window_id
+from polytrigger.dispatch.calls import Calls
+from polytrigger.dispatch.deferrals import Deferrals, coverage_since, window_id
 from polytrigger.dispatch.messages import DeferredStart, WindowFlush
-from polytrigger.dispatch.policy import ActionPolicy
-from polytrigger.dispatch.ports import AlreadyRunning, Execution, ServerError, Throttled
-from polytrigger.dispatch.starts import Starts
+from polytrigger.dispatch.policy import DispatchPolicy
+from polytrigger.polytomic.contract import AlreadyRunning, Execution, ServerError, Throttled
 from tests.unit.dispatch_stubs import DEADLINE, EXECUTION, WHEN, StubClient, act, landed
 
 RUNNING = AlreadyRunning("POST /api/syncs/x/executions: Polytomic answered 409: already running", status=409)
@@ -22,25 +22,14 @@ def deferrals(queue: MemoryQueue, windows: MemoryWindows | None = None) -> Defer
     return Deferrals(queue, windows or MemoryWindows(), max_age=21600, first_delay=30, clock=lambda: NOW)
 
 
-def policy(client: StubClient, dedup: MemoryDedup, queue: MemoryQueue | None = None) -> ActionPolicy:
-    """`queue` None: no dispatch queue is configured."""
-    return ActionPolicy(Starts(client, dedup, clock=lambda: NOW), deferrals(queue) if queue is not None else None)
+def policy(client: StubClient, dedup: MemoryDedup, queue: MemoryQueue | None = None) -> DispatchPolicy:
+    return DispatchPolicy(Calls(client, dedup, clock=lambda: NOW), deferrals(queue or MemoryQueue()))
 
 
 # -- a run in progress (409) --------------------------------------------------------------------
 
 
-def test_a_run_in_progress_without_a_dispatch_queue_is_already_running_not_a_failure() -> None:
-    client, dedup, action = StubClient().will_start(RUNNING), MemoryDedup(), act()
-    outcome = policy(client, dedup).perform(action, DEADLINE)
-    assert (outcome.status, outcome.retryable) == ("already_running", False)
-    assert outcome.reason == "Polytomic answered 409: already running"
-    assert list(dedup.records) == [action.dedup_key]  # the final word: a redelivery calls nothing
-    assert policy(client, dedup).perform(action, DEADLINE).status == "duplicate"
-    assert client.start_keys == [action.dedup_key]
-
-
-def test_a_run_in_progress_with_a_dispatch_queue_defers_the_start() -> None:
+def test_a_start_that_meets_a_run_in_progress_is_deferred() -> None:
     client, dedup, queue, action = StubClient().will_start(RUNNING), MemoryDedup(), MemoryQueue(), act()
     outcome = policy(client, dedup, queue).perform(action, DEADLINE)
     assert (outcome.status, outcome.retryable) == ("deferred", False)
@@ -66,19 +55,16 @@ def test_only_a_start_is_deferred(kind: ActionKind) -> None:
     assert queue.sent == []
 
 
-@pytest.mark.parametrize(("queued", "status"), [(False, "already_running"), (True, "deferred")])
-def test_a_fresh_attempt_after_a_server_error_that_meets_a_run_is_a_409_like_any_other(
-    queued: bool, status: str
-) -> None:
-    """After a 500 and a fresh key, a 409 is decided here as well: deferred when a queue exists."""
+def test_a_fresh_attempt_after_a_server_error_that_meets_a_run_is_a_409_like_any_other() -> None:
+    """After a 500 and a fresh key, a 409 is decided in the same place: the start is deferred."""
     queue = MemoryQueue()
     client = StubClient().will_start(SERVER_ERROR, RUNNING)
     action = act()
-    outcome = policy(client, MemoryDedup(), queue if queued else None).perform(action, DEADLINE)
-    assert (outcome.status, outcome.retryable) == (status, False)
+    outcome = policy(client, MemoryDedup(), queue).perform(action, DEADLINE)
+    assert (outcome.status, outcome.retryable) == ("deferred", False)
     assert (outcome.reason or "").startswith("Polytomic answered 409: already running")
     assert client.start_keys == [action.dedup_key, f"{action.dedup_key}-r1"]
-    assert len(queue.sent) == int(queued)
+    assert len(queue.sent) == 1
 
 
 def test_a_start_that_cannot_be_deferred_is_retried_and_not_remembered() -> None:
@@ -93,13 +79,12 @@ def test_a_start_that_cannot_be_deferred_is_retried_and_not_remembered() -> None
     assert dedup.records == {}
 
 
-def test_a_start_polytomic_accepts_is_started_with_or_without_a_queue() -> None:
-    for queue in (None, MemoryQueue()):
-        client = StubClient().will_start(Execution(id=EXECUTION, status="created"))
-        outcome = policy(client, MemoryDedup(), queue).perform(act(), DEADLINE)
-        assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
-        assert [call.deadline for call in client.calls] == [DEADLINE]
-        assert queue is None or queue.sent == []
+def test_a_start_polytomic_accepts_is_started_and_nothing_is_queued() -> None:
+    client, queue = StubClient().will_start(Execution(id=EXECUTION, status="created")), MemoryQueue()
+    outcome = policy(client, MemoryDedup(), queue).perform(act(), DEADLINE)
+    assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
+    assert [call.deadline for call in client.calls] == [DEADLINE]
+    assert queue.sent == []
 
 
 # -- debounce -----------------------------------------------------------------------------------
@@ -107,7 +92,7 @@ def test_a_start_polytomic_accepts_is_started_with_or_without_a_queue() -> None:
 
 def test_a_debounced_start_opens_a_window_and_the_next_files_join_it_without_calling_polytomic() -> None:
     client, dedup, queue, windows = StubClient(), MemoryDedup(), MemoryQueue(), MemoryWindows()
-    gatherer = ActionPolicy(Starts(client, dedup), deferrals(queue, windows))
+    gatherer = DispatchPolicy(Calls(client, dedup), deferrals(queue, windows))
     files = [act(debounce=60, max_wait=300, trigger=landed(f"orders/{n}.csv", f"00{n}")) for n in range(3)]
 
     outcomes = [gatherer.perform(action, DEADLINE) for action in files]
@@ -125,13 +110,6 @@ def test_a_debounced_start_opens_a_window_and_the_next_files_join_it_without_cal
     assert (window.count, window.deadline) == (3, NOW + 300)
 
 
-def test_without_a_dispatch_queue_a_debounced_start_starts_at_once() -> None:
-    client = StubClient()
-    outcome = policy(client, MemoryDedup()).perform(act(debounce=60), DEADLINE)
-    assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
-    assert client.operations == ["start"]
-
-
 def test_debounce_applies_to_starts_only() -> None:
     client, queue = StubClient(), MemoryQueue()
     outcome = policy(client, MemoryDedup(), queue).perform(act("activate", debounce=60), DEADLINE)
@@ -143,7 +121,7 @@ def test_a_window_that_cannot_be_opened_is_retried_and_not_remembered() -> None:
     client, dedup, queue = StubClient(), MemoryDedup(), MemoryQueue()
     queue.unavailable = "throttled"
     windows = MemoryWindows()
-    outcome = ActionPolicy(Starts(client, dedup), deferrals(queue, windows)).perform(act(debounce=60), DEADLINE)
+    outcome = DispatchPolicy(Calls(client, dedup), deferrals(queue, windows)).perform(act(debounce=60), DEADLINE)
     assert (outcome.status, outcome.retryable) == ("failed", True)
     assert outcome.reason == "debouncing failed: QueueUnavailable: throttled; the event will be retried"
     assert (dedup.records, windows.windows, client.calls) == ({}, {}, [])  # no window left without its message
@@ -166,13 +144,6 @@ def test_a_throttled_start_waits_on_the_dispatch_queue_at_least_as_long_as_polyt
     assert delay == 45  # Retry-After, over the first 30 s delay
     assert isinstance(message, DeferredStart)
     assert message.since == coverage_since(WHEN, NOW)
-
-
-def test_a_throttled_start_without_a_dispatch_queue_is_retried_by_aws() -> None:
-    client, dedup, action = StubClient().will_start(THROTTLED), MemoryDedup(), act()
-    outcome = policy(client, dedup).perform(action, DEADLINE)
-    assert (outcome.status, outcome.retryable) == ("failed", True)
-    assert outcome.reason == "Polytomic answered 429: slow down; the event will be retried"
 
 
 @pytest.mark.parametrize("kind", ["activate", "deactivate"])

@@ -20,9 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polytrigger.adapters.credentials import Credentials
-from polytrigger.adapters.polytomic import PolytomicClient, RetryPolicy
-from polytrigger.dispatch.ports import (
+from polytrigger.polytomic.client import PolytomicClient, RetryPolicy
+from polytrigger.polytomic.contract import (
     AlreadyRunning,
     CredentialsError,
     Execution,
@@ -34,6 +33,7 @@ from polytrigger.dispatch.ports import (
     Unauthorized,
     UnreadableAnswer,
 )
+from polytrigger.polytomic.credentials import Credentials
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 KEY = "a" * 64
@@ -770,7 +770,7 @@ def test_retry_policy_defaults() -> None:
 
 
 def test_a_sync_id_with_a_trailing_newline_is_refused_before_any_request() -> None:
-    from polytrigger.adapters.polytomic_paths import sync
+    from polytrigger.polytomic.contract import sync_path
 
     with pytest.raises(ValueError, match="is not a UUID"):
-        sync("248df4b7-aa70-47b8-a036-33ac447e668d\n")
+        sync_path("model", "248df4b7-aa70-47b8-a036-33ac447e668d\n")

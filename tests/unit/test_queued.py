@@ -1,4 +1,4 @@
-"""dispatch.queued: what a message from the dispatch queue does, with a scripted Polytomic and the in-memory
+"""DispatchPolicy.perform_message: what a message from the dispatch queue does, with a scripted Polytomic and the in-memory
 dedup table, windows and queue.
 
 A deferred start is covered by a run since its trigger, started, deferred again, or parked; a window
@@ -17,19 +17,12 @@ from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import SKEW_SECONDS, Deferrals, window_id
+from polytrigger.dispatch.calls import Calls
+from polytrigger.dispatch.deferrals import SKEW_SECONDS, Deferrals, window_id
 from polytrigger.dispatch.messages import DeferredStart, WindowFlush, deferred_start, window_flush
-from polytrigger.dispatch.ports import (
-    AlreadyRunning,
-    PolytomicError,
-    Rejected,
-    Throttled,
-    Transient,
-    Window,
-    WindowsUnavailable,
-)
-from polytrigger.dispatch.queued import QueuedStarts
-from polytrigger.dispatch.starts import Starts
+from polytrigger.dispatch.policy import DispatchPolicy
+from polytrigger.dispatch.ports import Window, WindowsUnavailable
+from polytrigger.polytomic.contract import AlreadyRunning, PolytomicError, Rejected, Throttled, Transient
 from tests.unit.dispatch_stubs import Clock, LateArrival, StubClient
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
@@ -49,10 +42,10 @@ class World:
     windows: MemoryWindows
     clock: Clock
     deferrals: Deferrals
-    queued: QueuedStarts
+    policy: DispatchPolicy
 
     def perform(self, message: DeferredStart | WindowFlush) -> Outcome:
-        outcome = self.queued.perform(message, DEADLINE)
+        outcome = self.policy.perform_message(message, DEADLINE)
         assert {(call.operation, call.deadline) for call in self.api.calls} <= {
             ("start", DEADLINE),
             ("executions", DEADLINE),
@@ -64,7 +57,7 @@ def world(windows: MemoryWindows | None = None, clock: Clock | None = None, *, m
     api, dedup, queue, clock = StubClient(), MemoryDedup(), MemoryQueue(), clock or Clock(T0)
     windows = windows if windows is not None else MemoryWindows()
     deferrals = Deferrals(queue, windows, max_age=max_age, first_delay=30, clock=clock, sleep=clock.sleep)
-    return World(api, dedup, queue, windows, clock, deferrals, QueuedStarts(Starts(api, dedup), deferrals))
+    return World(api, dedup, queue, windows, clock, deferrals, DispatchPolicy(Calls(api, dedup), deferrals))
 
 
 def action(key: str = "orders/a.csv", *, sequencer: str = "01", **sync: Any) -> Action:

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.triggers import Trigger
-from polytrigger.dispatch.deferred import window_id
+from polytrigger.dispatch.deferrals import window_id
 from polytrigger.dispatch.messages import DeferredStart, decode_body, deferred_start, encode, window_flush
 from polytrigger.events.describe import describe_event
 from polytrigger.tools import redrive, redrive_cli

@@ -16,7 +16,7 @@ import yaml
 from polytrigger.core.actions import Action
 from polytrigger.core.triggers import Trigger
 from polytrigger.routing import Routes, RoutesError, load_routes, parse_routes
-from polytrigger.runtime.config import BUNDLED_ROUTES
+from polytrigger.settings import BUNDLED_ROUTES
 
 ORDERS_MODEL = "248df4b7-aa70-47b8-a036-33ac447e668d"
 WAREHOUSE_BULK = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"

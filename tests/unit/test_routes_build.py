@@ -12,7 +12,7 @@ import pytest
 
 from polytrigger.routing import RoutesError, load_routes
 from polytrigger.routing import load as routes_load
-from polytrigger.runtime.config import BUNDLED_ROUTES
+from polytrigger.settings import BUNDLED_ROUTES
 from polytrigger.tools import routes_build
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"

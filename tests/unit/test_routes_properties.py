@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from polytrigger.core.triggers import Trigger
 from polytrigger.routing import Route, Routes, RoutesError, load_routes, parse_routes
 from polytrigger.routing.globs import compile_glob
-from polytrigger.runtime.config import BUNDLED_ROUTES
+from polytrigger.settings import BUNDLED_ROUTES
 from tests.strategies import paths
 
 VALID_TEXT = BUNDLED_ROUTES.read_text(encoding="utf-8")

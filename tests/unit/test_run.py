@@ -13,9 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from polytrigger.core.actions import Action, ActionKind
-from polytrigger.core.outcomes import Outcome, Report, Status
-from polytrigger.dispatch.run import run
-from polytrigger.handlers.answer import ActionsFailed
+from polytrigger.core.outcomes import ActionsFailed, Outcome, Report, Status
+from polytrigger.dispatch.fan_out import run
 from tests.unit.dispatch_stubs import OTHER, SYNC, act
 
 THIRD = "c4a1e8f2-3b5d-4e6f-8a9b-1c2d3e4f5a6b"

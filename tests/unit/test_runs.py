@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from polytrigger.core.runs import MalformedRunEvent, RunEvent, from_execution, run_event
-from polytrigger.events.webhook import NotADelivery, delivery, signed
-from polytrigger.runs.poll import OVERLAP, PAGE, poll
-from polytrigger.runs.ports import OpenRun, Run
+from polytrigger.events.function_url import NotADelivery, delivery, signed
+from polytrigger.runs.endings import MalformedRunEvent, RunEvent, from_execution, run_event
+from polytrigger.runs.event_log import OVERLAP, PAGE, poll
+from polytrigger.runs.ledger import OpenRun, Run
 from polytrigger.runs.reconcile import reconcile
 from polytrigger.runs.settle import settle
 
@@ -123,6 +123,7 @@ class MemoryLedger:
         self.after: datetime | None = None
         self.behind = False
         self.settles = 0
+        self.handed: set[str] = set()
 
     def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
         self.runs[run.execution_id] = Run(
@@ -158,6 +159,12 @@ class MemoryLedger:
 
     def cursor(self) -> tuple[datetime | None, bool]:
         return self.after, self.behind
+
+    def handed_on(self, event_id: str) -> bool:
+        return event_id in self.handed
+
+    def hand_on(self, event_id: str) -> None:
+        self.handed.add(event_id)
 
     def advance(self, before: datetime | None, after: datetime, *, behind: bool = False) -> bool:
         if self.after != before:
@@ -214,7 +221,7 @@ def test_an_ending_settles_its_run_once_whatever_the_order_and_however_often_it_
     ended = settle([done, running, done], ledger)  # completed before running, and twice
 
     assert [(item.run.execution_id, item.event.status) for item in ended] == [("e1", "completed")]
-    assert ended[0].freshness_seconds == 7200.0
+    assert ended[0].run.freshness_seconds == 7200.0
     assert settle([done], ledger) == []
 
 
@@ -324,7 +331,7 @@ class Book:
 
 
 def promise(key: str) -> Any:
-    from polytrigger.runs.ports import Promise
+    from polytrigger.runs.freshness import Promise
 
     return Promise(
         key,

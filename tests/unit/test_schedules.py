@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from polytrigger.route_wiring.plan import MAX_PATTERN_CHARS, bucket_list, plan, plan_problems
 from polytrigger.routing import RoutesError, parse_routes
 from polytrigger.routing.schedules import ScheduleSpec
-from polytrigger.routing.wiring import MAX_PATTERN_CHARS, bucket_list, wiring, wiring_problems
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 
@@ -118,23 +118,23 @@ def test_wiring_lists_the_buckets_the_schedules_to_create_and_those_made_elsewhe
             ]
         }
     )
-    found = wiring(routes)
+    found = plan(routes)
 
     assert found.buckets == ("a-one", "b-two")
     assert [spec.name for spec in found.schedules] == ["nightly"]
     assert found.elsewhere == ("made-by-hand",)
     assert bucket_list(found) == "a-one,b-two"
-    assert wiring_problems(routes) == []
+    assert plan_problems(routes) == []
 
 
 def test_no_bucket_gives_the_rule_a_name_no_bucket_has() -> None:
-    found = wiring(parse_routes({"routes": [route("r", "nightly")]}))
+    found = plan(parse_routes({"routes": [route("r", "nightly")]}))
     assert bucket_list(found) == ""
 
 
 def test_an_unknown_time_zone_is_refused_where_a_zone_database_is_at_hand() -> None:
     routes = parse_routes({"routes": [route("r", {"name": "n", "rate": "1 hour", "timezone": "Europe/Atlantis"})]})
-    assert wiring_problems(routes) == [
+    assert plan_problems(routes) == [
         "route 'r': schedule.timezone: 'Europe/Atlantis' is not a time zone the IANA database knows"
     ]
 
@@ -149,7 +149,7 @@ def test_more_buckets_than_the_rule_can_list_are_refused() -> None:
             ]
         }
     )
-    (problem,) = wiring_problems(routes)
+    (problem,) = plan_problems(routes)
     assert problem.startswith("the routes name 40 buckets; EventBridge's S3 rule can list about")
     assert f"{MAX_PATTERN_CHARS}-character event pattern" in problem
 

@@ -1,7 +1,7 @@
-"""Starts: one action's Polytomic call under dedup. The error policy table, from client errors to
+"""Calls: one action's Polytomic call under its key. The verdict table, from client errors to
 outcomes; recovery from a 500 (a start looks for a run since its bound, then tries a fresh key; an
-activation sets it again under a fresh key); and the dedup boundary, with a stub client and the
-in-memory dedup table.
+activation sets it again under a fresh key); and the dedup boundary (`DispatchPolicy.once`), with a
+stub client and the in-memory dedup table.
 
 Tests for review findings carry a docstring line "Review finding N: ..." (`grep -n "Review finding"`).
 """
@@ -14,15 +14,16 @@ from typing import Any
 
 import pytest
 
-from local.memory import MemoryDedup
+from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
 from polytrigger.core.actions import Action, ActionKind
 from polytrigger.core.outcomes import Outcome
-from polytrigger.dispatch.deferred import coverage_since
-from polytrigger.dispatch.errors import Refused, RetryLater
-from polytrigger.dispatch.ports import (
+from polytrigger.dispatch.calls import FAILURES, REQUEST_SECONDS, VERDICTS, Calls, Running, Throttle, Verdict, verdict
+from polytrigger.dispatch.deferrals import Deferrals, coverage_since
+from polytrigger.dispatch.policy import DispatchPolicy
+from polytrigger.dispatch.ports import DedupUnavailable, Refused, RetryLater
+from polytrigger.polytomic.contract import (
     AlreadyRunning,
     CredentialsError,
-    DedupUnavailable,
     Execution,
     KeyInFlight,
     PolytomicError,
@@ -33,7 +34,6 @@ from polytrigger.dispatch.ports import (
     Unauthorized,
     UnreadableAnswer,
 )
-from polytrigger.dispatch.starts import FAILURES, POLICY, REQUEST_SECONDS, Running, Starts, Throttle, Verdict, verdict
 from tests.unit.dispatch_stubs import (
     COVERING,
     DEADLINE,
@@ -89,8 +89,8 @@ def call(
     at: float = SENT,
     since: float = SINCE,
 ) -> Outcome | Running | Throttle:
-    """`Starts.call` with the clock at `at` (when the request goes out), without the dedup boundary."""
-    starts = Starts(client, dedup if dedup is not None else MemoryDedup(), Clock(at))
+    """`Calls.call` with the clock at `at` (when the request goes out), without the dedup boundary."""
+    starts = Calls(client, dedup if dedup is not None else MemoryDedup(), Clock(at))
     return starts.call(action, action.dedup_key if key is None else key, DEADLINE, since)
 
 
@@ -98,14 +98,15 @@ def perform(
     client: StubClient, action: Action, dedup: MemoryDedup | None = None, *, at: float = SENT, since: float = SINCE
 ) -> Outcome:
     """The call under dedup with the action's own key, as a policy makes it; a 409 here is a test failure."""
-    starts = Starts(client, dedup if dedup is not None else MemoryDedup(), Clock(at))
+    starts = Calls(client, dedup if dedup is not None else MemoryDedup(), Clock(at))
+    policy = DispatchPolicy(starts, Deferrals(MemoryQueue(), MemoryWindows(), max_age=3600))
 
     def attempt() -> Outcome:
         result = starts.call(action, action.dedup_key, DEADLINE, since)
         assert not isinstance(result, Running | Throttle), result
         return result
 
-    return starts.once(action, action.dedup_key, attempt)
+    return policy.once(action, action.dedup_key, attempt)
 
 
 def summary(outcome: Outcome) -> tuple[str, str | None, str | None, bool]:
@@ -195,16 +196,16 @@ def test_the_key_given_is_the_idempotency_key_sent(kind: ActionKind) -> None:
     """A queued message calls with its own id, not the action's dedup key."""
     client = StubClient()
     message_id = "f" * 64
-    result = Starts(client, MemoryDedup(), Clock(SENT)).call(act(kind), message_id, None, SINCE)
+    result = Calls(client, MemoryDedup(), Clock(SENT)).call(act(kind), message_id, None, SINCE)
     assert isinstance(result, Outcome)
     assert [(call.key, call.deadline) for call in client.calls] == [(message_id, None)]
 
 
 def test_the_clock_is_the_wall_clock_unless_given() -> None:
     client, dedup = StubClient(), MemoryDedup()
-    assert Starts(client, dedup).clock is time.time
+    assert Calls(client, dedup).clock is time.time
     clock = Clock(SENT)
-    assert Starts(client, dedup, clock).clock is clock
+    assert Calls(client, dedup, clock).clock is clock
 
 
 # -- the error policy ---------------------------------------------------------------------------
@@ -233,12 +234,12 @@ def test_the_policy_covers_every_polytomic_error_and_nothing_else() -> None:
     """An error the table does not name is a bug: it must propagate, not become an outcome."""
     assert set(PolytomicError.__subclasses__()) | {CredentialsError, Throttled} == set(FAILURES)
     assert UnreadableAnswer in FAILURES
-    assert len(POLICY) == len(FAILURES) == len(set(FAILURES))
+    assert len(VERDICTS) == len(FAILURES) == len(set(FAILURES))
     assert not issubclass(ValueError, FAILURES)
 
 
 def test_a_run_in_progress_is_running_for_the_caller_to_decide() -> None:
-    """Starts neither defers nor reports a 409: the caller (ActionPolicy, QueuedStarts) does."""
+    """Calls neither defers nor reports a 409: the dispatch policy does."""
     client = StubClient().will_start(RUNNING)
     result = call(client, act())
     assert result == Running("Polytomic answered 409: already running")
@@ -728,7 +729,7 @@ def test_the_time_of_a_request_is_read_before_it_is_sent() -> None:
     client.will_start(SERVER_ERROR)
     client.ran(COVERING, SENT + 1)
     action, dedup = act(options=(("resync", True),)), MemoryDedup()
-    starts = Starts(client, dedup, clock)
+    starts = Calls(client, dedup, clock)
     result = starts.call(action, action.dedup_key, DEADLINE, SINCE)
     assert result == Outcome.of(action, "started", execution_id=COVERING, reason=START_FOUND)
     assert client.calls == [start(action, action.dedup_key), listing(action)]
@@ -766,7 +767,7 @@ def test_covering_is_the_newest_execution_created_since_the_moment() -> None:
         {"id": OTHER, "status": "completed", "created_at": "2026-11-23T10:00:01.999999Z"},
     ]
     client = StubClient().will_list(newest_first, newest_first[1:], newest_first[2:])
-    starts = Starts(client, MemoryDedup(), Clock(SENT))
+    starts = Calls(client, MemoryDedup(), Clock(SENT))
     action = act("start", "bulk")
     assert [starts.covering(action, SINCE, DEADLINE) for _ in range(3)] == [COVERING, EXECUTION, None]
     assert client.calls == [Call("executions", "bulk", SYNC, DEADLINE)] * 3
@@ -775,7 +776,7 @@ def test_covering_is_the_newest_execution_created_since_the_moment() -> None:
 def test_covering_takes_epoch_seconds_with_fractions() -> None:
     client = StubClient()
     client.ran(COVERING, SINCE + 0.25)
-    starts = Starts(client, MemoryDedup(), Clock(SENT))
+    starts = Calls(client, MemoryDedup(), Clock(SENT))
     assert [starts.covering(act(), moment, None) for moment in (SINCE + 0.25, SINCE + 0.250001)] == [COVERING, None]
 
 
@@ -790,7 +791,7 @@ def test_covering_takes_epoch_seconds_with_fractions() -> None:
     ],
 )
 def test_covering_fails_as_the_policy_rules(error: PolytomicError, raised: type[Exception]) -> None:
-    starts = Starts(StubClient().will_list(error), MemoryDedup(), Clock(SENT))
+    starts = Calls(StubClient().will_list(error), MemoryDedup(), Clock(SENT))
     with pytest.raises(raised) as failure:
         starts.covering(act(), SINCE, None)
     assert str(failure.value) == f"looking for a run since the trigger failed: {error.reason}"
@@ -952,7 +953,7 @@ def test_a_refusal_that_stands_under_the_fresh_key_is_refused_again_and_the_next
 
 def test_a_refusal_whose_counter_cannot_be_kept_is_retried_later() -> None:
     client, dedup, action = StubClient().will_start(REFUSED), MemoryDedup(), act()
-    starts = Starts(client, dedup)
+    starts = Calls(client, dedup)
     dedup_down = MemoryDedup()
     dedup_down.unavailable = "ProvisionedThroughputExceededException"
     starts.dedup = dedup_down
@@ -968,7 +969,7 @@ def test_a_start_no_other_run_can_stand_for_notes_when_it_was_first_sent_before_
     resync = act(options=(("resync", True),))
     plain = act()
     clock = iter([100.0, 200.0, 300.0])
-    starts = Starts(client, dedup, clock=lambda: next(clock))
+    starts = Calls(client, dedup, clock=lambda: next(clock))
 
     starts.call(resync, resync.dedup_key, DEADLINE, 50.0)
     starts.call(plain, plain.dedup_key, DEADLINE, 50.0)

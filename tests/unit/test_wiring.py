@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from polytrigger.routing.schedules import ScheduleSpec
-from polytrigger.wiring.reconcile import Target, reconcile, wanted
-from polytrigger.wiring.request import (
+from polytrigger.route_wiring.cloudformation import (
     MAX_RESPONSE_BYTES,
     BadRequest,
     UnanswerableRequest,
@@ -17,6 +15,8 @@ from polytrigger.wiring.request import (
     response,
     same_function,
 )
+from polytrigger.route_wiring.schedule_group import Target, reconcile, wanted
+from polytrigger.routing.schedules import ScheduleSpec
 
 FUNCTION = "arn:aws:lambda:eu-west-1:123456789012:function:polytrigger-RouteWiringFunction-Ab12"
 TARGET = Target("arn:aws:lambda:eu-west-1:123456789012:function:f", "arn:aws:iam::123456789012:role/r", "arn:aws:sqs:q")

@@ -1,8 +1,10 @@
-"""The facts every layer checks or derives the same way: what a sync id looks like, how a key is hashed."""
+"""The facts every layer checks or derives the same way: what a sync id looks like, how a key is hashed,
+where a URL may point."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 
@@ -21,3 +23,13 @@ def digest(value: object) -> str:
     versions keep their keys, so changing this changes every key in flight.
     """
     return hashlib.sha256(json.dumps(value).encode("utf-8")).hexdigest()
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (urlsplit has lowercased the name and dropped IPv6 brackets)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # any other name: it could resolve anywhere

@@ -124,3 +124,19 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         return {"outcomes": [outcome.to_dict() for outcome in self.outcomes]}
+
+
+def reasons(outcomes: list[Outcome]) -> str:
+    """What went wrong, one action after another: `start <sync> (<route>): <reason>; ...`."""
+    return "; ".join(f"{o.action} {o.sync_id} ({o.route}): {o.reason}" for o in outcomes)
+
+
+class ActionsFailed(RuntimeError):
+    """Raised so AWS retries the event (or returns the SQS record); only the failed actions run again."""
+
+    def __init__(self, report: Report) -> None:
+        message = f"{len(report.retryable)} action(s) failed and will be retried: {reasons(report.retryable)}"
+        if report.to_park:  # done again by the retry, and parked with the event if they still fail
+            message += f"; and {len(report.to_park)} refused: {reasons(report.to_park)}"
+        super().__init__(message)
+        self.report = report

@@ -12,6 +12,9 @@ TriggerKind = Literal["s3", "schedule", "polytomic"]
 S3EventKind = Literal["created", "deleted"]
 TRIGGER_KINDS: tuple[TriggerKind, ...] = ("s3", "schedule", "polytomic")
 S3_EVENT_KINDS: tuple[S3EventKind, ...] = ("created", "deleted")
+# How a Polytomic run can end: the statuses a `polytomic` trigger carries and a chained route follows.
+# `interrupted` is taken as an ending (Polytomic's docs imply it; a run does not resume from it).
+RUN_ENDINGS: tuple[str, ...] = ("completed", "completed_with_errors", "failed", "canceled", "interrupted")
 # A schedule's name, as routes name it and events carry it (EventBridge's own rule for rule and schedule names).
 SCHEDULE_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 

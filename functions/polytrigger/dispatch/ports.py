@@ -1,115 +1,36 @@
-"""What the dispatch policies need from the world, and the errors it may answer with.
+"""What the dispatch policies need from the world (the dedup table, the debounce windows, the dispatch
+queue), the errors it may answer with, and the two ways a policy says an action failed.
 
-Adapters implement these protocols and turn their libraries' errors (urllib3, botocore,
-Powertools) into the errors below, so a policy catches exactly what it can act on and lets
-anything else (a bug) fail loudly.
+Adapters (`dedup`, `windows`, `queue`) implement these protocols and turn their libraries' errors
+into the errors below, so a policy catches exactly what it can act on and lets anything else (a
+bug) fail loudly. A policy raises `RetryLater` (a retry can fix it) or `Refused` (a person must)
+inside the dedup call, so the action is not remembered; both become a `failed` outcome at the
+dedup boundary (`policy.failed`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome
 from polytrigger.dispatch.messages import Message
 
 MAX_DELAY_SECONDS = 900  # the longest an SQS message can be delayed
 
-# -- Polytomic ---------------------------------------------------------------------------------
+
+class RetryLater(Exception):
+    """A later attempt can fix it: the outcome is retryable, so the invocation (or the message) fails and AWS retries."""
 
 
-class PolytomicError(Exception):
-    """An answer (or no answer) from Polytomic that is not a success."""
-
-    def __init__(self, message: str, *, status: int | None = None, key: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.key = key
-
-    @property
-    def reason(self) -> str:
-        """The message without the request line: what an outcome's reason shows."""
-        text = str(self)
-        return text.split(": ", 1)[1] if text.startswith(("GET ", "POST ")) and ": " in text else text
+class Refused(Exception):
+    """Polytomic refused it; retrying cannot help until a person fixes the cause."""
 
 
-class AlreadyRunning(PolytomicError):
-    """409: a run of this sync is already in progress (not a failure)."""
-
-
-class KeyInFlight(PolytomicError):
-    """409: a request with the same Idempotency-Key is still being processed (retry later)."""
-
-
-class Unauthorized(PolytomicError):
-    """401, still after re-reading the secret."""
-
-
-class Rejected(PolytomicError):
-    """Any other 4xx (400, 403, 404, 422, ...): configuration is wrong; retrying cannot help."""
-
-
-class ServerError(PolytomicError):
-    """500: Polytomic replays it for the same Idempotency-Key, so a blind retry is useless."""
-
-
-class Transient(PolytomicError):
-    """408/429/502/503/504 and other 5xx, timeouts, dropped connections: still failing after bounded retries."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        key: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, key=key)
-        self.retry_after = retry_after
-
-
-class Throttled(Transient):
-    """429, still after the in-call retries: Polytomic asks us to slow down (`retry_after`, if it says)."""
-
-
-class UnreadableAnswer(PolytomicError):
-    """A 2xx whose body does not say what was done (not JSON, no execution id, the wrong `active`).
-
-    Not recorded as done: a retry with the same Idempotency-Key gets Polytomic's stored answer,
-    and an answer that stays unreadable ends parked with this reason.
-    """
-
-
-class CredentialsError(RuntimeError):
-    """The Polytomic secret cannot be read or is not in a supported format (the value is never quoted)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Execution:
-    id: str
-    status: str
-    created_at: str | None = None
-
-
-class PolytomicApi(Protocol):
-    def start(
-        self, sync_type: str, sync_id: str, body: dict[str, Any], *, idempotency_key: str, deadline: float | None = None
-    ) -> Execution: ...
-
-    def set_active(
-        self,
-        sync_type: str,
-        sync_id: str,
-        active: bool,
-        *,
-        idempotency_key: str | None = None,
-        deadline: float | None = None,
-    ) -> bool: ...
-
-    def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
-        """The sync's most recent executions, newest first."""
-        ...
+def retryable(action: Action, reason: str) -> Outcome:
+    return Outcome.of(action, "failed", reason=f"{reason}; the event will be retried", retryable=True)
 
 
 # -- the dedup table ---------------------------------------------------------------------------

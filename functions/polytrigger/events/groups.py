@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from polytrigger.core.triggers import Trigger
-from polytrigger.events.s3 import is_sqs_batch, s3_triggers, sqs_body_triggers
-from polytrigger.events.schedule import schedule_trigger
+from polytrigger.events.s3_objects import is_sqs_batch, s3_triggers, sqs_body_triggers
+from polytrigger.events.schedule_firings import schedule_trigger
 
 
 def is_schedule_event(event: object) -> bool:

@@ -1,9 +1,11 @@
-"""The Lambda entry points: s3, schedule, dispatcher. Each parses its event, delegates, and answers.
+"""The Lambda entry points: `s3`, `schedule`, `dispatcher`, `webhook`, `poller` and `route_wiring`.
 
-Importing this package pauses the garbage collector when inside Lambda, before the handler
-module's own imports; the App's build switches it back on (polytrigger.runtime.gc_pause says why).
+Each reads its event, calls its flow (`polytrigger.flows`, built by `polytrigger.bootstrap`) and
+answers Lambda (`answers`). Importing this package pauses the garbage collector when inside
+Lambda, before the handler module's own imports; the first build switches it back on
+(`polytrigger.gc_pause` says why).
 """
 
-from polytrigger.runtime import gc_pause
+from polytrigger import gc_pause
 
 gc_pause.pause()

@@ -1,4 +1,4 @@
-"""Schedules: EventBridge Scheduler Input and "Scheduled Event" envelopes."""
+"""Schedules: EventBridge Scheduler Input and "Scheduled Event" envelopes: `flows.on_triggers`."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from polytrigger import bootstrap
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import schedule_trigger
-from polytrigger.handlers.answer import answer, get_app
-from polytrigger.runtime.observability import logger, metrics, tracer
+from polytrigger.events.correlation import correlation_id
+from polytrigger.handlers.answers import answer
+from polytrigger.observability import logger, metrics, tracer
 
 
 def _triggers(event: Any) -> list[Trigger]:
@@ -20,4 +22,7 @@ def _triggers(event: Any) -> list[Trigger]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return answer(get_app(event, context), _triggers, event, context)
+    logger.set_correlation_id(correlation_id(event))
+    flow = bootstrap.triggers()
+    flow.register(context)
+    return answer(flow.payload(event, _triggers, context))

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from polytrigger.core.keys import is_uuid
-from polytrigger.core.runs import TERMINAL
-from polytrigger.routing.fields import subset
+from polytrigger.core.triggers import RUN_ENDINGS
+from polytrigger.routing.fields import events_field
 
 CHAIN_FIELDS = {"sync", "events"}
 
@@ -23,13 +23,8 @@ def parse_chain(raw: Any, problems: list[str]) -> dict[str, Any]:
     sync = raw.get("sync")
     if not is_uuid(sync):
         problems.append(f"polytomic.sync: must be a sync UUID (got {sync!r})")
-    raw_events = raw.get("events", ["completed"])
-    events = subset(raw_events, TERMINAL)
-    if events is None:
-        shown = [raw_events] if isinstance(raw_events, str) else raw_events
-        problems.append(f"polytomic.events: must be a list of {', '.join(TERMINAL)} (got {shown!r})")
-        events = []
-    return {"upstream": str(sync).lower() if is_uuid(sync) else "", "upstream_statuses": frozenset(events)}
+    events = events_field(raw, "polytomic", "completed", RUN_ENDINGS, problems)
+    return {"upstream": str(sync).lower() if is_uuid(sync) else "", "upstream_statuses": events}
 
 
 def chain_cycles(routes: Sequence[Any]) -> list[str]:

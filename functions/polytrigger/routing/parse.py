@@ -13,7 +13,7 @@ from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncT
 from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS
 from polytrigger.routing.chains import chain_cycles, parse_chain
-from polytrigger.routing.fields import subset
+from polytrigger.routing.fields import events_field
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import Route, Routes
 from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
@@ -245,18 +245,13 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
             pattern = compile_glob(key)
         except ValueError as error:
             problems.append(f"s3.key: {error} (got {key!r})")
-    raw_events = raw.get("events", ["created"])
-    events = subset(raw_events, S3_EVENT_KINDS)
-    if events is None:
-        shown = [raw_events] if isinstance(raw_events, str) else raw_events
-        problems.append(f"s3.events: must be a list of created and/or deleted (got {shown!r})")
-        events = []
+    events = events_field(raw, "s3", "created", S3_EVENT_KINDS, problems)
     return {
         "bucket": bucket,
         "key": key,
         "key_pattern": pattern,
         "key_prefix": literal_prefix(key) if isinstance(key, str) else "",
-        "events": frozenset(events),
+        "events": events,
     }
 
 

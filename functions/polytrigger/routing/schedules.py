@@ -2,7 +2,7 @@
 
 `schedule: nightly` names a schedule made elsewhere (polytrigger only listens for it);
 `schedule: {name: nightly, cron: "0 2 * * ? *", timezone: Europe/Berlin}` also defines it, and the
-stack creates it (polytrigger.handlers.wiring). Expressions are checked here as far as the Scheduler's
+stack creates it (flows/on_wiring_request.py). Expressions are checked here as far as the Scheduler's
 grammar goes without calling AWS, so a typo fails `polytrigger validate` and `sam build`, not the deploy.
 """
 

@@ -8,11 +8,59 @@ reported once, with what happened instead: never started, still running, or how 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from polytrigger.core.runs import TERMINAL, MalformedRunEvent, status_of, timestamp
-from polytrigger.runs.ports import Promise, PromiseBook, RunReads
+from polytrigger.core.actions import Action
+from polytrigger.core.keys import digest
+from polytrigger.core.outcomes import Outcome
+from polytrigger.polytomic.contract import RunReads
+from polytrigger.runs.endings import TERMINAL, MalformedRunEvent, status_of, timestamp
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """A route's freshness promise for one trigger and one sync: its data in a completed run by `due`."""
+
+    key: str  # the same for every delivery of the trigger: written once, reported once
+    route: str
+    sync_id: str
+    sync_type: str
+    trigger: str  # as `Trigger.describe()` says it
+    at: datetime  # when the object landed (or the schedule fired)
+    due: datetime
+
+
+class PromiseBook(Protocol):
+    def promise(self, promise: Promise) -> None:
+        """Note the promise (again: nothing changes)."""
+        ...
+
+    def due(self, now: datetime) -> list[Promise]: ...
+
+    def close(self, key: str) -> bool:
+        """Take the promise off the book; False if it was gone already (another poll reported it)."""
+        ...
+
+
+def note_promise(book: PromiseBook, action: Action, outcome: Outcome, freshness: int) -> bool:
+    """A route's freshness promise for this trigger and sync, noted when the trigger is first handled."""
+    if not freshness or action.kind != "start" or outcome.status == "duplicate":
+        return False
+    trigger = action.trigger
+    key = digest(["promise", action.route, action.sync.type, action.sync.id, trigger.identity])
+    book.promise(
+        Promise(
+            key=key,
+            route=action.route,
+            sync_id=action.sync.id,
+            sync_type=action.sync.type,
+            trigger=trigger.describe(),
+            at=trigger.time,
+            due=trigger.time + timedelta(seconds=freshness),
+        )
+    )
+    return True
 
 
 @dataclass(frozen=True, slots=True)

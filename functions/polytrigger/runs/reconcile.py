@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from polytrigger.core.runs import from_execution
-from polytrigger.runs.ports import RunLedger, RunReads
+from polytrigger.polytomic.contract import RunReads
+from polytrigger.runs.endings import from_execution
+from polytrigger.runs.ledger import RunLedger
 from polytrigger.runs.settle import Ended, settle
 
 EVENTS_KEPT = timedelta(hours=48)

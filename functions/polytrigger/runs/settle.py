@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from polytrigger.core.runs import RunEvent
-from polytrigger.runs.ports import Run, RunLedger
+from polytrigger.runs.endings import RunEvent
+from polytrigger.runs.ledger import Run, RunLedger
 
 
 @dataclass(frozen=True, slots=True)
 class Ended:
     """A run that has just ended (this event settled it; no other delivery of it will)."""
 
-    run: Run
+    run: Run  # as settled: its status and finished_at are the event's
     event: RunEvent
-
-    @property
-    def freshness_seconds(self) -> float | None:
-        """From the earliest trigger it covers landing (or firing) to the run ending; None if not known."""
-        if self.run.first_trigger_at is None:
-            return None
-        return max(0.0, (self.event.created_at - self.run.first_trigger_at).total_seconds())
 
 
 def settle(events: Iterable[RunEvent], ledger: RunLedger) -> list[Ended]:
@@ -37,5 +30,5 @@ def settle(events: Iterable[RunEvent], ledger: RunLedger) -> list[Ended]:
             continue
         run = ledger.settle(event)
         if run is not None:
-            ended.append(Ended(run, event))
+            ended.append(Ended(replace(run, status=event.status, finished_at=event.created_at), event))
     return ended

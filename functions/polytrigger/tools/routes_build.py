@@ -12,9 +12,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from polytrigger.route_wiring.plan import plan_problems
 from polytrigger.routing.load import CACHE_FORMAT, cache_path, read_routes, source_hash
 from polytrigger.routing.parse import RoutesError, invalid
-from polytrigger.routing.wiring import wiring_problems
 
 
 def write_cache(source: Path) -> Path | None:
@@ -25,7 +25,7 @@ def write_cache(source: Path) -> Path | None:
     time, a non-string key) is left to the YAML parser at run time.
     """
     data, document, routes = read_routes(source)
-    problems = wiring_problems(routes)
+    problems = plan_problems(routes)
     if problems:
         raise invalid(str(source), problems)
     target = cache_path(source)

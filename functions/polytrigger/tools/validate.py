@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polytrigger.core.actions import SYNC_TYPES
+from polytrigger.route_wiring.plan import plan, plan_problems
 from polytrigger.routing.load import read_routes
 from polytrigger.routing.parse import RoutesError
 from polytrigger.routing.schedules import ScheduleSpec
-from polytrigger.routing.wiring import wiring, wiring_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +51,10 @@ def validate(path: str | Path) -> Report:
         _, _, routes = read_routes(path)
     except RoutesError as error:
         return Report(source=source, problems=list(error.problems))
-    problems = wiring_problems(routes)
+    problems = plan_problems(routes)
     if problems:
         return Report(source=source, problems=problems)
-    wired = wiring(routes)
+    wired = plan(routes)
     distinct = {(sync.type, sync.id) for route in routes.routes for sync in route.syncs}
     return Report(
         source=source,

@@ -1,0 +1,295 @@
+"""What each function needs, built once per container, by role: its flow, on its adapters.
+
+One function per role: `triggers` (the S3 and schedule functions), `dispatcher`, `webhook`, `poller`
+and `route_wiring`. Each reads the environment (`settings`) and the routes, makes its AWS clients
+from one boto3 session and hands its flow what it needs. Built on the first invocation, not at
+import, so a configuration problem is one clear logged line and a failed invocation (retried, then
+parked) rather than an init crash loop; the garbage collector, paused inside Lambda while the
+handler's imports ran, is resumed once the first build is over (`gc_pause`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+import boto3
+from botocore.config import Config
+
+from polytrigger import gc_pause
+from polytrigger.dispatch.calls import Calls
+from polytrigger.dispatch.dedup import PowertoolsDedup
+from polytrigger.dispatch.deferrals import SKEW_SECONDS, Deferrals
+from polytrigger.dispatch.policy import DispatchPolicy, call_budget_ms
+from polytrigger.dispatch.queue import EventParking, SqsQueue
+from polytrigger.dispatch.windows import DynamoWindows
+from polytrigger.events.function_url import Encoding
+from polytrigger.flows.on_dispatch_message import DispatchMessageFlow
+from polytrigger.flows.on_poll import PollFlow
+from polytrigger.flows.on_triggers import TriggerFlow
+from polytrigger.flows.on_webhook_delivery import WebhookFlow
+from polytrigger.flows.on_wiring_request import WiringFlow
+from polytrigger.observability import record_configuration_error
+from polytrigger.polytomic.client import PolytomicClient
+from polytrigger.polytomic.contract import CredentialsError
+from polytrigger.polytomic.credentials import SecretCredentials
+from polytrigger.polytomic.reads import PolytomicReads
+from polytrigger.route_wiring.aws import SchedulerGroup, hand_to_version
+from polytrigger.routing import RoutesError, load_routes
+from polytrigger.runs.bus import RunEventBus
+from polytrigger.runs.dynamo_ledger import DynamoLedger
+from polytrigger.runs.ledger import StartedRuns
+from polytrigger.runs.promises import DynamoPromises
+from polytrigger.runs.set_off import QueuedChains
+from polytrigger.settings import ConfigError, Settings, routes_file
+
+DEFAULT_POOL = 10  # botocore's own default
+WEBHOOK_SECRET_MAX_AGE = 300
+F = TypeVar("F", bound=Callable[[], Any])
+
+
+def client_config(pool: int = DEFAULT_POOL) -> Config:
+    """Fail fast and clearly when a service is unreachable; one connection per fan-out thread."""
+    return Config(
+        connect_timeout=2,
+        read_timeout=5,
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max(DEFAULT_POOL, pool),
+    )
+
+
+class AwsClients:
+    """The container's AWS clients, all made from one boto3 session.
+
+    Why one session: every new session loads botocore's data files again, so a client made in a
+    second session costs about 40 ms more than one made in the first (Powertools would otherwise make
+    a session for the dedup table and another for the secret). Clients are thread-safe but sessions
+    are not, so clients are made here, before any fan-out thread runs: DynamoDB and Secrets Manager at
+    once (every path needs them), SQS and EventBridge when first asked for.
+    """
+
+    def __init__(self, pool: int = DEFAULT_POOL) -> None:
+        self.session = boto3.session.Session()
+        self.config = client_config(pool)
+        self.dynamodb: Any = self.session.client("dynamodb", config=self.config)
+        self.secretsmanager: Any = self.session.client("secretsmanager", config=self.config)
+        self._sqs: Any = None
+        self._events: Any = None
+
+    @property
+    def sqs(self) -> Any:
+        """Only deferral, debounce and parking send messages; made on first use (call it before fanning out)."""
+        if self._sqs is None:
+            self._sqs = self.session.client("sqs", config=self.config)
+        return self._sqs
+
+    @property
+    def events(self) -> Any:
+        if self._events is None:
+            self._events = self.session.client("events", config=self.config)
+        return self._events
+
+
+_ROLES: list[Callable[[], Any]] = []
+
+
+def _role(build: F) -> F:
+    """Built once per container; a configuration problem is one logged line (and the invocation fails)."""
+
+    @functools.cache
+    def once() -> Any:
+        try:
+            return build()
+        except (ConfigError, RoutesError, CredentialsError) as error:
+            record_configuration_error(str(error))
+            raise
+        finally:
+            gc_pause.resume()  # initialisation is over, built or not
+
+    _ROLES.append(once)
+    return cast(F, functools.wraps(build)(once))
+
+
+def reset() -> None:
+    """Forget what the container built (tests and the demo change the environment between runs)."""
+    for role in _ROLES:
+        cast(Any, role).cache_clear()
+
+
+# -- the roles ---------------------------------------------------------------------------------------
+
+
+@_role
+def triggers() -> TriggerFlow:
+    """The S3 and schedule functions: triggers in, actions performed."""
+    settings = Settings.from_env()
+    part = _DispatchPart(settings)
+    return TriggerFlow(
+        routes=part.routes,
+        policy=part.policy,
+        started=part.started,
+        parking=EventParking(settings.dead_letter_queue_url, lambda: part.aws.sqs),
+        concurrency=settings.polytomic_concurrency,
+        call_budget_ms=call_budget_ms(settings.connect_timeout, settings.read_timeout),
+        before_fan_out=part.before_fan_out,
+        register=part.dedup.register,
+    )
+
+
+@_role
+def dispatcher() -> DispatchMessageFlow:
+    """The dispatch queue's consumer: deferred starts and debounce windows."""
+    settings = Settings.from_env()
+    part = _DispatchPart(settings)
+    return DispatchMessageFlow(
+        routes=part.routes,
+        policy=part.policy,
+        started=part.started,
+        queue=part.queue,
+        call_budget_ms=call_budget_ms(settings.connect_timeout, settings.read_timeout),
+        register=part.dedup.register,
+    )
+
+
+@_role
+def webhook() -> WebhookFlow:
+    """Polytomic's webhook receiver: its own secret, the ledger, the bus and the chained routes."""
+    settings = Settings.from_env()
+    if not settings.webhook_secret_id:
+        raise ConfigError("POLYTOMIC_WEBHOOK_SECRET_ID is required by the webhook function but not set")
+    aws = AwsClients()
+    return WebhookFlow(
+        ledger=DynamoLedger(aws.dynamodb, settings.idempotency_table),
+        webhook_secret=_webhook_secret(settings.webhook_secret_id, aws.secretsmanager),
+        encoding=cast(Encoding, settings.webhook_signature),
+        parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
+        bus=_bus(settings, aws),
+        chains=_chains(settings, aws),
+    )
+
+
+@_role
+def poller() -> PollFlow:
+    """The poller: Polytomic's reads, the ledger, the freshness promises, the bus and the chained routes."""
+    settings = Settings.from_env()
+    aws = AwsClients()
+    return PollFlow(
+        reads=PolytomicReads(_polytomic(settings, aws)[1]),
+        ledger=DynamoLedger(aws.dynamodb, settings.idempotency_table),
+        reconcile_after=timedelta(seconds=settings.run_reconcile_after_seconds),
+        promises=DynamoPromises(aws.dynamodb, settings.idempotency_table),
+        bus=_bus(settings, aws),
+        chains=_chains(settings, aws),
+    )
+
+
+@_role
+def route_wiring() -> WiringFlow:
+    """The deploy-time custom resource: the Scheduler's schedule groups (it needs neither DynamoDB nor the secret)."""
+    scheduler = boto3.client("scheduler", config=client_config())
+    return WiringFlow(
+        routes_file=routes_file(),
+        schedule_group=lambda name: SchedulerGroup(scheduler, name),
+        hand_to_version=hand_to_version,
+    )
+
+
+# -- what the roles share ----------------------------------------------------------------------------
+
+
+class _DispatchPart:
+    """The start path, as the trigger functions and the dispatcher both need it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.routes = load_routes(settings.routes_file)
+        self.aws = AwsClients(pool=settings.polytomic_concurrency)
+        self.credentials, client = _polytomic(settings, self.aws)
+        self.dedup = PowertoolsDedup(
+            settings.idempotency_table, settings.idempotency_ttl_seconds, boto3_client=self.aws.dynamodb
+        )
+        self.queue = SqsQueue(
+            _required(settings.dispatch_queue_url, "DISPATCH_QUEUE_URL"),
+            settings.dispatch_dead_letter_queue_url,
+            lambda: self.aws.sqs,
+        )
+        deferrals = Deferrals(
+            self.queue,
+            DynamoWindows(self.aws.dynamodb, settings.idempotency_table, settings.idempotency_ttl_seconds),
+            max_age=settings.deferral_max_age_seconds,
+            first_delay=settings.deferral_first_delay_seconds,
+        )
+        request_seconds = settings.connect_timeout + settings.read_timeout + SKEW_SECONDS
+        self.policy = DispatchPolicy(Calls(client, self.dedup, request_seconds=request_seconds), deferrals)
+        self.started = StartedRuns(
+            DynamoLedger(self.aws.dynamodb, settings.idempotency_table),
+            DynamoPromises(self.aws.dynamodb, settings.idempotency_table)
+            if any(route.freshness for route in self.routes.routes)
+            else None,
+            self.routes,
+        )
+
+    def before_fan_out(self) -> None:
+        """Make, on one thread, the lazily built state the fan-out threads would otherwise race to build.
+
+        The dedup persistence layer's configuration (PowertoolsDedup.prepare); the secret, cached
+        by Powertools Parameters, which threads that all miss the cache would each read (a failure
+        is left for the actions to report); and the SQS client, made on first use from the
+        container's boto3 session, which must not be used from several threads at once. All three
+        are no-ops once done.
+        """
+        self.dedup.prepare()
+        with contextlib.suppress(CredentialsError):
+            self.credentials(False)
+        _ = self.aws.sqs  # the dispatch queue, or the dead-letter queue for a refused action
+
+
+def _polytomic(settings: Settings, aws: AwsClients) -> tuple[SecretCredentials, PolytomicClient]:
+    """The Polytomic key (from its secret) and the client that sends it, as the settings say."""
+    credentials = SecretCredentials(settings.secret_id, settings.secret_max_age, aws.secretsmanager)
+    client = PolytomicClient(
+        settings.base_url,
+        settings.api_version,
+        credentials,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        connections=settings.polytomic_concurrency,
+    )
+    return credentials, client
+
+
+def _required(value: str, name: str) -> str:
+    if not value:
+        raise ConfigError(f"{name} is required but not set")
+    return value
+
+
+def _bus(settings: Settings, aws: AwsClients) -> RunEventBus | None:
+    """Where every Polytomic event received is handed on, if anywhere."""
+    return RunEventBus(settings.run_event_bus_name, lambda: aws.events) if settings.run_event_bus_name else None
+
+
+def _chains(settings: Settings, aws: AwsClients) -> QueuedChains | None:
+    """The chained routes, if the routes have any (they queue their starts for the dispatcher)."""
+    routes = load_routes(settings.routes_file)
+    chained = [route.name for route in routes.routes if route.upstream]
+    if not chained:
+        return None
+    if not settings.dispatch_queue_url:
+        raise ConfigError(f"DISPATCH_QUEUE_URL is required: route(s) {', '.join(chained)} chain syncs")
+    queue = SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs)
+    return QueuedChains(routes, queue)
+
+
+def _webhook_secret(secret_id: str, client: Any) -> Callable[[bool], str]:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    provider = SecretsProvider(boto3_client=client)
+
+    def read(force: bool) -> str:
+        value = provider.get(secret_id, max_age=WEBHOOK_SECRET_MAX_AGE, force_fetch=force)
+        return value.decode() if isinstance(value, bytes) else str(value or "")
+
+    return read

@@ -1,0 +1,113 @@
+"""What happens when triggers arrive: an S3 object event (in any shape, alone or in an SQS batch) or a
+schedule firing. The S3 and schedule functions share this story; only their parsers differ.
+
+1. The handler's parser reads the payload into triggers. A payload nobody supports is parked, as it
+   came, in the stack's dead-letter queue with the reason (a retry would bring the same bytes).
+2. The routes turn the triggers into actions: one per (action, sync, options), however many routes
+   and triggers of the payload reach it.
+3. Each action is performed once (`dispatch.policy`): debounced, started, deferred behind a running
+   run, or failed; syncs in parallel, outcomes in action order. A start's run, and its route's
+   freshness promise, go in the run ledger on the action's own thread.
+4. Each outcome is one log line and one metric. What a retry cannot fix is parked with the payload
+   before it is acknowledged (if parking fails, the payload fails and AWS delivers it again); what a
+   retry can fix makes the answer fail (`handlers.answers`) after every action was tried, so AWS
+   delivers the payload again and only the failed actions run again (the rest come back `duplicate`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from polytrigger.core.outcomes import Report, reasons
+from polytrigger.core.triggers import Trigger
+from polytrigger.dispatch.fan_out import run
+from polytrigger.dispatch.policy import DispatchPolicy, deadline, take_in_time
+from polytrigger.dispatch.queue import EventParking
+from polytrigger.events import UnsupportedEvent
+from polytrigger.observability import record_ignored, record_outcome, record_parked, record_unsupported
+from polytrigger.routing import Routes
+from polytrigger.runs.ledger import StartedRuns
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+DEAD_LETTERS = "the dead-letter queue"
+Parser = Callable[[Any], list[Trigger]]
+
+
+@dataclass(slots=True)
+class TriggerFlow:
+    routes: Routes
+    policy: DispatchPolicy
+    started: StartedRuns  # the runs the starts made (and freshness promises), for their outcomes
+    parking: EventParking  # the stack's dead-letter queue, for payloads a retry cannot fix
+    concurrency: int  # syncs of one payload called at once
+    call_budget_ms: int  # the longest one Polytomic call can take: no SQS record is taken with less time left
+    before_fan_out: Callable[[], None]  # makes, on one thread, what the fan-out threads would race to make
+    register: Callable[[LambdaContext | None], None]  # an invocation's dedup records expire with it
+
+    def sqs_record(self, body: Any, parse: Parser, context: LambdaContext | None) -> Report:
+        """One record of an SQS batch (its body), if one more call can still finish in this invocation."""
+        take_in_time(_remaining_ms(context), self.call_budget_ms)
+        return self.payload(body, parse, context)
+
+    def payload(self, payload: Any, parse: Parser, context: LambdaContext | None) -> Report:
+        try:
+            triggers = parse(payload)
+        except UnsupportedEvent as error:
+            self._park(_as_event(payload), str(error), context, unsupported=True)
+            return Report()
+        if not triggers:
+            record_ignored("no trigger in the event (e.g. s3:TestEvent)")
+            return Report()
+        report = self.handle(triggers, _remaining_ms(context))
+        if not report.outcomes:
+            record_ignored(f"no route matches {', '.join(t.describe() for t in triggers)}")
+        if report.to_park and not report.retryable:
+            refused = report.to_park
+            self._park(_as_event(payload), f"refused: {reasons(refused)}", context, unsupported=False)
+            report = report.parked_in(DEAD_LETTERS, lambda outcome: outcome in refused)
+        return report
+
+    def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None) -> Report:
+        """Every action the routes make of these triggers, performed; a report of their outcomes."""
+        until = deadline(remaining_ms)
+        received = time.time()
+        return run(
+            self.routes.actions_for(triggers),
+            lambda action: self.started.note(action, self.policy.perform(action, until, received)),
+            record_outcome,
+            concurrency=self.concurrency,
+            prepare=self.before_fan_out,
+        )
+
+    def _park(self, event: Any, reason: str, context: LambdaContext | None, *, unsupported: bool) -> None:
+        """A payload a retry cannot fix, as a Lambda on-failure record, for `polytrigger redrive`."""
+        self.parking.park(
+            event,
+            f"unsupported event: {reason}" if unsupported else reason,
+            function_arn=getattr(context, "invoked_function_arn", "") or "",
+            request_id=getattr(context, "aws_request_id", "") or "",
+        )
+        if unsupported:
+            record_unsupported(reason, DEAD_LETTERS)
+        else:
+            record_parked(reason, DEAD_LETTERS)
+
+
+def _remaining_ms(context: LambdaContext | None) -> int | None:
+    return context.get_remaining_time_in_millis() if context is not None else None
+
+
+def _as_event(payload: Any) -> Any:
+    """The payload as the function would be invoked with it: an SQS record's body is its JSON."""
+    if not isinstance(payload, str):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return {"unreadable_sqs_body": payload[:100_000]}

@@ -1,0 +1,137 @@
+"""What happens when CloudFormation sends the route wiring request (on every deploy that changes the code,
+and when the stack is deleted).
+
+1. The request is read strictly (`route_wiring.cloudformation`). One with no answer URL gets only a
+   log line; one that names where to answer but not what to do is answered FAILED (a Delete of what
+   such a request never made: SUCCESS, so the stack never sticks in DELETE_FAILED).
+2. Whose routes: those of the function version the request names (`CodeVersion`, published by this
+   deploy). CloudFormation always calls the unqualified function, which holds the newest code; during
+   a rollback the request names the previous version, so it is handed to that version, whose routes
+   put the previous schedules back, and that version answers.
+3. Create / Update: the stack's schedule group is reconciled to exactly the routes' schedules
+   (`route_wiring.schedule_group`), and the routes' buckets are returned for the template's S3 rule.
+   Delete needs no routes: the group is emptied, so a stack whose routes file is broken can still go.
+4. Every request that names an answer URL is answered, SUCCESS or FAILED with one line naming the
+   route or the Scheduler's refusal, so a bad deploy fails in minutes instead of waiting an hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from polytrigger.observability import error_line, logger
+from polytrigger.route_wiring.cloudformation import (
+    AnswerFailed,
+    BadRequest,
+    UnanswerableRequest,
+    WiringRequest,
+    answer_url,
+    parse_request,
+    response,
+    same_function,
+    send,
+)
+from polytrigger.route_wiring.plan import bucket_list, plan, plan_problems
+from polytrigger.route_wiring.schedule_group import ScheduleGroup, reconcile, wanted
+from polytrigger.routing import Routes, RoutesError, load_routes
+
+
+class WiringRefused(ValueError):
+    """The routes cannot be wired as they are (the build checks this too); the message names the route."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    physical_id: str
+    data: dict[str, str]
+    summary: str
+
+
+def apply(request: WiringRequest, routes: Routes, group: ScheduleGroup) -> Applied:
+    """Create / Update: reconcile the group to the routes. Delete: empty the group (if it still exists)."""
+    if request.kind == "Delete":
+        changes = reconcile(group, {}) if group.exists() else None
+        return Applied(request.group, {}, changes.describe() if changes else "schedule group already gone")
+    problems = plan_problems(routes)
+    if problems:
+        raise WiringRefused("; ".join(problems))
+    found = plan(routes)
+    schedules = {
+        spec.name: wanted(spec, request.target, [route.name for route in routes.routes if route.schedule == spec.name])
+        for spec in found.schedules
+    }
+    changes = reconcile(group, schedules)
+    data = {
+        "Buckets": bucket_list(found),
+        "Schedules": ",".join(spec.name for spec in found.schedules),
+        "SchedulesMadeElsewhere": ",".join(found.elsewhere),
+        "Changes": changes.describe(),
+    }
+    return Applied(request.group, data, changes.describe())
+
+
+@dataclass(slots=True)
+class WiringFlow:
+    routes_file: Path
+    schedule_group: Callable[[str], ScheduleGroup]  # the Scheduler's group of that name
+    hand_to_version: Callable[[str, Any], str]  # run a version of this function with the request: "" or why not
+
+    def request(self, event: Any, invoked_arn: str) -> dict[str, Any]:
+        try:
+            url, raw = answer_url(event)
+        except UnanswerableRequest as error:
+            logger.error(f"route wiring: {error}")
+            return {"answered": False}
+        try:
+            request = parse_request(raw)
+        except BadRequest as error:
+            deleting = raw.get("RequestType") == "Delete"
+            return _answer(url, raw, ok=deleting, reason=f"route wiring request refused: {error}", physical_id="")
+        if request.kind != "Delete" and invoked_arn != request.code_version:
+            return self._forward(url, raw, request, invoked_arn)
+        return self._wire(url, raw, request)
+
+    def _wire(self, url: str, raw: Any, request: WiringRequest) -> dict[str, Any]:
+        group = self.schedule_group(request.group)
+        try:
+            routes = Routes(()) if request.kind == "Delete" else load_routes(self.routes_file)
+            applied = apply(request, routes, group)
+        except (RoutesError, WiringRefused) as error:
+            return _answer(url, raw, ok=False, reason=f"routes cannot be wired: {error}", physical_id=request.group)
+        except Exception as error:  # CloudFormation would wait an hour for an answer that never comes
+            logger.exception("route wiring failed")
+            reason = error_line(error) if hasattr(error, "response") else f"internal error: {type(error).__name__}"
+            return _answer(url, raw, ok=False, reason=f"route wiring failed: {reason}", physical_id=request.group)
+        logger.info(
+            f"route wiring {request.kind}: {applied.summary}",
+            extra={"schedule_group": request.group, "wiring": applied.data},
+        )
+        return _answer(url, raw, ok=True, reason=applied.summary, physical_id=applied.physical_id, data=applied.data)
+
+    def _forward(self, url: str, raw: Any, request: WiringRequest, invoked: str) -> dict[str, Any]:
+        """Hand the request to the version it names, which answers it; answer FAILED only if that cannot run."""
+        if not same_function(request.code_version, invoked):
+            reason = "route wiring request refused: CodeVersion names a version of another function"
+            return _answer(url, raw, ok=False, reason=reason, physical_id=request.group)
+        problem = self.hand_to_version(request.code_version, raw)
+        if problem:
+            return _answer(url, raw, ok=False, reason=f"route wiring {problem}", physical_id=request.group)
+        logger.info(f"route wiring {request.kind} handed to version {request.code_version.rsplit(':', 1)[-1]}")
+        return {"answered": True, "forwarded": request.code_version}
+
+
+def _answer(
+    url: str, raw: Any, *, ok: bool, reason: str, physical_id: str, data: dict[str, str] | None = None
+) -> dict[str, Any]:
+    if not ok:
+        logger.error(reason)
+    body = response(raw, ok=ok, reason=reason, physical_id=physical_id, data=data)
+    try:
+        send(url, body)
+    except AnswerFailed as error:
+        logger.error(str(error))
+        return {"answered": False, "status": "SUCCESS" if ok else "FAILED"}
+    return {"answered": True, "status": "SUCCESS" if ok else "FAILED"}

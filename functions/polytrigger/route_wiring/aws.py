@@ -1,0 +1,86 @@
+"""The AWS calls of the route wiring: one schedule group's schedules (EventBridge Scheduler, behind
+`schedule_group.ScheduleGroup`), and handing a request to a published version of this very function
+(how a rollback runs its own code)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+from polytrigger.observability import error_line
+
+# What `schedule_group.wanted` writes, and so what a comparison reads back (the rest is the Scheduler's).
+_FIELDS = ("Name", "Description", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "State")
+_TARGET_FIELDS = ("Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig")
+
+
+class SchedulerGroup:
+    def __init__(self, client: Any, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def current(self) -> dict[str, dict[str, Any]]:
+        names: list[str] = []
+        for page in self.client.get_paginator("list_schedules").paginate(GroupName=self.name):
+            names.extend(item["Name"] for item in page.get("Schedules", []) if item.get("GroupName") == self.name)
+        found: dict[str, dict[str, Any]] = {}
+        for name in names:
+            try:
+                stored = self.client.get_schedule(GroupName=self.name, Name=name)
+            except self.client.exceptions.ResourceNotFoundException:
+                continue  # deleted since it was listed
+            found[name] = _comparable(stored)
+        return found
+
+    def put(self, schedule: dict[str, Any], *, exists: bool) -> None:
+        request = {**schedule, "GroupName": self.name, "ActionAfterCompletion": "NONE"}
+        if exists:
+            self.client.update_schedule(**request)
+            return
+        try:
+            self.client.create_schedule(**request)
+        except self.client.exceptions.ConflictException:
+            self.client.update_schedule(**request)  # made since it was listed (a concurrent deploy's retry)
+
+    def delete(self, name: str) -> None:
+        with contextlib.suppress(self.client.exceptions.ResourceNotFoundException):  # gone already: as wanted
+            self.client.delete_schedule(GroupName=self.name, Name=name)
+
+    def exists(self) -> bool:
+        """False when the group is gone (a stack being deleted): nothing of ours is left in it."""
+        try:
+            self.client.get_schedule_group(Name=self.name)
+        except self.client.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
+
+def _comparable(stored: dict[str, Any]) -> dict[str, Any]:
+    """The fields a reconcile writes, as stored; a missing window or state reads as the Scheduler's default."""
+    schedule = {name: stored[name] for name in _FIELDS if name in stored}
+    schedule.setdefault("Description", "")
+    schedule.setdefault("State", "ENABLED")
+    schedule.setdefault("ScheduleExpressionTimezone", "UTC")
+    target = stored.get("Target") or {}
+    schedule["Target"] = {name: target[name] for name in _TARGET_FIELDS if name in target}
+    return schedule
+
+
+def hand_to_version(version_arn: str, event: Any) -> str:
+    """Invoke `version_arn` with `event` and wait for it; "" when it ran, else why it did not (one line)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # Waits as long as the version may run (it answers CloudFormation itself); never sent twice by a retry.
+    config = Config(connect_timeout=5, read_timeout=900, retries={"mode": "standard", "max_attempts": 1})
+    try:
+        result = boto3.client("lambda", config=config).invoke(
+            FunctionName=version_arn, Payload=json.dumps(event).encode()
+        )
+    except (BotoCoreError, ClientError) as error:
+        return f"could not run its version: {error_line(error)}"
+    if result.get("FunctionError"):
+        return f"its version {version_arn.rsplit(':', 1)[-1]} failed ({result['FunctionError']})"
+    return ""

@@ -1,0 +1,156 @@
+"""A CloudFormation custom resource request for the route wiring, read strictly, and its answer, delivered.
+
+CloudFormation waits (up to an hour) for an answer at the request's ResponseURL, so every request
+that names one gets one, SUCCESS or FAILED with a reason a person can act on, whatever went wrong:
+a PUT of the response document to the request's pre-signed S3 URL, retried a few times.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import urllib3
+
+from polytrigger.core.keys import is_loopback
+from polytrigger.route_wiring.schedule_group import Target
+
+RequestType = Literal["Create", "Update", "Delete"]
+MAX_RESPONSE_BYTES = 4096  # CloudFormation's limit on a custom resource's response
+ATTEMPTS = 4  # answer deliveries tried: a lost answer leaves the stack waiting for an hour
+_VERSION_ARN = re.compile(r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+):(\d+)$")
+_GROUP = re.compile(r"^[0-9A-Za-z._-]{1,64}$")
+
+
+class UnanswerableRequest(ValueError):
+    """No ResponseURL that may be answered: nothing to tell CloudFormation, only a log line."""
+
+
+class BadRequest(ValueError):
+    """A request that names where to answer but not what to do; answered FAILED with this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class WiringRequest:
+    kind: RequestType
+    response_url: str
+    stack_id: str
+    request_id: str
+    logical_id: str
+    physical_id: str  # the schedule group, once the resource exists
+    group: str
+    target: Target
+    code_version: str  # ARN of the function version whose bundled routes this deploy applies
+
+
+def answer_url(event: Any) -> tuple[str, Mapping[str, Any]]:
+    """The ResponseURL (https, or http on this machine for the local stack) and the event as a mapping."""
+    if not isinstance(event, Mapping):
+        raise UnanswerableRequest("not a CloudFormation custom resource request (not a JSON object)")
+    url = event.get("ResponseURL")
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        parts = None
+    if parts is None or not parts.hostname:
+        raise UnanswerableRequest("not a CloudFormation custom resource request (no ResponseURL)")
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
+        raise UnanswerableRequest("ResponseURL must be https (http only on this machine); not answered")
+    return str(url), event
+
+
+def parse_request(event: Any) -> WiringRequest:
+    url, raw = answer_url(event)
+    kind = raw.get("RequestType")
+    if kind not in ("Create", "Update", "Delete"):
+        raise BadRequest(f"RequestType must be Create, Update or Delete (got {str(kind)[:40]!r})")
+    properties = raw.get("ResourceProperties")
+    if not isinstance(properties, Mapping):
+        raise BadRequest("ResourceProperties missing")
+    group = _text(properties, "ScheduleGroup")
+    if not _GROUP.fullmatch(group):
+        raise BadRequest(f"ResourceProperties.ScheduleGroup is not a schedule group name (got {group[:80]!r})")
+    state = _text(properties, "State") or "ENABLED"
+    if state not in ("ENABLED", "DISABLED"):
+        raise BadRequest(f"ResourceProperties.State must be ENABLED or DISABLED (got {state[:20]!r})")
+    version = _text(properties, "CodeVersion")
+    if not _VERSION_ARN.fullmatch(version):
+        raise BadRequest("ResourceProperties.CodeVersion must be the ARN of a published version of the wiring function")
+    return WiringRequest(
+        kind=kind,
+        response_url=url,
+        stack_id=_text(raw, "StackId"),
+        request_id=_text(raw, "RequestId"),
+        logical_id=_text(raw, "LogicalResourceId"),
+        physical_id=_text(raw, "PhysicalResourceId"),
+        group=group,
+        target=Target(
+            function_arn=_text(properties, "TargetArn"),
+            role_arn=_text(properties, "RoleArn"),
+            dead_letter_arn=_text(properties, "DeadLetterArn"),
+            state=state,
+        ),
+        code_version=version,
+    )
+
+
+def _text(mapping: Mapping[str, Any], name: str) -> str:
+    value = mapping.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def same_function(version_arn: str, invoked_arn: str) -> bool:
+    """True when `version_arn` is a version of the function `invoked_arn` names (qualified or not)."""
+    match = _VERSION_ARN.fullmatch(version_arn)
+    return match is not None and invoked_arn.split(":")[:7] == match.group(1).split(":")
+
+
+def response(
+    event: Mapping[str, Any], *, ok: bool, reason: str, physical_id: str, data: Mapping[str, str] | None = None
+) -> bytes:
+    """The answer CloudFormation reads from the ResponseURL, within its 4 kB (the reason is cut first)."""
+    document: dict[str, Any] = {
+        "Status": "SUCCESS" if ok else "FAILED",
+        "Reason": reason,
+        "PhysicalResourceId": physical_id or _text(event, "LogicalResourceId") or "polytrigger-route-wiring",
+        "StackId": _text(event, "StackId"),
+        "RequestId": _text(event, "RequestId"),
+        "LogicalResourceId": _text(event, "LogicalResourceId"),
+        "NoEcho": False,
+        "Data": dict(data or {}),
+    }
+    body = json.dumps(document).encode()
+    if len(body) > MAX_RESPONSE_BYTES:
+        spare = len(reason.encode()) - (len(body) - MAX_RESPONSE_BYTES) - 3
+        document["Reason"] = reason.encode()[: max(0, spare)].decode(errors="ignore") + "..."
+        body = json.dumps(document).encode()
+    return body
+
+
+class AnswerFailed(RuntimeError):
+    """The answer could not be delivered; CloudFormation will time the resource out (and say so)."""
+
+
+def send(url: str, body: bytes, *, timeout: float = 10.0, pause: float = 1.0) -> None:
+    """PUT `body` to `url`, retrying a few times: a lost answer leaves the stack waiting for an hour."""
+    http = urllib3.PoolManager(retries=False, cert_reqs="CERT_REQUIRED")
+    # The URL is signed without a content type: sending one would break its signature.
+    headers = {"Content-Type": "", "Content-Length": str(len(body))}
+    problem = ""
+    for attempt in range(ATTEMPTS):
+        try:
+            answer = http.request("PUT", url, body=body, headers=headers, timeout=timeout, redirect=False)
+        except urllib3.exceptions.HTTPError as error:
+            problem = type(error).__name__
+        else:
+            if 200 <= answer.status < 300:
+                return
+            problem = f"HTTP {answer.status}"
+        if attempt + 1 < ATTEMPTS:
+            time.sleep(pause * 2**attempt)
+    raise AnswerFailed(f"CloudFormation's ResponseURL did not take the answer ({problem}, {ATTEMPTS} attempts)")

@@ -1,0 +1,73 @@
+"""What a deployment must wire for its routes to fire: the buckets to listen to and the schedules to create.
+
+The routes file is the one place this is written. The stack's route wiring function
+(`flows/on_wiring_request.py`) reconciles it on every deploy, `polytrigger validate` prints it, and
+the build (`tools/routes_build.py`) refuses routes no deployment could wire.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from polytrigger.routing.model import Routes
+from polytrigger.routing.schedules import ScheduleSpec, known_zone
+
+# EventBridge's default limit on a rule's event pattern (characters; a quota increase allows 4096);
+# the S3 rule lists every bucket in one.
+MAX_PATTERN_CHARS = 2048
+_PATTERN_OVERHEAD = len(
+    json.dumps(
+        {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"], "detail": {"bucket": {"name": []}}}
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    buckets: tuple[str, ...]  # sorted
+    schedules: tuple[ScheduleSpec, ...]  # the stack creates these, sorted by name
+    elsewhere: tuple[str, ...]  # schedules routes name but do not define: made outside the stack, sorted
+
+
+def plan(routes: Routes) -> Plan:
+    specs = {route.schedule_spec.name: route.schedule_spec for route in routes.routes if route.schedule_spec}
+    named = {route.schedule for route in routes.routes if route.schedule}
+    return Plan(
+        buckets=tuple(sorted({route.bucket for route in routes.routes if route.bucket})),
+        schedules=tuple(specs[name] for name in sorted(specs)),
+        elsewhere=tuple(sorted(named - set(specs))),
+    )
+
+
+def plan_problems(routes: Routes) -> list[str]:
+    """What no deployment could wire although each route is valid on its own: an unknown time zone (where a
+    time zone database is at hand: the build, `validate`, the wiring; never a cold start), too many buckets."""
+    found = plan(routes)
+    problems: list[str] = []
+    checked: set[str] = set()
+    for route in routes.routes:
+        spec = route.schedule_spec
+        if spec is None or spec.name in checked:
+            continue
+        checked.add(spec.name)
+        if not known_zone(spec.timezone):
+            problems.append(
+                f"route '{route.name}': schedule.timezone: {spec.timezone!r} is not a time zone the IANA database knows"
+            )
+    size = _PATTERN_OVERHEAD + sum(len(json.dumps(bucket)) + 2 for bucket in found.buckets)
+    if size > MAX_PATTERN_CHARS:
+        problems.append(
+            f"the routes name {len(found.buckets)} buckets; EventBridge's S3 rule can list about"
+            f" {len(found.buckets) * MAX_PATTERN_CHARS // size} of them in its {MAX_PATTERN_CHARS}-character"
+            " event pattern: deploy a second stack for the rest"
+        )
+    return problems
+
+
+BUCKETS_NONE = ""  # what the rule is given when no route names a bucket: no bucket has an empty name
+
+
+def bucket_list(found: Plan) -> str:
+    """The buckets as the template's rule takes them (`Fn::Split` on commas)."""
+    return ",".join(found.buckets) if found.buckets else BUCKETS_NONE

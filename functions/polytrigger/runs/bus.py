@@ -1,0 +1,43 @@
+"""Re-publishing Polytomic's events to an EventBridge bus, so others can follow them too.
+
+An organisation has one webhook; polytrigger may hold it, so it hands every Polytomic event it
+receives on, once (the ledger remembers which it handed on), as `source: polytrigger.polytomic`,
+`detail-type`: the event's type, `detail`: the event exactly as Polytomic sent it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from polytrigger.observability import error_code
+
+SOURCE = "polytrigger.polytomic"
+
+
+class BusUnavailable(Exception):
+    """The bus did not take the event; it is handed on again by the next delivery or poll."""
+
+
+class RunEventBus:
+    def __init__(self, bus_name: str, make_client: Callable[[], Any]) -> None:
+        self.bus_name = bus_name
+        self._make_client = make_client
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        entry = {
+            "Source": SOURCE,
+            "DetailType": str(event.get("type") or "polytomic.event")[:128],
+            "Detail": json.dumps(event),
+            "EventBusName": self.bus_name,
+        }
+        try:
+            answer = self._make_client().put_events(Entries=[entry])
+        except (BotoCoreError, ClientError) as error:
+            raise BusUnavailable(f"EventBridge bus {self.bus_name}: {error_code(error)}") from None
+        if answer.get("FailedEntryCount"):
+            code = (answer.get("Entries") or [{}])[0].get("ErrorCode", "failed")
+            raise BusUnavailable(f"EventBridge bus {self.bus_name}: {code}")

@@ -1,0 +1,139 @@
+"""The run ledger: the runs polytrigger started (or found covering a trigger), open until their ending is heard.
+
+The port the run-outcome logic writes through (`dynamo_ledger` keeps it in the dedup table), and
+what it learns at a start (`StartedRuns`: the run, and the route's freshness promise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from polytrigger.core.actions import Action
+from polytrigger.core.outcomes import Outcome
+from polytrigger.observability import record_ledger_problem
+from polytrigger.routing import Routes
+from polytrigger.runs.endings import RunEvent
+from polytrigger.runs.freshness import PromiseBook, note_promise
+
+RECORDED = frozenset({"started", "covered"})  # an execution now stands for the trigger
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be read or written (a retry may work); nothing was recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One execution as the ledger knows it: what polytrigger started it for, and how it ended."""
+
+    execution_id: str
+    sync_id: str
+    sync_type: str
+    status: str = ""
+    routes: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()  # what it covers, as `Trigger.describe()` says it (the first ones)
+    trigger_count: int = 0
+    first_trigger_at: datetime | None = None  # the earliest trigger it covers: freshness counts from there
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def freshness_seconds(self) -> float | None:
+        """From the earliest trigger it covers landing (or firing) to the run ending; None until both are known."""
+        if self.finished_at is None or self.first_trigger_at is None:
+            return None
+        return max(0.0, (self.finished_at - self.first_trigger_at).total_seconds())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as a log line's fields and `polytrigger status --json` show it."""
+        freshness = self.freshness_seconds
+        return {
+            "execution_id": self.execution_id,
+            "sync_id": self.sync_id,
+            "sync_type": self.sync_type,
+            "routes": list(self.routes),
+            "triggers": list(self.triggers),
+            "trigger_count": self.trigger_count,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "freshness_seconds": round(freshness, 3) if freshness is not None else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRun:
+    """A run polytrigger started and has heard no end of yet."""
+
+    execution_id: str
+    sync_id: str
+    sync_type: str
+    started_at: datetime
+    checked_at: datetime | None = None  # its execution status was last looked up then
+
+
+class RunLedger(Protocol):
+    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
+        """A run polytrigger started (or found covering) for a trigger of a route; open until it ends."""
+        ...
+
+    def settle(self, event: RunEvent) -> Run | None:
+        """Mark the run ended by `event`, once: the run as settled, or None when it had ended already."""
+        ...
+
+    def open_runs(self) -> list[OpenRun]: ...
+
+    def checked(self, execution_id: str, at: datetime) -> None:
+        """Its execution status was looked up and it has not ended yet."""
+        ...
+
+    def forget(self, execution_id: str) -> None:
+        """Stop watching a run whose outcome can no longer be learnt (older than Polytomic keeps events)."""
+        ...
+
+    def cursor(self) -> tuple[datetime | None, bool]:
+        """Where the events were read up to, and whether the last poll stopped short of the newest (behind)."""
+        ...
+
+    def advance(self, before: datetime | None, after: datetime, *, behind: bool = False) -> bool:
+        """Move the events cursor from `before` to `after`; False if someone else moved it meanwhile."""
+        ...
+
+    def handed_on(self, event_id: str) -> bool:
+        """True once what the event sets off (`set_off`) has happened."""
+        ...
+
+    def hand_on(self, event_id: str) -> None:
+        """Record that what the event sets off has happened."""
+        ...
+
+
+def note_run(ledger: RunLedger, action: Action, outcome: Outcome) -> bool:
+    """Record the run a start's outcome names, for its route and trigger; False when there is none to record."""
+    if action.kind != "start" or outcome.status not in RECORDED or not outcome.execution_id:
+        return False
+    run = Run(execution_id=outcome.execution_id, sync_id=action.sync.id, sync_type=action.sync.type)
+    ledger.record(run, action.route, action.trigger.describe(), action.trigger.time)
+    return True
+
+
+class StartedRuns:
+    """What a start's outcome leaves in the ledger, on the action's own thread: the run it names (for
+    its route and trigger) and the route's freshness promise. A ledger that cannot be written loses
+    the watch, not the run: one ERROR line (`ledger_unavailable`), and the outcome stands."""
+
+    def __init__(self, ledger: RunLedger, promises: PromiseBook | None, routes: Routes) -> None:
+        self.ledger = ledger
+        self.promises = promises
+        self.routes = routes
+
+    def note(self, action: Action, outcome: Outcome) -> Outcome:
+        try:
+            note_run(self.ledger, action, outcome)
+            if self.promises is not None:
+                route = self.routes.named(action.route)
+                note_promise(self.promises, action, outcome, route.freshness if route else 0)
+        except LedgerUnavailable as error:
+            record_ledger_problem(f"{error}: the outcome of {action.route}'s {outcome.status} start is not watched")
+        return outcome

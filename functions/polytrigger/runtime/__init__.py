@@ -1,1 +1,0 @@
-"""The running function: configuration, wiring the layers together once per container, observability."""
