@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from local.lambda_context import LocalContext
 from local.stack import LocalStack
+from local.stack.lambda_context import LocalContext
 
 SYNCS = 20
 LATENCY = 0.1  # seconds the fake Polytomic adds to every call

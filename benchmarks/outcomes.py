@@ -37,10 +37,10 @@ from typing import Any
 from benchmarks import coldstart
 from benchmarks.budget import DYNAMODB_WRITES, aws_calls
 from benchmarks.fanout import FANOUT_PREFIX, FANOUT_SYNCS, SINGLE_SYNC, Bench, Row, bench_stack, s3_event
-from local.lambda_context import LocalContext
-from local.polytomic_webhooks import sign
-from local.reliability_outcomes import harness_time
+from local.polytomic.webhooks import sign
+from local.reliability.outcomes import harness_time
 from local.stack import LocalStack
+from local.stack.lambda_context import LocalContext
 
 POLLS = 10  # minutes of polling in each state
 ENDED = 5  # fan-out events (20 runs each) that end just before the poller goes quiet
@@ -123,7 +123,7 @@ def quiet_polls(stack: LocalStack, state: str, polls: int) -> dict[str, int]:
 
 
 def delivery(execution: str, status: str = "completed") -> dict[str, Any]:
-    """A Function URL request carrying Polytomic's signed event of a run's ending (as local.function_url builds it)."""
+    """A Function URL request carrying Polytomic's signed event of a run's ending (as local.stack.function_url builds it)."""
     body = json.dumps(
         {
             "id": str(uuid.uuid4()),

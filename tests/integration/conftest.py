@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.fake_polytomic import FakePolytomic
+from local.polytomic import FakePolytomic
 from local.stack import LocalStack
 from tests.integration import dispatch_support
 from tests.integration.support import (

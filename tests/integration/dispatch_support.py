@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from local.dispatch_pump import lambda_record
 from local.stack import LocalStack
+from local.stack.dispatch_pump import lambda_record
 from tests.integration.support import Invoker
 
 BUCKET = "acme-landing"

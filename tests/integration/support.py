@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.lambda_context import LocalContext
 from local.stack import LocalStack
+from local.stack.lambda_context import LocalContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

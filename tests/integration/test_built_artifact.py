@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from local.fake_polytomic import DEFAULT_API_KEY
+from local.polytomic import DEFAULT_API_KEY
 from local.stack import LocalStack
 from tests.integration.support import EVENTS, ORDERS_MODEL, ROOT, WAREHOUSE_BULK, per_sync, posts
 from tests.needs import missing

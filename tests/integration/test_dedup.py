@@ -9,7 +9,7 @@ import time
 import pytest
 import urllib3
 
-from local.fake_polytomic import DEFAULT_API_KEY
+from local.polytomic import DEFAULT_API_KEY
 from polytrigger.core.outcomes import ActionsFailed
 from polytrigger.tools.cli import explain
 from tests.integration.support import (

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from local.dispatch_pump import lambda_record
-from local.lambda_context import LocalContext
+from local.stack.dispatch_pump import lambda_record
+from local.stack.lambda_context import LocalContext
 from polytrigger.flows.on_dispatch_message import MAX_RECEIVES
 from tests.integration.dispatch_support import BUSY_SYNC, Dispatch
 

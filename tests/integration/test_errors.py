@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from local.fake_polytomic import DEFAULT_API_KEY
+from local.polytomic import DEFAULT_API_KEY
 from polytrigger.core.outcomes import ActionsFailed
 from polytrigger.routing import RoutesError
 from polytrigger.settings import ConfigError

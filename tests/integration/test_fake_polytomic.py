@@ -19,8 +19,8 @@ import urllib3
 from polytomic.errors import ConflictError
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from local.dynamodb_local import port_open
-from local.fake_polytomic import SUPPORTED_VERSIONS, FakePolytomic
+from local.polytomic import SUPPORTED_VERSIONS, FakePolytomic
+from local.stack.dynamodb_local import port_open
 
 API_KEY = "test-api-key-0001"
 ORG_ID = str(uuid.uuid4())

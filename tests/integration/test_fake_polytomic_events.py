@@ -26,7 +26,7 @@ import urllib3
 from polytomic import types as sdk_types
 from polytomic.core.pydantic_utilities import parse_obj_as
 
-from local.fake_polytomic import FakePolytomic
+from local.polytomic import FakePolytomic
 
 API_KEY = "events-test-key-0001"
 VERSION = "2025-09-18"

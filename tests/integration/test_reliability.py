@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from local.reliability import Row, run_all, table
-from local.reliability_load import S3_TRIGGER_CONCURRENCY
+from local.reliability.load import S3_TRIGGER_CONCURRENCY
+from local.reliability.run import Row, run_all, table
 from local.stack import LocalStack
 
 ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review found

@@ -194,7 +194,7 @@ def test_an_outcome_by_poller_only_settles_each_run_once(outcomes: Invoker) -> N
 
 
 def test_an_outcome_by_both_ways_has_one_effect(outcomes: Invoker) -> None:
-    from local.function_url import FunctionUrl
+    from local.stack.function_url import FunctionUrl
     from polytrigger.handlers import webhook
 
     fake = outcomes.stack.fake
@@ -217,7 +217,7 @@ def test_an_outcome_by_both_ways_has_one_effect(outcomes: Invoker) -> None:
 
 def test_an_outcome_by_neither_way_is_found_by_reconciliation(outcomes: Invoker) -> None:
     """The webhook drops every delivery and the events are gone (kept 48 h): the execution is asked."""
-    from local.function_url import FunctionUrl
+    from local.stack.function_url import FunctionUrl
     from polytrigger.handlers import webhook
 
     fake = outcomes.stack.fake
@@ -270,7 +270,7 @@ def test_every_polytomic_event_received_is_handed_on_to_the_bus_once(
     outcomes: Invoker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Webhook and poller both receive the completed events, the poller reads its overlap again: one copy each."""
-    from local.function_url import FunctionUrl
+    from local.stack.function_url import FunctionUrl
     from polytrigger import bootstrap
     from polytrigger.handlers import webhook
 
@@ -325,8 +325,8 @@ routes:
 def test_a_chained_start_happens_once_however_often_the_ending_arrives(
     outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from local.dispatch_pump import pump
-    from local.function_url import FunctionUrl
+    from local.stack.dispatch_pump import pump
+    from local.stack.function_url import FunctionUrl
     from polytrigger import bootstrap
     from polytrigger.handlers import webhook
     from tests.integration.dispatch_support import Queues

@@ -10,7 +10,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from local.fake_polytomic import DEFAULT_API_KEY
+from local.polytomic import DEFAULT_API_KEY
 from tests.integration.support import (
     CUSTOMERS_MODEL,
     ORDERS_MODEL,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from local.cfn_answers import Answers
 from local.stack import LocalStack
+from local.stack.cfn_answers import Answers
 from polytrigger import bootstrap
 from polytrigger.handlers import route_wiring
 from tests.integration.support import captured_logs

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local.cfn_answers import Answers
-from local.lambda_context import LocalContext
+from local.stack.cfn_answers import Answers
+from local.stack.lambda_context import LocalContext
 from tests.infrastructure.cfn import load_template, transform
 
 ACCOUNT = "123456789012"

@@ -5,7 +5,7 @@ stored: an execution's ``running`` event is dated its creation, its terminal
 event the moment it ended (``run_seconds`` later, or when a test set its
 status). So a test asking at any time gets the same events, with the same ids
 (a UUID5 of execution id and event type), and the webhook deliveries
-(``polytomic_webhooks``) send exactly these objects.
+(``webhooks``) send exactly these objects.
 
 Shapes follow the official SDK's ``Event`` and ``Eventing*Event`` types. Field
 values the fake cannot know (connection ids, counts) are stable placeholders.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from local.polytomic_records import OUTCOMES, ApiError, ExecutionRecord, SyncKind, iso, outcome_status
+from local.polytomic.records import OUTCOMES, ApiError, ExecutionRecord, SyncKind, iso, outcome_status
 
 RETENTION = dt.timedelta(hours=48)
 DEFAULT_LIMIT = 10

@@ -1,7 +1,7 @@
 """The fake Polytomic's resources: syncs, executions, its clock, and its error shape.
 
-Kept apart from the endpoint logic (``polytomic_api``) so that the events
-(``polytomic_events``) and the endpoints can both read an execution's life
+Kept apart from the endpoint logic (``api``) so that the events
+(``events``) and the endpoints can both read an execution's life
 without importing each other.
 
 An execution's life: ``created`` (only in the start's answer), ``running`` from

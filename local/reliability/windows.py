@@ -21,9 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from local.reliability_dispatch import dispatcher, finish
-from local.reliability_harness import BUCKET, Harness, Row, s3_event
-from local.reliability_queue import DispatchQueues
+from local.reliability.dispatch import dispatcher, finish
+from local.reliability.harness import BUCKET, Harness, Row, s3_event
+from local.reliability.queue import DispatchQueues
 
 DEBOUNCE = 2
 MAX_WAIT = 60

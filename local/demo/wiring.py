@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from local.cfn_answers import Answers
-from local.lambda_context import LocalContext
+from local.stack.cfn_answers import Answers
+from local.stack.lambda_context import LocalContext
 
 ACCOUNT = "123456789012"
 FUNCTION = "polytrigger-demo-RouteWiringFunction"

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.dispatch_pump import lambda_record
-from local.lambda_context import LocalContext
+from local.stack.dispatch_pump import lambda_record
+from local.stack.lambda_context import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 

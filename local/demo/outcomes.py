@@ -7,9 +7,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from local.dispatch_pump import pump
-from local.function_url import FunctionUrl
-from local.lambda_context import LocalContext
+from local.stack.dispatch_pump import pump
+from local.stack.function_url import FunctionUrl
+from local.stack.lambda_context import LocalContext
 
 WEBHOOK_SECRET = "demo-webhook-secret"
 

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from local.polytomic_faults import default_body
-from local.polytomic_http import Reply
-from local.reliability_failures import redrive
-from local.reliability_harness import BUCKET, BULK, MODEL, Harness, Row, acked_not_done, base_key, event_key, s3_event
+from local.polytomic.faults import default_body
+from local.polytomic.http import Reply
+from local.reliability.failures import redrive
+from local.reliability.harness import BUCKET, BULK, MODEL, Harness, Row, acked_not_done, base_key, event_key, s3_event
 
 OPTIONS_ROUTES = f"""
 routes:

@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local.lambda_async import AsyncInvoker, Delivery, Handler
 from local.stack import LocalStack
+from local.stack.lambda_async import AsyncInvoker, Delivery, Handler
 
 MODEL = "5d1c8f0e-2b7a-4c3d-9e8f-0a1b2c3d4e5f"
 BULK = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"

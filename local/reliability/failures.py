@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from local.lambda_async import AsyncInvoker
-from local.reliability_harness import BUCKET, MODEL, RETRY_SUFFIX, Harness, Row, Run, s3_event
+from local.reliability.harness import BUCKET, MODEL, RETRY_SUFFIX, Harness, Row, Run, s3_event
+from local.stack.lambda_async import AsyncInvoker
 
 FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:"  # the functions AsyncInvoker plays
 REFUSALS = (400, 403, 404, 422)

@@ -7,7 +7,7 @@ sides: executions Polytomic created per action (by the Idempotency-Key each carr
 parked with a reason in a dead-letter queue. An action with no execution whose event was not
 parked is *lost*; an action with two executions is *doubled*; a delivery acknowledged while an
 action of it was neither done nor parked with a reason counts in "acked, not done or parked".
-The harness is `local.reliability_harness`; the scenarios are in the `local.reliability_*` modules.
+The harness is `local.reliability.harness`; the scenarios are in the `local.reliability_*` modules.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from local import reliability_dispatch as dispatch
-from local import reliability_failures as failures
-from local import reliability_load as load
-from local import reliability_outcomes as outcomes
-from local import reliability_windows as windows
-from local.reliability_harness import Harness, Row
-from local.reliability_scenarios import FULL_SCALE_ONLY, SCENARIOS
+from local.reliability import dispatch, failures, load, outcomes, windows
+from local.reliability.harness import Harness, Row
+from local.reliability.scenarios import FULL_SCALE_ONLY, SCENARIOS
 from local.stack import LocalStack
 
 __all__ = ["ADVERSARIAL", "Row", "main", "run_all", "table"]
@@ -48,7 +44,7 @@ def run_all(stack: LocalStack, scale: float, seed: int, only: str = "") -> list[
     """Every scenario (`only`: those whose function name contains it), at `scale` of the full counts."""
     harness = Harness(stack, scale, seed)
     scenarios = SCENARIOS if scale < 0.5 else SCENARIOS[:7] + FULL_SCALE_ONLY + SCENARIOS[7:]
-    scenarios += ADVERSARIAL + outcomes.SCENARIOS  # issue 12: run outcomes (local.reliability_outcomes)
+    scenarios += ADVERSARIAL + outcomes.SCENARIOS  # issue 12: run outcomes (local.reliability.outcomes)
     if only:
         scenarios = tuple(s for s in scenarios if only in getattr(s, "__name__", ""))
     try:
@@ -106,7 +102,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"FAILED: {', '.join(bad)}", file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from local.polytomic_records import ApiError
+from local.polytomic.records import ApiError
 
 FETCH_MODES = ("none", "incremental", "full")
 RESYNC_MODES = ("refetch", "resync", "rebuild")

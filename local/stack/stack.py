@@ -27,10 +27,15 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 import boto3
 from botocore.config import Config
 
-from local.dynamodb_local import DUMMY_CREDENTIALS, DynamoDBLocal, DynamoDBLocalUnavailable, moto_dynamodb_fallback
-from local.fake_polytomic import DEFAULT_API_KEY, FakePolytomic
-from local.moto_server import MotoServer
+from local.polytomic import DEFAULT_API_KEY, FakePolytomic
 from local.service import LocalService
+from local.stack.dynamodb_local import (
+    DUMMY_CREDENTIALS,
+    DynamoDBLocal,
+    DynamoDBLocalUnavailable,
+    moto_dynamodb_fallback,
+)
+from local.stack.moto_server import MotoServer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -1,6 +1,6 @@
 """The reliability run's first scenarios: duplicates, concurrency, dying holders, faults, rotation, outages.
 
-Each drives the real S3 handler as Lambda invokes it asynchronously (`local.lambda_async`) and
+Each drives the real S3 handler as Lambda invokes it asynchronously (`local.stack.lambda_async`) and
 ends with `Harness.count`: executions per action on Polytomic's side, parked events on ours.
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from local.lambda_async import AsyncInvoker, Delivery
-from local.reliability_harness import MODEL, Harness, Row, Run, s3_event
+from local.reliability.harness import MODEL, Harness, Row, Run, s3_event
+from local.stack.lambda_async import AsyncInvoker, Delivery
 
 
 def baseline(h: Harness) -> Row:
@@ -134,7 +134,7 @@ def holder_dies(h: Harness) -> Row:
 def _die_mid_call(env: dict[str, str], event: dict[str, Any]) -> None:
     os.environ.clear()
     os.environ.update(env, POWERTOOLS_METRICS_DISABLED="true")
-    from local.lambda_context import LocalContext
+    from local.stack.lambda_context import LocalContext
     from polytrigger.handlers import s3
 
     s3.handler(event, LocalContext(function_name="polytrigger-s3-doomed", timeout_seconds=2.0))

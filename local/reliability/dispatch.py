@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from local.reliability_harness import (
+from local.reliability.harness import (
     BUCKET,
     MODEL,
     Harness,
@@ -29,7 +29,7 @@ from local.reliability_harness import (
     base_key,
     s3_event,
 )
-from local.reliability_queue import DispatchQueues
+from local.reliability.queue import DispatchQueues
 
 OTHER_SYNC = "99999999-9999-4999-8999-999999999999"  # exists at Polytomic, named by no route
 QUEUED_ROUTES = f"""

@@ -5,9 +5,9 @@ active flag, their executions (newest first in lists), the start rules (only
 active syncs run; 409 while an execution is in progress; strict, version-aware
 request bodies so a client bug shows up as a 400 here rather than in
 production), activate/pause, status and cancel; the events of the executions
-(``polytomic_events``) and the organisation's webhook (``polytomic_webhooks``).
+(``events``) and the organisation's webhook (``webhooks``).
 Auth, the version header, ``Idempotency-Key`` handling and faults live in
-``fake_polytomic``.
+``server``.
 
 An execution is "in progress" for ``run_seconds`` after it was created (the
 sync's setting) and then ends with the sync's outcome, unless a test sets its
@@ -23,9 +23,9 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from local.polytomic_bodies import bad_field, bulk_options, check_fields, json_object, model_options
-from local.polytomic_events import EVENT_TYPES, FakeEvent, execution_events, list_events, retained
-from local.polytomic_records import (
+from local.polytomic.bodies import bad_field, bulk_options, check_fields, json_object, model_options
+from local.polytomic.events import EVENT_TYPES, FakeEvent, execution_events, list_events, retained
+from local.polytomic.records import (
     ACTIVE_STATUSES,
     ApiError,
     Execution,
@@ -39,7 +39,7 @@ from local.polytomic_records import (
     is_uuid,
     iso,
 )
-from local.polytomic_webhooks import Webhook, Webhooks, loopback_target
+from local.polytomic.webhooks import Webhook, Webhooks, loopback_target
 
 __all__ = [
     "ACTIVE_STATUSES",

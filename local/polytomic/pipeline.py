@@ -9,11 +9,11 @@ Each step can answer and stop:
 4. ``X-Polytomic-Version`` must be a supported version -> 400;
 5. on POSTs, ``Idempotency-Key``: invalid -> 400, stored -> replay, in flight -> 409,
    else reserve it;
-6. server faults (e.g. 500, delays, holds) and the endpoint logic (``polytomic_api``);
+6. server faults (e.g. 500, delays, holds) and the endpoint logic (``api``);
 7. the answer is stored under the key (errors included) and sent; every
    request is recorded as a ``Call``.
 
-Kept apart from ``fake_polytomic`` (the controls a test uses) so that each reads on its own.
+Kept apart from ``server`` (the controls a test uses) so that each reads on its own.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from local.polytomic_api import SUPPORTED_VERSIONS, FakeApi, Request, error_body
-from local.polytomic_faults import Fault, FaultPlan, fault_reply
-from local.polytomic_http import LoopbackServer, Reply
-from local.polytomic_idempotency import IN_FLIGHT, IdempotencyStore, StoredResponse, valid_key
+from local.polytomic.api import SUPPORTED_VERSIONS, FakeApi, Request, error_body
+from local.polytomic.faults import Fault, FaultPlan, fault_reply
+from local.polytomic.http import LoopbackServer, Reply
+from local.polytomic.idempotency import IN_FLIGHT, IdempotencyStore, StoredResponse, valid_key
 
 Credential = Literal["api_key", "deployment_key"]
 UNAUTHORIZED = error_body(401, "unauthorized", "unauthorized")

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from local.polytomic_events import FakeEvent
-from local.polytomic_records import iso
+from local.polytomic.events import FakeEvent
+from local.polytomic.records import iso
 
 Encoding = Literal["hex", "base64"]
 SIGNATURE_HEADER = "Polytomic-Signature"

@@ -26,8 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from local.polytomic_api import error_body
-from local.polytomic_http import Reply
+from local.polytomic.api import error_body
+from local.polytomic.http import Reply
 
 #: Statuses that come from the proxies in front of Polytomic, never from Polytomic itself.
 PROXY_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})

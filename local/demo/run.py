@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 ROUTES = ROOT / "functions" / "routes.yaml"
 
@@ -108,8 +107,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None) -> int:
-    from local.dispatch_pump import pump
-    from local.lambda_context import LocalContext
+    from local.stack.dispatch_pump import pump
+    from local.stack.lambda_context import LocalContext
     from polytrigger import bootstrap
     from polytrigger.handlers import dispatcher, s3, schedule
     from polytrigger.routing import load_routes
@@ -133,8 +132,8 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
         DEFERRAL_FIRST_DELAY_SECONDS="2",  # 30 s in production; the demo has no time to lose
     )
     bootstrap.reset()
-    from local.demo_outcomes import close_the_loop, open_webhook
-    from local.demo_wiring import wire
+    from local.demo.outcomes import close_the_loop, open_webhook
+    from local.demo.wiring import wire
 
     print("\n".join(wire(stack)) + "\n")
     webhook = open_webhook(stack)
@@ -207,7 +206,3 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 def _short(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any, Self
 
-from local.function_url import FunctionUrl
-from local.polytomic_records import Outcome
-from local.reliability_harness import BULK, MODEL, ROUTES, Harness, Row, Run, Tally, s3_event
+from local.polytomic.records import Outcome
+from local.reliability.harness import BULK, MODEL, ROUTES, Harness, Row, Run, Tally, s3_event
+from local.stack.function_url import FunctionUrl
 
 OUTCOMES: tuple[Outcome, ...] = ("completed", "completed_with_errors", "failed", "canceled")
 RECONCILE_AFTER = 60  # RUN_RECONCILE_AFTER_SECONDS at its minimum
@@ -202,8 +202,8 @@ def deliver_chained(h: Harness) -> int:
     """The dispatch queue's messages (the chained starts the endings set off) to the real dispatcher."""
     import os
 
-    from local.dispatch_pump import pump
-    from local.lambda_context import LocalContext
+    from local.stack.dispatch_pump import pump
+    from local.stack.lambda_context import LocalContext
     from polytrigger.handlers import dispatcher
 
     answers = pump(

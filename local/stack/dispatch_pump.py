@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from local.lambda_context import LocalContext
+from local.stack.lambda_context import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:polytrigger-dispatch"

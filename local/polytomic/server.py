@@ -8,10 +8,10 @@ the Polytomic API notes (``polytomic-api.md``); the official ``polytomic`` SDK p
 independent check that its shapes are right.
 
 The request pipeline (latency, proxy faults, auth, version, ``Idempotency-Key``,
-server faults, endpoint) is ``polytomic_pipeline``; the endpoints are
-``polytomic_api``. Executions produce events (``polytomic_events``: ``GET
+server faults, endpoint) is ``pipeline``; the endpoints are
+``api``. Executions produce events (``events``: ``GET
 /api/events``) which the organisation's webhook receives, signed
-(``polytomic_webhooks``), when a test says so (``deliver_webhooks``) or in the
+(``webhooks``), when a test says so (``deliver_webhooks``) or in the
 background. The fake has its own clock (real time plus ``advance_clock``).
 
 Usage::
@@ -32,13 +32,13 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any, Self
 
-from local.polytomic_api import SUPPORTED_VERSIONS, Execution, FakeApi, SyncKind, SyncRecord
-from local.polytomic_faults import UNSET, Fault, RandomFaults, normalise_statuses
-from local.polytomic_http import LoopbackServer
-from local.polytomic_idempotency import StoredResponse
-from local.polytomic_pipeline import Call, PolytomicPipeline
-from local.polytomic_records import FakeClock, Outcome
-from local.polytomic_webhooks import Delivery, DeliveryReport, DeliverySettings, Encoding, Webhook, sign
+from local.polytomic.api import SUPPORTED_VERSIONS, Execution, FakeApi, SyncKind, SyncRecord
+from local.polytomic.faults import UNSET, Fault, RandomFaults, normalise_statuses
+from local.polytomic.http import LoopbackServer
+from local.polytomic.idempotency import StoredResponse
+from local.polytomic.pipeline import Call, PolytomicPipeline
+from local.polytomic.records import FakeClock, Outcome
+from local.polytomic.webhooks import Delivery, DeliveryReport, DeliverySettings, Encoding, Webhook, sign
 from local.service import LocalService
 
 __all__ = [
@@ -274,7 +274,7 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         side_effects: bool = False,
         response_body: Any = UNSET,
     ) -> Fault:
-        """Queue a fault for the next ``times`` matching requests (see ``polytomic_faults``).
+        """Queue a fault for the next ``times`` matching requests (see ``faults``).
 
         ``delay`` sleeps before answering (client read timeouts): with no status the
         request is executed at once and answered after the delay, still holding its

@@ -1,0 +1,7 @@
+"""`python -m local.reliability` (`make reliability`)."""
+
+import sys
+
+from local.reliability.run import main
+
+sys.exit(main())
