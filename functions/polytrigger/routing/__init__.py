@@ -1,4 +1,11 @@
-"""Routes: which triggers lead to which actions on which syncs (the model, its validation, its loading)."""
+"""Routes: which triggers lead to which actions on which syncs.
+
+`model` (`Route`, `Routes` and the index that matches a trigger without scanning every route),
+`parse` (the whole file validated, every problem listed), `schedules` (a route's own schedule),
+`chains` (routes that follow another sync's runs), `globs` (key patterns matched in linear time),
+`near` (why the closest routes missed a trigger), `load` (YAML, or the build's validated cache),
+`fields` (the checks the levels share).
+"""
 
 from polytrigger.routing.load import load_routes
 from polytrigger.routing.model import Route, Routes
