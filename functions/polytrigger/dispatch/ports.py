@@ -5,7 +5,7 @@ Adapters (`dedup`, `windows`, `queue`) implement these protocols and turn their 
 into the errors below, so a policy catches exactly what it can act on and lets anything else (a
 bug) fail loudly. A policy raises `RetryLater` (a retry can fix it) or `Refused` (a person must)
 inside the dedup call, so the action is not remembered; both become a `failed` outcome at the
-dedup boundary (`policy.failed`).
+dedup boundary (`DispatchPolicy.once`).
 """
 
 from __future__ import annotations

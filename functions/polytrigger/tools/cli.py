@@ -1,5 +1,8 @@
-"""`polytrigger explain`: what an event, an S3 object or a schedule firing would do, with no API call and no
-dedup write. Exit status: 0 if some action would be taken, 1 if nothing would happen, 2 on bad input."""
+"""`polytrigger`: what routes would do (`explain`), whether a routes file holds (`validate`), whether a file was
+synced (`status`), and sending what was parked back (`redrive`). `polytrigger COMMAND --help` says more.
+
+`explain` makes no API call and no dedup write. Exit status: 0 if some action would be taken, 1 if nothing
+would happen, 2 on bad input."""
 
 from __future__ import annotations
 
