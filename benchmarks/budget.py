@@ -15,7 +15,6 @@ whenever) goes through once per API call, by service and operation.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import threading
@@ -23,7 +22,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from benchmarks.fanout import FANOUT_PREFIX, PARALLEL, SYNCS, Row, bench_stack, s3_event
+from benchmarks.fanout import FANOUT_PREFIX, PARALLEL, SYNCS, bench_stack, s3_event
+from benchmarks.report import Row, arguments, per_unit, show
 from local.stack import LocalStack
 from polytrigger.runs.dynamo_ledger import OPEN_SHARDS
 
@@ -51,7 +51,8 @@ def aws_calls() -> Iterator[Counter[tuple[str, str]]]:
         Endpoint.make_request = original  # type: ignore[method-assign]
 
 
-def _service(counts: Counter[tuple[str, str]], service: str, operations: frozenset[str] | None = None) -> int:
+def service_calls(counts: Counter[tuple[str, str]], service: str, operations: frozenset[str] | None = None) -> int:
+    """Calls to one service counted by `aws_calls`, or to these of its operations only."""
     return sum(n for (name, op), n in counts.items() if name == service and (operations is None or op in operations))
 
 
@@ -73,9 +74,9 @@ def measure(stack: LocalStack | None = None) -> dict[str, int]:
             if statuses != Counter({expected: SYNCS}):
                 raise RuntimeError(f"{phase}: expected {SYNCS} x {expected}, got {dict(statuses)}")
             figures[f"{phase}.polytomic"] = len(fake.calls)
-            figures[f"{phase}.dynamodb"] = _service(counts, "dynamodb")
-            figures[f"{phase}.dynamodb_writes"] = _service(counts, "dynamodb", DYNAMODB_WRITES)
-            figures[f"{phase}.secretsmanager"] = _service(counts, "secretsmanager")
+            figures[f"{phase}.dynamodb"] = service_calls(counts, "dynamodb")
+            figures[f"{phase}.dynamodb_writes"] = service_calls(counts, "dynamodb", DYNAMODB_WRITES)
+            figures[f"{phase}.secretsmanager"] = service_calls(counts, "secretsmanager")
     return figures
 
 
@@ -84,62 +85,24 @@ def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
     del quick
     f = measure(stack)
 
-    def row(name: str, total: int, target: str, passed: bool, per: int = SYNCS) -> Row:
-        value = total / per
-        return (name, f"{value:g} ({total}/{per})", target.split(" ", 1)[1], f"{value:g}", target, passed)
+    def dynamodb(name: str, figure: str) -> Row:
+        """At most 4 a sync, and the first write to each open-runs shard, once per shard, not per sync."""
+        return per_unit(name, f[figure], SYNCS, 4, at_most=True, passed=f[figure] <= 4 * SYNCS + OPEN_SHARDS)
 
     return [
-        row(
-            "budget warm: Polytomic calls per (trigger, sync)", f["warm.polytomic"], "= 1", f["warm.polytomic"] == SYNCS
-        ),
-        row(
-            "budget warm: DynamoDB writes per (trigger, sync): dedup 2, run ledger 2",
-            f["warm.dynamodb_writes"],
-            "<= 4",
-            f["warm.dynamodb_writes"] <= 4 * SYNCS + OPEN_SHARDS,  # + the first write to each open-runs shard
-        ),
-        row(
-            "budget warm: DynamoDB calls per (trigger, sync)",
-            f["warm.dynamodb"],
-            "<= 4",
-            f["warm.dynamodb"] <= 4 * SYNCS + OPEN_SHARDS,
-        ),
-        row(
-            "budget warm: Secrets Manager calls per event",
-            f["warm.secretsmanager"],
-            "= 0",
-            not f["warm.secretsmanager"],
-            1,
-        ),
-        row(
-            "budget cold: Secrets Manager calls per container",
-            f["cold.secretsmanager"],
-            "<= 1",
-            f["cold.secretsmanager"] <= 1,
-            1,
-        ),
-        row(
-            "budget duplicate: DynamoDB calls per (trigger, sync)",
-            f["duplicate.dynamodb"],
-            "= 1",
-            f["duplicate.dynamodb"] == SYNCS,
-        ),
-        row(
-            "budget duplicate: Polytomic calls per (trigger, sync)",
-            f["duplicate.polytomic"],
-            "= 0",
-            f["duplicate.polytomic"] == 0,
-        ),
+        per_unit("budget warm: Polytomic calls per (trigger, sync)", f["warm.polytomic"], SYNCS, 1),
+        dynamodb("budget warm: DynamoDB writes per (trigger, sync): dedup 2, run ledger 2", "warm.dynamodb_writes"),
+        dynamodb("budget warm: DynamoDB calls per (trigger, sync)", "warm.dynamodb"),
+        per_unit("budget warm: Secrets Manager calls per event", f["warm.secretsmanager"], 1, 0),
+        per_unit("budget cold: Secrets Manager calls per container", f["cold.secretsmanager"], 1, 1, at_most=True),
+        per_unit("budget duplicate: DynamoDB calls per (trigger, sync)", f["duplicate.dynamodb"], SYNCS, 1),
+        per_unit("budget duplicate: Polytomic calls per (trigger, sync)", f["duplicate.polytomic"], SYNCS, 0),
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.budget", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="accepted for symmetry: counts need one run only")
-    args = parser.parse_args(argv)
-    from benchmarks.run import report
-
-    return report(rows(args.quick))
+    args = arguments("benchmarks.budget", __doc__, "accepted for symmetry: counts need one run only").parse_args(argv)
+    return show(rows(args.quick))
 
 
 if __name__ == "__main__":

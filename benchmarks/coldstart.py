@@ -24,12 +24,10 @@ no call). Run `python -m benchmarks.coldstart --help`.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,15 +36,14 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.run import render
+from benchmarks.report import Row, against, arguments, show
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 HANDLERS = ("polytrigger.handlers.s3", "polytrigger.handlers.schedule", "polytrigger.handlers.dispatcher")
 TARGET_RATIO = 1.25
 DEFAULT_REPEATS = 15
-
-Row = tuple[str, str, str, str, str, bool]
+FLOOR_BASELINE = "(boto3 + 2 clients)"  # what the floor's baseline cell says it is
 
 # Fails the child if anything tries to reach the network (AWS, X-Ray daemon, Polytomic, IMDS).
 GUARD = """
@@ -169,26 +166,39 @@ def traced_env() -> dict[str, str]:
     )
 
 
-def measure(repeats: int = DEFAULT_REPEATS) -> dict[str, list[float]]:
-    """Wall seconds per round: 'floor', each handler module and TRACED, run back to back in every round.
+Programs = dict[str, tuple[str, dict[str, str] | None]]  # name: (code, environment; None for child_env())
 
-    One unmeasured warm-up of each first (unless repeats == 1, a smoke run): every measured run
-    starts from a warm page cache.
+
+def rounds(
+    programs: Programs, repeats: int, python: str = sys.executable, warm_up: bool | None = None
+) -> dict[str, list[float]]:
+    """Wall seconds to ready of each program per round, the programs run back to back in every round.
+
+    Interleaving spreads the machine's noise over all of them, so a round's ratios are fair. One
+    unmeasured run of each first (unless `warm_up` is False; by default, unless repeats == 1, a
+    smoke run): every measured run starts from a warm page cache.
     """
-    programs = {
+    if warm_up is None:
+        warm_up = repeats > 1
+    if warm_up:
+        for code, env in programs.values():
+            time_to_ready(code, env, python)
+    samples: dict[str, list[float]] = {name: [] for name in programs}
+    for _ in range(repeats):
+        for name, (code, env) in programs.items():
+            samples[name].append(time_to_ready(code, env, python))
+    return samples
+
+
+def measure(repeats: int = DEFAULT_REPEATS) -> dict[str, list[float]]:
+    """Wall seconds per round: 'floor', each handler module and TRACED (see `rounds`)."""
+    programs: Programs = {
         "floor": (FLOOR, None),
         FLOOR_PAUSED: ("import gc\ngc.disable()\n" + FLOOR, None),
         **{module: (handler_code(module), None) for module in HANDLERS},
         TRACED: (handler_code(HANDLERS[0]), traced_env()),
     }
-    if repeats > 1:
-        for code, env in programs.values():
-            time_to_ready(code, env)
-    samples: dict[str, list[float]] = {name: [] for name in programs}
-    for _ in range(repeats):
-        for name, (code, env) in programs.items():
-            samples[name].append(time_to_ready(code, env))
-    return samples
+    return rounds(programs, repeats)
 
 
 def import_costs(module: str = HANDLERS[0], top: int = 10) -> list[tuple[int, str]]:
@@ -209,27 +219,30 @@ def import_costs(module: str = HANDLERS[0], top: int = 10) -> list[tuple[int, st
 
 
 def to_rows(samples: dict[str, list[float]]) -> list[Row]:
-    """Each ratio is the median of per-round ratios: a round's runs share the machine's momentary load."""
+    """Each handler against the floor (target TARGET_RATIO), then the two references."""
     floor = samples["floor"]
-    rows: list[Row] = []
-    references = {
-        TRACED: ("cold start s3 with Tracing: Active (X-Ray SDK)", "reference (template default: off)"),
-        FLOOR_PAUSED: ("floor with the collector paused, as the handlers pause it", "reference"),
-    }
-    for name in (*HANDLERS, TRACED, FLOOR_PAUSED):
-        ratio = statistics.median(run / base for run, base in zip(samples[name], floor, strict=True))
-        label, target = references.get(name, (f"cold start {name.rsplit('.', 1)[-1]} (import + app.get())", ""))
-        rows.append(
-            (
-                label,
-                f"{statistics.median(samples[name]) * 1000:.0f} ms",
-                f"{statistics.median(floor) * 1000:.0f} ms (boto3 + 2 clients)",
-                f"{ratio:.2f}x",
-                target or f"<= {TARGET_RATIO:.2f}x",
-                name in references or ratio <= TARGET_RATIO,
+    return [
+        *(
+            against(
+                f"cold start {name.rsplit('.', 1)[-1]} (import + app.get())",
+                samples[name],
+                floor,
+                FLOOR_BASELINE,
+                TARGET_RATIO,
             )
-        )
-    return rows
+            for name in HANDLERS
+        ),
+        against(
+            "cold start s3 with Tracing: Active (X-Ray SDK)",
+            samples[TRACED],
+            floor,
+            FLOOR_BASELINE,
+            "reference (template default: off)",
+        ),
+        against(
+            "floor with the collector paused, as the handlers pause it", samples[FLOOR_PAUSED], floor, FLOOR_BASELINE
+        ),
+    ]
 
 
 def rows(quick: bool = False, repeats: int | None = None) -> list[Row]:
@@ -298,7 +311,7 @@ def measure_layouts(python: str, repeats: int) -> dict[str, list[float]]:
     """Wall seconds per round of the floor and of the S3 handler's cold start in each layout, on `python`."""
     with tempfile.TemporaryDirectory(prefix="polytrigger-layouts-") as folder:
         paths = build_layouts(python, Path(folder))
-        programs: dict[str, tuple[str, dict[str, str]]] = {}
+        programs: Programs = {}
         for name, path in paths.items():
             task_root = path[0]  # where the handler's code (and its routes) is, as /var/task
             env = child_env(
@@ -307,49 +320,27 @@ def measure_layouts(python: str, repeats: int) -> dict[str, list[float]]:
                 LAMBDA_TASK_ROOT=str(task_root),
             )
             programs[name] = (FLOOR if name == LAYOUT_FLOOR else handler_code(HANDLERS[0]), env)
-        for code, env in programs.values():
-            time_to_ready(code, env, python)  # warm-up
-        samples: dict[str, list[float]] = {name: [] for name in programs}
-        for _ in range(repeats):
-            for name, (code, env) in programs.items():
-                samples[name].append(time_to_ready(code, env, python))
-        return samples
+        return rounds(programs, repeats, python, warm_up=True)
 
 
 def layout_rows(samples: dict[str, list[float]]) -> list[Row]:
     floor = samples[LAYOUT_FLOOR]
-    rows: list[Row] = []
-    for name in LAYOUTS:
-        ratio = statistics.median(run / base for run, base in zip(samples[name], floor, strict=True))
-        rows.append(
-            (
-                f"cold start s3, {name}",
-                f"{statistics.median(samples[name]) * 1000:.0f} ms",
-                f"{statistics.median(floor) * 1000:.0f} ms (boto3 + 2 clients)",
-                f"{ratio:.2f}x",
-                "reference",
-                True,
-            )
-        )
-    return rows
+    return [against(f"cold start s3, {name}", samples[name], floor, FLOOR_BASELINE) for name in LAYOUTS]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.coldstart", description=__doc__)
+    parser = arguments("benchmarks.coldstart", __doc__, "one run each: a smoke run, not figures")
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, help="runs per figure (median)")
-    parser.add_argument("--quick", action="store_true", help="one run each: a smoke run, not figures")
     parser.add_argument("--layouts", action="store_true", help="compare how the dependencies ship (builds them)")
     parser.add_argument("--python", default="python3.13", help="the runtime's Python, for --layouts")
     args = parser.parse_args(argv)
     if args.layouts:
-        print(render(layout_rows(measure_layouts(args.python, 1 if args.quick else args.repeats))))
-        return 0
-    table = to_rows(measure(1 if args.quick else args.repeats))
-    print(render(table))
+        return show(layout_rows(measure_layouts(args.python, 1 if args.quick else args.repeats)))
+    status = show(to_rows(measure(1 if args.quick else args.repeats)))
     print(f"\ntop import costs beyond the floor, {HANDLERS[0]} (python -X importtime, self time):")
     for micros, module in import_costs():
         print(f"{micros:>9} µs  {module}")
-    return 0 if all(row[5] for row in table) else 1
+    return status
 
 
 if __name__ == "__main__":

@@ -19,14 +19,14 @@ The development machine's x86 core and a Graviton vCPU are taken as equal.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.fanout import SINGLE_PREFIX, Row, bench_stack, timed
+from benchmarks.fanout import SINGLE_PREFIX, bench_stack, timed
+from benchmarks.report import REFERENCE, Row, arguments, reference, show
 from local.stack import LocalStack
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
@@ -70,32 +70,27 @@ def per_million(cpu_ms: float, memory_mb: int) -> dict[str, float]:
 
 def to_rows(cpu_ms: float, chosen: int) -> list[Row]:
     cheapest = min(sum(per_million(cpu_ms, size)[part] for part in ("lambda", "dynamodb")) for size in SIZES)
-    rows: list[Row] = [
-        ("CPU per warm trigger (1 sync), handler thread", f"{cpu_ms:.1f} ms", "measured", "-", "reference", True)
-    ]
+    rows = [reference("CPU per warm trigger (1 sync), handler thread", f"{cpu_ms:.1f} ms", "measured")]
     for size in sorted({*SIZES, chosen}):
+        template = " (template)" if size == chosen else ""
         cpu_bound = FANOUT_SYNCS * cpu_ms * FULL_VCPU_MB / size
         rows.append(
-            (
-                f"{FANOUT_SYNCS}-sync event, CPU time at {size} MB's vCPU share"
-                + (" (template)" if size == chosen else ""),
+            reference(
+                f"{FANOUT_SYNCS}-sync event, CPU time at {size} MB's vCPU share{template}",
                 f"{cpu_bound:.0f} ms",
                 f"{WAIT_MS} ms waiting (one wave)",
                 f"{cpu_bound / WAIT_MS:.2f}x",
-                "reference",
-                True,
             )
         )
         parts = per_million(cpu_ms, size)
         total = parts["lambda"] + parts["dynamodb"]
         rows.append(
-            (
-                f"cost per million triggers, {size} MB" + (" (template)" if size == chosen else ""),
+            reference(
+                f"cost per million triggers, {size} MB{template}",
                 f"${total:.2f}",
                 f"Lambda ${parts['lambda']:.2f} ({parts['billed_ms']:.0f} ms) + DynamoDB ${parts['dynamodb']:.2f}",
                 f"{total / cheapest:.2f}x",
-                "chosen" if size == chosen else "reference",
-                True,
+                "chosen" if size == chosen else REFERENCE,
             )
         )
     return rows
@@ -106,19 +101,14 @@ def rows(quick: bool = False, stack: LocalStack | None = None) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cost", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="three runs: a smoke run, not figures")
-    args = parser.parse_args(argv)
+    args = arguments("benchmarks.cost", __doc__, "three runs: a smoke run, not figures").parse_args(argv)
     cpu_ms = cpu_ms_per_trigger(3 if args.quick else 31)
-    table = to_rows(cpu_ms, memory_size())
-    from benchmarks.run import render
-
-    print(render(table))
+    status = show(to_rows(cpu_ms, memory_size()))
     parts = per_million(cpu_ms, memory_size())
     print(
         f"\nassumed waiting {WAIT_MS} ms per trigger; CloudWatch Logs for the outcome line: about ${parts['logs']:.2f} per million"
     )
-    return 0
+    return status
 
 
 if __name__ == "__main__":

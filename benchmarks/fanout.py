@@ -8,13 +8,12 @@ for real (nothing is a `duplicate`). The container is warm: untimed invocations 
 - baseline: the same handler, one event, a route with one sync (a single Polytomic call);
 - sequential: `POLYTOMIC_CONCURRENCY=1`, 20 syncs, for reference (about 20x the baseline);
 - parallel: `POLYTOMIC_CONCURRENCY=20`, 20 syncs; target at most 2.5x the baseline (2x until each
-  start also wrote the run ledger's two items, on its own thread: issue 12). Baseline and parallel
+  start also wrote the run ledger's two items, on its own thread). Baseline and parallel
   run in pairs, and the ratio is the median of the pairs' ratios.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import statistics
@@ -26,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.report import Row, against, arguments, ms, reference, show
 from local.stack import LocalStack
 from local.stack.lambda_context import LocalContext
 
@@ -39,8 +39,6 @@ SEQUENTIAL_RUNS = 3  # 2 s each: a reference row, not a target
 BUCKET = "bench-landing"
 FANOUT_PREFIX = "fanout/"
 SINGLE_PREFIX = "single/"
-
-Row = tuple[str, str, str, str, str, bool]
 
 
 def sync_id(number: int) -> str:
@@ -183,11 +181,9 @@ def paired(
     return [single for single, _ in rounds], [fan_out for _, fan_out in rounds]
 
 
-def measure(quick: bool, stack: LocalStack | None = None) -> dict[str, float]:
-    """Median wall seconds `single` (1 sync), `sequential` and `parallel` (20 syncs); `ratio` parallel/single.
-
-    `ratio` is the median of per-round ratios (see `paired`), not a ratio of medians.
-    """
+def measure(quick: bool, stack: LocalStack | None = None) -> tuple[list[float], list[float], float]:
+    """Wall seconds of each paired round's single (1 sync) and parallel (20 syncs) event (see `paired`),
+    and the median of the sequential (concurrency 1) fan-out."""
     runs, warm_ups = (1, 0) if quick else (RUNS, WARM_UPS)
     with bench_stack(stack) as bench:
         bench.stack.fake.set_latency(LATENCY)
@@ -198,45 +194,29 @@ def measure(quick: bool, stack: LocalStack | None = None) -> dict[str, float]:
                 sequential = timed(invoke, FANOUT_PREFIX, 1 if quick else SEQUENTIAL_RUNS)
         finally:
             bench.stack.fake.set_latency(0.0)
-    return {
-        "single": statistics.median(singles),
-        "sequential": sequential,
-        "parallel": statistics.median(fan_outs),
-        "ratio": statistics.median(f / s for f, s in zip(fan_outs, singles, strict=True)),
-    }
+    return singles, fan_outs, sequential
 
 
 def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
-    figures = measure(quick, stack)
-    single, sequential, parallel = figures["single"], figures["sequential"], figures["parallel"]
-    baseline = f"{single * 1000:.0f} ms (1 sync)"
+    """The parallel fan-out's ratio is the median of the rounds' ratios, not a ratio of medians."""
+    singles, fan_outs, sequential = measure(quick, stack)
+    single = statistics.median(singles)
     return [
-        (
+        reference(
             f"fan-out {SYNCS} syncs, sequential (concurrency 1)",
-            f"{sequential * 1000:.0f} ms",
-            baseline,
+            ms(sequential),
+            f"{ms(single)} (1 sync)",
             f"{sequential / single:.1f}x",
-            "reference",
-            True,
         ),
-        (
-            f"fan-out {SYNCS} syncs, parallel (concurrency {PARALLEL})",
-            f"{parallel * 1000:.0f} ms",
-            baseline,
-            f"{figures['ratio']:.2f}x",
-            f"<= {TARGET_RATIO:g}x",
-            figures["ratio"] <= TARGET_RATIO,
+        against(
+            f"fan-out {SYNCS} syncs, parallel (concurrency {PARALLEL})", fan_outs, singles, "(1 sync)", TARGET_RATIO
         ),
     ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.fanout", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one timed run each: a smoke run, not figures")
-    args = parser.parse_args(argv)
-    from benchmarks.run import report
-
-    return report(rows(args.quick))
+    args = arguments("benchmarks.fanout", __doc__, "one timed run each: a smoke run, not figures").parse_args(argv)
+    return show(rows(args.quick))
 
 
 if __name__ == "__main__":

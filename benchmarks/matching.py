@@ -7,12 +7,11 @@ semantics). polytrigger: `Routes.matching` for every trigger, which looks a key 
 globs compiled at load of those routes. Its results are checked against a plain per-route
 `route.matches(trigger)` loop over every route (correctness, not fnmatch).
 
-Targets (issue 5, item 4): ≤ 100 ms for the whole batch and ≥ 20x faster than the naive loop.
+Targets: ≤ 100 ms for the whole batch and ≥ 20x faster than the naive loop.
 """
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import gc
 import random
@@ -24,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from benchmarks.report import Row, arguments, status
 from polytrigger.core.triggers import Trigger
 from polytrigger.routing import Route, Routes, parse_routes
 
@@ -36,8 +36,6 @@ REPEATS = 5
 BUCKETS = tuple(f"acme-landing-{name}" for name in ("raw", "staging", "exports", "partners", "archive"))
 TEAMS, DATASETS = 30, 30
 WHEN = datetime(2026, 5, 4, 12, 0, tzinfo=UTC)
-
-Row = tuple[str, str, str, str, str, bool]
 
 
 def sync_id(number: int) -> str:
@@ -192,13 +190,13 @@ def measure(quick: bool) -> dict[str, Any]:
 
 
 def rows(quick: bool = False, figures: dict[str, Any] | None = None) -> list[Row]:
-    """[(name, value, baseline, ratio, target, passed)] for `make bench`."""
+    """The rows `make bench` prints (benchmarks/report.py)."""
     m = figures if figures is not None else measure(quick)
     size = f"{m['routes']:,} routes x {m['records']:,} records"
     ratio = m["naive_ms"] / m["indexed_ms"] if m["indexed_ms"] > 0 else float("inf")
     naive_text = f"{m['naive_ms']:.0f} ms naive fnmatch"
     return [
-        (
+        Row(
             f"route matching, {size}",
             f"{m['indexed_ms']:.1f} ms",
             naive_text,
@@ -206,7 +204,7 @@ def rows(quick: bool = False, figures: dict[str, Any] | None = None) -> list[Row
             f"≤ {TARGET_MS:.0f} ms",
             m["indexed_ms"] <= TARGET_MS,
         ),
-        (
+        Row(
             "route matching speed-up",
             f"{m['indexed_ms']:.1f} ms",
             naive_text,
@@ -214,7 +212,7 @@ def rows(quick: bool = False, figures: dict[str, Any] | None = None) -> list[Row
             f"≥ {TARGET_RATIO:.0f}x faster",
             ratio >= TARGET_RATIO,
         ),
-        (
+        Row(
             "route matching = per-route matches()",
             f"{m['same']:,}/{m['records']:,} records",
             "linear route.matches loop",
@@ -226,16 +224,14 @@ def rows(quick: bool = False, figures: dict[str, Any] | None = None) -> list[Row
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.matching", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="1,000 records, one repetition: a smoke run")
-    args = parser.parse_args(argv)
+    args = arguments("benchmarks.matching", __doc__, "1,000 records, one repetition: a smoke run").parse_args(argv)
     figures = measure(args.quick)
     table = rows(args.quick, figures)
     for name, value, baseline, ratio, target, passed in table:
         print(f"{name}: {value} (baseline {baseline}; {ratio}; target {target}) {'pass' if passed else 'FAIL'}")
     spread = ", ".join(f"{'4+' if n == 4 else n}: {figures['matches'][n]:,}" for n in sorted(figures["matches"]))
     print(f"records by number of matching routes: {spread}; median of {figures['repeats']} run(s)")
-    return 0 if all(row[5] for row in table) else 1
+    return status(table)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ every dependency, botocore's tree included).
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import subprocess
@@ -29,8 +28,8 @@ from collections.abc import Iterable, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.coldstart import FLOOR, ROOT, Row, package, run_child
-from benchmarks.run import render
+from benchmarks.coldstart import FLOOR, FLOOR_BASELINE, ROOT, package, run_child
+from benchmarks.report import Row, arguments, show
 
 TARGET_RSS_MB = 100.0
 LAMBDA_UNZIPPED_MB = 250  # a function's package and its layers, unzipped (Lambda's limit)
@@ -155,15 +154,15 @@ def to_rows(figures: dict[str, float]) -> list[Row]:
     code, layer, sdk = figures["code"], figures["layer"], figures["sdk_tree"]
     bundled = code + layer + sdk  # what each function shipped before the layer
     return [
-        (
+        Row(
             "peak RSS cold invocation (no network)",
             f"{rss:.1f} MB",
-            f"{floor:.1f} MB (boto3 + 2 clients)",
+            f"{floor:.1f} MB {FLOOR_BASELINE}",
             f"{rss / floor:.2f}x",
             f"<= {TARGET_RSS_MB:.0f} MB",
             rss <= TARGET_RSS_MB,
         ),
-        (
+        Row(
             "function package: code + routes, with bytecode (as built)",
             f"{code:.2f} MB",
             f"{bundled:.1f} MB with every dependency (before)",
@@ -171,7 +170,7 @@ def to_rows(figures: dict[str, float]) -> list[Row]:
             f"<= {LAMBDA_UNZIPPED_MB} MB with the layer (Lambda)",
             code + layer <= LAMBDA_UNZIPPED_MB,
         ),
-        (
+        Row(
             "dependencies layer, shared (runtime provides the SDK)",
             f"{layer:.1f} MB",
             f"{layer + sdk:.1f} MB with botocore+deps",
@@ -187,20 +186,17 @@ def rows(quick: bool = False, use_pip: bool = False) -> list[Row]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.memory", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="accepted for symmetry: this benchmark is one run")
+    parser = arguments("benchmarks.memory", __doc__, "accepted for symmetry: this benchmark is one run")
     parser.add_argument("--pip", action="store_true", help="size a real `pip install --target` (needs PyPI)")
     args = parser.parse_args(argv)
-    figures = measure(args.pip)
-    table = to_rows(figures)
-    print(render(table))
+    status = show(to_rows(measure(args.pip)))
     sizes = package_sizes(args.pip)
     in_layer = layer_names()
     mb = {name: round(size / 1048576, 2) for name, size in sizes.items()}
     print("\nlayer (MB, with bytecode):", json.dumps({k: v for k, v in mb.items() if k in in_layer}))
     print("left to the runtime (MB):", json.dumps({k: v for k, v in mb.items() if k not in in_layer}))
     print("boto3 bundled:", "no (the Lambda runtime provides it)" if "boto3" not in in_layer else "yes")
-    return 0 if all(row[5] for row in table) else 1
+    return status
 
 
 if __name__ == "__main__":

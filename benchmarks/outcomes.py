@@ -1,4 +1,4 @@
-"""Run outcomes (issue 12): what the poller costs when nothing is new, and the webhook receiver's cold and warm times.
+"""Run outcomes: what the poller costs when nothing is new, and the webhook receiver's cold and warm times.
 
 - **Poller, nothing new.** The real poller handler on the local stack, polled as its schedule
   does (each poll is a minute later: its clock is the fake Polytomic's, `harness_time`), after a
@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import argparse
 import base64
 import contextlib
 import io
@@ -35,8 +34,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks import coldstart
-from benchmarks.budget import DYNAMODB_WRITES, aws_calls
-from benchmarks.fanout import FANOUT_PREFIX, FANOUT_SYNCS, SINGLE_SYNC, Bench, Row, bench_stack, s3_event
+from benchmarks.budget import DYNAMODB_WRITES, aws_calls, service_calls
+from benchmarks.fanout import FANOUT_PREFIX, FANOUT_SYNCS, SINGLE_SYNC, Bench, bench_stack, s3_event
+from benchmarks.report import Row, against, arguments, count, ms, per_unit, reference, show
 from local.polytomic.webhooks import sign
 from local.reliability.outcomes import harness_time
 from local.stack import LocalStack
@@ -91,10 +91,6 @@ def _fresh(*modules: Any) -> None:
     parameters.clear_caches()
 
 
-def _service(counts: Any, operations: frozenset[str]) -> int:
-    return sum(n for (service, op), n in counts.items() if service == "dynamodb" and op in operations)
-
-
 def quiet_polls(stack: LocalStack, state: str, polls: int) -> dict[str, int]:
     """Totals over `polls` polls a minute apart, each with nothing new, after `state` was set up and polled once."""
     fake = stack.fake
@@ -116,8 +112,8 @@ def quiet_polls(stack: LocalStack, state: str, polls: int) -> dict[str, int]:
             with aws_calls() as counts:
                 summary = invoke("poller", {})
             totals["polytomic"] += len(fake.calls)
-            totals["writes"] += _service(counts, DYNAMODB_WRITES)
-            totals["reads"] += _service(counts, DYNAMODB_READS)
+            totals["writes"] += service_calls(counts, "dynamodb", DYNAMODB_WRITES)
+            totals["reads"] += service_calls(counts, "dynamodb", DYNAMODB_READS)
             totals["ended"] += int(summary.get("ended", 0))
     return totals
 
@@ -184,28 +180,16 @@ def percentile(samples: Sequence[float], share: float) -> float:
 def cold_webhook(repeats: int) -> tuple[list[float], list[float]]:
     """Wall seconds per round of the floor and of the webhook's cold start (import + its container)."""
     env = coldstart.child_env(POLYTOMIC_WEBHOOK_SECRET_ID=WEBHOOK_SECRET_ID)
-    if repeats > 1:  # one unmeasured run of each: every measured one starts from a warm page cache
-        coldstart.time_to_ready(coldstart.FLOOR)
-        coldstart.time_to_ready(WEBHOOK_CODE, env)
-    floor, webhook = [], []
-    for _ in range(repeats):
-        floor.append(coldstart.time_to_ready(coldstart.FLOOR))
-        webhook.append(coldstart.time_to_ready(WEBHOOK_CODE, env))
-    return floor, webhook
-
-
-def per_poll(name: str, total: int, polls: int, target: int) -> Row:
-    value = total / polls
-    return (name, f"{value:g} ({total}/{polls})", f"{target}", f"{value:g}", f"= {target}", value == target)
+    samples = coldstart.rounds({"floor": (coldstart.FLOOR, None), "webhook": (WEBHOOK_CODE, env)}, repeats)
+    return samples["floor"], samples["webhook"]
 
 
 def overlap_calls(endings: int, total: int, polls: int) -> Row:
     """Just after a burst, each poll reads the last 5 minutes again (late events): a page per 100 of
     its events (a running and an ending per run), until the overlap is quiet; then one call."""
     ceiling = -(-2 * endings // 100) + 1
-    value = total / polls
     name = f"poller, nothing new after {endings} endings: Polytomic calls per poll (5-minute overlap re-read)"
-    return (name, f"{value:g} ({total}/{polls})", f"{ceiling}", f"{value:g}", f"<= {ceiling}", value <= ceiling)
+    return per_unit(name, total, polls, ceiling, at_most=True)
 
 
 def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
@@ -216,54 +200,39 @@ def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
         idle, open_, ended = (quiet_polls(stack, state, polls) for state in ("idle", "open", "ended"))
         through, alone = warm_webhook(stack, 3 if quick else WARM_DELIVERIES, 1 if quick else WARM_UPS)
     floor, webhook = cold_webhook(1 if quick else coldstart.DEFAULT_REPEATS)
-    ratio = statistics.median(w / f for w, f in zip(webhook, floor, strict=True))
     endings = ENDED * len(FANOUT_SYNCS)
     table = [
-        per_poll("poller idle: Polytomic calls per poll (a minute)", idle["polytomic"], polls, 1),
-        per_poll("poller idle: DynamoDB writes per poll", idle["writes"], polls, 0),
-        (
-            "poller idle: DynamoDB reads per poll",
-            f"{idle['reads'] / polls:g} ({idle['reads']}/{polls})",
-            "measured",
-            "-",
-            "reference",
-            True,
-        ),
-        per_poll("poller, 20 runs open, none due: Polytomic calls per poll", open_["polytomic"], polls, 1),
-        per_poll("poller, 20 runs open, none due: DynamoDB writes per poll", open_["writes"], polls, 0),
+        per_unit("poller idle: Polytomic calls per poll (a minute)", idle["polytomic"], polls, 1),
+        per_unit("poller idle: DynamoDB writes per poll", idle["writes"], polls, 0),
+        reference("poller idle: DynamoDB reads per poll", count(idle["reads"], polls), "measured"),
+        per_unit("poller, 20 runs open, none due: Polytomic calls per poll", open_["polytomic"], polls, 1),
+        per_unit("poller, 20 runs open, none due: DynamoDB writes per poll", open_["writes"], polls, 0),
         overlap_calls(endings, ended["polytomic"], polls),
-        per_poll(f"poller, nothing new after {endings} endings: DynamoDB writes per poll", ended["writes"], polls, 0),
-        (
+        per_unit(f"poller, nothing new after {endings} endings: DynamoDB writes per poll", ended["writes"], polls, 0),
+        against(
             "cold start webhook (import + bootstrap.webhook())",
-            f"{statistics.median(webhook) * 1000:.0f} ms",
-            f"{statistics.median(floor) * 1000:.0f} ms (boto3 + 2 clients)",
-            f"{ratio:.2f}x",
-            f"<= {coldstart.TARGET_RATIO:.2f}x",
-            ratio <= coldstart.TARGET_RATIO,
+            webhook,
+            floor,
+            coldstart.FLOOR_BASELINE,
+            coldstart.TARGET_RATIO,
         ),
     ]
     for share in (0.5, 0.99):
         mine, base = percentile(through, share), percentile(alone, share)
         table.append(
-            (
+            reference(
                 f"webhook warm p{share * 100:g}: a signed ending settled ({len(through)} deliveries)",
-                f"{mine * 1000:.1f} ms",
-                f"{base * 1000:.1f} ms (the ledger's settle alone)",
+                ms(mine, 1),
+                f"{ms(base, 1)} (the ledger's settle alone)",
                 f"{mine / base:.2f}x",
-                "reference",
-                True,
             )
         )
     return table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.outcomes", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="one poll, three deliveries, one cold start: a smoke run")
-    args = parser.parse_args(argv)
-    from benchmarks.run import report
-
-    return report(rows(args.quick))
+    parser = arguments("benchmarks.outcomes", __doc__, "one poll, three deliveries, one cold start: a smoke run")
+    return show(rows(parser.parse_args(argv).quick))
 
 
 if __name__ == "__main__":

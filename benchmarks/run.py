@@ -12,9 +12,10 @@ import importlib
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
-# Each module exposes rows(quick) -> [(name, value, baseline, ratio, target, passed)].
+from benchmarks.report import Row, render
+
+# Each module exposes rows(quick) -> list[Row] (benchmarks/report.py).
 MODULES = (
     "benchmarks.coldstart",
     "benchmarks.fanout",
@@ -26,32 +27,14 @@ MODULES = (
 )
 
 
-def collect(quick: bool, only: Sequence[str] = ()) -> list[tuple[Any, ...]]:
-    rows: list[tuple[Any, ...]] = []
+def collect(quick: bool, only: Sequence[str] = ()) -> list[Row]:
+    rows: list[Row] = []
     for name in MODULES:
         if only and not any(part in name for part in only):
             continue
         module = importlib.import_module(name)
         rows.extend(module.rows(quick))
     return rows
-
-
-def render(rows: Sequence[tuple[Any, ...]]) -> str:
-    header = ("figure", "value", "baseline", "ratio", "target", "pass")
-    lines = [header] + [
-        (str(name), str(value), str(baseline), str(ratio), str(target), "pass" if passed else "FAIL")
-        for name, value, baseline, ratio, target, passed in rows
-    ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
-    out.insert(1, "-+-".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
-def report(rows: Sequence[tuple[Any, ...]]) -> int:
-    """Print a benchmark's rows; the exit status says whether every figure met its target."""
-    print(render(rows))
-    return 0 if all(row[5] for row in rows) else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -62,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     rows = collect(args.quick, args.only)
     print(render(rows))
-    failed = [row[0] for row in rows if not row[5]]
+    failed = [row.name for row in rows if not row.passed]
     print(f"\n{len(rows)} figures in {time.monotonic() - started:.0f} s; {len(failed)} below target")
     return 1 if failed else 0
 

@@ -27,6 +27,16 @@ REGION = "us-east-1"
 PARAMETER_VALUES: dict[str, str] = {
     "PolytomicSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-AbCdEf",
 }
+WEBHOOK_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-webhook-AbCdEf"
+# Parameter values that turn the optional parts on: the webhook receiver, re-publishing run events.
+WEBHOOK_ON = {"WebhookReceiver": "Enabled", "PolytomicWebhookSecretArn": WEBHOOK_SECRET_ARN}
+RUN_EVENT_BUS = {"RunEventBusName": "polytrigger-runs"}
+EVERYTHING_ON = {
+    **WEBHOOK_ON,
+    **RUN_EVENT_BUS,
+    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:polytrigger-alarms",
+    "OperatorRoleArn": "arn:aws:iam::123456789012:role/polytrigger-operator",
+}
 
 
 def plain(node: Any) -> Any:
@@ -154,3 +164,77 @@ def assert_bounded_retry(retry_policy: dict[str, Any], where: str) -> None:
     age = retry_policy["MaximumEventAgeInSeconds"]
     assert 0 <= attempts <= 10, f"{where}: unbounded-looking MaximumRetryAttempts {attempts}"
     assert 60 <= age <= 6 * 3600, f"{where}: MaximumEventAgeInSeconds {age} outside 1 min..6 h"
+
+
+def fires_on_any(alarm: dict[str, Any]) -> bool:
+    """One datapoint over zero is enough: not 'two periods in a row', not 'more than one'."""
+    threshold, operator = alarm["Threshold"], alarm["ComparisonOperator"]
+    one_datapoint = alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) == 1
+    return one_datapoint and (
+        (threshold == 0 and operator == "GreaterThanThreshold")
+        or (threshold == 1 and operator == "GreaterThanOrEqualToThreshold")
+    )
+
+
+# --------------------------------------------------------------------------- conditions, as CloudFormation decides them
+
+
+def evaluate(node: Any, tpl: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """A condition or rule expression evaluated with these parameter values."""
+    if isinstance(node, dict) and len(node) == 1:
+        ((function, argument),) = node.items()
+        if function == "Ref":
+            return parameters[argument]
+        if function == "Condition":
+            return evaluate(tpl["Conditions"][argument], tpl, parameters)
+        if function == "Fn::Equals":
+            left, right = (evaluate(item, tpl, parameters) for item in argument)
+            return str(left) == str(right)
+        if function == "Fn::Not":
+            return not evaluate(argument[0], tpl, parameters)
+        if function == "Fn::And":
+            return all(evaluate(item, tpl, parameters) for item in argument)
+        if function == "Fn::Or":
+            return any(evaluate(item, tpl, parameters) for item in argument)
+        raise AssertionError(f"the test cannot evaluate {function}: teach cfn.evaluate")
+    return node
+
+
+def parameter_values(tpl: dict[str, Any], **given: str) -> dict[str, str]:
+    """Every parameter's value: its default, PARAMETER_VALUES, then `given`."""
+    defaults = {name: str(p["Default"]) for name, p in tpl["Parameters"].items() if "Default" in p}
+    return {**defaults, **PARAMETER_VALUES, **given}
+
+
+def decide(tpl: dict[str, Any], **given: str) -> dict[str, bool]:
+    """Every condition of the template, decided with these parameter values."""
+    values = parameter_values(tpl, **given)
+    return {name: bool(evaluate(node, tpl, values)) for name, node in tpl["Conditions"].items()}
+
+
+def deployed(tpl: dict[str, Any], decided: dict[str, bool]) -> dict[str, dict[str, Any]]:
+    """The resources CloudFormation creates with these conditions, their Fn::If decided."""
+    return {
+        logical_id: resolve(resource, decided)
+        for logical_id, resource in tpl["Resources"].items()
+        if "Condition" not in resource or decided[resource["Condition"]]
+    }
+
+
+def role_grants(tpl: dict[str, Any], function: str, decided: dict[str, bool]) -> set[tuple[str, str]]:
+    """What the function's role may do: its own policies and every AWS::IAM::Policy attached to it.
+
+    Every statement allows; none says NotAction or NotResource, and only passing a role carries a
+    condition (the service it may be passed to), so the (action, resource) pairs are all it grants.
+    """
+    resources = deployed(tpl, decided)
+    role = role_id(tpl, function)
+    statements = role_statements(resources[role])
+    for resource in resources.values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in resource["Properties"]["Roles"]:
+            statements.extend(as_list(resource["Properties"]["PolicyDocument"]["Statement"]))
+    assert all(s["Effect"] == "Allow" for s in statements), function
+    assert not any({"NotAction", "NotResource"} & set(s) for s in statements), function
+    conditioned = {action for s in statements if "Condition" in s for action in as_list(s["Action"])}
+    assert conditioned <= {"iam:PassRole"}, f"{function}: a condition on {conditioned}"
+    return grants(statements)

@@ -1,27 +1,199 @@
-"""Shared fixtures of the infrastructure tests: template.yaml raw and SAM-transformed (tests/infrastructure/cfn.py)."""
+"""Shared fixtures of the infrastructure tests, and the table of the template's functions.
+
+template.yaml raw and SAM-transformed: tests/infrastructure/cfn.py. A check that holds for every
+function (or every function with some property) is written once, in test_functions.py or where
+its subject lives, and parametrized over FUNCTIONS with `each_function`: a new function is one
+row here, and test_functions.py fails until it has one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from .cfn import PARAMETER_VALUES, REGION, ROOT, TEMPLATE_PATH, load_template, plain, transform
+from .cfn import (
+    NO_VALUE,
+    PARAMETER_VALUES,
+    REGION,
+    ROOT,
+    TEMPLATE_PATH,
+    get_att_arn,
+    key,
+    load_template,
+    plain,
+    transform,
+)
 
 __all__ = ["PARAMETER_VALUES", "REGION", "ROOT", "TEMPLATE_PATH", "plain"]
 
 S3_FUNCTION = "S3TriggerFunction"
 SCHEDULE_FUNCTION = "ScheduleTriggerFunction"
 DISPATCHER_FUNCTION = "DispatcherFunction"
-TRIGGER_FUNCTIONS = (S3_FUNCTION, SCHEDULE_FUNCTION)  # invoked by events; enqueue deferred starts
-FUNCTIONS = (*TRIGGER_FUNCTIONS, DISPATCHER_FUNCTION)  # the runtime: Polytomic, the secret, the table
 WIRING_FUNCTION = "RouteWiringFunction"  # the deploy-time custom resource: schedules only
-# Run outcomes (tests/infrastructure/test_outcomes_template.py): not in FUNCTIONS, whose tests hold
-# the trigger and dispatch path to its grants; the poller reads the API key, the webhook only its
-# own secret, and the webhook exists only with WebhookReceiver Enabled.
 POLLER_FUNCTION = "PollerFunction"
 WEBHOOK_FUNCTION = "WebhookFunction"
-OUTCOME_FUNCTIONS = (POLLER_FUNCTION, WEBHOOK_FUNCTION)
+
+METRICS_NAMESPACE = "Polytrigger"  # Globals' POWERTOOLS_METRICS_NAMESPACE: where the functions' metrics go
+SERVICE = "polytrigger"  # Globals' POWERTOOLS_SERVICE_NAME: Powertools' one default dimension, `service`
+
+Grant = tuple[str, str]  # (action, resource as cfn.key writes it)
+
+
+def grant(action: str, resource: Any) -> Grant:
+    return (action, key(resource))
+
+
+API_KEY_SECRET = {"Ref": "PolytomicSecretArn"}
+WEBHOOK_SECRET = {"Ref": "PolytomicWebhookSecretArn"}
+DLQ_ARN = get_att_arn("DeadLetterQueue")
+DISPATCH_QUEUE_ARN = get_att_arn("DispatchQueue")
+DISPATCH_DLQ_ARN = get_att_arn("DispatchDeadLetterQueue")
+GROUP_SCHEDULES = {
+    "Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*"
+}
+RUN_EVENT_BUS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${RunEventBusName}"
+}
+
+READ_API_KEY = grant("secretsmanager:GetSecretValue", API_KEY_SECRET)
+# The dedup records and debounce windows; the run ledger's runs, open runs and the poller's cursor.
+USE_TABLE = frozenset(
+    grant(f"dynamodb:{action}", get_att_arn("IdempotencyTable"))
+    for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")
+)
+# What failed for good is parked in the dead-letter queue: by the function itself (Sid ParkEvents)
+# and by SAM's grant for Globals' on-failure destination, which every function has.
+PARK = grant("sqs:SendMessage", DLQ_ARN)
+# Deferred (after a 409) and debounced starts, and chained routes' starts.
+ENQUEUE_STARTS = grant("sqs:SendMessage", DISPATCH_QUEUE_ARN)
+PUBLISH_RUN_EVENTS = grant("events:PutEvents", RUN_EVENT_BUS_ARN)
+
+TRIGGER_GRANTS = frozenset({READ_API_KEY, *USE_TABLE, PARK, ENQUEUE_STARTS})
+# The dispatcher consumes the dispatch queue (the SQS poller of its event source mapping: what SAM's
+# AWSLambdaSQSQueueExecutionRole grants on "*"), re-queues what must wait longer and parks expired
+# deferrals in the dispatch dead-letter queue itself.
+DISPATCHER_GRANTS = (
+    TRIGGER_GRANTS
+    | {
+        grant(f"sqs:{action}", DISPATCH_QUEUE_ARN)
+        for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
+    }
+    | {grant("sqs:SendMessage", DISPATCH_DLQ_ARN)}
+)
+# No secret and no table: the wiring never calls Polytomic. It manages its group's schedules,
+# passes them their role, and hands a rollback's request to the version it names.
+WIRING_GRANTS = frozenset(
+    {
+        grant("scheduler:ListSchedules", "*"),  # the Scheduler's List actions take no resource
+        grant("scheduler:GetScheduleGroup", get_att_arn("ScheduleGroup")),
+        *(
+            grant(f"scheduler:{action}", GROUP_SCHEDULES)
+            for action in ("GetSchedule", "CreateSchedule", "UpdateSchedule", "DeleteSchedule")
+        ),
+        grant("iam:PassRole", get_att_arn("ScheduleInvokeRole")),
+        grant("lambda:InvokeFunction", {"Fn::Sub": "${RouteWiringFunction.Arn}:*"}),
+        PARK,  # SAM's, for Globals' on-failure destination (on the alias)
+    }
+)
+# The poller reads the API key, the webhook (which takes unauthenticated requests) only its own
+# signing secret; both record endings, start chained routes and park what fails for good.
+POLLER_GRANTS = frozenset({READ_API_KEY, *USE_TABLE, ENQUEUE_STARTS, PARK})
+WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_TABLE, ENQUEUE_STARTS, PARK})
+
+
+@dataclass(frozen=True)
+class Function:
+    """A function of the template and what sets it apart; each default is what most functions have."""
+
+    name: str  # its logical id
+    handler: str
+    log: str  # its log group's name after /aws/lambda/${AWS::StackName}/
+    grants: frozenset[Grant]  # what its role may do, exactly, when no run event bus is given
+    parks: bool = True  # parks what failed for good in DeadLetterQueue by its own policy (Sid ParkEvents)
+    environment: Mapping[str, Any] = field(default_factory=dict)  # its variables beyond Globals'
+    timeout: int = 60  # Globals'
+    reserved: Any = None  # ReservedConcurrentExecutions as the template declares it; None: no reservation
+    async_retries: int = 2  # Globals.EventInvokeConfig's: a failed asynchronous invocation's retries
+    qualifier: str = "$LATEST"  # what its EventInvokeConfig applies to
+    condition: str | None = None  # the template condition it exists under
+    publishes: bool = False  # re-publishes run outcomes to RunEventBusName when one is given
+    errors_alarm: bool = True  # an alarm on its Lambda Errors
+    any_resource: frozenset[str] = frozenset()  # actions it may take on Resource "*" (they take no other)
+
+    @property
+    def log_group(self) -> str:
+        return self.name.removesuffix("Function") + "LogGroup"
+
+
+FUNCTIONS = (
+    # S3TriggerConcurrency bounds bursts of uploads; 0 deploys without a reservation.
+    Function(
+        S3_FUNCTION,
+        "polytrigger.handlers.s3.handler",
+        "s3-trigger",
+        TRIGGER_GRANTS,
+        reserved={"Fn::If": ["ReserveS3TriggerConcurrency", {"Ref": "S3TriggerConcurrency"}, NO_VALUE]},
+    ),
+    Function(SCHEDULE_FUNCTION, "polytrigger.handlers.schedule.handler", "schedule-trigger", TRIGGER_GRANTS),
+    # Invoked by its SQS mapping (bounded by the mapping's MaximumConcurrency); parks in the dispatch DLQ.
+    Function(
+        DISPATCHER_FUNCTION, "polytrigger.handlers.dispatcher.handler", "dispatcher", DISPATCHER_GRANTS, parks=False
+    ),
+    # CloudFormation invokes its published version once per deploy; a failure shows on the stack's events.
+    Function(
+        WIRING_FUNCTION,
+        "polytrigger.handlers.route_wiring.handler",
+        "route-wiring",
+        WIRING_GRANTS,
+        parks=False,
+        timeout=300,
+        qualifier="live",
+        errors_alarm=False,
+        any_resource=frozenset({"scheduler:ListSchedules"}),
+    ),
+    # One poll at a time (the cursor is read and advanced by one invocation); a failed poll is not
+    # retried but parked: the next firing polls again from the same cursor.
+    Function(
+        POLLER_FUNCTION,
+        "polytrigger.handlers.poller.handler",
+        "poller",
+        POLLER_GRANTS,
+        environment={
+            "RUN_EVENT_BUS_NAME": {"Ref": "RunEventBusName"},
+            "RUN_RECONCILE_AFTER_SECONDS": {"Ref": "RunReconcileAfterSeconds"},
+        },
+        reserved=1,
+        async_retries=0,
+        publishes=True,
+    ),
+    # Only with WebhookReceiver Enabled. Answered quickly or not at all (Polytomic waits); a flood of
+    # unauthenticated requests runs at most WebhookConcurrency at once, never the account's pool.
+    Function(
+        WEBHOOK_FUNCTION,
+        "polytrigger.handlers.webhook.handler",
+        "webhook",
+        WEBHOOK_GRANTS,
+        environment={
+            "POLYTOMIC_WEBHOOK_SECRET_ID": WEBHOOK_SECRET,
+            "WEBHOOK_SIGNATURE": {"Ref": "WebhookSignatureEncoding"},
+            "RUN_EVENT_BUS_NAME": {"Ref": "RunEventBusName"},
+        },
+        timeout=10,
+        reserved={"Ref": "WebhookConcurrency"},
+        condition="HasWebhook",
+        publishes=True,
+    ),
+)
+BY_NAME = {function.name: function for function in FUNCTIONS}
+
+
+def each_function(where: Callable[[Function], bool] = lambda function: True) -> pytest.MarkDecorator:
+    """Parametrize a test over the functions `where` holds for, each case named by its logical id."""
+    chosen = [function for function in FUNCTIONS if where(function)]
+    return pytest.mark.parametrize("function", chosen, ids=[function.name for function in chosen])
 
 
 @pytest.fixture(scope="session")

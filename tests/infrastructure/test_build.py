@@ -20,7 +20,7 @@ import pytest
 from polytrigger.routing import load as routes_load
 from polytrigger.routing import load_routes
 
-from .conftest import FUNCTIONS, ROOT
+from .conftest import ROOT, Function, each_function
 
 MAKEFILE_DIR = ROOT / "functions"
 
@@ -41,17 +41,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return artifacts
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_every_function_is_built_by_the_makefile(template: dict[str, Any], function: str) -> None:
-    assert template["Resources"][function]["Metadata"]["BuildMethod"] == "makefile"
-    done = make(f"build-{function}", artifacts=Path("/nonexistent"), dry_run=True)
+@each_function()
+def test_every_function_is_built_by_the_makefile(template: dict[str, Any], function: Function) -> None:
+    assert template["Resources"][function.name]["Metadata"]["BuildMethod"] == "makefile"
+    done = make(f"build-{function.name}", artifacts=Path("/nonexistent"), dry_run=True)
     assert done.returncode == 0, done.stderr
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_a_function_build_is_the_code_step_with_the_runtimes_python(template: dict[str, Any], function: str) -> None:
+@each_function()
+def test_a_function_build_is_the_code_step_with_the_runtimes_python(
+    template: dict[str, Any], function: Function
+) -> None:
     assert template["Globals"]["Function"]["Runtime"] == "python3.13"
-    done = make(f"build-{function}", artifacts=Path("/build"), dry_run=True)
+    done = make(f"build-{function.name}", artifacts=Path("/build"), dry_run=True)
     assert done.returncode == 0, done.stderr
     commands = done.stdout.replace("\\\n", " ").splitlines()  # make -n keeps the recipe's continuations
     compiles = [shlex.split(line) for line in commands if " -m compileall " in line]

@@ -14,64 +14,48 @@ import copy
 import json
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.needs import missing
 
-from .cfn import transform
-from .conftest import (
-    FUNCTIONS,
-    OUTCOME_FUNCTIONS,
-    POLLER_FUNCTION,
-    ROOT,
-    S3_FUNCTION,
-    TEMPLATE_PATH,
-    WEBHOOK_FUNCTION,
-    WIRING_FUNCTION,
-)
+from .cfn import EVERYTHING_ON, transform
+from .conftest import FUNCTIONS, ROOT, TEMPLATE_PATH, Function, each_function
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 CHECKOV_FLAGS = ["--framework", "cloudformation", "--compact", "--skip-download", "--output", "json"]
 CHECK_ID = re.compile(r"CKV2?_AWS_\d+")
 MIN_COMMENT = 20
 
-# checkov decides a resource's Condition by the parameters' defaults, and the webhook is off by
-# default (WebhookReceiver Disabled): the template is scanned again with every optional part on,
-# so the webhook's function, URL, role and log group are held to the checks too.
-EVERYTHING_ON = {
-    "WebhookReceiver": "Enabled",
-    "PolytomicWebhookSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-webhook-AbCdEf",
-    "RunEventBusName": "polytrigger-runs",
-    "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:polytrigger-alarms",
-    "OperatorRoleArn": "arn:aws:iam::123456789012:role/polytrigger-operator",
-}
-# Resources that exist only with a condition off by default.
-OPTIONAL = {WEBHOOK_FUNCTION, "WebhookFunctionUrl", "WebhookLogGroup"}
 FUNCTION_CHECKS = ("CKV_AWS_45", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173")
 ROLE_CHECKS = ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_110", "CKV_AWS_111")
+# The policies attached to a function's role beside its own, with the condition each exists under.
+ATTACHED_POLICIES = {
+    "RouteWiringInvokesItsVersions": None,
+    "PollerPublishesRunEvents": "HasRunEventBus",
+    "WebhookPublishesRunEvents": "HasWebhookAndRunEventBus",
+}
 
-# Every accepted exception, so a new skip is a visible, reviewed change here too.
+# Every accepted exception, so a new skip is a visible, reviewed change here too. Every function
+# skips the dead-letter queue (failed asynchronous invocations go to the on-failure destination),
+# the VPC and the environment's customer managed key, and reserved concurrency where its row
+# reserves none (where it does, CKV_AWS_115 passes unskipped); every log group, its key.
+FUNCTION_SKIPS = {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"}
 EXPECTED_SKIPS: dict[str, set[str]] = {
-    **{function: {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"} for function in FUNCTIONS},
-    # The S3 trigger has reserved concurrency (S3TriggerConcurrency): CKV_AWS_115 passes, unskipped.
-    S3_FUNCTION: {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
-    WIRING_FUNCTION: {"CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"},
-    # The outcome functions have reserved concurrency (1; WebhookConcurrency): CKV_AWS_115 passes, unskipped.
-    **{function: {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"} for function in OUTCOME_FUNCTIONS},
+    **{f.name: FUNCTION_SKIPS | ({"CKV_AWS_115"} if f.reserved is None else set()) for f in FUNCTIONS},
+    **{f.log_group: {"CKV_AWS_158"} for f in FUNCTIONS},
     # Public on purpose: Polytomic cannot sign a SigV4 request; the handler checks its signature.
     "WebhookFunctionUrl": {"CKV_AWS_258"},
-    "RouteWiringLogGroup": {"CKV_AWS_158"},
-    "S3TriggerLogGroup": {"CKV_AWS_158"},
-    "ScheduleTriggerLogGroup": {"CKV_AWS_158"},
-    "DispatcherLogGroup": {"CKV_AWS_158"},
-    "PollerLogGroup": {"CKV_AWS_158"},
-    "WebhookLogGroup": {"CKV_AWS_158"},
     "IdempotencyTable": {"CKV_AWS_119"},
     "DeadLetterQueue": {"CKV_AWS_27"},
     "DispatchQueue": {"CKV_AWS_27"},
     "DispatchDeadLetterQueue": {"CKV_AWS_27"},
 }
+# Resources that exist only with a condition off by default: with the defaults, checkov may pass them over.
+OPTIONAL = {*(name for f in FUNCTIONS if f.condition for name in (f.name, f.log_group)), "WebhookFunctionUrl"}
 
 
 def _skips(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -122,40 +106,43 @@ def test_no_inline_or_unjustified_suppressions() -> None:
 # --------------------------------------------------------------------------- checkov passes
 
 
+@dataclass(frozen=True)
+class Scan:
+    """One template checkov scans: as written or as SAM deploys it, with the defaults or every option on.
+
+    checkov decides a resource's Condition by the parameters' defaults, and the webhook is off by
+    default (WebhookReceiver Disabled): the template is scanned again with every optional part on,
+    so the webhook's function, URL, role and log group are held to the checks too. The transformed
+    template adds SAM's roles, permissions and invoke configs to the scan.
+    """
+
+    name: str
+    deployed: bool  # the SAM-transformed template; else the template as written (what `make security` scans)
+    everything_on: bool  # defaults that turn every condition on
+
+    def resource(self, kind: str, logical_id: str) -> str:
+        """How checkov names a resource in this scan's report."""
+        if kind == "function":
+            return f"AWS::{'Lambda' if self.deployed else 'Serverless'}::Function.{logical_id}"
+        return f"AWS::IAM::{kind}.{logical_id}"
+
+    def may_pass_over(self, condition: str | None) -> bool:
+        """A resource that the defaults leave out may not be evaluated (checkov versions differ)."""
+        return condition is not None and not self.everything_on
+
+
+SCANS = (
+    Scan("template", deployed=False, everything_on=False),
+    Scan("template-everything-on", deployed=False, everything_on=True),
+    Scan("deployed", deployed=True, everything_on=False),
+    Scan("deployed-everything-on", deployed=True, everything_on=True),
+)
+
+
 def _checkov() -> Path:
     if not CHECKOV.exists():
         missing(f"{CHECKOV.relative_to(ROOT)} is missing: `make security` (run by `make test`) installs it")
     return CHECKOV
-
-
-def _scan(path: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [str(_checkov()), "--file", str(path), *CHECKOV_FLAGS],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-4000:]}"
-    report = json.loads(result.stdout)
-    if isinstance(report, list):  # one report per framework when several ran
-        (report,) = [r for r in report if r.get("check_type") == "cloudformation"]
-    assert report.get("check_type") == "cloudformation", report
-    return dict(report)
-
-
-def _failures(report: dict[str, Any]) -> list[str]:
-    return [
-        f"{c['check_id']} {c['resource']}: {c['check_name']}"
-        f" (fix it, or skip it in the resource's Metadata with a justification)"
-        for c in report["results"]["failed_checks"]
-    ]
-
-
-def _evaluated(report: dict[str, Any]) -> set[tuple[str, str]]:
-    results = report["results"]
-    return {(c["check_id"], c["resource"]) for c in results["passed_checks"] + results["skipped_checks"]}
 
 
 def _everything_on(template: dict[str, Any]) -> dict[str, Any]:
@@ -166,73 +153,89 @@ def _everything_on(template: dict[str, Any]) -> dict[str, Any]:
     return on
 
 
-def _skipped(report: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(c["check_id"], c["resource"].split(".", 1)[1]) for c in report["results"]["skipped_checks"]}
+@pytest.fixture(scope="module", params=SCANS, ids=[scan.name for scan in SCANS])
+def scan(request: pytest.FixtureRequest) -> Scan:
+    scan: Scan = request.param
+    return scan
 
 
-def _expected_skips(*, optional: bool) -> set[tuple[str, str]]:
-    return {
-        (check, rid) for rid, checks in EXPECTED_SKIPS.items() if optional or rid not in OPTIONAL for check in checks
-    }
+@pytest.fixture(scope="module")
+def report(scan: Scan, template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """checkov's report on the scan's template: run once per scan for every test of this module."""
+    checkov = _checkov()
+    if not scan.deployed and not scan.everything_on:
+        path = TEMPLATE_PATH
+    else:
+        document = _everything_on(template) if scan.everything_on else template
+        path = tmp_path_factory.mktemp("checkov") / f"{scan.name}.json"
+        path.write_text(json.dumps(transform(document) if scan.deployed else document, indent=1))
+    result = subprocess.run(
+        [str(checkov), "--file", str(path), *CHECKOV_FLAGS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode in (0, 1), f"checkov crashed ({result.returncode}):\n{result.stderr[-4000:]}"
+    found = json.loads(result.stdout)
+    if isinstance(found, list):  # one report per framework when several ran
+        (found,) = [r for r in found if r.get("check_type") == "cloudformation"]
+    assert found.get("check_type") == "cloudformation", found
+    return dict(found)
 
 
-def test_checkov_passes_the_template() -> None:
-    """What `make security` scans: the template as written, with its defaults."""
-    report = _scan(TEMPLATE_PATH)
-    assert _failures(report) == []
+def _evaluated(report: dict[str, Any]) -> set[tuple[str, str]]:
+    results = report["results"]
+    return {(c["check_id"], c["resource"]) for c in results["passed_checks"] + results["skipped_checks"]}
+
+
+def _assert_checked(
+    scan: Scan, report: dict[str, Any], resource: str, checks: tuple[str, ...], condition: str | None
+) -> None:
+    """checkov evaluated every check on the resource (passed, or skipped with its reason), or, where
+    the scan's defaults leave the resource out, none of them."""
+    evaluated = {check for check, name in _evaluated(report) if name == resource}
+    if scan.may_pass_over(condition) and not evaluated:
+        return
+    missed = [check for check in checks if check not in evaluated]
+    assert missed == [], f"checkov did not evaluate {missed} on {resource}"
+
+
+def test_checkov_finds_nothing_to_fix(report: dict[str, Any]) -> None:
+    failures = [
+        f"{c['check_id']} {c['resource']}: {c['check_name']}"
+        f" (fix it, or skip it in the resource's Metadata with a justification)"
+        for c in report["results"]["failed_checks"]
+    ]
+    assert failures == []
     assert report["summary"]["parsing_errors"] == 0
-    evaluated = _evaluated(report)
-    for function in (*FUNCTIONS, POLLER_FUNCTION):
-        # checkov reads SAM: the serverless functions themselves are checked, not passed over.
-        resource = f"AWS::Serverless::Function.{function}"
-        for check in FUNCTION_CHECKS:
-            assert (check, resource) in evaluated, f"checkov did not evaluate {check} on {resource}"
-    skipped = _skipped(report)
-    assert _expected_skips(optional=False) <= skipped <= _expected_skips(optional=True)
 
 
-def test_checkov_passes_the_template_with_every_option_on(template: dict[str, Any], tmp_path: Path) -> None:
-    path = tmp_path / "everything-on.json"
-    path.write_text(json.dumps(_everything_on(template), indent=1))
-    report = _scan(path)
-    assert _failures(report) == []
-    assert report["summary"]["parsing_errors"] == 0
-    evaluated = _evaluated(report)
-    for function in (*FUNCTIONS, *OUTCOME_FUNCTIONS):
-        resource = f"AWS::Serverless::Function.{function}"
-        for check in FUNCTION_CHECKS:
-            assert (check, resource) in evaluated, f"checkov did not evaluate {check} on {resource}"
-    assert ("CKV_AWS_258", "AWS::Lambda::Url.WebhookFunctionUrl") in evaluated
-    assert _skipped(report) == _expected_skips(optional=True)
+@each_function()
+def test_checkov_holds_the_function_and_its_role_to_their_checks(
+    scan: Scan, report: dict[str, Any], function: Function
+) -> None:
+    """checkov reads SAM: the serverless functions themselves are checked, not passed over, and in
+    the deployed template the roles SAM generates for them."""
+    _assert_checked(scan, report, scan.resource("function", function.name), FUNCTION_CHECKS, function.condition)
+    if scan.deployed:
+        _assert_checked(scan, report, scan.resource("Role", f"{function.name}Role"), ROLE_CHECKS, function.condition)
 
 
-def test_checkov_passes_what_sam_deploys(transformed: dict[str, Any], tmp_path: Path) -> None:
-    """The transformed template adds SAM's roles, permissions and invoke configs to the scan."""
-    path = tmp_path / "transformed.json"
-    path.write_text(json.dumps(transformed, indent=1))
-    report = _scan(path)
-    assert _failures(report) == []
-    assert report["summary"]["parsing_errors"] == 0
-    evaluated = _evaluated(report)
-    for function in (*FUNCTIONS, POLLER_FUNCTION):
-        role = f"AWS::IAM::Role.{function}Role"
-        for check in ROLE_CHECKS:
-            assert (check, role) in evaluated, f"checkov did not evaluate {check} on {role}"
+@pytest.mark.parametrize("policy", list(ATTACHED_POLICIES))
+def test_checkov_holds_the_policies_attached_to_function_roles_to_the_role_checks(
+    scan: Scan, report: dict[str, Any], policy: str
+) -> None:
+    _assert_checked(scan, report, scan.resource("Policy", policy), ROLE_CHECKS, ATTACHED_POLICIES[policy])
 
 
-def test_checkov_passes_what_sam_deploys_with_every_option_on(template: dict[str, Any], tmp_path: Path) -> None:
-    path = tmp_path / "transformed-everything-on.json"
-    path.write_text(json.dumps(transform(_everything_on(template)), indent=1))
-    report = _scan(path)
-    assert _failures(report) == []
-    assert report["summary"]["parsing_errors"] == 0
-    evaluated = _evaluated(report)
-    for function in (*FUNCTIONS, *OUTCOME_FUNCTIONS):
-        role = f"AWS::IAM::Role.{function}Role"
-        for check in ROLE_CHECKS:
-            assert (check, role) in evaluated, f"checkov did not evaluate {check} on {role}"
-    for policy in ("PollerPublishesRunEvents", "WebhookPublishesRunEvents"):
-        for check in ROLE_CHECKS:
-            assert (check, f"AWS::IAM::Policy.{policy}") in evaluated, f"checkov did not evaluate {check} on {policy}"
-    # SAM would generate the URL without the skip's Metadata: it is the template's own resource.
-    assert ("CKV_AWS_258", "WebhookFunctionUrl") in _skipped(report)
+def test_checkov_skips_exactly_the_reviewed_checks(scan: Scan, report: dict[str, Any]) -> None:
+    """The template's skips, as written and as SAM carries them into what it deploys."""
+    skipped = {(c["check_id"], c["resource"].split(".", 1)[1]) for c in report["results"]["skipped_checks"]}
+    expected = {(check, rid) for rid, checks in EXPECTED_SKIPS.items() for check in checks}
+    if not scan.everything_on:  # the resources the defaults leave out may be passed over (OPTIONAL)
+        expected_anyway = {(check, rid) for check, rid in expected if rid not in OPTIONAL}
+        assert expected_anyway <= skipped <= expected
+    else:
+        assert skipped == expected

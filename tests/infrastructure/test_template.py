@@ -2,12 +2,11 @@
 
 Most assertions run on the *transformed* template (plain CloudFormation, as deployed), so
 they check what SAM actually generates (roles, rules, schedules, invoke configs), not only
-what the template asks for.
+what the template asks for. What every function is held to: test_functions.py.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import shutil
@@ -23,10 +22,11 @@ from polytrigger.flows.on_dispatch_message import MAX_RECEIVES
 
 from .cfn import (
     NO_VALUE,
+    WEBHOOK_SECRET_ARN,
     as_list,
     assert_bounded_retry,
+    fires_on_any,
     get_att_arn,
-    grants,
     key,
     of_type,
     resolve,
@@ -35,89 +35,26 @@ from .cfn import (
     rule_for,
 )
 from .conftest import (
+    DISPATCH_DLQ_ARN,
+    DISPATCH_QUEUE_ARN,
     DISPATCHER_FUNCTION,
+    DLQ_ARN,
+    ENQUEUE_STARTS,
     FUNCTIONS,
-    OUTCOME_FUNCTIONS,
-    POLLER_FUNCTION,
+    METRICS_NAMESPACE,
     ROOT,
     S3_FUNCTION,
     SCHEDULE_FUNCTION,
+    SERVICE,
     TEMPLATE_PATH,
-    TRIGGER_FUNCTIONS,
-    WEBHOOK_FUNCTION,
 )
 
-SECRET = {"Ref": "PolytomicSecretArn"}
-TABLE_ARN = {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}
-DLQ_ARN = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
 DLQ_URL = {"Ref": "DeadLetterQueue"}
-DISPATCH_QUEUE_ARN = {"Fn::GetAtt": ["DispatchQueue", "Arn"]}
 DISPATCH_QUEUE_URL = {"Ref": "DispatchQueue"}
-DISPATCH_DLQ_ARN = {"Fn::GetAtt": ["DispatchDeadLetterQueue", "Arn"]}
 DISPATCH_DLQ_URL = {"Ref": "DispatchDeadLetterQueue"}
 QUEUES = {"DeadLetterQueue", "DispatchQueue", "DispatchDeadLetterQueue"}
+DEAD_LETTER_QUEUES = ("DeadLetterQueue", "DispatchDeadLetterQueue")
 
-HANDLERS = {
-    S3_FUNCTION: "polytrigger.handlers.s3.handler",
-    SCHEDULE_FUNCTION: "polytrigger.handlers.schedule.handler",
-    DISPATCHER_FUNCTION: "polytrigger.handlers.dispatcher.handler",
-}
-
-
-def _grant(action: str, resource: Any) -> tuple[str, str]:
-    return (action, json.dumps(resource, sort_keys=True))
-
-
-# What every function may do to data: read the secret, use the dedup table (records and debounce
-# windows), and - SAM's grant for the on-failure destination in Globals.EventInvokeConfig - send
-# a failed asynchronous invocation to the dead-letter queue.
-COMMON_GRANTS = {
-    _grant("secretsmanager:GetSecretValue", SECRET),
-    _grant("dynamodb:GetItem", TABLE_ARN),
-    _grant("dynamodb:PutItem", TABLE_ARN),
-    _grant("dynamodb:UpdateItem", TABLE_ARN),
-    _grant("dynamodb:DeleteItem", TABLE_ARN),
-    _grant("sqs:SendMessage", DLQ_ARN),
-}
-# The SQS poller of the dispatcher's event source mapping, on its one queue (what SAM's
-# AWSLambdaSQSQueueExecutionRole grants on "*").
-SQS_CONSUMER_GRANTS = {
-    _grant("sqs:ReceiveMessage", DISPATCH_QUEUE_ARN),
-    _grant("sqs:DeleteMessage", DISPATCH_QUEUE_ARN),
-    _grant("sqs:GetQueueAttributes", DISPATCH_QUEUE_ARN),
-}
-# What each function may do to data, exactly: (action, resource).
-DATA_GRANTS = {
-    # The trigger functions enqueue deferred (after a 409) and debounced starts.
-    **{function: COMMON_GRANTS | {_grant("sqs:SendMessage", DISPATCH_QUEUE_ARN)} for function in TRIGGER_FUNCTIONS},
-    # The dispatcher consumes the dispatch queue, re-queues what must wait longer and parks
-    # expired deferrals in the dispatch dead-letter queue itself.
-    DISPATCHER_FUNCTION: COMMON_GRANTS
-    | SQS_CONSUMER_GRANTS
-    | {_grant("sqs:SendMessage", DISPATCH_QUEUE_ARN), _grant("sqs:SendMessage", DISPATCH_DLQ_ARN)},
-}
-SAM_MANAGED_POLICIES = {
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",  # CloudWatch Logs
-    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",  # SAM attaches it for any Tracing value other than Disabled
-}
-
-EXPECTED_ENVIRONMENT = {
-    "POLYTOMIC_SECRET_ID": {"Ref": "PolytomicSecretArn"},
-    "POLYTOMIC_BASE_URL": {"Ref": "PolytomicBaseUrl"},
-    "POLYTOMIC_API_VERSION": {"Ref": "PolytomicApiVersion"},
-    "IDEMPOTENCY_TABLE": {"Ref": "IdempotencyTable"},
-    "IDEMPOTENCY_TTL_SECONDS": {"Ref": "IdempotencyTtlSeconds"},
-    "DEAD_LETTER_QUEUE_URL": DLQ_URL,  # where a trigger function parks an event that failed for good
-    "DISPATCH_QUEUE_URL": DISPATCH_QUEUE_URL,
-    "DISPATCH_DEAD_LETTER_QUEUE_URL": DISPATCH_DLQ_URL,
-    "DEFERRAL_MAX_AGE_SECONDS": {"Ref": "DeferralMaxAgeSeconds"},
-    "POWERTOOLS_SERVICE_NAME": "polytrigger",
-    "POWERTOOLS_METRICS_NAMESPACE": "Polytrigger",
-    "POWERTOOLS_LOG_LEVEL": {"Ref": "LogLevel"},
-}
-
-
-LAMBDA_MAX_EVENT_AGE = 21600  # seconds, Lambda's own ceiling for async events
 SQS_MAX_DELAY = 900  # seconds, the longest a message can be delayed on the dispatch queue
 # The dispatcher parks a message itself, with the reason, on its last receive: it must know which
 # receive is the last, so the queue's maxReceiveCount is its constant, never a copy of it.
@@ -162,7 +99,7 @@ def test_cfn_lint_is_clean_on_the_transformed_template(transformed: dict[str, An
 
 def test_template_is_a_sam_template(template: dict[str, Any]) -> None:
     assert template["Transform"] == "AWS::Serverless-2016-10-31"
-    assert set(FUNCTIONS) <= set(of_type(template, "AWS::Serverless::Function"))
+    assert {function.name for function in FUNCTIONS} <= set(of_type(template, "AWS::Serverless::Function"))
 
 
 def test_transform_leaves_no_serverless_resources(transformed: dict[str, Any]) -> None:
@@ -209,200 +146,106 @@ def test_deferral_max_age_parameter_fits_in_the_dispatch_queue(template: dict[st
     assert int(parameter["MaxValue"]) <= retention, "a deferral must never outlive the dispatch queue's retention"
 
 
-@pytest.mark.parametrize(
-    ("arn", "accepted"),
-    [
-        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-AbCdEf", True),
-        ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/polytomic/api_key-a1B2c3", True),
-        ("arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:polytomic-AbCdEf", True),
-        ("arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:polytomic-AbCdEf", True),
-        ("polytomic", False),  # a bare name: the IAM grant needs the ARN
-        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic", False),  # partial ARN
-        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:*", False),
-        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-*", False),
-        ("arn:aws:ssm:us-east-1:123456789012:parameter/polytomic-AbCdEf", False),
-        ("", False),
-    ],
-)
-def test_secret_arn_parameter_only_accepts_a_full_secret_arn(
-    template: dict[str, Any], arn: str, accepted: bool
+# What each parameter with an AllowedPattern must accept and refuse: (parameter, value, accepted).
+PATTERNS = [
+    # The IAM grant needs the full ARN: a bare name, a partial ARN or a wildcard would grant too much or nothing.
+    ("PolytomicSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-AbCdEf", True),
+    ("PolytomicSecretArn", "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/polytomic/api_key-a1B2c3", True),
+    ("PolytomicSecretArn", "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:polytomic-AbCdEf", True),
+    ("PolytomicSecretArn", "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:polytomic-AbCdEf", True),
+    ("PolytomicSecretArn", "polytomic", False),
+    ("PolytomicSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic", False),
+    ("PolytomicSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:*", False),
+    ("PolytomicSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-*", False),
+    ("PolytomicSecretArn", "arn:aws:ssm:us-east-1:123456789012:parameter/polytomic-AbCdEf", False),
+    ("PolytomicSecretArn", "", False),
+    # Empty (no webhook) or the full ARN of the webhook's signing secret.
+    ("PolytomicWebhookSecretArn", "", True),
+    ("PolytomicWebhookSecretArn", WEBHOOK_SECRET_ARN, True),
+    ("PolytomicWebhookSecretArn", "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:hook-AbCdEf", True),
+    ("PolytomicWebhookSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-webhook", False),
+    ("PolytomicWebhookSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:*", False),
+    ("PolytomicWebhookSecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-*", False),
+    ("PolytomicWebhookSecretArn", "polytomic-webhook", False),
+    # Every request carries the API key: over http anyone on the path reads it. The code allows
+    # http only for a loopback host (the local stack), which is never a deployment.
+    ("PolytomicBaseUrl", "https://app.polytomic.com", True),
+    ("PolytomicBaseUrl", "https://polytomic.internal.example.com", True),
+    ("PolytomicBaseUrl", "https://polytomic.example.com:8443/api", True),
+    ("PolytomicBaseUrl", "http://app.polytomic.com", False),
+    ("PolytomicBaseUrl", "http://127.0.0.1:8080", False),
+    ("PolytomicBaseUrl", "HTTP://app.polytomic.com", False),
+    ("PolytomicBaseUrl", "ftp://app.polytomic.com", False),
+    ("PolytomicBaseUrl", "https://", False),
+    ("PolytomicBaseUrl", "https:// app.polytomic.com", False),
+    ("PolytomicBaseUrl", "app.polytomic.com", False),
+    # Empty (no notifications) or a topic's ARN.
+    ("AlarmTopicArn", "", True),
+    ("AlarmTopicArn", "arn:aws:sns:us-east-1:123456789012:polytrigger-alarms", True),
+    ("AlarmTopicArn", "arn:aws:sns:us-east-1:123456789012:*", False),
+    ("AlarmTopicArn", "polytrigger-alarms", False),
+    # Empty (no operator) or a role: aws:PrincipalArn of a role session is the role, and
+    # ArnNotEquals matches no wildcard, so a user, a session or a pattern is never meant.
+    ("OperatorRoleArn", "", True),
+    ("OperatorRoleArn", "arn:aws:iam::123456789012:role/polytrigger-operator", True),
+    (
+        "OperatorRoleArn",
+        "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Ops_0123abcd",
+        True,
+    ),
+    ("OperatorRoleArn", "arn:aws-us-gov:iam::123456789012:role/ops", True),
+    ("OperatorRoleArn", "arn:aws:iam::123456789012:user/alice", False),
+    ("OperatorRoleArn", "arn:aws:sts::123456789012:assumed-role/ops/alice", False),
+    ("OperatorRoleArn", "arn:aws:iam::123456789012:role/*", False),
+    ("OperatorRoleArn", "arn:aws:iam::123456789012:root", False),
+    ("OperatorRoleArn", "ops", False),
+    # Empty (nothing re-published) or an event bus's name.
+    ("RunEventBusName", "", True),
+    ("RunEventBusName", "polytrigger-runs", True),
+    ("RunEventBusName", "default", True),
+    ("RunEventBusName", "aws.partner/x.com/123/runs", True),
+    ("RunEventBusName", "a b", False),
+    # The poller's schedule recurs: a one-time at() would poll once.
+    ("OutcomePollerSchedule", "rate(1 minute)", True),
+    ("OutcomePollerSchedule", "rate(5 minutes)", True),
+    ("OutcomePollerSchedule", "cron(* * * * ? *)", True),
+    ("OutcomePollerSchedule", "at(2025-01-01T00:00:00)", False),
+]
+PATTERNED = sorted({parameter for parameter, _, _ in PATTERNS})
+DEFAULTED = [parameter for parameter in PATTERNED if parameter != "PolytomicSecretArn"]  # the secret is asked for
+
+
+@pytest.mark.parametrize(("parameter", "value", "accepted"), PATTERNS)
+def test_parameter_accepts_only_what_its_pattern_allows(
+    template: dict[str, Any], parameter: str, value: str, accepted: bool
 ) -> None:
-    pattern = template["Parameters"]["PolytomicSecretArn"]["AllowedPattern"]
-    assert bool(re.fullmatch(pattern, arn)) is accepted
+    pattern = template["Parameters"][parameter]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is accepted
 
 
-@pytest.mark.parametrize(
-    ("url", "accepted"),
-    [
-        ("https://app.polytomic.com", True),
-        ("https://polytomic.internal.example.com", True),
-        ("https://polytomic.example.com:8443/api", True),
-        # Every request carries the API key: over http anyone on the path reads it. The code allows
-        # http only for a loopback host (the local stack), which is never a deployment.
-        ("http://app.polytomic.com", False),
-        ("http://127.0.0.1:8080", False),
-        ("HTTP://app.polytomic.com", False),
-        ("ftp://app.polytomic.com", False),
-        ("https://", False),
-        ("https:// app.polytomic.com", False),
-        ("app.polytomic.com", False),
-    ],
-)
-def test_base_url_parameter_only_accepts_https(template: dict[str, Any], url: str, accepted: bool) -> None:
-    parameter = template["Parameters"]["PolytomicBaseUrl"]
-    assert bool(re.fullmatch(parameter["AllowedPattern"], url)) is accepted
-    assert re.fullmatch(parameter["AllowedPattern"], parameter["Default"])
+def test_every_parameter_with_a_pattern_has_cases(template: dict[str, Any]) -> None:
+    with_pattern = {name for name, parameter in template["Parameters"].items() if "AllowedPattern" in parameter}
+    assert with_pattern == set(PATTERNED)
 
 
-# --------------------------------------------------------------------------- functions
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_runtime_architecture_and_handler(transformed: dict[str, Any], function: str) -> None:
-    resource = transformed["Resources"][function]
-    assert resource["Type"] == "AWS::Lambda::Function"
-    properties = resource["Properties"]
-    assert properties["Runtime"] == "python3.13"
-    assert properties["Architectures"] == ["arm64"]
-    assert properties["Handler"] == HANDLERS[function]
-    assert properties["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
-    assert 0 < properties["Timeout"] <= 900
-    assert properties["MemorySize"] >= 128
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_code_is_the_functions_directory(template: dict[str, Any], function: str) -> None:
-    code_uri = template["Resources"][function]["Properties"].get("CodeUri") or template["Globals"]["Function"].get(
-        "CodeUri"
-    )
-    assert code_uri.rstrip("/") == "functions"
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_handler_exists_in_the_shipped_code(template: dict[str, Any], function: str) -> None:
-    handler = template["Resources"][function]["Properties"]["Handler"]
-    module, _, attribute = handler.rpartition(".")
-    source = ROOT / "functions" / Path(*module.split(".")).with_suffix(".py")
-    assert source.is_file(), f"{handler}: {source.relative_to(ROOT)} does not exist"
-    names = set()
-    for node in ast.parse(source.read_text()).body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Assign):
-            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names.add(node.target.id)
-        elif isinstance(node, ast.ImportFrom):
-            names.update(alias.asname or alias.name for alias in node.names)
-    assert attribute in names, f"{source.relative_to(ROOT)} defines no top-level {attribute!r}"
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_environment(transformed: dict[str, Any], function: str) -> None:
-    variables = transformed["Resources"][function]["Properties"]["Environment"]["Variables"]
-    for name, value in EXPECTED_ENVIRONMENT.items():
-        assert variables.get(name) == value, f"{function}: {name}"
-    # Tracing off must also keep Powertools' Tracer (and the X-Ray SDK import) out: observability.NoTracer.
-    assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingActive", "false", "true"]}
-    credential_like = [v for v in variables if re.search(r"API_KEY|DEPLOYMENT_KEY|TOKEN|PASSWORD", v)]
-    assert credential_like == [], "credentials belong in Secrets Manager, not in the environment"
+@pytest.mark.parametrize("parameter", DEFAULTED)
+def test_parameter_default_matches_its_own_pattern(template: dict[str, Any], parameter: str) -> None:
+    """A default its own pattern refuses would fail every deploy that leaves the parameter out."""
+    declared = template["Parameters"][parameter]
+    assert re.fullmatch(declared["AllowedPattern"], str(declared["Default"]))
 
 
 # --------------------------------------------------------------------------- IAM
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_role_grants_exactly_the_data_actions_it_needs(transformed: dict[str, Any], function: str) -> None:
-    role = transformed["Resources"][role_id(transformed, function)]
-    statements = role_statements(role)
-    assert all(s["Effect"] == "Allow" for s in statements)
-    assert not any({"NotAction", "NotResource"} & set(s) for s in statements)
-    assert grants(statements) == DATA_GRANTS[function]
-
-
-# SAM's grant for the on-failure destination of Globals.EventInvokeConfig (one inline policy).
-SAM_ON_FAILURE_POLICY = re.compile(r"EventInvokeConfigOnFailure\w*Policy$")
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_trigger_functions_may_park_events_in_the_dlq_by_their_own_policy(
-    transformed: dict[str, Any], template: dict[str, Any], function: str
-) -> None:
-    """The trigger functions send a permanently failed event to DeadLetterQueue themselves.
-
-    SAM grants the same through the on-failure destination, but only as long as that destination
-    stays: the code's need is stated in the function's own policy (Sid ParkEvents). The dispatcher
-    parks in DispatchDeadLetterQueue instead and is given nothing for DeadLetterQueue of its own.
-    """
-    role = transformed["Resources"][role_id(transformed, function)]
-    own = [
-        statement
-        for policy in role["Properties"]["Policies"]
-        if not SAM_ON_FAILURE_POLICY.search(policy["PolicyName"])
-        for statement in as_list(policy["PolicyDocument"]["Statement"])
-    ]
-    parking = [s for s in own if s.get("Sid") == "ParkEvents"]
-    if function in TRIGGER_FUNCTIONS:
-        assert len(parking) == 1, f"{function}: no ParkEvents statement of its own"
-        assert grants(parking) == {_grant("sqs:SendMessage", DLQ_ARN)}
-    else:
-        assert parking == []
-        assert _grant("sqs:SendMessage", DLQ_ARN) not in grants(own)
-    declared = template["Resources"][function]["Properties"]["Policies"]
-    sids = {s.get("Sid") for policy in declared for s in as_list(policy["Statement"])}
-    assert ("ParkEvents" in sids) is (function in TRIGGER_FUNCTIONS)
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_role_has_no_wildcards(transformed: dict[str, Any], function: str) -> None:
-    role = transformed["Resources"][role_id(transformed, function)]
-    for statement in role_statements(role):
-        for action in as_list(statement["Action"]):
-            assert "*" not in action, f"{function}: wildcard action {action}"
-        for resource in as_list(statement["Resource"]):
-            assert resource != "*", f"{function}: {statement['Action']} on Resource '*'"
-            assert not (isinstance(resource, str) and resource.endswith("*")), resource
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_role_managed_policies_are_only_logs_and_xray(transformed: dict[str, Any], function: str) -> None:
-    role = transformed["Resources"][role_id(transformed, function)]
-    assert set(role["Properties"]["ManagedPolicyArns"]) == SAM_MANAGED_POLICIES
-    assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
-        {"Action": ["sts:AssumeRole"], "Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com"]}}
-    ]
-
-
 def test_secret_access_is_not_granted_anywhere_else(transformed: dict[str, Any]) -> None:
-    # The outcome functions' exact grants: test_outcomes_template.py.
-    function_roles = {role_id(transformed, f) for f in (*FUNCTIONS, *OUTCOME_FUNCTIONS)}
+    """No role but a function's reads a secret or the table (each function's exact grants: test_functions.py)."""
+    function_roles = {role_id(transformed, function.name) for function in FUNCTIONS}
     for logical_id, role in of_type(transformed, "AWS::IAM::Role").items():
         if logical_id in function_roles:
             continue
         actions = {a for s in role_statements(role) for a in as_list(s["Action"])}
         assert not {a for a in actions if a.startswith(("secretsmanager:", "dynamodb:"))}, logical_id
-
-
-# --------------------------------------------------------------------------- async failure handling
-
-
-# The dispatcher is never invoked asynchronously (its SQS mapping invokes it synchronously), but it
-# gets the Globals EventInvokeConfig too: a manual async invoke that fails is parked, not lost.
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_async_invocations_retry_a_bounded_number_of_times_then_go_to_the_dlq(
-    transformed: dict[str, Any], function: str
-) -> None:
-    configs = [
-        config["Properties"]
-        for config in of_type(transformed, "AWS::Lambda::EventInvokeConfig").values()
-        if config["Properties"]["FunctionName"] == {"Ref": function}
-    ]
-    assert len(configs) == 1, f"{function}: expected one EventInvokeConfig, got {configs}"
-    config = configs[0]
-    assert 0 <= config["MaximumRetryAttempts"] <= 2
-    assert 60 <= config["MaximumEventAgeInSeconds"] <= LAMBDA_MAX_EVENT_AGE
-    assert config["Qualifier"] == "$LATEST"
-    assert config["DestinationConfig"]["OnFailure"]["Destination"] == DLQ_ARN
 
 
 # --------------------------------------------------------------------------- S3 events (EventBridge)
@@ -584,14 +427,6 @@ def test_s3_trigger_reserved_concurrency(transformed: dict[str, Any], reserve: b
         assert deployed == {}, "0 reserved would throttle every invocation: 0 must mean no reservation"
 
 
-@pytest.mark.parametrize("function", [SCHEDULE_FUNCTION, DISPATCHER_FUNCTION])
-def test_no_reserved_concurrency_where_something_else_bounds_it(transformed: dict[str, Any], function: str) -> None:
-    """The schedules fire a few times a week; the dispatcher is bounded by its mapping's MaximumConcurrency,
-    and a reservation below the mapping's concurrency would throttle its SQS pollers (each throttled
-    receive counting toward the 5 that park a message)."""
-    assert "ReservedConcurrentExecutions" not in transformed["Resources"][function]["Properties"]
-
-
 def test_dispatcher_concurrency_is_bounded_by_a_parameter(
     transformed: dict[str, Any], template: dict[str, Any]
 ) -> None:
@@ -681,8 +516,10 @@ def test_only_the_stacks_roles_and_the_operator_role_may_send_to_the_dispatch_qu
     assert deny["Principal"] == "*"
     assert as_list(deny["Action"]) == ["sqs:SendMessage"]  # also what authorises SendMessageBatch
     assert sorted(map(key, as_list(deny["Resource"]))) == sorted(map(key, [DISPATCH_QUEUE_ARN, DISPATCH_DLQ_ARN]))
-    senders = (*FUNCTIONS, POLLER_FUNCTION, *([WEBHOOK_FUNCTION] if webhook else []))
-    function_roles = [get_att_arn(role_id(transformed, function)) for function in senders]
+    # Every function whose role may send to the dispatch queue (the trigger and dispatch path, the
+    # outcome functions' chained starts) and that exists under these conditions.
+    senders = [f for f in FUNCTIONS if ENQUEUE_STARTS in f.grants and (f.condition is None or conditions[f.condition])]
+    function_roles = [get_att_arn(role_id(transformed, function.name)) for function in senders]
     operator = [{"Ref": "OperatorRoleArn"}] if operator_role else []
     assert list(deny["Condition"]) == ["ArnNotEquals"]
     allowed = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
@@ -697,25 +534,6 @@ def test_operator_role_is_optional_and_only_added_when_given(template: dict[str,
     assert template["Conditions"]["HasOperatorRole"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "OperatorRoleArn"}, ""]}]}
 
 
-@pytest.mark.parametrize(
-    ("arn", "accepted"),
-    [
-        ("", True),
-        ("arn:aws:iam::123456789012:role/polytrigger-operator", True),
-        ("arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Ops_0123abcd", True),
-        ("arn:aws-us-gov:iam::123456789012:role/ops", True),
-        ("arn:aws:iam::123456789012:user/alice", False),  # aws:PrincipalArn of a role session is the role
-        ("arn:aws:sts::123456789012:assumed-role/ops/alice", False),
-        ("arn:aws:iam::123456789012:role/*", False),  # ArnNotEquals matches no wildcard: never meant
-        ("arn:aws:iam::123456789012:root", False),
-        ("ops", False),
-    ],
-)
-def test_operator_role_parameter_only_accepts_a_role_arn(template: dict[str, Any], arn: str, accepted: bool) -> None:
-    pattern = template["Parameters"]["OperatorRoleArn"]["AllowedPattern"]
-    assert bool(re.fullmatch(pattern, arn)) is accepted
-
-
 def test_only_the_dispatcher_consumes_and_only_through_its_mapping(transformed: dict[str, Any]) -> None:
     """No role may read or delete SQS messages but the dispatcher's, and no SQS managed policy."""
     dispatcher_role = role_id(transformed, DISPATCHER_FUNCTION)
@@ -726,20 +544,6 @@ def test_only_the_dispatcher_consumes_and_only_through_its_mapping(transformed: 
             continue
         actions = {a for s in role_statements(role) for a in as_list(s["Action"])}
         assert not actions & consume, logical_id
-
-
-# --------------------------------------------------------------------------- logs
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_logs_to_its_own_bounded_log_group(transformed: dict[str, Any], function: str) -> None:
-    log_group_ref = transformed["Resources"][function]["Properties"]["LoggingConfig"]["LogGroup"]
-    log_group = transformed["Resources"][log_group_ref["Ref"]]
-    assert log_group["Type"] == "AWS::Logs::LogGroup"
-    assert log_group["DeletionPolicy"] == "Delete"
-    assert log_group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionInDays"}
-    groups = [transformed["Resources"][f]["Properties"]["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS]
-    assert len(set(groups)) == len(FUNCTIONS), "each function logs to a group of its own"
 
 
 # --------------------------------------------------------------------------- alarms and outputs
@@ -753,34 +557,15 @@ def _alarms(tpl: dict[str, Any], namespace: str, metric: str) -> list[dict[str, 
     ]
 
 
-def _fires_on_any(alarm: dict[str, Any]) -> bool:
-    """One datapoint over zero is enough: not 'two periods in a row', not 'more than one'."""
-    threshold, operator = alarm["Threshold"], alarm["ComparisonOperator"]
-    one_datapoint = alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) == 1
-    return one_datapoint and (
-        (threshold == 0 and operator == "GreaterThanThreshold")
-        or (threshold == 1 and operator == "GreaterThanOrEqualToThreshold")
-    )
-
-
-def test_alarm_on_messages_in_the_dlq(transformed: dict[str, Any]) -> None:
+@pytest.mark.parametrize("queue", DEAD_LETTER_QUEUES)
+def test_alarm_on_messages_in_a_dead_letter_queue(transformed: dict[str, Any], queue: str) -> None:
     alarms = [
         a
         for a in _alarms(transformed, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
-        if {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}} in a["Dimensions"]
+        if {"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}} in a["Dimensions"]
     ]
     assert len(alarms) == 1
-    assert _fires_on_any(alarms[0])
-
-
-def test_alarm_on_messages_in_the_dispatch_dlq(transformed: dict[str, Any]) -> None:
-    alarms = [
-        a
-        for a in _alarms(transformed, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
-        if {"Name": "QueueName", "Value": {"Fn::GetAtt": ["DispatchDeadLetterQueue", "QueueName"]}} in a["Dimensions"]
-    ]
-    assert len(alarms) == 1
-    assert _fires_on_any(alarms[0])
+    assert fires_on_any(alarms[0])
 
 
 def _metric_queries(alarm: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -807,7 +592,7 @@ def _redrive_targets(tpl: dict[str, Any]) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("queue", ["DeadLetterQueue", "DispatchDeadLetterQueue"])
+@pytest.mark.parametrize("queue", DEAD_LETTER_QUEUES)
 def test_alarm_fires_again_for_each_new_parked_message(transformed: dict[str, Any], queue: str) -> None:
     """The 'not empty' alarm stays in ALARM, silent, while new messages pile up: this one fires on each arrival.
 
@@ -830,7 +615,7 @@ def test_alarm_fires_again_for_each_new_parked_message(transformed: dict[str, An
             candidates.append((properties, queries))
     assert len(candidates) == 1, f"{queue}: expected one alarm on new messages, got {len(candidates)}"
     alarm, queries = candidates[0]
-    assert _fires_on_any(alarm)
+    assert fires_on_any(alarm)
     assert alarm["TreatMissingData"] == "notBreaching"
     sent = [i for i, q in queries.items() if q["metric"] == "NumberOfMessagesSent"]
     assert len(sent) == 1
@@ -870,18 +655,6 @@ def test_alarm_on_old_messages_in_the_dispatch_queue(transformed: dict[str, Any]
     assert alarm["Threshold"] < queue["MessageRetentionPeriod"], "it must fire before SQS deletes the message"
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_alarm_on_function_errors(transformed: dict[str, Any], function: str) -> None:
-    alarms = [
-        a
-        for a in _alarms(transformed, "AWS/Lambda", "Errors")
-        if a["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": function}}]
-    ]
-    assert len(alarms) == 1, function
-    assert _fires_on_any(alarms[0])
-    assert alarms[0]["Statistic"] == "Sum"
-
-
 def _emitted_metric_names() -> set[str]:
     """Metric names the package emits by a literal name (Powertools add_metric(name="..."))."""
     names: set[str] = set()
@@ -901,18 +674,16 @@ def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metri
     """A permanent failure or an unreadable event is acknowledged (no retry would help) and parked:
     the parking must be seen, not only the Lambda Errors, which stay at zero for them."""
     assert metric in STATUSES or metric in _emitted_metric_names(), f"polytrigger emits no metric {metric!r}"
-    namespace = str(EXPECTED_ENVIRONMENT["POWERTOOLS_METRICS_NAMESPACE"])  # what the functions emit to
-    service = str(EXPECTED_ENVIRONMENT["POWERTOOLS_SERVICE_NAME"])
     alarms = [
         a
-        for a in _alarms(transformed, namespace, metric)
-        if a["Dimensions"] == [{"Name": "service", "Value": service}]  # Powertools' one default dimension
+        for a in _alarms(transformed, METRICS_NAMESPACE, metric)
+        if a["Dimensions"] == [{"Name": "service", "Value": SERVICE}]  # Powertools' one default dimension
     ]
     assert len(alarms) == 1, metric
     alarm = alarms[0]
     assert alarm["Statistic"] == "Sum"
     assert alarm["Period"] == 300
-    assert _fires_on_any(alarm)
+    assert fires_on_any(alarm)
     assert alarm["TreatMissingData"] == "notBreaching"
     for words in says:
         assert words in alarm["AlarmDescription"], f"{metric}: the description should say {words!r}"
@@ -921,9 +692,10 @@ def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metri
 def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dict[str, Any]) -> None:
     notify = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
     alarms = of_type(transformed, "AWS::CloudWatch::Alarm")
-    # The two dead-letter queues (not empty, new messages), the dispatch queue's age, one per function,
-    # failed and unsupported_event; the outcome functions' errors, failed runs and freshness breaches.
-    assert len(alarms) == 2 * 2 + 1 + len(FUNCTIONS) + 2 + len(OUTCOME_FUNCTIONS) + 2
+    # The two dead-letter queues (not empty, new messages), the dispatch queue's age, the functions'
+    # errors, failed and unsupported_event, failed runs and freshness breaches.
+    errors = sum(function.errors_alarm for function in FUNCTIONS)
+    assert len(alarms) == len(DEAD_LETTER_QUEUES) * 2 + 1 + errors + 2 + 2
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == notify, logical_id
         assert alarm["Properties"]["OKActions"] == notify, logical_id

@@ -10,6 +10,7 @@ import re
 import pytest
 
 from benchmarks import coldstart, memory
+from benchmarks.report import Row
 
 
 def _number(cell: str) -> float:
@@ -18,7 +19,7 @@ def _number(cell: str) -> float:
     return float(match.group(1))
 
 
-def _check(rows: list[coldstart.Row], count: int) -> None:
+def _check(rows: list[Row], count: int) -> None:
     assert len(rows) == count
     for name, value, baseline, ratio, target, passed in rows:
         assert name

@@ -48,11 +48,13 @@ def test_the_webhook_cold_start_builds_its_container_without_the_network() -> No
     assert webhook[0] > 0
 
 
-def test_percentiles_and_per_poll_rows() -> None:
+def test_percentiles_and_the_overlap_rows_ceiling() -> None:
     samples = [float(n) for n in range(1, 101)]
 
     assert outcomes.percentile(samples, 0.5) == pytest.approx(50.5)
     assert outcomes.percentile(samples, 0.99) == pytest.approx(99.01)
     assert outcomes.percentile([7.0], 0.99) == 7.0
-    assert outcomes.per_poll("calls", 10, 10, 1) == ("calls", "1 (10/10)", "1", "1", "= 1", True)
-    assert outcomes.per_poll("writes", 30, 10, 0)[5] is False
+    # 100 endings: 200 events to read again, two pages, then the one call of a quiet poll.
+    row = outcomes.overlap_calls(100, 30, 10)
+    assert row[1:] == ("3 (30/10)", "3", "3", "<= 3", True)
+    assert outcomes.overlap_calls(100, 31, 10).passed is False
