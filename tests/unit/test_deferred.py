@@ -30,7 +30,7 @@ from polytrigger.dispatch.deferrals import (
 )
 from polytrigger.dispatch.messages import WINDOW_PREFIX, DeferredStart, WindowFlush, deferred_start, window_flush
 from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, RetryLater, Window, WindowsUnavailable
-from tests.unit.dispatch_stubs import Clock, LateArrival
+from tests.unit.dispatch_support import Clock, LateArrival
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 BULK = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"
