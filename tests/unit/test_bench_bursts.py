@@ -31,15 +31,13 @@ from benchmarks.sim import (
     simulate_one,
     staleness_bound,
 )
-from local.memory import MemoryDedup
 from local.polytomic import FakePolytomic
 from polytrigger.core.actions import Action, SyncTarget
-from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch import deferrals as deferred
 from polytrigger.dispatch.deferrals import window_id
 from polytrigger.dispatch.messages import Message, deferred_start, window_flush
-from polytrigger.dispatch.ports import DedupBusy, Queue, Window
+from polytrigger.dispatch.ports import Queue, Window
 from polytrigger.polytomic.contract import AlreadyRunning, PolytomicApi, Throttled
 
 SYNC = bursts.sync_id(7)
@@ -171,31 +169,6 @@ def test_sim_queue_delivers_typed_messages_through_json_later_and_redelivers_fai
 
     queue.park(window, "a person should look")
     assert sim.parked[-1] == (window, "a person should look")
-
-
-def test_memory_dedup_remembers_settled_outcomes_only() -> None:
-    dedup = MemoryDedup()
-    action = action_at(EPOCH)
-    started = Outcome.of(action, "started", execution_id="e1")
-    failed = Outcome.of(action, "failed", reason="no")
-
-    assert dedup.once("failing", lambda: failed) == failed
-    assert dedup.once("failing", lambda: started) == started  # a failure is not remembered
-    again = dedup.once("failing", lambda: failed)
-    assert (again.status, again.execution_id, again.reason) == ("duplicate", "e1", "already started for this trigger")
-
-    def boom() -> Outcome:
-        raise RuntimeError("down")
-
-    with pytest.raises(RuntimeError):
-        dedup.once("raising", boom)
-    assert dedup.once("raising", lambda: started) == started  # nor is an exception
-
-    def reentrant() -> Outcome:
-        return dedup.once("busy", lambda: started)
-
-    with pytest.raises(DedupBusy):
-        dedup.once("busy", reentrant)  # a key whose first call has not finished
 
 
 def test_polytrigger_runs_on_the_virtual_clock_only(monkeypatch: pytest.MonkeyPatch) -> None:

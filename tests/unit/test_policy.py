@@ -40,8 +40,8 @@ def test_a_start_that_meets_a_run_in_progress_is_deferred() -> None:
     [(message, delay)] = queue.sent
     assert delay == 30
     assert isinstance(message, DeferredStart)
-    # covered only by a run created after the file landed (review finding 6: the event's whole second stands
-    # for any moment of it; a second more for Polytomic's clock); the wait counts from now
+    # covered only by a run created after the file landed (the event's whole second stands for any
+    # moment of it; a second more for Polytomic's clock); the wait counts from now
     assert message.since == coverage_since(WHEN, NOW) == WHEN.timestamp() + 2
     assert (message.action, message.attempt, message.first_at) == (action, 1, NOW)
     assert message.id != action.dedup_key  # a new Idempotency-Key: Polytomic would replay the 409 for the old one
