@@ -287,9 +287,12 @@ class Polytomic:
 
     def start_plainly(self, sync_id: str) -> int:
         """A start of a model sync as a plain HTTP client sends it (no Idempotency-Key), once admitted:
-        the fake's status (201, or 409 while a run is in progress)."""
+        whether Polytomic started a run (200) or one was in progress (409)."""
         headers = {"authorization": _credentials().authorization, "x-polytomic-version": API_VERSION}
-        return self.fake.respond("POST", f"/api/syncs/{sync_id}/executions", headers, b"").status
+        status = self.fake.respond("POST", f"/api/syncs/{sync_id}/executions", headers, b"").status
+        if status not in (200, 409):
+            raise RuntimeError(f"the fake answered a plain start {status}: the simulation set it up wrong")
+        return status
 
     def created(self, sync_id: str) -> list[float]:
         """Creation times of the sync's executions, ascending, on our clock (virtual epoch seconds)."""
