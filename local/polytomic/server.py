@@ -189,8 +189,9 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         """A run of the sync that no start through the API made (a schedule, the UI, another tool).
 
         It began at ``created`` (epoch seconds on the fake's clock, or a datetime) and, like a
-        started one, is in progress for ``run_seconds`` (default: the sync's; 0: already over)
-        and then ends with ``outcome`` (default: the sync's), events included. Returns its id.
+        started one, is in progress for ``run_seconds`` after it (default: the sync's) and then
+        ends with ``outcome`` (default: the sync's), events included. Returns its id. (A run dated
+        after the fake's now counts as in progress: ``set_execution_status`` ends it outright.)
         """
         seconds = created.timestamp() if isinstance(created, dt.datetime) else float(created)
         return self._api.add_run(sync_id, seconds, run_seconds=run_seconds, outcome=outcome, execution_id=execution_id)
