@@ -484,7 +484,7 @@ class Side:
 
     @property
     def requests(self) -> int:
-        return sum(count for kind, count in self.calls.items() if kind not in ("429", "replayed"))
+        return sum(count for kind, count in self.calls.items() if kind != "429")  # a 429 is counted under its kind too
 
 
 @dataclass(slots=True)
