@@ -1,8 +1,9 @@
 """What the functions run on, for the burst simulation (benchmarks/sim.py): Lambda's concurrency and
-asynchronous event queue, and Polytomic's rate limit, all on the virtual clock.
+asynchronous event queue, and the rate limit of the gateway in front of Polytomic, all on the
+virtual clock. Polytomic itself is the shared fake (`local.polytomic`), not modelled here.
 
 - `Platform`: how one side is deployed and how long things take (one Polytomic request, an
-  invocation's own work), and Polytomic's rate limit. `Platform()` is the old, unbounded model:
+  invocation's own work), and the gateway's rate limit. `Platform()` is the old, unbounded model:
   nothing takes time and nothing is limited, so invocations run at once, inline.
 - `Processes`: invocations whose code waits (a Polytomic request, a `Retry-After` pause) run as
   processes on worker threads, one at a time: the running one hands control back to the event
@@ -14,8 +15,8 @@ asynchronous event queue, and Polytomic's rate limit, all on the virtual clock.
   queue and tries again after 1 s, 2 s, 4 s ... at most 5 min (seeded jitter) until the event is
   older than MaximumEventAgeInSeconds, when it goes to the dead-letter queue. An invocation that
   fails is retried after 1 and 2 min (EventInvokeConfig: MaximumRetryAttempts 2), then parked.
-- `RateLimit`: Polytomic's limit per organisation, N requests per 1-second window; a request over
-  it is answered 429 with `Retry-After` (the seconds to the next window) and does nothing.
+- `RateLimit`: the gateway's limit per organisation, N requests per 1-second window; a request over
+  it is answered 429 with `Retry-After` (the seconds to the next window) and never reaches Polytomic.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Platform:
     invoke_seconds: float = 0.0  # an invocation's own work (handler, logs, metrics)
     aws_seconds: float = 0.0  # DynamoDB and SQS requests, per action (S3) or record (dispatcher)
     rate_limit: int | None = None  # Polytomic requests per second per organisation
-    honour_retry_after: bool = True  # the client waits at least Retry-After before its next attempt
+    honour_retry_after: bool = True  # the naive tool's client waits Retry-After (polytrigger's always does)
     attempts: int = RetryPolicy().attempts  # per Polytomic call (the client's RetryPolicy: 3)
     timeout: float = LAMBDA_TIMEOUT
     max_event_age: float = MAX_EVENT_AGE

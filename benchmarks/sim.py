@@ -14,17 +14,17 @@ unit tests (`local.memory`: `MemoryDedup`, `MemoryWindows`). Only the edges are 
 - `SimQueue`: the SQS dispatch queue (`Queue`) and its event source mapping: a message becomes
   visible after its delay and is received in batches by at most the mapping's concurrency; a
   failed message is received again after the visibility timeout; `park` is the dead-letter queue;
-- `SimPolytomic`: `PolytomicApi` with runs of a fixed duration per sync, 409 (`AlreadyRunning`) while
-  a run is in progress, Idempotency-Key replay (same key, same answer, 409s included), executions
-  newest first; and, with a `Platform` that says so, requests that take time and a rate limit
-  answered with 429 and `Retry-After`, retried as the real client retries them.
+- `Polytomic`: the shared fake Polytomic (`local.polytomic`, the local stack's and the unit tests')
+  on the virtual clock, reached by the real `PolytomicClient` without a socket; in front of it,
+  what is the platform's rather than Polytomic's: with a `Platform` that says so, the gateway's
+  rate limit (429 with `Retry-After`) and each request's round trip, in virtual time.
 
 `Platform()` (nothing takes time, nothing is limited) is the model the first table of
 `make bench-bursts` uses: what the policies do. The burst of 100,000 objects adds the platform's
 limits (benchmarks/storm.py).
 
 The naive behaviour (one start per file; a 409 is dropped) is `_DirectNaive`, against its own
-`SimPolytomic`, in the same run.
+`Polytomic`, in the same run.
 
 Coverage and staleness are measured from Polytomic's side, not from outcomes: a file is covered
 by the first execution of its sync created at or after it landed, and its staleness is the time
@@ -33,6 +33,7 @@ from landing to that execution's creation.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import itertools
@@ -42,14 +43,17 @@ import random
 import time
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
+
+import urllib3
 
 from benchmarks.platform import AsyncFunction, Done, FunctionStats, Platform, Processes, RateLimit
 from local.memory import MemoryDedup, MemoryWindows
+from local.polytomic import DEFAULT_API_KEY, IN_PROCESS_URL, FakePolytomic, InProcess
 from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
@@ -59,18 +63,17 @@ from polytrigger.dispatch.fan_out import OutcomeSink, run
 from polytrigger.dispatch.messages import DeferredStart, Message, decode, encode
 from polytrigger.dispatch.policy import SAFETY_MARGIN_SECONDS, DispatchPolicy
 from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, Queue, WindowStore
-from polytrigger.polytomic.client import RetryPolicy
-from polytrigger.polytomic.contract import AlreadyRunning, Execution, Throttled
+from polytrigger.polytomic.client import PolytomicClient, RetryPolicy
+from polytrigger.polytomic.credentials import Credentials
 from polytrigger.routing import parse_routes
-from polytrigger.settings import Settings
+from polytrigger.settings import API_VERSIONS, Settings
 
-_T = TypeVar("_T")
 EPOCH = datetime(2026, 1, 5, 9, 0, tzinfo=UTC).timestamp()  # virtual time 0
 BUCKET = "bench-landing"
 DEFAULT_MAX_AGE = 21600  # DEFERRAL_MAX_AGE_SECONDS' default
 SQS_VISIBILITY_TIMEOUT = 420.0  # DispatchQueue's VisibilityTimeout (template.yaml): received again after this
 SQS_MAX_RECEIVES = 5  # the dispatcher parks a message that fails its 5th receive (MAX_RECEIVES)
-EXECUTIONS_PAGE = 50  # GET .../executions answers one page, newest first
+API_VERSION = API_VERSIONS[0]  # POLYTOMIC_API_VERSION's default
 # call_budget_ms: the dispatcher takes no record with less of the invocation left than one call may take
 _DEFAULTS: dict[str, Any] = {item.name: item.default for item in dataclasses.fields(Settings)}
 CALL_BUDGET_SECONDS = float(_DEFAULTS["connect_timeout"]) + float(_DEFAULTS["read_timeout"]) + SAFETY_MARGIN_SECONDS
@@ -79,11 +82,6 @@ CALL_BUDGET_SECONDS = float(_DEFAULTS["connect_timeout"]) + float(_DEFAULTS["rea
 def event_time(moment: float) -> datetime:
     """The S3 event's `time` as EventBridge delivers it: whole seconds, the fraction dropped."""
     return datetime.fromtimestamp(math.floor(moment), UTC)
-
-
-def iso(moment: float) -> str:
-    """Polytomic's `created_at`: ISO-8601 UTC with microseconds."""
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Loop:
@@ -227,27 +225,21 @@ class SimQueue:
         self._poll_soon()
 
 
-@dataclass(slots=True)
-class _SimSync:
-    run_seconds: float
-    running_until: float = float("-inf")
-    created: list[float] = field(default_factory=list)  # ascending
-    ids: list[str] = field(default_factory=list)
+class Polytomic:
+    """Polytomic for one behaviour: the shared fake (`local.polytomic`) on the virtual clock, behind
+    the platform's gateway, reached without a socket.
 
+    The fake is the one the local stack and the unit tests use: runs of `run_seconds` per sync on
+    the virtual clock, 409 while one runs, Idempotency-Key replay, executions newest first.
+    polytrigger reaches it through the REAL client (`client`: retries, backoff, Retry-After, the
+    deadline, answers read as in production) over `Gateway`, an in-process transport that waits
+    each request's round trip in virtual time. The naive tool has no such client: it asks `admit`
+    and `start_plainly` (see `_DirectNaive`).
 
-class SimPolytomic:
-    """Polytomic as the policies see it (`polytrigger.dispatch.ports.PolytomicApi`), on the virtual clock.
-
-    A start creates an execution that runs `run_seconds[sync_id]`; a start while one runs answers
-    409 (`AlreadyRunning`). The first request with an Idempotency-Key fixes the answer, 409s
-    included: the same key gets the same answer again (as Polytomic, and the local fake, do).
-
-    With `limit`, at most that many requests a second are let through (`RateLimit`); the others
-    are answered 429 with `Retry-After`, and do nothing. The client side is the real client's
-    retry policy (`RetryPolicy`): up to `attempts` requests per call, full-jitter backoff, at least
-    `Retry-After` between them when `honour_retry_after`, never a pause past the caller's deadline;
-    then `Transient`. Each request takes `call_seconds` (`wait`: the process waits it out). Every
-    request is counted in `calls` by kind, the 429s under "429".
+    Every request that reaches the gateway is counted in `calls` by kind, the 429s under "429", and
+    in `sent` per whole virtual second. With `limit`, at most that many go through a second
+    (`RateLimit`, the gateway's); the others are answered 429 with `Retry-After` and do nothing.
+    `ahead`: Polytomic's clock runs this far ahead of ours, so it dates runs that much later.
     """
 
     def __init__(
@@ -259,142 +251,100 @@ class SimPolytomic:
         wait: Callable[[float], None] | None = None,
         call_seconds: float = 0.0,
         attempts: int = RetryPolicy().attempts,
-        honour_retry_after: bool = True,
-        seed: int = 0,
         ahead: float = 0.0,
     ) -> None:
-        self.clock = clock
-        self.ahead = ahead  # Polytomic's clock runs this far ahead of ours: it dates runs that much later
-        self.run_seconds = dict(run_seconds)
+        self.ahead = ahead
+        self.fake = FakePolytomic(clock=lambda: clock() + ahead, sleep=wait or _never_waits)
+        for sync_id, seconds in run_seconds.items():
+            self.fake.add_sync(sync_id, run_seconds=seconds)
         self.calls: Counter[str] = Counter()
         self.sent: Counter[int] = Counter()  # requests sent (429s included) per whole virtual second
         self.limit = RateLimit(limit) if limit is not None else None
-        self.call_seconds = call_seconds
-        self.attempts = attempts
-        self.honour_retry_after = honour_retry_after
         self.longest_pause = 0.0  # the longest wait between two attempts of one call
-        self._wait = wait or (lambda seconds: None)
-        self._rng = random.Random(seed)
-        self._policy = RetryPolicy()  # the real client's: full jitter over base_delay * 2**attempt, capped
-        self._syncs: dict[tuple[str, str], _SimSync] = {}
-        self._answers: dict[str, Execution | str] = {}  # key -> the execution, or the 409's message
-        self._numbers = itertools.count(1)
-
-    def sync(self, sync_type: str, sync_id: str) -> _SimSync:
-        state = self._syncs.get((sync_type, sync_id))
-        if state is None:
-            state = self._syncs[(sync_type, sync_id)] = _SimSync(self.run_seconds[sync_id])
-        return state
-
-    def created(self, sync_type: str, sync_id: str) -> list[float]:
-        """Creation times of the sync's executions, ascending (virtual epoch seconds)."""
-        return list(self.sync(sync_type, sync_id).created)
-
-    # -- the port --------------------------------------------------------------------------------
-
-    def start(
-        self,
-        sync_type: str,
-        sync_id: str,
-        body: dict[str, Any],
-        *,
-        idempotency_key: str,
-        deadline: float | None = None,
-    ) -> Execution:
-        path = f"POST /api/syncs/{sync_id}/executions"
-        answer = self._request("start", path, deadline, lambda: self.answer_start(sync_type, sync_id, idempotency_key))
-        if isinstance(answer, str):
-            raise AlreadyRunning(answer, status=409, key=idempotency_key)
-        return answer
-
-    def set_active(
-        self,
-        sync_type: str,
-        sync_id: str,
-        active: bool,
-        *,
-        idempotency_key: str | None = None,
-        deadline: float | None = None,
-    ) -> bool:
-        return self._request("set_active", f"PATCH /api/syncs/{sync_id}", deadline, lambda: active)
-
-    def executions(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> list[dict[str, Any]]:
-        """The first page of the sync's executions, newest first."""
-        path = f"GET /api/syncs/{sync_id}/executions"
-        return self._request("executions", path, deadline, lambda: self._page(sync_type, sync_id))
-
-    # -- the client's retries, and the server's answers ------------------------------------------
-
-    def _request(self, kind: str, path: str, deadline: float | None, answer: Callable[[], _T]) -> _T:
-        attempt = 0
-        while True:
-            retry_after = self.admit(kind)
-            if retry_after is None:
-                result = answer()  # Polytomic acts when the request arrives; the answer takes the rest
-                self._wait(self.call_seconds)
-                return result
-            attempt += 1
-            pause = self.pause(attempt, retry_after, deadline)
-            if pause is None:
-                self._wait(self.call_seconds)
-                raise Throttled(f"{path}: Polytomic answered 429: rate limited", status=429, retry_after=retry_after)
-            self._wait(self.call_seconds + pause)
+        self._clock = clock
+        self._wait = wait or _never_waits
+        self.gateway = Gateway(self, latency=call_seconds)
+        self.client = PolytomicClient(
+            IN_PROCESS_URL,
+            API_VERSION,
+            _credentials,
+            retry=RetryPolicy(attempts=attempts),
+            http=self.gateway,
+            sleep=self._pause,
+            clock=clock,
+        )
 
     def admit(self, kind: str) -> float | None:
-        """One request arrives now: None if it goes through (counted under `kind`), else its Retry-After."""
+        """One request reaches the gateway now: None if it goes through (counted under `kind`), else
+        its Retry-After."""
         self.calls[kind] += 1
-        now = self.clock()
+        now = self._clock()
         self.sent[math.floor(now)] += 1
         retry_after = self.limit.admit(now) if self.limit is not None else None
         if retry_after is not None:
             self.calls["429"] += 1
         return retry_after
 
-    def pause(self, attempt: int, retry_after: float, deadline: float | None) -> float | None:
-        """After the `attempt`-th 429 of a call (sent now), the client's pause before the next request;
-        None when it gives up: no attempt left, or the pause would end past the caller's deadline."""
-        if attempt >= self.attempts:
-            return None
-        jittered = self._rng.random() * min(self._policy.max_delay, self._policy.base_delay * 2.0**attempt)
-        pause = max(jittered, retry_after) if self.honour_retry_after else jittered
-        if deadline is not None and self.clock() + self.call_seconds + pause >= deadline:
-            return None
-        self.longest_pause = max(self.longest_pause, pause)
-        return pause
+    def start_plainly(self, sync_id: str) -> int:
+        """A start of a model sync as a plain HTTP client sends it (no Idempotency-Key), once admitted:
+        whether Polytomic started a run (200) or one was in progress (409)."""
+        headers = {"authorization": _credentials().authorization, "x-polytomic-version": API_VERSION}
+        status = self.fake.respond("POST", f"/api/syncs/{sync_id}/executions", headers, b"").status
+        if status not in (200, 409):
+            raise RuntimeError(f"the fake answered a plain start {status}: the simulation set it up wrong")
+        return status
 
-    def answer_start(self, sync_type: str, sync_id: str, key: str) -> Execution | str:
-        """A start that went through: the execution, or the 409's message (replayed for a known key)."""
-        answer = self._answers.get(key)
-        if answer is None:
-            answer = self._answers[key] = self._start(sync_type, sync_id)
-        else:
-            self.calls["replayed"] += 1
-        return answer
+    def created(self, sync_id: str) -> list[float]:
+        """Creation times of the sync's executions, ascending, on our clock (virtual epoch seconds)."""
+        return [execution.created_seconds - self.ahead for execution in self.fake.executions(sync_id)]
 
-    def _start(self, sync_type: str, sync_id: str) -> Execution | str:
-        now, state = self.clock(), self.sync(sync_type, sync_id)
-        if now < state.running_until:
-            return f"POST /api/syncs/{sync_id}/executions: a run of this sync is already in progress"
-        number = next(self._numbers)
-        execution_id = f"{number:08x}-0000-4000-8000-{number:012x}"
-        state.running_until = now + state.run_seconds
-        state.created.append(now)
-        state.ids.append(execution_id)
-        return Execution(id=execution_id, status="created", created_at=iso(now + self.ahead))
+    def _pause(self, seconds: float) -> None:
+        """The client's pause between two attempts of one call, waited in virtual time."""
+        self.longest_pause = max(self.longest_pause, seconds)
+        self._wait(seconds)
 
-    def _page(self, sync_type: str, sync_id: str) -> list[dict[str, Any]]:
-        state, now = self.sync(sync_type, sync_id), self.clock()
-        page: list[dict[str, Any]] = []
-        for index in range(len(state.created) - 1, max(-1, len(state.created) - 1 - EXECUTIONS_PAGE), -1):
-            running = index == len(state.created) - 1 and now < state.running_until
-            page.append(
-                {
-                    "id": state.ids[index],
-                    "status": "running" if running else "completed",
-                    "created_at": iso(state.created[index] + self.ahead),
-                }
-            )
-        return page
+
+class Gateway(InProcess):
+    """What stands between polytrigger's client and the fake: the gateway's rate limit (a 429 with
+    `Retry-After` that does nothing) and each request's round trip, waited in virtual time."""
+
+    def __init__(self, polytomic: Polytomic, *, latency: float) -> None:
+        super().__init__(polytomic.fake, latency=latency)
+        self.polytomic = polytomic
+
+    def urlopen(  # type: ignore[override]  # PoolManager's own signature
+        self, method: str, url: str, redirect: bool = True, **kw: Any
+    ) -> urllib3.BaseHTTPResponse:
+        kind = "executions" if method == "GET" else "start" if url.endswith("/executions") else "set_active"
+        retry_after = self.polytomic.admit(kind)
+        if retry_after is None:
+            return super().urlopen(method, url, redirect, **kw)
+        self.fake.pause(self.latency)
+        body = b'{"status": 429, "message": "rate limited", "key": "rate_limited", "metadata": {}}'
+        headers = {"Content-Type": "application/json", "Retry-After": f"{retry_after:g}"}
+        return urllib3.HTTPResponse(body=body, headers=headers, status=429, preload_content=True)
+
+
+def _credentials(refresh: bool = False) -> Credentials:
+    return Credentials(scheme="api_key", authorization=f"Bearer {DEFAULT_API_KEY}")
+
+
+def _never_waits(seconds: float) -> None:
+    """An untimed platform's wait: nothing takes time there, so nothing may wait."""
+    if seconds > 0:
+        raise RuntimeError(f"a wait of {seconds} s on a platform where nothing takes time")
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """The real client jitters its backoff with `random`'s shared generator: seeded for the run (and put
+    back after it), so a simulation gives the same figures every time, in any process."""
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
 
 
 # -- scenarios and their results --------------------------------------------------------------
@@ -534,7 +484,7 @@ class Side:
 
     @property
     def requests(self) -> int:
-        return sum(count for kind, count in self.calls.items() if kind not in ("429", "replayed"))
+        return sum(count for kind, count in self.calls.items() if kind != "429")  # a 429 is counted under its kind too
 
 
 @dataclass(slots=True)
@@ -645,7 +595,7 @@ class _World:
     loop: Loop
     platform: Platform
     processes: Processes
-    client: SimPolytomic
+    polytomic: Polytomic
     outcomes: Counter[str]
     s3: AsyncFunction[_File]
     queue: SimQueue | None = None
@@ -659,34 +609,32 @@ class _World:
         return parked
 
     def measure(self, landed: Mapping[str, list[tuple[float, str]]], bounds: Mapping[str, float]) -> Side:
-        side = _measure(self.client, landed, bounds, self.outcomes, self.parked_files())
+        side = _measure(self.polytomic, landed, bounds, self.outcomes, self.parked_files())
         side.parked = len(self.s3.stats.parked) + (len(self.queue.parked) if self.queue is not None else 0)
         side.parked_reasons = Counter(_why("event", reason) for _, reason in self.s3.stats.parked)
         if self.queue is not None:
             side.parked_reasons.update(_why("message", reason) for _, reason in self.queue.parked)
-        side.calls = self.client.calls
-        side.busiest_second = max(self.client.sent.values(), default=0)
-        if self.client.limit is not None:
-            side.most_let_through = max(self.client.limit.accepted.values(), default=0)
+        side.calls = self.polytomic.calls
+        side.busiest_second = max(self.polytomic.sent.values(), default=0)
+        if self.polytomic.limit is not None:
+            side.most_let_through = max(self.polytomic.limit.accepted.values(), default=0)
         side.s3 = self.s3.stats
-        side.longest_pause = self.client.longest_pause
+        side.longest_pause = self.polytomic.longest_pause
         side.workers = self.processes.workers
         side.finished = max(self.s3.stats.last_end, self.queue.last_end if self.queue is not None else 0.0) - EPOCH
         if self.queue is not None:
             side.dispatcher_peak, side.dispatcher_batches = self.queue.peak, self.queue.batches
         return side
 
-    def _client(self, durations: Mapping[str, float]) -> SimPolytomic:
+    def _polytomic(self, durations: Mapping[str, float], *, round_trip: float) -> Polytomic:
         platform = self.platform
-        return SimPolytomic(
+        return Polytomic(
             self.loop.clock,
             durations,
             limit=platform.rate_limit,
             wait=self.processes.wait,
-            call_seconds=platform.call_seconds,
+            call_seconds=round_trip,
             attempts=platform.attempts,
-            honour_retry_after=platform.honour_retry_after,
-            seed=platform.seed,
             ahead=platform.polytomic_ahead,
         )
 
@@ -716,10 +664,10 @@ class _PolicyWorld(_World):
         self.loop = loop
         self.platform = platform
         self.processes = Processes(loop, threaded=platform.timed)
-        self.client = self._client(durations)
+        self.polytomic = self._polytomic(durations, round_trip=platform.call_seconds)
         self.outcomes = Counter()
         self.sink = _counting(self.outcomes)
-        calls = Calls(self.client, MemoryDedup(), loop.clock)
+        calls = Calls(self.polytomic.client, MemoryDedup(), loop.clock)
         self.queue = SimQueue(
             loop,
             self.processes,
@@ -759,21 +707,26 @@ class _DirectNaive(_World):
     """The naive tool: one start per file, a 409 the final word; event by event on the loop.
 
     A burst of 100,000 objects makes it send millions of requests. It does what a trigger function
-    without a dispatch queue would, over the same `SimPolytomic` and retry policy (the real
-    client's): one start per action, in order; a 201 or a 409 is settled
-    (a retried invocation skips it, as the dedup table makes it a `duplicate`); a 429 is retried by
-    the client, and after its last attempt the action fails and so does the invocation, which
-    Lambda retries. `test_bench_bursts` holds the two to the same figures on a small burst.
+    without a dispatch queue would, against the same fake Polytomic behind the same gateway: one
+    start per action, in order; a 201 or a 409 is settled (a retried invocation skips it, as the
+    dedup table makes it a `duplicate`); a 429 is retried by its client (`NaiveClient`), and after
+    its last attempt the action fails and so does the invocation, which Lambda retries.
+    `test_bench_bursts` holds the two to the same figures on a small burst.
+
+    Its client is its own (a plain HTTP client with backoff), not polytrigger's, and it runs as
+    events rather than as a process, so the millions of 429s cost microseconds each: the gateway is
+    asked first (`Polytomic.admit`), and only what it lets through reaches the fake.
     """
 
     def __init__(self, loop: Loop, durations: Mapping[str, float], platform: Platform) -> None:
         self.loop = loop
         self.platform = platform
         self.processes = Processes(loop, threaded=False)
-        self.client = self._client(durations)
+        self.polytomic = self._polytomic(durations, round_trip=0.0)  # the loop waits the round trip itself
         self.outcomes = Counter()
         self.settled: set[FileKey] = set()
         self.s3 = self._function(self._start)
+        self.client = NaiveClient(platform, self.polytomic)
 
     def _start(self, file: _File, done: Done) -> None:
         invocation = _NaiveInvocation(file, self.loop.now + self.platform.timeout - SAFETY_MARGIN_SECONDS, done)
@@ -790,21 +743,44 @@ class _DirectNaive(_World):
             )
             return
         action = actions[index]
-        retry_after = self.client.admit("start")
+        retry_after = self.polytomic.admit("start")
         if retry_after is None:
-            key = f"{action.sync.id}/{action.trigger.key}"
-            answer = self.client.answer_start(action.sync.type, action.sync.id, key)
+            status = self.polytomic.start_plainly(action.sync.id)
             self.settled.add((action.sync.id, action.trigger.key))
-            self.outcomes["already_running" if isinstance(answer, str) else "started"] += 1
+            self.outcomes["already_running" if status == 409 else "started"] += 1
             self.loop.after(platform.call_seconds, partial(self._action, invocation, index + 1, 0))
             return
-        pause = self.client.pause(attempt + 1, retry_after, invocation.deadline)
+        pause = self.client.pause(attempt + 1, retry_after, self.loop.now, invocation.deadline)
         if pause is None:
             self.outcomes["failed"] += 1
             invocation.failed = True
             self.loop.after(platform.call_seconds, partial(self._action, invocation, index + 1, 0))
             return
         self.loop.after(platform.call_seconds + pause, partial(self._action, invocation, index, attempt + 1))
+
+
+class NaiveClient:
+    """The naive tool's own HTTP client: after a 429 it pauses with full jitter over the same capped
+    exponential as polytrigger's client, at least `Retry-After` only if the platform says it honours
+    it, and gives up after `attempts` requests or when the pause would end past the deadline."""
+
+    def __init__(self, platform: Platform, polytomic: Polytomic) -> None:
+        self.platform = platform
+        self.polytomic = polytomic
+        self.retry = RetryPolicy(attempts=platform.attempts)
+        self._rng = random.Random(platform.seed)
+
+    def pause(self, attempt: int, retry_after: float, now: float, deadline: float | None) -> float | None:
+        """After the `attempt`-th 429 of a call (sent at `now`), the pause before the next request; None
+        when it gives up."""
+        if attempt >= self.retry.attempts:
+            return None
+        jittered = self._rng.random() * min(self.retry.max_delay, self.retry.base_delay * 2.0**attempt)
+        pause = max(jittered, retry_after) if self.platform.honour_retry_after else jittered
+        if deadline is not None and now + self.platform.call_seconds + pause >= deadline:
+            return None
+        self.polytomic.longest_pause = max(self.polytomic.longest_pause, pause)
+        return pause
 
 
 @dataclass(slots=True)
@@ -841,7 +817,7 @@ def simulate(
         naive=plain.measure(landed, bounds),
         polytrigger=poly.measure(landed, bounds),
         messages=poly.queue.sent,
-        calls=poly.client.calls,
+        calls=poly.polytomic.calls,
         virtual_seconds=loop.now - EPOCH,
         wall_seconds=time.perf_counter() - wall,
     )
@@ -907,7 +883,8 @@ def _play(loop: Loop, scenario: Scenario | Prepared, worlds: Sequence[_World]) -
     for file in prepared.files:
         loop.at(file.landed, partial(_land, file, worlds))
     try:
-        loop.run()
+        with _seeded(worlds[0].platform.seed):
+            loop.run()
     finally:
         for world in worlds:
             world.processes.close()
@@ -933,7 +910,7 @@ def _why(what: str, reason: str) -> str:
 
 
 def _measure(
-    client: SimPolytomic,
+    polytomic: Polytomic,
     landed: Mapping[str, list[tuple[float, str]]],
     bounds: Mapping[str, float],
     outcomes: Counter[str],
@@ -943,7 +920,7 @@ def _measure(
     worst: float | None = None
     by_sync: dict[str, int] = {}
     for sync_id, arrivals in landed.items():
-        created = client.created("model", sync_id)
+        created = polytomic.created(sync_id)
         by_sync[sync_id] = len(created)
         executions += len(created)
         files += len(arrivals)

@@ -1,4 +1,4 @@
-"""100,000 objects landing within one minute: what a burst costs on the platform (issue 10, finding 11).
+"""100,000 objects landing within one minute: what a burst costs on the platform.
 
 The same simulation as the other bursts (benchmarks/sim.py), with the platform's limits switched
 on (benchmarks/platform.py): Lambda invocations of the S3 function limited to its concurrency

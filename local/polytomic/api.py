@@ -38,6 +38,7 @@ from local.polytomic.records import (
     error_body,
     is_uuid,
     iso,
+    moment,
 )
 from local.polytomic.webhooks import Webhook, Webhooks, loopback_target
 
@@ -113,7 +114,8 @@ class FakeApi:
     webhooks: Webhooks | None = None  # made on the fake's clock when not given
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _syncs: dict[str, SyncRecord] = field(default_factory=dict, repr=False)
-    _executions: list[ExecutionRecord] = field(default_factory=list, repr=False)
+    _executions: list[ExecutionRecord] = field(default_factory=list, repr=False)  # in creation order
+    _by_sync: dict[str, list[ExecutionRecord]] = field(default_factory=dict, repr=False)  # the same, per sync
 
     def __post_init__(self) -> None:
         if self.webhooks is None:
@@ -143,21 +145,38 @@ class FakeApi:
     def set_outcome(self, sync_id: str, outcome: str) -> None:
         """How the sync's runs end from now on, the runs in progress included."""
         checked: Outcome = check_outcome(outcome)
-        now = self.clock.monotonic()
+        now = self.clock.seconds()
         with self._lock:
             self._syncs[sync_id].outcome = checked
-            for record in self._executions:
-                if record.sync_id == sync_id and record.running_by_time(now):
+            for record in self._of(sync_id):
+                if record.running_by_time(now):
                     record.outcome = checked
 
     def set_active(self, sync_id: str, active: bool) -> None:
         with self._lock:
             self._syncs[sync_id].active = active
 
-    def executions(self, sync_id: str | None = None) -> list[Execution]:
-        now = self.clock.monotonic()
+    def add_run(
+        self,
+        sync_id: str,
+        created: float,
+        *,
+        run_seconds: float | None,
+        outcome: str | None,
+        execution_id: str | None,
+    ) -> str:
+        """A run no start through the API made (a schedule, the UI, another tool), begun at ``created``."""
         with self._lock:
-            return [e.snapshot(now) for e in self._executions if sync_id is None or e.sync_id == sync_id]
+            sync = self._syncs[sync_id]
+            record = self._record(sync, created, {}, None, LATEST_VERSION, execution_id=execution_id)
+            record.run_seconds = sync.run_seconds if run_seconds is None else run_seconds
+            record.outcome = sync.outcome if outcome is None else check_outcome(outcome)
+            return record.id
+
+    def executions(self, sync_id: str | None = None) -> list[Execution]:
+        now = self.clock.seconds()
+        with self._lock:
+            return [e.snapshot(now) for e in (self._executions if sync_id is None else self._of(sync_id))]
 
     def set_execution_status(self, execution_id: str, status: str) -> None:
         """Set the status from now on; an outcome's status (or bulk ``errors``) emits its terminal event."""
@@ -170,7 +189,7 @@ class FakeApi:
 
     def finish_running(self, sync_id: str | None, status: str) -> int:
         """Give every in-progress execution (of one sync, or all) a final status; returns how many."""
-        now = self.clock.monotonic()
+        now = self.clock.seconds()
         count = 0
         with self._lock:
             for record in self._executions:
@@ -181,7 +200,7 @@ class FakeApi:
 
     def events(self) -> list[FakeEvent]:
         """Every event of the last 48 hours (fake clock), oldest first."""
-        now = self.clock.monotonic()
+        now = self.clock.seconds()
         with self._lock:
             produced = [e for r in self._executions for e in execution_events(r, now, self.organization_id)]
         return retained(produced, self.clock.now())
@@ -190,6 +209,7 @@ class FakeApi:
         with self._lock:
             self._syncs.clear()
             self._executions.clear()
+            self._by_sync.clear()
         self.hooks.reset()
         self.clock.reset()
 
@@ -234,8 +254,8 @@ class FakeApi:
         options = model_options(body) if sync.kind == "model" else bulk_options(body, request.version)
         if not sync.active:
             raise ApiError(400, "sync_inactive", "sync is not active", {"sync_id": sync.id})
-        now = self.clock.monotonic()
-        running = [e for e in self._executions if e.sync_id == sync.id and e.status(now) in ACTIVE_STATUSES]
+        now = self.clock.seconds()
+        running = [e for e in self._of(sync.id) if e.status(now) in ACTIVE_STATUSES]
         if running:
             raise ApiError(
                 409,
@@ -243,33 +263,20 @@ class FakeApi:
                 "a sync execution is already running",
                 {"sync_id": sync.id, "execution_id": running[-1].id},
             )
-        record = ExecutionRecord(
-            id=str(uuid.uuid4()),
-            sync_id=sync.id,
-            kind=sync.kind,
-            options=options,
-            created_at=self.clock.now(),
-            created_mono=now,
-            run_seconds=sync.run_seconds,
-            idempotency_key=request.idempotency_key,
-            api_version=request.version,
-            sync_name=sync.name,
-            outcome=sync.outcome,
-        )
-        self._executions.append(record)
+        record = self._record(sync, now, options, request.idempotency_key, request.version)
         return {"data": record.render(now, status="created")}
 
     def _ep_list_executions(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)
-        now = self.clock.monotonic()
-        rendered = [e.render(now) for e in reversed(self._executions) if e.sync_id == sync.id]
+        now = self.clock.seconds()
+        rendered = [e.render(now) for e in reversed(self._of(sync.id))]
         return {"data": rendered, "pagination": {"next_page_token": None}}
 
     def _ep_get_execution(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)
-        for record in self._executions:
-            if record.id == params["exec_id"] and record.sync_id == sync.id:
-                return {"data": record.render(self.clock.monotonic())}
+        for record in self._of(sync.id):
+            if record.id == params["exec_id"]:
+                return {"data": record.render(self.clock.seconds())}
         raise ApiError(404, "not_found", "execution not found", {"execution_id": params["exec_id"]})
 
     def _ep_activate(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
@@ -288,8 +295,8 @@ class FakeApi:
 
     def _ep_status(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)
-        now = self.clock.monotonic()
-        mine = [e for e in self._executions if e.sync_id == sync.id]
+        now = self.clock.seconds()
+        mine = self._of(sync.id)
         current = next((e for e in reversed(mine) if e.status(now) in ACTIVE_STATUSES), None)
         return {
             "data": {
@@ -343,6 +350,38 @@ class FakeApi:
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _record(
+        self,
+        sync: SyncRecord,
+        created: float,
+        options: dict[str, Any],
+        key: str | None,
+        version: str,
+        *,
+        execution_id: str | None = None,
+    ) -> ExecutionRecord:
+        """A new execution of ``sync``, created at ``created`` (the fake clock's seconds), kept in order."""
+        record = ExecutionRecord(
+            id=execution_id or str(uuid.uuid4()),
+            sync_id=sync.id,
+            kind=sync.kind,
+            options=options,
+            created_at=moment(created),
+            created_seconds=created,
+            run_seconds=sync.run_seconds,
+            idempotency_key=key,
+            api_version=version,
+            sync_name=sync.name,
+            outcome=sync.outcome,
+        )
+        self._executions.append(record)
+        self._by_sync.setdefault(sync.id, []).append(record)
+        return record
+
+    def _of(self, sync_id: str) -> list[ExecutionRecord]:
+        """The sync's executions, in creation order (not a copy)."""
+        return self._by_sync.get(sync_id, [])
+
     def _find_webhook(self, params: dict[str, str]) -> Webhook:
         current = self.hooks.current
         if current is None or current.id != params["webhook_id"]:
@@ -352,16 +391,16 @@ class FakeApi:
     def _find_sync(self, params: dict[str, str]) -> SyncRecord:
         sync_id = params["sync_id"]
         kind: SyncKind = "bulk" if params["scope"] == "bulk/syncs" else "model"
-        sync = self._syncs.get(sync_id) if is_uuid(sync_id) else None
+        sync = self._syncs.get(sync_id)  # registered ids are UUIDs (add_sync checks): a crafted one is not there
         if sync is None or sync.kind != kind:
             raise ApiError(404, "not_found", "sync not found", {"sync_id": sync_id})
         return sync
 
     def _cancel_running(self, sync_id: str) -> int:
-        now = self.clock.monotonic()
+        now = self.clock.seconds()
         count = 0
-        for record in self._executions:
-            if record.sync_id == sync_id and record.status(now) in ACTIVE_STATUSES:
+        for record in self._of(sync_id):
+            if record.status(now) in ACTIVE_STATUSES:
                 record.set_status("canceled", self.clock.now())
                 count += 1
         return count

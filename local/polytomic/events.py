@@ -110,7 +110,7 @@ def _event(record: ExecutionRecord, phase: str, at: dt.datetime, organization_id
 
 
 def execution_events(record: ExecutionRecord, now: float, organization_id: str) -> list[FakeEvent]:
-    """The events an execution has produced by ``now`` (the fake clock's monotonic time)."""
+    """The events an execution has produced by ``now`` (the fake clock's epoch seconds)."""
     events = [_event(record, "running", record.created_at, organization_id)]
     ending = record.ending(now)
     if ending is not None:

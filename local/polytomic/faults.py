@@ -5,13 +5,20 @@ Two kinds of fault exist, because they behave differently for a client:
 - **proxy faults** -- 429/502/503/504 answers and dropped connections. They model
   the load balancers and gateways in front of Polytomic: the request never
   reaches Polytomic, nothing is executed and nothing is stored under an
-  ``Idempotency-Key``. They are applied before authentication.
+  ``Idempotency-Key``. They are applied before authentication. An injected 401
+  is answered there too: Polytomic refuses a key before it looks at the
+  ``Idempotency-Key``, so a refusal is never stored (a retry after re-reading
+  the secret is answered afresh).
 - **server faults** -- any other injected status (typically 500), and pure
   delays/holds. They model Polytomic itself misbehaving: they are applied after
   authentication, the version check and the ``Idempotency-Key`` reservation, so
   an injected 500 is stored and replayed for the same key, exactly like a real
   one. ``side_effects=True`` lets the request execute (the sync starts) and
   still answer with the injected status -- the "500, but it did start" case.
+- **in transit** (``in_transit=True``) -- Polytomic runs the request and stores
+  its own answer under the key as usual, but the client receives the injected
+  status and body, or no answer (``drop``): something between them mangled or
+  lost the answer. A retry with the same key gets Polytomic's stored answer.
 
 Queued faults are consumed strictly in order: a request takes the first queued
 fault that matches it, and only at the stage that fault belongs to.
@@ -31,6 +38,8 @@ from local.polytomic.http import Reply
 
 #: Statuses that come from the proxies in front of Polytomic, never from Polytomic itself.
 PROXY_STATUSES: frozenset[int] = frozenset({429, 502, 503, 504})
+#: Answered before the ``Idempotency-Key`` is looked at, so never stored: the proxies' and a refused key's.
+BEFORE_KEY_STATUSES: frozenset[int] = PROXY_STATUSES | {401}
 
 Stage = Literal["proxy", "server"]
 
@@ -66,6 +75,7 @@ class Fault:
     hold: bool = False
     side_effects: bool = False
     response_body: Any = UNSET
+    in_transit: bool = False
     reached: threading.Event = field(default_factory=threading.Event, repr=False)
     released: threading.Event = field(default_factory=threading.Event, repr=False)
     remaining: int = field(init=False)
@@ -77,14 +87,18 @@ class Fault:
             raise ValueError("a fault needs a status, drop=True, a delay or hold=True")
         if self.status is not None and not 100 <= self.status <= 599:
             raise ValueError(f"status {self.status} is not an HTTP status")
-        if self.side_effects and (self.stage == "proxy" or self.status is None):
+        if self.side_effects and (self.stage == "proxy" or self.status is None or self.in_transit):
             raise ValueError("side_effects only applies to an injected server status such as 500")
+        if self.in_transit and self.status is None and not self.drop:
+            raise ValueError("an answer lost or mangled in transit needs a status or drop=True")
         self.remaining = self.times
 
     @property
     def stage(self) -> Stage:
-        """Where the fault applies: in front of Polytomic (proxy) or inside it (server)."""
-        if self.drop or (self.status is not None and self.status in PROXY_STATUSES):
+        """Where the fault applies: in front of Polytomic (proxy) or inside it (server; in transit: after it)."""
+        if self.in_transit:
+            return "server"
+        if self.drop or (self.status is not None and self.status in BEFORE_KEY_STATUSES):
             return "proxy"
         return "server"
 
@@ -92,9 +106,9 @@ class Fault:
     def label(self) -> str:
         """A short description recorded on the ``Call`` the fault answered."""
         if self.drop:
-            return "drop"
+            return "transit:drop" if self.in_transit else "drop"
         if self.status is not None:
-            return f"status:{self.status}"
+            return f"transit:{self.status}" if self.in_transit else f"status:{self.status}"
         return "hold" if self.hold else "delay"
 
     def matches(self, method: str, path: str) -> bool:

@@ -36,6 +36,15 @@ class Reply:
     replayed: bool = False
 
 
+def encode(reply: Reply) -> tuple[bytes, str | None]:
+    """The bytes of an answer and their Content-Type: JSON, a text/html page, or nothing for a 204."""
+    if reply.status == 204:  # No Content: no body and no Content-Type, as HTTP requires
+        return b"", None
+    if isinstance(reply.body, str):
+        return reply.body.encode("utf-8"), "text/html; charset=utf-8"
+    return json.dumps(reply.body).encode("utf-8"), "application/json"
+
+
 #: (method, request target with query string, lower-cased headers, raw body) -> Reply
 Responder = Callable[[str, str, dict[str, str], bytes], Reply]
 
@@ -67,12 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
             return
-        if reply.status == 204:  # No Content: no body and no Content-Type, as HTTP requires
-            payload, content_type = b"", None
-        elif isinstance(reply.body, str):
-            payload, content_type = reply.body.encode("utf-8"), "text/html; charset=utf-8"
-        else:
-            payload, content_type = json.dumps(reply.body).encode("utf-8"), "application/json"
+        payload, content_type = encode(reply)
         self.send_response(reply.status)
         if content_type is not None:
             self.send_header("Content-Type", content_type)

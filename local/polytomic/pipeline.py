@@ -2,16 +2,17 @@
 
 Each step can answer and stop:
 
-1. global latency (``set_latency``);
-2. proxy faults (429/502/503/504, drops; queued or seeded random): answered
-   before Polytomic "sees" the request -- no auth, nothing executed, nothing stored;
+1. global latency (``set_latency``; on an injected clock, its ``sleep``);
+2. proxy faults (429/502/503/504, drops, an injected 401; queued or seeded random):
+   answered before Polytomic "sees" the request -- no auth, nothing executed, nothing stored;
 3. authentication (Bearer API key, or Basic ``organization_id:deployment_key``) -> 401;
 4. ``X-Polytomic-Version`` must be a supported version -> 400;
 5. on POSTs, ``Idempotency-Key``: invalid -> 400, stored -> replay, in flight -> 409,
    else reserve it;
 6. server faults (e.g. 500, delays, holds) and the endpoint logic (``api``);
-7. the answer is stored under the key (errors included) and sent; every
-   request is recorded as a ``Call``.
+7. the answer is stored under the key (errors included) and sent (a fault in
+   transit replaces what is sent, not what is stored); every request is
+   recorded as a ``Call``.
 
 Kept apart from ``server`` (the controls a test uses) so that each reads on its own.
 """
@@ -22,7 +23,7 @@ import base64
 import binascii
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -67,6 +68,7 @@ class PolytomicPipeline:
         api_keys: Iterable[str],
         deployment_keys: Iterable[tuple[str, str]],
         reject_reused_keys: bool,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.organization_id = api.organization_id
         self.reject_reused_keys = reject_reused_keys
@@ -80,13 +82,18 @@ class PolytomicPipeline:
         self._calls: list[Call] = []
         self._stopping = threading.Event()
         self._server: LoopbackServer | None = None
-        # The query string of the request this handler thread is answering. It travels beside
-        # `_answer(method, path, headers, raw)` so that signature stays as wrappers know it
-        # (reliability_load's rate limit replaces `_answer` on an instance).
+        self._injected_sleep = sleep  # latency and delays on an injected clock, instead of real waiting
+        # The query string and parsed body of the request this thread is answering. They travel
+        # beside `_answer(method, path, headers, raw)` so that signature stays as wrappers know it
+        # (the reliability load's rate limit replaces `_answer` on an instance).
         self._current = threading.local()
 
     def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
+        if seconds <= 0:
+            return
+        if self._injected_sleep is not None:
+            self._injected_sleep(seconds)
+        else:
             self._stopping.wait(seconds)  # wakes up at once when the fake stops
 
     def _wait(self, fault: Fault) -> None:
@@ -111,16 +118,25 @@ class PolytomicPipeline:
                     return "deployment_key"
         return None
 
-    def _respond(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Reply:
-        """Answer one request and record it (the HTTP server's responder)."""
+    def clock_seconds(self) -> float:
+        """The fake's time, epoch seconds."""
+        return self._api.clock.seconds()
+
+    def pause(self, seconds: float) -> None:
+        """Wait as the fake waits: on its injected ``sleep``, else for real (cut short when it stops)."""
+        self._sleep(seconds)
+
+    def respond(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Reply:
+        """Answer one request and record it (the HTTP server's responder; in process, the transport's)."""
         path, _, query = target.partition("?")
-        self._current.query = query
+        body = parse_body(raw)
+        self._current.query, self._current.body = query, body
         reply = self._answer(method, path, headers, raw)
         call = Call(
             method=method,
             path=path,
             headers=headers,
-            body=parse_body(raw),
+            body=body,
             status=0 if reply.drop else reply.status,
             response=None if reply.drop else reply.body,
             query=query,
@@ -161,7 +177,7 @@ class PolytomicPipeline:
                 message = "a request with this Idempotency-Key is in progress (being processed)"
                 return Reply(409, error_body(409, "idempotency_key_in_progress", message), echo)
             if isinstance(existing, StoredResponse):
-                if self.reject_reused_keys and (existing.path != path or existing.request_body != parse_body(raw)):
+                if self.reject_reused_keys and (existing.path != path or existing.request_body != self._parsed(raw)):
                     message = "Idempotency-Key was already used with a different request"
                     return Reply(422, error_body(422, "idempotency_key_reused", message), echo)
                 return Reply(existing.status, existing.body, echo, replayed=True)
@@ -169,32 +185,48 @@ class PolytomicPipeline:
         query = str(getattr(self._current, "query", ""))
         request = Request(method, path, raw, str(version), credential, key, query)
         try:
-            reply = self._execute(request, drawn)
+            reply, stored = self._execute(request, drawn)
         except BaseException:
             if key is not None:
                 self._idempotency.abandon(key)
             raise
         if key is not None:
-            if reply.drop:
+            if stored.drop:
                 self._idempotency.abandon(key)
             else:
-                stored = StoredResponse(reply.status, reply.body, method, path, parse_body(raw))
-                self._idempotency.complete(key, stored)
+                answer = StoredResponse(stored.status, stored.body, method, path, self._parsed(raw))
+                self._idempotency.complete(key, answer)
         return Reply(reply.status, reply.body, {**echo, **reply.headers}, reply.drop, reply.fault)
 
-    def _execute(self, request: Request, drawn: Fault | None) -> Reply:
-        """Server-side faults and the endpoint logic, inside the Idempotency-Key reservation."""
+    def _parsed(self, raw: bytes) -> Any:
+        """The request body as ``respond`` parsed it (once per request), or parsed now."""
+        body = getattr(self._current, "body", None)
+        return body if body is not None else parse_body(raw)
+
+    def _execute(self, request: Request, drawn: Fault | None) -> tuple[Reply, Reply]:
+        """Server-side faults and the endpoint logic, inside the Idempotency-Key reservation.
+
+        Returns what the client receives and what is stored under the key: the same answer, except
+        for a fault in transit (Polytomic's own answer is stored, the client gets the fault's).
+        """
         fault = self._faults.take("server", request.method, request.path) or drawn
         if fault is None:
             status, body = self._api.handle(request)
-            return Reply(status, body)
+            return Reply(status, body), Reply(status, body)
+        if fault.in_transit:
+            status, body = self._api.handle(request)
+            self._wait(fault)
+            return fault_reply(fault), Reply(status, body)
         executed = self._api.handle(request) if fault.status is None or fault.side_effects else None
         self._wait(fault)
         if self._stopping.is_set():
-            return Reply(0, drop=True, fault=fault.label)
+            dropped = Reply(0, drop=True, fault=fault.label)
+            return dropped, dropped
         if fault.status is None and executed is not None:
-            return Reply(executed[0], executed[1], fault=fault.label)
-        return fault_reply(fault)
+            answered = Reply(executed[0], executed[1], fault=fault.label)
+            return answered, answered
+        reply = fault_reply(fault)
+        return reply, reply
 
 
 def parse_body(raw: bytes) -> Any:

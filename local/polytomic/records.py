@@ -18,7 +18,8 @@ import datetime as dt
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 SyncKind = Literal["model", "bulk"]
@@ -86,11 +87,17 @@ def status_outcome(kind: SyncKind, status: str) -> tuple[str, Outcome | None]:
 
 
 class FakeClock:
-    """Real time plus an offset that only grows: tests jump ahead (run ends, 48 h retention) without sleeping."""
+    """The fake's time: a source of epoch seconds (the wall clock unless one is injected) plus an offset
+    that only grows, so tests jump ahead (run ends, 48 h retention) without sleeping.
 
-    def __init__(self) -> None:
+    An injected source (the simulation's virtual clock, a unit test's hand-moved clock) is the whole
+    of the fake's time: runs end and events are dated on it, so nothing depends on real waiting.
+    """
+
+    def __init__(self, source: Callable[[], float] | None = None) -> None:
         self._lock = threading.Lock()
         self._offset = 0.0
+        self.source: Callable[[], float] = source or time.time
 
     def advance(self, seconds: float) -> None:
         if seconds < 0:
@@ -107,13 +114,18 @@ class FakeClock:
         with self._lock:
             return self._offset
 
-    def now(self) -> dt.datetime:
-        """Wall-clock time (UTC): timestamps the API shows."""
-        return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.offset)
+    def seconds(self) -> float:
+        """Epoch seconds: what decides whether a run is still in progress, and what dates it."""
+        return self.source() + self._offset  # a float read is atomic: no lock on the hot path
 
-    def monotonic(self) -> float:
-        """Elapsed time: what decides whether a run is still in progress."""
-        return time.monotonic() + self.offset
+    def now(self) -> dt.datetime:
+        """The same moment as a UTC datetime: timestamps the API shows."""
+        return moment(self.seconds())
+
+
+def moment(seconds: float) -> dt.datetime:
+    """Epoch seconds as a UTC datetime."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 @dataclass
@@ -140,6 +152,7 @@ class Execution:
     created_at: dt.datetime
     idempotency_key: str | None
     api_version: str
+    created_seconds: float  # ``created_at`` as the fake's clock read it (epoch seconds), unrounded
 
 
 @dataclass
@@ -151,7 +164,7 @@ class ExecutionRecord:
     kind: SyncKind
     options: dict[str, Any]
     created_at: dt.datetime
-    created_mono: float
+    created_seconds: float
     run_seconds: float
     idempotency_key: str | None
     api_version: str
@@ -160,9 +173,12 @@ class ExecutionRecord:
     status_override: str | None = None
     override_outcome: Outcome | None = None
     finished_at: dt.datetime | None = None
+    # An ended execution renders the same until a test (or a cancel) sets its status: rendered once,
+    # since listing a sync's executions renders every one of them (the simulation lists thousands of times).
+    rendered: dict[str, Any] | None = field(default=None, repr=False)
 
     def running_by_time(self, now: float) -> bool:
-        return self.status_override is None and now - self.created_mono < self.run_seconds
+        return self.status_override is None and now - self.created_seconds < self.run_seconds
 
     def status(self, now: float) -> str:
         if self.status_override is not None:
@@ -173,6 +189,7 @@ class ExecutionRecord:
         """A test (or a cancel) decides the status from now on; an outcome status also ends it with an event."""
         self.status_override, self.override_outcome = status_outcome(self.kind, status)
         self.finished_at = at
+        self.rendered = None
 
     def ending(self, now: float) -> tuple[Outcome, dt.datetime] | None:
         """How and when the execution ended, if it has ended in a way that has an event."""
@@ -192,7 +209,15 @@ class ExecutionRecord:
         return self.created_at + dt.timedelta(seconds=self.run_seconds)
 
     def render(self, now: float, status: str | None = None) -> dict[str, Any]:
-        """The API's execution object; ``status`` forces it (a start answers ``created``)."""
+        """The API's execution object; ``status`` forces it (a start answers ``created``). Not to be changed."""
+        if status is None and self.rendered is not None:
+            return self.rendered
+        document = self._render(now, status)
+        if status is None and document["status"] not in ACTIVE_STATUSES:
+            self.rendered = document
+        return document
+
+    def _render(self, now: float, status: str | None) -> dict[str, Any]:
         shown = status or self.status(now)
         started = None if shown == "created" else self.created_at
         completed = None if status else self.completed_at(now)
@@ -245,4 +270,5 @@ class ExecutionRecord:
             created_at=self.created_at,
             idempotency_key=self.idempotency_key,
             api_version=self.api_version,
+            created_seconds=self.created_seconds,
         )

@@ -1,18 +1,20 @@
-"""A fake Polytomic REST API on 127.0.0.1, for tests and the demo.
+"""The fake Polytomic API: served on 127.0.0.1, or answered in process; for tests, the demo and the benchmarks.
 
-Why a fake and not mocks: polytrigger talks HTTP with urllib3, and the
-behaviours that matter (auth, the version header, envelopes, 409 while a run is
-in progress, ``Idempotency-Key`` replay and in-flight 409, dropped connections,
-slow answers) only show up over a real socket. The fake follows
-the Polytomic API notes (``polytomic-api.md``); the official ``polytomic`` SDK pointed at it is the
+Why a fake and not mocks: polytrigger talks HTTP with urllib3, and the behaviours
+that matter (auth, the version header, envelopes, 409 while a run is in progress,
+``Idempotency-Key`` replay and in-flight 409, dropped connections, slow answers)
+are Polytomic's, not a script's. The fake follows the Polytomic API notes
+(``polytomic-api.md``); the official ``polytomic`` SDK pointed at it is the
 independent check that its shapes are right.
 
-The request pipeline (latency, proxy faults, auth, version, ``Idempotency-Key``,
-server faults, endpoint) is ``pipeline``; the endpoints are
-``api``. Executions produce events (``events``: ``GET
-/api/events``) which the organisation's webhook receives, signed
-(``webhooks``), when a test says so (``deliver_webhooks``) or in the
-background. The fake has its own clock (real time plus ``advance_clock``).
+The same fake answers over a real socket (``start``: ``url``) where a test wants
+the wire, and without one (``in_process``: urllib3's interface, for the real
+client) where a unit test or the burst simulation wants speed and an injected
+clock (``clock``, ``sleep``). The request pipeline (latency, proxy faults, auth,
+version, ``Idempotency-Key``, server faults, endpoint) is ``pipeline``; the
+endpoints are ``api``. Executions produce events (``events``: ``GET
+/api/events``) which the organisation's webhook receives, signed (``webhooks``),
+when a test says so (``deliver_webhooks``) or in the background.
 
 Usage::
 
@@ -23,6 +25,9 @@ Usage::
         fake.subscribe_webhook("http://127.0.0.1:8123/hook", "s3cret")
         fake.finish_running(sync_id, "failed")
         report = fake.deliver_webhooks()  # the sync.failed event, signed, sent now
+
+    fake = FakePolytomic(clock=clock, sleep=clock.sleep)  # in process, on a test's clock
+    client = PolytomicClient(IN_PROCESS_URL, "2025-09-18", credentials, http=fake.in_process())
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from local.polytomic.api import SUPPORTED_VERSIONS, Execution, FakeApi, SyncKind
 from local.polytomic.faults import UNSET, Fault, RandomFaults, normalise_statuses
 from local.polytomic.http import LoopbackServer
 from local.polytomic.idempotency import StoredResponse
+from local.polytomic.inprocess import IN_PROCESS_URL, InProcess
 from local.polytomic.pipeline import Call, PolytomicPipeline
 from local.polytomic.records import FakeClock, Outcome
 from local.polytomic.webhooks import Delivery, DeliveryReport, DeliverySettings, Encoding, Webhook, sign
@@ -43,6 +49,7 @@ from local.service import LocalService
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "IN_PROCESS_URL",
     "SUPPORTED_VERSIONS",
     "Call",
     "Delivery",
@@ -50,6 +57,7 @@ __all__ = [
     "Execution",
     "FakePolytomic",
     "Fault",
+    "InProcess",
     "StoredResponse",
     "SyncRecord",
     "Webhook",
@@ -72,14 +80,19 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         *,
         organization_id: str | None = None,
         reject_reused_keys: bool = False,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         """``deployment_keys`` are ``(organization_id, key)`` pairs accepted as Basic auth.
 
         ``reject_reused_keys=True`` answers 422 when an ``Idempotency-Key`` is reused
         with a different path or body (unconfirmed for Polytomic; the default replays).
+        ``clock`` (epoch seconds) replaces the wall clock as the fake's time, and ``sleep``
+        the real waiting of latency and delays: a simulation's virtual clock, or a unit
+        test's hand-moved one (whose ``sleep`` moves it).
         """
-        api = FakeApi(organization_id=organization_id or str(uuid.uuid4()), clock=FakeClock())
-        super().__init__(api, api_keys, deployment_keys, reject_reused_keys)
+        api = FakeApi(organization_id=organization_id or str(uuid.uuid4()), clock=FakeClock(clock))
+        super().__init__(api, api_keys, deployment_keys, reject_reused_keys, sleep)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -88,7 +101,7 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         if self._server is not None:
             raise RuntimeError("FakePolytomic is already running")
         self._stopping.clear()
-        self._server = LoopbackServer(self._respond, self._stopping)
+        self._server = LoopbackServer(self.respond, self._stopping)
         self._server.start("fake-polytomic")
         return self
 
@@ -113,6 +126,11 @@ class FakePolytomic(PolytomicPipeline, LocalService):
     def url(self) -> str:
         """Base URL to use as ``POLYTOMIC_BASE_URL``: ``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
+
+    def in_process(self, *, latency: float = 0.0) -> InProcess:
+        """urllib3's interface answered by this fake without a socket (it need not be started):
+        ``PolytomicClient(IN_PROCESS_URL, ..., http=fake.in_process())``. See ``inprocess``."""
+        return InProcess(self, latency=latency)
 
     # -- credentials ----------------------------------------------------------------------
 
@@ -159,6 +177,25 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         self._api.add_sync(sync_id, kind, active, run_seconds, name or f"fake {kind} sync", outcome=outcome)
         return sync_id
 
+    def add_run(
+        self,
+        sync_id: str,
+        created: float | dt.datetime,
+        *,
+        run_seconds: float | None = None,
+        outcome: Outcome | None = None,
+        execution_id: str | None = None,
+    ) -> str:
+        """A run of the sync that no start through the API made (a schedule, the UI, another tool).
+
+        It began at ``created`` (epoch seconds on the fake's clock, or a datetime) and, like a
+        started one, is in progress for ``run_seconds`` after it (default: the sync's) and then
+        ends with ``outcome`` (default: the sync's), events included. Returns its id. (A run dated
+        after the fake's now counts as in progress: ``set_execution_status`` ends it outright.)
+        """
+        seconds = created.timestamp() if isinstance(created, dt.datetime) else float(created)
+        return self._api.add_run(sync_id, seconds, run_seconds=run_seconds, outcome=outcome, execution_id=execution_id)
+
     def set_outcome(self, sync_id: str, outcome: Outcome) -> None:
         """How the sync's runs end from now on, including the runs in progress."""
         self._api.set_outcome(sync_id, outcome)
@@ -191,10 +228,20 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         """What the fake will replay for this ``Idempotency-Key``, if anything."""
         return self._idempotency.get(idempotency_key)
 
+    def hold_key(self, idempotency_key: str) -> None:
+        """Another request with this ``Idempotency-Key`` is being processed, until ``release_key``:
+        every request with it meanwhile gets the in-flight 409 (no thread has to be held)."""
+        if self._idempotency.begin(idempotency_key) is not None:
+            raise ValueError("that Idempotency-Key is already in flight or has a stored answer")
+
+    def release_key(self, idempotency_key: str) -> None:
+        """The held request ended without an answer: the key is free again."""
+        self._idempotency.abandon(idempotency_key)
+
     # -- the clock, events and the webhook -------------------------------------------------
 
     def now(self) -> dt.datetime:
-        """The fake's time (UTC): real time plus every ``advance_clock``."""
+        """The fake's time (UTC): its clock (the wall clock unless injected) plus every ``advance_clock``."""
         return self._api.clock.now()
 
     def advance_clock(self, seconds: float) -> None:
@@ -273,6 +320,7 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         hold: bool = False,
         side_effects: bool = False,
         response_body: Any = UNSET,
+        in_transit: bool = False,
     ) -> Fault:
         """Queue a fault for the next ``times`` matching requests (see ``faults``).
 
@@ -281,6 +329,8 @@ class FakePolytomic(PolytomicPipeline, LocalService):
         ``Idempotency-Key`` (a retry meanwhile gets the in-flight 409). ``drop`` closes the connection without
         an answer. ``hold`` parks the request until ``fault.release()``.
         ``response_body`` overrides the error body (a str is sent as text/html).
+        ``in_transit`` lets Polytomic run the request and store its own answer, and sends the
+        client the injected status/body (or nothing, with ``drop``) instead.
         """
         fault = Fault(
             status=status,
@@ -293,6 +343,7 @@ class FakePolytomic(PolytomicPipeline, LocalService):
             hold=hold,
             side_effects=side_effects,
             response_body=response_body,
+            in_transit=in_transit,
         )
         return self._faults.add(fault)
 

@@ -67,7 +67,7 @@ def test_dedup_key_ignores_the_route_name_and_activate_first() -> None:
 
 
 def test_a_start_with_options_is_another_action_than_the_plain_start() -> None:
-    """Review finding 14: a plain route and a resync route on one sync shared a key; the resync was dropped."""
+    """A plain route and a resync route on one sync once shared a key, and the resync was dropped."""
     resync = Action(route="full", kind="start", sync=SyncTarget(id=SYNC, options=(("resync", True),)), trigger=upload())
     assert resync.dedup_key != action().dedup_key
     assert resync.dedup_scope != action().dedup_scope

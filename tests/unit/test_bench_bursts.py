@@ -20,25 +20,25 @@ from benchmarks.sim import (
     SQS_VISIBILITY_TIMEOUT,
     Landing,
     Loop,
+    NaiveClient,
+    Polytomic,
     Received,
     RouteSpec,
     Scenario,
-    SimPolytomic,
     SimQueue,
     SyncSpec,
     simulate,
     simulate_one,
     staleness_bound,
 )
-from local.memory import MemoryDedup
+from local.polytomic import FakePolytomic
 from polytrigger.core.actions import Action, SyncTarget
-from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch import deferrals as deferred
 from polytrigger.dispatch.deferrals import window_id
 from polytrigger.dispatch.messages import Message, deferred_start, window_flush
-from polytrigger.dispatch.ports import DedupBusy, Queue, Window
-from polytrigger.polytomic.contract import AlreadyRunning, PolytomicApi, Transient
+from polytrigger.dispatch.ports import Queue, Window
+from polytrigger.polytomic.contract import AlreadyRunning, PolytomicApi, Throttled
 
 SYNC = bursts.sync_id(7)
 
@@ -106,10 +106,12 @@ def test_main_exits_non_zero_when_a_target_is_missed(
     assert "FAILED: a: 200 files" in out
 
 
-def test_sim_polytomic_runs_answers_409_and_replays_keys() -> None:
+def test_the_simulations_polytomic_is_the_shared_fake_on_the_virtual_clock() -> None:
+    """Runs end, 409s and replays come from the local stack's fake, on virtual time, through the real client."""
     loop = Loop()
-    sim = SimPolytomic(loop.clock, {SYNC: 90})
-    client: PolytomicApi = sim  # the port, structurally
+    polytomic = Polytomic(loop.clock, {SYNC: 90})
+    client: PolytomicApi = polytomic.client
+    assert isinstance(polytomic.fake, FakePolytomic)
 
     first = client.start("model", SYNC, {}, idempotency_key="key-00001")
     loop.now = EPOCH + 30
@@ -125,7 +127,8 @@ def test_sim_polytomic_runs_answers_409_and_replays_keys() -> None:
     assert [item["id"] for item in listed] == [second.id, first.id]  # newest first
     assert listed[0]["created_at"].endswith("Z")
     assert listed[0]["status"] == "running"
-    assert sim.created("model", SYNC) == [EPOCH, EPOCH + 90]
+    assert polytomic.created(SYNC) == [EPOCH, EPOCH + 90]
+    assert polytomic.calls == Counter({"start": 5, "executions": 1})
 
 
 def action_at(moment: float) -> Action:
@@ -166,31 +169,6 @@ def test_sim_queue_delivers_typed_messages_through_json_later_and_redelivers_fai
 
     queue.park(window, "a person should look")
     assert sim.parked[-1] == (window, "a person should look")
-
-
-def test_memory_dedup_remembers_settled_outcomes_only() -> None:
-    dedup = MemoryDedup()
-    action = action_at(EPOCH)
-    started = Outcome.of(action, "started", execution_id="e1")
-    failed = Outcome.of(action, "failed", reason="no")
-
-    assert dedup.once("failing", lambda: failed) == failed
-    assert dedup.once("failing", lambda: started) == started  # a failure is not remembered
-    again = dedup.once("failing", lambda: failed)
-    assert (again.status, again.execution_id, again.reason) == ("duplicate", "e1", "already started for this trigger")
-
-    def boom() -> Outcome:
-        raise RuntimeError("down")
-
-    with pytest.raises(RuntimeError):
-        dedup.once("raising", boom)
-    assert dedup.once("raising", lambda: started) == started  # nor is an exception
-
-    def reentrant() -> Outcome:
-        return dedup.once("busy", lambda: started)
-
-    with pytest.raises(DedupBusy):
-        dedup.once("busy", reentrant)  # a key whose first call has not finished
 
 
 def test_polytrigger_runs_on_the_virtual_clock_only(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -362,22 +340,38 @@ def test_processes_interleave_in_virtual_time_and_an_inline_one_cannot_wait() ->
     assert isinstance(errors[0], RuntimeError)
 
 
-def test_the_client_waits_retry_after_only_when_it_honours_it_and_gives_up_in_time() -> None:
+def test_the_gateway_answers_429_over_its_rate_limit_and_polytriggers_client_waits_retry_after() -> None:
     loop = Loop()
-    honouring = SimPolytomic(loop.clock, {SYNC: 90}, limit=1, call_seconds=0.1, seed=3)
-    ignoring = SimPolytomic(loop.clock, {SYNC: 90}, limit=1, call_seconds=0.1, honour_retry_after=False, seed=3)
 
-    for client in (honouring, ignoring):
-        assert client.admit("start") is None
-        assert client.admit("start") == 1.0  # the second request in the same second: 429, Retry-After 1
-    assert all((honouring.pause(1, 1.0, None) or 0) >= 1.0 for _ in range(20))
-    assert all((ignoring.pause(1, 1.0, None) or 0) <= 0.4 for _ in range(20))  # full jitter over 0.2 * 2
-    assert honouring.pause(3, 1.0, None) is None  # the third 429 of a call is the last: Transient
-    assert honouring.pause(1, 1.0, EPOCH + 1.05) is None  # a pause past the deadline is not taken
-    assert honouring.calls == Counter({"start": 2, "429": 1})
+    def wait(seconds: float) -> None:  # the process's wait, outside a process: time just moves on
+        loop.now += seconds
 
-    with pytest.raises(Transient):  # outside a process nothing waits: three 429s in the same second
-        honouring.start("model", SYNC, {}, idempotency_key="key-00003")
+    other = bursts.sync_id(8)
+    polytomic = Polytomic(loop.clock, {SYNC: 90, other: 90}, limit=1, wait=wait, call_seconds=0.1)
+    assert polytomic.admit("start") is None
+    assert polytomic.admit("start") == 1.0  # the second request in the same second: 429, Retry-After 1
+    assert polytomic.calls == Counter({"start": 2, "429": 1})
+
+    loop.now = EPOCH + 10.5
+    polytomic.client.start("model", SYNC, {}, idempotency_key="key-00001")  # the first of second 10: through
+    polytomic.client.start("model", other, {}, idempotency_key="key-00002")  # 429; after Retry-After, through
+    assert polytomic.longest_pause >= 1.0  # at least Retry-After: into the next second
+    assert [len(polytomic.fake.executions(sync)) for sync in (SYNC, other)] == [1, 1]  # the 429 did nothing
+    with pytest.raises(Throttled):  # in that second again: a pause past its deadline is not taken
+        polytomic.client.start("model", SYNC, {}, idempotency_key="key-00003", deadline=loop.now + 1.05)
+    assert polytomic.calls == Counter({"start": 6, "429": 3})
+
+
+def test_the_naive_client_ignores_retry_after_and_gives_up_after_its_attempts_or_at_its_deadline() -> None:
+    loop = Loop()
+    platform = Platform(call_seconds=0.1, honour_retry_after=False, seed=3)
+    naive = NaiveClient(platform, Polytomic(loop.clock, {SYNC: 90}))
+    honouring = NaiveClient(replace(platform, honour_retry_after=True), Polytomic(loop.clock, {SYNC: 90}))
+
+    assert all((naive.pause(1, 1.0, EPOCH, None) or 0) <= 0.4 for _ in range(20))  # full jitter over 0.2 * 2
+    assert all((honouring.pause(1, 1.0, EPOCH, None) or 0) >= 1.0 for _ in range(20))
+    assert honouring.pause(3, 1.0, EPOCH, None) is None  # the third 429 of a call is the last
+    assert honouring.pause(1, 1.0, EPOCH, EPOCH + 1.05) is None  # a pause past the deadline is not taken
 
 
 def test_when_polytomic_lets_nothing_through_every_file_is_parked_none_dropped() -> None:

@@ -30,7 +30,7 @@ from polytrigger.dispatch.deferrals import (
 )
 from polytrigger.dispatch.messages import WINDOW_PREFIX, DeferredStart, WindowFlush, deferred_start, window_flush
 from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, RetryLater, Window, WindowsUnavailable
-from tests.unit.dispatch_stubs import Clock, LateArrival
+from tests.unit.dispatch_support import Clock, LateArrival
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 BULK = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"
@@ -413,7 +413,7 @@ def test_a_window_store_that_cannot_be_used_is_retried_later(failing: str) -> No
 
 
 def test_an_overdue_window_is_replaced_not_joined() -> None:
-    """Review finding 4: a file ~58 min after the deadline was still absorbed into a window with no message."""
+    """A file ~58 min after the deadline was once still absorbed into a window with no message."""
     windows, queue = MemoryWindows(), MemoryQueue()
     wid = window_id(action())
     due = T0 - OVERDUE_WINDOW_SECONDS - 1  # quiet since `due - 60`: its flush was due at `due`; nothing came
@@ -447,8 +447,8 @@ def test_a_window_due_exactly_at_the_cut_off_is_still_joined(last: float, deadli
 
 
 def test_an_unconfirmed_window_gets_its_message_sent_again_by_the_next_file() -> None:
-    """Review finding 4: the opener died between opening the window and sending its message; the retry
-    (or the next file) answered `coalesced` with nothing queued, and the files were never started."""
+    """The opener died between opening the window and sending its message; the retry (or the next
+    file) once answered `coalesced` with nothing queued, and the files were never started."""
     windows, queue, opener = MemoryWindows(), MemoryQueue(), action("orders/a.csv")
     wid = window_id(opener)
     opened_at = T0 - UNCONFIRMED_WINDOW_SECONDS
@@ -504,7 +504,7 @@ def test_a_file_joining_a_window_its_opener_is_still_confirming_waits_for_it_the
 
 def test_a_quick_retry_of_an_opener_whose_send_and_close_failed_sends_the_message() -> None:
     """The opener's send failed and so did its close; its retry came at once: it found its own window
-    unconfirmed and answered `coalesced` with nothing queued (review finding 4, found again in make reliability)."""
+    unconfirmed and answered `coalesced` with nothing queued (found again by make reliability)."""
     clock = Clock(T0)
     windows, queue = MemoryWindows(), MemoryQueue()
     wid = window_id(action())
@@ -689,7 +689,7 @@ def test_send_queues_a_message_or_asks_for_a_retry() -> None:
 def test_coverage_starts_after_the_trigger_and_its_receipt_with_a_margin(
     trigger: str, received: float, since: float
 ) -> None:
-    """Review finding 6: EventBridge's whole-second time let a run created up to ~1 s before the file count."""
+    """EventBridge's whole-second time once let a run created up to ~1 s before the file count."""
     moment = datetime.fromisoformat(trigger)
     assert coverage_since(moment, received) == since
 

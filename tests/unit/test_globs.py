@@ -183,7 +183,7 @@ def test_a_glob_without_wildcards_rejects_any_one_character_change(key: str, whe
 # tests bound the work without timing anything.
 
 ADVERSARIAL: list[tuple[str, Callable[[int], str]]] = [
-    ("**/**/**/**/x", lambda n: "a/" * n),  # the review's case (n = 341: 682 characters)
+    ("**/**/**/**/x", lambda n: "a/" * n),  # as a regex, 11 s for n = 341 (682 characters)
     ("**/**/**/**/x", lambda n: "a/" * n + "y"),
     ("**/a/**/a/**/a/**/b", lambda n: "a/" * n + "c"),
     ("*a*a*a*a*a*a*b", lambda n: "a" * (2 * n)),

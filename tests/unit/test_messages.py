@@ -226,8 +226,8 @@ PINNED_ACTION_JSON = (
     ' "bucket": "acme-landing", "key": "orders/2026-11-23.csv", "event": "created", "sequencer": "0055AED6DCD9",'
     ' "schedule": ""}, "debounce": 60, "max_wait": 300}'
 )
-# The start options became part of the dedup key (review finding 14: a resync and a plain start of one
-# sync for one trigger are two actions); a plain start keeps its key (tests/unit/test_actions.py pins it).
+# The start options are part of the dedup key (a resync and a plain start of one sync for one trigger
+# are two actions); a plain start keeps its key (tests/unit/test_actions.py pins it).
 PINNED_DEDUP_KEY = "760c97ec36757f432bad269933376e7e5ebf80b12c8cf6f69b5df80c7422864d"
 PINNED_WINDOW = "polytrigger#window#a1c72cb48e037278b981606c56b3d4b0a8c1ebb514957470e20c6c8410f58f1b"
 PINNED_DEFERRED_ID = "5ac3c81bb436ceb22c41c70ecdde22d1a749eed875267097d824de94b4e9bdac"  # from the dedup key

@@ -1,5 +1,5 @@
-"""DispatchPolicy.perform_message: what a message from the dispatch queue does, with a scripted Polytomic and the in-memory
-dedup table, windows and queue.
+"""DispatchPolicy.perform_message: what a message from the dispatch queue does, against the fake Polytomic in process
+(with the real client) and the in-memory dedup table, windows and queue.
 
 A deferred start is covered by a run since its trigger, started, deferred again, or parked; a window
 flush waits for quiet, then starts once for every file it gathered, or defers past its last file.
@@ -22,21 +22,16 @@ from polytrigger.dispatch.deferrals import SKEW_SECONDS, Deferrals, window_id
 from polytrigger.dispatch.messages import DeferredStart, WindowFlush, deferred_start, window_flush
 from polytrigger.dispatch.policy import DispatchPolicy
 from polytrigger.dispatch.ports import Window, WindowsUnavailable
-from polytrigger.polytomic.contract import AlreadyRunning, PolytomicError, Rejected, Throttled, Transient
-from tests.unit.dispatch_stubs import Clock, LateArrival, StubClient
+from tests.unit.dispatch_support import ATTEMPTS, COVERING, RUNNING, SYNC, Clock, LateArrival, Polytomic
 
-SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
-EXECUTION = "9b2e1c4d-5f6a-4b7c-8d9e-0f1a2b3c4d5e"
-COVERING = "0a1b2c3d-4e5f-4a6b-8c7d-8e9f0a1b2c3d"
 OLDER = "5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a"
 T0 = 1_795_000_000.0  # a fixed "now", epoch seconds
-DEADLINE = 12345.0
-RUNNING = AlreadyRunning("POST /api/syncs/x/executions: Polytomic answered 409: running", status=409)
+DEADLINE = T0 + 300  # the dispatcher invocation's: after every moment these tests reach
 
 
 @dataclass
 class World:
-    api: StubClient
+    api: Polytomic
     dedup: MemoryDedup
     queue: MemoryQueue
     windows: MemoryWindows
@@ -53,11 +48,16 @@ class World:
         return outcome
 
 
-def world(windows: MemoryWindows | None = None, clock: Clock | None = None, *, max_age: float = 21600) -> World:
-    api, dedup, queue, clock = StubClient(), MemoryDedup(), MemoryQueue(), clock or Clock(T0)
+def world(
+    windows: MemoryWindows | None = None, clock: Clock | None = None, *, max_age: float = 21600, first_delay: int = 30
+) -> World:
+    dedup, queue, clock = MemoryDedup(), MemoryQueue(), clock or Clock(T0)
+    api = Polytomic(clock)
     windows = windows if windows is not None else MemoryWindows()
-    deferrals = Deferrals(queue, windows, max_age=max_age, first_delay=30, clock=clock, sleep=clock.sleep)
-    return World(api, dedup, queue, windows, clock, deferrals, DispatchPolicy(Calls(api, dedup), deferrals))
+    deferrals = Deferrals(queue, windows, max_age=max_age, first_delay=first_delay, clock=clock, sleep=clock.sleep)
+    return World(
+        api, dedup, queue, windows, clock, deferrals, DispatchPolicy(Calls(api.client, dedup, clock), deferrals)
+    )
 
 
 def action(key: str = "orders/a.csv", *, sequencer: str = "01", **sync: Any) -> Action:
@@ -94,13 +94,14 @@ def test_a_run_created_since_the_trigger_covers_a_deferred_start(after: float) -
 
 
 def test_a_deferred_start_with_no_run_since_its_trigger_starts_under_its_message_id() -> None:
-    w, a = world(), action(options=(("schemas", ("public.a",)),))
+    w, a = world(), action(type="bulk", options=(("schemas", ("public.a",)),))
+    w.api.knows(a)
     w.api.ran(OLDER, T0 - 5.001)  # a moment before the trigger: it did not see the file
     message = deferred_start(a, since=T0 - 5, attempt=2, first_at=T0 - 30)
 
     outcome = w.perform(message)
 
-    assert outcome == Outcome.of(a, "started", execution_id=EXECUTION)
+    assert outcome == Outcome.of(a, "started", execution_id=w.api.started_id)
     # a new Idempotency-Key, not the action's: Polytomic would replay the first 409 for that
     assert w.api.started == [(SYNC, {"schemas": ["public.a"]}, message.id)]
     assert w.api.operations.count("executions") == 1
@@ -114,7 +115,7 @@ def test_a_start_that_no_other_run_does_is_never_covered() -> None:
 
     outcome = w.perform(message)
 
-    assert (outcome.status, outcome.execution_id) == ("started", EXECUTION)
+    assert (outcome.status, outcome.execution_id) == ("started", w.api.started_id)
     assert w.api.operations.count("executions") == 0
     assert w.api.start_keys == [message.id]
 
@@ -139,12 +140,12 @@ def test_only_a_plain_start_can_be_covered_by_another_run(options: tuple[Any, ..
 
 def test_a_deferred_start_that_meets_another_409_is_deferred_again_with_a_longer_wait() -> None:
     w, a = world(), action()
-    w.api.will_start(RUNNING)
+    w.api.busy(since=T0 - 600)  # since before the trigger: it does not cover the file
     message = deferred_start(a, since=T0 - 5, attempt=2, first_at=T0 - 90)
 
     outcome = w.perform(message)
 
-    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 120 s")
+    assert (outcome.status, outcome.reason) == ("deferred", f"{RUNNING}; retrying in 120 s")
     # the next attempt keeps what the trigger needs (since) and when the waiting began (first_at)
     assert w.queue.sent == [(deferred_start(a, since=T0 - 5, attempt=3, first_at=T0 - 90), 120)]
     assert w.api.start_keys == [message.id]
@@ -152,16 +153,14 @@ def test_a_deferred_start_that_meets_another_409_is_deferred_again_with_a_longer
 
 def test_a_deferred_start_waiting_too_long_is_parked() -> None:
     w, a = world(max_age=3600), action()
-    w.api.will_start(RUNNING)
+    w.api.busy(since=T0 - 9000)
     message = deferred_start(a, since=T0 - 7205, attempt=7, first_at=T0 - 7200)
 
     outcome = w.perform(message)
 
     assert outcome.status == "failed"
     assert not outcome.retryable  # accounted for in the dead-letter queue: the message is done
-    assert outcome.reason == (
-        "Polytomic answered 409: running; still not started after 7200 s of retries (limit 3600 s): parked"
-    )
+    assert outcome.reason == f"{RUNNING}; still not started after 7200 s of retries (limit 3600 s): parked"
     assert w.queue.parked == [(deferred_start(a, since=T0 - 7205, attempt=8, first_at=T0 - 7200), outcome.reason)]
     assert w.queue.sent == []
 
@@ -169,15 +168,15 @@ def test_a_deferred_start_waiting_too_long_is_parked() -> None:
 def test_a_parked_message_moved_back_gets_a_fresh_wait() -> None:
     """A person moved it back from the dead-letter queue: its age counts from now, its attempts go on."""
     w, a = world(max_age=3600), action()
-    w.api.will_start(RUNNING)
+    w.api.busy(since=T0 - 9000)
     parked = replace(
         deferred_start(a, since=T0 - 7205, attempt=7, first_at=T0 - 7200),
-        parked_because="Polytomic answered 409: running; still not started after 3600 s of retries: parked",
+        parked_because=f"{RUNNING}; still not started after 3600 s of retries: parked",
     )
 
     outcome = w.perform(parked)
 
-    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 900 s")
+    assert (outcome.status, outcome.reason) == ("deferred", f"{RUNNING}; retrying in 900 s")
     assert w.queue.sent == [(deferred_start(a, since=T0 - 7205, attempt=8, first_at=T0), 900)]
     assert w.queue.parked == []
 
@@ -198,13 +197,13 @@ def test_a_redelivered_deferred_start_is_done_once() -> None:
     first, again = w.perform(message), w.perform(message)
 
     assert first.status == "started"
-    assert (again.status, again.execution_id) == ("duplicate", EXECUTION)
+    assert (again.status, again.execution_id) == ("duplicate", w.api.started_id)
     assert len(w.api.started) == 1
 
 
 def test_a_409_whose_deferral_cannot_be_queued_is_retried_and_not_remembered() -> None:
     w, a = world(), action()
-    w.api.will_start(RUNNING, RUNNING)
+    w.api.busy(since=T0 - 600)
     w.queue.unavailable = "AWS.SimpleQueueService.NonExistentQueue"
     message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
 
@@ -213,8 +212,7 @@ def test_a_409_whose_deferral_cannot_be_queued_is_retried_and_not_remembered() -
     assert outcome.status == "failed"
     assert outcome.retryable  # the message returns to the queue: the start is not lost
     assert outcome.reason == (
-        "Polytomic answered 409: running; deferring it failed: AWS.SimpleQueueService.NonExistentQueue;"
-        " the event will be retried"
+        f"{RUNNING}; deferring it failed: AWS.SimpleQueueService.NonExistentQueue; the event will be retried"
     )
     w.queue.unavailable = None
     assert w.perform(message).status == "deferred"  # the redelivery does it again
@@ -222,24 +220,24 @@ def test_a_409_whose_deferral_cannot_be_queued_is_retried_and_not_remembered() -
 
 
 @pytest.mark.parametrize(
-    ("error", "retryable"),
+    ("status", "answer", "retryable"),
     [
-        (Transient("GET /api/syncs/x/executions: Polytomic answered 503", status=503), True),
-        (Rejected("GET /api/syncs/x/executions: Polytomic answered 404", status=404), False),
+        (503, "Polytomic answered 503: unavailable", True),
+        (404, "Polytomic answered 404: not found", False),
     ],
 )
 def test_a_deferred_start_that_cannot_look_for_a_covering_run_starts_nothing(
-    error: PolytomicError, retryable: bool
+    status: int, answer: str, retryable: bool
 ) -> None:
     w, a = world(), action()
-    w.api.will_list(error)
+    w.api.fake.inject(status, method="GET", times=ATTEMPTS, response_body={"message": answer.split(": ")[1]})
     message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
 
     outcome = w.perform(message)
 
     assert (outcome.status, outcome.retryable, outcome.parked) == ("failed", retryable, not retryable)
     assert outcome.reason is not None
-    assert outcome.reason.startswith(f"looking for a run since the trigger failed: {error.reason}")
+    assert outcome.reason.startswith(f"looking for a run since the trigger failed: {answer}")
     assert w.api.started == []
     assert message.id not in w.dedup.records
     # a retry cannot fix a 404: the message is parked with the reason before it is acknowledged
@@ -250,10 +248,9 @@ def test_a_deferred_start_that_cannot_look_for_a_covering_run_starts_nothing(
 
 @pytest.mark.parametrize("message_kind", ["deferred", "window"])
 def test_a_queued_start_polytomic_refuses_is_parked_with_the_reason(message_kind: str) -> None:
-    """Review finding 3: a 400/403/404/422 became `failed` and the message was deleted, parked nowhere."""
+    """A 400/403/404/422 once became `failed` and the message was deleted, parked nowhere."""
     w, a = world(), action()
-    refused = Rejected("POST /api/syncs/x/executions: Polytomic answered 422: sync is misconfigured", status=422)
-    w.api.will_start(refused)
+    w.api.fake.inject(422, method="POST", response_body={"message": "sync is misconfigured"})
     message: DeferredStart | WindowFlush = (
         deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
         if message_kind == "deferred"
@@ -270,7 +267,7 @@ def test_a_queued_start_polytomic_refuses_is_parked_with_the_reason(message_kind
 
 def test_a_refused_start_that_cannot_be_parked_goes_back_to_the_queue() -> None:
     w, a = world(), action()
-    w.api.will_start(Rejected("POST /api/syncs/x/executions: Polytomic answered 404: no such sync", status=404))
+    w.api.fake.inject(404, method="POST", response_body={"message": "no such sync"})
     w.queue.unavailable = "AWS.SimpleQueueService.NonExistentQueue"
 
     outcome = w.perform(deferred_start(a, since=T0 - 5, attempt=1, first_at=T0))
@@ -312,7 +309,9 @@ def test_a_window_still_receiving_files_waits_for_quiet_then_starts_once_for_all
 
     outcome = w.perform(second)  # a new message id: not a duplicate of the first
 
-    assert outcome == Outcome.of(first.action, "started", execution_id=EXECUTION, reason="one start for 3 trigger(s)")
+    assert outcome == Outcome.of(
+        first.action, "started", execution_id=w.api.started_id, reason="one start for 3 trigger(s)"
+    )
     assert w.api.start_keys == [second.id]
     assert w.windows.windows == {}
 
@@ -325,7 +324,10 @@ def test_a_quiet_window_starts_once_for_every_file_and_a_redelivery_is_a_duplica
     outcome, again = w.perform(message), w.perform(message)
 
     assert outcome == Outcome.of(
-        action("orders/0.csv", sequencer="00"), "started", execution_id=EXECUTION, reason="one start for 5 trigger(s)"
+        action("orders/0.csv", sequencer="00"),
+        "started",
+        execution_id=w.api.started_id,
+        reason="one start for 5 trigger(s)",
     )
     assert again.status == "duplicate"
     assert w.api.started == [(SYNC, {}, message.id)]  # the message id is the Idempotency-Key
@@ -337,7 +339,7 @@ def test_a_window_closed_by_an_attempt_whose_start_failed_still_starts() -> None
     w = world()
     message = burst(w, 2)
     w.clock.now = T0 + 61
-    w.api.will_start(Transient("POST /api/syncs/x/executions: Polytomic answered 503", status=503))
+    w.api.fake.inject(503, method="POST", times=ATTEMPTS)  # every attempt of the client's call
 
     failed = w.perform(message)
 
@@ -346,7 +348,7 @@ def test_a_window_closed_by_an_attempt_whose_start_failed_still_starts() -> None
 
     retried = w.perform(message)  # the redelivery finds the window closed: it starts anyway
 
-    assert retried == Outcome.of(message.action, "started", execution_id=EXECUTION)
+    assert retried == Outcome.of(message.action, "started", execution_id=w.api.started_id)
     assert w.api.start_keys == [message.id, message.id]  # the same Idempotency-Key: Polytomic started at most once
 
 
@@ -356,17 +358,18 @@ def test_a_window_flush_that_meets_a_409_defers_since_its_last_file_not_before_i
     a = action()
     w = world(LateArrival(clock, at=T0 + 60.5), clock)
     w.windows.open(Window(window_id(a), T0, T0, T0 + 300, 1))
-    w.api.will_start(RUNNING)
+    w.api.busy(since=T0 - 600)
 
     outcome = w.perform(window_flush(a, window_id(a), T0, 0))
 
-    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 409: running; retrying in 30 s")
+    assert (outcome.status, outcome.reason) == ("deferred", f"{RUNNING}; retrying in 30 s")
     # since is the late file's arrival; the wait began when the flush read the clock
     ((deferred, delay),) = w.queue.sent
     since = T0 + 60.5 + SKEW_SECONDS  # and a margin for Polytomic's clock
     assert (deferred, delay) == (deferred_start(a, since=since, attempt=1, first_at=T0 + 60), 30)
 
     # a run dated T0 + 61.2 may have started before the file that landed at T0 + 60.5: it does not cover it
+    w.api.idle()
     w.api.ran(OLDER, T0 + 61.2)
     assert isinstance(deferred, DeferredStart)
     assert w.perform(deferred).status == "started"
@@ -389,13 +392,15 @@ def test_a_window_flush_that_cannot_read_its_window_is_retried() -> None:
 def test_a_throttled_deferred_start_is_deferred_again_for_at_least_the_retry_after() -> None:
     """Found by bench-bursts: a 429 returned the message for the queue's whole visibility timeout (7 minutes)
     and used up one of its five receives; it now waits as long as Polytomic asked, as a 409 does."""
-    w, a = world(), action()
-    w.api.will_start(
-        Throttled("POST /api/syncs/x/executions: Polytomic answered 429: slow down", status=429, retry_after=200)
-    )
+    w, a = world(first_delay=10), action()
+    w.api.fake.inject(429, retry_after=45, method="POST", times=ATTEMPTS)
     message = deferred_start(a, since=T0 - 5, attempt=1, first_at=T0)
 
     outcome = w.perform(message)
 
-    assert (outcome.status, outcome.reason) == ("deferred", "Polytomic answered 429: slow down; retrying in 200 s")
-    assert w.queue.sent == [(deferred_start(a, since=T0 - 5, attempt=2, first_at=T0), 200)]
+    assert w.api.pauses == [45] * (ATTEMPTS - 1)  # the client waited Retry-After between its attempts
+    assert (outcome.status, outcome.reason) == (
+        "deferred",
+        "Polytomic answered 429: too many requests; retrying in 45 s",
+    )
+    assert w.queue.sent == [(deferred_start(a, since=T0 - 5, attempt=2, first_at=T0), 45)]  # not the 20 s of attempt 2

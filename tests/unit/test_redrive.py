@@ -565,7 +565,7 @@ def test_an_unreachable_queue_is_one_line_and_exit_2(
     )
 
 
-# -- review findings: only the stack's functions, dispatch messages, the dedup TTL -----------
+# -- only the stack's functions, dispatch messages, the dedup TTL ----------------------------
 
 
 def dispatch_action(trigger_at: float) -> Action:

@@ -153,7 +153,7 @@ def test_same_sync_reached_by_two_routes_is_started_once_by_the_first() -> None:
 
 
 def test_a_plain_start_and_a_resync_of_one_sync_are_both_kept() -> None:
-    """Review finding 14: the resync route's start was dropped as a duplicate of the plain one."""
+    """The resync route's start was once dropped as a duplicate of the plain one."""
     routes = _routes(
         {"name": "first", "s3": {"bucket": "b-1", "key": "a/**"}, "syncs": [{"id": SYNC_A}, {"id": SYNC_B}]},
         {"name": "second", "s3": {"bucket": "b-1", "key": "**/*.csv"}, "syncs": [{"id": SYNC_A, "resync": True}]},
@@ -702,7 +702,7 @@ def test_an_action_the_routes_make_is_not_refused() -> None:
     ],
 )
 def test_a_forged_or_stale_action_is_refused_naming_what_differs(change: Any, why: str) -> None:
-    """Review finding 2: an injected message paused a sync, or posted arbitrary options for any sync."""
+    """An injected message could once pause a sync, or post arbitrary options for any sync."""
     routes = _refusal_routes()
     (action,) = routes.actions_for([s3("orders/a.csv", bucket="b-1")])
     refusal = routes.refusal(change(action))

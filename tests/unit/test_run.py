@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from polytrigger.core.actions import Action, ActionKind
 from polytrigger.core.outcomes import ActionsFailed, Outcome, Report, Status
 from polytrigger.dispatch.fan_out import run
-from tests.unit.dispatch_stubs import OTHER, SYNC, act
+from tests.unit.dispatch_support import OTHER, SYNC, act
 
 THIRD = "c4a1e8f2-3b5d-4e6f-8a9b-1c2d3e4f5a6b"
 FOURTH = "d5b2f9a3-4c6e-4f70-9bac-2d3e4f5a6b7c"
