@@ -233,13 +233,17 @@ class LocalStack(LocalService):
             )
 
     def clear_table(self) -> int:
-        """Delete every item of the idempotency table (between tests); returns how many."""
+        """Delete every item of the idempotency table (between tests), 25 a request; returns how many."""
         ddb = self.dynamodb_client()
         deleted = 0
         for page in ddb.get_paginator("scan").paginate(TableName=self.table_name, ProjectionExpression="id"):
-            for item in page.get("Items", []):
-                ddb.delete_item(TableName=self.table_name, Key={"id": item["id"]})
-                deleted += 1
+            items = page.get("Items", [])
+            for start in range(0, len(items), 25):
+                requests = [{"DeleteRequest": {"Key": {"id": item["id"]}}} for item in items[start : start + 25]]
+                while requests:  # what DynamoDB did not get to is handed back: send it again
+                    answer = ddb.batch_write_item(RequestItems={self.table_name: requests})
+                    requests = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+            deleted += len(items)
         return deleted
 
     def table_items(self) -> list[dict[str, Any]]:
@@ -283,12 +287,28 @@ class LocalStack(LocalService):
                 taken.append(message["Body"])
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
+    def empty(self, queue_url: str) -> None:
+        """Empty a queue (between tests): purged, or drained when SQS refuses a second purge within a minute."""
+        sqs = self.client("sqs")
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        found = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        if not any(int(found.get(name, "0")) for name in names):
+            return
+        try:
+            sqs.purge_queue(QueueUrl=queue_url)
+        except sqs.exceptions.PurgeQueueInProgress:
+            self.take(queue_url)
+
     def reset(self) -> None:
-        """Between tests: fresh fake, empty table and dead-letter queue, the initial secret back (if it changed)."""
+        """Between tests: fresh fake, empty table and queues, the initial secret back (if it changed)."""
         self.fake.reset()
         self.clear_table()
         for url in (self.dead_letter_queue_url, self.dispatch_queue_url, self.dispatch_dead_letter_queue_url):
             if url:
-                self.take(url)
+                self.empty(url)
         if self._current_secret != self.initial_secret:
             self.put_secret(self.initial_secret)
