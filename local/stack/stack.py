@@ -239,7 +239,9 @@ class LocalStack(LocalService):
         for page in ddb.get_paginator("scan").paginate(TableName=self.table_name, ProjectionExpression="id"):
             items = page.get("Items", [])
             for start in range(0, len(items), 25):
-                requests = [{"DeleteRequest": {"Key": {"id": item["id"]}}} for item in items[start : start + 25]]
+                requests: list[Any] = [
+                    {"DeleteRequest": {"Key": {"id": item["id"]}}} for item in items[start : start + 25]
+                ]
                 while requests:  # what DynamoDB did not get to is handed back: send it again
                     answer = ddb.batch_write_item(RequestItems={self.table_name: requests})
                     requests = answer.get("UnprocessedItems", {}).get(self.table_name, [])
