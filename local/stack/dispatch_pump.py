@@ -442,8 +442,11 @@ class DispatchPump:
         due = self._take_due(most)
         if due:
             return due
-        if not self._held:  # only what moto itself delays (a message sent by hand with DelaySeconds): real time
-            time.sleep(0.05)
+        if not self._held:
+            if self.queue.pending():  # only what moto itself delays (sent by hand with DelaySeconds): real time
+                time.sleep(0.05)
+            else:  # nothing on the way: the wait passes at once
+                self.clock.advance(timeout)
             return []
         earliest = min(held.due for held in self._held.values())
         self.clock.until(min(earliest, self.clock.now() + timeout))

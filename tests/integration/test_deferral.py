@@ -98,6 +98,22 @@ def test_moto_honours_delay_seconds(dispatch: Dispatch) -> None:
     assert dispatch.queues.counts() == {"visible": 0, "in_flight": 0, "delayed": 1}
 
 
+def test_on_the_stack_clock_a_delayed_message_is_delivered_when_the_clock_reaches_its_delay(dispatch: Dispatch) -> None:
+    """What the tests on the stack's clock rely on: the pump keeps polytrigger's delays, on the shared clock."""
+    _busy(dispatch)
+    dispatch.upload("busy/second.csv")
+    (deferred,) = dispatch.log.of_kind("deferred")
+    assert deferred.delay == 1
+
+    assert dispatch.pump.run_for(0.5) == []  # on the queue (moto has it, undelayed), not yet due
+    (delivery,) = dispatch.pump.run_for(1.0)
+
+    assert dispatch.now() >= deferred.at + deferred.delay
+    assert statuses(delivery.answer) == ["deferred"]  # the run still goes on: deferred again, for 2 s
+    assert dispatch.pump.run_for(1.5) == []
+    assert statuses(dispatch.pump.run_for(1.0)[0].answer) == ["deferred"]
+
+
 # -- 1. a burst -------------------------------------------------------------------------------
 
 
