@@ -191,13 +191,26 @@ class Harness:
             handler = s3.handler
         return AsyncInvoker(handler, function_name=function_name, sqs=self.sqs, dlq_url=self.dlq_url, **options)
 
-    def deliver_deferred(self) -> None:
+    def deliver_deferred(self) -> dict[str, list[dict[str, Any]]]:
         """Deliver the starts the S3 function deferred to the dispatch queue (a 429 that outlasted its in-call
-        retries waits there) to the real dispatcher, with the stack's one pump, as the event source mapping would."""
-        from local.stack.dispatch_pump import pump
+        retries waits there) to the real dispatcher, with the stack's one pump, as the event source mapping would.
+
+        Returns the dispatcher's outcomes by the action's dedup key (a start covered by a later run is `covered`).
+        """
+        from local.stack.dispatch_pump import DispatchPump, DispatchQueue
+        from polytrigger.dispatch.messages import UnsupportedMessage, decode_body
         from polytrigger.handlers import dispatcher
 
-        pump(self.sqs, os.environ["DISPATCH_QUEUE_URL"], dispatcher.handler, timeout=120)
+        pump = DispatchPump(DispatchQueue.at(self.sqs, os.environ["DISPATCH_QUEUE_URL"]), dispatcher.handler)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for delivery in pump.drain(timeout=120):
+            for message, outcome in zip(delivery.messages, delivery.outcomes, strict=False):
+                try:
+                    key = decode_body(message["Body"]).action.dedup_key
+                except UnsupportedMessage:
+                    continue
+                found.setdefault(key, []).append(outcome)
+        return found
 
     def take_parked(self, run: Run) -> list[dict[str, Any]]:
         """Every record in the dead-letter queue (taken out), remembered with its reason."""
@@ -255,7 +268,7 @@ class Harness:
         from polytrigger.events import s3_triggers
 
         routes = self.routes()
-        self.deliver_deferred()
+        deferred_outcomes = self.deliver_deferred()
         parked_records = self.take_parked(run)
         parked = {event_key(r["requestPayload"]) for r in parked_records}
         executions = self.stack.fake.executions()
@@ -273,7 +286,7 @@ class Harness:
                 doubled += max(0, starts - 1)
                 if starts or event_key(event) in parked:
                     continue
-                if _covered(run.outcomes(event), action, by_id):
+                if _covered([*run.outcomes(event), *deferred_outcomes.get(action.dedup_key, [])], action, by_id):
                     covered += 1
                 else:
                     lost += 1
@@ -283,7 +296,7 @@ class Harness:
             notes = f"{covered} covered by a run created since the trigger; {notes}".rstrip("; ")
         return Row(
             name, len(run.events), expected, seen, duplicates, len(parked), lost, doubled,
-            time.monotonic() - started, notes, acked_not_done(run, routes, s3_triggers),
+            time.monotonic() - started, notes, acked_not_done(run, routes, s3_triggers), {"covered": covered},
         )  # fmt: skip
 
     def tally(self, landed: Iterable[Landed], parked: set[str], *, extra_keys: Iterable[str] = ()) -> Tally:
@@ -351,7 +364,8 @@ def _may_cover(execution: Any, action: Any) -> bool:
 
 
 def _covered(outcomes: list[dict[str, Any]], action: Any, executions: dict[str, Any]) -> bool:
-    """A start reported as a run of the sync that does what it asks, created at or after the trigger (after a 500)."""
+    """A start reported as a run of the sync that does what it asks, created at or after the trigger (after a 500,
+    or by the dispatcher for a deferred start that a later run covered)."""
     for outcome in outcomes:
         execution = executions.get(outcome.get("execution_id") or "")
         if (

@@ -192,5 +192,5 @@ def unbounded_concurrency(h: Harness) -> Row:
             f" throttled tries, retried later; {limit.limited} of {calls} calls answered 429 (over {POLYTOMIC_RATE}/s, Retry-After 1 s)"
         )
         row = h.count("burst, concurrency bounded", run, started, notes)
-        row.facts = {"peak": busy["peak"], "throttled": busy["throttled"], "429s": limit.limited, "calls": calls}
+        row.facts |= {"peak": busy["peak"], "throttled": busy["throttled"], "429s": limit.limited, "calls": calls}
         return row

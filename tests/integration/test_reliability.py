@@ -143,7 +143,8 @@ def test_a_burst_runs_within_the_reserved_concurrency_and_starts_each_once(by_na
     assert 1 <= burst.facts["peak"] <= S3_TRIGGER_CONCURRENCY
     assert burst.facts["throttled"] >= 1
     assert burst.facts["429s"] >= 1
-    assert (burst.seen, burst.parked) == (burst.expected, 0)
+    # each start ran once, or (still throttled after its retries, deferred) was covered by a later run of its sync
+    assert (burst.seen + burst.facts["covered"], burst.parked) == (burst.expected, 0)
 
 
 def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_duplicates(
