@@ -96,6 +96,7 @@ class LocalStack(LocalService):
         self.dynamodb_endpoint: str | None = None
         self._current_secret: str | None = None
         self._exit: ExitStack | None = None
+        self._own: dict[str, Any] = {}  # the stack's own clients (reset runs between every two tests)
         self.dead_letter_queue_url = ""  # the stack's DeadLetterQueue: where a trigger function parks an event
         self.dispatch_queue_url = ""  # the DispatchQueue: deferred and debounced starts wait there
         self.dispatch_dead_letter_queue_url = ""  # where the dispatcher parks a message
@@ -137,6 +138,7 @@ class LocalStack(LocalService):
         self.dynamodb_local = None
         self.dynamodb_engine = self.dynamodb_endpoint = None
         self._current_secret = None
+        self._own.clear()
 
     @property
     def running(self) -> bool:
@@ -212,6 +214,12 @@ class LocalStack(LocalService):
             return self.dynamodb_client()
         return boto3.client(service, **self._client_kwargs(self.moto.endpoint_url))  # type: ignore[call-overload]
 
+    def _client(self, service: str) -> Any:
+        """A client the stack keeps for its own housekeeping (boto3 clients are thread-safe; making one costs ms)."""
+        if service not in self._own:
+            self._own[service] = self.client(service)
+        return self._own[service]
+
     # -- resources ------------------------------------------------------------------------
 
     def create_table(self) -> None:
@@ -234,7 +242,7 @@ class LocalStack(LocalService):
 
     def clear_table(self) -> int:
         """Delete every item of the idempotency table (between tests), 25 a request; returns how many."""
-        ddb = self.dynamodb_client()
+        ddb = self._client("dynamodb")
         deleted = 0
         for page in ddb.get_paginator("scan").paginate(TableName=self.table_name, ProjectionExpression="id"):
             items = page.get("Items", [])
@@ -291,7 +299,7 @@ class LocalStack(LocalService):
 
     def empty(self, queue_url: str) -> None:
         """Empty a queue (between tests): purged, or drained when SQS refuses a second purge within a minute."""
-        sqs = self.client("sqs")
+        sqs = self._client("sqs")
         names = [
             "ApproximateNumberOfMessages",
             "ApproximateNumberOfMessagesNotVisible",
