@@ -286,6 +286,7 @@ class Delivery:
     messages: list[dict[str, Any]]
     answer: dict[str, Any]
     error: str = ""
+    at: float = 0.0  # when it was invoked (epoch seconds, the pump's clock)
 
     @property
     def outcomes(self) -> list[dict[str, Any]]:
@@ -348,12 +349,13 @@ class DispatchPump:
         """One invocation with these messages; then delete the ones not handed back (`settle`)."""
         event = sqs_event(messages, self.queue.arn, self.queue.region)
         context = LocalContext(function_name="polytrigger-dispatcher")
+        at = self.clock.now() if self.clock is not None else time.time()
         try:
-            delivery = Delivery(messages, self.handler(event, context))
+            delivery = Delivery(messages, self.handler(event, context), at=at)
         except Exception as error:  # the whole invocation failed: Lambda returns the batch
             if self.errors == "raise":
                 raise
-            delivery = Delivery(messages, {}, f"{type(error).__name__}: {error}")
+            delivery = Delivery(messages, {}, f"{type(error).__name__}: {error}", at)
         self.deliveries.append(delivery)
         if settle:
             for message in messages:

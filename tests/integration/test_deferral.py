@@ -99,19 +99,19 @@ def test_moto_honours_delay_seconds(dispatch: Dispatch) -> None:
 
 
 def test_on_the_stack_clock_a_delayed_message_is_delivered_when_the_clock_reaches_its_delay(dispatch: Dispatch) -> None:
-    """What the tests on the stack's clock rely on: the pump keeps polytrigger's delays, on the shared clock."""
+    """What the tests on the stack's clock rely on: the pump keeps polytrigger's delays on the shared clock,
+    delivering each message once the clock reaches it, never before."""
     _busy(dispatch)
     dispatch.upload("busy/second.csv")
-    (deferred,) = dispatch.log.of_kind("deferred")
-    assert deferred.delay == 1
 
-    assert dispatch.pump.run_for(0.5) == []  # on the queue (moto has it, undelayed), not yet due
-    (delivery,) = dispatch.pump.run_for(1.0)
+    deliveries = dispatch.pump.run_for(6.0)  # the run goes on: deferred for 1 s, then 2 s, then 4 s
 
-    assert dispatch.now() >= deferred.at + deferred.delay
-    assert statuses(delivery.answer) == ["deferred"]  # the run still goes on: deferred again, for 2 s
-    assert dispatch.pump.run_for(1.5) == []
-    assert statuses(dispatch.pump.run_for(1.0)[0].answer) == ["deferred"]
+    sent = dispatch.log.of_kind("deferred")
+    assert [message.delay for message in sent] == [1, 2, 4]
+    assert [statuses(delivery.answer) for delivery in deliveries] == [["deferred"], ["deferred"]]
+    for delivery, message in zip(deliveries, sent, strict=False):
+        assert delivery.at >= message.due
+    assert dispatch.now() >= sent[1].due
 
 
 # -- 1. a burst -------------------------------------------------------------------------------
