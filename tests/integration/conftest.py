@@ -27,9 +27,10 @@ def local_stack() -> Iterator[LocalStack]:
     """moto + DynamoDB Local (moto's DynamoDB outside CI if Java is missing) + the fake Polytomic API.
 
     ``stack.env()`` is applied to ``os.environ`` for the whole session and the
-    previous values are restored at the end; every server is stopped.
+    previous values are restored at the end; every server is stopped. moto lets a queue be purged
+    again within a minute here: ``reset`` empties the queues between every two tests.
     """
-    with LocalStack() as stack, stack.environ():
+    with LocalStack() as stack, stack.environ(MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR="false"):
         yield stack
 
 
