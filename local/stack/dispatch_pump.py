@@ -1,8 +1,8 @@
 """The dispatch queue on the local stack, and the one pump that plays the Lambda event source mapping for it.
 
 `DispatchQueue` is the template's DispatchQueue and its dead-letter queue on the stack's moto: unique
-names, and the redrive policy that moves a message received `MAX_RECEIVES` times to the dead-letter
-queue. `DispatchPump` receives what is due, hands it to the real dispatcher handler as the SQS event
+names, and the redrive policy that moves a message received `MAX_RECEIVES` times (the dispatcher's) to
+the dead-letter queue. `DispatchPump` receives what is due, hands it to the real dispatcher handler as the SQS event
 the mapping builds (real ApproximateReceiveCount included), deletes every message not reported in
 `batchItemFailures` and makes the others visible again (the visibility timeout, shortened). An
 invocation that raises returns its whole batch, as Lambda does. Every delivery is recorded, and
@@ -33,7 +33,6 @@ from local.stack.lambda_context import LocalContext
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:polytrigger-dispatch"
-MAX_RECEIVES = 5  # DispatchQueue's redrive policy in template.yaml (and the dispatcher's MAX_RECEIVES)
 HOLD_SECONDS = 43_200  # SQS's longest visibility timeout: a message held by the pump until it is due
 MAX_DELIVERIES = 5_000  # no drain needs more: beyond it, something loops
 
@@ -97,6 +96,8 @@ class DispatchQueue:
     @classmethod
     def create(cls, sqs: Any, name: str = "polytrigger-dispatch", *, region: str = "us-east-1") -> DispatchQueue:
         """Both queues as template.yaml makes them, named `<name>-<suffix>` (`-dlq-` for the dead letters)."""
+        from polytrigger.flows.on_dispatch_message import MAX_RECEIVES  # the redrive policy's maxReceiveCount
+
         suffix = uuid.uuid4().hex[:10]
         dead = sqs.create_queue(QueueName=f"{name}-dlq-{suffix}")["QueueUrl"]
         redrive = json.dumps({"deadLetterTargetArn": _arn(sqs, dead), "maxReceiveCount": str(MAX_RECEIVES)})
