@@ -146,6 +146,7 @@ class Harness:
         self.scale = scale
         self.seed = seed
         self.sqs = stack.client("sqs")
+        self.deferred_outcomes: dict[str, list[dict[str, Any]]] = {}  # the dispatcher's, by action dedup key
         self._dir = tempfile.TemporaryDirectory(prefix="polytrigger-reliability-")
         self.routes_file = Path(self._dir.name) / "routes.yaml"
         # The template's DeadLetterQueue: Lambda's on-failure destination and the functions' own parking place.
@@ -164,6 +165,7 @@ class Harness:
         from polytrigger import bootstrap
 
         self.stack.reset()
+        self.deferred_outcomes = {}
         self.stack.fake.add_sync(MODEL, kind="model")
         self.stack.fake.add_sync(BULK, kind="bulk")
         self.routes_file.write_text(routes, encoding="utf-8")
@@ -191,26 +193,25 @@ class Harness:
             handler = s3.handler
         return AsyncInvoker(handler, function_name=function_name, sqs=self.sqs, dlq_url=self.dlq_url, **options)
 
-    def deliver_deferred(self) -> dict[str, list[dict[str, Any]]]:
+    def deliver_deferred(self) -> None:
         """Deliver the starts the S3 function deferred to the dispatch queue (a 429 that outlasted its in-call
         retries waits there) to the real dispatcher, with the stack's one pump, as the event source mapping would.
 
-        Returns the dispatcher's outcomes by the action's dedup key (a start covered by a later run is `covered`).
+        The dispatcher's outcomes are kept by the action's dedup key (`deferred_outcomes`, until the scenario
+        is counted): a start covered by a later run of its sync is `covered`.
         """
         from local.stack.dispatch_pump import DispatchPump, DispatchQueue
         from polytrigger.dispatch.messages import UnsupportedMessage, decode_body
         from polytrigger.handlers import dispatcher
 
         pump = DispatchPump(DispatchQueue.at(self.sqs, os.environ["DISPATCH_QUEUE_URL"]), dispatcher.handler)
-        found: dict[str, list[dict[str, Any]]] = {}
         for delivery in pump.drain(timeout=120):
             for message, outcome in zip(delivery.messages, delivery.outcomes, strict=False):
                 try:
                     key = decode_body(message["Body"]).action.dedup_key
                 except UnsupportedMessage:
                     continue
-                found.setdefault(key, []).append(outcome)
-        return found
+                self.deferred_outcomes.setdefault(key, []).append(outcome)
 
     def take_parked(self, run: Run) -> list[dict[str, Any]]:
         """Every record in the dead-letter queue (taken out), remembered with its reason."""
@@ -268,7 +269,8 @@ class Harness:
         from polytrigger.events import s3_triggers
 
         routes = self.routes()
-        deferred_outcomes = self.deliver_deferred()
+        self.deliver_deferred()
+        deferred_outcomes, self.deferred_outcomes = self.deferred_outcomes, {}
         parked_records = self.take_parked(run)
         parked = {event_key(r["requestPayload"]) for r in parked_records}
         executions = self.stack.fake.executions()
