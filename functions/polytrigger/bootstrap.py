@@ -6,13 +6,18 @@ from one boto3 session and hands its flow what it needs. Built on the first invo
 import, so a configuration problem is one clear logged line and a failed invocation (retried, then
 parked) rather than an init crash loop; the garbage collector, paused inside Lambda while the
 handler's imports ran, is resumed once the first build is over (`gc_pause`).
+
+The dispatch path reads the time from one `Clock`: the machine's, unless a test sets its own with
+`use_clock` (debounce windows, deferrals and drains then run on the test's time, not on real waits).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -93,6 +98,15 @@ class AwsClients:
         return self._events
 
 
+@dataclass
+class Clock:
+    """Where the dispatch path reads the time (epoch seconds) and how it waits."""
+
+    now: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+
+CLOCK = Clock()
 _ROLES: list[Callable[[], Any]] = []
 
 
@@ -119,6 +133,12 @@ def reset() -> None:
         cast(Any, role).cache_clear()
 
 
+def use_clock(now: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Build the roles on this clock from now on (no argument: the machine's); forgets what was built."""
+    CLOCK.now, CLOCK.sleep = now, sleep
+    reset()
+
+
 # -- the roles ---------------------------------------------------------------------------------------
 
 
@@ -136,6 +156,7 @@ def triggers() -> TriggerFlow:
         call_budget_ms=call_budget_ms(settings.connect_timeout, settings.read_timeout),
         before_fan_out=part.before_fan_out,
         register=part.dedup.register,
+        clock=CLOCK.now,
     )
 
 
@@ -220,9 +241,12 @@ class _DispatchPart:
             DynamoWindows(self.aws.dynamodb, settings.idempotency_table, settings.idempotency_ttl_seconds),
             max_age=settings.deferral_max_age_seconds,
             first_delay=settings.deferral_first_delay_seconds,
+            clock=CLOCK.now,
+            sleep=CLOCK.sleep,
         )
         request_seconds = settings.connect_timeout + settings.read_timeout + SKEW_SECONDS
-        self.policy = DispatchPolicy(Calls(client, self.dedup, request_seconds=request_seconds), deferrals)
+        calls = Calls(client, self.dedup, request_seconds=request_seconds, clock=CLOCK.now)
+        self.policy = DispatchPolicy(calls, deferrals)
         self.started = StartedRuns(
             DynamoLedger(self.aws.dynamodb, settings.idempotency_table),
             DynamoPromises(self.aws.dynamodb, settings.idempotency_table)
@@ -256,6 +280,7 @@ def _polytomic(settings: Settings, aws: AwsClients) -> tuple[SecretCredentials, 
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         connections=settings.polytomic_concurrency,
+        sleep=CLOCK.sleep,  # its pauses between retries (backoff, Retry-After)
     )
     return credentials, client
 

@@ -118,7 +118,7 @@ def finish(
 
 
 def _forge(kind: int, body: dict[str, Any]) -> dict[str, Any]:
-    """A well-formed message for an action the routes do not make (the five ways review finding 2 found)."""
+    """A well-formed message for an action the routes do not make, in one of five ways (`FORGERIES`)."""
     action = json.loads(json.dumps(body["action"]))
     if kind == 0:
         action["kind"] = "deactivate"  # pause the sync

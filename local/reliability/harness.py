@@ -12,6 +12,7 @@ was parked with a reason found in a dead-letter queue counts in "acked, not done
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import threading
@@ -145,6 +146,7 @@ class Harness:
         self.scale = scale
         self.seed = seed
         self.sqs = stack.client("sqs")
+        self.deferred_outcomes: dict[str, list[dict[str, Any]]] = {}  # the dispatcher's, by action dedup key
         self._dir = tempfile.TemporaryDirectory(prefix="polytrigger-reliability-")
         self.routes_file = Path(self._dir.name) / "routes.yaml"
         # The template's DeadLetterQueue: Lambda's on-failure destination and the functions' own parking place.
@@ -163,10 +165,16 @@ class Harness:
         from polytrigger import bootstrap
 
         self.stack.reset()
+        self.deferred_outcomes = {}
         self.stack.fake.add_sync(MODEL, kind="model")
         self.stack.fake.add_sync(BULK, kind="bulk")
         self.routes_file.write_text(routes, encoding="utf-8")
-        overrides = {"ROUTES_FILE": str(self.routes_file), "POWERTOOLS_LOG_LEVEL": "CRITICAL", **env}
+        overrides = {
+            "ROUTES_FILE": str(self.routes_file),
+            "POWERTOOLS_LOG_LEVEL": "CRITICAL",
+            "DEFERRAL_FIRST_DELAY_SECONDS": "1",  # a start still throttled after its retries is deferred this long
+            **env,
+        }
         with self.stack.environ(**overrides):
             bootstrap.reset()
             parameters.clear_caches()  # type: ignore[no-untyped-call]
@@ -184,6 +192,26 @@ class Harness:
 
             handler = s3.handler
         return AsyncInvoker(handler, function_name=function_name, sqs=self.sqs, dlq_url=self.dlq_url, **options)
+
+    def deliver_deferred(self) -> None:
+        """Deliver the starts the S3 function deferred to the dispatch queue (a 429 that outlasted its in-call
+        retries waits there) to the real dispatcher, with the stack's one pump, as the event source mapping would.
+
+        The dispatcher's outcomes are kept by the action's dedup key (`deferred_outcomes`, until the scenario
+        is counted): a start covered by a later run of its sync is `covered`.
+        """
+        from local.stack.dispatch_pump import DispatchPump, DispatchQueue
+        from polytrigger.dispatch.messages import UnsupportedMessage, decode_body
+        from polytrigger.handlers import dispatcher
+
+        pump = DispatchPump(DispatchQueue.at(self.sqs, os.environ["DISPATCH_QUEUE_URL"]), dispatcher.handler)
+        for delivery in pump.drain(timeout=120):
+            for message, outcome in zip(delivery.messages, delivery.outcomes, strict=False):
+                try:
+                    key = decode_body(message["Body"]).action.dedup_key
+                except UnsupportedMessage:
+                    continue
+                self.deferred_outcomes.setdefault(key, []).append(outcome)
 
     def take_parked(self, run: Run) -> list[dict[str, Any]]:
         """Every record in the dead-letter queue (taken out), remembered with its reason."""
@@ -236,14 +264,18 @@ class Harness:
         return [Landed(action, at, event_key(event)) for action in self.routes().actions_for(triggers)]
 
     def count(self, name: str, run: Run, started: float, notes: str = "") -> Row:
-        """The row of a scenario of S3 events: each action's own executions are those carrying its key and its options."""
+        """The row of a scenario of S3 events, once the starts it deferred are delivered: each action's own executions
+        are those carrying its key (or its deferred starts' ids) and its options."""
         from polytrigger.events import s3_triggers
 
         routes = self.routes()
+        self.deliver_deferred()
+        deferred_outcomes, self.deferred_outcomes = self.deferred_outcomes, {}
         parked_records = self.take_parked(run)
         parked = {event_key(r["requestPayload"]) for r in parked_records}
         executions = self.stack.fake.executions()
-        per_start = Counter(started_as(e) for e in executions)
+        deferred = _deferred_starts(action for event in run.events for action in routes.actions_for(s3_triggers(event)))
+        per_start = Counter(deferred.get(started_as(e), started_as(e)) for e in executions)
         by_id = {e.id: e for e in executions}
         expected = seen = lost = doubled = covered = 0
         known: set[tuple[str, str]] = set()
@@ -256,7 +288,7 @@ class Harness:
                 doubled += max(0, starts - 1)
                 if starts or event_key(event) in parked:
                     continue
-                if _covered(run.outcomes(event), action, by_id):
+                if _covered([*run.outcomes(event), *deferred_outcomes.get(action.dedup_key, [])], action, by_id):
                     covered += 1
                 else:
                     lost += 1
@@ -266,7 +298,7 @@ class Harness:
             notes = f"{covered} covered by a run created since the trigger; {notes}".rstrip("; ")
         return Row(
             name, len(run.events), expected, seen, duplicates, len(parked), lost, doubled,
-            time.monotonic() - started, notes, acked_not_done(run, routes, s3_triggers),
+            time.monotonic() - started, notes, acked_not_done(run, routes, s3_triggers), {"covered": covered},
         )  # fmt: skip
 
     def tally(self, landed: Iterable[Landed], parked: set[str], *, extra_keys: Iterable[str] = ()) -> Tally:
@@ -310,6 +342,17 @@ def started_as(execution: Any) -> tuple[str, str]:
     return base_key(execution.idempotency_key), json.dumps(execution.options, sort_keys=True)
 
 
+def _deferred_starts(actions: Iterable[Any]) -> dict[tuple[str, str], tuple[str, str]]:
+    """What a start deferred to the dispatch queue is sent as (its message's id), for each action: the action's own."""
+    from polytrigger.dispatch.messages import message_id
+
+    return {
+        (message_id(action.dedup_key, "deferred", attempt), asked_as(action)[1]): asked_as(action)
+        for action in actions
+        for attempt in range(1, 16)
+    }
+
+
 def asked_as(action: Any) -> tuple[str, str]:
     """What a start of the action is sent as: its dedup key and its body."""
     return action.dedup_key, json.dumps(action.sync.body(), sort_keys=True)
@@ -323,7 +366,8 @@ def _may_cover(execution: Any, action: Any) -> bool:
 
 
 def _covered(outcomes: list[dict[str, Any]], action: Any, executions: dict[str, Any]) -> bool:
-    """A start reported as a run of the sync that does what it asks, created at or after the trigger (after a 500)."""
+    """A start reported as a run of the sync that does what it asks, created at or after the trigger (after a 500,
+    or by the dispatcher for a deferred start that a later run covered)."""
     for outcome in outcomes:
         execution = executions.get(outcome.get("execution_id") or "")
         if (

@@ -1,4 +1,4 @@
-"""Reliability scenarios of run outcomes (issue 12): every run's ending known, and told once, however it comes.
+"""Reliability scenarios of run outcomes: every run's ending known, and told once, however it comes.
 
 - webhook 30 % dropped and 30 % duplicated: runs started by real S3 triggers through the S3 handler
   end completed, completed with errors, failed or canceled (seeded); the fake Polytomic's webhook,
@@ -362,5 +362,5 @@ def outcomes_events_aged_out(h: Harness) -> Row:
 SCENARIOS: tuple[Callable[[Harness], Row], ...] = (
     outcomes_webhook_dropped_and_duplicated,
     outcomes_events_aged_out,
-    # chained starts (issue 12, item 4): their "exactly once" is counted in `chained_starts`, in both rows
+    # chained starts: their "exactly once" is counted in `chained_starts`, in both rows
 )

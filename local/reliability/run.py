@@ -7,7 +7,7 @@ sides: executions Polytomic created per action (by the Idempotency-Key each carr
 parked with a reason in a dead-letter queue. An action with no execution whose event was not
 parked is *lost*; an action with two executions is *doubled*; a delivery acknowledged while an
 action of it was neither done nor parked with a reason counts in "acked, not done or parked".
-The harness is `local.reliability.harness`; the scenarios are in the `local.reliability_*` modules.
+The harness is `local.reliability.harness`; the scenarios are in the other modules of `local.reliability`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from local.stack import LocalStack
 
 __all__ = ["ADVERSARIAL", "Row", "main", "run_all", "table"]
 
-# Review classes of issue 10: what an adversarial reviewer tried, each with its own row.
+# What an adversary tries (forged, malformed or failing messages, lost window messages, refusals, replayed
+# 500s, stale re-drives, bursts), each with its own row.
 ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
     dispatch.forged_messages,
     dispatch.malformed_messages,
@@ -44,7 +45,7 @@ def run_all(stack: LocalStack, scale: float, seed: int, only: str = "") -> list[
     """Every scenario (`only`: those whose function name contains it), at `scale` of the full counts."""
     harness = Harness(stack, scale, seed)
     scenarios = SCENARIOS if scale < 0.5 else SCENARIOS[:7] + FULL_SCALE_ONLY + SCENARIOS[7:]
-    scenarios += ADVERSARIAL + outcomes.SCENARIOS  # issue 12: run outcomes (local.reliability.outcomes)
+    scenarios += ADVERSARIAL + outcomes.SCENARIOS  # then run outcomes (local.reliability.outcomes)
     if only:
         scenarios = tuple(s for s in scenarios if only in getattr(s, "__name__", ""))
     try:

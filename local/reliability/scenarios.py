@@ -61,12 +61,24 @@ def concurrent_threads(h: Harness, copies: int) -> Row:
         return h.count(f"{copies} concurrent deliveries (threads)", run, started)
 
 
+def processes() -> Any:
+    """Separate processes, as Lambda's separate containers, each importing polytrigger and making its own clients.
+
+    Forked from a server process that imported this harness (boto3, moto) once: spawning each from
+    scratch costs seconds of imports on two cores. The server has no thread and no connection to
+    share, and polytrigger is imported by each child, under the environment it is given.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def concurrent_processes(h: Harness, copies: int) -> Row:
     """Separate processes (separate containers) share DynamoDB Local and race for each trigger."""
     with h.scenario() as run:
         started = time.monotonic()
         run.events = [s3_event(f"procs{copies}", i) for i in range(h.n(20, minimum=3))]
-        context = multiprocessing.get_context("spawn")
+        context = processes()
         barrier = context.Barrier(copies)
         results = context.Queue()
         env = dict(os.environ)
@@ -116,7 +128,7 @@ def holder_dies(h: Harness) -> Row:
         fake = h.stack.fake
         run.events = [s3_event("dies", i) for i in range(h.n(5, minimum=2))]
         invoker = h.invoker(retry_delays=(2.5, 2.5))
-        context = multiprocessing.get_context("spawn")
+        context = processes()
         for event in run.events:
             hold = fake.inject(hold=True, path_contains=MODEL)
             doomed = context.Process(target=_die_mid_call, args=(dict(os.environ), event))

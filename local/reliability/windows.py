@@ -1,4 +1,4 @@
-"""Reliability scenario: debounce windows whose message was never sent (review finding 4 of issue 10).
+"""Reliability scenario: debounce windows whose message was never sent.
 
 Two ways a window ends up open with nothing on the queue to flush it:
 

@@ -51,7 +51,8 @@ class FunctionUrl:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Request)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # a 0.05 s poll: close() returns at once (shutdown waits for the poll; 0.5 s by default)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     @property

@@ -96,6 +96,7 @@ class LocalStack(LocalService):
         self.dynamodb_endpoint: str | None = None
         self._current_secret: str | None = None
         self._exit: ExitStack | None = None
+        self._own: dict[str, Any] = {}  # the stack's own clients (reset runs between every two tests)
         self.dead_letter_queue_url = ""  # the stack's DeadLetterQueue: where a trigger function parks an event
         self.dispatch_queue_url = ""  # the DispatchQueue: deferred and debounced starts wait there
         self.dispatch_dead_letter_queue_url = ""  # where the dispatcher parks a message
@@ -137,6 +138,7 @@ class LocalStack(LocalService):
         self.dynamodb_local = None
         self.dynamodb_engine = self.dynamodb_endpoint = None
         self._current_secret = None
+        self._own.clear()
 
     @property
     def running(self) -> bool:
@@ -212,6 +214,12 @@ class LocalStack(LocalService):
             return self.dynamodb_client()
         return boto3.client(service, **self._client_kwargs(self.moto.endpoint_url))  # type: ignore[call-overload]
 
+    def _client(self, service: str) -> Any:
+        """A client the stack keeps for its own housekeeping (boto3 clients are thread-safe; making one costs ms)."""
+        if service not in self._own:
+            self._own[service] = self.client(service)
+        return self._own[service]
+
     # -- resources ------------------------------------------------------------------------
 
     def create_table(self) -> None:
@@ -233,13 +241,19 @@ class LocalStack(LocalService):
             )
 
     def clear_table(self) -> int:
-        """Delete every item of the idempotency table (between tests); returns how many."""
-        ddb = self.dynamodb_client()
+        """Delete every item of the idempotency table (between tests), 25 a request; returns how many."""
+        ddb = self._client("dynamodb")
         deleted = 0
         for page in ddb.get_paginator("scan").paginate(TableName=self.table_name, ProjectionExpression="id"):
-            for item in page.get("Items", []):
-                ddb.delete_item(TableName=self.table_name, Key={"id": item["id"]})
-                deleted += 1
+            items = page.get("Items", [])
+            for start in range(0, len(items), 25):
+                requests: list[Any] = [
+                    {"DeleteRequest": {"Key": {"id": item["id"]}}} for item in items[start : start + 25]
+                ]
+                while requests:  # what DynamoDB did not get to is handed back: send it again
+                    answer = ddb.batch_write_item(RequestItems={self.table_name: requests})
+                    requests = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+            deleted += len(items)
         return deleted
 
     def table_items(self) -> list[dict[str, Any]]:
@@ -283,12 +297,28 @@ class LocalStack(LocalService):
                 taken.append(message["Body"])
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
+    def empty(self, queue_url: str) -> None:
+        """Empty a queue (between tests): purged, or drained when SQS refuses a second purge within a minute."""
+        sqs = self._client("sqs")
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        found = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=names)["Attributes"]
+        if not any(int(found.get(name, "0")) for name in names):
+            return
+        try:
+            sqs.purge_queue(QueueUrl=queue_url)
+        except sqs.exceptions.PurgeQueueInProgress:
+            self.take(queue_url)
+
     def reset(self) -> None:
-        """Between tests: fresh fake, empty table and dead-letter queue, the initial secret back (if it changed)."""
+        """Between tests: fresh fake, empty table and queues, the initial secret back (if it changed)."""
         self.fake.reset()
         self.clear_table()
         for url in (self.dead_letter_queue_url, self.dispatch_queue_url, self.dispatch_dead_letter_queue_url):
             if url:
-                self.take(url)
+                self.empty(url)
         if self._current_secret != self.initial_secret:
             self.put_secret(self.initial_secret)

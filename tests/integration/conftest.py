@@ -9,6 +9,7 @@ import pytest
 
 from local.polytomic import FakePolytomic
 from local.stack import LocalStack
+from local.stack.dispatch_pump import DispatchPump, DispatchQueue, SentLog, StackClock
 from tests.integration import dispatch_support
 from tests.integration.support import (
     CUSTOMERS_MODEL,
@@ -26,9 +27,10 @@ def local_stack() -> Iterator[LocalStack]:
     """moto + DynamoDB Local (moto's DynamoDB outside CI if Java is missing) + the fake Polytomic API.
 
     ``stack.env()`` is applied to ``os.environ`` for the whole session and the
-    previous values are restored at the end; every server is stopped.
+    previous values are restored at the end; every server is stopped. moto lets a queue be purged
+    again within a minute here: ``reset`` empties the queues between every two tests.
     """
-    with LocalStack() as stack, stack.environ():
+    with LocalStack() as stack, stack.environ(MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR="false"):
         yield stack
 
 
@@ -87,18 +89,23 @@ def polytrigger(clean: LocalStack, monkeypatch: pytest.MonkeyPatch, leak_guard: 
 
 @pytest.fixture
 def dispatch(
-    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+    polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path, request: pytest.FixtureRequest
 ) -> Iterator[dispatch_support.Dispatch]:
-    """``polytrigger`` with a dispatch queue: debounce and deferral on, driven by a pump.
+    """``polytrigger`` with a dispatch queue: debounce and deferral on, driven by the stack's pump.
 
-    Fresh moto queues (the dispatch queue, with a redrive policy, and its dead-letter queue), the
-    dispatch tests' routes (``dispatch_support.ROUTES_YAML``) and their syncs (instant runs),
-    ``DEFERRAL_FIRST_DELAY_SECONDS=1``, ``DEFERRAL_MAX_AGE_SECONDS=60`` and a fresh container. A spy
-    records every message polytrigger queues or parks; the pump delivers them to the dispatcher.
+    Fresh moto queues (the dispatch queue, with the template's redrive policy, and its dead-letter
+    queue), the dispatch tests' routes (``dispatch_support.ROUTES_YAML``) and their syncs (instant
+    runs), ``DEFERRAL_FIRST_DELAY_SECONDS=1``, ``DEFERRAL_MAX_AGE_SECONDS=60`` and a fresh container.
+    A log records every message polytrigger queues or parks; the pump delivers them to the dispatcher.
+
+    On the stack's clock unless the test asks for ``dispatch_support.REAL_TIME`` (indirect
+    parametrisation): polytrigger, the fake Polytomic and the pump then share one clock, and a
+    delay is a jump of it.
     """
     from polytrigger import bootstrap
 
-    queues = dispatch_support.Queues.create(polytrigger.stack)
+    mode = getattr(request, "param", dispatch_support.STACK_CLOCK)
+    queues = DispatchQueue.create(polytrigger.stack.client("sqs"), region=polytrigger.stack.region)
     routes = tmp_path / "routes.yaml"
     routes.write_text(dispatch_support.ROUTES_YAML, encoding="utf-8")
     environment = {
@@ -114,10 +121,19 @@ def dispatch(
     fake.add_sync(dispatch_support.BURST_BULK, kind="bulk")
     fake.add_sync(dispatch_support.TRICKLE_SYNC, kind="model")
     fake.add_sync(dispatch_support.BUSY_SYNC, kind="model")
-    log = dispatch_support.SentLog()
-    dispatch_support.install_spy(monkeypatch, log)
-    bootstrap.reset()
-    pump = dispatch_support.Pump(polytrigger, queues, log)
-    yield dispatch_support.Dispatch(polytrigger, queues, log, pump)
-    bootstrap.reset()
-    queues.delete()
+    clock = StackClock(fake) if mode == dispatch_support.STACK_CLOCK else None
+    if clock is not None:
+        bootstrap.use_clock(clock.now, clock.sleep)
+        log = SentLog(clock.now, virtual=True)
+    else:
+        bootstrap.reset()
+        log = SentLog()
+    pump = DispatchPump(
+        queues, lambda event, _: polytrigger.dispatcher(event), log, clock, returned_after=1, errors="raise"
+    )
+    try:
+        with log.recording():
+            yield dispatch_support.Dispatch(polytrigger, queues, log, pump, clock)
+    finally:
+        bootstrap.use_clock()
+        queues.delete()

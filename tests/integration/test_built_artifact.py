@@ -26,6 +26,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from local.stack import LocalStack
 from tests.integration.support import EVENTS, ORDERS_MODEL, ROOT, WAREHOUSE_BULK, per_sync, posts
 from tests.needs import missing
 
+pytestmark = pytest.mark.slow  # a python3.13 process running the built artifact
 BUILD = ROOT / ".aws-sam" / "build"
 FUNCTION = BUILD / "S3TriggerFunction"
 LAYER = BUILD / "DependenciesLayer" / "python"
@@ -136,17 +138,28 @@ def runtime_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation of the built S3 handler: its result, what Python said (-v), and what Polytomic saw."""
+
+    result: dict[str, Any]
+    said: str
+    calls: list[Any]  # the POSTs that reached the fake
+    execution_ids: set[str]
+
+
+@pytest.fixture(scope="module")
 def invoked(
-    clean: LocalStack, python313: str, artifact: Path, runtime_sdk: Path, built_template: dict[str, Any]
-) -> Iterator[tuple[dict[str, Any], str]]:
-    """One invocation of the built S3 handler, as Lambda runs it: its result and what Python said (-v)."""
-    clean.fake.add_sync(ORDERS_MODEL, kind="model")
-    clean.fake.add_sync(WAREHOUSE_BULK, kind="bulk")
+    local_stack: LocalStack, python313: str, artifact: Path, runtime_sdk: Path, built_template: dict[str, Any]
+) -> Iterator[Invocation]:
+    """One invocation of the built S3 handler, as Lambda runs it (once: every test reads the same one)."""
+    local_stack.reset()
+    local_stack.fake.add_sync(ORDERS_MODEL, kind="model")
+    local_stack.fake.add_sync(WAREHOUSE_BULK, kind="bulk")
     handler = built_template["Resources"]["S3TriggerFunction"]["Properties"]["Handler"]
     env = {
         "PATH": os.environ.get("PATH", ""),
-        **clean.env(),
+        **local_stack.env(),
         "LAMBDA_TASK_ROOT": str(artifact),  # as in Lambda (the collector is paused during init)
         "AWS_LAMBDA_FUNCTION_NAME": "polytrigger-s3",
     }
@@ -162,8 +175,9 @@ def invoked(
     )
     assert done.returncode == 0, done.stderr[-4000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    yield json.loads(line.removeprefix("RESULT ")), done.stderr
-    clean.reset()
+    executions = {execution.id for execution in local_stack.fake.executions()}
+    yield Invocation(json.loads(line.removeprefix("RESULT ")), done.stderr, posts(local_stack.fake), executions)
+    local_stack.reset()
 
 
 @pytest.fixture(scope="module")
@@ -179,25 +193,22 @@ def built_template() -> dict[str, Any]:
     return json.loads(json.dumps(loaded))
 
 
-def test_the_built_handler_starts_the_routes_syncs_at_polytomic(
-    clean: LocalStack, invoked: tuple[dict[str, Any], str]
-) -> None:
-    result, _ = invoked
-    calls = posts(clean.fake)
+def test_the_built_handler_starts_the_routes_syncs_at_polytomic(local_stack: LocalStack, invoked: Invocation) -> None:
+    calls = invoked.calls
     assert per_sync([(call.path, call.body or {}) for call in calls]) == per_sync(EXPECTED)
     for call in calls:
         assert call.headers["authorization"] == f"Bearer {DEFAULT_API_KEY}"
-        assert call.headers["x-polytomic-version"] == clean.api_version
+        assert call.headers["x-polytomic-version"] == local_stack.api_version
         assert call.headers["user-agent"].startswith("polytrigger/")
         assert call.headers["idempotency-key"]
         assert call.status == 200
-    outcomes = result["answer"]["outcomes"]
+    outcomes = invoked.result["answer"]["outcomes"]
     assert [outcome["status"] for outcome in outcomes] == ["started"] * len(EXPECTED)
-    assert {outcome["execution_id"] for outcome in outcomes} == {execution.id for execution in clean.fake.executions()}
+    assert {outcome["execution_id"] for outcome in outcomes} == invoked.execution_ids
 
 
-def test_it_ran_from_the_artifact_with_the_runtimes_sdk(invoked: tuple[dict[str, Any], str], runtime_sdk: Path) -> None:
-    modules = invoked[0]["modules"]
+def test_it_ran_from_the_artifact_with_the_runtimes_sdk(invoked: Invocation, runtime_sdk: Path) -> None:
+    modules = invoked.result["modules"]
     assert modules["polytrigger"].startswith(str(FUNCTION))
     for name in ("aws_lambda_powertools", "urllib3", "jmespath"):  # the layer's, ahead of the runtime's
         assert modules[name].startswith(str(LAYER)), (name, modules[name])
@@ -205,15 +216,15 @@ def test_it_ran_from_the_artifact_with_the_runtimes_sdk(invoked: tuple[dict[str,
         assert modules[name].startswith(str(runtime_sdk)), (name, modules[name])
 
 
-def test_the_routes_came_from_the_builds_cache(invoked: tuple[dict[str, Any], str]) -> None:
-    result, _ = invoked
+def test_the_routes_came_from_the_builds_cache(invoked: Invocation) -> None:
+    result = invoked.result
     assert str(FUNCTION / "routes.validated.json") in result["opened"]
     assert result["yaml"] is False  # no YAML parser at cold start
 
 
-def test_every_module_of_the_artifact_was_loaded_from_its_bytecode(invoked: tuple[dict[str, Any], str]) -> None:
+def test_every_module_of_the_artifact_was_loaded_from_its_bytecode(invoked: Invocation) -> None:
     """python -v says where each module's code object came from: the build's .pyc, or compiled from source."""
-    origins = re.findall(r"^# code object from '?([^'\n]+)'?$", invoked[1], flags=re.MULTILINE)
+    origins = re.findall(r"^# code object from '?([^'\n]+)'?$", invoked.said, flags=re.MULTILINE)
     built = [origin for origin in origins if origin.startswith((str(FUNCTION), str(LAYER)))]
     from_source = [origin for origin in built if not origin.endswith(".cpython-313.pyc")]
     assert not from_source, f"compiled from source at cold start: {from_source[:5]}"

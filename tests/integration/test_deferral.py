@@ -1,20 +1,25 @@
-"""Issue 4, proved on the local stack: debounce windows and deferred starts, end to end.
+"""Debounce windows and deferred starts, end to end on the local stack.
 
-The real S3 and dispatcher handlers run against moto SQS (real delays: 1-2 s here), DynamoDB
-Local and the fake Polytomic (runs that last, 409 while one does). A pump plays the SQS event
-source mapping. Assertions are on what reached the fake (its calls and its executions'
-``created_at`` against each file's trigger time), on the outcomes and on the log lines; none on
-how long anything took.
+The real S3 and dispatcher handlers run against moto SQS, DynamoDB Local and the fake Polytomic
+(runs that last, 409 while one does). The stack's pump plays the SQS event source mapping. Every
+test runs on the stack's clock (a 2 s debounce or a minute of retries is a jump of the clock that
+polytrigger, the fake and the pump share); the ones marked ``on_both_clocks`` run again on real time,
+with moto keeping the delays, so the wiring to real SQS delays and polytrigger's own clock stays
+proven. Assertions are on what reached the fake (its calls and its executions' ``created_at``
+against each file's trigger time), on the outcomes and on the log lines; none on how long anything
+took.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
+from local.stack.dispatch_pump import Delivery
 from polytrigger.dispatch.deferrals import SKEW_SECONDS, window_id
 from tests.integration.dispatch_support import (
     BURST_BULK,
@@ -22,9 +27,10 @@ from tests.integration.dispatch_support import (
     BUSY_SYNC,
     DEBOUNCE,
     MAX_AGE_SECONDS,
+    REAL_TIME,
+    STACK_CLOCK,
     TRICKLE_MAX_WAIT,
     TRICKLE_SYNC,
-    Delivery,
     Dispatch,
     File,
     s3_file,
@@ -33,6 +39,8 @@ from tests.integration.dispatch_support import (
 )
 from tests.integration.support import starts
 
+# The same test on the stack's clock and on real time (moto's own delays): the smoke test of the wiring.
+on_both_clocks = pytest.mark.parametrize("dispatch", [STACK_CLOCK, REAL_TIME], indirect=True)
 RUNNING = "Polytomic answered 409: a sync execution is already running"
 ONE_START = re.compile(r"^one start for (\d+) trigger\(s\)$")
 
@@ -90,9 +98,26 @@ def test_moto_honours_delay_seconds(dispatch: Dispatch) -> None:
     assert dispatch.queues.counts() == {"visible": 0, "in_flight": 0, "delayed": 1}
 
 
+def test_on_the_stack_clock_a_delayed_message_is_delivered_when_the_clock_reaches_its_delay(dispatch: Dispatch) -> None:
+    """What the tests on the stack's clock rely on: the pump keeps polytrigger's delays on the shared clock,
+    delivering each message once the clock reaches it, never before."""
+    _busy(dispatch)
+    dispatch.upload("busy/second.csv")
+
+    deliveries = dispatch.pump.run_for(6.0)  # the run goes on: deferred for 1 s, then 2 s, then 4 s
+
+    sent = dispatch.log.of_kind("deferred")
+    assert [message.delay for message in sent] == [1, 2, 4]
+    assert [statuses(delivery.answer) for delivery in deliveries] == [["deferred"], ["deferred"]]
+    for delivery, message in zip(deliveries, sent, strict=False):
+        assert delivery.at >= message.due
+    assert dispatch.now() >= sent[1].due
+
+
 # -- 1. a burst -------------------------------------------------------------------------------
 
 
+@on_both_clocks
 def test_a_burst_of_files_is_one_start_and_a_later_file_opens_a_new_window(dispatch: Dispatch) -> None:
     fake = dispatch.stack.fake
     burst = [dispatch.upload(f"burst/2026/11/23/part-{n:04d}.csv") for n in range(20)]
@@ -191,6 +216,7 @@ def test_a_trickle_longer_than_max_wait_starts_at_least_every_max_wait(dispatch:
 # -- 3. a 409 deferred, then started ------------------------------------------------------------
 
 
+@on_both_clocks
 def test_a_start_that_meets_a_running_run_is_deferred_then_started(dispatch: Dispatch) -> None:
     fake = dispatch.stack.fake
     _, running = _busy(dispatch)
@@ -280,7 +306,7 @@ def test_a_deferred_start_is_covered_by_a_run_created_after_its_trigger(dispatch
     file, answer = dispatch.upload("busy/second.csv")
     assert statuses(answer) == ["deferred"]
     fake.finish_running(BUSY_SYNC)
-    time.sleep(SKEW_SECONDS)  # a run created within the clock margin after the file is not taken to cover it
+    dispatch.wait(SKEW_SECONDS)  # a run created within the clock margin after the file is not taken to cover it
     _, later = dispatch.upload("busy/third.csv")  # nothing running: starts at once, after the deferred file
     assert statuses(later) == ["started"]
     covering = later["outcomes"][0]["execution_id"]
@@ -348,7 +374,7 @@ def test_a_window_message_delivered_again_after_its_start_calls_nothing(dispatch
 
 
 def test_burst_events_out_of_order_and_duplicated_still_cover_every_file(dispatch: Dispatch) -> None:
-    base = datetime.now(UTC) - timedelta(seconds=5)
+    base = datetime.fromtimestamp(dispatch.now(), UTC) - timedelta(seconds=5)
     files = [s3_file(f"burst/ooo-{n}.csv", base + timedelta(milliseconds=200 * n)) for n in range(5)]
     order = [3, 0, 4, 0, 1, 3, 2]  # late events first, and two redeliveries
 
@@ -373,7 +399,7 @@ def test_burst_events_out_of_order_and_duplicated_still_cover_every_file(dispatc
 def test_deferred_events_out_of_order_and_duplicated_are_covered_by_the_newest_start(dispatch: Dispatch) -> None:
     fake = dispatch.stack.fake
     fake.add_sync(BUSY_SYNC, kind="model", run_seconds=3600)
-    base = datetime.now(UTC) - timedelta(seconds=5)
+    base = datetime.fromtimestamp(dispatch.now(), UTC) - timedelta(seconds=5)
     files = [s3_file(f"busy/ooo-{n}.csv", base + timedelta(milliseconds=200 * n)) for n in range(4)]
 
     newest = dispatch.polytrigger.s3(files[3].event)  # the newest file's event arrives first and starts a run
@@ -402,7 +428,7 @@ def test_a_deferral_past_its_maximum_age_is_parked_with_a_readable_reason(dispat
     message = dispatch.pump.next_message()
     body = json.loads(message["Body"])
     # this start has been waiting for an hour already (the limit here is 60 s): replace the message
-    body["first_at"] = time.time() - 3600
+    body["first_at"] = dispatch.now() - 3600
     dispatch.queues.sqs.delete_message(QueueUrl=dispatch.queues.url, ReceiptHandle=message["ReceiptHandle"])
     dispatch.queues.sqs.send_message(QueueUrl=dispatch.queues.url, MessageBody=json.dumps(body))
 
@@ -447,9 +473,10 @@ def test_a_deferral_past_its_maximum_age_is_parked_with_a_readable_reason(dispat
 # -- 7. a 429 storm ------------------------------------------------------------------------------
 
 
+@on_both_clocks
 def test_a_start_still_throttled_after_its_retries_waits_on_the_queue_then_starts(dispatch: Dispatch) -> None:
-    """Found by bench-bursts: a 429 after the in-call retries failed the invocation, so AWS retried it
-    into the same storm and parked it. Now it waits on the dispatch queue for Retry-After at least."""
+    """A 429 after the in-call retries does not fail the invocation (AWS would retry it into the same
+    storm and park it): the start waits on the dispatch queue for Retry-After at least."""
     fake = dispatch.stack.fake
     fake.inject(429, times=3, path_contains=f"{BUSY_SYNC}/executions", method="POST", retry_after=1)
 

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # a process with its own local stack, and real waits: it must be
 
 
 def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
@@ -52,7 +55,7 @@ def _demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_runs_your_own_routes_and_events(tmp_path: Path) -> None:
-    """`make demo ROUTES=... EVENTS=...`: the local stack on a user's routes and events (issue 11, item 8)."""
+    """`make demo ROUTES=... EVENTS=...`: the local stack on a user's routes and events."""
     sync = "11111111-2222-4333-8444-555555555555"
     routes = tmp_path / "routes.yaml"
     routes.write_text(

@@ -2,7 +2,6 @@
 
 A message is acknowledged (absent from `batchItemFailures`) only when its work is done or it is
 parked in the dispatch dead-letter queue with a reason; anything else goes back to the queue.
-Review findings 1, 2, 10 and 17 (issue 10).
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ def posts(dispatch: Dispatch) -> list[Any]:
 def test_a_malformed_message_is_parked_with_its_reason_and_acknowledged(
     dispatch: Dispatch, body: str, why: str
 ) -> None:
-    """Review finding 1: a message that failed to decode was logged and deleted; nothing kept it."""
+    """A message that cannot be decoded is kept, as it came, in the dead-letter queue: not only logged and deleted."""
     answer = invoke(dispatch, body)
 
     assert answer["batchItemFailures"] == []  # acknowledged: it is parked
@@ -119,7 +118,8 @@ FORGERIES = [
 
 @pytest.mark.parametrize(("forge", "why"), FORGERIES)
 def test_a_forged_message_is_parked_never_performed(dispatch: Dispatch, forge: Any, why: str) -> None:
-    """Review finding 2: an injected message paused a sync, or started any sync with any options."""
+    """A well-formed message for an action the routes do not make (pause a sync, start another sync or with
+    other options) is parked with the reason and never performed."""
     body = json.dumps(forge(deferred_body(dispatch)))
 
     answer = invoke(dispatch, body)
@@ -149,7 +149,8 @@ def test_the_genuine_message_is_performed(dispatch: Dispatch) -> None:
 def test_an_internal_error_goes_back_to_the_queue_then_is_parked_on_its_last_receive(
     dispatch: Dispatch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Review finding 1: any KeyError/TypeError/ValueError deleted the message as "malformed"."""
+    """A bug (a KeyError, TypeError or ValueError) while performing a message hands it back; it is not
+    deleted as "malformed"."""
     body = json.dumps(deferred_body(dispatch))
     from polytrigger.dispatch.policy import DispatchPolicy
 
@@ -171,8 +172,8 @@ def test_an_internal_error_goes_back_to_the_queue_then_is_parked_on_its_last_rec
 
 
 def test_a_secret_with_an_invisible_character_returns_the_message_and_never_echoes_it(dispatch: Dispatch) -> None:
-    """Review finding 1: U+200B in the secret made urllib3 raise UnicodeEncodeError (a ValueError), and
-    the dispatcher deleted every deferred and debounced start as a malformed message."""
+    """U+200B in the secret makes urllib3 raise UnicodeEncodeError (a ValueError): the message goes back to
+    the queue (it is not deleted as malformed) and the secret is never echoed."""
     body = json.dumps(deferred_body(dispatch))
     dispatch.stack.fake.finish_running(BUSY_SYNC)
     secret = "fake-polytomic-api-key\u200b"
@@ -193,7 +194,8 @@ def test_a_secret_with_an_invisible_character_returns_the_message_and_never_echo
 
 
 def test_records_that_one_more_call_could_not_finish_are_handed_back_untried(dispatch: Dispatch) -> None:
-    """Review finding 10: the deadline guarded only sleeps; one slow call failed the whole batch."""
+    """With less of the invocation left than one call may take, the remaining records are handed back
+    untried (the deadline guards calls, not only sleeps): one slow call does not fail the whole batch."""
     body = deferred_body(dispatch)
     dispatch.stack.fake.finish_running(BUSY_SYNC)
     # 12 s left: under one call's budget (3.05 s + 10 s + 3 s)
@@ -215,7 +217,8 @@ def test_the_record_budget_is_what_one_call_can_take(dispatch: Dispatch) -> None
 
 
 def test_a_retryable_failure_on_the_last_receive_is_parked_with_polytomics_answer(dispatch: Dispatch) -> None:
-    """Review finding 17: a message SQS moved to the dead-letter queue after 5 receives had no reason."""
+    """On its last receive a message that fails again is parked by the dispatcher with Polytomic's answer
+    (SQS would move it to the dead-letter queue after 5 receives with no reason)."""
     body = deferred_body(dispatch)
     fake = dispatch.stack.fake
     fake.finish_running(BUSY_SYNC)

@@ -105,7 +105,7 @@ def test_unsupported_event_is_logged_once_parked_and_not_retried(
 
 
 def test_an_unsubstituted_scheduler_time_is_parked_not_dropped(polytrigger: Invoker) -> None:
-    """Review finding 3: a schedule whose Input kept the literal placeholder was logged and dropped."""
+    """A schedule whose Input kept the literal placeholder is parked with the event, not just logged."""
     event = {"schedule": "nightly", "time": "<aws.scheduler.scheduled-time>"}
     summary = polytrigger.schedule(event)
 
@@ -152,7 +152,8 @@ def test_an_event_that_cannot_be_parked_fails_so_aws_retries_it(
 
 @pytest.mark.parametrize("status", [400, 403, 404, 422])
 def test_an_action_polytomic_refuses_parks_the_event_with_the_reason(polytrigger: Invoker, status: int) -> None:
-    """Review finding 3: 400/403/404/422 became `failed`, the invocation succeeded, and nothing was parked."""
+    """A refusal (400/403/404/422) is `failed` and its event parked with the reason: the invocation succeeds,
+    so nothing else would keep it."""
     fake = polytrigger.stack.fake
     fake.inject(
         status,

@@ -23,7 +23,7 @@ from local.polytomic import SUPPORTED_VERSIONS, FakePolytomic
 from local.stack.dynamodb_local import port_open
 
 API_KEY = "test-api-key-0001"
-ORG_ID = str(uuid.uuid4())
+ORG_ID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"  # fixed: test ids built from it must be the same in every xdist worker
 DEPLOYMENT_KEY = "deployment-key-0001"
 VERSION = "2025-09-18"
 UNAUTHORIZED = {"status": 401, "message": "unauthorized", "key": "unauthorized", "metadata": {}}
@@ -128,7 +128,7 @@ def test_basic_deployment_key_is_accepted(api: FakePolytomic, pool: urllib3.Pool
         API_KEY,
         f"Token {API_KEY}",
         basic(ORG_ID, "wrong-key"),
-        basic(str(uuid.uuid4()), DEPLOYMENT_KEY),
+        basic("0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", DEPLOYMENT_KEY),  # another organisation
         "Basic not-base64!!",
         f"Basic {base64.b64encode(API_KEY.encode()).decode()}",
     ],

@@ -403,7 +403,7 @@ def test_a_deferred_start_re_driven_to_the_dispatch_queue_gets_a_fresh_wait(disp
     assert statuses(second) == ["deferred"]
     message = dispatch.pump.next_message()
     body = json.loads(message["Body"])
-    body["first_at"] = time.time() - 3600  # it has waited past DEFERRAL_MAX_AGE_SECONDS
+    body["first_at"] = dispatch.now() - 3600  # it has waited past DEFERRAL_MAX_AGE_SECONDS
     sqs = dispatch.queues.sqs
     sqs.delete_message(QueueUrl=dispatch.queues.url, ReceiptHandle=message["ReceiptHandle"])
     sqs.send_message(QueueUrl=dispatch.queues.dead_letter_url, MessageBody=json.dumps(body))  # as SQS moves it
@@ -414,7 +414,7 @@ def test_a_deferred_start_re_driven_to_the_dispatch_queue_gets_a_fresh_wait(disp
     assert summary.count("re-driven") == 1
     again = dispatch.pump.until(lambda delivery: bool(delivery.outcomes), timeout=20)
     assert statuses(again.answer) == ["deferred"]  # a fresh wait, not parked again
-    assert dispatch.queues.dead_letters(timeout=1) == []
+    assert dispatch.queues.dead_letters() == []
     fake.finish_running(BUSY_SYNC)
     dispatch.pump.drain(timeout=20)
     assert dispatch.pump.outcomes()[-1]["status"] == "started"

@@ -12,7 +12,9 @@ from local.reliability.load import S3_TRIGGER_CONCURRENCY
 from local.reliability.run import Row, run_all, table
 from local.stack import LocalStack
 
-ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review found
+pytestmark = pytest.mark.slow  # every scenario of `make reliability`, scaled down
+
+ADVERSARIAL = (  # one row per way an adversary tried to lose, double or forge a start
     "forged dispatch message",
     "malformed dispatch message",
     "internal error while dispatching",
@@ -23,7 +25,7 @@ ADVERSARIAL = (  # issue 10: one row per class of hole an adversarial review fou
     "re-drive past the dedup TTL",
     "burst, concurrency bounded",
 )
-OUTCOMES = (  # issue 12: every run's ending known, and told once, however it comes
+OUTCOMES = (  # every run's ending known, and told once, however it comes
     "run outcomes, webhook 30% dropped and 30% duplicated",
     "run outcomes, no webhook and events aged out",
 )
@@ -141,7 +143,8 @@ def test_a_burst_runs_within_the_reserved_concurrency_and_starts_each_once(by_na
     assert 1 <= burst.facts["peak"] <= S3_TRIGGER_CONCURRENCY
     assert burst.facts["throttled"] >= 1
     assert burst.facts["429s"] >= 1
-    assert (burst.seen, burst.parked) == (burst.expected, 0)
+    # each start ran once, or (still throttled after its retries, deferred) was covered by a later run of its sync
+    assert (burst.seen + burst.facts["covered"], burst.parked) == (burst.expected, 0)
 
 
 def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_duplicates(

@@ -27,10 +27,10 @@ WEBHOOK_SECRET = "whsec-local-0123456789"
 def outcomes(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoker]:
     """`polytrigger` with the webhook secret stored, the dispatch queues (as deployed: chained routes
     need them) and a fresh outcome container."""
+    from local.stack.dispatch_pump import DispatchQueue
     from polytrigger import bootstrap
-    from tests.integration.dispatch_support import Queues
 
-    queues = Queues.create(polytrigger.stack)
+    queues = DispatchQueue.create(polytrigger.stack.client("sqs"))
     for name, value in queues.env().items():
         monkeypatch.setenv(name, value)
     bootstrap.reset()
@@ -325,13 +325,12 @@ routes:
 def test_a_chained_start_happens_once_however_often_the_ending_arrives(
     outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    from local.stack.dispatch_pump import pump
+    from local.stack.dispatch_pump import DispatchQueue, pump
     from local.stack.function_url import FunctionUrl
     from polytrigger import bootstrap
     from polytrigger.handlers import webhook
-    from tests.integration.dispatch_support import Queues
 
-    queues = Queues.create(outcomes.stack)
+    queues = DispatchQueue.create(outcomes.stack.client("sqs"))
     routes = tmp_path / "routes.yaml"
     routes.write_text(CHAIN_ROUTES, encoding="utf-8")
     for name, value in {**queues.env(), "ROUTES_FILE": str(routes)}.items():

@@ -1,13 +1,12 @@
-"""Debounce windows on DynamoDB Local whose message went missing (review findings 4 and 16, issue 10).
+"""Debounce windows on DynamoDB Local whose message went missing, and how long a window item is kept.
 
 A crash between opening a window and sending its message, or a message lost later, must never
-leave files absorbed into a window that will not start.
+leave files absorbed into a window that will not start. The tests run on the stack's clock.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from polytrigger.dispatch.deferrals import OVERDUE_WINDOW_SECONDS, UNCONFIRMED_WINDOW_SECONDS, window_id
@@ -39,7 +38,7 @@ def item(dispatch: Dispatch, wid: str) -> dict[str, Any] | None:
 def test_an_opener_that_died_before_sending_leaves_a_window_the_next_file_repairs(dispatch: Dispatch) -> None:
     """The opener opened the window and died before its message went out: the next file re-sends it."""
     wid = burst_window()
-    opened = time.time() - UNCONFIRMED_WINDOW_SECONDS - 1
+    opened = dispatch.now() - UNCONFIRMED_WINDOW_SECONDS - 1
     assert windows(dispatch).open(Window(wid, opened, opened, opened + 300, 1))  # and nothing on the queue
 
     file, answer = dispatch.upload("burst/late.csv")
@@ -59,7 +58,7 @@ def test_an_opener_that_died_before_sending_leaves_a_window_the_next_file_repair
 def test_a_window_whose_flush_is_long_overdue_is_replaced_and_its_files_are_covered(dispatch: Dispatch) -> None:
     """Its message was lost (a purge): a file landing later opens a new window instead of joining it."""
     wid = burst_window()
-    lost = time.time() - OVERDUE_WINDOW_SECONDS - 600
+    lost = dispatch.now() - OVERDUE_WINDOW_SECONDS - 600
     assert windows(dispatch).open(Window(wid, lost, lost, lost + 300, 7))
     windows(dispatch).confirm(wid, lost)
 
@@ -72,9 +71,10 @@ def test_a_window_whose_flush_is_long_overdue_is_replaced_and_its_files_are_cove
 
 
 def test_a_window_is_kept_at_least_until_its_deadline_whatever_the_dedup_ttl(dispatch: Dispatch) -> None:
-    """Review finding 16: window items got the dedup TTL, which can be shorter than max_wait."""
+    """A window item expires with its deadline plus the dedup TTL, never with the TTL alone (which can be
+    shorter than max_wait)."""
     store = DynamoWindows(dispatch.stack.dynamodb_client(), dispatch.stack.table_name, ttl_seconds=60)
-    now = time.time()
+    now = dispatch.now()
     deadline = now + 7200  # a two-hour max_wait
     assert store.open(Window("polytrigger#window#" + "a" * 64, now, now, deadline, 1))
 
@@ -85,7 +85,7 @@ def test_a_window_is_kept_at_least_until_its_deadline_whatever_the_dedup_ttl(dis
 
 
 def test_the_dynamodb_window_store_agrees_with_the_memory_one_on_what_is_overdue(dispatch: Dispatch) -> None:
-    store, wid, now = windows(dispatch), "polytrigger#window#" + "b" * 64, time.time()
+    store, wid, now = windows(dispatch), "polytrigger#window#" + "b" * 64, dispatch.now()
     assert store.open(Window(wid, now - 400, now - 400, now + 100, 1))  # quiet since 400 s: due at -400 + debounce
 
     assert store.absorb(wid, now, debounce=DEBOUNCE, overdue_before=now - 400 + DEBOUNCE + 1) is None

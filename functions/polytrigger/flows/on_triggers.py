@@ -49,6 +49,7 @@ class TriggerFlow:
     call_budget_ms: int  # the longest one Polytomic call can take: no SQS record is taken with less time left
     before_fan_out: Callable[[], None]  # makes, on one thread, what the fan-out threads would race to make
     register: Callable[[LambdaContext | None], None]  # an invocation's dedup records expire with it
+    clock: Callable[[], float] = time.time  # when a trigger reached us (epoch seconds): the dispatch path's clock
 
     def sqs_record(self, body: Any, parse: Parser, context: LambdaContext | None) -> Report:
         """One record of an SQS batch (its body), if one more call can still finish in this invocation."""
@@ -76,7 +77,7 @@ class TriggerFlow:
     def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None) -> Report:
         """Every action the routes make of these triggers, performed; a report of their outcomes."""
         until = deadline(remaining_ms)
-        received = time.time()
+        received = self.clock()
         return run(
             self.routes.actions_for(triggers),
             lambda action: self.started.note(action, self.policy.perform(action, until, received)),
