@@ -136,7 +136,7 @@ clean:
 	rm -rf $(VENV) $(SECURITY_VENV) $(SAM_VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis .aws-sam
 
 # Reliability: every trigger started exactly once or parked, under duplicates and faults.
-# `make test` runs a scaled-down pass (tests/integration/test_reliability.py).
+# `make test` runs a scaled-down pass (tests/integration/test_reliability_*.py, one module a group).
 reliability: install
 	$(PY) -m local.reliability
 

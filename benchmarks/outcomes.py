@@ -91,8 +91,9 @@ def _fresh(*modules: Any) -> None:
     parameters.clear_caches()
 
 
-def quiet_polls(stack: LocalStack, state: str, polls: int) -> dict[str, int]:
-    """Totals over `polls` polls a minute apart, each with nothing new, after `state` was set up and polled once."""
+def quiet_polls(stack: LocalStack, state: str, polls: int, ended: int = ENDED) -> dict[str, int]:
+    """Totals over `polls` polls a minute apart, each with nothing new, after `state` was set up and polled once
+    (`ended`: how many fan-out events' runs end first, in state "ended")."""
     fake = stack.fake
     with bench_stack(stack) as bench, container(bench) as invoke:
         invoke("poller", {})  # the schedule has been running: the cursor is set
@@ -100,8 +101,8 @@ def quiet_polls(stack: LocalStack, state: str, polls: int) -> dict[str, int]:
             for sync in FANOUT_SYNCS:
                 fake.add_sync(sync, kind="model", run_seconds=3600)
             invoke("s3", s3_event(f"{FANOUT_PREFIX}open.csv"))
-        elif state == "ended":  # 100 runs ended (their endings read by the poller), then nothing
-            for number in range(ENDED):
+        elif state == "ended":  # 20 runs an event ended (their endings read by the poller), then nothing
+            for number in range(ended):
                 invoke("s3", s3_event(f"{FANOUT_PREFIX}ended-{number}.csv"))
         fake.advance_clock(60)
         invoke("poller", {})  # what there was to read is read

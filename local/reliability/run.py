@@ -41,15 +41,32 @@ ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
 )
 
 
-def run_all(stack: LocalStack, scale: float, seed: int, only: str = "") -> list[Row]:
-    """Every scenario (`only`: those whose function name contains it), at `scale` of the full counts."""
+# The scenarios by what they try, in the order the table prints them: `make reliability` runs every
+# group in one table; the scaled-down test runs each group on its own (in parallel, on its own stack).
+GROUPS = ("concurrency", "faults", "adversarial", "outcomes")
+
+
+def scenarios(scale: float, group: str = "") -> tuple[Callable[[Harness], Row], ...]:
+    """The scenarios of `group` (every group when empty), as they run at `scale` of the full counts."""
+    concurrency = SCENARIOS[:8] if scale < 0.5 else SCENARIOS[:7] + FULL_SCALE_ONLY + SCENARIOS[7:8]
+    chosen = {
+        "concurrency": concurrency,
+        "faults": SCENARIOS[8:],
+        "adversarial": ADVERSARIAL,
+        "outcomes": outcomes.SCENARIOS,  # run outcomes (local.reliability.outcomes)
+    }
+    return chosen[group] if group else tuple(item for name in GROUPS for item in chosen[name])
+
+
+def run_all(stack: LocalStack, scale: float, seed: int, only: str = "", group: str = "") -> list[Row]:
+    """Every scenario of `group` (every group when empty; `only`: those whose function name contains it),
+    at `scale` of the full counts."""
     harness = Harness(stack, scale, seed)
-    scenarios = SCENARIOS if scale < 0.5 else SCENARIOS[:7] + FULL_SCALE_ONLY + SCENARIOS[7:]
-    scenarios += ADVERSARIAL + outcomes.SCENARIOS  # then run outcomes (local.reliability.outcomes)
+    chosen = scenarios(scale, group)
     if only:
-        scenarios = tuple(s for s in scenarios if only in getattr(s, "__name__", ""))
+        chosen = tuple(s for s in chosen if only in getattr(s, "__name__", ""))
     try:
-        return [scenario(harness) for scenario in scenarios]
+        return [scenario(harness) for scenario in chosen]
     finally:
         harness.close()
 

@@ -98,11 +98,11 @@ def _answer_eventbridge_configuration() -> None:
                 result = ActionResult({**result.result, "EventBridgeConfiguration": {}})
             return serialized(result)
 
-        self.serialized = with_eventbridge  # type: ignore[method-assign,assignment]
+        self.serialized = with_eventbridge
         try:
             return original(self)
         finally:
             del self.serialized
 
     get_bucket_notification.answers_eventbridge = True  # type: ignore[attr-defined]
-    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+    S3Response.get_bucket_notification = get_bucket_notification

@@ -1,20 +1,17 @@
-"""The reliability run, scaled down: every scenario ends with nothing lost, nothing doubled, and nothing
-acknowledged that was neither done nor parked with a reason.
-
-`make reliability` runs the same scenarios at full scale and prints the table.
-"""
+"""Reliability, scaled down: the ways an adversarial review tried to lose, double or forge a start."""
 
 from __future__ import annotations
 
 import pytest
 
 from local.reliability.load import S3_TRIGGER_CONCURRENCY
-from local.reliability.run import Row, run_all, table
+from local.reliability.run import Row
 from local.stack import LocalStack
+from tests.integration.reliability_support import assert_nothing_lost_doubled_or_acknowledged_undone, rows_of
 
-pytestmark = pytest.mark.slow  # every scenario of `make reliability`, scaled down
+pytestmark = pytest.mark.slow  # scenarios of `make reliability`, scaled down
 
-ADVERSARIAL = (  # one row per way an adversary tried to lose, double or forge a start
+ADVERSARIAL = (
     "forged dispatch message",
     "malformed dispatch message",
     "internal error while dispatching",
@@ -25,17 +22,11 @@ ADVERSARIAL = (  # one row per way an adversary tried to lose, double or forge a
     "re-drive past the dedup TTL",
     "burst, concurrency bounded",
 )
-OUTCOMES = (  # every run's ending known, and told once, however it comes
-    "run outcomes, webhook 30% dropped and 30% duplicated",
-    "run outcomes, no webhook and events aged out",
-)
 
 
 @pytest.fixture(scope="module")
 def rows(local_stack: LocalStack) -> list[Row]:
-    result = run_all(local_stack, scale=0.03, seed=7)
-    local_stack.reset()
-    return result
+    return rows_of(local_stack, "adversarial")
 
 
 @pytest.fixture(scope="module")
@@ -44,38 +35,7 @@ def by_name(rows: list[Row]) -> dict[str, Row]:
 
 
 def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(rows: list[Row]) -> None:
-    printed = table(rows)
-    assert len(rows) == 13 + len(ADVERSARIAL) + len(OUTCOMES), printed
-    assert [row.scenario for row in rows[13:]] == list(ADVERSARIAL + OUTCOMES), printed
-    for row in rows:
-        assert row.lost == 0, printed
-        assert row.doubled == 0, printed
-        assert row.acked_not_done == 0, printed
-        assert row.triggers > 0, printed
-
-
-def test_duplicates_were_suppressed_not_executed(by_name: dict[str, Row]) -> None:
-    again = by_name["each trigger delivered 3 times"]
-    assert again.duplicates == 2 * again.expected  # two redeliveries of every action
-    assert again.seen == again.expected
-    for copies in (2, 10, 50):
-        row = by_name[f"{copies} concurrent deliveries (threads)"]
-        assert row.seen == row.expected
-        assert row.duplicates >= (copies - 1) * row.expected
-
-
-def test_outage_parks_without_calling_then_redrive_starts_everything(by_name: dict[str, Row]) -> None:
-    outage = by_name["dedup table missing"]
-    assert f"{outage.triggers} parked, 0 calls during the outage" in outage.notes
-    assert outage.seen == outage.expected
-    assert outage.parked == 0  # all re-driven
-
-
-def test_rotation_costs_one_refused_call_per_call_in_flight(by_name: dict[str, Row]) -> None:
-    rotation = by_name["key rotated mid-run"]
-    refused = int(rotation.notes.split()[0])
-    assert 1 <= refused <= 2  # each event's two syncs are called at once: both may carry the old key
-    assert rotation.seen == rotation.expected
+    assert_nothing_lost_doubled_or_acknowledged_undone(rows, ADVERSARIAL)
 
 
 def test_forged_messages_are_parked_with_the_reason_and_never_performed(by_name: dict[str, Row]) -> None:
@@ -145,40 +105,3 @@ def test_a_burst_runs_within_the_reserved_concurrency_and_starts_each_once(by_na
     assert burst.facts["429s"] >= 1
     # each start ran once, or (still throttled after its retries, deferred) was covered by a later run of its sync
     assert (burst.seen + burst.facts["covered"], burst.parked) == (burst.expected, 0)
-
-
-def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_duplicates(
-    by_name: dict[str, Row],
-) -> None:
-    lossy = by_name["run outcomes, webhook 30% dropped and 30% duplicated"]
-    facts = lossy.facts
-    # each file's two runs, and the chained runs the completed runs of the followed sync started
-    assert facts["runs"] == 2 * lossy.triggers + facts["chained_starts"]
-    assert facts["chained_starts"] >= 1
-    assert facts["chain_endings"] >= 1
-    assert (facts["chained_lost"], facts["chained_doubled"]) == (0, 0)  # every chained start exactly once
-    assert (facts["unknown"], facts["wrong"], facts["untold"], facts["open"]) == (0, 0, 0, 0)
-    assert facts["told"] == facts["metrics"] == facts["runs"]  # one line and one metric per ending
-    assert facts["webhook"] + facts["poller"] + facts["reconciliation"] == facts["runs"]
-    assert facts["webhook"] >= 1
-    assert facts["poller"] >= 1  # the endings the webhook dropped
-    assert facts["dropped"] >= 1
-    assert facts["duplicated"] >= 1
-    assert lossy.duplicates == facts["duplicated"]  # each second copy answered 2xx, and settled nothing
-    assert facts["refused"] == 0
-    assert all(
-        facts[f"outcome_{status}"] >= 1 for status in ("completed", "completed_with_errors", "failed", "canceled")
-    )
-    assert lossy.parked == 0
-
-
-def test_runs_whose_events_aged_out_are_each_settled_by_reconciliation(by_name: dict[str, Row]) -> None:
-    aged = by_name["run outcomes, no webhook and events aged out"]
-    facts = aged.facts
-    assert facts["events_left"] == 0
-    assert facts["runs"] == aged.expected == aged.seen
-    assert facts["reconciliation"] == facts["lookups"] == facts["runs"]
-    assert facts["webhook"] == facts["poller"] == 0
-    assert facts["polls"] == -(-facts["runs"] // 20)  # at most 20 lookups a poll
-    assert (facts["unknown"], facts["wrong"], facts["untold"], facts["open"]) == (0, 0, 0, 0)
-    assert facts["told"] == facts["metrics"] == facts["runs"]

@@ -1,0 +1,47 @@
+"""Reliability, scaled down: Polytomic's faults, a rotated key and a missing dedup table: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import pytest
+
+from local.reliability.run import Row
+from local.stack import LocalStack
+from tests.integration.reliability_support import assert_nothing_lost_doubled_or_acknowledged_undone, rows_of
+
+pytestmark = pytest.mark.slow  # scenarios of `make reliability`, scaled down
+
+SCENARIOS = (
+    "30% transient faults",
+    "30% replayed 500s",
+    "500 after the run was created",
+    "key rotated mid-run",
+    "dedup table missing",
+)
+
+
+@pytest.fixture(scope="module")
+def rows(local_stack: LocalStack) -> list[Row]:
+    return rows_of(local_stack, "faults")
+
+
+@pytest.fixture(scope="module")
+def by_name(rows: list[Row]) -> dict[str, Row]:
+    return {row.scenario: row for row in rows}
+
+
+def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(rows: list[Row]) -> None:
+    assert_nothing_lost_doubled_or_acknowledged_undone(rows, SCENARIOS)
+
+
+def test_outage_parks_without_calling_then_redrive_starts_everything(by_name: dict[str, Row]) -> None:
+    outage = by_name["dedup table missing"]
+    assert f"{outage.triggers} parked, 0 calls during the outage" in outage.notes
+    assert outage.seen == outage.expected
+    assert outage.parked == 0  # all re-driven
+
+
+def test_rotation_costs_one_refused_call_per_call_in_flight(by_name: dict[str, Row]) -> None:
+    rotation = by_name["key rotated mid-run"]
+    refused = int(rotation.notes.split()[0])
+    assert 1 <= refused <= 2  # each event's two syncs are called at once: both may carry the old key
+    assert rotation.seen == rotation.expected

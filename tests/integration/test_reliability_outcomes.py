@@ -1,0 +1,67 @@
+"""Reliability, scaled down: every run's ending known, and told once, however it comes."""
+
+from __future__ import annotations
+
+import pytest
+
+from local.reliability.run import Row
+from local.stack import LocalStack
+from tests.integration.reliability_support import assert_nothing_lost_doubled_or_acknowledged_undone, rows_of
+
+pytestmark = pytest.mark.slow  # scenarios of `make reliability`, scaled down
+
+OUTCOMES = (
+    "run outcomes, webhook 30% dropped and 30% duplicated",
+    "run outcomes, no webhook and events aged out",
+)
+
+
+@pytest.fixture(scope="module")
+def rows(local_stack: LocalStack) -> list[Row]:
+    return rows_of(local_stack, "outcomes")
+
+
+@pytest.fixture(scope="module")
+def by_name(rows: list[Row]) -> dict[str, Row]:
+    return {row.scenario: row for row in rows}
+
+
+def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(rows: list[Row]) -> None:
+    assert_nothing_lost_doubled_or_acknowledged_undone(rows, OUTCOMES)
+
+
+def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_duplicates(
+    by_name: dict[str, Row],
+) -> None:
+    lossy = by_name["run outcomes, webhook 30% dropped and 30% duplicated"]
+    facts = lossy.facts
+    # each file's two runs, and the chained runs the completed runs of the followed sync started
+    assert facts["runs"] == 2 * lossy.triggers + facts["chained_starts"]
+    assert facts["chained_starts"] >= 1
+    assert facts["chain_endings"] >= 1
+    assert (facts["chained_lost"], facts["chained_doubled"]) == (0, 0)  # every chained start exactly once
+    assert (facts["unknown"], facts["wrong"], facts["untold"], facts["open"]) == (0, 0, 0, 0)
+    assert facts["told"] == facts["metrics"] == facts["runs"]  # one line and one metric per ending
+    assert facts["webhook"] + facts["poller"] + facts["reconciliation"] == facts["runs"]
+    assert facts["webhook"] >= 1
+    assert facts["poller"] >= 1  # the endings the webhook dropped
+    assert facts["dropped"] >= 1
+    assert facts["duplicated"] >= 1
+    assert lossy.duplicates == facts["duplicated"]  # each second copy answered 2xx, and settled nothing
+    assert facts["refused"] == 0
+    assert all(
+        facts[f"outcome_{status}"] >= 1 for status in ("completed", "completed_with_errors", "failed", "canceled")
+    )
+    assert lossy.parked == 0
+
+
+def test_runs_whose_events_aged_out_are_each_settled_by_reconciliation(by_name: dict[str, Row]) -> None:
+    aged = by_name["run outcomes, no webhook and events aged out"]
+    facts = aged.facts
+    assert facts["events_left"] == 0
+    assert facts["runs"] == aged.expected == aged.seen
+    assert facts["reconciliation"] == facts["lookups"] == facts["runs"]
+    assert facts["webhook"] == facts["poller"] == 0
+    assert facts["polls"] == -(-facts["runs"] // 20)  # at most 20 lookups a poll
+    assert (facts["unknown"], facts["wrong"], facts["untold"], facts["open"]) == (0, 0, 0, 0)
+    assert facts["told"] == facts["metrics"] == facts["runs"]
