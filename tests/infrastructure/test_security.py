@@ -160,17 +160,22 @@ def scan(request: pytest.FixtureRequest) -> Scan:
 
 
 @pytest.fixture(scope="module")
-def report(scan: Scan, template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """checkov's report on the scan's template: run once per scan for every test of this module."""
+def reports(template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """checkov's report on each scan's template, by scan name: one checkov run for all four (its start-up,
+    not the scanning, is most of its time), split by the file each result names."""
     checkov = _checkov()
-    if not scan.deployed and not scan.everything_on:
-        path = TEMPLATE_PATH
-    else:
+    folder = tmp_path_factory.mktemp("checkov")
+    files: dict[str, Path] = {}
+    for scan in SCANS:
+        if not scan.deployed and not scan.everything_on:
+            files[TEMPLATE_PATH.name] = TEMPLATE_PATH
+            continue
         document = _everything_on(template) if scan.everything_on else template
-        path = tmp_path_factory.mktemp("checkov") / f"{scan.name}.json"
+        path = folder / f"{scan.name}.json"
         path.write_text(json.dumps(transform(document) if scan.deployed else document, indent=1))
+        files[path.name] = path
     result = subprocess.run(
-        [str(checkov), "--file", str(path), *CHECKOV_FLAGS],
+        [str(checkov), *(arg for path in files.values() for arg in ("--file", str(path))), *CHECKOV_FLAGS],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -182,7 +187,21 @@ def report(scan: Scan, template: dict[str, Any], tmp_path_factory: pytest.TempPa
     if isinstance(found, list):  # one report per framework when several ran
         (found,) = [r for r in found if r.get("check_type") == "cloudformation"]
     assert found.get("check_type") == "cloudformation", found
-    return dict(found)
+    split: dict[str, dict[str, Any]] = {}
+    for scan, name in zip(SCANS, files, strict=True):
+        results = {
+            kind: [check for check in checks if Path(check["file_path"]).name == name]
+            for kind, checks in found["results"].items()
+            if isinstance(checks, list)
+        }
+        split[scan.name] = {**found, "results": results}
+    return split
+
+
+@pytest.fixture(scope="module")
+def report(scan: Scan, reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """checkov's report on the scan's template."""
+    return reports[scan.name]
 
 
 def _evaluated(report: dict[str, Any]) -> set[tuple[str, str]]:
