@@ -1,7 +1,6 @@
-"""A parked event, described in one line for a person: bucket and key, or schedule; never its payload.
-
-It reads the event as it came, without parsing it into triggers, so that even an event no
-handler supports (it may be why it was parked) gets a description.
+"""A delivery read as it came, without parsing it into triggers: the id AWS gave it, for every log line of
+its invocation, and a one-line description of a parked event for a person (bucket and key, or schedule;
+never its payload), so that even an event no handler supports (it may be why it was parked) gets one.
 """
 
 from __future__ import annotations
@@ -9,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote_plus
+
+MAX_ID = 128  # an id from the event goes into every log line: never a payload's worth of it
 
 
 def one_line(text: object, limit: int = 200) -> str:
@@ -40,3 +41,29 @@ def describe_event(event: Mapping[str, Any]) -> str:
         source = first.get("eventSource") or first.get("EventSource") or "?"
         return f"{source} batch of {len(records)} record(s)"
     return one_line(f"event with keys {', '.join(sorted(map(str, event))[:6]) or '(none)'}")
+
+
+def correlation_id(event: object) -> str | None:
+    """EventBridge `id`, S3 request id, SQS message id or SNS message id; clipped to MAX_ID characters."""
+    found = _correlation_id(event)
+    return found[:MAX_ID] if found is not None else None
+
+
+def _correlation_id(event: object) -> str | None:
+    if not isinstance(event, dict):
+        return None
+    if isinstance(event.get("id"), str):
+        return str(event["id"])
+    records = event.get("Records")
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        first = records[0]
+        elements = first.get("responseElements")
+        if isinstance(elements, dict) and isinstance(elements.get("x-amz-request-id"), str):
+            return str(elements["x-amz-request-id"])
+        for key in ("messageId", "EventSubscriptionArn"):
+            if isinstance(first.get(key), str):
+                return str(first[key])
+        sns = first.get("Sns")
+        if isinstance(sns, dict) and isinstance(sns.get("MessageId"), str):
+            return str(sns["MessageId"])
+    return None

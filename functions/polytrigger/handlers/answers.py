@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from polytrigger.core.outcomes import ActionsFailed, Report
-from polytrigger.events.correlation import MAX_ID
+from polytrigger.events.describe import MAX_ID
 from polytrigger.observability import logger
 
 if TYPE_CHECKING:

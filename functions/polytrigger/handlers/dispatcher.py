@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from polytrigger import bootstrap
-from polytrigger.events.correlation import correlation_id
+from polytrigger.events.describe import correlation_id
 from polytrigger.handlers.answers import answer_batch
 from polytrigger.observability import logger, metrics, tracer
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from polytrigger import bootstrap
 from polytrigger.events import is_sqs_batch, s3_triggers, sqs_body_triggers
-from polytrigger.events.correlation import correlation_id
+from polytrigger.events.describe import correlation_id
 from polytrigger.handlers.answers import answer, answer_batch
 from polytrigger.observability import logger, metrics, tracer
 

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from polytrigger import bootstrap
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import schedule_trigger
-from polytrigger.events.correlation import correlation_id
+from polytrigger.events.describe import correlation_id
 from polytrigger.handlers.answers import answer
 from polytrigger.observability import logger, metrics, tracer
 
