@@ -45,7 +45,7 @@ def concurrent_threads(h: Harness, copies: int) -> Row:
     with h.scenario() as run:
         started = time.monotonic()
         invoker = h.invoker(retry_delays=(1.0, 2.0))
-        run.events = [s3_event(f"threads{copies}", i) for i in range(h.n(max(4, 100 // copies), minimum=2))]
+        run.events = [s3_event(f"threads{copies}", i) for i in range(h.n(max(4, 100 // copies), minimum=1))]
         for event in run.events:
             barrier = threading.Barrier(copies)
 
