@@ -6,6 +6,7 @@ Benchmarks are not tests: nothing here is timed against a target.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -83,10 +84,21 @@ def test_tracing_off_skips_the_x_ray_sdk() -> None:
     assert stdout.strip() == "False"
 
 
-def test_memory_quick_produces_rows_and_main_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    _check(memory.rows(quick=True), 3)
+def test_memory_quick_produces_rows_and_main_prints_the_table(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    measured: list[dict[str, float]] = []
+    measure = memory.measure
 
-    assert memory.main(["--quick"]) in (0, 1)
+    def keep(*args: Any) -> dict[str, float]:
+        measured.append(measure(*args))
+        return measured[-1]
+
+    monkeypatch.setattr(memory, "measure", keep)
+
+    assert memory.main(["--quick"]) in (0, 1)  # one measurement, its rows checked and its table read
+
+    _check(memory.to_rows(measured[0]), 3)
     out = capsys.readouterr().out
     assert "peak RSS cold invocation" in out
     assert "boto3 bundled: no" in out
