@@ -26,7 +26,8 @@ SAM_ENV   := SAM_CLI_TELEMETRY=0 __SAM_CLI_APP_DIR="$(CURDIR)/$(SAM_APP)" $(if $
 # pytest runs on every core (pytest-xdist): a module's tests stay on one worker (--dist loadscope), each
 # worker starts its own local stack, and the modules marked slow go first (tests/conftest.py). One worker
 # more than cores: a worker often waits (on DynamoDB Local, the demo's process, checkov, python3.13), and
-# the extra one keeps the cores busy meanwhile (on 2 cores: 177 s with 3 workers, 201 s with 2, 183 s with 4).
+# the extra one keeps the cores busy meanwhile (on 2 cores, a fresh clone: 147-151 s with 3 workers, 149 s with 4;
+# the suite is CPU-bound there, about 265 s of CPU in 148 s).
 PYTEST_WORKERS ?= $(shell $(PYTHON) -c "import os; print((os.cpu_count() or 1) + 1)")
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder
 # `make test` runs what does not depend on each other at once: the four installs, then each check as
