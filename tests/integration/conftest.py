@@ -8,9 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from local.polytomic import FakePolytomic
+from local.reliability.run import Row
 from local.stack import LocalStack
 from local.stack.dispatch_pump import DispatchPump, DispatchQueue, SentLog, StackClock
 from tests.integration import dispatch_support
+from tests.integration.reliability_support import rows_of
 from tests.integration.support import (
     CUSTOMERS_MODEL,
     ORDERS_MODEL,
@@ -137,3 +139,14 @@ def dispatch(
     finally:
         bootstrap.use_clock()
         queues.delete()
+
+
+@pytest.fixture(scope="module")
+def reliability_rows(local_stack: LocalStack, request: pytest.FixtureRequest) -> list[Row]:
+    """The reliability run's rows for the test module's `GROUP` of scenarios, at the test's scale."""
+    return rows_of(local_stack, request.module.GROUP)
+
+
+@pytest.fixture(scope="module")
+def reliability_by_name(reliability_rows: list[Row]) -> dict[str, Row]:
+    return {row.scenario: row for row in reliability_rows}

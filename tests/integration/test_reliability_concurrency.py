@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from local.reliability.run import Row
-from local.stack import LocalStack
-from tests.integration.reliability_support import assert_nothing_lost_doubled_or_acknowledged_undone, rows_of
+from tests.integration.reliability_support import assert_nothing_lost_doubled_or_acknowledged_undone
 
 pytestmark = pytest.mark.slow  # scenarios of `make reliability`, scaled down
+GROUP = "concurrency"  # the rows the `reliability_rows` fixture runs for this module
 
 SCENARIOS = (
     "every trigger once",
@@ -23,25 +23,15 @@ SCENARIOS = (
 )
 
 
-@pytest.fixture(scope="module")
-def rows(local_stack: LocalStack) -> list[Row]:
-    return rows_of(local_stack, "concurrency")
+def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(reliability_rows: list[Row]) -> None:
+    assert_nothing_lost_doubled_or_acknowledged_undone(reliability_rows, SCENARIOS)
 
 
-@pytest.fixture(scope="module")
-def by_name(rows: list[Row]) -> dict[str, Row]:
-    return {row.scenario: row for row in rows}
-
-
-def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(rows: list[Row]) -> None:
-    assert_nothing_lost_doubled_or_acknowledged_undone(rows, SCENARIOS)
-
-
-def test_duplicates_were_suppressed_not_executed(by_name: dict[str, Row]) -> None:
-    again = by_name["each trigger delivered 3 times"]
+def test_duplicates_were_suppressed_not_executed(reliability_by_name: dict[str, Row]) -> None:
+    again = reliability_by_name["each trigger delivered 3 times"]
     assert again.duplicates == 2 * again.expected  # two redeliveries of every action
     assert again.seen == again.expected
     for copies in (2, 10, 50):
-        row = by_name[f"{copies} concurrent deliveries (threads)"]
+        row = reliability_by_name[f"{copies} concurrent deliveries (threads)"]
         assert row.seen == row.expected
         assert row.duplicates >= (copies - 1) * row.expected

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from local.reliability.run import Row
-from local.stack import LocalStack
-from tests.integration.reliability_support import assert_nothing_lost_doubled_or_acknowledged_undone, rows_of
+from tests.integration.reliability_support import assert_nothing_lost_doubled_or_acknowledged_undone
 
 pytestmark = pytest.mark.slow  # scenarios of `make reliability`, scaled down
+GROUP = "outcomes"  # the rows the `reliability_rows` fixture runs for this module
 
 OUTCOMES = (
     "run outcomes, webhook 30% dropped and 30% duplicated",
@@ -16,24 +16,14 @@ OUTCOMES = (
 )
 
 
-@pytest.fixture(scope="module")
-def rows(local_stack: LocalStack) -> list[Row]:
-    return rows_of(local_stack, "outcomes")
-
-
-@pytest.fixture(scope="module")
-def by_name(rows: list[Row]) -> dict[str, Row]:
-    return {row.scenario: row for row in rows}
-
-
-def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(rows: list[Row]) -> None:
-    assert_nothing_lost_doubled_or_acknowledged_undone(rows, OUTCOMES)
+def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(reliability_rows: list[Row]) -> None:
+    assert_nothing_lost_doubled_or_acknowledged_undone(reliability_rows, OUTCOMES)
 
 
 def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_duplicates(
-    by_name: dict[str, Row],
+    reliability_by_name: dict[str, Row],
 ) -> None:
-    lossy = by_name["run outcomes, webhook 30% dropped and 30% duplicated"]
+    lossy = reliability_by_name["run outcomes, webhook 30% dropped and 30% duplicated"]
     facts = lossy.facts
     # each file's two runs, and the chained runs the completed runs of the followed sync started
     assert facts["runs"] == 2 * lossy.triggers + facts["chained_starts"]
@@ -55,8 +45,8 @@ def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_du
     assert lossy.parked == 0
 
 
-def test_runs_whose_events_aged_out_are_each_settled_by_reconciliation(by_name: dict[str, Row]) -> None:
-    aged = by_name["run outcomes, no webhook and events aged out"]
+def test_runs_whose_events_aged_out_are_each_settled_by_reconciliation(reliability_by_name: dict[str, Row]) -> None:
+    aged = reliability_by_name["run outcomes, no webhook and events aged out"]
     facts = aged.facts
     assert facts["events_left"] == 0
     assert facts["runs"] == aged.expected == aged.seen
