@@ -165,7 +165,7 @@ def warm_webhook(stack: LocalStack, deliveries: int, warm_ups: int) -> tuple[lis
             event = run_event(json.loads(base64.b64decode(delivery(direct)["body"])))
             assert event is not None
             started = time.perf_counter()
-            if ledger.settle(event) is None:
+            if ledger.settle(event, "webhook") is None:
                 raise RuntimeError("the ledger did not settle a run it had recorded")
             alone.append(time.perf_counter() - started)
     return handler, alone

@@ -22,6 +22,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import parse_qs
 
 from local.polytomic.bodies import bad_field, bulk_options, check_fields, json_object, model_options
 from local.polytomic.events import EVENT_TYPES, FakeEvent, execution_events, list_events, retained
@@ -75,6 +76,7 @@ class Request:
     query: str = ""
 
 
+EXECUTIONS_PAGE = 50  # a list of executions comes in pages of this many, newest first, with a next_page_token
 _SCOPE = r"/api/(?P<scope>syncs|bulk/syncs)/(?P<sync_id>[^/]+)"
 _WEBHOOK = r"/api/webhooks/(?P<webhook_id>[^/]+)"
 _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
@@ -270,7 +272,14 @@ class FakeApi:
         sync = self._find_sync(params)
         now = self.clock.seconds()
         rendered = [e.render(now) for e in reversed(self._of(sync.id))]
-        return {"data": rendered, "pagination": {"next_page_token": None}}
+        query = parse_qs(request.query)
+        asked = (query.get("limit") or [""])[0]
+        limit = min(EXECUTIONS_PAGE, int(asked)) if asked.isdigit() and int(asked) > 0 else EXECUTIONS_PAGE
+        token = (query.get("page_token") or [""])[0]
+        start = int(token) if token.isdigit() else 0
+        page = rendered[start : start + limit]
+        following = str(start + limit) if start + limit < len(rendered) else None
+        return {"data": page, "pagination": {"next_page_token": following}}
 
     def _ep_get_execution(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         sync = self._find_sync(params)

@@ -7,7 +7,7 @@
   minute apart, until no run is open;
 - no webhook and events aged out: the poller is down for 49 h, so every run's events are gone
   (Polytomic keeps them 48 h) before anyone read them; only reconciliation, which asks each
-  execution's status (at most 20 a poll), can know how they ended.
+  execution's status (every run due, while the poll has time), can know how they ended.
 
 Counted from both sides: Polytomic's (each execution and the outcome it was given) and ours (the
 ledger's status, and the `run_<status>` lines logged, one per ending). An execution whose status
@@ -142,8 +142,8 @@ def ledger_state(h: Harness) -> tuple[dict[str, str], set[str]]:
         key = item["id"]["S"]
         if key.startswith("run#"):
             statuses[key.removeprefix("run#")] = item.get("status", {}).get("S", "")
-        elif key.startswith("runs#open#"):
-            watched.update(item.get("runs", {}).get("M", {}))
+            if item.get("due_in", {}).get("S", "").startswith("open#"):
+                watched.add(key.removeprefix("run#"))
     return statuses, watched
 
 

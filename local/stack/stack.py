@@ -223,13 +223,26 @@ class LocalStack(LocalService):
     # -- resources ------------------------------------------------------------------------
 
     def create_table(self) -> None:
-        """The idempotency table as template.yaml defines it: ``id`` (S) hash key, on demand, TTL ``expiration``."""
+        """The idempotency table as template.yaml defines it: ``id`` (S) hash key, the ``due`` index, on demand,
+        TTL ``expiration``."""
         ddb = self.dynamodb_client()
         with contextlib.suppress(ddb.exceptions.ResourceInUseException):
             ddb.create_table(
                 TableName=self.table_name,
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                AttributeDefinitions=[
+                    {"AttributeName": name, "AttributeType": "S"} for name in ("id", "due_in", "due_at")
+                ],
                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": "due",
+                        "KeySchema": [
+                            {"AttributeName": "due_in", "KeyType": "HASH"},
+                            {"AttributeName": "due_at", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
                 BillingMode="PAY_PER_REQUEST",
             )
         ddb.get_waiter("table_exists").wait(TableName=self.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})

@@ -336,10 +336,33 @@ def test_idempotency_table(transformed: dict[str, Any]) -> None:
     assert transformed["Resources"]["IdempotencyTable"]["Type"] == "AWS::DynamoDB::Table"
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    assert properties["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    assert properties["AttributeDefinitions"] == [
+        {"AttributeName": name, "AttributeType": "S"} for name in ("id", "due_in", "due_at")
+    ]
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert properties["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_the_due_index_is_the_one_the_ledger_queries_and_only_the_poller_may_query_it(
+    transformed: dict[str, Any],
+) -> None:
+    from polytrigger.runs.dynamo_ledger import DUE_INDEX
+
+    (index,) = transformed["Resources"]["IdempotencyTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == DUE_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": "due_in", "KeyType": "HASH"},
+        {"AttributeName": "due_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}  # a due item is acted on without another read
+    querying = {
+        name
+        for name, resource in transformed["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+        and "dynamodb:Query" in json.dumps(resource["Properties"].get("Policies", []))
+    }
+    assert querying == {"PollerFunctionRole"}
 
 
 def test_dead_letter_queue_is_encrypted_and_keeps_messages_14_days(transformed: dict[str, Any]) -> None:

@@ -119,7 +119,7 @@ class Invoker:
         return [item for item in self._items() if str(item["id"]).startswith("polytrigger#")]
 
     def runs(self) -> list[dict[str, Any]]:
-        """The run ledger's items (`run#<execution>`, `runs#open`, `runs#cursor`)."""
+        """The run ledger's items (`run#<execution>`, `runs#cursor`)."""
         return [item for item in self._items() if str(item["id"]).startswith(("run#", "runs#"))]
 
     def _items(self) -> list[dict[str, Any]]:

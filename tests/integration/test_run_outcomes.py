@@ -85,7 +85,17 @@ def ledger(polytrigger: Invoker) -> dict[str, dict[str, Any]]:
 
 
 def open_runs(polytrigger: Invoker) -> set[str]:
-    return {key for item in polytrigger.runs() if item["id"].startswith("runs#open#") for key in item.get("runs", {})}
+    """The runs the poller will look up: in the ledger's `due` index as open."""
+    return {
+        item["id"].removeprefix("run#") for item in polytrigger.runs() if item.get("due_in", "").startswith("open#")
+    }
+
+
+def untold(polytrigger: Invoker) -> set[str]:
+    """The endings settled and not yet told: in the ledger's `due` index as `tell#`."""
+    return {
+        item["id"].removeprefix("run#") for item in polytrigger.runs() if item.get("due_in", "").startswith("tell#")
+    }
 
 
 def test_a_started_run_is_recorded_with_its_route_and_trigger_and_watched(outcomes: Invoker) -> None:
@@ -251,18 +261,19 @@ def test_an_outcome_by_neither_way_is_found_by_reconciliation(outcomes: Invoker)
 
 def _age_open_runs(polytrigger: Invoker, age: timedelta) -> None:
     """As if the runs had started `age` ago (the reconciliation delay is at least a minute)."""
+    _set_due(polytrigger, "open#", datetime.now(UTC) - age)
+
+
+def _set_due(polytrigger: Invoker, kind: str, moment: datetime) -> None:
+    """Move every item of one kind in the `due` index to `moment`, as if its time had come."""
     client = polytrigger.stack.dynamodb_client()
-    then = (datetime.now(UTC) - age).isoformat(timespec="microseconds")
-    for item in polytrigger.runs():
-        if not item["id"].startswith("runs#open#"):
-            continue
-        for execution in item["runs"]:
+    for item in client.scan(TableName=polytrigger.stack.table_name)["Items"]:
+        if item.get("due_in", {}).get("S", "").startswith(kind):
             client.update_item(
                 TableName=polytrigger.stack.table_name,
-                Key={"id": {"S": item["id"]}},
-                UpdateExpression="SET runs.#e.started_at = :then",
-                ExpressionAttributeNames={"#e": execution},
-                ExpressionAttributeValues={":then": {"S": then}},
+                Key={"id": item["id"]},
+                UpdateExpression="SET due_at = :then",
+                ExpressionAttributeValues={":then": {"S": moment.isoformat(timespec="microseconds")}},
             )
 
 
@@ -409,20 +420,7 @@ def test_a_freshness_breach_is_reported_once_with_what_happened(
 
 def _due_now(polytrigger: Invoker) -> None:
     """As if the promises' time had come (the shortest promise is a minute)."""
-    client = polytrigger.stack.dynamodb_client()
-    now = datetime.now(UTC).isoformat(timespec="microseconds")
-    items = client.scan(TableName=polytrigger.stack.table_name)["Items"]
-    for item in items:
-        if not item["id"]["S"].startswith("promises#"):
-            continue
-        for key in item["promises"]["M"]:
-            client.update_item(
-                TableName=polytrigger.stack.table_name,
-                Key={"id": item["id"]},
-                UpdateExpression="SET promises.#k.due = :now",
-                ExpressionAttributeNames={"#k": key},
-                ExpressionAttributeValues={":now": {"S": now}},
-            )
+    _set_due(polytrigger, "promise#", datetime.now(UTC))
 
 
 def test_status_says_whether_a_file_was_synced_its_runs_and_freshness(

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +17,8 @@ import pytest
 from polytrigger.events.function_url import NotADelivery, delivery, signed
 from polytrigger.runs.endings import MalformedRunEvent, RunEvent, from_execution, run_event
 from polytrigger.runs.event_log import OVERLAP, PAGE, poll
-from polytrigger.runs.ledger import OpenRun, Run
+from polytrigger.runs.ledger import Ended, OpenRun, Run, settle
 from polytrigger.runs.reconcile import reconcile
-from polytrigger.runs.settle import settle
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -120,6 +120,8 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.runs: dict[str, Run] = {}
         self.open: dict[str, OpenRun] = {}
+        self.looked_up: dict[str, datetime] = {}  # execution -> when it is next due for a look-up
+        self.outbox: dict[str, Ended] = {}  # settled, not yet told
         self.after: datetime | None = None
         self.behind = False
         self.settles = 0
@@ -137,22 +139,29 @@ class MemoryLedger:
             started_at=NOW - timedelta(hours=1),
         )
         self.open[run.execution_id] = OpenRun(run.execution_id, run.sync_id, run.sync_type, NOW - timedelta(hours=1))
+        self.looked_up[run.execution_id] = NOW - timedelta(hours=1)
 
-    def settle(self, event: RunEvent) -> Run | None:
+    def settle(self, event: RunEvent, how: str) -> Run | None:
         self.settles += 1
         run = self.runs.get(event.execution_id)
         if run is None or run.status:
             return None
         self.runs[event.execution_id] = settled = replace(run, status=event.status, finished_at=event.created_at)
         self.open.pop(event.execution_id, None)
+        self.outbox[event.execution_id] = Ended(settled, event, how)
         return settled
 
-    def open_runs(self) -> list[OpenRun]:
-        return list(self.open.values())
+    def told(self, execution_id: str) -> None:
+        self.outbox.pop(execution_id, None)
+
+    def untold(self, now: datetime) -> Iterator[Ended]:
+        yield from list(self.outbox.values())
+
+    def open_runs(self, looked_up_before: datetime) -> Iterator[OpenRun]:
+        yield from [run for run in self.open.values() if self.looked_up[run.execution_id] <= looked_up_before]
 
     def checked(self, execution_id: str, at: datetime) -> None:
-        item = self.open[execution_id]
-        self.open[execution_id] = OpenRun(item.execution_id, item.sync_id, item.sync_type, item.started_at, at)
+        self.looked_up[execution_id] = at
 
     def forget(self, execution_id: str) -> None:
         self.open.pop(execution_id, None)
@@ -195,7 +204,7 @@ class Reads:
     def execution(self, sync_type: str, sync_id: str, execution_id: str) -> dict[str, Any] | None:
         return self.by_id.get(execution_id)
 
-    def executions(self, sync_type: str, sync_id: str) -> list[dict[str, Any]]:
+    def executions(self, sync_type: str, sync_id: str, since: datetime) -> list[dict[str, Any]]:
         return list(self.by_id.values())
 
 
@@ -218,11 +227,12 @@ def test_an_ending_settles_its_run_once_whatever_the_order_and_however_often_it_
     assert done is not None
     assert running is not None
 
-    ended = settle([done, running, done], ledger)  # completed before running, and twice
+    ended = settle([done, running, done], ledger, "webhook")  # completed before running, and twice
 
     assert [(item.run.execution_id, item.event.status) for item in ended] == [("e1", "completed")]
     assert ended[0].run.freshness_seconds == 7200.0
-    assert settle([done], ledger) == []
+    assert settle([done], ledger, "poller") == []
+    assert list(ledger.outbox) == ["e1"]  # settled, not yet told: the outbox keeps it until `told`
 
 
 @pytest.mark.parametrize("newest_first", [False, True])
@@ -276,7 +286,7 @@ def test_a_run_with_no_ending_heard_is_looked_up_and_settled_by_its_status() -> 
 
     assert [(item.run.execution_id, item.event.status) for item in first.ended] == [(done["id"], "failed")]
     assert first.looked_up == 2
-    assert ledger.open[still["id"]].checked_at == NOW
+    assert ledger.looked_up[still["id"]] == NOW
     assert (
         reconcile(reads, ledger, NOW + timedelta(minutes=5), timedelta(minutes=15)).looked_up == 0
     )  # checked recently
@@ -323,8 +333,8 @@ class Book:
     def promise(self, promise: Any) -> None:
         self.open.setdefault(promise.key, promise)
 
-    def due(self, now: datetime) -> list[Any]:
-        return [p for p in self.open.values() if p.due <= now]
+    def due(self, now: datetime) -> Iterator[Any]:
+        yield from [p for p in self.open.values() if p.due <= now]
 
     def close(self, key: str) -> bool:
         return self.open.pop(key, None) is not None
@@ -374,11 +384,12 @@ def test_a_due_promise_is_kept_by_a_later_completed_run_or_reported_once_with_wh
     reads = Reads([])
     reads.by_id = {e["id"]: e for e in executions}
 
-    kept, breaches = check(book, reads, NOW)
+    verdicts = list(check(book, reads, NOW))
 
-    assert [b.what for b in breaches] == ([what] if what else [])
-    assert kept == (0 if what else 1)
-    assert check(book, reads, NOW) == (0, [])  # once
+    assert [breach.what if breach else None for _, breach in verdicts] == [what]
+    assert list(check(book, reads, NOW)) == verdicts  # checked again until the caller closes it (no breach lost)
+    book.close("a")
+    assert list(check(book, reads, NOW)) == []
 
 
 def test_a_burst_larger_than_a_poll_is_caught_up_without_the_overlap_then_the_overlap_resumes() -> None:

@@ -6,10 +6,11 @@
    ignored; one it follows but cannot read is parked with the reason and answered 200 (a retry
    would bring the same bytes).
 3. The run it ends is settled in the run ledger, once whoever brings the ending (`runs.settle`), and
-   what the event sets off happens once (`runs.set_off`: handed on to the bus, chained starts).
-4. The ending is told: one line and one metric. A ledger, bus or queue it cannot reach is answered
-   503, so Polytomic delivers again (it retries non-2xx up to 5 times); the poller catches what is
-   lost anyway.
+   told at once (`runs.telling.tell`: one line and one metric); the settle leaves it in the ledger's
+   outbox until it is told, so if this function dies in between, the poller tells it.
+4. What the event sets off happens once (`runs.set_off`: handed on to the bus, chained starts). A
+   ledger, bus or queue it cannot reach is answered 503, so Polytomic delivers again (it retries
+   non-2xx up to 5 times); the poller reads the same event from the events API anyway.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ from polytrigger.events.function_url import Encoding, NotADelivery, delivery, si
 from polytrigger.observability import logger, record_problem, record_unsupported
 from polytrigger.runs.bus import BusUnavailable, RunEventBus
 from polytrigger.runs.endings import MalformedRunEvent, run_event
-from polytrigger.runs.ledger import LedgerUnavailable, RunLedger
+from polytrigger.runs.ledger import LedgerUnavailable, RunLedger, settle
 from polytrigger.runs.set_off import QueuedChains, set_off
-from polytrigger.runs.settle import settle
-from polytrigger.runs.telling import record_run_ended
+from polytrigger.runs.telling import tell
 
 Answer = tuple[int, str]  # the HTTP status, and a word for Polytomic's delivery log
 
@@ -66,15 +66,15 @@ class WebhookFlow:
             record_unsupported(why, "the dead-letter queue")
             return 200, "parked"
         try:
-            ended = settle([run], self.ledger) if run is not None else []
+            ended = settle([run], self.ledger, "webhook") if run is not None else []
+            for item in ended:
+                tell(item, self.ledger, self.chains)
             set_off([document], self.ledger, self.bus.publish if self.bus else None, self.chains)
         except (LedgerUnavailable, BusUnavailable, QueueUnavailable) as error:
             logger.error(f"webhook: {error}; answered 503 so that Polytomic delivers it again")
             return 503, "try again"
         if run is None:
             return 200, "ignored: not a sync run event"
-        for item in ended:
-            record_run_ended(item, "webhook")
         return 200, "settled" if ended else "nothing to settle"
 
     def verified(self, body: bytes, signature: str) -> bool:

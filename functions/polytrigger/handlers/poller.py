@@ -14,4 +14,4 @@ from polytrigger.observability import logger, metrics, tracer
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return bootstrap.poller().poll()
+    return bootstrap.poller().poll(lambda: context.get_remaining_time_in_millis() / 1000)

@@ -73,6 +73,7 @@ class _Success:
     size: int
     parsed: bool  # the body was JSON
     unwrapped: bool  # `data` came from inside {"data": ...}
+    next_page: str = ""  # a paged list's `pagination.next_page_token`, if another page follows
 
 
 def _http_pool(connections: int) -> urllib3.PoolManager:
@@ -157,6 +158,11 @@ class PolytomicClient:
     def get(self, path: str, *, deadline: float | None = None) -> Any:
         """A read's `data`, whatever its shape (callers check it; `reads` builds paths)."""
         return self._call("GET", path, None, None, deadline).data
+
+    def get_page(self, path: str, *, deadline: float | None = None) -> tuple[Any, str]:
+        """A paged read's `data` and the token of the next page ("" on the last)."""
+        answer = self._call("GET", path, None, None, deadline)
+        return answer.data, answer.next_page
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -278,7 +284,9 @@ def _answer(method: str, path: str, response: urllib3.BaseHTTPResponse) -> _Succ
     if 200 <= status < 300:
         unwrapped = isinstance(document, dict) and "data" in document
         data = document["data"] if unwrapped else document
-        return _Success(status, data, len(response.data), parsed, unwrapped)
+        paging = document.get("pagination") if isinstance(document, dict) else None
+        token = paging.get("next_page_token") if isinstance(paging, dict) else None
+        return _Success(status, data, len(response.data), parsed, unwrapped, token if isinstance(token, str) else "")
     message, key = _error_message(document, response.data)
     text = f"{method} {path}: Polytomic answered {status}: {message}"
     if status == 409:

@@ -119,8 +119,9 @@ class RunReads(Protocol):
         """The execution, or None when Polytomic does not know it (404)."""
         ...
 
-    def executions(self, sync_type: str, sync_id: str) -> list[dict[str, Any]]:
-        """The sync's most recent executions, newest first (none for a sync Polytomic does not know)."""
+    def executions(self, sync_type: str, sync_id: str, since: datetime) -> list[dict[str, Any]]:
+        """The sync's executions newest first, every page back to one created before `since` (none for a
+        sync Polytomic does not know)."""
         ...
 
 

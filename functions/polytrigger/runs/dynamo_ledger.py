@@ -1,129 +1,61 @@
-"""The `RunLedger` port on DynamoDB: runs, the open ones, and the events cursor, as items of the dedup table.
+"""The `RunLedger` port on DynamoDB: runs, what is due of them, and the events cursor, as items of the dedup table.
 
 - `run#<execution id>`: the run — sync, routes, the triggers it covers (the first TRIGGERS_KEPT of
   them, and how many), when the first of them happened, started and finished times, status. Ending
   it is conditional on it not having ended, so an ending is taken once whoever brings it.
-- `runs#open#<0-7>`: eight items mapping each open run (by a hash of its execution id) to what
-  reconciliation needs, so the poller finds the runs with no ending heard in eight reads, whatever
-  else the table holds, and a burst of starts spreads over eight items instead of one hot one.
+- **What is due** is found through the table's sparse index `due` (`due_in` → `due_at`), never by
+  reading a list: a run with no ending heard is in `open#<shard>` (due for a look-up from when it was
+  started or last looked up); a run settled and not yet told is in `tell#<shard>` (due once its
+  settler had time to tell it: whoever settles it tells it, and a crash in between leaves it there
+  for the poller); a freshness promise is in `promise#<shard>` (`runs.promises`). An item leaves
+  the index when its `due_in` is removed. One item per thing: no item grows with the load.
 - `runs#cursor`: where the events API was read up to; moved conditionally from its last value.
-
-Single table, no index: nothing here is looked up by anything but its key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from polytrigger.observability import error_code
 from polytrigger.runs.endings import TERMINAL, RunEvent
-from polytrigger.runs.ledger import LedgerUnavailable, OpenRun, Run
+from polytrigger.runs.ledger import Ended, LedgerUnavailable, OpenRun, Run
 
 CURSOR = "runs#cursor"
 TRIGGERS_KEPT = 20
 KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`polytrigger status`)
-
-
-OPEN_SHARDS = 8
+DUE_INDEX = "due"  # template.yaml's IdempotencyTable: a global secondary index, keys `due_in` and `due_at`
+DUE_SHARDS = 4  # each kind of due item spread over this many index partitions (a burst of starts is no hot key)
+TELL_LEASE = timedelta(minutes=2)  # an ending untold this long after its settle is told by the poller
 T = TypeVar("T")
 
 
-def shard_key(prefix: str, key: str) -> str:
-    """The item of `prefix` holding `key`: the same for every call, spread evenly over the shards."""
+def due_in(kind: str, key: str) -> str:
+    """The index partition of `key` among `kind`'s: the same for every call, spread over the shards."""
     digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return f"{prefix}#{digest[0] % OPEN_SHARDS}"
+    return f"{kind}#{digest[0] % DUE_SHARDS}"
 
 
-def open_key(execution_id: str) -> str:
-    return shard_key("runs#open", execution_id)
-
-
-class DynamoOpenRuns:
-    def __init__(self, client: Any, table: str) -> None:
-        self.client = client
-        self.table = table
-
-    # -- open runs --------------------------------------------------------------------------
-
-    def add(self, execution_id: str, sync_id: str, sync_type: str, started_at: datetime) -> None:
-        entry = {
-            "M": {
-                "sync_id": {"S": sync_id},
-                "sync_type": {"S": sync_type},
-                "started_at": {"S": iso(started_at)},
-            }
+def due_items(client: Any, table: str, kind: str, until: datetime) -> Iterator[dict[str, Any]]:
+    """Every item of `kind` due by `until`, oldest first within a shard, page by page (read as it is used)."""
+    for shard in range(DUE_SHARDS):
+        request: dict[str, Any] = {
+            "TableName": table,
+            "IndexName": DUE_INDEX,
+            "KeyConditionExpression": "due_in = :kind AND due_at <= :until",
+            "ExpressionAttributeValues": {":kind": {"S": f"{kind}#{shard}"}, ":until": {"S": iso(until)}},
         }
-        names = {"#e": execution_id}
-        added = conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": open_key(execution_id)}},
-                UpdateExpression="SET runs.#e = if_not_exists(runs.#e, :entry)",
-                ConditionExpression="attribute_exists(runs)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues={":entry": entry},
-            )
-        )
-        if added is None:  # the first open run: the map does not exist yet (or a race made it meanwhile)
-            made = conditional(
-                lambda: self.client.put_item(
-                    TableName=self.table,
-                    Item={"id": {"S": open_key(execution_id)}, "runs": {"M": {execution_id: entry}}},
-                    ConditionExpression="attribute_not_exists(id)",
-                )
-            )
-            if made is None:
-                self.add(execution_id, sync_id, sync_type, started_at)
-
-    def runs(self) -> list[OpenRun]:
-        runs: dict[str, Any] = {}
-        for shard in range(OPEN_SHARDS):
-            runs.update(self._open_item(f"runs#open#{shard}").get("runs", {}).get("M", {}))
-        return [
-            OpenRun(
-                execution_id=execution_id,
-                sync_id=entry["M"]["sync_id"]["S"],
-                sync_type=entry["M"]["sync_type"]["S"],
-                started_at=datetime.fromisoformat(entry["M"]["started_at"]["S"]),
-                checked_at=datetime.fromisoformat(entry["M"]["checked_at"]["S"])
-                if "checked_at" in entry["M"]
-                else None,
-            )
-            for execution_id, entry in runs.items()
-        ]
-
-    def _open_item(self, key: str) -> dict[str, Any]:
-        answer: dict[str, Any] = required(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": key}}))
-        return dict(answer.get("Item") or {})
-
-    def checked(self, execution_id: str, at: datetime) -> None:
-        conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": open_key(execution_id)}},
-                UpdateExpression="SET runs.#e.checked_at = :at",
-                ConditionExpression="attribute_exists(runs.#e)",
-                ExpressionAttributeNames={"#e": execution_id},
-                ExpressionAttributeValues={":at": {"S": iso(at)}},
-            )
-        )
-
-    def forget(self, execution_id: str) -> None:
-        conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": open_key(execution_id)}},
-                UpdateExpression="REMOVE runs.#e",
-                ConditionExpression="attribute_exists(runs.#e)",
-                ExpressionAttributeNames={"#e": execution_id},
-            )
-        )
+        while True:
+            page = required(lambda request=request: client.query(**request))  # type: ignore[misc]
+            yield from page.get("Items", [])
+            if not page.get("LastEvaluatedKey"):
+                break
+            request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def conditional(call: Callable[[], T]) -> T | None:
@@ -153,114 +85,12 @@ def run_key(execution_id: str) -> str:
     return f"run#{execution_id}"
 
 
-class DynamoLedger:
-    def __init__(self, client: Any, table: str, *, clock: Callable[[], float] = time.time) -> None:
-        self.client = client
-        self.table = table
-        self.clock = clock
-        self.open = DynamoOpenRuns(client, table)
+class EventLogMarks:
+    """What reading Polytomic's event log keeps between polls: the cursor, and which events were handed on."""
 
-    def open_runs(self) -> list[OpenRun]:
-        return self.open.runs()
-
-    def checked(self, execution_id: str, at: datetime) -> None:
-        self.open.checked(execution_id, at)
-
-    def forget(self, execution_id: str) -> None:
-        self.open.forget(execution_id)
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC)
-
-    # -- runs -------------------------------------------------------------------------------
-
-    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
-        values = {
-            ":sync": {"S": run.sync_id},
-            ":type": {"S": run.sync_type},
-            ":now": {"S": iso(run.started_at or self._now())},
-            ":at": {"S": iso(trigger_at)},
-            ":route": {"SS": [route]},
-            ":one": {"N": "1"},
-            ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
-        }
-        update = (
-            "SET sync_id = :sync, sync_type = :type, started_at = if_not_exists(started_at, :now),"
-            " first_trigger_at = if_not_exists(first_trigger_at, :at), expiration = :expires"
-            " ADD routes :route, trigger_count :one"
-        )
-        key = {"id": {"S": run_key(run.execution_id)}}
-        kept = conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression=update.replace(
-                    " ADD", ", triggers = list_append(if_not_exists(triggers, :none), :t) ADD"
-                ),
-                ConditionExpression="attribute_not_exists(triggers) OR size(triggers) < :kept",
-                ExpressionAttributeValues={
-                    **values,
-                    ":none": {"L": []},
-                    ":t": {"L": [{"S": trigger[:300]}]},
-                    ":kept": {"N": str(TRIGGERS_KEPT)},
-                },
-            )
-        )
-        if kept is None:  # enough triggers listed: count this one only
-            required(
-                lambda: self.client.update_item(
-                    TableName=self.table, Key=key, UpdateExpression=update, ExpressionAttributeValues=values
-                )
-            )
-        self.open.add(run.execution_id, run.sync_id, run.sync_type, run.started_at or self._now())
-
-    def settle(self, event: RunEvent) -> Run | None:
-        """End a run polytrigger started, once; None for one it did not start or that has ended already.
-
-        A run that ends before its start is recorded (a very short run) is found open by the next
-        reconciliation, which asks its execution status and settles it then. The run is read first:
-        an ending heard again (the poller's overlap, the webhook and the poller both) or of a run
-        polytrigger did not start costs a read, not a write (a failed conditional write is billed).
-        """
-        known = required(
-            lambda: self.client.get_item(
-                TableName=self.table,
-                Key={"id": {"S": run_key(event.execution_id)}},
-                ProjectionExpression="started_at, #status",
-                ExpressionAttributeNames={"#status": "status"},
-            )
-        ).get("Item")
-        if not known or "started_at" not in known or known.get("status", {}).get("S") in TERMINAL:
-            return None
-        answer = conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": run_key(event.execution_id)}},
-                UpdateExpression=("SET #status = :status, finished_at = :at, expiration = :expires"),
-                ConditionExpression=(
-                    "attribute_exists(started_at) AND (attribute_not_exists(#status) OR NOT #status IN"
-                    f" ({', '.join(f':t{i}' for i in range(len(TERMINAL)))}))"
-                ),
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":status": {"S": event.status},
-                    ":at": {"S": iso(event.created_at)},
-                    ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
-                    **{f":t{i}": {"S": status} for i, status in enumerate(TERMINAL)},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        )
-        if answer is None:
-            return None
-        self.open.forget(event.execution_id)
-        return run_from_item(answer["Attributes"])
-
-    def get(self, execution_id: str) -> Run | None:
-        item = required(
-            lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": run_key(execution_id)}})
-        ).get("Item")
-        return run_from_item(item) if item else None
+    client: Any
+    table: str
+    clock: Callable[[], float]
 
     # -- events handed on (the bus) --------------------------------------------------------------
 
@@ -299,6 +129,180 @@ class DynamoLedger:
             )
             is not None
         )
+
+
+class DynamoLedger(EventLogMarks):
+    def __init__(self, client: Any, table: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.table = table
+        self.clock = clock
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- runs with no ending heard ------------------------------------------------------------
+
+    def open_runs(self, looked_up_before: datetime) -> Iterator[OpenRun]:
+        """The open runs started, or last looked up, before `looked_up_before`: only those are read."""
+        for item in due_items(self.client, self.table, "open", looked_up_before):
+            run = run_from_item(item)
+            if run.status or run.started_at is None:
+                continue
+            yield OpenRun(run.execution_id, run.sync_id, run.sync_type, run.started_at)
+
+    def checked(self, execution_id: str, at: datetime) -> None:
+        conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": run_key(execution_id)}},
+                UpdateExpression="SET due_at = :at",
+                ConditionExpression="attribute_exists(due_in) AND attribute_not_exists(#status)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":at": {"S": iso(at)}},
+            )
+        )
+
+    def forget(self, execution_id: str) -> None:
+        """Stop looking the run up; never takes an ending out of the outbox (a settle may have come meanwhile)."""
+        self._leave_index(execution_id, "attribute_not_exists(#status)")
+
+    def _leave_index(self, execution_id: str, condition: str) -> None:
+        conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": run_key(execution_id)}},
+                UpdateExpression="REMOVE due_in, due_at",
+                ConditionExpression=f"attribute_exists(due_in) AND {condition}",
+                ExpressionAttributeNames={"#status": "status"},
+            )
+        )
+
+    # -- endings settled and not yet told (the outbox) -------------------------------------------
+
+    def untold(self, now: datetime) -> Iterator[Ended]:
+        """Endings settled at least TELL_LEASE ago and not told: their settler died before telling them."""
+        for item in due_items(self.client, self.table, "tell", now - TELL_LEASE):
+            run = run_from_item(item)
+            if run.status not in TERMINAL or run.finished_at is None:
+                continue
+            how = str(item.get("outcome_from", {}).get("S", "")) or "poller"
+            event_id = str(item.get("ending_event", {}).get("S", "")) or f"execution:{run.execution_id}:{run.status}"
+            event = RunEvent(
+                event_id=event_id,
+                sync_type="bulk" if run.sync_type == "bulk" else "model",
+                status=run.status,
+                execution_id=run.execution_id,
+                sync_id=run.sync_id,
+                created_at=run.finished_at,
+            )
+            yield Ended(run, event, how)
+
+    def told(self, execution_id: str) -> None:
+        """The ending was told (its line, metric and chains): it leaves the outbox."""
+        self._leave_index(execution_id, "attribute_exists(#status)")
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
+        """One write: the run, its route and trigger, and (while it has not ended) its place among the open."""
+        started = iso(run.started_at or self._now())
+        values = {
+            ":sync": {"S": run.sync_id},
+            ":type": {"S": run.sync_type},
+            ":now": {"S": started},
+            ":at": {"S": iso(trigger_at)},
+            ":route": {"SS": [route]},
+            ":one": {"N": "1"},
+            ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
+        }
+        update = (
+            "SET sync_id = :sync, sync_type = :type, started_at = if_not_exists(started_at, :now),"
+            " first_trigger_at = if_not_exists(first_trigger_at, :at), expiration = :expires"
+            " ADD routes :route, trigger_count :one"
+        )
+        key = {"id": {"S": run_key(run.execution_id)}}
+        kept = conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key=key,
+                UpdateExpression=update.replace(
+                    " ADD",
+                    ", triggers = list_append(if_not_exists(triggers, :none), :t),"
+                    " due_in = if_not_exists(due_in, :open), due_at = if_not_exists(due_at, :now) ADD",
+                ),
+                ConditionExpression=(
+                    "(attribute_not_exists(triggers) OR size(triggers) < :kept) AND attribute_not_exists(#status)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":none": {"L": []},
+                    ":t": {"L": [{"S": trigger[:300]}]},
+                    ":kept": {"N": str(TRIGGERS_KEPT)},
+                    ":open": {"S": due_in("open", run.execution_id)},
+                },
+            )
+        )
+        if kept is None:  # enough triggers listed (the run is open already), or it has ended: count this one only
+            required(
+                lambda: self.client.update_item(
+                    TableName=self.table, Key=key, UpdateExpression=update, ExpressionAttributeValues=values
+                )
+            )
+
+    def settle(self, event: RunEvent, how: str) -> Run | None:
+        """End a run polytrigger started, once; None for one it did not start or that has ended already.
+
+        The same write leaves the open runs and enters the outbox (`tell#`): the ending is the
+        settler's to tell, and if it dies before telling (`told`), the poller tells it. A run that
+        ends before its start is recorded (a very short run) is found open by the next
+        reconciliation. The run is read first: an ending heard again (the poller's overlap, the
+        webhook and the poller both) or of a run polytrigger did not start costs a read, not a
+        write (a failed conditional write is billed).
+        """
+        known = required(
+            lambda: self.client.get_item(
+                TableName=self.table,
+                Key={"id": {"S": run_key(event.execution_id)}},
+                ProjectionExpression="started_at, #status",
+                ExpressionAttributeNames={"#status": "status"},
+            )
+        ).get("Item")
+        if not known or "started_at" not in known or known.get("status", {}).get("S") in TERMINAL:
+            return None
+        answer = conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": run_key(event.execution_id)}},
+                UpdateExpression=(
+                    "SET #status = :status, finished_at = :at, expiration = :expires, outcome_from = :how,"
+                    " ending_event = :event, due_in = :tell, due_at = :settled"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(started_at) AND (attribute_not_exists(#status) OR NOT #status IN"
+                    f" ({', '.join(f':t{i}' for i in range(len(TERMINAL)))}))"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":status": {"S": event.status},
+                    ":at": {"S": iso(event.created_at)},
+                    ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
+                    ":how": {"S": how},
+                    ":event": {"S": event.event_id[:200]},
+                    ":tell": {"S": due_in("tell", event.execution_id)},
+                    ":settled": {"S": iso(self._now())},
+                    **{f":t{i}": {"S": status} for i, status in enumerate(TERMINAL)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        )
+        return run_from_item(answer["Attributes"]) if answer is not None else None
+
+    def get(self, execution_id: str) -> Run | None:
+        item = required(
+            lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": run_key(execution_id)}})
+        ).get("Item")
+        return run_from_item(item) if item else None
 
 
 def run_from_item(item: dict[str, Any]) -> Run:

@@ -18,8 +18,7 @@ from typing import Any
 
 from polytrigger.polytomic.contract import RunReads
 from polytrigger.runs.endings import MalformedRunEvent, RunEvent, run_event
-from polytrigger.runs.ledger import RunLedger
-from polytrigger.runs.settle import Ended, settle
+from polytrigger.runs.ledger import Ended, RunLedger, settle
 
 OVERLAP = timedelta(minutes=5)
 PAGE = 100  # the events API's largest page
@@ -62,7 +61,7 @@ def poll(reads: RunReads, ledger: RunLedger, now: datetime) -> Polled:
                 parsed.append(event)
         fresh = [event for event in parsed if event.event_id not in seen]
         seen.update((event.event_id, event) for event in fresh)
-        polled.ended.extend(settle(sorted(fresh, key=lambda e: e.created_at), ledger))
+        polled.ended.extend(settle(sorted(fresh, key=lambda e: e.created_at), ledger, "poller"))
         if len(page) < PAGE or not fresh:
             break
         truncated = page_number == MAX_PAGES - 1

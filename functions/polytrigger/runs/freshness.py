@@ -1,19 +1,25 @@
 """Freshness promises: a route's `freshness: 30m` says each trigger's data is in a completed run by then.
 
-When a promise falls due, the sync's recent executions say whether it was kept: a run created after
-the trigger (so it has the data, whoever started it) that completed by the due time. If not, it is
-reported once, with what happened instead: never started, still running, or how the run ended.
+When a promise falls due, the sync's executions say whether it was kept: a run created after the
+trigger (by the rule a start's coverage uses: so it has the data, whoever started it) that completed
+by the due time. If not, it is reported once, with what happened instead: never started, still
+running, or how the run ended. The promises due are checked a batch at a time, one read of a sync's
+executions (every page back to the earliest trigger) for all of that sync's promises.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, Protocol
 
 from polytrigger.core.actions import Action
 from polytrigger.core.keys import digest
 from polytrigger.core.outcomes import Outcome
+from polytrigger.dispatch.deferrals import coverage_since
 from polytrigger.polytomic.contract import RunReads
 from polytrigger.runs.endings import TERMINAL, MalformedRunEvent, status_of, timestamp
 
@@ -36,7 +42,9 @@ class PromiseBook(Protocol):
         """Note the promise (again: nothing changes)."""
         ...
 
-    def due(self, now: datetime) -> list[Promise]: ...
+    def due(self, now: datetime) -> Iterator[Promise]:
+        """The promises due by `now`, read as they are used (only those due are read)."""
+        ...
 
     def close(self, key: str) -> bool:
         """Take the promise off the book; False if it was gone already (another poll reported it)."""
@@ -70,18 +78,32 @@ class Breach:
     execution_id: str = ""
 
 
-def check(book: PromiseBook, reads: RunReads, now: datetime, limit: int = 20) -> tuple[int, list[Breach]]:
-    """(promises kept, breaches) of the promises due now, at most `limit` (one Polytomic call each)."""
-    kept, breaches = 0, []
-    for promise in sorted(book.due(now), key=lambda p: p.due)[:limit]:
-        verdict = _verdict(promise, reads.executions(promise.sync_type, promise.sync_id))
-        if not book.close(promise.key):
-            continue  # another poll took it
-        if verdict is None:
-            kept += 1
-        else:
-            breaches.append(verdict)
-    return kept, breaches
+Verdict = tuple[Promise, Breach | None]
+BATCH = 500  # promises read before the batch's syncs are asked: one read per sync, not per promise
+
+
+def check(
+    book: PromiseBook, reads: RunReads, now: datetime, more: Callable[[], bool] = lambda: True
+) -> Iterator[Verdict]:
+    """Each promise due now, with its breach (None: kept), while `more()` says the poll has time.
+
+    The caller tells a breach and then closes the promise (`PromiseBook.close`): a poll that dies in
+    between checks it again, so no breach is lost.
+    """
+    due = book.due(now)
+    while more():
+        batch = list(islice(due, BATCH))
+        if not batch:
+            return
+        by_sync: dict[tuple[str, str], list[Promise]] = {}
+        for promise in batch:
+            by_sync.setdefault((promise.sync_type, promise.sync_id), []).append(promise)
+        for (sync_type, sync_id), promises in by_sync.items():
+            if not more():
+                return
+            executions = reads.executions(sync_type, sync_id, min(p.at for p in promises))
+            for promise in promises:
+                yield promise, _verdict(promise, executions)
 
 
 def _verdict(promise: Promise, executions: list[dict[str, Any]]) -> Breach | None:
@@ -92,7 +114,7 @@ def _verdict(promise: Promise, executions: list[dict[str, Any]]) -> Breach | Non
             created = timestamp(execution.get("created_at"), "created_at")
         except MalformedRunEvent:
             continue
-        if created >= promise.at:
+        if created.timestamp() >= coverage_since(promise.at, math.inf):
             later.append((created, execution))
     for _, execution in sorted(later, key=lambda pair: pair[0]):
         status = status_of(execution.get("status"))

@@ -6,7 +6,8 @@ what it learns at a start (`StartedRuns`: the run, and the route's freshness pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -70,7 +71,16 @@ class OpenRun:
     sync_id: str
     sync_type: str
     started_at: datetime
-    checked_at: datetime | None = None  # its execution status was last looked up then
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """A run that has just ended (this event settled it; no other delivery of it will), or one settled
+    and not yet told (`RunLedger.untold`: its settler died between the two)."""
+
+    run: Run  # as settled: its status and finished_at are the event's
+    event: RunEvent
+    how: str  # the way the ending arrived: webhook, poller, reconciliation
 
 
 class RunLedger(Protocol):
@@ -78,11 +88,24 @@ class RunLedger(Protocol):
         """A run polytrigger started (or found covering) for a trigger of a route; open until it ends."""
         ...
 
-    def settle(self, event: RunEvent) -> Run | None:
-        """Mark the run ended by `event`, once: the run as settled, or None when it had ended already."""
+    def settle(self, event: RunEvent, how: str) -> Run | None:
+        """Mark the run ended by `event`, once: the run as settled, or None when it had ended already.
+
+        The settled run is untold (`untold`) until `told`: a crash between the two loses no ending.
+        """
         ...
 
-    def open_runs(self) -> list[OpenRun]: ...
+    def told(self, execution_id: str) -> None:
+        """The ending was told: line, metric and chains."""
+        ...
+
+    def untold(self, now: datetime) -> Iterator[Ended]:
+        """Endings settled a while ago and not yet told (their settler did not live to tell them)."""
+        ...
+
+    def open_runs(self, looked_up_before: datetime) -> Iterator[OpenRun]:
+        """The runs with no ending heard, started or last looked up before then (only those are read)."""
+        ...
 
     def checked(self, execution_id: str, at: datetime) -> None:
         """Its execution status was looked up and it has not ended yet."""
@@ -107,6 +130,24 @@ class RunLedger(Protocol):
     def hand_on(self, event_id: str) -> None:
         """Record that what the event sets off has happened."""
         ...
+
+
+def settle(events: Iterable[RunEvent], ledger: RunLedger, how: str) -> list[Ended]:
+    """The runs these events end, each once: a running event, or an ending already settled, does nothing.
+
+    One logic for every way an outcome arrives. Order does not matter: an ending that arrives before
+    its running event settles the run, and the running event after it changes nothing. The same event
+    from the webhook and the poller settles once (the ledger's write is conditional on the run not
+    having ended).
+    """
+    ended: list[Ended] = []
+    for event in events:
+        if not event.terminal:
+            continue
+        run = ledger.settle(event, how)
+        if run is not None:
+            ended.append(Ended(replace(run, status=event.status, finished_at=event.created_at), event, how))
+    return ended
 
 
 def note_run(ledger: RunLedger, action: Action, outcome: Outcome) -> bool:

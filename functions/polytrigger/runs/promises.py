@@ -1,18 +1,21 @@
-"""The `PromiseBook` port on DynamoDB: freshness promises in eight items of the dedup table (`promises#<0-7>`).
+"""The `PromiseBook` port on DynamoDB: one item per freshness promise (`promise#<key>`), found when due.
 
-A promise is written when its trigger is handled (every delivery writes the same entry: once), read
-back by the poller when due, and taken off with a conditional remove, so exactly one poll reports it.
+A promise is written when its trigger is handled (every delivery writes the same item: the first
+wins), and sits in the table's `due` index under `promise#<shard>` sorted by its due time, so a poll
+reads only the promises due, however many are pending. It is deleted once checked (and, when it was
+broken, told): a poll that dies in between checks it again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from polytrigger.runs.dynamo_ledger import OPEN_SHARDS, conditional, iso, required, shard_key
+from polytrigger.runs.dynamo_ledger import KEEP_SECONDS, conditional, due_in, due_items, iso
 from polytrigger.runs.freshness import Promise
 
-PREFIX = "promises"
+PREFIX = "promise#"
 
 
 class DynamoPromises:
@@ -21,68 +24,40 @@ class DynamoPromises:
         self.table = table
 
     def promise(self, promise: Promise) -> None:
-        entry = {
-            "M": {
-                "route": {"S": promise.route},
-                "sync_id": {"S": promise.sync_id},
-                "sync_type": {"S": promise.sync_type},
-                "trigger": {"S": promise.trigger[:300]},
-                "at": {"S": iso(promise.at)},
-                "due": {"S": iso(promise.due)},
-            }
+        item = {
+            "id": {"S": PREFIX + promise.key},
+            "route": {"S": promise.route},
+            "sync_id": {"S": promise.sync_id},
+            "sync_type": {"S": promise.sync_type},
+            "trigger": {"S": promise.trigger[:300]},
+            "at": {"S": iso(promise.at)},
+            "due_in": {"S": due_in("promise", promise.key)},
+            "due_at": {"S": iso(promise.due)},
+            "expiration": {"N": str(int(promise.due.timestamp()) + KEEP_SECONDS)},  # never left behind for good
         }
-        key = {"id": {"S": shard_key(PREFIX, promise.key)}}
-        added = conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key=key,
-                UpdateExpression="SET promises.#k = if_not_exists(promises.#k, :entry)",
-                ConditionExpression="attribute_exists(promises)",
-                ExpressionAttributeNames={"#k": promise.key},
-                ExpressionAttributeValues={":entry": entry},
+        conditional(  # a delivery of the same trigger again: the promise stands as first written
+            lambda: self.client.put_item(
+                TableName=self.table, Item=item, ConditionExpression="attribute_not_exists(id)"
             )
         )
-        if added is None:  # the shard's first promise
-            made = conditional(
-                lambda: self.client.put_item(
-                    TableName=self.table,
-                    Item={**key, "promises": {"M": {promise.key: entry}}},
-                    ConditionExpression="attribute_not_exists(id)",
-                )
-            )
-            if made is None:
-                self.promise(promise)
 
-    def due(self, now: datetime) -> list[Promise]:
-        found: list[Promise] = []
-        for shard in range(OPEN_SHARDS):
-            key = {"id": {"S": f"{PREFIX}#{shard}"}}
-            item = required(lambda key=key: self.client.get_item(TableName=self.table, Key=key)).get("Item") or {}  # type: ignore[misc]
-            for name, entry in item.get("promises", {}).get("M", {}).items():
-                fields = {field: value["S"] for field, value in entry["M"].items()}
-                due = datetime.fromisoformat(fields["due"])
-                if due <= now:
-                    found.append(
-                        Promise(
-                            key=name,
-                            route=fields["route"],
-                            sync_id=fields["sync_id"],
-                            sync_type=fields["sync_type"],
-                            trigger=fields["trigger"],
-                            at=datetime.fromisoformat(fields["at"]),
-                            due=due,
-                        )
-                    )
-        return found
+    def due(self, now: datetime) -> Iterator[Promise]:
+        for item in due_items(self.client, self.table, "promise", now):
+            text = {name: str(value.get("S", "")) for name, value in item.items()}
+            yield Promise(
+                key=text["id"].removeprefix(PREFIX),
+                route=text.get("route", ""),
+                sync_id=text.get("sync_id", ""),
+                sync_type=text.get("sync_type", ""),
+                trigger=text.get("trigger", ""),
+                at=datetime.fromisoformat(text["at"]),
+                due=datetime.fromisoformat(text["due_at"]),
+            )
 
     def close(self, key: str) -> bool:
         removed = conditional(
-            lambda: self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": shard_key(PREFIX, key)}},
-                UpdateExpression="REMOVE promises.#k",
-                ConditionExpression="attribute_exists(promises.#k)",
-                ExpressionAttributeNames={"#k": key},
+            lambda: self.client.delete_item(
+                TableName=self.table, Key={"id": {"S": PREFIX + key}}, ConditionExpression="attribute_exists(id)"
             )
         )
         return removed is not None
