@@ -487,3 +487,132 @@ def test_a_chain_cycle_is_refused_by_validate_and_never_runs(
     assert len(outcomes.stack.fake.calls) == calls_before  # nothing polled, nothing started
     (line,) = [ln for ln in outcomes.log_lines() if ln.get("status") == "configuration_error"]
     assert line["message"].startswith("polytrigger cannot start: routes file")
+
+
+# -- an ending is told once, whoever dies on the way ----------------------------------------------
+
+
+def _ending_lines(polytrigger: Invoker, execution: str) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in polytrigger.log_lines()
+        if str(line.get("status", "")).startswith("run_") and line.get("execution_id") == execution
+    ]
+
+
+def test_an_ending_whose_settler_died_before_telling_it_is_told_once_by_the_poller(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polytrigger.runs import telling
+
+    executions = started_runs(outcomes)
+    ended = delivery(run_event("failed", executions[ORDERS_MODEL]))
+
+    def died(*args: Any, **kwargs: Any) -> None:
+        raise TimeoutError("the invocation ran out of time after the settle")
+
+    with monkeypatch.context() as crash:
+        crash.setattr(telling, "record_run_ended", died)
+        with pytest.raises(TimeoutError):
+            outcomes.webhook(ended)
+    assert untold(outcomes) == {executions[ORDERS_MODEL]}  # settled, and the outbox still holds it
+    again = outcomes.webhook(ended)  # Polytomic delivers again: settled already
+    assert json.loads(again["body"])["message"] == "nothing to settle"
+    assert outcomes.poller()["told_late"] == 0  # its settler may still be telling it: not yet
+
+    _set_due(outcomes, "tell#", datetime.now(UTC) - timedelta(minutes=5))
+    late = outcomes.poller()
+    after = outcomes.poller()
+
+    (line,) = _ending_lines(outcomes, executions[ORDERS_MODEL])
+    assert (line["status"], line["outcome_from"], line["told_late"]) == ("run_failed", "webhook", True)
+    assert (late["told_late"], after["told_late"]) == (1, 0)
+    assert untold(outcomes) == set()
+
+
+def test_a_poll_that_fails_on_freshness_has_told_its_reconciled_endings_and_loses_no_breach(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from polytrigger import bootstrap
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(FRESHNESS_ROUTES, encoding="utf-8")
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    bootstrap.reset()
+    fake = outcomes.stack.fake
+    fake.add_sync(WAREHOUSE_BULK, kind="bulk", run_seconds=3600)
+    outcomes.s3(load_event("s3-notification-created.json"))
+    (model_run,) = [e.id for e in fake.executions(ORDERS_MODEL)]
+    fake.set_execution_status(model_run, "failed")
+    fake.advance_clock(49 * 3600)  # its event has aged out: reconciliation finds the ending
+    _age_open_runs(outcomes, timedelta(minutes=5))
+    _due_now(outcomes)
+    fake.inject(503, times=3, path_contains="/executions", method="GET")  # a listing of executions fails, retries too
+
+    with pytest.raises(Exception, match="503"):
+        outcomes.poller()
+    fake.clear_faults()
+    second = outcomes.poller()
+    third = outcomes.poller()
+
+    (line,) = _ending_lines(outcomes, model_run)  # told in the failed poll, not again
+    assert (line["status"], line["outcome_from"]) == ("run_failed", "reconciliation")
+    breaches = [line for line in outcomes.log_lines() if line.get("status") == "freshness_breach"]
+    assert sorted(line["what"] for line in breaches) == [
+        "never started",
+        "the run completed after the promise was due",  # the bulk run, two days on
+        "the run ended failed",
+    ]
+    assert (second["freshness_breaches"], third["freshness_breaches"]) == (3, 0)
+
+
+# -- promises: one item each, only the due ones read, every page of executions ----------------------
+
+
+def test_a_late_check_reads_past_the_first_page_of_executions_so_a_covering_run_cannot_scroll_off(
+    outcomes: Invoker,
+) -> None:
+    from polytrigger.runs.freshness import Promise
+    from polytrigger.runs.promises import DynamoPromises
+
+    fake = outcomes.stack.fake
+    landed = fake.now() - timedelta(hours=3)
+    fake.add_run(ORDERS_MODEL, landed + timedelta(minutes=2), run_seconds=60, outcome="completed")  # keeps it
+    for second in range(60):  # newer runs, ended after the promise was due: they fill the first page
+        fake.add_run(ORDERS_MODEL, landed + timedelta(minutes=10, seconds=second), run_seconds=7200)
+    book = DynamoPromises(outcomes.stack.dynamodb_client(), outcomes.stack.table_name)
+    book.promise(
+        Promise(
+            "late-check", "fresh", ORDERS_MODEL, "model", "s3://b/k (created)", landed, landed + timedelta(minutes=30)
+        )
+    )
+
+    summary = outcomes.poller()
+
+    assert (summary["promises_kept"], summary["freshness_breaches"]) == (1, 0)
+    pages = fake.calls_to(f"/api/syncs/{ORDERS_MODEL}/executions", method="GET")
+    assert len(pages) == 2  # the page with the covering run, and no more
+
+
+def test_a_thousand_promises_are_an_item_each_and_a_poll_reads_only_those_due(outcomes: Invoker) -> None:
+    from polytrigger.runs.freshness import Promise
+    from polytrigger.runs.promises import DynamoPromises
+
+    client = outcomes.stack.dynamodb_client()
+    book = DynamoPromises(client, outcomes.stack.table_name)
+    now = datetime.now(UTC)
+    for n in range(1000):
+        due = now - timedelta(minutes=1) if n < 100 else now + timedelta(hours=1)
+        book.promise(
+            Promise(f"p{n}", "fresh", ORDERS_MODEL, "model", f"s3://b/{n} (created)", due - timedelta(minutes=30), due)
+        )
+
+    read = list(book.due(now))
+    items = client.scan(TableName=outcomes.stack.table_name, ReturnConsumedCapacity="TOTAL")["Items"]
+
+    assert sorted(p.key for p in read) == sorted(f"p{n}" for n in range(100))  # the due ones, and only those
+    assert len([i for i in items if i["id"]["S"].startswith("promise#")]) == 1000
+    assert max(len(json.dumps(item)) for item in items) < 1024  # no item grows with the number of promises
+    summary = outcomes.poller()
+    assert (summary["promises_kept"] + summary["freshness_breaches"], list(book.due(now))) == (100, [])
+    assert len(outcomes.stack.fake.calls_to(f"/api/syncs/{ORDERS_MODEL}/executions", method="GET")) == 1  # per sync

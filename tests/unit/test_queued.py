@@ -404,3 +404,21 @@ def test_a_throttled_deferred_start_is_deferred_again_for_at_least_the_retry_aft
         "Polytomic answered 429: too many requests; retrying in 45 s",
     )
     assert w.queue.sent == [(deferred_start(a, since=T0 - 5, attempt=2, first_at=T0), 45)]  # not the 20 s of attempt 2
+
+
+@pytest.mark.parametrize("kind", ["deactivate", "activate"])
+def test_a_chained_pause_or_activation_is_done_although_a_run_was_created_since_its_trigger(kind: str) -> None:
+    """Coverage is a start's: a run since the ending does not pause (or activate) the sync for it."""
+    w = world()
+    ending = Trigger.polytomic(
+        sync_id=OLDER, execution=COVERING, status="completed", time=datetime.fromtimestamp(T0 - 5, UTC)
+    )
+    chained = Action(route="freeze-after", kind=kind, sync=SyncTarget(id=SYNC), trigger=ending)  # type: ignore[arg-type]
+    w.api.knows(chained)
+    w.api.ran(COVERING, T0)  # a run of the chained sync created since the ending
+
+    outcome = w.policy.perform_message(deferred_start(chained, since=T0 - 5, attempt=1, first_at=T0 - 5), DEADLINE)
+
+    assert outcome.status == f"{kind}d"
+    assert w.api.operations.count("executions") == 0
+    assert [(call.operation, call.sync_id) for call in w.api.calls] == [("set_active", SYNC)]

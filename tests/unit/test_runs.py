@@ -372,6 +372,11 @@ def execution(created: timedelta, status: str, completed: timedelta | None = Non
         ([execution(-timedelta(minutes=35), "failed", -timedelta(minutes=30))], "the run ended failed"),
         ([execution(-timedelta(minutes=35), "running")], "still running"),
         ([execution(-timedelta(minutes=50), "completed", -timedelta(minutes=45))], "never started"),  # before the file
+        (  # created in the whole second the file landed in: it may predate the file (the start path's rule)
+            [execution(-timedelta(minutes=40, microseconds=-500_000), "completed", -timedelta(minutes=20))],
+            "never started",
+        ),
+        ([execution(-timedelta(minutes=40, seconds=-3), "completed", -timedelta(minutes=20))], None),
         ([], "never started"),
     ],
 )
