@@ -616,3 +616,33 @@ def test_a_thousand_promises_are_an_item_each_and_a_poll_reads_only_those_due(ou
     summary = outcomes.poller()
     assert (summary["promises_kept"] + summary["freshness_breaches"], list(book.due(now))) == (100, [])
     assert len(outcomes.stack.fake.calls_to(f"/api/syncs/{ORDERS_MODEL}/executions", method="GET")) == 1  # per sync
+
+
+def test_an_ending_only_reconciliation_found_sets_off_its_chained_start_once(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from local.stack.dispatch_pump import DispatchQueue, pump
+    from polytrigger import bootstrap
+
+    queues = DispatchQueue.create(outcomes.stack.client("sqs"))
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(CHAIN_ROUTES, encoding="utf-8")
+    for name, value in {**queues.env(), "ROUTES_FILE": str(routes)}.items():
+        monkeypatch.setenv(name, value)
+    bootstrap.reset()
+    fake = outcomes.stack.fake
+    try:
+        outcomes.s3(load_event("s3-notification-created.json"))
+        fake.advance_clock(49 * 3600)  # every run has ended and its events have aged out: no event will chain
+        _age_open_runs(outcomes, timedelta(minutes=5))
+        polled = outcomes.poller()
+        again = outcomes.poller()
+        answers = pump(queues.sqs, queues.url, lambda event, _: outcomes.dispatcher(event), timeout=30)
+
+        assert (polled["ended"], again["ended"]) == (1, 0)
+        assert {line["outcome_from"] for line in endings(outcomes)} == {"reconciliation"}
+        outcomes_seen = [o for answer in answers for o in answer.get("outcomes", [])]
+        assert [(o["route"], o["status"]) for o in outcomes_seen] == [("enrich-after-orders", "started")]
+    finally:
+        bootstrap.reset()
+        queues.delete()
