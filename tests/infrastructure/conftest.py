@@ -100,7 +100,9 @@ WIRING_GRANTS = frozenset(
 )
 # The poller reads the API key, the webhook (which takes unauthenticated requests) only its own
 # signing secret; both record endings, start chained routes and park what fails for good.
-POLLER_GRANTS = frozenset({READ_API_KEY, *USE_TABLE, ENQUEUE_STARTS, PARK})
+# The poller alone queries the table's `due` index (what it must look at, and only that).
+QUERY_DUE = grant("dynamodb:Query", {"Fn::Sub": "${IdempotencyTable.Arn}/index/due"})
+POLLER_GRANTS = frozenset({READ_API_KEY, *USE_TABLE, QUERY_DUE, ENQUEUE_STARTS, PARK})
 WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_TABLE, ENQUEUE_STARTS, PARK})
 
 
