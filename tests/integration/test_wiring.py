@@ -303,3 +303,20 @@ def test_a_flaky_answer_url_is_retried(
 
     assert result == {"answered": True, "status": "SUCCESS"}
     assert len(answers.received) == 1
+
+
+@pytest.mark.parametrize("kind", ["Update", "Delete"])
+def test_a_malformed_update_or_delete_keeps_the_resources_own_id_so_it_is_never_a_replacement(
+    stack: Deployment, answers: Answers, kind: str
+) -> None:
+    """A new PhysicalResourceId in an Update's answer makes CloudFormation replace the resource, and the
+    replaced one's Delete would empty the schedule group; whatever the answer, the id stays the request's."""
+    request = stack.request(kind, answers)
+    request["ResourceProperties"]["State"] = "PAUSED"
+
+    route_wiring.handler(request, context(stack.version))
+
+    answer = answers.last()
+    assert answer["Status"] == ("SUCCESS" if kind == "Delete" else "FAILED")
+    assert "State must be ENABLED or DISABLED" in answer["Reason"]
+    assert answer["PhysicalResourceId"] == stack.group

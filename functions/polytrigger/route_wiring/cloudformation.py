@@ -22,6 +22,7 @@ from polytrigger.route_wiring.schedule_group import Target
 
 RequestType = Literal["Create", "Update", "Delete"]
 MAX_RESPONSE_BYTES = 4096  # CloudFormation's limit on a custom resource's response
+FALLBACK_ID = "polytrigger-route-wiring"  # a Create so malformed it names no logical id either
 ATTEMPTS = 4  # answer deliveries tried: a lost answer leaves the stack waiting for an hour
 _VERSION_ARN = re.compile(r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+):(\d+)$")
 _GROUP = re.compile(r"^[0-9A-Za-z._-]{1,64}$")
@@ -113,11 +114,15 @@ def same_function(version_arn: str, invoked_arn: str) -> bool:
 def response(
     event: Mapping[str, Any], *, ok: bool, reason: str, physical_id: str, data: Mapping[str, str] | None = None
 ) -> bytes:
-    """The answer CloudFormation reads from the ResponseURL, within its 4 kB (the reason is cut first)."""
+    """The answer CloudFormation reads from the ResponseURL, within its 4 kB (the reason is cut first).
+
+    An Update or Delete is always answered with the request's own PhysicalResourceId: a different one
+    tells CloudFormation the resource was replaced, and its Delete of the old id would empty the group.
+    """
     document: dict[str, Any] = {
         "Status": "SUCCESS" if ok else "FAILED",
         "Reason": reason,
-        "PhysicalResourceId": physical_id or _text(event, "LogicalResourceId") or "polytrigger-route-wiring",
+        "PhysicalResourceId": _own_id(event) or physical_id or _text(event, "LogicalResourceId") or FALLBACK_ID,
         "StackId": _text(event, "StackId"),
         "RequestId": _text(event, "RequestId"),
         "LogicalResourceId": _text(event, "LogicalResourceId"),
@@ -130,6 +135,11 @@ def response(
         document["Reason"] = reason.encode()[: max(0, spare)].decode(errors="ignore") + "..."
         body = json.dumps(document).encode()
     return body
+
+
+def _own_id(event: Mapping[str, Any]) -> str:
+    """The PhysicalResourceId an Update or Delete names (CloudFormation always sends one); "" for a Create."""
+    return _text(event, "PhysicalResourceId") if event.get("RequestType") in ("Update", "Delete") else ""
 
 
 class AnswerFailed(RuntimeError):
