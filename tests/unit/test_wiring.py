@@ -128,6 +128,10 @@ def test_a_request_is_read_into_what_the_wiring_needs() -> None:
         ({"RequestType": "Create"}, "no ResponseURL"),
         (request(ResponseURL="http://169.254.169.254/latest"), "ResponseURL must be https"),
         (request(ResponseURL="file:///etc/passwd"), "no ResponseURL"),
+        # urlsplit reads 127.0.0.1 here; urllib3, which sends the answer, reads 192.0.2.2
+        (request(ResponseURL="http://192.0.2.2:8080\\@127.0.0.1/answer"), "read two ways"),
+        (request(ResponseURL="https://x.s3.amazonaws.com\\@127.0.0.1/answer"), "read two ways"),
+        (request(ResponseURL="http://user@127.0.0.1/answer"), "must not carry a user name"),
     ],
 )
 def test_a_request_with_nowhere_safe_to_answer_is_not_answered(event: Any, expected: str) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.util import parse_url
 
 from polytrigger.core.keys import is_loopback
 from polytrigger.route_wiring.schedule_group import Target
@@ -50,19 +51,40 @@ class WiringRequest:
 
 
 def answer_url(event: Any) -> tuple[str, Mapping[str, Any]]:
-    """The ResponseURL (https, or http on this machine for the local stack) and the event as a mapping."""
+    """The ResponseURL (https, or http on this machine for the local stack) and the event as a mapping.
+
+    Read with urllib3's parser, the one `send` uses, and refused when the standard library reads it
+    differently (`http://a:1\\@127.0.0.1/` is 127.0.0.1 to one, `a` to the other): the host checked is
+    the host called. A pre-signed S3 URL never carries a user name, so one that does is refused too.
+    """
     if not isinstance(event, Mapping):
         raise UnanswerableRequest("not a CloudFormation custom resource request (not a JSON object)")
     url = event.get("ResponseURL")
-    try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-    except ValueError:
-        parts = None
-    if parts is None or not parts.hostname:
+    sent, other = _read(url, parse_url), _read(url, urlsplit)
+    if sent is None or other is None or not sent[1]:
         raise UnanswerableRequest("not a CloudFormation custom resource request (no ResponseURL)")
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
+    if sent[:3] != other[:3]:
+        raise UnanswerableRequest("ResponseURL is read two ways (scheme, host or port differ); not answered")
+    if sent[3] or other[3]:
+        raise UnanswerableRequest("ResponseURL must not carry a user name; not answered")
+    scheme, host = sent[:2]
+    if scheme != "https" and not (scheme == "http" and is_loopback(host)):
         raise UnanswerableRequest("ResponseURL must be https (http only on this machine); not answered")
     return str(url), event
+
+
+def _read(url: Any, parser: Callable[[str], Any]) -> tuple[str, str, int | None, str] | None:
+    """(scheme, host, port, user name) as `parser` reads `url`: lowercased, IPv6 without brackets; None if unreadable."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = parser(url)
+        port = parts.port
+    except ValueError:  # urllib3's LocationParseError is a ValueError too
+        return None
+    host = (getattr(parts, "hostname", None) or getattr(parts, "host", None) or "").lower().strip("[]")
+    user = parts.auth if hasattr(parts, "auth") else parts.username
+    return (parts.scheme or "").lower(), host, port, user or ""
 
 
 def parse_request(event: Any) -> WiringRequest:
