@@ -49,8 +49,8 @@ def stack(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     yield Deployment(group=group, dead_letter_arn=dead_letter_arn)
     bootstrap.reset()
     scheduler = local_stack.client("scheduler")
-    for item in scheduler.list_schedules(GroupName=group)["Schedules"]:
-        scheduler.delete_schedule(GroupName=group, Name=item["Name"])
+    for name in schedule_names(scheduler, group):
+        scheduler.delete_schedule(GroupName=group, Name=name)
 
 
 def deploy(kind: str, stack: Deployment, answers: Answers, version: int | None = None) -> dict[str, Any]:
@@ -59,10 +59,14 @@ def deploy(kind: str, stack: Deployment, answers: Answers, version: int | None =
     return answers.last()
 
 
+def schedule_names(scheduler: Any, group: str) -> list[str]:
+    pages = scheduler.get_paginator("list_schedules").paginate(GroupName=group)
+    return [item["Name"] for page in pages for item in page["Schedules"]]
+
+
 def schedules(local_stack: LocalStack, group: str) -> dict[str, dict[str, Any]]:
     scheduler = local_stack.client("scheduler")
-    names = [item["Name"] for item in scheduler.list_schedules(GroupName=group)["Schedules"]]
-    found = {name: scheduler.get_schedule(GroupName=group, Name=name) for name in names}
+    found = {name: scheduler.get_schedule(GroupName=group, Name=name) for name in schedule_names(scheduler, group)}
     for schedule in found.values():
         schedule.pop("ResponseMetadata", None)
     return found
@@ -116,7 +120,8 @@ def test_the_routes_wire_exactly_their_buckets_and_schedules_then_their_edit_ide
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     assert answer["PhysicalResourceId"] == stack.group
     assert answer["Data"]["Changes"] == "4 created"
-    assert answer["Data"]["SchedulesMadeElsewhere"] == "by-hand"
+    assert answer["Data"]["ScheduleCount"] == "4"
+    assert answer["Data"]["SchedulesMadeElsewhereCount"] == "1"
     assert answers.headers[-1]["Content-Type"] == ""  # the URL is signed without one
     pattern = stack.s3_pattern(answer)
     assert delivered_buckets(local_stack, pattern, everyone) == sorted(
@@ -320,3 +325,21 @@ def test_a_malformed_update_or_delete_keeps_the_resources_own_id_so_it_is_never_
     assert answer["Status"] == ("SUCCESS" if kind == "Delete" else "FAILED")
     assert "State must be ENABLED or DISABLED" in answer["Reason"]
     assert answer["PhysicalResourceId"] == stack.group
+
+
+def test_ninety_schedules_are_answered_within_cloudformations_4_kb(
+    local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path
+) -> None:
+    """The answer says how many schedules and their digest, never their names: 90 named ones once made 5 kB."""
+    many = [{"name": f"warehouse-refresh-for-the-finance-team-{i:03d}", "rate": "1 day"} for i in range(90)]
+    write_routes(tmp_path / "routes.json", ["acme-landing"], many, ("made-by-hand",))
+
+    answer = deploy("Create", stack, answers)
+
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert len(schedules(local_stack, stack.group)) == 90
+    assert answer["Data"]["ScheduleCount"] == "90"
+    assert answer["Data"]["SchedulesMadeElsewhereCount"] == "1"
+    digest = answer["Data"]["SchedulesDigest"]
+    assert len(digest) == 64
+    assert deploy("Update", stack, answers)["Data"]["SchedulesDigest"] == digest  # the same schedules: the same digest

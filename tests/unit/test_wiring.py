@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from polytrigger.route_wiring.cloudformation import (
-    MAX_RESPONSE_BYTES,
     BadRequest,
     UnanswerableRequest,
     parse_request,
     response,
     same_function,
 )
+from polytrigger.route_wiring.plan import MAX_ANSWER_BYTES
 from polytrigger.route_wiring.schedule_group import Target, reconcile, wanted
 from polytrigger.routing.schedules import ScheduleSpec
 
@@ -166,10 +166,20 @@ def test_a_version_is_of_this_function_only() -> None:
 def test_the_answer_fits_cloudformations_4_kb_by_cutting_the_reason() -> None:
     body = response(request(), ok=False, reason="x" * 10_000, physical_id="g", data={"Buckets": "a,b"})
 
-    assert len(body) <= MAX_RESPONSE_BYTES
+    assert len(body) <= MAX_ANSWER_BYTES
     answer = json.loads(body)
     assert answer["Status"] == "FAILED"
     assert answer["Reason"].endswith("...")
     assert answer["Data"] == {"Buckets": "a,b"}
     assert answer["PhysicalResourceId"] == "g"
     assert (answer["StackId"], answer["RequestId"], answer["LogicalResourceId"]) == ("stack", "r1", "RouteWiring")
+
+
+def test_data_too_long_for_cloudformation_is_answered_failed_instead_of_refused_at_deploy() -> None:
+    body = response(request(), ok=True, reason="1 created", physical_id="g", data={"Buckets": "b" * 5000})
+
+    assert len(body) <= MAX_ANSWER_BYTES
+    answer = json.loads(body)
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("route wiring: its answer would be ")
+    assert answer["Data"] == {}

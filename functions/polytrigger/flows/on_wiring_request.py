@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polytrigger.core.keys import digest
 from polytrigger.observability import error_line, logger
 from polytrigger.route_wiring.cloudformation import (
     AnswerFailed,
@@ -34,7 +35,7 @@ from polytrigger.route_wiring.cloudformation import (
     same_function,
     send,
 )
-from polytrigger.route_wiring.plan import bucket_list, plan, plan_problems
+from polytrigger.route_wiring.plan import answer_data, plan, plan_problems
 from polytrigger.route_wiring.schedule_group import ScheduleGroup, reconcile, wanted
 from polytrigger.routing import Routes, RoutesError, load_routes
 
@@ -64,12 +65,7 @@ def apply(request: WiringRequest, routes: Routes, group: ScheduleGroup) -> Appli
         for spec in found.schedules
     }
     changes = reconcile(group, schedules)
-    data = {
-        "Buckets": bucket_list(found),
-        "Schedules": ",".join(spec.name for spec in found.schedules),
-        "SchedulesMadeElsewhere": ",".join(found.elsewhere),
-        "Changes": changes.describe(),
-    }
+    data = answer_data(found, digest([schedules[name] for name in sorted(schedules)]), changes.describe())
     return Applied(request.group, data, changes.describe())
 
 

@@ -19,10 +19,10 @@ import urllib3
 from urllib3.util import parse_url
 
 from polytrigger.core.keys import is_loopback
+from polytrigger.route_wiring.plan import MAX_ANSWER_BYTES
 from polytrigger.route_wiring.schedule_group import Target
 
 RequestType = Literal["Create", "Update", "Delete"]
-MAX_RESPONSE_BYTES = 4096  # CloudFormation's limit on a custom resource's response
 FALLBACK_ID = "polytrigger-route-wiring"  # a Create so malformed it names no logical id either
 ATTEMPTS = 4  # answer deliveries tried: a lost answer leaves the stack waiting for an hour
 _VERSION_ARN = re.compile(r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+):(\d+)$")
@@ -152,10 +152,13 @@ def response(
         "Data": dict(data or {}),
     }
     body = json.dumps(document).encode()
-    if len(body) > MAX_RESPONSE_BYTES:
-        spare = len(reason.encode()) - (len(body) - MAX_RESPONSE_BYTES) - 3
+    if len(body) > MAX_ANSWER_BYTES:
+        spare = len(reason.encode()) - (len(body) - MAX_ANSWER_BYTES) - 3
         document["Reason"] = reason.encode()[: max(0, spare)].decode(errors="ignore") + "..."
         body = json.dumps(document).encode()
+    if len(body) > MAX_ANSWER_BYTES and data:  # the routes' checks keep Data short: never sent too long
+        too_long = f"route wiring: its answer would be {len(body)} bytes, over CloudFormation's {MAX_ANSWER_BYTES}"
+        return response(event, ok=False, reason=too_long, physical_id=physical_id)
     return body
 
 
