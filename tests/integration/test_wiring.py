@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,36 @@ def test_a_schedule_edited_by_hand_is_put_back_and_one_added_by_hand_is_removed(
     restored = scheduler.get_schedule(GroupName=stack.group, Name="nightly")
     assert restored["ScheduleExpression"] == "cron(0 2 * * ? *)"
     assert restored["ScheduleExpressionTimezone"] == "Europe/Berlin"
+
+
+def test_a_hand_edit_to_a_field_the_routes_do_not_set_is_put_back_too(
+    local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path
+) -> None:
+    """A hand-set EndDate would silently stop the schedule: every settable field is the wiring's, not only
+    those the routes fill in, so each is compared and written (absent, or its default, when unused)."""
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    deploy("Create", stack, answers)
+    scheduler = local_stack.client("scheduler")
+    made = schedules(local_stack, stack.group)["nightly"]
+    wired = {k: v for k, v in made.items() if k not in ("Arn", "CreationDate", "LastModificationDate")}
+    hand_edits: list[dict[str, Any]] = [
+        {"EndDate": datetime(2027, 1, 1, tzinfo=UTC)},
+        {"StartDate": datetime(2030, 1, 1, tzinfo=UTC)},
+        {"KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+        {"ActionAfterCompletion": "DELETE"},
+        {"Target": {**made["Target"], "SqsParameters": {"MessageGroupId": "by-hand"}}},
+    ]
+    for edit in hand_edits:
+        scheduler.update_schedule(**{**wired, **edit})
+
+        answer = deploy("Update", stack, answers)
+
+        assert answer["Data"]["Changes"] == "1 updated", edit
+        restored = schedules(local_stack, stack.group)["nightly"]
+        assert {k: v for k, v in restored.items() if k != "LastModificationDate"} == {
+            k: v for k, v in made.items() if k != "LastModificationDate"
+        }, edit
+    assert deploy("Update", stack, answers)["Data"]["Changes"] == "1 unchanged"
 
 
 def test_schedules_state_disables_every_schedule_of_the_stack(

@@ -10,15 +10,25 @@ from typing import Any
 
 from polytrigger.observability import error_line
 
-# What `schedule_group.wanted` writes, and so what a comparison reads back (the rest is the Scheduler's).
-_FIELDS = ("Name", "Description", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "State")
-_TARGET_FIELDS = ("Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig")
+# The Scheduler's defaults for a field left out (what GetSchedule may leave out in turn).
+_DEFAULTS = {
+    "Description": "",
+    "State": "ENABLED",
+    "ScheduleExpressionTimezone": "UTC",
+    "ActionAfterCompletion": "NONE",
+}
+_NOT_SCHEDULE = {"GroupName", "ClientToken"}  # UpdateSchedule's addressing and retry token, not the schedule
 
 
 class SchedulerGroup:
     def __init__(self, client: Any, name: str) -> None:
         self.client = client
         self.name = name
+        # Every field a schedule may be given, from the Scheduler's own API model, so none can drift unseen
+        # (a hand-set EndDate stops a schedule) and one AWS adds is compared from the botocore that knows it.
+        model = client.meta.service_model
+        self.fields = frozenset(model.operation_model("UpdateSchedule").input_shape.members) - _NOT_SCHEDULE
+        self.target_fields = frozenset(model.shape_for("Target").members)
 
     def current(self) -> dict[str, dict[str, Any]]:
         names: list[str] = []
@@ -30,11 +40,12 @@ class SchedulerGroup:
                 stored = self.client.get_schedule(GroupName=self.name, Name=name)
             except self.client.exceptions.ResourceNotFoundException:
                 continue  # deleted since it was listed
-            found[name] = _comparable(stored)
+            found[name] = self._comparable(stored)
         return found
 
     def put(self, schedule: dict[str, Any], *, exists: bool) -> None:
-        request = {**schedule, "GroupName": self.name, "ActionAfterCompletion": "NONE"}
+        """Write the whole schedule: UpdateSchedule sets every field it is not given to its default."""
+        request = {**schedule, "GroupName": self.name}
         if exists:
             self.client.update_schedule(**request)
             return
@@ -55,16 +66,13 @@ class SchedulerGroup:
             return False
         return True
 
-
-def _comparable(stored: dict[str, Any]) -> dict[str, Any]:
-    """The fields a reconcile writes, as stored; a missing window or state reads as the Scheduler's default."""
-    schedule = {name: stored[name] for name in _FIELDS if name in stored}
-    schedule.setdefault("Description", "")
-    schedule.setdefault("State", "ENABLED")
-    schedule.setdefault("ScheduleExpressionTimezone", "UTC")
-    target = stored.get("Target") or {}
-    schedule["Target"] = {name: target[name] for name in _TARGET_FIELDS if name in target}
-    return schedule
+    def _comparable(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """Every settable field as stored (a field left out reads as the Scheduler's default), so a schedule
+        equals `wanted` only when nothing of it differs, including fields the routes never set."""
+        schedule = {**_DEFAULTS, **{name: stored[name] for name in self.fields if name in stored}}
+        target = stored.get("Target") or {}
+        schedule["Target"] = {name: target[name] for name in self.target_fields if name in target}
+        return schedule
 
 
 def hand_to_version(version_arn: str, event: Any) -> str:
