@@ -129,6 +129,19 @@ def test_routes_whose_wiring_answer_would_pass_cloudformations_4_kb_are_refused_
     assert problem.endswith(" bytes, over its limit of 4096: deploy a second stack for some of them")
 
 
+def test_a_cron_value_out_of_range_is_refused_before_any_deploy_writes_a_schedule(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        f"routes:\n  - name: nightly\n    schedule: {{name: nightly, cron: '30 25 * * ? *'}}\n"
+        f"    syncs: [{{id: {SYNC_A}}}]\n"
+    )
+
+    assert render(validate(path)).splitlines() == [
+        f"{path} is invalid (1 problem):",
+        "  - route 'nightly': schedule.cron: hours must be 0-23, got '25' (in '30 25 * * ? *')",
+    ]
+
+
 def test_every_problem_is_listed_one_per_line(tmp_path: Path) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(BROKEN)
