@@ -9,6 +9,7 @@ through it to see which buckets reach the function.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,10 +19,23 @@ import pytest
 
 from local.stack import LocalStack
 from local.stack.cfn_answers import Answers
+from local.stack.lambda_context import LocalContext
+from local.stack.lambda_versions import LambdaVersions
 from polytrigger import bootstrap
+from polytrigger.flows.on_wiring_request import WiringFlow
 from polytrigger.handlers import route_wiring
+from polytrigger.route_wiring.aws import SchedulerGroup
+from polytrigger.route_wiring.cloudformation import ANSWER_SECONDS, ATTEMPTS
 from tests.integration.support import captured_logs
-from tests.integration.wiring_support import ROLE_ARN, TARGET_ARN, Deployment, context, write_routes
+from tests.integration.wiring_support import (
+    FUNCTION,
+    FUNCTION_ARN,
+    ROLE_ARN,
+    TARGET_ARN,
+    Deployment,
+    context,
+    write_routes,
+)
 
 NIGHTLY = {"name": "nightly", "cron": "0 2 * * ? *", "timezone": "Europe/Berlin"}
 HOURLY = {"name": "hourly", "rate": "1 hour"}
@@ -289,7 +303,7 @@ def test_a_request_whose_version_cannot_run_is_answered_failed_not_left_waiting(
 
     answer = answers.last()
     assert answer["Status"] == "FAILED"
-    assert answer["Reason"].startswith("route wiring could not run its version: ResourceNotFoundException")
+    assert answer["Reason"].startswith("route wiring: could not run its version: ResourceNotFoundException")
 
 
 def test_a_request_naming_another_functions_version_is_refused(stack: Deployment, answers: Answers) -> None:
@@ -374,3 +388,109 @@ def test_ninety_schedules_are_answered_within_cloudformations_4_kb(
     digest = answer["Data"]["SchedulesDigest"]
     assert len(digest) == 64
     assert deploy("Update", stack, answers)["Data"]["SchedulesDigest"] == digest  # the same schedules: the same digest
+
+
+@pytest.fixture
+def versions(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaVersions]:
+    """Lambda's Invoke API for the wiring function's versions: the front hands a request to one through it."""
+    with LambdaVersions() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.url)
+        yield lambdas
+
+
+def version_of(number: int) -> Any:
+    """A published version of the wiring function: this very code, invoked as that version."""
+    return lambda event: route_wiring.handler(event, context(number))
+
+
+def test_a_request_is_handed_to_the_version_it_names_which_answers_it_once(
+    local_stack: LocalStack, stack: Deployment, answers: Answers, versions: LambdaVersions, tmp_path: Path
+) -> None:
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    stack.version = 2
+    versions.versions["2"] = version_of(2)
+
+    result = route_wiring.handler(stack.request("Update", answers), context(None))
+
+    assert result == {"answered": True, "forwarded": stack.version_arn}
+    assert [version for version, _ in versions.invoked] == ["2"]
+    assert len(answers.received) == 1  # the version's answer; the front adds none
+    assert answers.last()["Status"] == "SUCCESS"
+    assert set(schedules(local_stack, stack.group)) == {"nightly"}
+
+
+def test_a_version_that_crashes_is_answered_failed_by_the_front(
+    stack: Deployment, answers: Answers, versions: LambdaVersions
+) -> None:
+    def broken(event: Any) -> Any:
+        raise RuntimeError("the version's code is broken")
+
+    versions.versions[str(stack.version)] = broken
+
+    route_wiring.handler(stack.request("Update", answers), context(None))
+
+    answer = answers.last()
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"] == "route wiring: its version 1 failed (Unhandled: RuntimeError)"
+    assert answer["PhysicalResourceId"] == stack.group
+
+
+def test_a_version_that_ran_but_did_not_answer_is_answered_failed_by_the_front(
+    stack: Deployment, answers: Answers, versions: LambdaVersions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version's own answers were lost (the answer URL refused each); it returned, unanswered."""
+    monkeypatch.setattr("polytrigger.route_wiring.cloudformation.time.sleep", lambda _seconds: None)
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    versions.versions[str(stack.version)] = version_of(stack.version)
+    answers.fail_first = ATTEMPTS  # every attempt of the version's; the front's lands
+
+    result = route_wiring.handler(stack.request("Update", answers), context(None))
+
+    assert result == {"answered": True, "status": "FAILED"}
+    assert answers.last()["Reason"] == "route wiring: its version 1 did not answer CloudFormation"
+
+
+def test_a_version_still_running_when_the_front_must_answer_is_answered_failed_in_time(
+    stack: Deployment, answers: Answers, versions: LambdaVersions
+) -> None:
+    """The front waits only as long as its own invocation can, less the time an answer takes."""
+    released = threading.Event()
+    versions.versions[str(stack.version)] = lambda event: released.wait(30) and {"answered": True}
+    front: Any = LocalContext(function_name=FUNCTION, timeout_seconds=ANSWER_SECONDS + 1)
+
+    try:
+        route_wiring.handler(stack.request("Update", answers), front)
+    finally:
+        released.set()
+
+    answer = answers.last()
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("route wiring: its version 1 did not finish within ")
+
+
+def test_a_scheduler_client_that_cannot_be_made_is_answered_failed(
+    stack: Deployment, answers: Answers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SCHEDULER", "not a url")
+    bootstrap.reset()
+
+    result = route_wiring.handler(stack.request("Create", answers), context(stack.version))
+
+    assert result == {"answered": True, "status": "FAILED"}
+    assert answers.last()["Reason"] == (
+        "route wiring cannot run: the Scheduler's client cannot be made: Invalid endpoint: not a url"
+    )
+
+
+def test_an_unforeseen_failure_is_still_answered(stack: Deployment, answers: Answers, tmp_path: Path) -> None:
+    def broken(version_arn: str, event: Any, wait_seconds: float) -> str:
+        raise RuntimeError("a bug")
+
+    flow = WiringFlow(tmp_path / "routes.json", lambda name: SchedulerGroup(None, name), broken)
+
+    result = flow.request(stack.request("Update", answers), FUNCTION_ARN)
+
+    assert result == {"answered": True, "status": "FAILED"}
+    assert answers.last()["Reason"] == "route wiring failed: internal error: RuntimeError"
+    assert answers.last()["PhysicalResourceId"] == stack.group

@@ -75,20 +75,38 @@ class SchedulerGroup:
         return schedule
 
 
-def hand_to_version(version_arn: str, event: Any) -> str:
-    """Invoke `version_arn` with `event` and wait for it; "" when it ran, else why it did not (one line)."""
+def hand_to_version(version_arn: str, event: Any, wait_seconds: float) -> str:
+    """Invoke `version_arn` with `event`, waiting up to `wait_seconds`; "" when it answered CloudFormation,
+    else why it did not (one line), so the caller answers instead."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
-    # Waits as long as the version may run (it answers CloudFormation itself); never sent twice by a retry.
-    config = Config(connect_timeout=5, read_timeout=900, retries={"mode": "standard", "max_attempts": 1})
+    version, waited = version_arn.rsplit(":", 1)[-1], max(1.0, wait_seconds)
+    # Never sent twice by a retry: the version would wire twice and answer twice.
+    config = Config(connect_timeout=5, read_timeout=waited, retries={"mode": "standard", "total_max_attempts": 1})
     try:
         result = boto3.client("lambda", config=config).invoke(
             FunctionName=version_arn, Payload=json.dumps(event).encode()
         )
-    except (BotoCoreError, ClientError) as error:
+        payload = result["Payload"].read()
+    except ReadTimeoutError:
+        return f"its version {version} did not finish within {waited:.0f} s"
+    except (BotoCoreError, ClientError, ValueError) as error:  # ValueError: an endpoint botocore cannot use
         return f"could not run its version: {error_line(error)}"
     if result.get("FunctionError"):
-        return f"its version {version_arn.rsplit(':', 1)[-1]} failed ({result['FunctionError']})"
+        return f"its version {version} failed ({result['FunctionError']}{_error_type(payload)})"
+    try:
+        answered = json.loads(payload).get("answered") is True
+    except (ValueError, AttributeError):
+        answered = False
+    return "" if answered else f"its version {version} did not answer CloudFormation"
+
+
+def _error_type(payload: bytes) -> str:
+    """`: RuntimeError` from Lambda's error document (never its message: it may quote the request)."""
+    with contextlib.suppress(ValueError, AttributeError):
+        kind = json.loads(payload).get("errorType")
+        if isinstance(kind, str) and kind.replace(".", "").isidentifier():  # Sandbox.Timedout too
+            return f": {kind}"
     return ""

@@ -25,6 +25,11 @@ from polytrigger.route_wiring.schedule_group import Target
 RequestType = Literal["Create", "Update", "Delete"]
 FALLBACK_ID = "polytrigger-route-wiring"  # a Create so malformed it names no logical id either
 ATTEMPTS = 4  # answer deliveries tried: a lost answer leaves the stack waiting for an hour
+ANSWER_TIMEOUT = 10.0  # seconds, each attempt
+ANSWER_PAUSE = 1.0  # seconds before the second attempt, doubling
+# The longest one answer can take (every attempt timing out, and the pauses between): what a function
+# that must answer keeps of its own time.
+ANSWER_SECONDS = ATTEMPTS * ANSWER_TIMEOUT + sum(ANSWER_PAUSE * 2**n for n in range(ATTEMPTS - 1))
 _VERSION_ARN = re.compile(r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+):(\d+)$")
 _GROUP = re.compile(r"^[0-9A-Za-z._-]{1,64}$")
 
@@ -171,7 +176,7 @@ class AnswerFailed(RuntimeError):
     """The answer could not be delivered; CloudFormation will time the resource out (and say so)."""
 
 
-def send(url: str, body: bytes, *, timeout: float = 10.0, pause: float = 1.0) -> None:
+def send(url: str, body: bytes, *, timeout: float = ANSWER_TIMEOUT, pause: float = ANSWER_PAUSE) -> None:
     """PUT `body` to `url`, retrying a few times: a lost answer leaves the stack waiting for an hour."""
     http = urllib3.PoolManager(retries=False, cert_reqs="CERT_REQUIRED")
     # The URL is signed without a content type: sending one would break its signature.
