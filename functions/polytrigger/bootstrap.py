@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError
 
 from polytrigger import gc_pause
 from polytrigger.dispatch.calls import Calls
@@ -209,13 +210,26 @@ def poller() -> PollFlow:
 
 @_role
 def route_wiring() -> WiringFlow:
-    """The deploy-time custom resource: the Scheduler's schedule groups (it needs neither DynamoDB nor the secret)."""
-    scheduler = boto3.client("scheduler", config=client_config())
+    """The deploy-time custom resource: the Scheduler's schedule groups (it needs neither DynamoDB nor the secret).
+
+    Nothing here can fail: the Scheduler's client is made on first use, inside the flow, so a
+    configuration it cannot be made with is answered FAILED with the reason, not left unanswered.
+    """
+    scheduler = functools.cache(_scheduler_client)
     return WiringFlow(
         routes_file=routes_file(),
-        schedule_group=lambda name: SchedulerGroup(scheduler, name),
+        schedule_group=lambda name: SchedulerGroup(scheduler(), name),
         hand_to_version=hand_to_version,
     )
+
+
+def _scheduler_client() -> Any:
+    try:
+        return boto3.client("scheduler", config=client_config())
+    except (BotoCoreError, ValueError) as error:  # no Region; an endpoint botocore cannot use
+        problem = f"the Scheduler's client cannot be made: {error}"
+        record_configuration_error(problem)
+        raise ConfigError(problem) from error
 
 
 # -- what the roles share ----------------------------------------------------------------------------

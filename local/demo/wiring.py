@@ -55,6 +55,11 @@ def wire(stack: Any) -> list[str]:
             + (f" (within {window} min)" if window else "")
             + f" -> the schedule function with {json.dumps(payload)}"
         )
-    if data.get("SchedulesMadeElsewhere"):
-        lines.append(f"  made elsewhere (polytrigger does not create them): {data['SchedulesMadeElsewhere']}")
+    if data.get("SchedulesMadeElsewhereCount", "0") != "0":
+        from polytrigger.route_wiring.plan import plan
+        from polytrigger.routing import load_routes
+        from polytrigger.settings import routes_file
+
+        elsewhere = ", ".join(plan(load_routes(routes_file())).elsewhere)  # the answer counts them, never names them
+        lines.append(f"  made elsewhere (polytrigger does not create them): {elsewhere}")
     return lines

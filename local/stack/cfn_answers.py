@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+MAX_BYTES = 4096  # CloudFormation fails a custom resource whose answer is longer (S3 itself takes it)
+
 
 @dataclass
 class Answers:
@@ -16,6 +18,7 @@ class Answers:
     fail_first: int = 0  # answer this many PUTs with 500 first (a flaky S3)
     received: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)  # bytes of each answer received
 
     def __post_init__(self) -> None:
         answers = self
@@ -29,6 +32,7 @@ class Answers:
                     self.end_headers()
                     return
                 answers.received.append(json.loads(body))
+                answers.sizes.append(len(body))
                 answers.headers.append(dict(self.headers.items()))
                 self.send_response(200)
                 self.end_headers()
@@ -46,7 +50,11 @@ class Answers:
         return f"http://127.0.0.1:{self.server.server_port}/answer?X-Amz-Signature=local"
 
     def last(self) -> dict[str, Any]:
+        """The last answer, as CloudFormation would take it: one over its size limit fails the deploy."""
         assert self.received, "CloudFormation got no answer"
+        assert self.sizes[-1] <= MAX_BYTES, (
+            f"CloudFormation refuses a {self.sizes[-1]}-byte answer ({MAX_BYTES} at most)"
+        )
         return self.received[-1]
 
     def close(self) -> None:

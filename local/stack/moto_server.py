@@ -6,10 +6,12 @@ reach AWS, so nothing is patched. One server answers every service moto
 implements (Secrets Manager, S3, SQS, SNS, EventBridge, Scheduler, and
 DynamoDB when DynamoDB Local is unavailable).
 
-One gap is closed here, where moto departs from AWS in a way polytrigger depends on: S3's
+Two gaps are closed here, where moto departs from AWS in a way polytrigger depends on: S3's
 GetBucketNotificationConfiguration leaves out the ``EventBridgeConfiguration`` moto itself stored
-(`polytrigger validate --check-buckets` reads exactly that). ``_answer_eventbridge_configuration``
-adds it back, and touches nothing else.
+(`polytrigger validate --check-buckets` reads exactly that), and the Scheduler's UpdateSchedule
+ignores ``ActionAfterCompletion``, which AWS sets like every other field (to its default when left
+out: the route wiring relies on that to put a hand edit back). ``_answer_eventbridge_configuration``
+and ``_update_action_after_completion`` close them, and touch nothing else.
 
 Caveats: moto's backends are process-global, so this server shares state with
 any ``mock_aws`` used in the same process (and ``mock_aws`` intercepts boto3
@@ -25,6 +27,7 @@ from typing import Any, Self
 
 from moto.core.responses import ActionResult
 from moto.s3.responses import S3Response
+from moto.scheduler.responses import EventBridgeSchedulerResponse
 from moto.server import ThreadedMotoServer
 
 from local.service import LocalService
@@ -52,6 +55,7 @@ class MotoServer(LocalService):
         if self.quiet:
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
         _answer_eventbridge_configuration()
+        _update_action_after_completion()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.requested_port, verbose=False)
         server.start()
         self._server = server
@@ -106,3 +110,20 @@ def _answer_eventbridge_configuration() -> None:
 
     get_bucket_notification.answers_eventbridge = True  # type: ignore[attr-defined]
     S3Response.get_bucket_notification = get_bucket_notification
+
+
+def _update_action_after_completion() -> None:
+    """Make the Scheduler's UpdateSchedule set ActionAfterCompletion (absent: the default), as AWS does."""
+    original = EventBridgeSchedulerResponse.update_schedule
+    if getattr(original, "sets_action_after_completion", False):
+        return
+
+    def update_schedule(self: EventBridgeSchedulerResponse) -> str:
+        answer: str = original(self)
+        name = self.uri.split("?")[0].split("/")[-1]
+        schedule = self.scheduler_backend.get_schedule(self._get_param("GroupName"), name)
+        schedule.action_after_completion = self._get_param("ActionAfterCompletion")
+        return answer
+
+    update_schedule.sets_action_after_completion = True  # type: ignore[attr-defined]
+    EventBridgeSchedulerResponse.update_schedule = update_schedule

@@ -9,7 +9,9 @@ through it to see which buckets reach the function.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,23 @@ import pytest
 
 from local.stack import LocalStack
 from local.stack.cfn_answers import Answers
+from local.stack.lambda_context import LocalContext
+from local.stack.lambda_versions import LambdaVersions
 from polytrigger import bootstrap
+from polytrigger.flows.on_wiring_request import WiringFlow
 from polytrigger.handlers import route_wiring
+from polytrigger.route_wiring.aws import SchedulerGroup
+from polytrigger.route_wiring.cloudformation import ANSWER_SECONDS, ATTEMPTS
 from tests.integration.support import captured_logs
-from tests.integration.wiring_support import ROLE_ARN, TARGET_ARN, Deployment, context, write_routes
+from tests.integration.wiring_support import (
+    FUNCTION,
+    FUNCTION_ARN,
+    ROLE_ARN,
+    TARGET_ARN,
+    Deployment,
+    context,
+    write_routes,
+)
 
 NIGHTLY = {"name": "nightly", "cron": "0 2 * * ? *", "timezone": "Europe/Berlin"}
 HOURLY = {"name": "hourly", "rate": "1 hour"}
@@ -49,8 +64,8 @@ def stack(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     yield Deployment(group=group, dead_letter_arn=dead_letter_arn)
     bootstrap.reset()
     scheduler = local_stack.client("scheduler")
-    for item in scheduler.list_schedules(GroupName=group)["Schedules"]:
-        scheduler.delete_schedule(GroupName=group, Name=item["Name"])
+    for name in schedule_names(scheduler, group):
+        scheduler.delete_schedule(GroupName=group, Name=name)
 
 
 def deploy(kind: str, stack: Deployment, answers: Answers, version: int | None = None) -> dict[str, Any]:
@@ -59,10 +74,14 @@ def deploy(kind: str, stack: Deployment, answers: Answers, version: int | None =
     return answers.last()
 
 
+def schedule_names(scheduler: Any, group: str) -> list[str]:
+    pages = scheduler.get_paginator("list_schedules").paginate(GroupName=group)
+    return [item["Name"] for page in pages for item in page["Schedules"]]
+
+
 def schedules(local_stack: LocalStack, group: str) -> dict[str, dict[str, Any]]:
     scheduler = local_stack.client("scheduler")
-    names = [item["Name"] for item in scheduler.list_schedules(GroupName=group)["Schedules"]]
-    found = {name: scheduler.get_schedule(GroupName=group, Name=name) for name in names}
+    found = {name: scheduler.get_schedule(GroupName=group, Name=name) for name in schedule_names(scheduler, group)}
     for schedule in found.values():
         schedule.pop("ResponseMetadata", None)
     return found
@@ -116,7 +135,8 @@ def test_the_routes_wire_exactly_their_buckets_and_schedules_then_their_edit_ide
     assert answer["Status"] == "SUCCESS", answer["Reason"]
     assert answer["PhysicalResourceId"] == stack.group
     assert answer["Data"]["Changes"] == "4 created"
-    assert answer["Data"]["SchedulesMadeElsewhere"] == "by-hand"
+    assert answer["Data"]["ScheduleCount"] == "4"
+    assert answer["Data"]["SchedulesMadeElsewhereCount"] == "1"
     assert answers.headers[-1]["Content-Type"] == ""  # the URL is signed without one
     pattern = stack.s3_pattern(answer)
     assert delivered_buckets(local_stack, pattern, everyone) == sorted(
@@ -192,6 +212,36 @@ def test_a_schedule_edited_by_hand_is_put_back_and_one_added_by_hand_is_removed(
     assert restored["ScheduleExpressionTimezone"] == "Europe/Berlin"
 
 
+def test_a_hand_edit_to_a_field_the_routes_do_not_set_is_put_back_too(
+    local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path
+) -> None:
+    """A hand-set EndDate would silently stop the schedule: every settable field is the wiring's, not only
+    those the routes fill in, so each is compared and written (absent, or its default, when unused)."""
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    deploy("Create", stack, answers)
+    scheduler = local_stack.client("scheduler")
+    made = schedules(local_stack, stack.group)["nightly"]
+    wired = {k: v for k, v in made.items() if k not in ("Arn", "CreationDate", "LastModificationDate")}
+    hand_edits: list[dict[str, Any]] = [
+        {"EndDate": datetime(2027, 1, 1, tzinfo=UTC)},
+        {"StartDate": datetime(2030, 1, 1, tzinfo=UTC)},
+        {"KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+        {"ActionAfterCompletion": "DELETE"},
+        {"Target": {**made["Target"], "SqsParameters": {"MessageGroupId": "by-hand"}}},
+    ]
+    for edit in hand_edits:
+        scheduler.update_schedule(**{**wired, **edit})
+
+        answer = deploy("Update", stack, answers)
+
+        assert answer["Data"]["Changes"] == "1 updated", edit
+        restored = schedules(local_stack, stack.group)["nightly"]
+        assert {k: v for k, v in restored.items() if k != "LastModificationDate"} == {
+            k: v for k, v in made.items() if k != "LastModificationDate"
+        }, edit
+    assert deploy("Update", stack, answers)["Data"]["Changes"] == "1 unchanged"
+
+
 def test_schedules_state_disables_every_schedule_of_the_stack(
     local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path
 ) -> None:
@@ -253,7 +303,7 @@ def test_a_request_whose_version_cannot_run_is_answered_failed_not_left_waiting(
 
     answer = answers.last()
     assert answer["Status"] == "FAILED"
-    assert answer["Reason"].startswith("route wiring could not run its version: ResourceNotFoundException")
+    assert answer["Reason"].startswith("route wiring: could not run its version: ResourceNotFoundException")
 
 
 def test_a_request_naming_another_functions_version_is_refused(stack: Deployment, answers: Answers) -> None:
@@ -303,3 +353,144 @@ def test_a_flaky_answer_url_is_retried(
 
     assert result == {"answered": True, "status": "SUCCESS"}
     assert len(answers.received) == 1
+
+
+@pytest.mark.parametrize("kind", ["Update", "Delete"])
+def test_a_malformed_update_or_delete_keeps_the_resources_own_id_so_it_is_never_a_replacement(
+    stack: Deployment, answers: Answers, kind: str
+) -> None:
+    """A new PhysicalResourceId in an Update's answer makes CloudFormation replace the resource, and the
+    replaced one's Delete would empty the schedule group; whatever the answer, the id stays the request's."""
+    request = stack.request(kind, answers)
+    request["ResourceProperties"]["State"] = "PAUSED"
+
+    route_wiring.handler(request, context(stack.version))
+
+    answer = answers.last()
+    assert answer["Status"] == ("SUCCESS" if kind == "Delete" else "FAILED")
+    assert "State must be ENABLED or DISABLED" in answer["Reason"]
+    assert answer["PhysicalResourceId"] == stack.group
+
+
+def test_ninety_schedules_are_answered_within_cloudformations_4_kb(
+    local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path
+) -> None:
+    """The answer says how many schedules and their digest, never their names: 90 named ones once made 5 kB."""
+    many = [{"name": f"warehouse-refresh-for-the-finance-team-{i:03d}", "rate": "1 day"} for i in range(90)]
+    write_routes(tmp_path / "routes.json", ["acme-landing"], many, ("made-by-hand",))
+
+    answer = deploy("Create", stack, answers)
+
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert len(schedules(local_stack, stack.group)) == 90
+    assert answer["Data"]["ScheduleCount"] == "90"
+    assert answer["Data"]["SchedulesMadeElsewhereCount"] == "1"
+    digest = answer["Data"]["SchedulesDigest"]
+    assert len(digest) == 64
+    assert deploy("Update", stack, answers)["Data"]["SchedulesDigest"] == digest  # the same schedules: the same digest
+
+
+@pytest.fixture
+def versions(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaVersions]:
+    """Lambda's Invoke API for the wiring function's versions: the front hands a request to one through it."""
+    with LambdaVersions() as lambdas:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", lambdas.url)
+        yield lambdas
+
+
+def version_of(number: int) -> Any:
+    """A published version of the wiring function: this very code, invoked as that version."""
+    return lambda event: route_wiring.handler(event, context(number))
+
+
+def test_a_request_is_handed_to_the_version_it_names_which_answers_it_once(
+    local_stack: LocalStack, stack: Deployment, answers: Answers, versions: LambdaVersions, tmp_path: Path
+) -> None:
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    stack.version = 2
+    versions.versions["2"] = version_of(2)
+
+    result = route_wiring.handler(stack.request("Update", answers), context(None))
+
+    assert result == {"answered": True, "forwarded": stack.version_arn}
+    assert [version for version, _ in versions.invoked] == ["2"]
+    assert len(answers.received) == 1  # the version's answer; the front adds none
+    assert answers.last()["Status"] == "SUCCESS"
+    assert set(schedules(local_stack, stack.group)) == {"nightly"}
+
+
+def test_a_version_that_crashes_is_answered_failed_by_the_front(
+    stack: Deployment, answers: Answers, versions: LambdaVersions
+) -> None:
+    def broken(event: Any) -> Any:
+        raise RuntimeError("the version's code is broken")
+
+    versions.versions[str(stack.version)] = broken
+
+    route_wiring.handler(stack.request("Update", answers), context(None))
+
+    answer = answers.last()
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"] == "route wiring: its version 1 failed (Unhandled: RuntimeError)"
+    assert answer["PhysicalResourceId"] == stack.group
+
+
+def test_a_version_that_ran_but_did_not_answer_is_answered_failed_by_the_front(
+    stack: Deployment, answers: Answers, versions: LambdaVersions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version's own answers were lost (the answer URL refused each); it returned, unanswered."""
+    monkeypatch.setattr("polytrigger.route_wiring.cloudformation.time.sleep", lambda _seconds: None)
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    versions.versions[str(stack.version)] = version_of(stack.version)
+    answers.fail_first = ATTEMPTS  # every attempt of the version's; the front's lands
+
+    result = route_wiring.handler(stack.request("Update", answers), context(None))
+
+    assert result == {"answered": True, "status": "FAILED"}
+    assert answers.last()["Reason"] == "route wiring: its version 1 did not answer CloudFormation"
+
+
+def test_a_version_still_running_when_the_front_must_answer_is_answered_failed_in_time(
+    stack: Deployment, answers: Answers, versions: LambdaVersions
+) -> None:
+    """The front waits only as long as its own invocation can, less the time an answer takes."""
+    released = threading.Event()
+    versions.versions[str(stack.version)] = lambda event: released.wait(30) and {"answered": True}
+    front: Any = LocalContext(function_name=FUNCTION, timeout_seconds=ANSWER_SECONDS + 1)
+
+    try:
+        route_wiring.handler(stack.request("Update", answers), front)
+    finally:
+        released.set()
+
+    answer = answers.last()
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("route wiring: its version 1 did not finish within ")
+
+
+def test_a_scheduler_client_that_cannot_be_made_is_answered_failed(
+    stack: Deployment, answers: Answers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_routes(tmp_path / "routes.json", [], [NIGHTLY])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SCHEDULER", "not a url")
+    bootstrap.reset()
+
+    result = route_wiring.handler(stack.request("Create", answers), context(stack.version))
+
+    assert result == {"answered": True, "status": "FAILED"}
+    assert answers.last()["Reason"] == (
+        "route wiring cannot run: the Scheduler's client cannot be made: Invalid endpoint: not a url"
+    )
+
+
+def test_an_unforeseen_failure_is_still_answered(stack: Deployment, answers: Answers, tmp_path: Path) -> None:
+    def broken(version_arn: str, event: Any, wait_seconds: float) -> str:
+        raise RuntimeError("a bug")
+
+    flow = WiringFlow(tmp_path / "routes.json", lambda name: SchedulerGroup(None, name), broken)
+
+    result = flow.request(stack.request("Update", answers), FUNCTION_ARN)
+
+    assert result == {"answered": True, "status": "FAILED"}
+    assert answers.last()["Reason"] == "route wiring failed: internal error: RuntimeError"
+    assert answers.last()["PhysicalResourceId"] == stack.group

@@ -45,6 +45,53 @@ def test_a_schedule_definition_becomes_what_the_scheduler_takes(schedule: Any, e
     assert spec_of(schedule) == expected
 
 
+@pytest.mark.parametrize(
+    "cron",
+    [
+        "0/15 * * * ? *", "0-30/10 8-18 ? * MON-FRI *", "5,35 */2 * * ? 2027-2030", "0 0 1,15 JAN,JUL ? *",
+        "0 12 L * ? *", "0 12 LW * ? *", "0 12 15W * ? *", "0 12 ? * 6L *", "0 12 ? * FRI#3 *", "0 12 ? * 2#1 *",
+        "59 23 31 12 ? 2199", "0 0 ? * 7 1970", "0 9 ? * mon-fri *", "0 0 * */3 ? *",
+    ],
+)  # fmt: skip
+def test_every_form_the_scheduler_takes_passes(cron: str) -> None:
+    spec = spec_of({"name": "n", "cron": cron})
+    assert spec is not None
+    assert spec.expression == f"cron({cron.upper()})"  # names as the Scheduler writes them
+
+
+DAYS = "day-of-week must be 1-7 or SUN-SAT (SUN is 1), ?, L, nL or n#k"
+
+
+@pytest.mark.parametrize(
+    ("cron", "problem"),
+    [
+        ("30 25 * * ? *", "hours must be 0-23, got '25' (in '30 25 * * ? *')"),
+        ("60 2 * * ? *", "minutes must be 0-59, got '60' (in '60 2 * * ? *')"),
+        ("*/0 2 * * ? *", "minutes must be 0-59, got '*/0' (in '*/0 2 * * ? *')"),
+        ("0 2 0 * ? *", "day-of-month must be 1-31, ?, L, LW or nW, got '0' (in '0 2 0 * ? *')"),
+        ("0 2 32W * ? *", "day-of-month must be 1-31, ?, L, LW or nW, got '32' (in '0 2 32W * ? *')"),
+        ("0 2 L,15 * ? *",
+         "day-of-month must be 1-31, ?, L, LW or nW, got 'L' (in '0 2 L,15 * ? *'): ?, L, W and # stand alone, never in a list"),
+        ("0 2 * 13 ? *", "month must be 1-12 or JAN-DEC, got '13' (in '0 2 * 13 ? *')"),
+        ("0 2 * FEV ? *", "month must be 1-12 or JAN-DEC, got 'FEV' (in '0 2 * FEV ? *'); did you mean FEB?"),
+        ("0 2 ? * 8 *", f"{DAYS}, got '8' (in '0 2 ? * 8 *')"),
+        ("0 2 ? * MOM *", f"{DAYS}, got 'MOM' (in '0 2 ? * MOM *'); did you mean MON?"),
+        ("0 2 ? * Monday *", f"{DAYS}, got 'MONDAY' (in '0 2 ? * Monday *'); did you mean MON?"),
+        ("0 2 ? * 0,6 *",
+         f"{DAYS}, got '0' (in '0 2 ? * 0,6 *'): a Unix crontab's 0 is SUN, the Scheduler's SUN is 1; did you mean SUN,SAT?"),
+        ("0 2 ? * FRI#6 *", f"{DAYS}, got 'FRI#6' (in '0 2 ? * FRI#6 *')"),
+        ("0 2 * * ? 1969", "year must be 1970-2199, got '1969' (in '0 2 * * ? 1969')"),
+        ("0 ? * * ? *", "hours must be 0-23, got '?' (in '0 ? * * ? *')"),
+        ("0 2 * * * *", "exactly one of day-of-month and day-of-week must be ? (got '0 2 * * * *'); did you mean \"0 2 * * ? *\"?"),
+        ("0 9 * * 1-5",
+         "must be six fields, minutes hours day-of-month month day-of-week year, e.g. \"0 2 * * ? *\" (got '0 9 * * 1-5');"
+         " did you mean \"0 9 ? * MON-FRI *\"?"),
+    ],
+)  # fmt: skip
+def test_a_cron_the_scheduler_would_refuse_is_one_line_naming_the_field_and_the_value(cron: str, problem: str) -> None:
+    assert problems_of({"name": "n", "cron": cron}) == [f"route 'r': schedule.cron: {problem}"]
+
+
 def test_a_bare_name_is_a_schedule_made_elsewhere() -> None:
     assert spec_of("nightly") is None
 
@@ -165,7 +212,8 @@ def test_the_build_lists_an_unknown_zone_with_every_other_problem_but_a_cold_sta
         parse_routes(document, check_zones=True)
     assert raised.value.problems == [
         "route 'resume': schedule.timezone: 'Europe/Amsterdm' is not a time zone the IANA database knows",
-        "route 'pause': schedule.cron: exactly one of day-of-month and day-of-week must be ? (got '0 18 * * FRI *')",
+        "route 'pause': schedule.cron: exactly one of day-of-month and day-of-week must be ? (got '0 18 * * FRI *');"
+        ' did you mean "0 18 ? * FRI *"?',
     ]
 
     document["routes"].pop()

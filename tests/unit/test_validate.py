@@ -108,6 +108,40 @@ def test_a_flexible_window_is_shown_and_what_no_deployment_could_wire_is_refused
     ]
 
 
+def test_routes_whose_wiring_answer_would_pass_cloudformations_4_kb_are_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The S3 rule's pattern limit keeps the bucket list short; with the quota raised to 4,096 characters
+    the buckets alone could fill the wiring's answer, which CloudFormation would refuse at deploy."""
+    monkeypatch.setattr("polytrigger.route_wiring.plan.MAX_PATTERN_CHARS", 4096)
+    buckets = [f"acme-{i:02d}-" + "x" * 32 for i in range(80)]
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        "routes:\n"
+        + "".join(
+            f"  - {{name: r{i}, s3: {{bucket: {b}}}, syncs: [{{id: {SYNC_A}}}]}}\n" for i, b in enumerate(buckets)
+        )
+    )
+
+    (problem,) = validate(path).problems
+
+    assert problem.startswith("the routes name 80 buckets, so the wiring's answer to CloudFormation would be about ")
+    assert problem.endswith(" bytes, over its limit of 4096: deploy a second stack for some of them")
+
+
+def test_a_cron_value_out_of_range_is_refused_before_any_deploy_writes_a_schedule(tmp_path: Path) -> None:
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        f"routes:\n  - name: nightly\n    schedule: {{name: nightly, cron: '30 25 * * ? *'}}\n"
+        f"    syncs: [{{id: {SYNC_A}}}]\n"
+    )
+
+    assert render(validate(path)).splitlines() == [
+        f"{path} is invalid (1 problem):",
+        "  - route 'nightly': schedule.cron: hours must be 0-23, got '25' (in '30 25 * * ? *')",
+    ]
+
+
 def test_every_problem_is_listed_one_per_line(tmp_path: Path) -> None:
     path = tmp_path / "routes.yaml"
     path.write_text(BROKEN)

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from polytrigger.route_wiring.cloudformation import (
-    MAX_RESPONSE_BYTES,
     BadRequest,
     UnanswerableRequest,
     parse_request,
     response,
     same_function,
 )
+from polytrigger.route_wiring.plan import MAX_ANSWER_BYTES
 from polytrigger.route_wiring.schedule_group import Target, reconcile, wanted
 from polytrigger.routing.schedules import ScheduleSpec
 
@@ -128,6 +128,10 @@ def test_a_request_is_read_into_what_the_wiring_needs() -> None:
         ({"RequestType": "Create"}, "no ResponseURL"),
         (request(ResponseURL="http://169.254.169.254/latest"), "ResponseURL must be https"),
         (request(ResponseURL="file:///etc/passwd"), "no ResponseURL"),
+        # urlsplit reads 127.0.0.1 here; urllib3, which sends the answer, reads 192.0.2.2
+        (request(ResponseURL="http://192.0.2.2:8080\\@127.0.0.1/answer"), "read two ways"),
+        (request(ResponseURL="https://x.s3.amazonaws.com\\@127.0.0.1/answer"), "read two ways"),
+        (request(ResponseURL="http://user@127.0.0.1/answer"), "must not carry a user name"),
     ],
 )
 def test_a_request_with_nowhere_safe_to_answer_is_not_answered(event: Any, expected: str) -> None:
@@ -162,10 +166,20 @@ def test_a_version_is_of_this_function_only() -> None:
 def test_the_answer_fits_cloudformations_4_kb_by_cutting_the_reason() -> None:
     body = response(request(), ok=False, reason="x" * 10_000, physical_id="g", data={"Buckets": "a,b"})
 
-    assert len(body) <= MAX_RESPONSE_BYTES
+    assert len(body) <= MAX_ANSWER_BYTES
     answer = json.loads(body)
     assert answer["Status"] == "FAILED"
     assert answer["Reason"].endswith("...")
     assert answer["Data"] == {"Buckets": "a,b"}
     assert answer["PhysicalResourceId"] == "g"
     assert (answer["StackId"], answer["RequestId"], answer["LogicalResourceId"]) == ("stack", "r1", "RouteWiring")
+
+
+def test_data_too_long_for_cloudformation_is_answered_failed_instead_of_refused_at_deploy() -> None:
+    body = response(request(), ok=True, reason="1 created", physical_id="g", data={"Buckets": "b" * 5000})
+
+    assert len(body) <= MAX_ANSWER_BYTES
+    answer = json.loads(body)
+    assert answer["Status"] == "FAILED"
+    assert answer["Reason"].startswith("route wiring: its answer would be ")
+    assert answer["Data"] == {}

@@ -12,7 +12,10 @@ and when the stack is deleted).
    (`route_wiring.schedule_group`), and the routes' buckets are returned for the template's S3 rule.
    Delete needs no routes: the group is emptied, so a stack whose routes file is broken can still go.
 4. Every request that names an answer URL is answered, SUCCESS or FAILED with one line naming the
-   route or the Scheduler's refusal, so a bad deploy fails in minutes instead of waiting an hour.
+   route or the Scheduler's refusal, so a bad deploy fails in minutes instead of waiting an hour:
+   also when the Scheduler's client cannot be made, when something unforeseen fails, and when a
+   version it was handed to crashed, returned without answering, or is still running when this
+   invocation must answer (it waits for the version only as long as it can still answer after).
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from polytrigger.core.keys import digest
 from polytrigger.observability import error_line, logger
 from polytrigger.route_wiring.cloudformation import (
+    ANSWER_SECONDS,
     AnswerFailed,
     BadRequest,
     UnanswerableRequest,
@@ -34,9 +39,12 @@ from polytrigger.route_wiring.cloudformation import (
     same_function,
     send,
 )
-from polytrigger.route_wiring.plan import bucket_list, plan, plan_problems
+from polytrigger.route_wiring.plan import answer_data, plan, plan_problems
 from polytrigger.route_wiring.schedule_group import ScheduleGroup, reconcile, wanted
 from polytrigger.routing import Routes, RoutesError, load_routes
+from polytrigger.settings import ConfigError
+
+LAMBDA_LONGEST_MS = 900_000  # when the caller gives no clock: the longest a Lambda invocation runs
 
 
 class WiringRefused(ValueError):
@@ -64,43 +72,51 @@ def apply(request: WiringRequest, routes: Routes, group: ScheduleGroup) -> Appli
         for spec in found.schedules
     }
     changes = reconcile(group, schedules)
-    data = {
-        "Buckets": bucket_list(found),
-        "Schedules": ",".join(spec.name for spec in found.schedules),
-        "SchedulesMadeElsewhere": ",".join(found.elsewhere),
-        "Changes": changes.describe(),
-    }
+    data = answer_data(found, digest([schedules[name] for name in sorted(schedules)]), changes.describe())
     return Applied(request.group, data, changes.describe())
 
 
 @dataclass(slots=True)
 class WiringFlow:
     routes_file: Path
-    schedule_group: Callable[[str], ScheduleGroup]  # the Scheduler's group of that name
-    hand_to_version: Callable[[str, Any], str]  # run a version of this function with the request: "" or why not
+    schedule_group: Callable[[str], ScheduleGroup]  # the Scheduler's group of that name (ConfigError: no client)
+    # run a version of this function with the request, waiting up to so many seconds: "" when it answered, else why
+    hand_to_version: Callable[[str, Any, float], str]
 
-    def request(self, event: Any, invoked_arn: str) -> dict[str, Any]:
+    def request(self, event: Any, invoked_arn: str, remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:
+        """Answer CloudFormation's request (or hand it to the version that will); `remaining_ms` is the
+        invocation's own time left, which bounds how long a version is waited for."""
         try:
             url, raw = answer_url(event)
         except UnanswerableRequest as error:
             logger.error(f"route wiring: {error}")
             return {"answered": False}
         try:
+            return self._request(url, raw, invoked_arn, remaining_ms or (lambda: LAMBDA_LONGEST_MS))
+        except Exception as error:  # a bug: still answered, or CloudFormation would wait an hour for nothing
+            logger.exception("route wiring failed")
+            reason = f"route wiring failed: internal error: {type(error).__name__}"
+            return _answer(url, raw, ok=False, reason=reason, physical_id="")
+
+    def _request(self, url: str, raw: Any, invoked_arn: str, remaining_ms: Callable[[], int]) -> dict[str, Any]:
+        try:
             request = parse_request(raw)
         except BadRequest as error:
             deleting = raw.get("RequestType") == "Delete"
             return _answer(url, raw, ok=deleting, reason=f"route wiring request refused: {error}", physical_id="")
         if request.kind != "Delete" and invoked_arn != request.code_version:
-            return self._forward(url, raw, request, invoked_arn)
+            return self._forward(url, raw, request, invoked_arn, remaining_ms() / 1000 - ANSWER_SECONDS)
         return self._wire(url, raw, request)
 
     def _wire(self, url: str, raw: Any, request: WiringRequest) -> dict[str, Any]:
-        group = self.schedule_group(request.group)
         try:
+            group = self.schedule_group(request.group)
             routes = Routes(()) if request.kind == "Delete" else load_routes(self.routes_file)
             applied = apply(request, routes, group)
         except (RoutesError, WiringRefused) as error:
             return _answer(url, raw, ok=False, reason=f"routes cannot be wired: {error}", physical_id=request.group)
+        except ConfigError as error:
+            return _answer(url, raw, ok=False, reason=f"route wiring cannot run: {error}", physical_id=request.group)
         except Exception as error:  # CloudFormation would wait an hour for an answer that never comes
             logger.exception("route wiring failed")
             reason = error_line(error) if hasattr(error, "response") else f"internal error: {type(error).__name__}"
@@ -111,14 +127,15 @@ class WiringFlow:
         )
         return _answer(url, raw, ok=True, reason=applied.summary, physical_id=applied.physical_id, data=applied.data)
 
-    def _forward(self, url: str, raw: Any, request: WiringRequest, invoked: str) -> dict[str, Any]:
-        """Hand the request to the version it names, which answers it; answer FAILED only if that cannot run."""
+    def _forward(self, url: str, raw: Any, request: WiringRequest, invoked: str, wait: float) -> dict[str, Any]:
+        """Hand the request to the version it names, which answers it; answer FAILED when it did not, in time
+        to answer (`wait` seconds at most)."""
         if not same_function(request.code_version, invoked):
             reason = "route wiring request refused: CodeVersion names a version of another function"
             return _answer(url, raw, ok=False, reason=reason, physical_id=request.group)
-        problem = self.hand_to_version(request.code_version, raw)
+        problem = self.hand_to_version(request.code_version, raw, wait)
         if problem:
-            return _answer(url, raw, ok=False, reason=f"route wiring {problem}", physical_id=request.group)
+            return _answer(url, raw, ok=False, reason=f"route wiring: {problem}", physical_id=request.group)
         logger.info(f"route wiring {request.kind} handed to version {request.code_version.rsplit(':', 1)[-1]}")
         return {"answered": True, "forwarded": request.code_version}
 

@@ -12,4 +12,5 @@ from polytrigger.observability import logger
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: Any, context: LambdaContext) -> dict[str, Any]:
-    return bootstrap.route_wiring().request(event, getattr(context, "invoked_function_arn", "") or "")
+    arn = getattr(context, "invoked_function_arn", "") or ""
+    return bootstrap.route_wiring().request(event, arn, getattr(context, "get_remaining_time_in_millis", None))

@@ -10,15 +10,25 @@ from typing import Any
 
 from polytrigger.observability import error_line
 
-# What `schedule_group.wanted` writes, and so what a comparison reads back (the rest is the Scheduler's).
-_FIELDS = ("Name", "Description", "ScheduleExpression", "ScheduleExpressionTimezone", "FlexibleTimeWindow", "State")
-_TARGET_FIELDS = ("Arn", "RoleArn", "Input", "RetryPolicy", "DeadLetterConfig")
+# The Scheduler's defaults for a field left out (what GetSchedule may leave out in turn).
+_DEFAULTS = {
+    "Description": "",
+    "State": "ENABLED",
+    "ScheduleExpressionTimezone": "UTC",
+    "ActionAfterCompletion": "NONE",
+}
+_NOT_SCHEDULE = {"GroupName", "ClientToken"}  # UpdateSchedule's addressing and retry token, not the schedule
 
 
 class SchedulerGroup:
     def __init__(self, client: Any, name: str) -> None:
         self.client = client
         self.name = name
+        # Every field a schedule may be given, from the Scheduler's own API model, so none can drift unseen
+        # (a hand-set EndDate stops a schedule) and one AWS adds is compared from the botocore that knows it.
+        model = client.meta.service_model
+        self.fields = frozenset(model.operation_model("UpdateSchedule").input_shape.members) - _NOT_SCHEDULE
+        self.target_fields = frozenset(model.shape_for("Target").members)
 
     def current(self) -> dict[str, dict[str, Any]]:
         names: list[str] = []
@@ -30,11 +40,12 @@ class SchedulerGroup:
                 stored = self.client.get_schedule(GroupName=self.name, Name=name)
             except self.client.exceptions.ResourceNotFoundException:
                 continue  # deleted since it was listed
-            found[name] = _comparable(stored)
+            found[name] = self._comparable(stored)
         return found
 
     def put(self, schedule: dict[str, Any], *, exists: bool) -> None:
-        request = {**schedule, "GroupName": self.name, "ActionAfterCompletion": "NONE"}
+        """Write the whole schedule: UpdateSchedule sets every field it is not given to its default."""
+        request = {**schedule, "GroupName": self.name}
         if exists:
             self.client.update_schedule(**request)
             return
@@ -55,32 +66,47 @@ class SchedulerGroup:
             return False
         return True
 
-
-def _comparable(stored: dict[str, Any]) -> dict[str, Any]:
-    """The fields a reconcile writes, as stored; a missing window or state reads as the Scheduler's default."""
-    schedule = {name: stored[name] for name in _FIELDS if name in stored}
-    schedule.setdefault("Description", "")
-    schedule.setdefault("State", "ENABLED")
-    schedule.setdefault("ScheduleExpressionTimezone", "UTC")
-    target = stored.get("Target") or {}
-    schedule["Target"] = {name: target[name] for name in _TARGET_FIELDS if name in target}
-    return schedule
+    def _comparable(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """Every settable field as stored (a field left out reads as the Scheduler's default), so a schedule
+        equals `wanted` only when nothing of it differs, including fields the routes never set."""
+        schedule = {**_DEFAULTS, **{name: stored[name] for name in self.fields if name in stored}}
+        target = stored.get("Target") or {}
+        schedule["Target"] = {name: target[name] for name in self.target_fields if name in target}
+        return schedule
 
 
-def hand_to_version(version_arn: str, event: Any) -> str:
-    """Invoke `version_arn` with `event` and wait for it; "" when it ran, else why it did not (one line)."""
+def hand_to_version(version_arn: str, event: Any, wait_seconds: float) -> str:
+    """Invoke `version_arn` with `event`, waiting up to `wait_seconds`; "" when it answered CloudFormation,
+    else why it did not (one line), so the caller answers instead."""
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
-    # Waits as long as the version may run (it answers CloudFormation itself); never sent twice by a retry.
-    config = Config(connect_timeout=5, read_timeout=900, retries={"mode": "standard", "max_attempts": 1})
+    version, waited = version_arn.rsplit(":", 1)[-1], max(1.0, wait_seconds)
+    # Never sent twice by a retry: the version would wire twice and answer twice.
+    config = Config(connect_timeout=5, read_timeout=waited, retries={"mode": "standard", "total_max_attempts": 1})
     try:
         result = boto3.client("lambda", config=config).invoke(
             FunctionName=version_arn, Payload=json.dumps(event).encode()
         )
-    except (BotoCoreError, ClientError) as error:
+        payload = result["Payload"].read()
+    except ReadTimeoutError:
+        return f"its version {version} did not finish within {waited:.0f} s"
+    except (BotoCoreError, ClientError, ValueError) as error:  # ValueError: an endpoint botocore cannot use
         return f"could not run its version: {error_line(error)}"
     if result.get("FunctionError"):
-        return f"its version {version_arn.rsplit(':', 1)[-1]} failed ({result['FunctionError']})"
+        return f"its version {version} failed ({result['FunctionError']}{_error_type(payload)})"
+    try:
+        answered = json.loads(payload).get("answered") is True
+    except (ValueError, AttributeError):
+        answered = False
+    return "" if answered else f"its version {version} did not answer CloudFormation"
+
+
+def _error_type(payload: bytes) -> str:
+    """`: RuntimeError` from Lambda's error document (never its message: it may quote the request)."""
+    with contextlib.suppress(ValueError, AttributeError):
+        kind = json.loads(payload).get("errorType")
+        if isinstance(kind, str) and kind.replace(".", "").isidentifier():  # Sandbox.Timedout too
+            return f": {kind}"
     return ""

@@ -10,19 +10,26 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import urllib3
+from urllib3.util import parse_url
 
 from polytrigger.core.keys import is_loopback
+from polytrigger.route_wiring.plan import MAX_ANSWER_BYTES
 from polytrigger.route_wiring.schedule_group import Target
 
 RequestType = Literal["Create", "Update", "Delete"]
-MAX_RESPONSE_BYTES = 4096  # CloudFormation's limit on a custom resource's response
+FALLBACK_ID = "polytrigger-route-wiring"  # a Create so malformed it names no logical id either
 ATTEMPTS = 4  # answer deliveries tried: a lost answer leaves the stack waiting for an hour
+ANSWER_TIMEOUT = 10.0  # seconds, each attempt
+ANSWER_PAUSE = 1.0  # seconds before the second attempt, doubling
+# The longest one answer can take (every attempt timing out, and the pauses between): what a function
+# that must answer keeps of its own time.
+ANSWER_SECONDS = ATTEMPTS * ANSWER_TIMEOUT + sum(ANSWER_PAUSE * 2**n for n in range(ATTEMPTS - 1))
 _VERSION_ARN = re.compile(r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[A-Za-z0-9_-]+):(\d+)$")
 _GROUP = re.compile(r"^[0-9A-Za-z._-]{1,64}$")
 
@@ -49,19 +56,40 @@ class WiringRequest:
 
 
 def answer_url(event: Any) -> tuple[str, Mapping[str, Any]]:
-    """The ResponseURL (https, or http on this machine for the local stack) and the event as a mapping."""
+    """The ResponseURL (https, or http on this machine for the local stack) and the event as a mapping.
+
+    Read with urllib3's parser, the one `send` uses, and refused when the standard library reads it
+    differently (`http://a:1\\@127.0.0.1/` is 127.0.0.1 to one, `a` to the other): the host checked is
+    the host called. A pre-signed S3 URL never carries a user name, so one that does is refused too.
+    """
     if not isinstance(event, Mapping):
         raise UnanswerableRequest("not a CloudFormation custom resource request (not a JSON object)")
     url = event.get("ResponseURL")
-    try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-    except ValueError:
-        parts = None
-    if parts is None or not parts.hostname:
+    sent, other = _read(url, parse_url), _read(url, urlsplit)
+    if sent is None or other is None or not sent[1]:
         raise UnanswerableRequest("not a CloudFormation custom resource request (no ResponseURL)")
-    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback(parts.hostname)):
+    if sent[:3] != other[:3]:
+        raise UnanswerableRequest("ResponseURL is read two ways (scheme, host or port differ); not answered")
+    if sent[3] or other[3]:
+        raise UnanswerableRequest("ResponseURL must not carry a user name; not answered")
+    scheme, host = sent[:2]
+    if scheme != "https" and not (scheme == "http" and is_loopback(host)):
         raise UnanswerableRequest("ResponseURL must be https (http only on this machine); not answered")
     return str(url), event
+
+
+def _read(url: Any, parser: Callable[[str], Any]) -> tuple[str, str, int | None, str] | None:
+    """(scheme, host, port, user name) as `parser` reads `url`: lowercased, IPv6 without brackets; None if unreadable."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parts = parser(url)
+        port = parts.port
+    except ValueError:  # urllib3's LocationParseError is a ValueError too
+        return None
+    host = (getattr(parts, "hostname", None) or getattr(parts, "host", None) or "").lower().strip("[]")
+    user = parts.auth if hasattr(parts, "auth") else parts.username
+    return (parts.scheme or "").lower(), host, port, user or ""
 
 
 def parse_request(event: Any) -> WiringRequest:
@@ -113,11 +141,15 @@ def same_function(version_arn: str, invoked_arn: str) -> bool:
 def response(
     event: Mapping[str, Any], *, ok: bool, reason: str, physical_id: str, data: Mapping[str, str] | None = None
 ) -> bytes:
-    """The answer CloudFormation reads from the ResponseURL, within its 4 kB (the reason is cut first)."""
+    """The answer CloudFormation reads from the ResponseURL, within its 4 kB (the reason is cut first).
+
+    An Update or Delete is always answered with the request's own PhysicalResourceId: a different one
+    tells CloudFormation the resource was replaced, and its Delete of the old id would empty the group.
+    """
     document: dict[str, Any] = {
         "Status": "SUCCESS" if ok else "FAILED",
         "Reason": reason,
-        "PhysicalResourceId": physical_id or _text(event, "LogicalResourceId") or "polytrigger-route-wiring",
+        "PhysicalResourceId": _own_id(event) or physical_id or _text(event, "LogicalResourceId") or FALLBACK_ID,
         "StackId": _text(event, "StackId"),
         "RequestId": _text(event, "RequestId"),
         "LogicalResourceId": _text(event, "LogicalResourceId"),
@@ -125,18 +157,26 @@ def response(
         "Data": dict(data or {}),
     }
     body = json.dumps(document).encode()
-    if len(body) > MAX_RESPONSE_BYTES:
-        spare = len(reason.encode()) - (len(body) - MAX_RESPONSE_BYTES) - 3
+    if len(body) > MAX_ANSWER_BYTES:
+        spare = len(reason.encode()) - (len(body) - MAX_ANSWER_BYTES) - 3
         document["Reason"] = reason.encode()[: max(0, spare)].decode(errors="ignore") + "..."
         body = json.dumps(document).encode()
+    if len(body) > MAX_ANSWER_BYTES and data:  # the routes' checks keep Data short: never sent too long
+        too_long = f"route wiring: its answer would be {len(body)} bytes, over CloudFormation's {MAX_ANSWER_BYTES}"
+        return response(event, ok=False, reason=too_long, physical_id=physical_id)
     return body
+
+
+def _own_id(event: Mapping[str, Any]) -> str:
+    """The PhysicalResourceId an Update or Delete names (CloudFormation always sends one); "" for a Create."""
+    return _text(event, "PhysicalResourceId") if event.get("RequestType") in ("Update", "Delete") else ""
 
 
 class AnswerFailed(RuntimeError):
     """The answer could not be delivered; CloudFormation will time the resource out (and say so)."""
 
 
-def send(url: str, body: bytes, *, timeout: float = 10.0, pause: float = 1.0) -> None:
+def send(url: str, body: bytes, *, timeout: float = ANSWER_TIMEOUT, pause: float = ANSWER_PAUSE) -> None:
     """PUT `body` to `url`, retrying a few times: a lost answer leaves the stack waiting for an hour."""
     http = urllib3.PoolManager(retries=False, cert_reqs="CERT_REQUIRED")
     # The URL is signed without a content type: sending one would break its signature.

@@ -16,6 +16,10 @@ from polytrigger.routing.schedules import ScheduleSpec, known_zone
 # EventBridge's default limit on a rule's event pattern (characters; a quota increase allows 4096);
 # the S3 rule lists every bucket in one.
 MAX_PATTERN_CHARS = 2048
+MAX_ANSWER_BYTES = 4096  # CloudFormation's limit on a custom resource's answer
+# The answer beside its Data at their longest: status, reason, the stack's, request's and resource's ids.
+ANSWER_ENVELOPE_BYTES = 1024
+_DIGEST_CHARS = 64  # SHA-256 hex
 _PATTERN_OVERHEAD = len(
     json.dumps(
         {"source": ["aws.s3"], "detail-type": ["Object Created", "Object Deleted"], "detail": {"bucket": {"name": []}}}
@@ -42,7 +46,8 @@ def plan(routes: Routes) -> Plan:
 
 def plan_problems(routes: Routes) -> list[str]:
     """What no deployment could wire although each route is valid on its own: an unknown time zone (where a
-    time zone database is at hand: the build, `validate`, the wiring; never a cold start), too many buckets."""
+    time zone database is at hand: the build, `validate`, the wiring; never a cold start), too many buckets
+    for the S3 rule's pattern, or for the wiring's answer to CloudFormation."""
     found = plan(routes)
     problems: list[str] = []
     checked: set[str] = set()
@@ -62,7 +67,27 @@ def plan_problems(routes: Routes) -> list[str]:
             f" {len(found.buckets) * MAX_PATTERN_CHARS // size} of them in its {MAX_PATTERN_CHARS}-character"
             " event pattern: deploy a second stack for the rest"
         )
+    else:
+        answer = ANSWER_ENVELOPE_BYTES + len(json.dumps(answer_data(found, "0" * _DIGEST_CHARS, "")).encode())
+        if answer > MAX_ANSWER_BYTES:
+            problems.append(
+                f"the routes name {len(found.buckets)} buckets, so the wiring's answer to CloudFormation would be"
+                f" about {answer} bytes, over its limit of {MAX_ANSWER_BYTES}: deploy a second stack for some of them"
+            )
     return problems
+
+
+def answer_data(found: Plan, schedules_digest: str, changes: str) -> dict[str, str]:
+    """What the wiring answers CloudFormation (`Fn::GetAtt RouteWiring.<name>`): the buckets, which the S3
+    rule needs by name (their length is bounded by its pattern), and of the schedules only counts and a
+    digest, so the answer stays within CloudFormation's 4 KB however many schedules the routes define."""
+    return {
+        "Buckets": bucket_list(found),
+        "ScheduleCount": str(len(found.schedules)),
+        "SchedulesMadeElsewhereCount": str(len(found.elsewhere)),
+        "SchedulesDigest": schedules_digest,
+        "Changes": changes,
+    }
 
 
 BUCKETS_NONE = ""  # what the rule is given when no route names a bucket: no bucket has an empty name

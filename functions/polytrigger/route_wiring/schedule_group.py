@@ -35,7 +35,7 @@ class ScheduleGroup(Protocol):
     name: str
 
     def current(self) -> dict[str, dict[str, Any]]:
-        """Each schedule in the group by name, as `wanted` would write it (only the fields it writes)."""
+        """Each schedule in the group by name, every settable field, in the form `wanted` writes them."""
         ...
 
     def put(self, schedule: dict[str, Any], *, exists: bool) -> None: ...
@@ -68,7 +68,12 @@ class Changes:
 
 
 def wanted(spec: ScheduleSpec, target: Target, routes: list[str]) -> dict[str, Any]:
-    """The schedule as the Scheduler stores it: the fields a reconcile compares and writes."""
+    """The whole schedule as the Scheduler stores it: what a reconcile compares and writes.
+
+    Every field the wiring does not use is either its default here (ActionAfterCompletion) or absent
+    (StartDate, EndDate, KmsKeyArn, the Target's parameters for other kinds of target), so a hand
+    edit to any of them is a difference, and the update that writes this whole schedule puts it back.
+    """
     window: dict[str, Any] = {"Mode": "OFF"}
     if spec.flexible_window:
         window = {"Mode": "FLEXIBLE", "MaximumWindowInMinutes": spec.flexible_window}
@@ -79,6 +84,7 @@ def wanted(spec: ScheduleSpec, target: Target, routes: list[str]) -> dict[str, A
         "ScheduleExpressionTimezone": spec.timezone,
         "FlexibleTimeWindow": window,
         "State": target.state,
+        "ActionAfterCompletion": "NONE",  # a one-time `at` schedule stays after it fired: the routes name it
         "Target": {
             "Arn": target.function_arn,
             "RoleArn": target.role_arn,

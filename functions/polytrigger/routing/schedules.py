@@ -3,7 +3,8 @@
 `schedule: nightly` names a schedule made elsewhere (polytrigger only listens for it);
 `schedule: {name: nightly, cron: "0 2 * * ? *", timezone: Europe/Berlin}` also defines it, and the
 stack creates it (flows/on_wiring_request.py). Expressions are checked here as far as the Scheduler's
-grammar goes without calling AWS, so a typo fails `polytrigger validate` and `sam build`, not the deploy.
+grammar goes without calling AWS (a cron's fields and their ranges: `cron`), so a typo fails
+`polytrigger validate` and `sam build`, not the deploy.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME
+from polytrigger.routing.cron import cron_problem, six_fields
 
 SCHEDULE_FIELDS = {"name", "cron", "rate", "at", "timezone", "flexible_window"}
 MAX_FLEXIBLE_WINDOW = 1440  # minutes: the Scheduler's own limit
@@ -85,19 +87,21 @@ def _expression(field: str, value: Any, problems: list[str]) -> str:
 
 
 def _cron(value: Any, problems: list[str]) -> str:
-    """Six fields (minutes hours day-of-month month day-of-week year), one of the two days `?`."""
+    """Six fields (minutes hours day-of-month month day-of-week year), each as the Scheduler takes it (`cron`)."""
     text = value.strip() if isinstance(value, str) else ""
     if text.startswith("cron(") and text.endswith(")"):
         text = text[5:-1].strip()
-    fields = text.split()
+    fields = text.upper().split()
     if len(fields) != 6 or not all(_CRON_FIELD.fullmatch(field) for field in fields):
+        unix = six_fields(fields) if all(_CRON_FIELD.fullmatch(field) for field in fields) else ""
         problems.append(
             "schedule.cron: must be six fields, minutes hours day-of-month month day-of-week year,"
-            f' e.g. "0 2 * * ? *" (got {value!r})'
+            f' e.g. "0 2 * * ? *" (got {value!r})' + (f'; did you mean "{unix}"?' if unix else "")
         )
         return ""
-    if (fields[2] == "?") == (fields[4] == "?"):
-        problems.append(f"schedule.cron: exactly one of day-of-month and day-of-week must be ? (got {value!r})")
+    problem = cron_problem(fields, value.strip())
+    if problem:
+        problems.append(problem)
         return ""
     return f"cron({' '.join(fields)})"
 
