@@ -646,3 +646,34 @@ def test_an_ending_only_reconciliation_found_sets_off_its_chained_start_once(
     finally:
         bootstrap.reset()
         queues.delete()
+
+
+def test_a_bus_down_when_the_ending_comes_still_tells_it_once_and_the_retry_hands_it_on(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bus does not exist yet (an outage): 503, but the ending was settled and told; the retry hands it on."""
+    from polytrigger import bootstrap
+
+    stack = outcomes.stack
+    events, sqs = stack.client("events"), stack.client("sqs")
+    bus = f"polytomic-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("RUN_EVENT_BUS_NAME", bus)
+    bootstrap.reset()
+    executions = started_runs(outcomes)
+    ended = delivery(run_event("completed", executions[ORDERS_MODEL]))
+
+    down = outcomes.webhook(ended)
+    events.create_event_bus(Name=bus)  # the bus is back
+    queue = sqs.create_queue(QueueName=bus)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=bus, EventBusName=bus, EventPattern=json.dumps({"source": ["polytrigger.polytomic"]}))
+    events.put_targets(Rule=bus, EventBusName=bus, Targets=[{"Id": "q", "Arn": queue_arn}])
+    retried = outcomes.webhook(ended)
+    again = outcomes.webhook(ended)
+
+    assert [down["statusCode"], retried["statusCode"], again["statusCode"]] == [503, 200, 200]
+    (line,) = _ending_lines(outcomes, executions[ORDERS_MODEL])  # told by the delivery that settled it
+    assert (line["status"], line["outcome_from"]) == ("run_completed", "webhook")
+    assert untold(outcomes) == set()
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages", [])
+    assert len(received) == 1  # handed on once, by the retry
