@@ -7,8 +7,9 @@ import, so a configuration problem is one clear logged line and a failed invocat
 parked) rather than an init crash loop; the garbage collector, paused inside Lambda while the
 handler's imports ran, is resumed once the first build is over (`gc_pause`).
 
-The dispatch path reads the time from one `Clock`: the machine's, unless a test sets its own with
-`use_clock` (debounce windows, deferrals and drains then run on the test's time, not on real waits).
+The dispatch path and the webhook (the window an event's date must lie in) read the time from one
+`Clock`: the machine's, unless a test sets its own with `use_clock` (debounce windows, deferrals and
+drains then run on the test's time, not on real waits).
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ def webhook() -> WebhookFlow:
         parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
         bus=_bus(settings, aws),
         chains=_chains(settings, aws),
+        clock=CLOCK.now,
     )
 
 

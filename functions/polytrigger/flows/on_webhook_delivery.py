@@ -5,9 +5,14 @@
 2. The body is read as a run event. One of a type polytrigger does not follow is answered 200 and
    ignored; one it follows but cannot read is parked with the reason and answered 200 (a retry
    would bring the same bytes).
-3. The run it ends is settled in the run ledger, once whoever brings the ending (`runs.settle`), and
+3. Its date is checked: an event older than its hand-on marker lives (`HANDED_ON_SECONDS`, less the
+   clock-skew margin), dated past the margin ahead, or undated is answered 200 and ignored, with a
+   warning and metric `webhook_out_of_window`. The marker stops a replay only while it lives, so
+   a signed delivery captured earlier and sent again would otherwise be handed on and chained
+   again; the poller reads every event Polytomic still keeps (48 h) anyway.
+4. The run it ends is settled in the run ledger, once whoever brings the ending (`runs.settle`), and
    what the event sets off happens once (`runs.set_off`: handed on to the bus, chained starts).
-4. The ending is told: one line and one metric. A ledger, bus or queue it cannot reach is answered
+5. The ending is told: one line and one metric. A ledger, bus or queue it cannot reach is answered
    503, so Polytomic delivers again (it retries non-2xx up to 5 times); the poller catches what is
    lost anyway.
 """
@@ -15,8 +20,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from polytrigger.dispatch.ports import QueueUnavailable
@@ -24,13 +31,17 @@ from polytrigger.dispatch.queue import EventParking
 from polytrigger.events.function_url import Encoding, NotADelivery, delivery, signed
 from polytrigger.observability import logger, record_problem, record_unsupported
 from polytrigger.runs.bus import BusUnavailable, RunEventBus
-from polytrigger.runs.endings import MalformedRunEvent, run_event
+from polytrigger.runs.dynamo_ledger import HANDED_ON_SECONDS
+from polytrigger.runs.endings import MalformedRunEvent, RunEvent, run_event, timestamp
 from polytrigger.runs.ledger import LedgerUnavailable, RunLedger
 from polytrigger.runs.set_off import QueuedChains, set_off
 from polytrigger.runs.settle import settle
 from polytrigger.runs.telling import record_run_ended
 
 Answer = tuple[int, str]  # the HTTP status, and a word for Polytomic's delivery log
+CLOCK_SKEW = timedelta(minutes=5)  # how far Polytomic's clock may run ahead of ours
+# Older than this, an event's hand-on marker may be gone: a replay would be handed on and chained again.
+MAX_AGE = timedelta(seconds=HANDED_ON_SECONDS) - CLOCK_SKEW
 
 
 @dataclass(slots=True)
@@ -41,6 +52,7 @@ class WebhookFlow:
     parking: EventParking
     bus: RunEventBus | None = None  # where every Polytomic event received is handed on, if anywhere
     chains: QueuedChains | None = None  # the routes that start syncs when another sync's run ends
+    clock: Callable[[], float] = time.time  # epoch seconds: the window an event's date must lie in
 
     def delivery(self, event: Any, function_arn: str = "", request_id: str = "") -> Answer:
         try:
@@ -65,6 +77,9 @@ class WebhookFlow:
             )
             record_unsupported(why, "the dead-letter queue")
             return 200, "parked"
+        refused = self.out_of_window(document, run)
+        if refused:
+            return 200, f"ignored: {refused}"
         try:
             ended = settle([run], self.ledger) if run is not None else []
             set_off([document], self.ledger, self.bus.publish if self.bus else None, self.chains)
@@ -76,6 +91,31 @@ class WebhookFlow:
         for item in ended:
             record_run_ended(item, "webhook")
         return 200, "settled" if ended else "nothing to settle"
+
+    def out_of_window(self, event: Mapping[str, Any], run: RunEvent | None) -> str:
+        """Why the event is ignored (warned and counted), or "" when its date lies where its marker stops a replay."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        try:
+            created = run.created_at if run is not None else timestamp(event.get("created_at"), "created_at")
+        except MalformedRunEvent:
+            created = None
+        if created is None:
+            refused = "undated"
+        elif created < now - MAX_AGE:
+            refused = "too old"
+        elif created > now + CLOCK_SKEW:
+            refused = "dated in the future"
+        else:
+            return ""
+        record_problem(
+            f"webhook: ignored a signed delivery {refused}: event {str(event.get('id'))[:80]}"
+            f" ({str(event.get('type'))[:80]}) created at {str(event.get('created_at'))[:40]}, taken from"
+            f" {(now - MAX_AGE).isoformat()} to {(now + CLOCK_SKEW).isoformat()}. A replay, or a clock off;"
+            " the poller reads every event Polytomic still keeps",
+            "webhook_out_of_window",
+            warning=True,
+        )
+        return refused
 
     def verified(self, body: bytes, signature: str) -> bool:
         """Signed with the webhook secret; checked again against a fresh read once (a rotated secret)."""

@@ -28,6 +28,7 @@ from polytrigger.runs.ledger import LedgerUnavailable, OpenRun, Run
 CURSOR = "runs#cursor"
 TRIGGERS_KEPT = 20
 KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`polytrigger status`)
+HANDED_ON_SECONDS = 3 * 86400  # an event handed on is remembered 3 days (Polytomic keeps its events 48 h)
 
 
 OPEN_SHARDS = 8
@@ -270,7 +271,7 @@ class DynamoLedger:
         return "Item" in required(lambda: self.client.get_item(TableName=self.table, Key=key))
 
     def hand_on(self, event_id: str) -> None:
-        item = {"id": {"S": f"event#{event_id[:200]}"}, "expiration": {"N": str(int(self.clock()) + 3 * 86400)}}
+        item = {"id": {"S": f"event#{event_id[:200]}"}, "expiration": {"N": str(int(self.clock()) + HANDED_ON_SECONDS)}}
         required(lambda: self.client.put_item(TableName=self.table, Item=item))
 
     # -- the events cursor ------------------------------------------------------------------

@@ -1,0 +1,184 @@
+"""What the webhook refuses before it acts, against the local stack: stale or future-dated events.
+
+The receiver is the real handler, its secret in moto's Secrets Manager, its ledger DynamoDB Local,
+its bus a moto EventBridge bus with a queue behind it, its chained starts the dispatch queue, its
+time an injected clock (`bootstrap.use_clock`). Every delivery is signed as Polytomic signs it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.support import ORDERS_MODEL, WAREHOUSE_BULK, Invoker
+
+SECRET = "whsec-guards-0123456789"
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)  # the injected clock starts here
+CHAIN_ROUTES = f"""\
+routes:
+  - name: orders-landing
+    s3: {{bucket: acme-landing, key: "orders/**/*.csv"}}
+    syncs: [{{id: {ORDERS_MODEL}}}]
+  - name: enrich-after-orders
+    polytomic: {{sync: {ORDERS_MODEL}, events: [completed]}}
+    syncs: [{{id: {WAREHOUSE_BULK}, type: bulk}}]
+"""
+
+
+@dataclass
+class Clock:
+    seconds: float = NOW.timestamp()
+
+    def now(self) -> float:
+        return self.seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.seconds += seconds
+
+    def advance(self, by: timedelta) -> None:
+        self.seconds += by.total_seconds()
+
+
+@dataclass
+class Webhook:
+    """The webhook receiver as deployed with a bus and a chained route, and what it set off."""
+
+    invoker: Invoker
+    clock: Clock
+    bus_queue: str  # every event the bus took lands here
+    dispatch_queue: str  # the chained starts
+
+    def deliver(self, request: dict[str, Any]) -> tuple[int, str]:
+        answer = self.invoker.webhook(request)
+        return answer["statusCode"], json.loads(answer["body"])["message"]
+
+    def on_the_bus(self) -> list[dict[str, Any]]:
+        return [json.loads(body)["detail"] for body in self.invoker.stack.take(self.bus_queue)]
+
+    def chained(self) -> list[str]:
+        return self.invoker.stack.take(self.dispatch_queue)
+
+    def warnings(self, status: str) -> list[dict[str, Any]]:
+        return [line for line in self.invoker.log_lines() if line.get("status") == status]
+
+
+@pytest.fixture
+def webhook(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Webhook]:
+    from local.stack.dispatch_pump import DispatchQueue
+    from polytrigger import bootstrap
+
+    stack = polytrigger.stack
+    secrets, events, sqs = stack.secrets_client(), stack.client("events"), stack.client("sqs")
+    name = f"guards-{uuid.uuid4().hex[:8]}"
+    arn = secrets.create_secret(Name=name, SecretString=SECRET)["ARN"]
+    polytrigger.guard.secrets.add(SECRET)
+    events.create_event_bus(Name=name)
+    bus_queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=bus_queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=name, EventBusName=name, EventPattern=json.dumps({"source": ["polytrigger.polytomic"]}))
+    events.put_targets(Rule=name, EventBusName=name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    queues = DispatchQueue.create(sqs)
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(CHAIN_ROUTES, encoding="utf-8")
+    environment = {
+        **queues.env(),
+        "ROUTES_FILE": str(routes),
+        "POLYTOMIC_WEBHOOK_SECRET_ID": arn,
+        "RUN_EVENT_BUS_NAME": name,
+    }
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    clock = Clock()
+    bootstrap.use_clock(clock.now, clock.sleep)
+    try:
+        yield Webhook(polytrigger, clock, bus_queue, queues.url)
+    finally:
+        bootstrap.use_clock()
+        queues.delete()
+        sqs.delete_queue(QueueUrl=bus_queue)
+        events.remove_targets(Rule=name, EventBusName=name, Ids=["q"])
+        events.delete_rule(Name=name, EventBusName=name)
+        events.delete_event_bus(Name=name)
+        secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+
+
+def ending(at: datetime, *, status: str = "completed", sync: str = ORDERS_MODEL) -> dict[str, Any]:
+    """Polytomic's event of a run's ending, dated `at`."""
+    return {
+        "id": str(uuid.uuid4()),
+        "type": f"sync.{status}",
+        "organization_id": str(uuid.uuid4()),
+        "created_at": at.isoformat().replace("+00:00", "Z"),
+        "event": {"execution_id": str(uuid.uuid4()), "sync_id": sync, "status": status},
+    }
+
+
+def signed(body: bytes | dict[str, Any], *, secret: str = SECRET, signature: str | None = None) -> dict[str, Any]:
+    """A Function URL request carrying `body`, signed with `secret` (HMAC-SHA256, hex) unless `signature` is given."""
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    if signature is None:
+        signature = hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return {
+        "version": "2.0",
+        "rawPath": "/",
+        "requestContext": {"http": {"method": "POST", "path": "/"}},
+        "headers": {"content-type": "application/json", "polytomic-signature": signature},
+        "body": base64.b64encode(raw).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+# --------------------------------------------------------------------------- how old an event may be
+
+
+def test_a_signed_delivery_older_than_its_hand_on_marker_is_ignored_not_published_nor_chained(
+    webhook: Webhook,
+) -> None:
+    """A replay of a delivery captured long ago: its `event#` marker has expired, so only its date stops it."""
+    status, word = webhook.deliver(signed(ending(NOW - timedelta(days=400))))
+
+    assert (status, word) == (200, "ignored: too old")
+    assert webhook.on_the_bus() == []
+    assert webhook.chained() == []
+    (line,) = webhook.warnings("webhook_out_of_window")
+    assert line["level"] == "WARNING"
+    assert "too old" in line["message"]
+
+
+def test_a_delivery_dated_past_the_clock_skew_margin_is_ignored(webhook: Webhook) -> None:
+    status, word = webhook.deliver(signed(ending(NOW + timedelta(hours=1))))
+
+    assert (status, word) == (200, "ignored: dated in the future")
+    assert webhook.on_the_bus() == []
+    assert webhook.chained() == []
+    assert len(webhook.warnings("webhook_out_of_window")) == 1
+
+
+@pytest.mark.parametrize("age", [timedelta(days=2), timedelta(seconds=0), -timedelta(minutes=2)])
+def test_a_delivery_inside_the_window_is_handed_on_and_chained(webhook: Webhook, age: timedelta) -> None:
+    """Within the marker's lifetime (the marker then stops a replay) or a few minutes ahead (clock skew)."""
+    event = ending(NOW - age)
+
+    assert webhook.deliver(signed(event))[0] == 200
+
+    assert [detail["id"] for detail in webhook.on_the_bus()] == [event["id"]]
+    assert len(webhook.chained()) == 1
+    assert webhook.warnings("webhook_out_of_window") == []
+
+
+def test_an_undated_event_of_another_type_is_ignored(webhook: Webhook) -> None:
+    """Its age cannot be told, so neither can a replay: it is not handed on (the poller reads it dated)."""
+    status, word = webhook.deliver(signed({"id": str(uuid.uuid4()), "type": "connection.updated", "event": {}}))
+
+    assert (status, word) == (200, "ignored: undated")
+    assert webhook.on_the_bus() == []
