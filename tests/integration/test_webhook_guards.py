@@ -1,4 +1,5 @@
-"""What the webhook refuses before it acts, against the local stack: stale or future-dated events.
+"""What the webhook refuses before it acts, against the local stack: bad signatures (and what they
+cost), stale or future-dated events.
 
 The receiver is the real handler, its secret in moto's Secrets Manager, its ledger DynamoDB Local,
 its bus a moto EventBridge bus with a queue behind it, its chained starts the dispatch queue, its
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 
 from tests.integration.support import ORDERS_MODEL, WAREHOUSE_BULK, Invoker
 
@@ -57,6 +59,8 @@ class Webhook:
     clock: Clock
     bus_queue: str  # every event the bus took lands here
     dispatch_queue: str  # the chained starts
+    secret_arn: str
+    reads: list[str]  # every GetSecretValue the functions sent to Secrets Manager
 
     def deliver(self, request: dict[str, Any]) -> tuple[int, str]:
         answer = self.invoker.webhook(request)
@@ -70,6 +74,11 @@ class Webhook:
 
     def warnings(self, status: str) -> list[dict[str, Any]]:
         return [line for line in self.invoker.log_lines() if line.get("status") == status]
+
+    def rotate(self, secret: str) -> None:
+        """A new current version of the webhook's secret, as an operator (or a rotation) stores it."""
+        self.invoker.stack.secrets_client().put_secret_value(SecretId=self.secret_arn, SecretString=secret)
+        self.invoker.guard.secrets.add(secret)
 
 
 @pytest.fixture
@@ -98,10 +107,19 @@ def webhook(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     }
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
+    reads: list[str] = []
+    counted: Any = BaseClient.__dict__["_make_api_call"]  # private: what every boto3 call goes through
+
+    def counting(client: Any, operation: str, parameters: Any) -> Any:
+        if operation == "GetSecretValue":
+            reads.append(str(parameters.get("SecretId")))
+        return counted(client, operation, parameters)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counting)  # counted; still sent to moto
     clock = Clock()
     bootstrap.use_clock(clock.now, clock.sleep)
     try:
-        yield Webhook(polytrigger, clock, bus_queue, queues.url)
+        yield Webhook(polytrigger, clock, bus_queue, queues.url, arn, reads)
     finally:
         bootstrap.use_clock()
         queues.delete()
@@ -136,6 +154,60 @@ def signed(body: bytes | dict[str, Any], *, secret: str = SECRET, signature: str
         "body": base64.b64encode(raw).decode(),
         "isBase64Encoded": True,
     }
+
+
+# --------------------------------------------------------------------------- what a bad signature costs
+
+
+def forged(n: int) -> dict[str, Any]:
+    """A delivery signed with a guessed secret: a signature of the right shape that does not verify."""
+    return signed(ending(NOW, status="failed"), secret=f"guess-{n}")
+
+
+def test_fifty_forged_signatures_cost_at_most_one_secret_read(webhook: Webhook) -> None:
+    assert webhook.deliver(signed(ending(NOW)))[0] == 200  # the container is warm: the secret is cached
+    webhook.reads.clear()
+
+    answers = {webhook.deliver(forged(n)) for n in range(50)}
+
+    assert answers == {(401, "unauthorized")}
+    assert len(webhook.reads) <= 1
+    assert len(webhook.warnings("unauthorized")) == 50
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["", "abc", "0" * 63, "0" * 65, "g" * 64, "sha256=" + "0" * 63, "=" * 44, "A" * 44, "x" * 4096],
+    ids=["empty", "short", "hex-63", "hex-65", "not-hex", "prefixed-63", "padding-only", "unpadded-44", "huge"],
+)
+def test_a_signature_of_no_possible_shape_is_refused_without_reading_the_secret(
+    webhook: Webhook, signature: str
+) -> None:
+    """A cold container too: no Secrets Manager read, no HMAC, for a header that cannot be a signature."""
+    assert webhook.deliver(signed(ending(NOW), signature=signature)) == (401, "unauthorized")
+    assert webhook.reads == []
+
+
+def test_a_rotated_secret_is_read_again_at_most_every_few_minutes_and_the_previous_one_kept_a_while(
+    webhook: Webhook,
+) -> None:
+    assert webhook.deliver(signed(ending(NOW)))[0] == 200
+    assert webhook.deliver(forged(0))[0] == 401  # a mismatch: the secret is read again (the same)
+    webhook.rotate("whsec-rotated-9876543210")
+    webhook.reads.clear()
+
+    refused = webhook.deliver(signed(ending(NOW), secret="whsec-rotated-9876543210"))
+    webhook.clock.advance(timedelta(minutes=3))
+    taken = webhook.deliver(signed(ending(NOW), secret="whsec-rotated-9876543210"))
+    previous = webhook.deliver(signed(ending(NOW)))  # a retry Polytomic signed before the rotation
+    webhook.clock.advance(timedelta(hours=2))
+    gone = webhook.deliver(signed(ending(NOW + timedelta(hours=2))))
+
+    assert refused[0] == 401  # the last re-read was under a minute ago: not read again yet
+    assert taken[0] == 200
+    assert previous[0] == 200
+    assert gone[0] == 401
+    assert len(webhook.reads) == 2  # the re-read that found the new secret, and the one the stale secret forced
 
 
 # --------------------------------------------------------------------------- how old an event may be

@@ -1,7 +1,9 @@
 """What happens when Polytomic's webhook delivers an event (through a Lambda Function URL).
 
-1. The signature is checked before anything is read: a bad or missing one is answered 401 at once
-   (checked again against a fresh read of the secret once, for a secret just rotated).
+1. The signature is checked before anything is read: a bad or missing one is answered 401 at once.
+   A header of no possible shape costs nothing; one that does not verify is checked again against
+   a fresh read of the secret (just rotated?), at most once every few minutes however many come;
+   the secret it replaced still verifies for an hour (`events.function_url.SigningSecrets`).
 2. The body is read as a run event. One of a type polytrigger does not follow is answered 200 and
    ignored; one it follows but cannot read is parked with the reason and answered 200 (a retry
    would bring the same bytes).
@@ -28,7 +30,7 @@ from typing import Any
 
 from polytrigger.dispatch.ports import QueueUnavailable
 from polytrigger.dispatch.queue import EventParking
-from polytrigger.events.function_url import Encoding, NotADelivery, delivery, signed
+from polytrigger.events.function_url import Encoding, NotADelivery, SigningSecrets, delivery, signed, well_formed
 from polytrigger.observability import logger, record_problem, record_unsupported
 from polytrigger.runs.bus import BusUnavailable, RunEventBus
 from polytrigger.runs.dynamo_ledger import HANDED_ON_SECONDS
@@ -47,7 +49,7 @@ MAX_AGE = timedelta(seconds=HANDED_ON_SECONDS) - CLOCK_SKEW
 @dataclass(slots=True)
 class WebhookFlow:
     ledger: RunLedger
-    webhook_secret: Callable[[bool], str]  # (force a re-read) -> the secret
+    secrets: SigningSecrets  # the webhook's signing secret (and the one before it, a while)
     encoding: Encoding
     parking: EventParking
     bus: RunEventBus | None = None  # where every Polytomic event received is handed on, if anywhere
@@ -118,7 +120,11 @@ class WebhookFlow:
         return refused
 
     def verified(self, body: bytes, signature: str) -> bool:
-        """Signed with the webhook secret; checked again against a fresh read once (a rotated secret)."""
-        if signed(body, signature, self.webhook_secret(False), self.encoding):
+        """Signed with the webhook's secret (or the one it replaced, a while); a rotation is read again, bounded."""
+        if not well_formed(signature, self.encoding):
+            return False
+        if any(signed(body, signature, secret, self.encoding) for secret in self.secrets.accepted()):
             return True
-        return bool(signature) and signed(body, signature, self.webhook_secret(True), self.encoding)
+        return self.secrets.reread() and any(
+            signed(body, signature, secret, self.encoding) for secret in self.secrets.accepted()
+        )
