@@ -1,5 +1,5 @@
 """What the webhook refuses before it acts, against the local stack: bad signatures (and what they
-cost), stale or future-dated events.
+cost), bodies too large to hand on, stale or future-dated events.
 
 The receiver is the real handler, its secret in moto's Secrets Manager, its ledger DynamoDB Local,
 its bus a moto EventBridge bus with a queue behind it, its chained starts the dispatch queue, its
@@ -60,7 +60,11 @@ class Webhook:
     bus_queue: str  # every event the bus took lands here
     dispatch_queue: str  # the chained starts
     secret_arn: str
-    reads: list[str]  # every GetSecretValue the functions sent to Secrets Manager
+    calls: list[str]  # every AWS operation the functions sent (GetSecretValue, PutEvents, ...)
+
+    def reads(self) -> int:
+        """How many times the secret was read from Secrets Manager."""
+        return self.calls.count("GetSecretValue")
 
     def deliver(self, request: dict[str, Any]) -> tuple[int, str]:
         answer = self.invoker.webhook(request)
@@ -107,19 +111,18 @@ def webhook(polytrigger: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     }
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
-    reads: list[str] = []
+    calls: list[str] = []
     counted: Any = BaseClient.__dict__["_make_api_call"]  # private: what every boto3 call goes through
 
     def counting(client: Any, operation: str, parameters: Any) -> Any:
-        if operation == "GetSecretValue":
-            reads.append(str(parameters.get("SecretId")))
+        calls.append(operation)
         return counted(client, operation, parameters)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", counting)  # counted; still sent to moto
     clock = Clock()
     bootstrap.use_clock(clock.now, clock.sleep)
     try:
-        yield Webhook(polytrigger, clock, bus_queue, queues.url, arn, reads)
+        yield Webhook(polytrigger, clock, bus_queue, queues.url, arn, calls)
     finally:
         bootstrap.use_clock()
         queues.delete()
@@ -166,12 +169,12 @@ def forged(n: int) -> dict[str, Any]:
 
 def test_fifty_forged_signatures_cost_at_most_one_secret_read(webhook: Webhook) -> None:
     assert webhook.deliver(signed(ending(NOW)))[0] == 200  # the container is warm: the secret is cached
-    webhook.reads.clear()
+    webhook.calls.clear()
 
     answers = {webhook.deliver(forged(n)) for n in range(50)}
 
     assert answers == {(401, "unauthorized")}
-    assert len(webhook.reads) <= 1
+    assert webhook.reads() <= 1
     assert len(webhook.warnings("unauthorized")) == 50
 
 
@@ -185,7 +188,7 @@ def test_a_signature_of_no_possible_shape_is_refused_without_reading_the_secret(
 ) -> None:
     """A cold container too: no Secrets Manager read, no HMAC, for a header that cannot be a signature."""
     assert webhook.deliver(signed(ending(NOW), signature=signature)) == (401, "unauthorized")
-    assert webhook.reads == []
+    assert webhook.reads() == 0
 
 
 def test_a_rotated_secret_is_read_again_at_most_every_few_minutes_and_the_previous_one_kept_a_while(
@@ -194,7 +197,7 @@ def test_a_rotated_secret_is_read_again_at_most_every_few_minutes_and_the_previo
     assert webhook.deliver(signed(ending(NOW)))[0] == 200
     assert webhook.deliver(forged(0))[0] == 401  # a mismatch: the secret is read again (the same)
     webhook.rotate("whsec-rotated-9876543210")
-    webhook.reads.clear()
+    webhook.calls.clear()
 
     refused = webhook.deliver(signed(ending(NOW), secret="whsec-rotated-9876543210"))
     webhook.clock.advance(timedelta(minutes=3))
@@ -207,7 +210,72 @@ def test_a_rotated_secret_is_read_again_at_most_every_few_minutes_and_the_previo
     assert taken[0] == 200
     assert previous[0] == 200
     assert gone[0] == 401
-    assert len(webhook.reads) == 2  # the re-read that found the new secret, and the one the stale secret forced
+    assert webhook.reads() == 2  # the re-read that found the new secret, and the one the stale secret forced
+
+
+# --------------------------------------------------------------------------- how large a body may be
+
+
+def large(size: int, *, char: str = "x") -> dict[str, Any]:
+    """An ending whose event carries `size` characters more (a long error list, say)."""
+    event = ending(NOW)
+    event["event"]["errors"] = [char * 1000] * (size // 1000)
+    return event
+
+
+def test_a_signed_body_too_large_for_the_bus_is_parked_with_its_reason_and_answered_200(webhook: Webhook) -> None:
+    """Over what EventBridge (and SQS) take: neither settled nor handed on here, and never retried by Polytomic."""
+    event = large(300 * 1024)
+
+    assert webhook.deliver(signed(event)) == (200, "parked: too large")
+
+    (record,) = webhook.invoker.stack.parked_events()
+    reason = record["responsePayload"]["errorMessage"]
+    assert event["id"] in reason
+    assert "bytes" in reason
+    assert "GET /api/events" in reason
+    assert "PutEvents" not in webhook.calls
+    assert webhook.chained() == []
+    (line,) = [line for line in webhook.invoker.log_lines() if line.get("status") == "parked"]
+    assert line["level"] == "ERROR"
+
+
+def test_an_unsigned_large_body_is_refused_401_and_not_parked(webhook: Webhook) -> None:
+    """The signature is checked first: an unsigned body is never parked, whatever its size."""
+    assert webhook.deliver(signed(large(300 * 1024), secret="guess")) == (401, "unauthorized")
+    assert webhook.invoker.stack.parked_events() == []
+
+
+def test_a_body_over_the_hard_cap_is_refused_before_its_signature_is_checked(webhook: Webhook) -> None:
+    """No HMAC of megabytes for anyone: answered 413, no secret read, nothing parked."""
+    assert webhook.deliver(signed(large(1100 * 1024))) == (413, "too large")
+    assert webhook.reads() == 0
+    assert webhook.invoker.stack.parked_events() == []
+
+
+def test_an_event_too_large_for_the_bus_is_told_once_and_not_sent_its_chained_start_still_made(
+    webhook: Webhook,
+) -> None:
+    """A body under 256 KiB whose bus entry is over it (each é becomes 6 bytes of JSON escape).
+
+    EventBridge refuses such an entry, every time: were it tried, the webhook would answer 503 and
+    every poll would fail on it again. It is told once, remembered as handed on (the poll after
+    does not try again), and what else it sets off happens.
+    """
+    event = large(60 * 1024, char="é")
+    body = json.dumps(event, ensure_ascii=False).encode()
+    assert len(body) < 256 * 1024 < len(json.dumps(event).encode())
+
+    first = webhook.deliver(signed(body))
+    again = webhook.deliver(signed(body))  # Polytomic's duplicate, or the poller reading it
+
+    assert first == again == (200, "nothing to settle")
+    assert "PutEvents" not in webhook.calls
+    assert webhook.on_the_bus() == []
+    assert len(webhook.chained()) == 1
+    (line,) = [line for line in webhook.invoker.log_lines() if line.get("status") == "run_event_too_large"]
+    assert event["id"] in line["message"]
+    assert line["level"] == "ERROR"
 
 
 # --------------------------------------------------------------------------- how old an event may be

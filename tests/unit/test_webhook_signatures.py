@@ -1,4 +1,4 @@
-"""The webhook's signature checks, pure: the read-free shape check, and the signing secrets across a rotation."""
+"""The webhook's checks, pure: the body's hard cap, the read-free signature shape, the signing secrets across a rotation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,28 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from polytrigger.events.function_url import PREVIOUS_FOR, REREAD_EVERY, SigningSecrets, signed, well_formed
+from polytrigger.events.function_url import (
+    MAX_BODY_BYTES,
+    PREVIOUS_FOR,
+    REREAD_EVERY,
+    SigningSecrets,
+    TooLarge,
+    delivery,
+    signed,
+    well_formed,
+)
+
+
+@pytest.mark.parametrize("encoded", [True, False], ids=["base64", "text"])
+def test_a_body_over_the_hard_cap_is_refused_however_it_came(encoded: bool) -> None:
+    def request(size: int) -> dict[str, object]:
+        raw = b"x" * size
+        body = base64.b64encode(raw).decode() if encoded else raw.decode()
+        return {"requestContext": {}, "headers": {}, "body": body, "isBase64Encoded": encoded}
+
+    assert len(delivery(request(MAX_BODY_BYTES))[0]) == MAX_BODY_BYTES
+    with pytest.raises(TooLarge):
+        delivery(request(MAX_BODY_BYTES + 1))
 
 
 def signatures(body: bytes, secret: str) -> dict[str, str]:

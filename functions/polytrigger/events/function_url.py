@@ -3,7 +3,9 @@
 Polytomic signs a delivery with the webhook's secret, as an HMAC of the body in `Polytomic-Signature`;
 its hash and encoding are not documented, so HMAC-SHA256 is accepted in hex or base64 (a setting
 narrows it), compared in constant time. The body is checked exactly as it came (base64-decoded when
-the Function URL says so), before anything reads it.
+the Function URL says so), before anything reads it. A body over MAX_BODY_BYTES is refused before
+its signature is checked (nobody gets megabytes hashed); what a signed body too large to hand on
+means is the flow's to say.
 
 What a forged request costs is bounded: a header of no shape an HMAC-SHA256 can take (`well_formed`)
 is refused before the secret is read or anything hashed, and a signature that does not verify reads
@@ -24,7 +26,7 @@ from typing import Any, Literal
 SIGNATURE_HEADER = "polytomic-signature"  # Function URLs lower-case header names; matched case-insensitively anyway
 Encoding = Literal["hex", "base64", "either"]
 ENCODINGS: tuple[Encoding, ...] = ("hex", "base64", "either")
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # far above any event Polytomic sends; refused unread above it
 REREAD_EVERY = 120  # seconds: a signature that does not verify reads the secret again at most this often
 PREVIOUS_FOR = 3600  # seconds: a secret replaced by a new one still verifies this long (retries signed with it)
 _HEX_DIGITS = frozenset(string.hexdigits)
@@ -33,6 +35,10 @@ _BASE64_DIGITS = frozenset(string.ascii_letters + string.digits + "+/")
 
 class NotADelivery(ValueError):
     """Not a Function URL request carrying a body to check (answered 400, nothing read)."""
+
+
+class TooLarge(NotADelivery):
+    """A body over MAX_BODY_BYTES (answered 413, its signature unchecked)."""
 
 
 def delivery(event: Any) -> tuple[bytes, str]:
@@ -46,7 +52,10 @@ def delivery(event: Any) -> tuple[bytes, str]:
     body = event.get("body") or ""
     if not isinstance(body, str):
         raise NotADelivery("the body is not text")
+    too_large = TooLarge(f"the body is over {MAX_BODY_BYTES} bytes")
     if event.get("isBase64Encoded"):
+        if len(body) > 4 * (MAX_BODY_BYTES // 3 + 1):  # told before decoding it
+            raise too_large
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
@@ -54,7 +63,7 @@ def delivery(event: Any) -> tuple[bytes, str]:
     else:
         raw = body.encode("utf-8")
     if len(raw) > MAX_BODY_BYTES:
-        raise NotADelivery(f"the body is over {MAX_BODY_BYTES} bytes")
+        raise too_large
     return raw, signature.strip()
 
 

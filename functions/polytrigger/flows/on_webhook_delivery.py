@@ -4,23 +4,28 @@
    A header of no possible shape costs nothing; one that does not verify is checked again against
    a fresh read of the secret (just rotated?), at most once every few minutes however many come;
    the secret it replaced still verifies for an hour (`events.function_url.SigningSecrets`).
-2. The body is read as a run event. One of a type polytrigger does not follow is answered 200 and
+2. A signed body over what EventBridge takes (`runs.bus.MAX_ENTRY_BYTES`; a larger one, over
+   `events.function_url.MAX_BODY_BYTES`, was answered 413 unchecked) is parked with the reason and
+   answered 200: it could not be handed on, and Polytomic must not send it again. The poller reads
+   the same event from Polytomic's events API and settles its run.
+3. The body is read as a run event. One of a type polytrigger does not follow is answered 200 and
    ignored; one it follows but cannot read is parked with the reason and answered 200 (a retry
    would bring the same bytes).
-3. Its date is checked: an event older than its hand-on marker lives (`HANDED_ON_SECONDS`, less the
+4. Its date is checked: an event older than its hand-on marker lives (`HANDED_ON_SECONDS`, less the
    clock-skew margin), dated past the margin ahead, or undated is answered 200 and ignored, with a
    warning and metric `webhook_out_of_window`. The marker stops a replay only while it lives, so
    a signed delivery captured earlier and sent again would otherwise be handed on and chained
    again; the poller reads every event Polytomic still keeps (48 h) anyway.
-4. The run it ends is settled in the run ledger, once whoever brings the ending (`runs.settle`), and
+5. The run it ends is settled in the run ledger, once whoever brings the ending (`runs.settle`), and
    what the event sets off happens once (`runs.set_off`: handed on to the bus, chained starts).
-5. The ending is told: one line and one metric. A ledger, bus or queue it cannot reach is answered
+6. The ending is told: one line and one metric. A ledger, bus or queue it cannot reach is answered
    503, so Polytomic delivers again (it retries non-2xx up to 5 times); the poller catches what is
    lost anyway.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -30,9 +35,17 @@ from typing import Any
 
 from polytrigger.dispatch.ports import QueueUnavailable
 from polytrigger.dispatch.queue import EventParking
-from polytrigger.events.function_url import Encoding, NotADelivery, SigningSecrets, delivery, signed, well_formed
-from polytrigger.observability import logger, record_problem, record_unsupported
-from polytrigger.runs.bus import BusUnavailable, RunEventBus
+from polytrigger.events.function_url import (
+    Encoding,
+    NotADelivery,
+    SigningSecrets,
+    TooLarge,
+    delivery,
+    signed,
+    well_formed,
+)
+from polytrigger.observability import logger, record_parked, record_problem, record_unsupported
+from polytrigger.runs.bus import MAX_ENTRY_BYTES, BusUnavailable, RunEventBus
 from polytrigger.runs.dynamo_ledger import HANDED_ON_SECONDS
 from polytrigger.runs.endings import MalformedRunEvent, RunEvent, run_event, timestamp
 from polytrigger.runs.ledger import LedgerUnavailable, RunLedger
@@ -61,11 +74,14 @@ class WebhookFlow:
             body, signature = delivery(event)
         except NotADelivery as error:
             logger.warning(f"webhook: {error}")
-            return 400, "bad request"
+            return (413, "too large") if isinstance(error, TooLarge) else (400, "bad request")
         if not self.verified(body, signature):
             message = "webhook: refused a delivery with a bad or missing Polytomic-Signature"
             record_problem(message, "unauthorized", metric="webhook_unauthorized", warning=True)
             return 401, "unauthorized"
+        if len(body) > MAX_ENTRY_BYTES:
+            self.park_too_large(body, function_arn=function_arn, request_id=request_id)
+            return 200, "parked: too large"
         try:
             document = json.loads(body)
             run = run_event(document)
@@ -93,6 +109,37 @@ class WebhookFlow:
         for item in ended:
             record_run_ended(item, "webhook")
         return 200, "settled" if ended else "nothing to settle"
+
+    def park_too_large(self, body: bytes, *, function_arn: str, request_id: str) -> None:
+        """Park what a person needs to find the event (not the body: a queue message takes 256 KiB too)."""
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        event = document if isinstance(document, Mapping) else {}
+        inner = event.get("event")
+        inner = inner if isinstance(inner, Mapping) else {}
+        what = {
+            "id": str(event.get("id"))[:80],
+            "type": str(event.get("type"))[:80],
+            "created_at": str(event.get("created_at"))[:40],
+            "execution_id": str(inner.get("execution_id"))[:80],
+            "bytes": len(body),
+            "sha256": hashlib.sha256(body).hexdigest(),
+        }
+        reason = (
+            f"webhook delivery of {len(body)} bytes, over the {MAX_ENTRY_BYTES} EventBridge takes: event"
+            f" {what['id']} ({what['type']}, execution {what['execution_id']}) was neither settled nor handed on"
+            " here. The poller reads it from Polytomic's events API and settles its run; a consumer of the bus"
+            " reads it with GET /api/events (kept 48 h)"
+        )
+        self.parking.park(
+            {"webhook_body_too_large": {**what, "head": body[:2048].decode("utf-8", "replace")}},
+            reason,
+            function_arn=function_arn,
+            request_id=request_id,
+        )
+        record_parked(reason, "the dead-letter queue", first_word=True)
 
     def out_of_window(self, event: Mapping[str, Any], run: RunEvent | None) -> str:
         """Why the event is ignored (warned and counted), or "" when its date lies where its marker stops a replay."""
