@@ -99,9 +99,13 @@ WIRING_GRANTS = frozenset(
     }
 )
 # The poller reads the API key, the webhook (which takes unauthenticated requests) only its own
-# signing secret; both record endings, start chained routes and park what fails for good.
-POLLER_GRANTS = frozenset({READ_API_KEY, *USE_TABLE, ENQUEUE_STARTS, PARK})
-WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_TABLE, ENQUEUE_STARTS, PARK})
+# signing secret; both record endings, start chained routes and park what fails for good. They
+# reach the run ledger's items only, never a dedup record (the items: test_outcomes_template.py).
+USE_LEDGER = frozenset(
+    grant(f"dynamodb:{action}", get_att_arn("IdempotencyTable")) for action in ("GetItem", "PutItem", "UpdateItem")
+)
+POLLER_GRANTS = frozenset({READ_API_KEY, *USE_LEDGER, ENQUEUE_STARTS, PARK})
+WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_LEDGER, ENQUEUE_STARTS, PARK})
 
 
 @dataclass(frozen=True)
