@@ -240,6 +240,14 @@ def test_a_signed_body_too_large_for_the_bus_is_parked_with_its_reason_and_answe
     assert line["level"] == "ERROR"
 
 
+def test_a_signed_large_body_sent_again_long_after_is_ignored_not_parked_again(webhook: Webhook) -> None:
+    event = large(300 * 1024)
+    event["created_at"] = (NOW - timedelta(days=400)).isoformat().replace("+00:00", "Z")
+
+    assert webhook.deliver(signed(event)) == (200, "ignored: too old")
+    assert webhook.invoker.stack.parked_events() == []
+
+
 def test_an_unsigned_large_body_is_refused_401_and_not_parked(webhook: Webhook) -> None:
     """The signature is checked first: an unsigned body is never parked, whatever its size."""
     assert webhook.deliver(signed(large(300 * 1024), secret="guess")) == (401, "unauthorized")

@@ -5,9 +5,10 @@
    a fresh read of the secret (just rotated?), at most once every few minutes however many come;
    the secret it replaced still verifies for an hour (`events.function_url.SigningSecrets`).
 2. A signed body over what EventBridge takes (`runs.bus.MAX_ENTRY_BYTES`; a larger one, over
-   `events.function_url.MAX_BODY_BYTES`, was answered 413 unchecked) is parked with the reason and
-   answered 200: it could not be handed on, and Polytomic must not send it again. The poller reads
-   the same event from Polytomic's events API and settles its run.
+   `events.function_url.MAX_BODY_BYTES`, was answered 413 unchecked) is parked with the reason (or
+   ignored if dated out of the window, 4.) and answered 200: it could not be handed on, and
+   Polytomic must not send it again. The poller reads the same event from Polytomic's events API
+   and settles its run.
 3. The body is read as a run event. One of a type polytrigger does not follow is answered 200 and
    ignored; one it follows but cannot read is parked with the reason and answered 200 (a retry
    would bring the same bytes).
@@ -80,8 +81,7 @@ class WebhookFlow:
             record_problem(message, "unauthorized", metric="webhook_unauthorized", warning=True)
             return 401, "unauthorized"
         if len(body) > MAX_ENTRY_BYTES:
-            self.park_too_large(body, function_arn=function_arn, request_id=request_id)
-            return 200, "parked: too large"
+            return self.too_large(body, function_arn=function_arn, request_id=request_id)
         try:
             document = json.loads(body)
             run = run_event(document)
@@ -110,13 +110,19 @@ class WebhookFlow:
             record_run_ended(item, "webhook")
         return 200, "settled" if ended else "nothing to settle"
 
-    def park_too_large(self, body: bytes, *, function_arn: str, request_id: str) -> None:
-        """Park what a person needs to find the event (not the body: a queue message takes 256 KiB too)."""
+    def too_large(self, body: bytes, *, function_arn: str, request_id: str) -> Answer:
+        """Parked: what a person needs to find the event (not the body: a queue message takes 256 KiB too).
+
+        Unless it is dated out of the window (a replay would park it again and again).
+        """
         try:
             document = json.loads(body)
         except ValueError:
             document = None
         event = document if isinstance(document, Mapping) else {}
+        refused = self.out_of_window(event, None) if event else ""
+        if refused:
+            return 200, f"ignored: {refused}"
         inner = event.get("event")
         inner = inner if isinstance(inner, Mapping) else {}
         what = {
@@ -140,6 +146,7 @@ class WebhookFlow:
             request_id=request_id,
         )
         record_parked(reason, "the dead-letter queue", first_word=True)
+        return 200, "parked: too large"
 
     def out_of_window(self, event: Mapping[str, Any], run: RunEvent | None) -> str:
         """Why the event is ignored (warned and counted), or "" when its date lies where its marker stops a replay."""
