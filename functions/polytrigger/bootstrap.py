@@ -7,8 +7,9 @@ import, so a configuration problem is one clear logged line and a failed invocat
 parked) rather than an init crash loop; the garbage collector, paused inside Lambda while the
 handler's imports ran, is resumed once the first build is over (`gc_pause`).
 
-The dispatch path reads the time from one `Clock`: the machine's, unless a test sets its own with
-`use_clock` (debounce windows, deferrals and drains then run on the test's time, not on real waits).
+The dispatch path and the webhook (the window an event's date must lie in) read the time from one
+`Clock`: the machine's, unless a test sets its own with `use_clock` (debounce windows, deferrals and
+drains then run on the test's time, not on real waits).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from polytrigger.dispatch.deferrals import SKEW_SECONDS, Deferrals
 from polytrigger.dispatch.policy import DispatchPolicy, call_budget_ms
 from polytrigger.dispatch.queue import EventParking, SqsQueue
 from polytrigger.dispatch.windows import DynamoWindows
-from polytrigger.events.function_url import Encoding
+from polytrigger.events.function_url import Encoding, SigningSecrets
 from polytrigger.flows.on_dispatch_message import DispatchMessageFlow
 from polytrigger.flows.on_poll import PollFlow
 from polytrigger.flows.on_triggers import TriggerFlow
@@ -185,11 +186,12 @@ def webhook() -> WebhookFlow:
     aws = AwsClients()
     return WebhookFlow(
         ledger=DynamoLedger(aws.dynamodb, settings.idempotency_table),
-        webhook_secret=_webhook_secret(settings.webhook_secret_id, aws.secretsmanager),
+        secrets=SigningSecrets(_webhook_secret(settings.webhook_secret_id, aws.secretsmanager), CLOCK.now),
         encoding=cast(Encoding, settings.webhook_signature),
         parking=EventParking(settings.dead_letter_queue_url, lambda: aws.sqs),
         bus=_bus(settings, aws),
         chains=_chains(settings, aws),
+        clock=CLOCK.now,
     )
 
 
@@ -323,6 +325,7 @@ def _chains(settings: Settings, aws: AwsClients) -> QueuedChains | None:
 
 
 def _webhook_secret(secret_id: str, client: Any) -> Callable[[bool], str]:
+    """(force) -> the webhook's secret, cached WEBHOOK_SECRET_MAX_AGE by Powertools Parameters unless forced."""
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
     provider = SecretsProvider(boto3_client=client)

@@ -99,11 +99,17 @@ WIRING_GRANTS = frozenset(
     }
 )
 # The poller reads the API key, the webhook (which takes unauthenticated requests) only its own
-# signing secret; both record endings, start chained routes and park what fails for good.
-# The poller alone queries the table's `due` index (what it must look at, and only that).
+# signing secret; both record endings, start chained routes and park what fails for good. They
+# reach the run ledger's items only, never a dedup record (the items: test_outcomes_template.py).
+USE_LEDGER = frozenset(
+    grant(f"dynamodb:{action}", get_att_arn("IdempotencyTable")) for action in ("GetItem", "PutItem", "UpdateItem")
+)
+# The poller alone deletes (a promise once checked) and queries the table's `due` index (what it must
+# look at, and only that).
 QUERY_DUE = grant("dynamodb:Query", {"Fn::Sub": "${IdempotencyTable.Arn}/index/due"})
-POLLER_GRANTS = frozenset({READ_API_KEY, *USE_TABLE, QUERY_DUE, ENQUEUE_STARTS, PARK})
-WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_TABLE, ENQUEUE_STARTS, PARK})
+DELETE_PROMISES = grant("dynamodb:DeleteItem", get_att_arn("IdempotencyTable"))
+POLLER_GRANTS = frozenset({READ_API_KEY, *USE_LEDGER, DELETE_PROMISES, QUERY_DUE, ENQUEUE_STARTS, PARK})
+WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_LEDGER, ENQUEUE_STARTS, PARK})
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,15 @@ the template's conditions decided from parameter values the way CloudFormation d
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
+
+from polytrigger.dispatch.dedup import KEY_PREFIX
+from polytrigger.dispatch.messages import WINDOW_PREFIX
+from polytrigger.runs.dynamo_ledger import CURSOR, DUE_INDEX, run_key
+from polytrigger.runs.promises import PREFIX as PROMISES
 
 from .cfn import (
     RUN_EVENT_BUS,
@@ -159,6 +165,64 @@ def test_the_webhook_cannot_read_the_api_key_nor_the_poller_the_webhook_secret(t
         if any(resource == key(WEBHOOK_SECRET) for _, resource in grants(role_statements(role)))
     }
     assert readers == {role_id(transformed, WEBHOOK_FUNCTION)}
+
+
+# The run ledger's items each outcome role reads and writes, as the code names them, and the dedup
+# table's other items (the start path's: idempotency records, their attempts, debounce windows),
+# which neither may reach: a flaw in the webhook, which takes unauthenticated requests, must not
+# be able to forge or erase "this action was done".
+EXECUTION = "0d6c3c9e-2b1f-4f7e-9a51-6b0f4a1e2c3d"
+LEDGER_ITEMS = {
+    WEBHOOK_FUNCTION: {run_key(EXECUTION), f"event#{EXECUTION}"},
+    POLLER_FUNCTION: {run_key(EXECUTION), CURSOR, f"event#{EXECUTION}", PROMISES + "a" * 64},
+}
+DEDUP_ITEMS = {
+    f"{KEY_PREFIX}#{'a' * 64}",
+    f"{KEY_PREFIX}#{'a' * 64}#attempts",
+    f"{WINDOW_PREFIX}{'b' * 64}",
+    "run",  # no prefix of the ledger's: nothing else either
+}
+LEDGER_ACTIONS = {
+    WEBHOOK_FUNCTION: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    POLLER_FUNCTION: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+}
+DUE = {"Fn::Sub": f"${{IdempotencyTable.Arn}}/index/{DUE_INDEX}"}  # only ledger items carry its key
+
+
+def _string_like(pattern: str, value: str) -> bool:
+    """IAM's StringLike: `*` any run of characters, `?` one; nothing else is special."""
+    return re.fullmatch(re.escape(pattern).replace(r"\*", ".*").replace(r"\?", "."), value) is not None
+
+
+def _reaches(statement: dict[str, Any], item: str) -> bool:
+    """Whether the statement lets a request on the item with this key through (its LeadingKeys patterns)."""
+    patterns = statement.get("Condition", {}).get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys")
+    return patterns is None or any(_string_like(pattern, item) for pattern in as_list(patterns))
+
+
+@pytest.mark.parametrize("function", [WEBHOOK_FUNCTION, POLLER_FUNCTION])
+def test_the_outcome_roles_reach_the_run_ledgers_items_and_never_a_dedup_record(
+    transformed: dict[str, Any], function: str
+) -> None:
+    decided = decide(transformed, **WEBHOOK_ON, **RUN_EVENT_BUS)
+    resources = deployed(transformed, decided)
+    dynamodb = [
+        statement
+        for statement in role_statements(resources[role_id(transformed, function)])
+        if any(action.startswith("dynamodb:") for action in as_list(statement["Action"]))
+    ]
+    on_index = [statement for statement in dynamodb if statement["Resource"] == DUE]
+    statements = [statement for statement in dynamodb if statement not in on_index]
+    assert [as_list(statement["Action"]) for statement in on_index] == (
+        [["dynamodb:Query"]] if function == POLLER_FUNCTION else []
+    )  # the poller reads what is due; the webhook never needs to
+    assert statements, f"{function} reaches no item"
+    for statement in statements:
+        assert set(as_list(statement["Action"])) <= LEDGER_ACTIONS[function], "no more than the code does"
+        # ForAllValues holds for a request naming no key at all; Null makes one key required.
+        assert statement.get("Condition", {}).get("Null") == {"dynamodb:LeadingKeys": "false"}, function
+    reached = {item for item in LEDGER_ITEMS[function] | DEDUP_ITEMS if any(_reaches(s, item) for s in statements)}
+    assert reached == LEDGER_ITEMS[function]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,10 @@
 An organisation has one webhook; polytrigger may hold it, so it hands every Polytomic event it
 receives on, once (the ledger remembers which it handed on), as `source: polytrigger.polytomic`,
 `detail-type`: the event's type, `detail`: the event exactly as Polytomic sent it.
+
+An event whose entry is over what EventBridge takes (MAX_ENTRY_BYTES) would be refused every time it
+is tried: it is not sent, but told once (ERROR, metric `run_event_too_large`) and counted as handed
+on, so neither the webhook nor every poll fails on it again.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from polytrigger.observability import error_code
+from polytrigger.observability import error_code, record_problem
 
 SOURCE = "polytrigger.polytomic"
+MAX_ENTRY_BYTES = 256 * 1024  # one PutEvents entry: its Source, DetailType and Detail (UTF-8)
 
 
 class BusUnavailable(Exception):
@@ -34,6 +39,15 @@ class RunEventBus:
             "Detail": json.dumps(event),
             "EventBusName": self.bus_name,
         }
+        size = sum(len(entry[name].encode("utf-8")) for name in ("Source", "DetailType", "Detail"))
+        if size > MAX_ENTRY_BYTES:
+            record_problem(
+                f"run event bus {self.bus_name}: event {str(event.get('id'))[:80]} ({entry['DetailType']}) not"
+                f" handed on: {size} bytes, over the {MAX_ENTRY_BYTES} EventBridge takes; read it from Polytomic's"
+                " events API (GET /api/events, kept 48 h)",
+                "run_event_too_large",
+            )
+            return
         try:
             answer = self._make_client().put_events(Entries=[entry])
         except (BotoCoreError, ClientError) as error:

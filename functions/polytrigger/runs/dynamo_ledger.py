@@ -32,6 +32,7 @@ KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`pol
 DUE_INDEX = "due"  # template.yaml's IdempotencyTable: a global secondary index, keys `due_in` and `due_at`
 DUE_SHARDS = 4  # each kind of due item spread over this many index partitions (a burst of starts is no hot key)
 TELL_LEASE = timedelta(minutes=2)  # an ending untold this long after its settle is told by the poller
+HANDED_ON_SECONDS = 3 * 86400  # an event handed on is remembered 3 days (Polytomic keeps its events 48 h)
 T = TypeVar("T")
 
 
@@ -100,7 +101,7 @@ class EventLogMarks:
         return "Item" in required(lambda: self.client.get_item(TableName=self.table, Key=key))
 
     def hand_on(self, event_id: str) -> None:
-        item = {"id": {"S": f"event#{event_id[:200]}"}, "expiration": {"N": str(int(self.clock()) + 3 * 86400)}}
+        item = {"id": {"S": f"event#{event_id[:200]}"}, "expiration": {"N": str(int(self.clock()) + HANDED_ON_SECONDS)}}
         required(lambda: self.client.put_item(TableName=self.table, Item=item))
 
     # -- the events cursor ------------------------------------------------------------------
