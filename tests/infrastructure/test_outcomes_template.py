@@ -366,3 +366,21 @@ def test_freshness_breach_alarm(transformed: dict[str, Any]) -> None:
     assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)
     assert fires_on_any(alarm)
     assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_cursor_age_alarm_fires_when_the_poller_falls_behind(
+    transformed: dict[str, Any], template: dict[str, Any]
+) -> None:
+    """Polls that succeed but never catch up raise no error: the age of what the poller handled shows them."""
+    alarm = transformed["Resources"]["PollerCursorAgeAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (METRICS_NAMESPACE, "cursor_age_seconds")
+    assert alarm["Dimensions"] == SERVICE_DIMENSION
+    assert (alarm["Statistic"], alarm["Period"]) == ("Maximum", 300)
+    assert alarm.get("DatapointsToAlarm", alarm["EvaluationPeriods"]) == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    # Over the overlap a poll reads again and a burst read on over a few polls; at most the time after
+    # which a silent run is looked up anyway, far before Polytomic drops the events (48 h).
+    reconcile_after = int(template["Parameters"]["RunReconcileAfterSeconds"]["Default"])
+    assert 5 * 60 < alarm["Threshold"] <= reconcile_after
+    assert alarm["TreatMissingData"] == "notBreaching"  # no poll completed: PollerErrorsAlarm says so
+    assert "cursor_age_seconds" in alarm["AlarmDescription"]

@@ -203,6 +203,26 @@ def test_an_outcome_by_poller_only_settles_each_run_once(outcomes: Invoker) -> N
     assert outcomes.poller()["ended"] == 0  # the overlap is read again: settled already
 
 
+def test_every_poll_says_how_far_behind_now_its_cursor_is(
+    outcomes: Invoker, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The metric the cursor's age alarm watches, from every poll (0: it read up to now)."""
+    started_runs(outcomes)
+    capsys.readouterr()
+
+    summaries = [outcomes.poller(), outcomes.poller()]
+
+    metrics = [json.loads(out) for out in capsys.readouterr().out.splitlines() if out.startswith('{"_aws"')]
+    ages = [metric["cursor_age_seconds"] for metric in metrics if "cursor_age_seconds" in metric]
+    assert ages == [[0.0], [0.0]]
+    for metric in metrics:
+        if "cursor_age_seconds" in metric:
+            (declared,) = metric["_aws"]["CloudWatchMetrics"]
+            assert (declared["Namespace"], declared["Dimensions"]) == ("Polytrigger", [["service"]])
+            assert {"Name": "cursor_age_seconds", "Unit": "Seconds"} in declared["Metrics"]
+    assert [summary["cursor_age_seconds"] for summary in summaries] == [0, 0]
+
+
 def test_an_outcome_by_both_ways_has_one_effect(outcomes: Invoker) -> None:
     from local.stack.function_url import FunctionUrl
     from polytrigger.handlers import webhook

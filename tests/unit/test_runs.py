@@ -249,7 +249,8 @@ def test_the_poller_reads_every_page_whatever_the_order_and_moves_the_cursor_aft
     polled = poll(reads, ledger, NOW)
 
     assert len(polled.ended) == 250
-    assert polled.cursor == max(_at(e) for e in events)
+    assert polled.cursor is not None
+    assert polled.cursor >= max(_at(e) for e in events)  # every event before it read (newest first: a window's end)
     assert ledger.after == polled.cursor
     assert reads.calls[0][0] == NOW - timedelta(hours=1) - OVERLAP  # it reads the overlap again
     assert all(limit == PAGE for _, _, limit in reads.calls)
@@ -397,7 +398,8 @@ def test_a_due_promise_is_kept_by_a_later_completed_run_or_reported_once_with_wh
     assert list(check(book, reads, NOW)) == []
 
 
-def test_a_burst_larger_than_a_poll_is_caught_up_without_the_overlap_then_the_overlap_resumes() -> None:
+def test_a_burst_larger_than_a_poll_is_caught_up_without_the_overlap_then_the_overlap_resumes_once() -> None:
+    """The overlap after the burst holds more than a poll reads: read once, then not again while nothing new comes."""
     ledger = MemoryLedger()
     executions = [f"burst{i}" for i in range(2500)]
     started(ledger, *executions)
@@ -414,11 +416,34 @@ def test_a_burst_larger_than_a_poll_is_caught_up_without_the_overlap_then_the_ov
     second = poll(reads, ledger, NOW + timedelta(minutes=1))
     caught_up = ledger.after
     calls = len(reads.calls)
+    assert not ledger.cursor()[1]
     third = poll(reads, ledger, NOW + timedelta(minutes=2))
+    fourth = poll(reads, ledger, NOW + timedelta(minutes=3))
 
     assert len(first.ended) + len(second.ended) == 2500  # every ending, none twice
-    assert not ledger.cursor()[1]
-    assert third.ended == []
+    assert third.ended == fourth.ended == []
     assert caught_up is not None
     assert reads.calls[calls][0] == caught_up - OVERLAP  # the overlap again once caught up
     assert ledger.settles <= 2500 + 2000  # the third poll re-reads the overlap: reads, never a second ending
+    assert fourth.calls == 1  # the overlap held more than a poll: not read again while nothing new comes
+    assert ledger.cursor() == (caught_up, True)
+
+
+def test_a_full_page_with_no_readable_time_stops_the_poll_and_says_so() -> None:
+    ledger = MemoryLedger()
+    ledger.after = NOW - timedelta(minutes=1)
+    timeless = [{"id": f"x{i}", "type": "connection.updated", "created_at": "later"} for i in range(PAGE)]
+
+    class Timeless(Reads):
+        def events(self, starting_after: datetime, ending_before: datetime | None, limit: int) -> list[Any]:
+            self.calls.append((starting_after, ending_before, limit))
+            return timeless
+
+    reads = Timeless([])
+    polled = poll(reads, ledger, NOW)
+
+    assert (len(reads.calls), polled.caught_up) == (1, False)  # no loop on a page it cannot page past
+    assert polled.unread == [
+        f"a full page of events with no readable created_at after {(NOW - 6 * OVERLAP / 5).isoformat()}"
+    ]
+    assert ledger.cursor() == (NOW - timedelta(minutes=1), True)  # where the next poll goes on; its age shows

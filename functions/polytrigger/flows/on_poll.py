@@ -1,22 +1,25 @@
 """What happens on every poll (the poller's schedule, each minute): Polytomic's events since the cursor,
-then the runs with no ending heard, by their status; then the freshness promises that fell due.
+then what is due: runs with no ending heard, endings never told, freshness promises.
 
-1. The events API is read from the cursor (`runs.event_log`: overlapping windows, de-duplicated); the
-   runs they end are settled, once whoever brings the ending, and the cursor moves only after that.
-2. What each event sets off happens once (`runs.set_off`: handed on to the bus, chained starts).
-3. Runs open too long with no ending heard are looked up by their execution status and settled
-   (`runs.reconcile`); one older than Polytomic keeps its events is forgotten, with a reason.
+1. The events API is read from the cursor, page by page (`runs.event_log`: every event, from the
+   oldest up, de-duplicated); the runs a page ends are settled, once whoever brings the ending,
+   and told (`runs.telling.tell`);
+2. what each of its events sets off happens once (`runs.set_off`: handed on to the bus, chained
+   starts); only then does the cursor move past the page.
+3. Runs open too long with no ending heard are looked up by their execution status, settled and
+   told (`runs.reconcile`); one older than Polytomic keeps its events is forgotten, with a reason.
 4. Endings settled and never told (their settler died between the two) are told now (`untold`).
 5. Promises that fell due are checked against the sync's executions (`runs.freshness`); a broken one
    is told, then closed, so a poll that dies in between tells it again rather than never.
-6. Every ending, breach and lost run is told: one line and one metric each (`runs.telling`).
 
 Steps 3-5 read only what is due (the ledger's `due` index) and go on while the invocation has time
 (`RESERVE_SECONDS` kept back): what is left is due at the next poll, so a backlog drains as fast as
 the poller can work, not at a fixed number a minute. The poller catches whatever the webhook missed
 (Polytomic delivers at most once); idle, it costs one Polytomic call, a few index reads and no
-DynamoDB write. A failure raises: the cursor has not moved, so the next poll reads the same events
-again, and settling twice does nothing.
+DynamoDB write. A failure raises: the cursor has not moved past the page that failed, so the next
+poll reads it again; settling twice does nothing, and what was set off already is not set off
+again. Every poll says how far behind now its cursor is (`cursor_age_seconds`: 0 once it read up
+to now).
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from polytrigger.observability import logger, record_problem
+from polytrigger.observability import count, logger, record_problem
 from polytrigger.polytomic.contract import RunReads
 from polytrigger.runs.bus import RunEventBus
-from polytrigger.runs.event_log import poll
+from polytrigger.runs.event_log import Page, poll
 from polytrigger.runs.freshness import PromiseBook, check
 from polytrigger.runs.ledger import RunLedger
 from polytrigger.runs.reconcile import reconcile
-from polytrigger.runs.set_off import QueuedChains, set_off
+from polytrigger.runs.set_off import QueuedChains, SetOff, set_off
 from polytrigger.runs.telling import record_breach, tell
 
 RESERVE_SECONDS = 10.0  # of the invocation's time, kept for a last Polytomic call and the answer
@@ -59,12 +62,23 @@ class PollFlow:
         def more() -> bool:
             return seconds_left is None or seconds_left() > RESERVE_SECONDS
 
-        polled = poll(self.reads, self.ledger, now)
-        for ended in polled.ended:
-            tell(ended, self.ledger, self.chains)
-        for problem in polled.malformed:
-            record_problem(f"poller: an event polytrigger cannot read: {problem}", "unsupported_event")
-        effects = set_off(polled.received, self.ledger, self.bus.publish if self.bus else None, self.chains)
+        effects = SetOff()
+
+        def handle(page: Page) -> None:
+            """One page, before the cursor moves past it: its endings told, what its events set off done."""
+            nonlocal effects
+            for ended in page.ended:
+                tell(ended, self.ledger, self.chains)
+            for problem in page.malformed:
+                record_problem(f"poller: an event polytrigger cannot read: {problem}", "unsupported_event")
+            done = set_off(page.received, self.ledger, self.bus.publish if self.bus else None, self.chains)
+            effects = SetOff(effects.published + done.published, effects.chained + done.chained)
+
+        polled = poll(self.reads, self.ledger, now, handle)
+        for unread in polled.unread:
+            record_problem(f"poller: {unread}", "events_unread")
+        age = polled.age(now)
+        count("cursor_age_seconds", age, seconds=True)
         done = reconcile(self.reads, self.ledger, now, self.reconcile_after, more)
         for ended in done.ended:
             tell(ended, self.ledger, self.chains)
@@ -95,6 +109,7 @@ class PollFlow:
             "chained": effects.chained,
             "polytomic_calls": polled.calls + done.looked_up,
             "cursor": polled.cursor.isoformat() if polled.cursor else None,
+            "cursor_age_seconds": round(age, 3),
         }
         logger.debug("poll done", extra=summary)
         return summary
