@@ -21,11 +21,20 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from local.polytomic.bodies import bad_field, bulk_options, check_fields, json_object, model_options
-from local.polytomic.events import EVENT_TYPES, FakeEvent, execution_events, list_events, retained
+from local.polytomic.events import (
+    EVENT_TYPES,
+    FakeEvent,
+    Order,
+    execution_events,
+    list_events,
+    organisation_event,
+    retained,
+)
 from local.polytomic.records import (
     ACTIVE_STATUSES,
     ApiError,
@@ -118,6 +127,8 @@ class FakeApi:
     _syncs: dict[str, SyncRecord] = field(default_factory=dict, repr=False)
     _executions: list[ExecutionRecord] = field(default_factory=list, repr=False)  # in creation order
     _by_sync: dict[str, list[ExecutionRecord]] = field(default_factory=dict, repr=False)  # the same, per sync
+    _organisation: list[FakeEvent] = field(default_factory=list, repr=False)  # the log's events about no run
+    event_order: Order = "oldest"  # which events a page of GET /api/events holds, and in what order
 
     def __post_init__(self) -> None:
         if self.webhooks is None:
@@ -200,11 +211,19 @@ class FakeApi:
                     count += 1
         return count
 
+    def add_event(self, kind: str, at: datetime) -> str:
+        """An event of the organisation's log about no run (a connection or model change, ...); its id."""
+        with self._lock:
+            event = organisation_event(kind, at, self.organization_id, len(self._organisation))
+            self._organisation.append(event)
+        return event.id
+
     def events(self) -> list[FakeEvent]:
         """Every event of the last 48 hours (fake clock), oldest first."""
         now = self.clock.seconds()
         with self._lock:
             produced = [e for r in self._executions for e in execution_events(r, now, self.organization_id)]
+            produced += self._organisation
         return retained(produced, self.clock.now())
 
     def reset(self) -> None:
@@ -212,6 +231,8 @@ class FakeApi:
             self._syncs.clear()
             self._executions.clear()
             self._by_sync.clear()
+            self._organisation.clear()
+            self.event_order = "oldest"
         self.hooks.reset()
         self.clock.reset()
 
@@ -321,7 +342,7 @@ class FakeApi:
         return {"data": {"message": f"cancellation requested for {count} execution(s)"}}
 
     def _ep_events(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
-        return list_events(self.events(), request.query)
+        return list_events(self.events(), request.query, self.event_order)
 
     def _ep_event_types(self, request: Request, params: dict[str, str]) -> dict[str, Any]:
         return {"data": list(EVENT_TYPES)}

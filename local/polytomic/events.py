@@ -14,11 +14,17 @@ Note the SDK's own spelling: ``bulk_sync.completed_with_error`` is singular,
 
 ``GET /api/events``: ``type`` (exact), ``starting_after`` / ``ending_before``
 (RFC 3339 timestamps, strictly after / strictly before), ``limit`` (default 10,
-at most 100). Answered **oldest first**, the first ``limit`` matches, so a
-client pages forward with ``starting_after`` = the last ``created_at`` it saw.
-Polytomic's own order is unconfirmed: clients must not rely on any order (and
-must overlap windows and de-duplicate by id). Events older than 48 hours (by
-the fake's clock) are gone, as in Polytomic.
+at most 100). Answered **oldest first** by default, the first ``limit`` matches,
+so a client pages forward with ``starting_after`` = the last ``created_at`` it
+saw; or **newest first** (``order="newest"``): the newest ``limit`` matches,
+newest first. Polytomic's own order is unconfirmed: clients must work with
+both (and overlap windows and de-duplicate by id). Events older than 48 hours
+(by the fake's clock) are gone, as in Polytomic.
+
+The endpoint is the organisation's event log: besides the run events derived
+from executions, ``organisation_event`` makes an event of another type (a
+connection or model change, ...), kept like the others, so a page can be full
+of events a run follower ignores, and many events can share one ``created_at``.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from local.polytomic.records import OUTCOMES, ApiError, ExecutionRecord, SyncKind, iso, outcome_status
@@ -109,6 +115,21 @@ def _event(record: ExecutionRecord, phase: str, at: dt.datetime, organization_id
     return FakeEvent(event_id, kind_type, at, 0 if phase == "running" else 1, document)
 
 
+def organisation_event(kind: str, at: dt.datetime, organization_id: str, number: int) -> FakeEvent:
+    """An event of the organisation's log that is not about a run (``number`` makes its id unique)."""
+    if kind.startswith(("sync.", "bulk_sync.")):
+        raise ValueError(f"{kind!r} is a run event: runs make their own events")
+    event_id = str(uuid.uuid5(_IDS, f"organisation:{number}:{kind}"))
+    document = {
+        "id": event_id,
+        "type": kind,
+        "organization_id": organization_id,
+        "created_at": iso(at),
+        "event": {"organization_id": organization_id},
+    }
+    return FakeEvent(event_id, kind, at, 0, document)
+
+
 def execution_events(record: ExecutionRecord, now: float, organization_id: str) -> list[FakeEvent]:
     """The events an execution has produced by ``now`` (the fake clock's epoch seconds)."""
     events = [_event(record, "running", record.created_at, organization_id)]
@@ -144,15 +165,20 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-def list_events(events: list[FakeEvent], query: str) -> dict[str, Any]:
+Order = Literal["oldest", "newest"]
+
+
+def list_events(events: list[FakeEvent], query: str, order: Order = "oldest") -> dict[str, Any]:
     """``GET /api/events``: filter retained events (oldest first) by the query; ApiError 400 for a bad one.
 
     ``type`` must be one the fake produces: a misspelt type (``bulk_sync.completed_with_errors``)
-    is a client bug, better a 400 here than an empty answer forever.
+    is a client bug, better a 400 here than an empty answer forever. ``order``: which ``limit``
+    matches a page holds, and in what order (the oldest, oldest first; or the newest, newest first).
     """
     params = {name: values[-1] for name, values in parse_qs(query, keep_blank_values=True).items()}
     wanted = params.get("type") or None
-    if wanted is not None and wanted not in EVENT_TYPES:
+    known = set(EVENT_TYPES) | {e.type for e in events}
+    if wanted is not None and wanted not in known:
         raise _bad("type", f"is not an event type the fake knows ({', '.join(EVENT_TYPES)})")
     after = _timestamp("starting_after", params["starting_after"]) if params.get("starting_after") else None
     before = _timestamp("ending_before", params["ending_before"]) if params.get("ending_before") else None
@@ -164,4 +190,6 @@ def list_events(events: list[FakeEvent], query: str) -> dict[str, Any]:
         and (after is None or e.created_at > after)
         and (before is None or e.created_at < before)
     ]
+    if order == "newest":
+        selected.reverse()
     return {"data": [e.document for e in selected[:limit]]}

@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from local.polytomic.api import SUPPORTED_VERSIONS, Execution, FakeApi, SyncKind, SyncRecord
 from local.polytomic.faults import UNSET, Fault, RandomFaults, normalise_statuses
@@ -251,6 +251,21 @@ class FakePolytomic(PolytomicPipeline, LocalService):
     def events(self, type: str | None = None) -> list[dict[str, Any]]:
         """Every retained event (as ``GET /api/events`` shows them, no limit), oldest first."""
         return [e.document for e in self._api.events() if type is None or e.type == type]
+
+    def add_event(self, kind: str, created: float | dt.datetime | None = None) -> str:
+        """An event of the organisation's log about no run (``connection.updated``, ``model.created``, ...),
+        dated ``created`` (epoch seconds or a datetime; default now); its id. ``GET /api/events`` lists it
+        among the run events (and the webhook sends it), as Polytomic's event log does."""
+        when = self.now() if created is None else created
+        at = when if isinstance(when, dt.datetime) else dt.datetime.fromtimestamp(when, dt.UTC)
+        return self._api.add_event(kind, at)
+
+    def set_event_order(self, order: Literal["oldest", "newest"]) -> None:
+        """Which events a page of ``GET /api/events`` holds: the oldest matches, oldest first (the
+        default), or the newest, newest first (Polytomic's own order is unconfirmed). Reset restores it."""
+        if order not in ("oldest", "newest"):
+            raise ValueError(f"order must be 'oldest' or 'newest', not {order!r}")
+        self._api.event_order = order
 
     def subscribe_webhook(self, url: str, secret: str, *, encoding: Encoding = "hex") -> Webhook:
         """Make (or replace: one per organisation) the webhook; events from now on are sent to ``url``.

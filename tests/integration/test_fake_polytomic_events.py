@@ -313,6 +313,37 @@ def test_events_default_to_ten_oldest_first_and_filter_by_type(api: FakePolytomi
     assert types(events_query(pool, api, type="bulk_sync.completed")[1]["data"]) == ["bulk_sync.completed"]
 
 
+def test_newest_first_pages_hold_the_newest_matches(api: FakePolytomic, pool: urllib3.PoolManager) -> None:
+    everything = runs(pool, api, 6)
+    api.set_event_order("newest")
+    assert events_query(pool, api, limit=5)[1]["data"] == everything[::-1][:5]
+    window = events_query(
+        pool, api, starting_after=everything[1]["created_at"], ending_before=everything[8]["created_at"]
+    )
+    assert window[1]["data"] == everything[7:1:-1]
+    api.reset()
+    assert events_query(pool, api)[1]["data"] == []
+    with pytest.raises(ValueError, match="order"):
+        api.set_event_order("sideways")  # type: ignore[arg-type]
+
+
+def test_the_organisations_other_events_are_listed_among_the_run_events(
+    api: FakePolytomic, pool: urllib3.PoolManager
+) -> None:
+    first = runs(pool, api, 1)
+    same = moment(first[0])
+    ids = [api.add_event("connection.updated", same) for _ in range(3)]
+    later = api.add_event("model.created")
+    listed = events_query(pool, api, limit=100)[1]["data"]
+    assert len({event["id"] for event in listed}) == 6
+    at_once = {e["id"] for e in listed if e["created_at"] == first[0]["created_at"] and e["type"] != "sync.running"}
+    assert at_once == set(ids)  # one created_at shared by three events
+    assert types(events_query(pool, api, type="model.created")[1]["data"]) == ["model.created"]
+    assert listed[-1]["id"] == later
+    with pytest.raises(ValueError, match="run event"):
+        api.add_event("sync.completed")
+
+
 def test_unknown_event_type_is_400(api: FakePolytomic, pool: urllib3.PoolManager) -> None:
     status, body = events_query(pool, api, type="bulk_sync.completed_with_errors")  # the SDK's type is singular
     assert status == 400
