@@ -11,9 +11,11 @@
 
 Counted from both sides: Polytomic's (each execution and the outcome it was given) and ours (the
 ledger's status, and the `run_<status>` lines logged, one per ending). An execution whose status
-the ledger does not know, or knows wrong, is *lost*; one whose ending was told twice is *doubled*;
-a webhook delivery of an ending answered 2xx while its run was neither settled nor parked counts
-in "acked, not done or parked". The poller's clock is the fake's (`harness_time`), so the
+the ledger does not know, or knows wrong, is *lost*; a start made twice is *doubled*; an ending
+told zero times or more than once (a line, and a metric by route, each) counts in "told 0 times or
+twice", and so does a freshness breach where a scenario makes promises; a webhook delivery of an
+ending answered 2xx while its run was neither settled nor parked counts in "acked, not done or
+parked". The poller's clock is the fake's (`harness_time`), so the
 schedule's minutes and Polytomic's 48 h pass without waiting.
 """
 
@@ -76,23 +78,38 @@ class Said:
     logs: io.StringIO = field(default_factory=io.StringIO)
     out: io.StringIO = field(default_factory=io.StringIO)
 
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.logs.getvalue().split("\n") if line.strip()]
+
     def endings(self) -> list[dict[str, Any]]:
         """The `run_<status>` lines: one per run ended, naming its execution and how the ending came."""
-        lines = [json.loads(line) for line in self.logs.getvalue().split("\n") if line.strip()]
-        return [line for line in lines if str(line.get("status", "")).startswith("run_") and "execution_id" in line]
+        return [
+            line for line in self.lines() if str(line.get("status", "")).startswith("run_") and "execution_id" in line
+        ]
+
+    def breaches(self) -> list[dict[str, Any]]:
+        """The `freshness_breach` lines: one per promise not kept, naming its trigger and sync."""
+        return [line for line in self.lines() if line.get("status") == "freshness_breach"]
 
     def ending_metrics(self) -> int:
         """`run_<status>` metrics by route (one per ending and route), from the handlers' EMF lines."""
+        return self.metrics(lambda name: name.startswith("run_"), by_route=True)
+
+    def breach_metrics(self) -> int:
+        """`freshness_breach` metrics (one per breach told, in the invocation's own EMF line)."""
+        return self.metrics(lambda name: name == "freshness_breach", by_route=False)
+
+    def metrics(self, wanted: Callable[[str], bool], *, by_route: bool) -> int:
         total = 0
         for line in self.out.getvalue().splitlines():
             if not line.startswith('{"_aws"'):
                 continue
             blob = json.loads(line)
-            if "route" not in blob:
+            if ("route" in blob) != by_route:
                 continue
             for directive in blob["_aws"]["CloudWatchMetrics"]:
                 for metric in directive["Metrics"]:
-                    if metric["Name"].startswith("run_"):
+                    if wanted(metric["Name"]):
                         value = blob[metric["Name"]]
                         total += int(sum(value) if isinstance(value, list) else value)
         return total
@@ -234,6 +251,24 @@ def chained_starts(said: Said, started: Started) -> Tally:
     )
 
 
+def told_wrong(said: Said, executions: list[str], promised: dict[tuple[str, str], bool] | None = None) -> int:
+    """Endings told zero times or more than once: every execution at Polytomic has ended, so each is
+    told once (one line, and one metric by route); a line for a run Polytomic does not have counts
+    too. With `promised` ((trigger, sync id) -> whether a breach is due), each breach due is told
+    once and no other: one told zero times, twice, or where none was due counts (and so does a
+    metric without its line)."""
+    told = Counter(line["execution_id"] for line in said.endings())
+    known = set(executions)
+    wrong = sum(1 for e in executions if told[e] != 1) + sum(n for e, n in told.items() if e not in known)
+    wrong += abs(sum(told.values()) - said.ending_metrics())
+    if promised is not None:
+        breaches = Counter((line["trigger"], line["sync_id"]) for line in said.breaches())
+        wrong += sum(1 for key, due in promised.items() if breaches[key] != int(due))
+        wrong += sum(n for key, n in breaches.items() if key not in promised)
+        wrong += abs(sum(breaches.values()) - said.breach_metrics())
+    return wrong
+
+
 def count(
     h: Harness,
     name: str,
@@ -243,9 +278,11 @@ def count(
     started: Started,
     began: float,
     chained: Tally | None = None,
+    promised: dict[tuple[str, str], bool] | None = None,
     **extra: int,
 ) -> Row:
-    """The row: runs whose ending the ledger knows (right), told once each; and the triggers' own starts."""
+    """The row: runs whose ending the ledger knows (right), each told once (and each breach due); the
+    triggers' own starts."""
     starts = h.count(name, run, began)  # each trigger's starts once (and what was parked, taken out)
     statuses, watched = ledger_state(h)
     executions = [e.id for e in h.stack.fake.executions()]
@@ -255,8 +292,8 @@ def count(
     wrong = [e for e in executions if statuses.get(e) and statuses[e] != started.outcome.get(e, statuses[e])]
     untold = [e for e in executions if statuses.get(e) and not told[e]]  # settled, but no line and metric said so
     metrics = said.ending_metrics()
-    lost = len(unknown) + len(wrong) + len(untold) + starts.lost + max(0, sum(told.values()) - metrics)
-    doubled = sum(n - 1 for n in told.values() if n > 1) + starts.doubled + max(0, metrics - sum(told.values()))
+    lost = len(unknown) + len(wrong) + starts.lost
+    doubled = starts.doubled
     if chained is not None:  # the chained runs are not the triggers' own starts: counted by the chain
         lost, doubled = lost + chained.lost, doubled + chained.doubled - chained.seen
     mix = Counter(started.outcome.values())
@@ -264,6 +301,7 @@ def count(
         name, len(run.events), len(executions), len(executions) - len(unknown) - len(wrong), extra.get("suppressed", 0),
         starts.parked, lost, doubled, time.monotonic() - began, "", starts.acked_not_done + extra.get("acked", 0),
     )  # fmt: skip
+    row.told_wrong = told_wrong(said, executions, promised)
     row.facts = {
         "runs": len(executions),
         "unknown": len(unknown),
@@ -271,6 +309,7 @@ def count(
         "open": len(watched),
         "untold": len(untold),
         "told": sum(told.values()),
+        "told_twice": sum(1 for n in told.values() if n > 1),
         "metrics": metrics,
         "webhook": how["webhook"],
         "poller": how["poller"],

@@ -18,6 +18,7 @@ OUTCOMES = (
 
 def test_nothing_is_lost_doubled_or_acknowledged_undone_in_any_scenario(reliability_rows: list[Row]) -> None:
     assert_nothing_lost_doubled_or_acknowledged_undone(reliability_rows, OUTCOMES)
+    assert [row.told_wrong for row in reliability_rows] == [0] * len(OUTCOMES)  # every ending told once
 
 
 def test_every_run_ending_is_known_and_told_once_though_the_webhook_drops_and_duplicates(
