@@ -690,7 +690,7 @@ def outcomes_freshness_promises(h: Harness) -> Row:
         late = 0
         for wave_landed in landed:  # the clock moves on to the poll at which the next wave has fallen due
             due = wave_landed + timedelta(seconds=FRESHNESS)
-            fake.advance_clock(max(0.0, (due - fake.now()).total_seconds()) - SCHEDULE)  # (the polls between
+            fake.advance_clock(max(0.0, (due - fake.now()).total_seconds() - SCHEDULE))  # (the polls between
             polled_by = fake.now() + timedelta(seconds=SCHEDULE)  # would find nothing due: left out, like those above)
             started.polls.extend(poll(h))
             late += due_count(h, "promise", polled_by)  # due by the poll's time, and not checked by it
