@@ -27,6 +27,7 @@ from benchmarks.report import Row, arguments, per_unit, show
 from local.stack import LocalStack
 
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+DYNAMODB_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
 
 
 @contextlib.contextmanager
@@ -48,6 +49,38 @@ def aws_calls() -> Iterator[Counter[tuple[str, str]]]:
         yield counts
     finally:
         Endpoint.make_request = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def dynamodb_capacity() -> Iterator[dict[str, float]]:
+    """Capacity units DynamoDB said the calls made meanwhile consumed, as {"read": ..., "write": ...}.
+
+    Each DynamoDB call that can is asked for `ReturnConsumedCapacity: TOTAL` (which changes nothing
+    else), at `BaseClient._make_api_call`, whoever made the client; thread-safe. A call that fails
+    (a conditional write refused) says nothing, so counts nothing.
+    """
+    from botocore.client import BaseClient
+
+    totals = {"read": 0.0, "write": 0.0}
+    lock = threading.Lock()
+    original = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private: botocore's stubs do not have it
+
+    def asked(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        kind = "read" if operation_name in DYNAMODB_READS else "write" if operation_name in DYNAMODB_WRITES else ""
+        if self.meta.service_model.service_name != "dynamodb" or not kind:
+            return original(self, operation_name, api_params)
+        answer = original(self, operation_name, {"ReturnConsumedCapacity": "TOTAL", **api_params})
+        consumed = answer.get("ConsumedCapacity") or []
+        with lock:
+            for entry in consumed if isinstance(consumed, list) else [consumed]:
+                totals[kind] += float(entry.get("CapacityUnits", 0.0))
+        return answer
+
+    setattr(BaseClient, "_make_api_call", asked)  # noqa: B010
+    try:
+        yield totals
+    finally:
+        setattr(BaseClient, "_make_api_call", original)  # noqa: B010
 
 
 def service_calls(counts: Counter[tuple[str, str]], service: str, operations: frozenset[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Run outcomes: what the poller costs when nothing is new, and the webhook receiver's cold and warm times.
+"""Run outcomes: what the poller costs when nothing is new or promises are pending, and the webhook receiver's
+cold and warm times.
 
 - **Poller, nothing new.** The real poller handler on the local stack, polled as its schedule
   does (each poll is a minute later: its clock is the fake Polytomic's, `harness_time`), after a
@@ -8,6 +9,13 @@
   before the last event read (within the five minutes every poll reads again), then nothing. A
   conditional write whose condition fails (an ending settled already) is still a write:
   DynamoDB bills it. Target each: 1 Polytomic call and 0 DynamoDB writes a poll (a minute).
+- **Poller with 10,000 freshness promises pending** (500 in a smoke run), written as the S3
+  function writes them, one item each: ten polls while none is due, then ten with 100 falling due
+  before each. DynamoDB calls counted as above, and the capacity units DynamoDB reports for them
+  (`benchmarks.budget.dynamodb_capacity`). Targets: none due, the reads of an idle poll (the due
+  index's queries and the cursor: they do not grow with what is pending) and 0 writes; 100 due,
+  100 writes (a delete each) and at most one more page a shard of reads (the items due come in the
+  queries' pages: their read units grow with them, the calls do not).
 - **Webhook cold start** against the floor, as `benchmarks.coldstart` measures the other handlers:
   importing `polytrigger.handlers.webhook` and building its container
   (`polytrigger.bootstrap.webhook()`) in a child process that cannot reach the
@@ -30,26 +38,29 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from benchmarks import coldstart
-from benchmarks.budget import DYNAMODB_WRITES, aws_calls, service_calls
-from benchmarks.fanout import FANOUT_PREFIX, FANOUT_SYNCS, SINGLE_SYNC, Bench, bench_stack, s3_event
+from benchmarks.budget import DYNAMODB_READS, DYNAMODB_WRITES, aws_calls, dynamodb_capacity, service_calls
+from benchmarks.fanout import BUCKET, FANOUT_PREFIX, FANOUT_SYNCS, SINGLE_SYNC, Bench, bench_stack, s3_event
 from benchmarks.report import Row, against, arguments, count, ms, per_unit, reference, show
 from local.polytomic.webhooks import sign
 from local.reliability.outcomes import harness_time
 from local.stack import LocalStack
 from local.stack.lambda_context import LocalContext
+from polytrigger.runs.dynamo_ledger import DUE_SHARDS
 
 POLLS = 10  # minutes of polling in each state
+PENDING = 10_000  # freshness promises on the book (QUICK_PENDING in a smoke run)
+QUICK_PENDING = 500
+DUE = 100  # of them falling due before each poll
 ENDED = 5  # fan-out events (20 runs each) that end just before the poller goes quiet
 WARM_DELIVERIES = 300
 WARM_UPS = 30
 SECRET = "whsec-bench-0123456789"  # noqa: S105 - the local stack's, signs the bench's deliveries
 WEBHOOK_CODE = "import polytrigger.handlers.webhook\nfrom polytrigger import bootstrap\nbootstrap.webhook()\n"
 WEBHOOK_SECRET_ID = "arn:aws:secretsmanager:us-east-1:123456789012:secret:polytomic-webhook"  # noqa: S105 - a name
-DYNAMODB_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
 
 
 @contextlib.contextmanager
@@ -117,6 +128,75 @@ def quiet_polls(stack: LocalStack, state: str, polls: int, ended: int = ENDED) -
             totals["reads"] += service_calls(counts, "dynamodb", DYNAMODB_READS)
             totals["ended"] += int(summary.get("ended", 0))
     return totals
+
+
+def promise_polls(stack: LocalStack, pending: int, polls: int, due: int = DUE) -> dict[str, dict[str, float]]:
+    """Totals over `polls` polls a minute apart with `pending` freshness promises on the book: first while
+    none is due ("quiet"), then while `due` of them fall due before each poll ("due").
+
+    The promises are written as the S3 function writes them (`DynamoPromises`, one item each, on
+    `SINGLE_SYNC`, which has no run: each promise due is told as a breach and closed). DynamoDB calls
+    are counted at botocore's `Endpoint.make_request`, capacity units as DynamoDB reports them.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from polytrigger.runs.freshness import Promise
+    from polytrigger.runs.promises import DynamoPromises
+
+    fake, totals = stack.fake, {}
+    with bench_stack(stack) as bench, container(bench) as invoke:
+        invoke("poller", {})  # the schedule has been running: the cursor is set
+        book, base = DynamoPromises(stack.dynamodb_client(), stack.table_name), fake.now()
+        falling = base + timedelta(hours=1)  # the due polls begin here, long after the quiet ones
+
+        def promise(number: int) -> None:
+            wave = number // due + 1
+            at = falling + timedelta(minutes=wave, seconds=-30) if wave <= polls else base + timedelta(days=2)
+            trigger = f"s3://{BUCKET}/bench/{number:06d}.csv (created)"
+            book.promise(Promise(f"bench-{number}", "bench-single", SINGLE_SYNC, "model", trigger, at, at))
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(promise, range(pending)))
+        for phase in ("quiet", "due"):
+            if phase == "due":
+                fake.advance_clock(max(0.0, (falling - fake.now()).total_seconds()))
+            figures = {"reads": 0.0, "writes": 0.0, "rcu": 0.0, "wcu": 0.0, "checked": 0.0}
+            for _ in range(polls):
+                fake.advance_clock(60)
+                with aws_calls() as counts, dynamodb_capacity() as units:
+                    summary = invoke("poller", {})
+                figures["reads"] += service_calls(counts, "dynamodb", DYNAMODB_READS)
+                figures["writes"] += service_calls(counts, "dynamodb", DYNAMODB_WRITES)
+                figures["rcu"] += units["read"]
+                figures["wcu"] += units["write"]
+                figures["checked"] += int(summary["promises_kept"]) + int(summary["freshness_breaches"])
+            totals[phase] = figures
+    return totals
+
+
+def promise_rows(idle_reads: float, figures: dict[str, dict[str, float]], pending: int, polls: int) -> list[Row]:
+    """Reads do not grow with the promises pending (the same as an idle poll's: the index queries and the
+    cursor), no write while none is due; one delete for each promise due, reads as the items due."""
+    quiet, due = figures["quiet"], figures["due"]
+    each = int(due["checked"]) // polls
+    name, idle = f"poller, {pending:,} promises pending", round(idle_reads)
+
+    def units(total: float) -> str:
+        return f"{total / polls:g} ({total:g}/{polls})"
+
+    return [
+        per_unit(f"{name}, none due: DynamoDB reads per poll (as idle)", int(quiet["reads"]), polls, idle),
+        per_unit(f"{name}, none due: DynamoDB writes per poll", int(quiet["writes"]), polls, 0),
+        reference(f"{name}, none due: read capacity units per poll", units(quiet["rcu"]), "measured"),
+        per_unit(f"{name}, {each} due: DynamoDB writes per poll (a delete each)", int(due["writes"]), polls, each),
+        per_unit(
+            f"{name}, {each} due: DynamoDB reads per poll", int(due["reads"]), polls, idle + DUE_SHARDS, at_most=True
+        ),
+        reference(
+            f"{name}, {each} due: read capacity units per poll", units(due["rcu"]), f"{quiet['rcu'] / polls:g} none due"
+        ),
+        reference(f"{name}, {each} due: write capacity units per poll", units(due["wcu"]), "measured"),
+    ]
 
 
 def delivery(execution: str, status: str = "completed") -> dict[str, Any]:
@@ -199,6 +279,8 @@ def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
         if stack is None:
             stack = exits.enter_context(LocalStack())
         idle, open_, ended = (quiet_polls(stack, state, polls) for state in ("idle", "open", "ended"))
+        pending = QUICK_PENDING if quick else PENDING
+        promised = promise_polls(stack, pending, polls)
         through, alone = warm_webhook(stack, 3 if quick else WARM_DELIVERIES, 1 if quick else WARM_UPS)
     floor, webhook = cold_webhook(1 if quick else coldstart.DEFAULT_REPEATS)
     endings = ENDED * len(FANOUT_SYNCS)
@@ -210,6 +292,7 @@ def rows(quick: bool, stack: LocalStack | None = None) -> list[Row]:
         per_unit("poller, 20 runs open, none due: DynamoDB writes per poll", open_["writes"], polls, 0),
         overlap_calls(endings, ended["polytomic"], polls),
         per_unit(f"poller, nothing new after {endings} endings: DynamoDB writes per poll", ended["writes"], polls, 0),
+        *promise_rows(idle["reads"] / polls, promised, pending, polls),
         against(
             "cold start webhook (import + bootstrap.webhook())",
             webhook,

@@ -71,6 +71,8 @@ class Row:
     notes: str = ""
     acked_not_done: int = 0  # deliveries acknowledged although an action was neither done nor parked with a reason
     facts: dict[str, int] = field(default_factory=dict)  # what the scenario's notes say, for the tests
+    # run-outcome rows: endings (and freshness breaches) told zero times or more than once; None: not a row of those
+    told_wrong: int | None = None
 
 
 @dataclass

@@ -7,6 +7,8 @@ sides: executions Polytomic created per action (by the Idempotency-Key each carr
 parked with a reason in a dead-letter queue. An action with no execution whose event was not
 parked is *lost*; an action with two executions is *doubled*; a delivery acknowledged while an
 action of it was neither done nor parked with a reason counts in "acked, not done or parked".
+In the run-outcome rows, a run's ending (or a freshness breach) told zero times or more than once
+counts in "told 0 times or twice" ("-" in the other rows). Any of the four non-zero fails the run.
 The harness is `local.reliability.harness`; the scenarios are in the other modules of `local.reliability`.
 """
 
@@ -74,7 +76,7 @@ def run_all(stack: LocalStack, scale: float, seed: int, only: str = "", group: s
 def table(rows: Sequence[Row]) -> str:
     header = (
         "scenario", "triggers sent", "starts expected", "starts seen", "duplicates suppressed",
-        "parked in DLQ", "lost", "doubled", "acked, not done or parked", "seconds", "notes",
+        "parked in DLQ", "lost", "doubled", "acked, not done or parked", "told 0 times or twice", "seconds", "notes",
     )  # fmt: skip
     lines = [header] + [
         (
@@ -87,6 +89,7 @@ def table(rows: Sequence[Row]) -> str:
             str(r.lost),
             str(r.doubled),
             str(r.acked_not_done),
+            "-" if r.told_wrong is None else str(r.told_wrong),
             f"{r.seconds:.1f}",
             r.notes,
         )
@@ -110,11 +113,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = stack.dynamodb_engine
         rows = run_all(stack, args.scale, args.seed, args.only)
     print(table(rows))
-    bad = [r.scenario for r in rows if r.lost or r.doubled or r.acked_not_done]
+    bad = [r.scenario for r in rows if r.lost or r.doubled or r.acked_not_done or r.told_wrong]
     acked = sum(r.acked_not_done for r in rows)
+    told = sum(r.told_wrong or 0 for r in rows)
     print(
         f"\nlost: {sum(r.lost for r in rows)}, doubled: {sum(r.doubled for r in rows)},"
-        f" acked without being done or parked: {acked} (DynamoDB: {engine})"
+        f" acked without being done or parked: {acked}, told 0 times or twice: {told} (DynamoDB: {engine})"
     )
     if bad:
         print(f"FAILED: {', '.join(bad)}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The reliability run, scaled down, one group of scenarios per test module (so they run in parallel):
-every row ends with nothing lost, nothing doubled, and nothing acknowledged that was neither done nor
-parked with a reason. `make reliability` runs the same scenarios at full scale and prints the table.
+every row ends with nothing lost, nothing doubled, nothing acknowledged that was neither done nor
+parked with a reason, and (in the run-outcome rows) no ending or breach told zero times or twice.
+`make reliability` runs the same scenarios at full scale and prints the table.
 """
 
 from __future__ import annotations
@@ -25,4 +26,5 @@ def assert_nothing_lost_doubled_or_acknowledged_undone(rows: list[Row], scenario
         assert row.lost == 0, printed
         assert row.doubled == 0, printed
         assert row.acked_not_done == 0, printed
+        assert not row.told_wrong, printed  # None where it does not apply
         assert row.triggers > 0, printed

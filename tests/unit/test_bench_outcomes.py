@@ -34,6 +34,18 @@ def test_a_poll_after_runs_ended_settles_nothing_again(stack: LocalStack) -> Non
     assert ended["polytomic"] >= 1
 
 
+def test_promises_pending_cost_no_read_and_no_write_until_due_then_a_delete_each(stack: LocalStack) -> None:
+    idle = outcomes.quiet_polls(stack, "idle", 1)
+    figures = outcomes.promise_polls(stack, outcomes.QUICK_PENDING, 1)  # the quick mode's 500
+
+    quiet, due = figures["quiet"], figures["due"]
+    assert (quiet["reads"], quiet["writes"], quiet["checked"]) == (idle["reads"], 0, 0)  # as if none were pending
+    assert (due["writes"], due["checked"]) == (outcomes.DUE, outcomes.DUE)  # one delete for each promise due
+    assert due["reads"] == idle["reads"]  # the same index queries: the due items come in their pages
+    rows = outcomes.promise_rows(idle["reads"], figures, outcomes.QUICK_PENDING, 1)
+    assert all(row.passed for row in rows), rows
+
+
 def test_warm_deliveries_are_each_settled_and_timed(stack: LocalStack) -> None:
     through, alone = outcomes.warm_webhook(stack, 3, 1)
 
