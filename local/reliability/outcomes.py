@@ -40,7 +40,7 @@ from local.stack.function_url import FunctionUrl
 OUTCOMES: tuple[Outcome, ...] = ("completed", "completed_with_errors", "failed", "canceled")
 RECONCILE_AFTER = 60  # RUN_RECONCILE_AFTER_SECONDS at its minimum
 SCHEDULE = 60  # the poller's schedule: every minute
-LOOKUPS_PER_POLL = 20  # polytrigger.runs.reconcile's limit
+LOOKUPS_PER_POLL = 20  # at the least (every run due is looked up while the poll has time): bounds the polls
 BATCHES = 10  # webhook deliveries happen this many times while the files land
 WEBHOOK_SECRET = "whsec-reliability-0123456789"
 POLLER_ONLY = 3600  # RUN_RECONCILE_AFTER_SECONDS where an ending the poller skips must show: none is looked up
@@ -467,7 +467,7 @@ def outcomes_events_aged_out(h: Harness) -> Row:
         poll_until_settled(h, started, -(-runs // LOOKUPS_PER_POLL) + 5)
         name = "run outcomes, no webhook and events aged out"
         row = count(h, name, run, said=said, started=started, began=began, events_left=left)
-        row.notes += f"; {left} events left after 49 h; at most {LOOKUPS_PER_POLL} lookups a poll"
+        row.notes += f"; {left} events left after 49 h; every run due looked up while the poll has time"
         return row
 
 
