@@ -40,7 +40,7 @@ from local.stack.function_url import FunctionUrl
 OUTCOMES: tuple[Outcome, ...] = ("completed", "completed_with_errors", "failed", "canceled")
 RECONCILE_AFTER = 60  # RUN_RECONCILE_AFTER_SECONDS at its minimum
 SCHEDULE = 60  # the poller's schedule: every minute
-LOOKUPS_PER_POLL = 20  # polytrigger.runs.reconcile's limit
+LOOKUPS_PER_POLL = 20  # at the least (every run due is looked up while the poll has time): bounds the polls
 BATCHES = 10  # webhook deliveries happen this many times while the files land
 WEBHOOK_SECRET = "whsec-reliability-0123456789"
 POLLER_ONLY = 3600  # RUN_RECONCILE_AFTER_SECONDS where an ending the poller skips must show: none is looked up
@@ -467,7 +467,7 @@ def outcomes_events_aged_out(h: Harness) -> Row:
         poll_until_settled(h, started, -(-runs // LOOKUPS_PER_POLL) + 5)
         name = "run outcomes, no webhook and events aged out"
         row = count(h, name, run, said=said, started=started, began=began, events_left=left)
-        row.notes += f"; {left} events left after 49 h; at most {LOOKUPS_PER_POLL} lookups a poll"
+        row.notes += f"; {left} events left after 49 h; every run due looked up while the poll has time"
         return row
 
 
@@ -581,7 +581,8 @@ def bus_and_queue_down() -> Iterator[None]:
 def outcomes_bus_and_queue_down(h: Harness) -> Row:
     """Webhook on, a chained route, every event handed on to a bus; for three of the ten delivery batches
     the bus and the dispatch queue are down (the webhook answers 503, Polytomic tries 5 times more, then
-    gives up); then the poller: every ending told once, every chained start once, every event on the bus once."""
+    gives up; the schedule's poll that falls in the stretch fails too, and is retried, then parked, by Lambda);
+    then the poller: every ending told once, every chained start once, every event on the bus once."""
     from polytrigger.handlers import webhook
 
     with (
@@ -596,11 +597,14 @@ def outcomes_bus_and_queue_down(h: Harness) -> Row:
         poll(h)  # the cursor is set
         files = h.n(200, minimum=12)  # two runs each
         every, sent, batch, down = -(-files // BATCHES), Delivered(), 0, range(BATCHES // 3, 2 * BATCHES // 3)
+        failed_polls = 0
         for index in land(h, run, started, label="bus", count=files, rng=random.Random(h.seed + 16)):
             if (index + 1) % every and index + 1 < files:
                 continue
             with bus_and_queue_down() if batch in down else contextlib.nullcontext():
                 sent.add(h, fake.deliver_webhooks())
+                if batch == down.start + 1:  # the schedule's minute comes in the stretch
+                    failed_polls += not poll(h)
             batch += 1
         poll_until_settled(h, started, 10)
         messages = deliver_chained(h)  # the chained starts the endings set off, once each
@@ -621,13 +625,14 @@ def outcomes_bus_and_queue_down(h: Harness) -> Row:
             h, name, run, said=said, started=started, began=began, acked=sent.acked, chained=tally,
             chained_lost=tally.lost, chained_doubled=tally.doubled, chain_endings=follows, chained_starts=tally.seen,
             retried=sent.retried, given_up=sent.given_up, events=len(ids), on_bus=sum(handed.values()),
-            bus_missing=missing, bus_twice=twice, chains_down=chains_down,
+            bus_missing=missing, bus_twice=twice, chains_down=chains_down, polls_failed=failed_polls,
         )  # fmt: skip
         row.lost += missing  # an event the bus never got is lost to whoever follows it there
         row.doubled += twice
         row.notes += (
             f"; batches {down.start + 1}-{down.stop} of {BATCHES} with the bus and the dispatch queue down:"
-            f" {sent.retried} deliveries answered 503 (each retried 5 times), {sent.given_up} given up by Polytomic;"
+            f" {sent.retried} deliveries answered 503 (each retried 5 times), {sent.given_up} given up by Polytomic,"
+            f" {failed_polls} poll failed (parked after Lambda's retries);"
             f" on the bus {sum(handed.values())} of {len(ids)} events ({missing} missing, {twice} twice);"
             f" {follows} completed runs of the followed sync ({chains_down} of them told while it was down):"
             f" chained starts lost {tally.lost}, doubled {tally.doubled} ({messages} dispatcher batches)"
