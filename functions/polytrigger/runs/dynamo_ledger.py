@@ -82,6 +82,13 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def expires(keep_seconds: int, after: float = 0.0) -> dict[str, str]:
+    """A TTL attribute `keep_seconds` on from `after` (an injected clock, a due time), never earlier than
+    the machine's time: DynamoDB deletes by the wall clock, so an item dated in the past must not be gone
+    before it is read."""
+    return {"N": str(int(max(time.time(), after)) + keep_seconds)}
+
+
 def run_key(execution_id: str) -> str:
     return f"run#{execution_id}"
 
@@ -101,7 +108,7 @@ class EventLogMarks:
         return "Item" in required(lambda: self.client.get_item(TableName=self.table, Key=key))
 
     def hand_on(self, event_id: str) -> None:
-        item = {"id": {"S": f"event#{event_id[:200]}"}, "expiration": {"N": str(int(self.clock()) + HANDED_ON_SECONDS)}}
+        item = {"id": {"S": f"event#{event_id[:200]}"}, "expiration": expires(HANDED_ON_SECONDS, self.clock())}
         required(lambda: self.client.put_item(TableName=self.table, Item=item))
 
     # -- the events cursor ------------------------------------------------------------------
@@ -214,7 +221,7 @@ class DynamoLedger(EventLogMarks):
             ":at": {"S": iso(trigger_at)},
             ":route": {"SS": [route]},
             ":one": {"N": "1"},
-            ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
+            ":expires": expires(KEEP_SECONDS, self.clock()),
         }
         update = (
             "SET sync_id = :sync, sync_type = :type, started_at = if_not_exists(started_at, :now),"
@@ -287,7 +294,7 @@ class DynamoLedger(EventLogMarks):
                 ExpressionAttributeValues={
                     ":status": {"S": event.status},
                     ":at": {"S": iso(event.created_at)},
-                    ":expires": {"N": str(int(self.clock()) + KEEP_SECONDS)},
+                    ":expires": expires(KEEP_SECONDS, self.clock()),
                     ":how": {"S": how},
                     ":event": {"S": event.event_id[:200]},
                     ":tell": {"S": due_in("tell", event.execution_id)},

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from polytrigger.runs.dynamo_ledger import KEEP_SECONDS, conditional, due_in, due_items, iso
+from polytrigger.runs.dynamo_ledger import KEEP_SECONDS, conditional, due_in, due_items, expires, iso
 from polytrigger.runs.freshness import Promise
 
 PREFIX = "promise#"
@@ -33,7 +33,7 @@ class DynamoPromises:
             "at": {"S": iso(promise.at)},
             "due_in": {"S": due_in("promise", promise.key)},
             "due_at": {"S": iso(promise.due)},
-            "expiration": {"N": str(int(promise.due.timestamp()) + KEEP_SECONDS)},  # never left behind for good
+            "expiration": expires(KEEP_SECONDS, promise.due.timestamp()),  # never left behind for good
         }
         conditional(  # a delivery of the same trigger again: the promise stands as first written
             lambda: self.client.put_item(
