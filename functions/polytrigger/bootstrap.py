@@ -30,6 +30,8 @@ from polytrigger import gc_pause
 from polytrigger.dispatch.calls import Calls
 from polytrigger.dispatch.dedup import PowertoolsDedup
 from polytrigger.dispatch.deferrals import SKEW_SECONDS, Deferrals
+from polytrigger.dispatch.holds import DynamoHolds
+from polytrigger.dispatch.landings import DynamoLandings
 from polytrigger.dispatch.policy import DispatchPolicy, call_budget_ms
 from polytrigger.dispatch.queue import EventParking, SqsQueue
 from polytrigger.dispatch.windows import DynamoWindows
@@ -159,6 +161,7 @@ def triggers() -> TriggerFlow:
         before_fan_out=part.before_fan_out,
         register=part.dedup.register,
         clock=CLOCK.now,
+        landings=part.landings,
     )
 
 
@@ -207,6 +210,13 @@ def poller() -> PollFlow:
         promises=DynamoPromises(aws.dynamodb, settings.idempotency_table),
         bus=_bus(settings, aws),
         chains=_chains(settings, aws),
+        holds=(
+            DynamoHolds(aws.dynamodb, settings.idempotency_table, clock=CLOCK.now),
+            SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs),
+            DynamoLandings(aws.dynamodb, settings.idempotency_table, clock=CLOCK.now),
+        )
+        if settings.dispatch_queue_url
+        else None,
     )
 
 
@@ -262,13 +272,18 @@ class _DispatchPart:
         )
         request_seconds = settings.connect_timeout + settings.read_timeout + SKEW_SECONDS
         calls = Calls(client, self.dedup, request_seconds=request_seconds, clock=CLOCK.now)
-        self.policy = DispatchPolicy(calls, deferrals)
+        holds = DynamoHolds(self.aws.dynamodb, settings.idempotency_table, clock=CLOCK.now)
+        self.policy = DispatchPolicy(calls, deferrals, holds, self.routes.hold_limit)
+        self.landings = DynamoLandings(self.aws.dynamodb, settings.idempotency_table, clock=CLOCK.now)
         self.started = StartedRuns(
             DynamoLedger(self.aws.dynamodb, settings.idempotency_table),
             DynamoPromises(self.aws.dynamodb, settings.idempotency_table)
             if any(route.freshness for route in self.routes.routes)
             else None,
             self.routes,
+            landings=self.landings,
+            holds=(holds, self.queue),
+            clock=CLOCK.now,
         )
 
     def before_fan_out(self) -> None:

@@ -33,7 +33,11 @@ def close_the_loop(
 ) -> list[str]:
     """Deliver the webhook, poll, deliver the chained starts; the lines to print."""
     from polytrigger.handlers import dispatcher, poller
-    from polytrigger.runs.status import Query, find, render, row
+    from polytrigger.routing import load_routes
+    from polytrigger.runs.dynamo_ledger import run_from_item
+    from polytrigger.settings import routes_file
+    from polytrigger.tools.fate import Records, fate_of
+    from polytrigger.tools.status import render
 
     report = stack.fake.deliver_webhooks()
     polled = poller.handler({"poll": "demo"}, LocalContext(function_name="polytrigger-poller"))
@@ -42,31 +46,26 @@ def close_the_loop(
         for answer in pump(sqs, dispatch_queue, dispatcher.handler, timeout=60)
         for outcome in answer.get("outcomes", [])
     ]
-    runs = find(stack.dynamodb_client(), stack.table_name, Query(sync="", route="", object="", since=None))
+    scan = stack.dynamodb_client().scan(TableName=stack.table_name)["Items"]  # the demo's few items
+    runs = sorted(
+        (run_from_item(item) for item in scan if item["id"]["S"].startswith("run#")),
+        key=lambda run: run.started_at.isoformat() if run.started_at else "",
+    )
     lines = [
         "",
         f"run outcomes: the webhook delivered {len(report.delivered)} events ({len(report.dropped)} lost on the way);"
         f" the poller read {polled['events']} and settled {polled['ended']} more",
     ]
-    for item in map(row, runs):
-        mark = (
-            "  <- RunsFailedAlarm fires on this"
-            if item["status"] in ("failed", "completed_with_errors", "canceled")
-            else ""
-        )
-        lines.append(
-            f"  {item['sync_type']} sync {item['sync_id'][:8]} run {item['execution_id'][:8]}: {item['status']}{mark}"
-        )
+    for run in runs:
+        status = run.status or "no ending heard yet"
+        mark = "  <- RunsFailedAlarm fires on this" if status in ("failed", "completed_with_errors", "canceled") else ""
+        lines.append(f"  {run.sync_type} sync {run.sync_id[:8]} run {run.execution_id[:8]}: {status}{mark}")
     if chained:
         lines += ["", table(chained)]
-    first = next((item for item in map(row, runs) if any(t.startswith("s3://") for t in item["triggers"])), None)
+    first = next((run for run in runs if run.first_trigger.startswith("s3://")), None)
     if first is not None:
-        place = first["triggers"][0].rsplit(" (", 1)[0]
-        lines += ["", f"$ polytrigger status --object {place}"]
-        lines.append(
-            render(
-                [row(r) for r in find(stack.dynamodb_client(), stack.table_name, Query(object=place))],
-                Query(object=place),
-            )
-        )
+        place = first.first_trigger.rsplit(" (", 1)[0]
+        bucket, _, key = place.removeprefix("s3://").partition("/")
+        fate = fate_of(bucket, key, load_routes(routes_file()), Records(stack.dynamodb_client(), stack.table_name))
+        lines += ["", f"$ polytrigger status {place}", render(fate, [])]
     return lines

@@ -223,14 +223,15 @@ class LocalStack(LocalService):
     # -- resources ------------------------------------------------------------------------
 
     def create_table(self) -> None:
-        """The idempotency table as template.yaml defines it: ``id`` (S) hash key, the ``due`` index, on demand,
+        """The idempotency table as template.yaml defines it: ``id`` (S) hash key, the ``due`` and ``by_sync`` indexes, on demand,
         TTL ``expiration``."""
         ddb = self.dynamodb_client()
         with contextlib.suppress(ddb.exceptions.ResourceInUseException):
             ddb.create_table(
                 TableName=self.table_name,
                 AttributeDefinitions=[
-                    {"AttributeName": name, "AttributeType": "S"} for name in ("id", "due_in", "due_at")
+                    {"AttributeName": name, "AttributeType": "S"}
+                    for name in ("id", "due_in", "due_at", "sync_key", "covers_from")
                 ],
                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                 GlobalSecondaryIndexes=[
@@ -241,7 +242,15 @@ class LocalStack(LocalService):
                             {"AttributeName": "due_at", "KeyType": "RANGE"},
                         ],
                         "Projection": {"ProjectionType": "ALL"},
-                    }
+                    },
+                    {
+                        "IndexName": "by_sync",
+                        "KeySchema": [
+                            {"AttributeName": "sync_key", "KeyType": "HASH"},
+                            {"AttributeName": "covers_from", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    },
                 ],
                 BillingMode="PAY_PER_REQUEST",
             )

@@ -337,7 +337,7 @@ def test_idempotency_table(transformed: dict[str, Any]) -> None:
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert properties["AttributeDefinitions"] == [
-        {"AttributeName": name, "AttributeType": "S"} for name in ("id", "due_in", "due_at")
+        {"AttributeName": name, "AttributeType": "S"} for name in ("id", "due_in", "due_at", "sync_key", "covers_from")
     ]
     assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -347,9 +347,15 @@ def test_idempotency_table(transformed: dict[str, Any]) -> None:
 def test_the_due_index_is_the_one_the_ledger_queries_and_only_the_poller_may_query_it(
     transformed: dict[str, Any],
 ) -> None:
-    from polytrigger.runs.dynamo_ledger import DUE_INDEX
+    from polytrigger.runs.dynamo_ledger import BY_SYNC_INDEX, DUE_INDEX
 
-    (index,) = transformed["Resources"]["IdempotencyTable"]["Properties"]["GlobalSecondaryIndexes"]
+    index, by_sync = transformed["Resources"]["IdempotencyTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert by_sync["IndexName"] == BY_SYNC_INDEX  # `polytrigger status`'s: what covers a file, no function queries it
+    assert by_sync["KeySchema"] == [
+        {"AttributeName": "sync_key", "KeyType": "HASH"},
+        {"AttributeName": "covers_from", "KeyType": "RANGE"},
+    ]
+    assert "index/by_sync" not in json.dumps(transformed["Resources"])  # no function may read it
     assert index["IndexName"] == DUE_INDEX
     assert index["KeySchema"] == [
         {"AttributeName": "due_in", "KeyType": "HASH"},

@@ -85,14 +85,15 @@ def test_fanout_benchmark_smoke(clean: LocalStack) -> None:
 def test_budget_counts_are_exactly_on_target(clean: LocalStack) -> None:
     table = budget.rows(quick=True, stack=clean)
 
-    assert len(table) == 7
+    assert len(table) == 8
     assert all(row[5] for row in table), table
     values = {row[0]: row[3] for row in table}
     assert values["budget warm: Polytomic calls per (trigger, sync)"] == "1"
     # dedup 2 and run ledger 1 per sync: the run's item carries its place among the open runs
     assert values["budget warm: DynamoDB writes per (trigger, sync): dedup 2, run ledger 1"] == "3"
     assert values["budget warm: Secrets Manager calls per event"] == "0"
-    assert values["budget duplicate: DynamoDB calls per (trigger, sync)"] == "1"
+    assert values["budget warm: DynamoDB writes per landed file: its landing (was 0)"] == "1"
+    assert values["budget duplicate: DynamoDB calls per (trigger, sync), beside the landing"] == "1"
     assert values["budget duplicate: Polytomic calls per (trigger, sync)"] == "0"
 
 

@@ -89,7 +89,7 @@ class World:
         polytrigger started it."""
         execution = self.fake.add_run(SYNC, at, run_seconds=0.001)
         if recorded:
-            self.ledger.record(Run(execution, SYNC, "model", started_at=at), "orders", "s3://b/k.csv (created)", at)
+            self.ledger.record(Run(execution, SYNC, "model", started_at=at), "orders", "s3://b/k.csv (created)", at, at)
         return execution
 
     def poll(self) -> dict[str, Any]:

@@ -106,7 +106,10 @@ def test_a_started_run_is_recorded_with_its_route_and_trigger_and_watched(outcom
     assert model["sync_id"] == ORDERS_MODEL
     assert model["sync_type"] == "model"
     assert set(model["routes"]) == {"orders-landing"}
-    assert model["triggers"][0]["S"].startswith("s3://acme-landing/orders/")
+    assert model["first_trigger"].startswith("s3://acme-landing/orders/")
+    assert model["sync_key"] == f"model#{ORDERS_MODEL}"  # found by sync and what it covers (`by_sync`)
+    assert model["covers_from"] >= model["first_trigger_at"]  # created after the file landed: it has it
+    assert "triggers" not in model  # no list of files in a run: coverage says which it has
     assert "status" not in model
     assert open_runs(outcomes) == set(executions.values())
 
@@ -443,7 +446,7 @@ def _due_now(polytrigger: Invoker) -> None:
     _set_due(polytrigger, "promise#", datetime.now(UTC))
 
 
-def test_status_says_whether_a_file_was_synced_its_runs_and_freshness(
+def test_status_answers_for_a_file_per_route_and_sync_with_its_run_and_how_it_ended(
     outcomes: Invoker, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from polytrigger.tools.cli import main
@@ -454,21 +457,31 @@ def test_status_says_whether_a_file_was_synced_its_runs_and_freshness(
     table = outcomes.stack.table_name
     capsys.readouterr()
 
-    found = main(["status", "--object", f"s3://acme-landing/{key}", "--table", table])
+    waiting = main(["status", f"s3://acme-landing/{key}", "--table", table])
     text = capsys.readouterr().out
-    as_json = main(["status", "--sync", WAREHOUSE_BULK, "--table", table, "--json"])
+    outcomes.webhook(delivery(run_event("completed", executions[WAREHOUSE_BULK])))
+    capsys.readouterr()  # the webhook's metrics
+    synced = main(["status", f"s3://acme-landing/{key}", "--table", table, "--json"])
+    answer = json.loads(capsys.readouterr().out)
+    as_runs = main(["status", "--sync", WAREHOUSE_BULK, "--since", "30d", "--table", table, "--json"])
     rows = json.loads(capsys.readouterr().out)
-    missing = main(["status", "--object", "s3://acme-landing/orders/never.csv", "--table", table])
+    never = main(["status", "s3://acme-landing/orders/never.csv", "--table", table])
+    never_text = capsys.readouterr().out
 
-    assert found == 0
-    assert f"model sync {ORDERS_MODEL} run {executions[ORDERS_MODEL]}: completed" in text
-    assert f"bulk sync {WAREHOUSE_BULK} run {executions[WAREHOUSE_BULK]}: no ending heard yet" in text
-    assert f"  <- s3://acme-landing/{key} (created)" in text
-    assert [(r["execution_id"], r["status"], r["routes"]) for r in rows] == [
-        (executions[WAREHOUSE_BULK], "no ending heard yet", ["orders-landing"])
+    assert waiting == 1  # the bulk run has not ended yet
+    assert "  route orders-landing" in text
+    assert f"model sync {ORDERS_MODEL}: completed — run {executions[ORDERS_MODEL]} (started by this file" in text
+    assert f"bulk sync {WAREHOUSE_BULK}: running — run {executions[WAREHOUSE_BULK]}" in text
+    assert synced == 0
+    assert [(s["sync_id"], s["state"], s["run_status"]) for s in answer["syncs"]] == [
+        (ORDERS_MODEL, "started", "completed"),
+        (WAREHOUSE_BULK, "started", "completed"),
     ]
-    assert as_json == 0
-    assert missing == 1
+    assert (answer["seen"], answer["routes"], answer["synced"]) == (True, ["orders-landing"], True)
+    assert [(r["execution_id"], r["status"]) for r in rows] == [(executions[WAREHOUSE_BULK], "completed")]
+    assert as_runs == 0
+    assert never == 1
+    assert "never seen: no event for this object reached polytrigger" in never_text
     assert main(["status", "--table", table]) == 2
 
 
@@ -659,7 +672,7 @@ def test_what_is_written_for_a_trigger_or_clock_long_past_outlives_the_wall_cloc
     )
     ledger = DynamoLedger(client, table, clock=weeks_ago.timestamp)
     ledger.hand_on("an-old-event")
-    ledger.record(Run("old-run", ORDERS_MODEL, "model"), "fresh", "s3://b/old (created)", weeks_ago)
+    ledger.record(Run("old-run", ORDERS_MODEL, "model"), "fresh", "s3://b/old (created)", weeks_ago, weeks_ago)
 
     items = {item["id"]["S"]: item for item in client.scan(TableName=table)["Items"]}
     kept = {key: int(item["expiration"]["N"]) for key, item in items.items() if "expiration" in item}

@@ -57,7 +57,10 @@ ADAPTERS = {
     "polytrigger.runs.dynamo_ledger",
     "polytrigger.runs.promises",
     "polytrigger.runs.bus",
-    "polytrigger.runs.status",
+    "polytrigger.dispatch.holds",
+    "polytrigger.dispatch.landings",
+    "polytrigger.tools.fate",
+    "polytrigger.tools.status",
     "polytrigger.route_wiring.aws",
     "polytrigger.route_wiring.cloudformation",
 }

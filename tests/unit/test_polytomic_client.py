@@ -288,12 +288,11 @@ def test_activate_without_a_key_sends_no_idempotency_key(h: Harness) -> None:
     assert "Idempotency-Key" not in h.server.requests[0].headers
 
 
-def test_status_is_a_plain_get(h: Harness) -> None:
-    status = {"current_execution": None, "last_execution": {"id": EXECUTION, "status": "completed"}}
-    h.server.reply(Reply(200, {"data": status}))
-    assert h.client().status("bulk", SYNC) == status
+def test_whether_a_sync_is_active_is_a_plain_get_of_the_sync(h: Harness) -> None:
+    h.server.reply(Reply(200, {"data": {"id": SYNC, "name": "warehouse", "active": False}}))
+    assert h.client().active("bulk", SYNC) is False
     [request] = h.server.requests
-    assert (request.method, request.path, request.body) == ("GET", f"/api/bulk/syncs/{SYNC}/status", b"")
+    assert (request.method, request.path, request.body) == ("GET", f"/api/bulk/syncs/{SYNC}", b"")
     assert "Content-Type" not in request.headers
     assert "Idempotency-Key" not in request.headers
     assert request.headers["X-Polytomic-Version"] == "2025-09-18"
@@ -363,10 +362,10 @@ def test_a_pause_answered_active_true_is_unreadable(h: Harness) -> None:
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1, 2]", b'{"data": "odd"}'])
 def test_reads_with_an_odd_body_are_still_answers(h: Harness, body: bytes) -> None:
-    """Executions and status are only read, never recorded: an odd body reads as nothing found."""
+    """Executions and a sync's state are only read, never recorded: an odd body reads as nothing found."""
     h.server.reply(Reply(200, body), Reply(200, body))
     assert h.client().executions("model", SYNC) == []
-    assert h.client().status("model", SYNC) == {}
+    assert h.client().active("model", SYNC) is None  # it does not say: not taken for paused
 
 
 def test_deployment_key_authorization_is_sent_as_is(h: Harness) -> None:
@@ -393,7 +392,7 @@ def test_non_uuid_sync_ids_raise_before_any_request(h: Harness, sync_id: str) ->
     with pytest.raises(ValueError, match="is not a UUID"):
         client.set_active("bulk", sync_id, True)
     with pytest.raises(ValueError, match="is not a UUID"):
-        client.status("model", sync_id)
+        client.active("model", sync_id)
     assert h.server.requests == []
     assert h.provider.calls == []
 
@@ -614,7 +613,7 @@ def test_transient_statuses_are_retried_up_to_the_policy_then_raise(h: Harness, 
 def test_unknown_5xx_is_transient(h: Harness) -> None:
     h.server.reply(Reply(599, "weird"))
     with pytest.raises(Transient):
-        h.client(attempts=1).status("model", SYNC)
+        h.client(attempts=1).active("model", SYNC)
 
 
 def test_a_transient_answer_then_success(h: Harness) -> None:

@@ -127,13 +127,13 @@ class MemoryLedger:
         self.settles = 0
         self.handed: set[str] = set()
 
-    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
+    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime, covers_from: datetime) -> None:
         self.runs[run.execution_id] = Run(
             run.execution_id,
             run.sync_id,
             run.sync_type,
             routes=(route,),
-            triggers=(trigger,),
+            first_trigger=trigger,
             trigger_count=1,
             first_trigger_at=trigger_at,
             started_at=NOW - timedelta(hours=1),
@@ -207,6 +207,9 @@ class Reads:
     def executions(self, sync_type: str, sync_id: str, since: datetime) -> list[dict[str, Any]]:
         return list(self.by_id.values())
 
+    def active(self, sync_type: str, sync_id: str) -> bool | None:
+        return True
+
 
 def _at(raw: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(raw["created_at"].replace("Z", "+00:00"))
@@ -215,7 +218,11 @@ def _at(raw: dict[str, Any]) -> datetime:
 def started(ledger: MemoryLedger, *executions: str) -> None:
     for execution in executions:
         ledger.record(
-            Run(execution, SYNC, "model"), "orders", f"s3://b/{execution}.csv (created)", NOW - timedelta(hours=2)
+            Run(execution, SYNC, "model"),
+            "orders",
+            f"s3://b/{execution}.csv (created)",
+            NOW - timedelta(hours=2),
+            NOW - timedelta(hours=2),
         )
 
 
@@ -337,7 +344,7 @@ class Book:
     def due(self, now: datetime) -> Iterator[Any]:
         yield from [p for p in self.open.values() if p.due <= now]
 
-    def close(self, key: str) -> bool:
+    def close(self, key: str, verdict: str = "kept") -> bool:
         return self.open.pop(key, None) is not None
 
 

@@ -16,7 +16,17 @@ import pytest
 from local.memory import MemoryDedup, MemoryQueue, MemoryWindows
 from polytrigger.core.actions import Action, ActionKind, SyncType
 from polytrigger.core.outcomes import Outcome
-from polytrigger.dispatch.calls import FAILURES, REQUEST_SECONDS, VERDICTS, Calls, Running, Throttle, Verdict, verdict
+from polytrigger.dispatch.calls import (
+    FAILURES,
+    REQUEST_SECONDS,
+    VERDICTS,
+    Calls,
+    Paused,
+    Running,
+    Throttle,
+    Verdict,
+    verdict,
+)
 from polytrigger.dispatch.deferrals import Deferrals, coverage_since
 from polytrigger.dispatch.policy import DispatchPolicy
 from polytrigger.dispatch.ports import DedupUnavailable, Refused, RetryLater
@@ -150,7 +160,7 @@ def call(
     key: str | None = None,
     at: float = SENT,
     since: float = SINCE,
-) -> Outcome | Running | Throttle:
+) -> Outcome | Running | Throttle | Paused:
     """`Calls.call` with the clock at `at` (when the request goes out), without the dedup boundary."""
     api.knows(action)
     api.clock.now = at
@@ -169,7 +179,7 @@ def perform(
 
     def attempt() -> Outcome:
         result = starts.call(action, action.dedup_key, DEADLINE, since)
-        assert not isinstance(result, Running | Throttle), result
+        assert not isinstance(result, Running | Throttle | Paused), result
         return result
 
     return policy.once(action, action.dedup_key, attempt)
@@ -327,7 +337,9 @@ def test_rejected_fails_without_retry(kind: ActionKind) -> None:
     outcome = perform(api, act(kind, sync_id=GONE))  # a sync Polytomic does not know
     assert (outcome.status, outcome.retryable) == ("failed", False)
     assert outcome.reason == NOT_FOUND  # without the request line
-    assert len(api.calls) == len(api.fake.calls) == 1
+    assert len(api.calls) == 1
+    asked = ["GET"] if kind == "start" else []  # a refused start asks the sync whether it is paused: 404 too
+    assert [call.method for call in api.fake.calls] == ["POST", *asked]
 
 
 def test_unauthorized_fails_and_is_retried_so_the_event_is_parked_not_dropped() -> None:
@@ -976,13 +988,13 @@ def test_a_refusal_replayed_to_a_redrive_is_asked_again_under_a_fresh_key(kind: 
 
     assert again.status == ("started" if kind == "start" else f"{kind}d")
     assert [call.key for call in api.calls] == [action.dedup_key, action.dedup_key, f"{action.dedup_key}-r2"]
-    assert [call.replayed for call in api.fake.calls] == [False, True, False]
+    assert [call.replayed for call in api.fake.calls if call.method == "POST"] == [False, True, False]
     assert list(dedup.records) == [action.dedup_key]
 
 
 def test_a_refusal_that_stands_under_the_fresh_key_is_refused_again_and_the_next_redrive_tries_anew() -> None:
     api, dedup, action = Polytomic(), MemoryDedup(), act()
-    api.fake.inject(422, times=3, response_body={"message": "sync is misconfigured"})  # the key, -r2, -r3
+    api.fake.inject(422, times=3, method="POST", response_body={"message": "sync is misconfigured"})  # key, -r2, -r3
 
     outcomes = [perform(api, action, dedup) for _ in range(3)]
 

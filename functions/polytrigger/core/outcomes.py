@@ -9,7 +9,16 @@ from typing import Any, Literal
 from polytrigger.core.actions import Action, ActionKind, SyncType
 
 Status = Literal[
-    "started", "activated", "deactivated", "duplicate", "already_running", "deferred", "coalesced", "covered", "failed"
+    "started",
+    "activated",
+    "deactivated",
+    "duplicate",
+    "already_running",
+    "deferred",
+    "coalesced",
+    "covered",
+    "held",
+    "failed",
 ]
 
 STATUSES: tuple[Status, ...] = (
@@ -21,6 +30,7 @@ STATUSES: tuple[Status, ...] = (
     "deferred",
     "coalesced",
     "covered",
+    "held",
     "failed",
 )
 
@@ -36,6 +46,9 @@ class Outcome:
     reason: str | None = None
     retryable: bool = field(default=False, compare=False)  # failed, and a later attempt can fix it
     parked: bool = field(default=False, compare=False)  # failed, and put where a person looks, with the reason
+    # epoch seconds: the run this outcome names was created at or after it (the coverage bound of the
+    # start's triggers), so a file that landed by then is in that run; set by the dispatch policy
+    since: float | None = field(default=None, compare=False)
 
     @classmethod
     def of(
@@ -47,6 +60,7 @@ class Outcome:
         reason: str | None = None,
         retryable: bool = False,
         parked: bool = False,
+        since: float | None = None,
     ) -> Outcome:
         return cls(
             route=action.route,
@@ -58,6 +72,7 @@ class Outcome:
             reason=reason,
             retryable=retryable,
             parked=parked,
+            since=since,
         )
 
     def to_dict(self) -> dict[str, Any]:

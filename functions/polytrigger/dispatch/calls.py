@@ -70,6 +70,13 @@ class Running:
 
 
 @dataclass(frozen=True, slots=True)
+class Paused:
+    """Polytomic refused the start, and the sync itself says it is not active: held until it is."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Throttle:
     """Polytomic answered 429 (still after the in-call retries): try the start again after `wait` seconds."""
 
@@ -93,7 +100,9 @@ class Calls:
         self.clock = clock
         self.request_seconds = request_seconds  # the longest one request can be in flight (timeouts + skew)
 
-    def call(self, action: Action, key: str, deadline: float | None, since: float) -> Outcome | Running | Throttle:
+    def call(
+        self, action: Action, key: str, deadline: float | None, since: float
+    ) -> Outcome | Running | Throttle | Paused:
         """Start, activate or pause the sync, sending `key` as the Idempotency-Key.
 
         `since` (epoch seconds) is the trigger's coverage bound (`coverage_since`): after a 500, a run
@@ -111,6 +120,8 @@ class Calls:
                     return self._after_server_error(action, key, reason(error), deadline, since=since, sent=sent)
                 return self._set_again(action, key, reason(error), deadline)
             if ruling == "refused":
+                if action.kind == "start" and self._paused(action, reason(error), deadline):
+                    return Paused(reason(error))
                 return self._after_refusal(action, key, reason(error), deadline)
             if ruling == "throttled" and action.kind == "start" and isinstance(error, Throttled):
                 return Throttle(reason(error), error.retry_after or 0.0)
@@ -168,6 +179,16 @@ class Calls:
             if ruling == "running":
                 return Running(reason(again))
             return _ruled(ruling, f"{what}; a fresh attempt failed too: {reason(again)}")
+
+    def _paused(self, action: Action, what: str, deadline: float | None) -> bool:
+        """Whether a refused start met a paused sync: the sync's own `active` says so, whatever the
+        refusal's wording (what Polytomic answers a start of a paused sync is unconfirmed)."""
+        try:
+            return self.api.active(action.sync.type, action.sync.id, deadline=deadline) is False
+        except Rejected:
+            return False  # the sync cannot be read either (404, 403): the refusal stands
+        except FAILURES as error:
+            raise RetryLater(f"{what}; then asking whether the sync is paused failed: {reason(error)}") from None
 
     def _note_first_sent(self, key: str, sent: float) -> None:
         """Before a start no other run can stand for: after a 500 (even one we never saw, behind a

@@ -82,10 +82,12 @@ class PowertoolsDedup:
     def once(self, key: str, perform: Callable[[], Outcome]) -> Outcome:
         """At most once per key: an action's dedup key, or a queued message's id."""
         called: list[bool] = []
+        done: list[Outcome] = []
 
         def performed() -> Outcome:
             called.append(True)
-            return perform()
+            done.append(perform())
+            return done[-1]
 
         try:
             stored = self._idempotent(request={"dedup_key": key}, perform=performed)
@@ -95,7 +97,7 @@ class PowertoolsDedup:
             raise DedupBusy(key) from None
         except IdempotencyPersistenceLayerError as error:  # before the call, or saving its outcome after it
             raise DedupUnavailable(_first_line(error), called=bool(called)) from None
-        return Outcome.from_dict(stored)
+        return done[-1] if done else Outcome.from_dict(stored)  # this call's own outcome keeps what is not stored
 
     def next_attempt(self, key: str) -> int:
         """Count fresh attempts of one action (after a replayed 500), atomically, in the dedup table."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome
-from polytrigger.dispatch.calls import Calls, Running, Throttle
+from polytrigger.dispatch.calls import Calls, Paused, Running, Throttle
 from polytrigger.dispatch.deferrals import Deferrals, coverage_since
+from polytrigger.dispatch.holds import DynamoHolds, HoldsUnavailable
 from polytrigger.dispatch.messages import DeferredStart, Message, WindowFlush
 from polytrigger.dispatch.ports import DedupBusy, DedupUnavailable, QueueUnavailable, Refused, RetryLater, retryable
 
@@ -46,9 +48,17 @@ def call_budget_ms(connect_timeout: float, read_timeout: float) -> int:
 
 
 class DispatchPolicy:
-    def __init__(self, calls: Calls, deferrals: Deferrals) -> None:
+    def __init__(
+        self,
+        calls: Calls,
+        deferrals: Deferrals,
+        holds: DynamoHolds | None = None,
+        hold_limit: Callable[[str], int] = lambda route: 7 * 86400,
+    ) -> None:
         self.calls = calls
         self.deferrals = deferrals
+        self.holds = holds  # where a start that meets a paused sync waits (None: it fails, and is parked)
+        self.hold_limit = hold_limit  # a route's `hold`: how long, in seconds
 
     def perform(self, action: Action, deadline: float | None, received: float | None = None) -> Outcome:
         """A trigger's action, once. `received`: when the trigger reached us (epoch seconds; default now);
@@ -79,21 +89,40 @@ class DispatchPolicy:
     def _then(
         self,
         action: Action,
-        result: Outcome | Running | Throttle,
+        result: Outcome | Running | Throttle | Paused,
         *,
         since: float,
         attempt: int = 1,
         first_at: float = 0.0,
     ) -> Outcome:
         """A start that cannot run now waits on the dispatch queue (after a 429, at least its Retry-After);
-        an activation or pause that meets a running run has nothing to wait for."""
+        one that meets a paused sync is held until the sync is active again; an activation or pause
+        that meets a running run has nothing to wait for."""
         if isinstance(result, Outcome):
-            return result
+            return replace(result, since=since) if result.execution_id else result
+        if isinstance(result, Paused):
+            return self._hold(action, result.reason, since)
         if action.kind != "start":
             return Outcome.of(action, "already_running", reason=result.reason)
         wait = result.wait if isinstance(result, Throttle) else 0.0
         return self.deferrals.defer(
             action, since=since, reason=result.reason, attempt=attempt, first_at=first_at, at_least=wait
+        )
+
+    def _hold(self, action: Action, why: str, since: float) -> Outcome:
+        if self.holds is None:
+            raise Refused(why)
+        limit = self.hold_limit(action.route)
+        try:
+            hold = self.holds.hold(action, since, limit, why)
+        except HoldsUnavailable as error:
+            raise RetryLater(f"{why}; the sync is paused, and holding the start failed: {error}") from None
+        until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(hold.deadline))
+        return Outcome.of(
+            action,
+            "held",
+            reason=f"the sync is paused ({why}): held with {hold.count - 1} other(s) until it is active again,"
+            f" parked if still paused at {until}",
         )
 
     # -- a trigger's action, a deferred start, a window's flush ------------------------------------
@@ -111,7 +140,11 @@ class DispatchPolicy:
             covering = self.calls.covering(action, message.since, deadline)
             if covering:
                 return Outcome.of(
-                    action, "covered", execution_id=covering, reason="a run created since the trigger has it"
+                    action,
+                    "covered",
+                    execution_id=covering,
+                    reason="a run created since the trigger has it",
+                    since=message.since,
                 )
         first_at = message.first_at
         if message.parked_because is not None:  # moved back from the dead-letter queue by a person: a fresh wait
@@ -128,7 +161,11 @@ class DispatchPolicy:
         result = self.calls.call(action, message.id, deadline, ready.since)
         if ready.arrivals and isinstance(result, Outcome) and result.status == "started":
             return Outcome.of(
-                action, "started", execution_id=result.execution_id, reason=f"one start for {ready.arrivals} trigger(s)"
+                action,
+                "started",
+                execution_id=result.execution_id,
+                reason=f"one start for {ready.arrivals} trigger(s)",
+                since=ready.since,
             )
         return self._then(action, result, since=ready.since, first_at=ready.now)
 

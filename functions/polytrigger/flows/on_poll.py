@@ -11,8 +11,11 @@ then what is due: runs with no ending heard, endings never told, freshness promi
 4. Endings settled and never told (their settler died between the two) are told now (`untold`).
 5. Promises that fell due are checked against the sync's executions (`runs.freshness`); a broken one
    is told, then closed, so a poll that dies in between tells it again rather than never.
+6. Syncs that hold starts (`dispatch.holds`: files that landed while the sync was paused) are asked
+   whether they are active again, each every few minutes: the hold is released as one start, or
+   parked with the reason once it has waited past its route's `hold`.
 
-Steps 3-5 read only what is due (the ledger's `due` index) and go on while the invocation has time
+Steps 3-6 read only what is due (the ledger's `due` index) and go on while the invocation has time
 (`RESERVE_SECONDS` kept back): what is left is due at the next poll, so a backlog drains as fast as
 the poller can work, not at a fixed number a minute. The poller catches whatever the webhook missed
 (Polytomic delivers at most once); idle, it costs one Polytomic call, a few index reads and no
@@ -29,7 +32,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from polytrigger.observability import count, logger, record_problem
+from polytrigger.dispatch.holds import DynamoHolds, Hold, check_holds
+from polytrigger.dispatch.landings import DynamoLandings
+from polytrigger.dispatch.ports import Queue
+from polytrigger.observability import count, logger, record_parked, record_problem
 from polytrigger.polytomic.contract import RunReads
 from polytrigger.runs.bus import RunEventBus
 from polytrigger.runs.event_log import Page, poll
@@ -55,6 +61,7 @@ class PollFlow:
     bus: RunEventBus | None = None
     chains: QueuedChains | None = None
     clock: Callable[[], datetime] = _now
+    holds: tuple[DynamoHolds, Queue, DynamoLandings] | None = None  # held starts, their queue, their files
 
     def poll(self, seconds_left: Callable[[], float] | None = None) -> dict[str, Any]:
         now = self.clock()
@@ -97,7 +104,8 @@ class PollFlow:
             else:
                 record_breach(breach)
                 breaches += 1
-            self.promises.close(promise.key)  # type: ignore[union-attr]
+            self.promises.close(promise.key, breach.what if breach else "kept")  # type: ignore[union-attr]
+        held = self._holds(now, more) if self.holds is not None else None
         summary = {
             "events": polled.events,
             "ended": len(polled.ended) + len(done.ended),
@@ -110,6 +118,21 @@ class PollFlow:
             "polytomic_calls": polled.calls + done.looked_up,
             "cursor": polled.cursor.isoformat() if polled.cursor else None,
             "cursor_age_seconds": round(age, 3),
+            "holds_released": held.released if held else 0,
+            "holds_expired": held.expired if held else 0,
         }
         logger.debug("poll done", extra=summary)
         return summary
+
+    def _holds(self, now: datetime, more: Callable[[], bool]) -> Any:
+        store, queue, landings = self.holds  # type: ignore[misc]
+
+        def expired(hold: Hold, why: str) -> None:
+            record_parked(f"held start parked: {why}", "the dispatch dead-letter queue", first_word=True)
+            count("hold_expired")
+            landings.parked(hold.message.action, hold.last_at, why, "the dispatch dead-letter queue")
+
+        checked = check_holds(store, self.reads.active, queue, expired, now=now.timestamp(), more=more)
+        if checked.released:
+            count("hold_released", checked.released)
+        return checked

@@ -3,11 +3,12 @@ schedule firing. The S3 and schedule functions share this story; only their pars
 
 1. The handler's parser reads the payload into triggers. A payload nobody supports is parked, as it
    came, in the stack's dead-letter queue with the reason (a retry would bring the same bytes).
-2. The routes turn the triggers into actions: one per (action, sync, options), however many routes
-   and triggers of the payload reach it.
+2. Each new object's landing is kept (one write per file), so `polytrigger status` can answer for
+   it. The routes turn the triggers into actions: one per (action, sync, options), however many
+   routes and triggers of the payload reach it.
 3. Each action is performed once (`dispatch.policy`): debounced, started, deferred behind a running
-   run, or failed; syncs in parallel, outcomes in action order. A start's run, and its route's
-   freshness promise, go in the run ledger on the action's own thread.
+   run, held while its sync is paused, or failed; syncs in parallel, outcomes in action order. A
+   start's run, and its route's freshness promise, go in the run ledger on the action's own thread.
 4. Each outcome is one log line and one metric. What a retry cannot fix is parked with the payload
    before it is acknowledged (if parking fails, the payload fails and AWS delivers it again); what a
    retry can fix makes the answer fail (`handlers.answers`) after every action was tried, so AWS
@@ -25,10 +26,17 @@ from typing import TYPE_CHECKING, Any
 from polytrigger.core.outcomes import Report, reasons
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.fan_out import run
+from polytrigger.dispatch.landings import DynamoLandings, LandingsUnavailable
 from polytrigger.dispatch.policy import DispatchPolicy, deadline, take_in_time
 from polytrigger.dispatch.queue import EventParking
 from polytrigger.events import UnsupportedEvent
-from polytrigger.observability import record_ignored, record_outcome, record_parked, record_unsupported
+from polytrigger.observability import (
+    record_ignored,
+    record_ledger_problem,
+    record_outcome,
+    record_parked,
+    record_unsupported,
+)
 from polytrigger.routing import Routes
 from polytrigger.runs.ledger import StartedRuns
 
@@ -50,6 +58,7 @@ class TriggerFlow:
     before_fan_out: Callable[[], None]  # makes, on one thread, what the fan-out threads would race to make
     register: Callable[[LambdaContext | None], None]  # an invocation's dedup records expire with it
     clock: Callable[[], float] = time.time  # when a trigger reached us (epoch seconds): the dispatch path's clock
+    landings: DynamoLandings | None = None  # each object's landing, for `polytrigger status`
 
     def sqs_record(self, body: Any, parse: Parser, context: LambdaContext | None) -> Report:
         """One record of an SQS batch (its body), if one more call can still finish in this invocation."""
@@ -78,6 +87,9 @@ class TriggerFlow:
         """Every action the routes make of these triggers, performed; a report of their outcomes."""
         until = deadline(remaining_ms)
         received = self.clock()
+        triggers = list(triggers)
+        if self.landings is not None:
+            self._landed(triggers, received)
         return run(
             self.routes.actions_for(triggers),
             lambda action: self.started.note(action, self.policy.perform(action, until, received)),
@@ -85,6 +97,15 @@ class TriggerFlow:
             concurrency=self.concurrency,
             prepare=self.before_fan_out,
         )
+
+    def _landed(self, triggers: list[Trigger], received: float) -> None:
+        """Each new object's landing, kept so it can answer `polytrigger status` (one write per file)."""
+        for trigger in triggers:
+            if trigger.kind == "s3" and trigger.event == "created":
+                try:
+                    self.landings.landed(trigger, received)  # type: ignore[union-attr]
+                except LandingsUnavailable as error:  # its actions go on: only its story is not kept
+                    record_ledger_problem(f"{error}: {trigger.describe()}")
 
     def _park(self, event: Any, reason: str, context: LambdaContext | None, *, unsupported: bool) -> None:
         """A payload a retry cannot fix, as a Lambda on-failure record, for `polytrigger redrive`."""

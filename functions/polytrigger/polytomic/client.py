@@ -151,9 +151,11 @@ class PolytomicClient:
         data = self.get(f"{sync_path(sync_type, sync_id)}/executions", deadline=deadline)
         return [item for item in data if isinstance(item, dict)] if isinstance(data, list) else []
 
-    def status(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> dict[str, Any]:
-        data = self.get(f"{sync_path(sync_type, sync_id)}/status", deadline=deadline)
-        return data if isinstance(data, dict) else {}
+    def active(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> bool | None:
+        """The sync's `active` flag (`GET /api/syncs/{id}`): a paused sync, whatever a refusal says (None: unsaid)."""
+        data = self.get(sync_path(sync_type, sync_id), deadline=deadline)
+        flag = data.get("active") if isinstance(data, dict) else None
+        return flag if isinstance(flag, bool) else None
 
     def get(self, path: str, *, deadline: float | None = None) -> Any:
         """A read's `data`, whatever its shape (callers check it; `reads` builds paths)."""

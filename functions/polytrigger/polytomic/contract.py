@@ -109,6 +109,10 @@ class PolytomicApi(Protocol):
         """The sync's most recent executions, newest first."""
         ...
 
+    def active(self, sync_type: str, sync_id: str, *, deadline: float | None = None) -> bool | None:
+        """Whether the sync is active (not paused); None when Polytomic's answer does not say."""
+        ...
+
 
 class RunReads(Protocol):
     """Polytomic's reads that follow runs: the events API and one execution's status."""
@@ -122,6 +126,10 @@ class RunReads(Protocol):
     def executions(self, sync_type: str, sync_id: str, since: datetime) -> list[dict[str, Any]]:
         """The sync's executions newest first, every page back to one created before `since` (none for a
         sync Polytomic does not know)."""
+        ...
+
+    def active(self, sync_type: str, sync_id: str) -> bool | None:
+        """Whether the sync is active; None when Polytomic does not know it (404) or does not say."""
         ...
 
 

@@ -60,6 +60,14 @@ class PolytomicReads:
             raise
         return data if isinstance(data, dict) else None
 
+    def active(self, sync_type: str, sync_id: str) -> bool | None:
+        try:
+            return self.client.active(sync_type, sync_id)
+        except Rejected as error:
+            if error.status == 404:
+                return None
+            raise
+
 
 def _created_before(execution: dict[str, Any], since: datetime) -> bool:
     created = execution.get("created_at")

@@ -96,6 +96,10 @@ class Routes:
     def named(self, name: str) -> Route | None:
         return self._by_name.get(name)
 
+    def hold_limit(self, name: str) -> int:
+        """How long the route's starts are held while their sync is paused (seconds), before parking."""
+        return int(getattr(self.named(name), "hold", 0) or 7 * 86400)
+
     def matching(self, trigger: Trigger) -> list[Route]:
         if trigger.kind == "schedule":
             return [route for route in self._by_schedule.get(trigger.schedule, ()) if route.matches(trigger)]

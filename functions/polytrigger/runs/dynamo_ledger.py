@@ -1,8 +1,10 @@
 """The `RunLedger` port on DynamoDB: runs, what is due of them, and the events cursor, as items of the dedup table.
 
-- `run#<execution id>`: the run — sync, routes, the triggers it covers (the first TRIGGERS_KEPT of
-  them, and how many), when the first of them happened, started and finished times, status. Ending
-  it is conditional on it not having ended, so an ending is taken once whoever brings it.
+- `run#<execution id>`: the run — sync, routes, the first trigger it was started for and how many,
+  when the first of them happened, started and finished times, status. No list of files: which
+  files a run covers is the coverage rule's answer (`covers_from`, in the `by_sync` index: every
+  file that landed by then is in the run). Ending it is conditional on it not having ended, so an
+  ending is taken once whoever brings it.
 - **What is due** is found through the table's sparse index `due` (`due_in` → `due_at`), never by
   reading a list: a run with no ending heard is in `open#<shard>` (due for a look-up from when it was
   started or last looked up); a run settled and not yet told is in `tell#<shard>` (due once its
@@ -22,12 +24,13 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from polytrigger.dispatch.landings import sync_key
 from polytrigger.observability import error_code
 from polytrigger.runs.endings import TERMINAL, RunEvent
 from polytrigger.runs.ledger import Ended, LedgerUnavailable, OpenRun, Run
 
 CURSOR = "runs#cursor"
-TRIGGERS_KEPT = 20
+BY_SYNC_INDEX = "by_sync"  # template.yaml's IdempotencyTable: keys `sync_key` and `covers_from` (runs and parks)
 KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`polytrigger status`)
 DUE_INDEX = "due"  # template.yaml's IdempotencyTable: a global secondary index, keys `due_in` and `due_at`
 DUE_SHARDS = 4  # each kind of due item spread over this many index partitions (a burst of starts is no hot key)
@@ -211,8 +214,10 @@ class DynamoLedger(EventLogMarks):
 
     # -- runs -------------------------------------------------------------------------------
 
-    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
-        """One write: the run, its route and trigger, and (while it has not ended) its place among the open."""
+    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime, covers_from: datetime) -> None:
+        """One write: the run, its route and first trigger, and (while it has not ended) its place among the
+        open. `covers_from`: the run was created at or after it, so every file that landed by then is in it
+        (`polytrigger status` finds the run covering a file through the `by_sync` index on it)."""
         started = iso(run.started_at or self._now())
         values = {
             ":sync": {"S": run.sync_id},
@@ -222,39 +227,36 @@ class DynamoLedger(EventLogMarks):
             ":route": {"SS": [route]},
             ":one": {"N": "1"},
             ":expires": expires(KEEP_SECONDS, self.clock()),
+            ":key": {"S": sync_key(run.sync_type, run.sync_id)},
+            ":from": {"S": iso(covers_from)},
+            ":trigger": {"S": trigger[:300]},
         }
         update = (
             "SET sync_id = :sync, sync_type = :type, started_at = if_not_exists(started_at, :now),"
-            " first_trigger_at = if_not_exists(first_trigger_at, :at), expiration = :expires"
-            " ADD routes :route, trigger_count :one"
+            " first_trigger_at = if_not_exists(first_trigger_at, :at), expiration = :expires,"
+            " sync_key = :key, covers_from = if_not_exists(covers_from, :from),"
+            " first_trigger = if_not_exists(first_trigger, :trigger)"
         )
         key = {"id": {"S": run_key(run.execution_id)}}
-        kept = conditional(
+        opened = conditional(
             lambda: self.client.update_item(
                 TableName=self.table,
                 Key=key,
-                UpdateExpression=update.replace(
-                    " ADD",
-                    ", triggers = list_append(if_not_exists(triggers, :none), :t),"
-                    " due_in = if_not_exists(due_in, :open), due_at = if_not_exists(due_at, :now) ADD",
-                ),
-                ConditionExpression=(
-                    "(attribute_not_exists(triggers) OR size(triggers) < :kept) AND attribute_not_exists(#status)"
-                ),
+                UpdateExpression=update
+                + ", due_in = if_not_exists(due_in, :open), due_at = if_not_exists(due_at, :now)"
+                + " ADD routes :route, trigger_count :one",
+                ConditionExpression="attribute_not_exists(#status)",
                 ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":none": {"L": []},
-                    ":t": {"L": [{"S": trigger[:300]}]},
-                    ":kept": {"N": str(TRIGGERS_KEPT)},
-                    ":open": {"S": due_in("open", run.execution_id)},
-                },
+                ExpressionAttributeValues={**values, ":open": {"S": due_in("open", run.execution_id)}},
             )
         )
-        if kept is None:  # enough triggers listed (the run is open already), or it has ended: count this one only
+        if opened is None:  # it has ended already: counted, and not watched again
             required(
                 lambda: self.client.update_item(
-                    TableName=self.table, Key=key, UpdateExpression=update, ExpressionAttributeValues=values
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression=update + " ADD routes :route, trigger_count :one",
+                    ExpressionAttributeValues=values,
                 )
             )
 
@@ -326,7 +328,7 @@ def run_from_item(item: dict[str, Any]) -> Run:
         sync_type=text("sync_type"),
         status=text("status"),
         routes=tuple(sorted(item.get("routes", {}).get("SS", []))),
-        triggers=tuple(value.get("S", "") for value in item.get("triggers", {}).get("L", [])),
+        first_trigger=text("first_trigger"),
         trigger_count=int(item.get("trigger_count", {}).get("N", "0")),
         first_trigger_at=when("first_trigger_at"),
         started_at=when("started_at"),

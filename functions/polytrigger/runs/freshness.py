@@ -46,8 +46,9 @@ class PromiseBook(Protocol):
         """The promises due by `now`, read as they are used (only those due are read)."""
         ...
 
-    def close(self, key: str) -> bool:
-        """Take the promise off the book; False if it was gone already (another poll reported it)."""
+    def close(self, key: str, verdict: str = "kept") -> bool:
+        """Take the promise off the book, keeping its verdict (`kept`, or what broke it) for `status`;
+        False if it was closed already (another poll reported it)."""
         ...
 
 

@@ -6,14 +6,18 @@ what it learns at a start (`StartedRuns`: the run, and the route's freshness pro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome
-from polytrigger.observability import record_ledger_problem
+from polytrigger.dispatch.holds import DynamoHolds, HoldsUnavailable, hold_ids, release
+from polytrigger.dispatch.landings import DynamoLandings, LandingsUnavailable
+from polytrigger.dispatch.ports import Queue
+from polytrigger.observability import count, record_ledger_problem
 from polytrigger.routing import Routes
 from polytrigger.runs.endings import RunEvent
 from polytrigger.runs.freshness import PromiseBook, note_promise
@@ -34,7 +38,7 @@ class Run:
     sync_type: str
     status: str = ""
     routes: tuple[str, ...] = ()
-    triggers: tuple[str, ...] = ()  # what it covers, as `Trigger.describe()` says it (the first ones)
+    first_trigger: str = ""  # what it was first started for, as `Trigger.describe()` says it
     trigger_count: int = 0
     first_trigger_at: datetime | None = None  # the earliest trigger it covers: freshness counts from there
     started_at: datetime | None = None
@@ -55,7 +59,7 @@ class Run:
             "sync_id": self.sync_id,
             "sync_type": self.sync_type,
             "routes": list(self.routes),
-            "triggers": list(self.triggers),
+            "first_trigger": self.first_trigger,
             "trigger_count": self.trigger_count,
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
@@ -84,8 +88,10 @@ class Ended:
 
 
 class RunLedger(Protocol):
-    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime) -> None:
-        """A run polytrigger started (or found covering) for a trigger of a route; open until it ends."""
+    def record(self, run: Run, route: str, trigger: str, trigger_at: datetime, covers_from: datetime) -> None:
+        """A run polytrigger started (or found covering) for a trigger of a route; open until it ends.
+
+        `covers_from`: the run was created at or after it (a file that landed by then is in the run)."""
         ...
 
     def settle(self, event: RunEvent, how: str) -> Run | None:
@@ -155,19 +161,34 @@ def note_run(ledger: RunLedger, action: Action, outcome: Outcome) -> bool:
     if action.kind != "start" or outcome.status not in RECORDED or not outcome.execution_id:
         return False
     run = Run(execution_id=outcome.execution_id, sync_id=action.sync.id, sync_type=action.sync.type)
-    ledger.record(run, action.route, action.trigger.describe(), action.trigger.time)
+    since = datetime.fromtimestamp(outcome.since, UTC) if outcome.since is not None else action.trigger.time
+    ledger.record(run, action.route, action.trigger.describe(), action.trigger.time, since)
     return True
 
 
 class StartedRuns:
-    """What a start's outcome leaves in the ledger, on the action's own thread: the run it names (for
-    its route and trigger) and the route's freshness promise. A ledger that cannot be written loses
-    the watch, not the run: one ERROR line (`ledger_unavailable`), and the outcome stands."""
+    """What an outcome leaves behind, on the action's own thread: the run a start names (for its route
+    and trigger) and the route's freshness promise; a start refused for good, noted under its sync so
+    its files can say they were parked (`dispatch.landings`); and after polytrigger's own `activate`
+    of a sync, the starts held while it was paused, released (`dispatch.holds`). A table that cannot
+    be written loses the note, not the outcome: one ERROR line (`ledger_unavailable`), and it stands."""
 
-    def __init__(self, ledger: RunLedger, promises: PromiseBook | None, routes: Routes) -> None:
+    def __init__(
+        self,
+        ledger: RunLedger,
+        promises: PromiseBook | None,
+        routes: Routes,
+        *,
+        landings: DynamoLandings | None = None,
+        holds: tuple[DynamoHolds, Queue] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.ledger = ledger
         self.promises = promises
         self.routes = routes
+        self.landings = landings
+        self.holds = holds
+        self.clock = clock
 
     def note(self, action: Action, outcome: Outcome) -> Outcome:
         try:
@@ -177,4 +198,24 @@ class StartedRuns:
                 note_promise(self.promises, action, outcome, route.freshness if route else 0)
         except LedgerUnavailable as error:
             record_ledger_problem(f"{error}: the outcome of {action.route}'s {outcome.status} start is not watched")
+        if self.landings is not None and outcome.status == "failed" and not outcome.retryable:
+            where = "the dispatch dead-letter queue" if outcome.parked else "the dead-letter queue"
+            try:
+                self.landings.parked(action, self.clock(), outcome.reason or "failed", where)
+            except LandingsUnavailable as error:
+                record_ledger_problem(f"{error}: {action.route}'s parked {action.kind} is not noted for its files")
+        if self.holds is not None and outcome.status == "activated":
+            self._release(action)
         return outcome
+
+    def _release(self, action: Action) -> None:
+        """The sync is active again by our own hand: its held starts go now, not at the next poll."""
+        store, queue = self.holds  # type: ignore[misc]
+        try:
+            for hid in hold_ids(self.routes, action.sync.type, action.sync.id):
+                hold = store.get(hid)
+                if hold is not None:
+                    release(store, queue, hold)
+                    count("hold_released")
+        except HoldsUnavailable as error:  # the poller releases it within its period
+            record_ledger_problem(f"{error}: the starts held for {action.sync.id} wait for the poller")

@@ -2,8 +2,9 @@
 
 A promise is written when its trigger is handled (every delivery writes the same item: the first
 wins), and sits in the table's `due` index under `promise#<shard>` sorted by its due time, so a poll
-reads only the promises due, however many are pending. It is deleted once checked (and, when it was
-broken, told): a poll that dies in between checks it again.
+reads only the promises due, however many are pending. Once checked (and, when it was broken, told) it
+leaves the index and keeps its verdict for `polytrigger status`: a poll that dies in between checks
+it again.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from polytrigger.runs.dynamo_ledger import KEEP_SECONDS, conditional, due_in, due_items, expires, iso
+from polytrigger.runs.dynamo_ledger import KEEP_SECONDS, conditional, due_in, due_items, expires, iso, required
 from polytrigger.runs.freshness import Promise
 
 PREFIX = "promise#"
@@ -54,10 +55,22 @@ class DynamoPromises:
                 due=datetime.fromisoformat(text["due_at"]),
             )
 
-    def close(self, key: str) -> bool:
-        removed = conditional(
-            lambda: self.client.delete_item(
-                TableName=self.table, Key={"id": {"S": PREFIX + key}}, ConditionExpression="attribute_exists(id)"
+    def close(self, key: str, verdict: str = "kept") -> bool:
+        """Out of the `due` index, its verdict kept until the item expires (`polytrigger status` shows it)."""
+        closed = conditional(
+            lambda: self.client.update_item(
+                TableName=self.table,
+                Key={"id": {"S": PREFIX + key}},
+                UpdateExpression="SET verdict = :verdict REMOVE due_in",  # out of the index: it keeps when it was due
+                ConditionExpression="attribute_exists(due_in)",
+                ExpressionAttributeValues={":verdict": {"S": verdict[:300]}},
             )
         )
-        return removed is not None
+        return closed is not None
+
+    def verdict(self, key: str) -> tuple[datetime, str] | None:
+        """When the promise was due and its verdict ("" while pending), if there is one."""
+        item = required(lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": PREFIX + key}})).get("Item")
+        if not item:
+            return None
+        return datetime.fromisoformat(item["due_at"]["S"]), str(item.get("verdict", {}).get("S", ""))

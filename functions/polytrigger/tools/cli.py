@@ -16,9 +16,8 @@ from pathlib import Path
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import Routes, RoutesError, load_routes
-from polytrigger.runs import status
 from polytrigger.settings import BUNDLED_ROUTES
-from polytrigger.tools import redrive_cli, validate
+from polytrigger.tools import redrive_cli, status, validate
 from polytrigger.tools.explain import (
     S3_URL,
     ExplainInputError,
