@@ -231,7 +231,9 @@ def warm_webhook(stack: LocalStack, deliveries: int, warm_ups: int) -> tuple[lis
         ledger = bootstrap.webhook().ledger
         runs = [str(uuid.uuid4()) for _ in range(warm_ups + 2 * deliveries)]
         for execution in runs:
-            ledger.record(Run(execution, SINGLE_SYNC, "model"), "bench-single", "s3://bench", datetime.now(UTC), datetime.now(UTC))
+            ledger.record(
+                Run(execution, SINGLE_SYNC, "model"), "bench-single", "s3://bench", datetime.now(UTC), datetime.now(UTC)
+            )
         for execution in runs[:warm_ups]:
             invoke("webhook", delivery(execution))
         handler, alone = [], []

@@ -110,7 +110,15 @@ QUERY_DUE = grant("dynamodb:Query", {"Fn::Sub": "${IdempotencyTable.Arn}/index/d
 DELETE_PROMISES = grant("dynamodb:DeleteItem", get_att_arn("IdempotencyTable"))
 # the poller also releases held starts (the dispatch queue) and parks those held past their limit
 POLLER_GRANTS = frozenset(
-    {READ_API_KEY, *USE_LEDGER, DELETE_PROMISES, QUERY_DUE, ENQUEUE_STARTS, PARK, grant("sqs:SendMessage", DISPATCH_DLQ_ARN)}
+    {
+        READ_API_KEY,
+        *USE_LEDGER,
+        DELETE_PROMISES,
+        QUERY_DUE,
+        ENQUEUE_STARTS,
+        PARK,
+        grant("sqs:SendMessage", DISPATCH_DLQ_ARN),
+    }
 )
 WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_LEDGER, ENQUEUE_STARTS, PARK})
 
