@@ -27,7 +27,7 @@ How CloudFormation acts, which decides what the *deployer* needs:
 The deployer's permissions are two customer managed policies, attached together: a managed policy
 holds 6,144 characters (whitespace not counted) and deploy/deployer-policy.json is close to that, so
 what the run outcomes add (the outcome poller's schedule in the default group and the role it is
-passed, the webhook's Function URL) is deploy/deployer-policy-outcomes.json. Each file fits in a
+passed, the webhook's Function URL) and the dashboard is deploy/deployer-policy-outcomes.json. Each file fits in a
 managed policy on its own; the tests read them as one policy (Sids unique across both). Neither uses
 a wildcard action or NotAction.
 """
@@ -319,6 +319,20 @@ REQUIRED: dict[str, tuple[Need, ...]] = {
         ),
         Need("none", ("cloudwatch:DescribeAlarms",), unscoped=STAR_ACTIONS["cloudwatch:DescribeAlarms"]),
     ),
+    # The on-call dashboard: an account's, not a Region's (its ARN has no Region).
+    "AWS::CloudWatch::Dashboard": (
+        Need(
+            "self",
+            (
+                "cloudwatch:PutDashboard",
+                "cloudwatch:GetDashboard",
+                "cloudwatch:DeleteDashboards",
+                "cloudwatch:TagResource",
+                "cloudwatch:UntagResource",
+                "cloudwatch:ListTagsForResource",
+            ),
+        ),
+    ),
 }
 # Every Custom::<Name> (and AWS::CloudFormation::CustomResource): CloudFormation invokes the
 # function its ServiceToken names, as the deployer.
@@ -432,7 +446,7 @@ def _sub(value: Any, stack: str) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
-        text = value["Fn::Sub"].replace("${AWS::StackName}", stack)
+        text = value["Fn::Sub"].replace("${AWS::StackName}", stack).replace("${AWS::Region}", REGION)
         assert "${" not in text, f"the test cannot resolve {value}: teach _sub"
         return text
     return None
@@ -449,6 +463,7 @@ NAME_PROPERTY = {
     "AWS::Scheduler::Schedule": "Name",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
 }
 
 
@@ -489,6 +504,7 @@ class Stack:
             ),
             "AWS::Logs::LogGroup": lambda: f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}",
             "AWS::CloudWatch::Alarm": lambda: f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
+            "AWS::CloudWatch::Dashboard": lambda: f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/{name}",
         }
         assert kind in arns, f"the test does not know the ARN of a {kind}: add it to Stack.arn"
         return arns[kind]()

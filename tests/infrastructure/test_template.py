@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from polytrigger.core.outcomes import STATUSES
 from polytrigger.flows.on_dispatch_message import MAX_RECEIVES
 
 from .cfn import (
@@ -48,6 +47,7 @@ from .conftest import (
     SERVICE,
     TEMPLATE_PATH,
 )
+from .emitted import emitted_metrics
 
 DLQ_URL = {"Ref": "DeadLetterQueue"}
 DISPATCH_QUEUE_URL = {"Ref": "DispatchQueue"}
@@ -689,14 +689,6 @@ def test_alarm_on_old_messages_in_the_dispatch_queue(transformed: dict[str, Any]
     assert alarm["Threshold"] < queue["MessageRetentionPeriod"], "it must fire before SQS deletes the message"
 
 
-def _emitted_metric_names() -> set[str]:
-    """Metric names the package emits by a literal name (Powertools add_metric(name="..."))."""
-    names: set[str] = set()
-    for source in (ROOT / "functions" / "polytrigger").rglob("*.py"):
-        names.update(re.findall(r'add_metric\(\s*name="([A-Za-z_]+)"', source.read_text()))
-    return names
-
-
 @pytest.mark.parametrize(
     ("metric", "says"),
     [
@@ -707,7 +699,7 @@ def _emitted_metric_names() -> set[str]:
 def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metric: str, says: tuple[str, ...]) -> None:
     """A permanent failure or an unreadable event is acknowledged (no retry would help) and parked:
     the parking must be seen, not only the Lambda Errors, which stay at zero for them."""
-    assert metric in STATUSES or metric in _emitted_metric_names(), f"polytrigger emits no metric {metric!r}"
+    assert metric in emitted_metrics().by_service, f"polytrigger emits no metric {metric!r} (dimension service)"
     alarms = [
         a
         for a in _alarms(transformed, METRICS_NAMESPACE, metric)
@@ -721,6 +713,24 @@ def test_alarm_on_outcomes_that_park_an_event(transformed: dict[str, Any], metri
     assert alarm["TreatMissingData"] == "notBreaching"
     for words in says:
         assert words in alarm["AlarmDescription"], f"{metric}: the description should say {words!r}"
+
+
+def test_every_alarm_on_polytriggers_metrics_names_one_the_code_emits(transformed: dict[str, Any]) -> None:
+    """An alarm on a name nothing emits, or with dimensions its metric does not carry, never fires."""
+    emitted = emitted_metrics()
+    carrying = {("service",): emitted.by_service, ("route", "service"): emitted.by_route}
+    for logical_id, alarm in of_type(transformed, "AWS::CloudWatch::Alarm").items():
+        properties = alarm["Properties"]
+        stats = [query["MetricStat"]["Metric"] for query in properties.get("Metrics", []) if "MetricStat" in query]
+        for metric in [properties, *stats]:
+            if metric.get("Namespace") != METRICS_NAMESPACE:
+                continue
+            dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            assert dimensions.get("service") == SERVICE, f"{logical_id}: {dimensions}"
+            names = carrying.get(tuple(sorted(dimensions)), frozenset())
+            assert metric["MetricName"] in names, (
+                f"{logical_id}: polytrigger emits no {metric['MetricName']} with the dimensions {sorted(dimensions)}"
+            )
 
 
 def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dict[str, Any]) -> None:
