@@ -38,9 +38,6 @@ PSEUDO = {
 }
 # The holds (a start that met a paused sync is held; held starts released as one; a hold past its
 # limit parked) are being added on another branch: the dashboard shows their metrics already.
-# ON MERGING THE HOLDS: delete this constant and every use of it (grep ADDED_BY_HOLDS: each is a
-# `| ADDED_BY_HOLDS` or `- ADDED_BY_HOLDS` to drop); test_added_by_holds_is_not_stale says when.
-ADDED_BY_HOLDS = frozenset({"held", "hold_released", "hold_expired"})
 # Metrics about the whole deployment, not a route: their widget need not say "all routes".
 NOT_ABOUT_A_ROUTE = frozenset({"cursor_age_seconds"})
 ALL_ROUTES = "all routes together"
@@ -219,7 +216,7 @@ def test_body_is_json_and_every_widget_has_a_title_and_a_place(dashboard: dict[s
 
 def test_names_only_metrics_the_code_emits(dashboard: dict[str, Any], emitted: Emitted) -> None:
     """Every name, in a row or inside a SEARCH, is one the code emits (or the holds' three, until merged)."""
-    known = emitted.names | ADDED_BY_HOLDS
+    known = emitted.names
     unknown = sorted(f"{name} ({metric.widget})" for metric in ours(dashboard) for name in metric.names - known)
     assert not unknown, "the dashboard names metrics polytrigger does not emit: " + ", ".join(unknown)
 
@@ -228,7 +225,7 @@ def test_by_route_only_where_the_code_counts_by_route(dashboard: dict[str, Any],
     """A metric is drawn with the dimensions the code gives it: `service` and `route` for count_by_route's,
     found by SEARCH (a new route shows without a deploy); `service` alone for the others, all routes
     together, and the widget's title says so."""
-    by_service = emitted.by_service | ADDED_BY_HOLDS
+    by_service = emitted.by_service
     for metric in ours(dashboard):
         if metric.dimensions == {"route", "service"}:
             assert metric.search, f"{metric.widget}: a metric by route is a SEARCH, so new routes show"
@@ -247,7 +244,7 @@ def test_by_route_only_where_the_code_counts_by_route(dashboard: dict[str, Any],
 
 def test_shows_every_outcome_status_and_run_ending(dashboard: dict[str, Any]) -> None:
     shown = {name for metric in ours(dashboard) for name in metric.names}
-    missing = sorted((set(STATUSES) | RUN_METRICS | ADDED_BY_HOLDS) - shown)
+    missing = sorted((set(STATUSES) | RUN_METRICS) - shown)
     assert not missing, f"not on the dashboard: {missing}"
 
 
@@ -259,15 +256,6 @@ def test_run_endings_and_freshness_per_route(dashboard: dict[str, Any]) -> None:
     assert freshness == {"p50", "p90", "Maximum"}
     shown = {name for metric in ours(dashboard) for name in metric.names}
     assert {"freshness_breach", "parked", "deferred", "coalesced"} <= shown
-
-
-def test_added_by_holds_is_not_stale(emitted: Emitted) -> None:
-    """Once the code emits the holds' metrics, ADDED_BY_HOLDS must go: it would hide a name nobody emits."""
-    already = sorted(ADDED_BY_HOLDS & emitted.names)
-    assert not already, f"the code emits {already} now: delete them from ADDED_BY_HOLDS (and it, once empty)"
-
-
-# --------------------------------------------------------------------------- alarms
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
