@@ -104,7 +104,8 @@ class DynamoLandings:
         )
 
     def parked(self, action: Action, since: float, reason: str, where: str) -> None:
-        """A start parked (with why and where), for the files that landed by `since` and no run has."""
+        """A start parked (with why and where), for the files whose coverage bound is `since` at most
+        (epoch seconds: `coverage_since` of the latest file it was for) and that no run has."""
         now = self.clock()
         key = digest(["parked", action.dedup_key, repr(since), repr(now)])
         item = {

@@ -105,7 +105,7 @@ class PollFlow:
                 record_breach(breach)
                 breaches += 1
             self.promises.close(promise.key, breach.what if breach else "kept")  # type: ignore[union-attr]
-        held = self._holds(now, more) if self.holds is not None else None
+        held = self._holds(more) if self.holds is not None else None
         summary = {
             "events": polled.events,
             "ended": len(polled.ended) + len(done.ended),
@@ -124,15 +124,17 @@ class PollFlow:
         logger.debug("poll done", extra=summary)
         return summary
 
-    def _holds(self, now: datetime, more: Callable[[], bool]) -> Any:
+    def _holds(self, more: Callable[[], bool]) -> Any:
         store, queue, landings = self.holds  # type: ignore[misc]
 
         def expired(hold: Hold, why: str) -> None:
             record_parked(f"held start parked: {why}", "the dispatch dead-letter queue", first_word=True)
             count("hold_expired")
-            landings.parked(hold.message.action, hold.last_at, why, "the dispatch dead-letter queue")
+            landings.parked(hold.message.action, hold.message.since, why, "the dispatch dead-letter queue")
 
-        checked = check_holds(store, self.reads.active, queue, expired, now=now.timestamp(), more=more)
+        checked = check_holds(
+            store, self.reads.active, queue, expired, now=store.clock(), more=more
+        )  # the holds' clock
         if checked.released:
             count("hold_released", checked.released)
         return checked

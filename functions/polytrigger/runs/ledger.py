@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome
+from polytrigger.dispatch.deferrals import SKEW_SECONDS
 from polytrigger.dispatch.holds import DynamoHolds, HoldsUnavailable, hold_ids, release
 from polytrigger.dispatch.landings import DynamoLandings, LandingsUnavailable
 from polytrigger.dispatch.ports import Queue
@@ -201,7 +202,8 @@ class StartedRuns:
         if self.landings is not None and outcome.status == "failed" and not outcome.retryable:
             where = "the dispatch dead-letter queue" if outcome.parked else "the dead-letter queue"
             try:
-                self.landings.parked(action, self.clock(), outcome.reason or "failed", where)
+                since = self.clock() + SKEW_SECONDS  # it was for every file that had reached us by now
+                self.landings.parked(action, since, outcome.reason or "failed", where)
             except LandingsUnavailable as error:
                 record_ledger_problem(f"{error}: {action.route}'s parked {action.kind} is not noted for its files")
         if self.holds is not None and outcome.status == "activated":
