@@ -193,8 +193,37 @@ def aligned(lines: Sequence[tuple[str, str]]) -> list[str]:
 # -- serving --------------------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+class Stopper:
+    """Ctrl-C, SIGTERM or SIGHUP: one KeyboardInterrupt, never while the servers start or stop.
+
+    A signal while the stack starts is kept until it is up: interrupted while it waits for DynamoDB
+    Local, `LocalStack.start` has no hold of the JVM yet, and only the garbage collector would stop it.
+    Once stopping, further signals are ignored, so a second Ctrl-C cannot cut the stop short.
+    """
+
+    def __init__(self) -> None:
+        self.starting = True
+        self.stopping = False
+        self.pending = ""
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            return
+        name = signal.Signals(signum).name
+        if self.starting:
+            if not self.pending:
+                print(f"\n{name}: stopping once every server is up ...", flush=True)
+            self.pending = name
+            return
+        self.stopping = True
+        raise KeyboardInterrupt(name)
+
+    def started(self) -> None:
+        """Up: a signal kept meanwhile stops it now."""
+        self.starting = False
+        if self.pending:
+            self.stopping = True
+            raise KeyboardInterrupt(self.pending)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,14 +256,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"a local stack (pid {running}) already writes {env_path}: stop it first, or give --env-file")
     # Ctrl-C, a plain kill or its terminal closed: each stops the servers. SIGINT too, explicitly: a shell
     # that starts the stack in the background (`&`) has it ignored, and Python then leaves it so.
+    stopper = Stopper()
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _interrupt)
+            signal.signal(getattr(signal, name), stopper)
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "CRITICAL")  # the route wiring's logs: its summary says it
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     print("polytrigger local stack: starting DynamoDB, moto and the fake Polytomic on 127.0.0.1 ...", flush=True)
     try:
-        return _serve(routes, routes_path, env_path, args.run_seconds)
+        return _serve(routes, routes_path, env_path, args.run_seconds, stopper)
     except KeyboardInterrupt:
         print("\npolytrigger local stack: stopped", flush=True)
         return 0
@@ -243,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _serve(routes: Any, routes_path: Path, env_path: Path, run_seconds: float) -> int:
+def _serve(routes: Any, routes_path: Path, env_path: Path, run_seconds: float, stopper: Stopper) -> int:
     from local.stack import LocalStack
 
     with LocalStack() as stack:
@@ -257,6 +287,7 @@ def _serve(routes: Any, routes_path: Path, env_path: Path, run_seconds: float) -
         with stack.environ(ROUTES_FILE=str(routes_path)):
             wired = _wire(stack)
         with env_file(env_path, env):
+            stopper.started()
             print(
                 _banner(
                     stack, routes=routes, routes_path=routes_path, syncs=syncs, env_path=env_path, env=env, wired=wired

