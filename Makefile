@@ -37,10 +37,11 @@ PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-
 TEST_JOBS ?= 8
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test checks suite lint typecheck security sam-validate build unit integration infrastructure reliability bench bench-bursts clean
+.PHONY: help install demo stack test checks suite lint typecheck security sam-validate build unit integration infrastructure reliability bench bench-bursts clean
 
 help:
 	@echo "make demo   - run polytrigger end to end on the embedded local stack (no AWS account)"
+	@echo "make stack  - the local stack in the foreground, for polytrigger explain / status / redrive in another terminal (Ctrl-C stops it)"
 	@echo "make test   - install everything; ruff, mypy, checkov, sam validate --lint, sam build and the whole pytest suite (at once where they can)"
 	@echo "make install - the virtual environment (.venv) and DynamoDB Local (node_modules)"
 	@echo "make lint   - ruff check and ruff format --check"
@@ -92,6 +93,13 @@ install: $(STAMP) $(NODE_STAMP)
 # make demo ROUTES=my-routes.yaml EVENTS=my-events/ runs the local stack on your routes and events.
 demo: install
 	$(PY) -m local.demo $(if $(ROUTES),--routes $(ROUTES)) $(if $(EVENTS),--events $(EVENTS))
+
+# make stack [ROUTES=my-routes.yaml]: the demo's local stack, kept up in the foreground for questions from
+# another terminal: it writes .local-stack.env (`source` it) and prints what to try (README: Ask the local
+# stack). `.venv/bin/python -m local.stack land s3://BUCKET/KEY` and `... poll` give it something to answer
+# about. Ctrl-C stops every server and removes the file. Without ROUTES: $ROUTES_FILE, else functions/routes.yaml.
+stack: install
+	$(PY) -m local.stack $(if $(ROUTES),--routes $(ROUTES))
 
 lint: $(STAMP)
 	$(BIN)/ruff check functions layer local tests benchmarks
