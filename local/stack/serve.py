@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = ROOT / ".local-stack.env"
@@ -139,31 +138,9 @@ def _fill(glob: str) -> str:
     return "/".join(filled)
 
 
-def status_takes_url() -> bool:
-    """Whether `polytrigger status` takes the object as an argument (`status s3://…`), not only `--object`."""
-    from polytrigger.tools import cli
-
-    built: list[argparse.ArgumentParser] = []
-
-    class Built(Exception):
-        pass
-
-    def catch(parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
-        built.append(parser)
-        raise Built
-
-    with mock.patch.object(argparse.ArgumentParser, "parse_args", catch), contextlib.suppress(Built):
-        cli.main([])
-    subparsers = [action for parser in built[:1] for action in parser._actions]
-    for action in subparsers:
-        if isinstance(action, argparse._SubParsersAction) and "status" in action.choices:
-            return any(not item.option_strings for item in action.choices["status"]._actions)
-    return False
-
-
 def status_args(url: str) -> list[str]:
     """The `polytrigger status` arguments that ask about one object, in the form this CLI takes."""
-    return ["status", url] if status_takes_url() else ["status", "--object", url]
+    return ["status", url]
 
 
 def commands(url: str, env_path: Path = ENV_FILE) -> list[tuple[str, str]]:
