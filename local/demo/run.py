@@ -168,7 +168,8 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
 
     print(table(rows))
     try:
-        print("\n".join(close_the_loop(stack, sqs, dispatch_queue, table)))
+        lines = close_the_loop(stack, sqs, dispatch_queue, table)
+        print("\n".join(lines + (_fates(stack, sqs, dispatch_queue) if routes_file == ROUTES else [])))
     finally:
         webhook.close()
     calls = fake.calls
@@ -181,6 +182,13 @@ def run(stack: Any, routes_file: Path = ROUTES, scenario: Scenario | None = None
     print(f"\nPolytomic received {len(calls)} calls ({starts} starts){replayed}.")
     print("Dry run of any event, no stack needed: .venv/bin/polytrigger explain events/<file>.json")
     return 0 if all(row[1].get("status") not in ("error", "failed") for row in rows) else 1
+
+
+def _fates(stack: Any, sqs: Any, dispatch_queue: str) -> list[str]:
+    """With the example routes: a file in each state, answered by `polytrigger status`."""
+    from local.demo.fates import show_fates
+
+    return show_fates(stack, sqs, dispatch_queue)
 
 
 def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
