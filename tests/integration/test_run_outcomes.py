@@ -413,10 +413,11 @@ routes:
 """
 
 
-def test_a_freshness_breach_is_reported_once_with_what_happened(
-    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+def test_a_freshness_breach_is_reported_once_with_what_happened_and_status_shows_it(
+    outcomes: Invoker, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from polytrigger import bootstrap
+    from polytrigger.tools.cli import main
 
     routes = tmp_path / "routes.yaml"
     routes.write_text(FRESHNESS_ROUTES, encoding="utf-8")
@@ -439,6 +440,18 @@ def test_a_freshness_breach_is_reported_once_with_what_happened(
     assert all(line["route"] == "fresh-orders" for line in breaches)
     assert (first["freshness_breaches"], first["promises_kept"]) == (2, 1)
     assert second["freshness_breaches"] == 0  # reported once
+
+    key = load_event("s3-notification-created.json")["Records"][0]["s3"]["object"]["key"]
+    capsys.readouterr()
+    code = main(["status", f"s3://acme-landing/{key}", "--table", outcomes.stack.table_name, "--json"])
+    answer = json.loads(capsys.readouterr().out)
+    verdicts = {sync["sync_id"]: (sync["state"], sync["freshness"]["verdict"]) for sync in answer["syncs"]}
+    assert code == 1
+    assert verdicts == {
+        ORDERS_MODEL: ("started", "kept"),
+        WAREHOUSE_BULK: ("started", "still running"),
+        FRESH_SYNC_MISSING: ("parked", "never started"),
+    }
 
 
 def _due_now(polytrigger: Invoker) -> None:
