@@ -209,6 +209,23 @@ def test_a_redelivered_held_file_is_held_once_and_a_crash_after_holding_loses_no
     assert hold_items(held) == []
 
 
+def test_a_paused_sync_that_answers_409_is_asked_on_the_retry_and_holds_the_file(held: Dispatch) -> None:
+    """What Polytomic answers a start of a paused sync is unconfirmed: a 409 reads as a running run
+    at first (deferred), and the deferred retry asks the sync itself."""
+    fake = held.stack.fake
+    fake.set_active(VENDOR_SYNC, False)
+    fake.inject(409, times=2, path_contains=f"/syncs/{VENDOR_SYNC}/executions", method="POST")
+    _, answer = held.upload("vendor/2026-12-10/manifest.json")
+    retried = held.pump.drain()
+    fake.set_active(VENDOR_SYNC, True)
+    poll_holds(held)
+    held.pump.drain()
+
+    assert statuses(answer) == ["deferred"]
+    assert [o["status"] for d in retried for o in d.answer.get("outcomes", [])] == ["held"]
+    assert len(fake.executions(VENDOR_SYNC)) == 1
+
+
 def test_a_refusal_of_an_active_sync_is_still_parked_not_held(
     held: Dispatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,7 +120,7 @@ class Calls:
                     return self._after_server_error(action, key, reason(error), deadline, since=since, sent=sent)
                 return self._set_again(action, key, reason(error), deadline)
             if ruling == "refused":
-                if action.kind == "start" and self._paused(action, reason(error), deadline):
+                if action.kind == "start" and self.paused(action, reason(error), deadline):
                     return Paused(reason(error))
                 return self._after_refusal(action, key, reason(error), deadline)
             if ruling == "throttled" and action.kind == "start" and isinstance(error, Throttled):
@@ -180,7 +180,7 @@ class Calls:
                 return Running(reason(again))
             return _ruled(ruling, f"{what}; a fresh attempt failed too: {reason(again)}")
 
-    def _paused(self, action: Action, what: str, deadline: float | None) -> bool:
+    def paused(self, action: Action, what: str, deadline: float | None) -> bool:
         """Whether a refused start met a paused sync: the sync's own `active` says so, whatever the
         refusal's wording (what Polytomic answers a start of a paused sync is unconfirmed)."""
         try:

@@ -150,6 +150,12 @@ class DispatchPolicy:
         if message.parked_because is not None:  # moved back from the dead-letter queue by a person: a fresh wait
             first_at = self.deferrals.clock()  # (attempts keep counting: each message id is used once)
         result = self.calls.call(action, message.id, deadline, message.since)
+        if (
+            isinstance(result, Running)
+            and self.holds is not None
+            and self.calls.paused(action, result.reason, deadline)
+        ):
+            result = Paused(result.reason)  # a paused sync may answer 409 too (unconfirmed): a retry asks the sync
         return self._then(action, result, since=message.since, attempt=message.attempt + 1, first_at=first_at)
 
     def _flush(self, message: WindowFlush, deadline: float | None) -> Outcome:
