@@ -17,13 +17,12 @@ from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME
 from polytrigger.routing.cron import cron_problem, six_fields
+from polytrigger.routing.durations import UNIT_NAMES, duration_field, plural
 
 SCHEDULE_FIELDS = {"name", "cron", "rate", "at", "timezone", "flexible_window"}
 MAX_FLEXIBLE_WINDOW = 1440  # minutes: the Scheduler's own limit
 _CRON_FIELD = re.compile(r"^[A-Za-z0-9*?,/#LW-]+$")
-_RATE = re.compile(r"^\s*(\d+)\s+(minute|hour|day)s?\s*$")
 _AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
-_WINDOW = re.compile(r"^\s*(\d+)\s*(m|min|minutes?|h|hours?)\s*$")
 _TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
 
@@ -107,15 +106,13 @@ def _cron(value: Any, problems: list[str]) -> str:
 
 
 def _rate(value: Any, problems: list[str]) -> str:
-    """`1 hour`, `15 minutes`, `2 days`: the unit singular for 1 and plural above, as the Scheduler wants."""
-    match = _RATE.fullmatch(value) if isinstance(value, str) else None
-    if match is None or int(match.group(1)) < 1:
-        problems.append(
-            f"schedule.rate: must be a number and minute(s), hour(s) or day(s), e.g. 1 hour (got {value!r})"
-        )
+    """`1h`, `90m`, `2 days`, `15 minutes`: whole minutes, in the unit given (seconds as minutes), the unit
+    singular for 1 and plural above, as the Scheduler wants (`rate(1 hour)`, `rate(90 minutes)`)."""
+    duration = duration_field(value, "schedule.rate", problems, low=60, high=None, bare=None, whole_minutes=True)
+    if duration is None:
         return ""
-    count, unit = int(match.group(1)), match.group(2)
-    return f"rate({count} {unit}{'' if count == 1 else 's'})"
+    count, unit = (duration.seconds // 60, "m") if duration.unit == "s" else (duration.count, duration.unit)
+    return f"rate({plural(count, UNIT_NAMES[unit])})"
 
 
 def _at(value: Any, problems: list[str]) -> str:
@@ -137,21 +134,20 @@ def _at(value: Any, problems: list[str]) -> str:
 
 
 def _flexible_window(value: Any, problems: list[str]) -> int:
-    """Minutes the Scheduler may spread a firing over: 0 / off, a number of minutes, `15m` or `1h`."""
+    """Minutes the Scheduler may spread a firing over: 0 / off, a duration (`15m`, `1h`) or a number of minutes."""
     if value in (0, "off", False):
         return 0
-    minutes = -1
-    if isinstance(value, int) and not isinstance(value, bool):
-        minutes = value
-    elif isinstance(value, str) and (match := _WINDOW.fullmatch(value)) is not None:
-        minutes = int(match.group(1)) * (60 if match.group(2).startswith("h") else 1)
-    if not 1 <= minutes <= MAX_FLEXIBLE_WINDOW:
-        problems.append(
-            f"schedule.flexible_window: must be off, or minutes from 1 to {MAX_FLEXIBLE_WINDOW}, e.g. 15m or 1h"
-            f" (got {value!r})"
-        )
-        return 0
-    return minutes
+    duration = duration_field(
+        value,
+        "schedule.flexible_window",
+        problems,
+        low=60,
+        high=MAX_FLEXIBLE_WINDOW * 60,
+        bare=60,
+        whole_minutes=True,
+        otherwise="off, or ",
+    )
+    return duration.seconds // 60 if duration is not None else 0
 
 
 def definitions(routes: Mapping[str, tuple[str, ScheduleSpec | None]]) -> tuple[dict[str, ScheduleSpec], list[str]]:
