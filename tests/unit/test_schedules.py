@@ -119,7 +119,8 @@ def test_a_bare_name_is_a_schedule_made_elsewhere() -> None:
         ({"name": "n", "rate": "1 hour", "flexible_window": 1441}, "schedule.flexible_window: must be off, or a duration"),
         ({"name": "n", "rate": "1 hour", "flexible_window": True}, "schedule.flexible_window: must be off, or a duration"),
         ({"name": "n", "rate": "1 hour", "flexible_window": "30s"}, "from 1 minute to 1 day in whole minutes"),
-        ({"name": "n", "rate": "1 hour", "tz": "UTC"}, "schedule: unknown field(s): tz"),
+        ({"name": "n", "rate": "1 hour", "tz": "UTC"}, "schedule.tz: unknown field; did you mean timezone?"),
+        ({"name": "n", "rate": "1 hour", "colour": "red"}, "schedule: unknown field(s): colour (fields: at, cron,"),
         ({"name": "night ly", "rate": "1 hour"}, "schedule.name: required; 1-64 letters"),
     ],
 )  # fmt: skip
@@ -215,7 +216,8 @@ def test_the_build_lists_an_unknown_zone_with_every_other_problem_but_a_cold_sta
     with pytest.raises(RoutesError) as raised:
         parse_routes(document, check_zones=True)
     assert raised.value.problems == [
-        "route 'resume': schedule.timezone: 'Europe/Amsterdm' is not a time zone the IANA database knows",
+        "route 'resume': schedule.timezone: 'Europe/Amsterdm' is not a time zone the IANA database knows;"
+        " did you mean Europe/Amsterdam?",
         "route 'pause': schedule.cron: exactly one of day-of-month and day-of-week must be ? (got '0 18 * * FRI *');"
         ' did you mean "0 18 ? * FRI *"?',
     ]

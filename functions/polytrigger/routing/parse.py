@@ -18,6 +18,7 @@ from polytrigger.routing.fields import events_field
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import DEFAULT_HOLD_SECONDS, Route, Routes
 from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
+from polytrigger.routing.suggest import close_to, did_you_mean
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -35,6 +36,12 @@ MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 MAX_WAIT = 86400
 MAX_FRESHNESS = 2 * 86400  # Polytomic keeps events 48 hours: a promise longer than that could not be checked
 MIN_HOLD, MAX_HOLD = 60, 30 * 86400
+# What people write for an action, and the action they mean.
+ACTION_ALIASES = {
+    "pause": "deactivate", "disable": "deactivate", "suspend": "deactivate", "freeze": "deactivate",
+    "resume": "activate", "unpause": "activate", "enable": "activate", "thaw": "activate", "unfreeze": "activate",
+    "run": "start", "trigger": "start", "sync": "start",
+}  # fmt: skip
 _S3_FIELDS = {"bucket", "key", "events"}
 _MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
 _BULK_OPTIONS = {"fetch_mode": str, "resync_mode": str, "schemas": list, "test": bool}
@@ -59,12 +66,26 @@ def _misplaced(raw: Mapping[Any, Any], allowed: set[str], where: str, here: str,
     unknown: list[str] = []
     for field in sorted(set(map(str, raw)) - allowed):
         belongs = next((place for fields, place in _BELONGS if field in fields), None)
-        if belongs is None:
-            unknown.append(field)
-        else:
+        if belongs is not None:
             problems.append(f"{where + '.' if where else ''}{field}: {belongs}, not {here}")
+        elif (meant := _misspelt(field, allowed)) is not None:
+            problems.append(f"{where + '.' if where else ''}{field}: unknown field; did you mean {meant}?")
+        else:
+            unknown.append(field)
     if unknown:
         problems.append(f"{where + ': ' if where else ''}unknown field(s): {', '.join(unknown)}")
+
+
+def _misspelt(field: str, allowed: set[str]) -> str | None:
+    """The field `field` most probably meant: one of this level (`evnets` → `events`), else one of another
+    level, with where that one belongs (`resynk` on the route → `resync (under syncs[n])`)."""
+    meant = close_to(field, sorted(allowed))
+    if meant is not None:
+        return meant
+    for fields, place in _BELONGS:
+        if (meant := close_to(field, sorted(fields))) is not None:
+            return f"{meant} (it {place})"
+    return None
 
 
 class RoutesError(ValueError):
@@ -157,7 +178,8 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
 
     action = raw.get("action", "start")
     if action not in ACTION_KINDS:
-        problems.append(f"action: must be one of {', '.join(ACTION_KINDS)} (got {action!r})")
+        meant = did_you_mean(action, ACTION_KINDS, ACTION_ALIASES)
+        problems.append(f"action: must be one of {', '.join(ACTION_KINDS)} (got {action!r}){meant}")
         action = "start"
 
     triggers = [kind for kind in ("s3", "schedule", "polytomic") if kind in raw]
@@ -312,7 +334,8 @@ def _parse_sync(raw: Any, action: ActionKind, where: str, problems: list[str]) -
             continue
         if name not in allowed:
             known = ", ".join(sorted(allowed))
-            problems.append(f"{where}.{name}: not an option of a {sync_type} sync (options: {known})")
+            meant = did_you_mean(name, sorted({"id", "type", "activate_first", *allowed}))
+            problems.append(f"{where}.{name}: not an option of a {sync_type} sync (options: {known}){meant}")
             continue
         if action != "start":
             problems.append(f"{where}.{name}: options only apply to action start")

@@ -18,8 +18,10 @@ from typing import Any
 from polytrigger.core.triggers import SCHEDULE_NAME
 from polytrigger.routing.cron import cron_problem, six_fields
 from polytrigger.routing.durations import UNIT_NAMES, duration_field, plural
+from polytrigger.routing.suggest import close_to, zone_like
 
 SCHEDULE_FIELDS = {"name", "cron", "rate", "at", "timezone", "flexible_window"}
+_FIELD_ALIASES = {"tz": "timezone", "time_zone": "timezone", "zone": "timezone", "window": "flexible_window"}
 MAX_FLEXIBLE_WINDOW = 1440  # minutes: the Scheduler's own limit
 _CRON_FIELD = re.compile(r"^[A-Za-z0-9*?,/#LW-]+$")
 _AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
@@ -50,7 +52,13 @@ def parse_schedule(raw: Any, problems: list[str], *, check_zone: bool = False) -
         problems.append("schedule: must be a schedule name, or {name, cron | rate | at, timezone, flexible_window}")
         return "", None
     before = len(problems)
-    unknown = sorted(set(map(str, raw)) - SCHEDULE_FIELDS)
+    unknown: list[str] = []
+    for field in sorted(set(map(str, raw)) - SCHEDULE_FIELDS):
+        meant = close_to(field, sorted(SCHEDULE_FIELDS), _FIELD_ALIASES)
+        if meant is None:
+            unknown.append(field)
+        else:
+            problems.append(f"schedule.{field}: unknown field; did you mean {meant}?")
     if unknown:
         known = ", ".join(sorted(SCHEDULE_FIELDS))
         problems.append(f"schedule: unknown field(s): {', '.join(unknown)} (fields: {known})")
@@ -68,9 +76,13 @@ def parse_schedule(raw: Any, problems: list[str], *, check_zone: bool = False) -
         expression = _expression(given[0], raw[given[0]], problems)
     timezone = raw.get("timezone", "UTC")
     if not isinstance(timezone, str) or not _TIMEZONE.fullmatch(timezone):
-        problems.append(f"schedule.timezone: must be an IANA time zone such as Europe/Berlin (got {timezone!r})")
+        problems.append(
+            f"schedule.timezone: must be an IANA time zone such as Europe/Berlin (got {timezone!r}){_zone_hint(timezone)}"
+        )
     elif check_zone and not known_zone(timezone):
-        problems.append(f"schedule.timezone: {timezone!r} is not a time zone the IANA database knows")
+        problems.append(
+            f"schedule.timezone: {timezone!r} is not a time zone the IANA database knows{_zone_hint(timezone)}"
+        )
     window = _flexible_window(raw.get("flexible_window", 0), problems)
     if len(problems) > before:
         return name, None
@@ -148,6 +160,11 @@ def _flexible_window(value: Any, problems: list[str]) -> int:
         otherwise="off, or ",
     )
     return duration.seconds // 60 if duration is not None else 0
+
+
+def _zone_hint(timezone: Any) -> str:
+    meant = zone_like(timezone)
+    return f"; did you mean {meant}?" if meant is not None and meant != timezone else ""
 
 
 def definitions(routes: Mapping[str, tuple[str, ScheduleSpec | None]]) -> tuple[dict[str, ScheduleSpec], list[str]]:
