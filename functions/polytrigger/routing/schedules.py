@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME
-from polytrigger.routing.cron import cron_problem, six_fields
-from polytrigger.routing.durations import UNIT_NAMES, duration_field, plural
+from polytrigger.routing.cron import Firing, compile_cron, cron_problem, next_firings, six_fields
+from polytrigger.routing.durations import UNIT_NAMES, UNIT_SECONDS, duration_field, plural
 from polytrigger.routing.suggest import close_to, zone_like
 
 SCHEDULE_FIELDS = {"name", "cron", "rate", "at", "timezone", "flexible_window"}
@@ -185,6 +185,34 @@ def definitions(routes: Mapping[str, tuple[str, ScheduleSpec | None]]) -> tuple[
                 " define it once and name it bare (schedule: NAME) elsewhere"
             )
     return {name: spec for name, (_, spec) in found.items()}, problems
+
+
+def firings(spec: ScheduleSpec, after: datetime, count: int) -> list[Firing]:
+    """The next `count` firings of a schedule the stack creates, after `after` (aware), in its own zone.
+
+    A cron, as `cron.next_firings` reads it (daylight saving time included). A rate counts elapsed time
+    from when the Scheduler created the schedule (the stack sets no start date), whatever the zone:
+    shown as if that were `after`. An `at` fires once, at its local time (none when that has passed).
+    """
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(spec.timezone)
+    kind, _, body = spec.expression.partition("(")
+    body = body.removesuffix(")")
+    if kind == "cron":
+        return next_firings(compile_cron(body.split()), zone, after, count)
+    if kind == "rate":
+        number, unit = body.split()
+        every = timedelta(seconds=int(number) * UNIT_SECONDS[unit[0]])
+        start = after.astimezone(UTC)  # elapsed time: aware arithmetic in a zone would count wall-clock time
+        return [_firing((start + every * n).astimezone(zone)) for n in range(1, count + 1)]
+    once = datetime.fromisoformat(body)
+    instant = once.replace(tzinfo=zone)
+    return [_firing(instant)] if count > 0 and instant > after else []
+
+
+def _firing(instant: datetime) -> Firing:
+    return Firing(wall=instant.replace(tzinfo=None), at=instant)
 
 
 def known_zone(name: str) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import Routes, RoutesError, load_routes
+from polytrigger.routing.schedules import ScheduleSpec
 from polytrigger.runs import status
 from polytrigger.settings import BUNDLED_ROUTES
 from polytrigger.tools import redrive_cli, validate
@@ -24,10 +25,15 @@ from polytrigger.tools.explain import (
     ExplainInputError,
     explain,
     explain_groups,
+    next_of,
     notes,
+    read_time,
     render,
+    render_next,
     s3_trigger,
+    schedule_spec,
     schedule_trigger,
+    time_note,
     would_act,
 )
 
@@ -39,6 +45,9 @@ forms:
   polytrigger explain s3://BUCKET/KEY [--deleted]  an object created (or deleted) now; the key is taken
                                                  verbatim, as the S3 console copies it (no %XX decoding)
   polytrigger explain --schedule NAME [--time T] a schedule firing at T (ISO 8601, default now)
+  polytrigger explain --schedule NAME --next N [--time T]
+                                                 when a schedule the routes file defines fires next,
+                                                 after T, in its own time zone and in UTC
 
 When no route matches, the closest routes are listed with why each missed.
 exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input or routes file."""
@@ -56,7 +65,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain_cmd.add_argument("target", nargs="?", metavar="EVENT_FILE | s3://BUCKET/KEY", help="what happened")
     explain_cmd.add_argument("--deleted", action="store_true", help="with s3://…: the object was deleted")
     explain_cmd.add_argument("--schedule", metavar="NAME", help="a firing of the schedule routes name NAME")
-    explain_cmd.add_argument("--time", metavar="ISO", help="with --schedule: the scheduled time (default now)")
+    explain_cmd.add_argument(
+        "--time",
+        metavar="ISO",
+        help="with --schedule: the scheduled time, or where --next starts (default now); without an offset it is"
+        " read in the schedule's time zone",
+    )
+    explain_cmd.add_argument(
+        "--next",
+        metavar="N",
+        type=_count,
+        help="with --schedule: list the schedule's next N firings (1-1000) in its time zone and in UTC",
+    )
     explain_cmd.add_argument(
         "--routes",
         default=os.getenv("ROUTES_FILE") or str(BUNDLED_ROUTES),
@@ -87,19 +107,33 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "--deleted goes with an s3:// URL"
     if args.time is not None and args.schedule is None:
         return "--time goes with --schedule"
+    if args.next is not None and args.schedule is None:
+        return "--next goes with --schedule"
     return None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000 (got {text!r})")
+    return int(text)
 
 
 def _explain(args: argparse.Namespace) -> int:
     trigger: Trigger | None = None
     routes: Routes | None = None
+    extra: list[str] = []
     try:
         if args.schedule is not None:
-            trigger = schedule_trigger(args.schedule, args.time)
+            routes = load_routes(args.routes)
+            spec = schedule_spec(routes, args.schedule)
+            if args.next is not None:
+                return _explain_next(args, routes, spec)
+            trigger = schedule_trigger(args.schedule, args.time, zone=spec.timezone if spec else "UTC")
+            extra = time_note(args.time, trigger, spec)
         elif args.target.startswith(S3_URL):
             trigger = s3_trigger(args.target, deleted=args.deleted)
         if trigger is not None:
-            routes = load_routes(args.routes)
+            routes = routes or load_routes(args.routes)
             rows = explain_groups([[trigger]], routes)
         else:
             rows = explain(json.loads(Path(args.target).read_text(encoding="utf-8")), args.routes)
@@ -118,8 +152,17 @@ def _explain(args: argparse.Namespace) -> int:
         )
         print(f"polytrigger: {kind} error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows, notes(trigger, routes)))
+    print(
+        json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows, [*notes(trigger, routes), *extra])
+    )
     return 0 if would_act(rows) else 1
+
+
+def _explain_next(args: argparse.Namespace, routes: Routes, spec: ScheduleSpec | None) -> int:
+    after = read_time(args.time, spec.timezone if spec else "UTC")
+    document = next_of(routes, args.schedule, after, args.next)
+    print(json.dumps(document, indent=2, ensure_ascii=False) if args.json else render_next(document))
+    return 0 if document["firings"] and "why" not in document else 1
 
 
 if __name__ == "__main__":
