@@ -101,7 +101,10 @@ def test_explain_a_schedule_by_name(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.startswith("schedule nightly @ 2026-11-23T02:00:00Z\n")
     assert 'route nightly-full: start model sync 248df4b7-aa70-47b8-a036-33ac447e668d {"resync": true}' in out
-    assert "note: the stack creates schedule `nightly` from the routes file: cron(0 2 * * ? *) Europe/Berlin\n" in out
+    assert (
+        "note: the stack creates schedule `nightly` from the routes file: cron(0 2 ? * TUE-FRI *) Europe/Berlin\n"
+        in out
+    )
 
 
 def test_explain_a_schedule_made_elsewhere_says_polytrigger_does_not_create_it(

@@ -16,6 +16,7 @@ were written.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -218,6 +219,12 @@ class Cron:
     day_of_week: str
 
 
+@functools.lru_cache(maxsize=64)
+def compile_text(expression: str) -> Cron:
+    """`compile_cron` of an expression's text (`0 2 ? * TUE-FRI *`), remembered: a schedule is asked often."""
+    return compile_cron(expression.split())
+
+
 def compile_cron(fields: list[str]) -> Cron:
     """Six upper-cased fields that `cron_problem` accepts (a ValueError for any it would refuse)."""
     if len(fields) != 6 or cron_problem(fields):
@@ -321,7 +328,8 @@ def _day_of_week_matches(text: str, day: date) -> bool:
     return weekday in _expand(DAY_OF_WEEK, text)
 
 
-def _expand(index: int, text: str) -> set[int]:
+@functools.lru_cache(maxsize=256)
+def _expand(index: int, text: str) -> frozenset[int]:
     """The values a plain field names: `*`, `a`, `a-b` (wrapping past the top: FRI-MON), `a/n`, `*/n`, lists."""
     field = FIELDS[index]
     values: set[int] = set()
@@ -338,4 +346,4 @@ def _expand(index: int, text: str) -> set[int]:
             high = field.high if step else low
         span = range(low, high + 1) if low <= high else [*range(low, field.high + 1), *range(field.low, high + 1)]
         values.update(list(span)[::every])
-    return values
+    return frozenset(values)

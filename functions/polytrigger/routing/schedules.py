@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME
-from polytrigger.routing.cron import Firing, compile_cron, cron_problem, next_firings, six_fields
+from polytrigger.routing.cron import Firing, compile_text, cron_problem, next_firings, six_fields
 from polytrigger.routing.durations import UNIT_NAMES, UNIT_SECONDS, duration_field, plural
 from polytrigger.routing.suggest import close_to, zone_like
 
@@ -200,7 +200,7 @@ def firings(spec: ScheduleSpec, after: datetime, count: int) -> list[Firing]:
     kind, _, body = spec.expression.partition("(")
     body = body.removesuffix(")")
     if kind == "cron":
-        return next_firings(compile_cron(body.split()), zone, after, count)
+        return next_firings(compile_text(body), zone, after, count)
     if kind == "rate":
         number, unit = body.split()
         every = timedelta(seconds=int(number) * UNIT_SECONDS[unit[0]])
