@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -365,3 +368,57 @@ def test_explain_a_firing_at_a_time_without_offset_reads_it_in_the_schedules_zon
         "note: --time 2026-11-23T02:30:00 has no offset: read in Europe/Berlin, the schedule's zone"
         " (= 2026-11-23T01:30:00Z)\n"
     )
+
+
+def run_closing_early(argv: list[str], *, read_lines: int) -> subprocess.CompletedProcess[str]:
+    """`polytrigger ARGV | head -READ_LINES`: the reader takes its lines, then closes the pipe."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "polytrigger", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PYTHONPATH": str(ROOT / "functions"), "PATH": os.environ.get("PATH", "")},
+        cwd=ROOT,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    for _ in range(read_lines):
+        process.stdout.readline()
+    process.stdout.close()
+    err = process.stderr.read().decode()
+    process.stderr.close()
+    return subprocess.CompletedProcess(argv, process.wait(timeout=60), "", err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["explain", "s3://acme-landing/orders/2026/x.csv"], 0),
+        (["explain", "s3://acme-landing/x"], 1),
+        (["--help"], 0),
+    ],
+)
+def test_a_pipe_closed_before_anything_is_read_ends_quietly_with_the_commands_status(
+    argv: list[str], code: int
+) -> None:
+    result = run_closing_early(argv, read_lines=0)
+
+    assert result.stderr == ""
+    assert result.returncode == code
+
+
+def test_a_pipe_closed_after_two_lines_of_a_long_answer_ends_quietly(tmp_path: Path) -> None:
+    """More output than a pipe holds: the writer is still writing when the reader leaves."""
+    record = json.loads((EVENTS / "s3-notification-created.json").read_text(encoding="utf-8"))["Records"][0]
+    records = []
+    for n in range(600):
+        copy = json.loads(json.dumps(record))
+        copy["s3"]["object"]["key"] = f"orders/2026/11/23/orders-{n:04d}.csv"
+        copy["s3"]["object"]["sequencer"] = f"0067419A3C5B7E{n:04X}"
+        records.append(copy)
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"Records": records}), encoding="utf-8")
+
+    result = run_closing_early(["explain", str(event)], read_lines=2)
+
+    assert result.stderr == ""
+    assert result.returncode == 0

@@ -86,7 +86,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     redrive_cmd = redrive_cli.add_parser(commands)
     validate.register(commands)
     status.register(commands)
-    args = parser.parse_args(argv)
+    code: int | None = None
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:  # --help, or a usage error: what was printed must reach the reader, or fail quietly
+            sys.stdout.flush()
+            raise
+        code = _run(args, explain_cmd, redrive_cmd)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`polytrigger explain ... | head -2`): no traceback, and no second error when
+        # Python flushes stdout at exit (the Python docs' recipe: point stdout at devnull).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return code if code is not None else 0
+    return code
+
+
+def _run(args: argparse.Namespace, explain_cmd: argparse.ArgumentParser, redrive_cmd: argparse.ArgumentParser) -> int:
     if args.command == "validate":
         return validate.run(args)
     if args.command == "status":
