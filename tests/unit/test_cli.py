@@ -370,6 +370,53 @@ def test_explain_a_firing_at_a_time_without_offset_reads_it_in_the_schedules_zon
     )
 
 
+def registered_commands() -> list[str]:
+    """The subcommands `main` registers, read from the parser it builds (caught before it parses anything)."""
+    import argparse
+    from unittest import mock
+
+    built: list[argparse.ArgumentParser] = []
+
+    class Built(Exception):
+        pass
+
+    def catch(parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        built.append(parser)
+        raise Built
+
+    with mock.patch.object(argparse.ArgumentParser, "parse_args", catch), pytest.raises(Built):
+        main([])
+    (commands,) = (action for action in built[0]._actions if isinstance(action, argparse._SubParsersAction))
+    return list(commands.choices)
+
+
+def test_help_lists_every_command_on_one_line_and_describes_them_all(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    description, _, listing = out.partition("\ncommands:\n")
+    commands = registered_commands()
+    assert {"explain", "validate", "status", "redrive"} <= set(commands)
+    lines = listing.splitlines()[1:]  # after the `COMMAND` heading
+    assert [line.split()[0] for line in lines if line.strip()] == commands  # one line each, nothing wrapped
+    assert all(len(line.split()) > 2 for line in lines)  # each with its help
+    assert all(f"({name}" in description or f" {name}" in description for name in commands)
+    assert "some action would be taken" not in description  # explain's exit status is explain's own
+
+
+def test_each_command_has_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in registered_commands():
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: polytrigger {command} ")
+
+
 def run_closing_early(argv: list[str], *, read_lines: int) -> subprocess.CompletedProcess[str]:
     """`polytrigger ARGV | head -READ_LINES`: the reader takes its lines, then closes the pipe."""
     process = subprocess.Popen(

@@ -1,8 +1,7 @@
-"""`polytrigger`: what routes would do (`explain`), whether a routes file holds (`validate`), whether a file was
-synced (`status`), and sending what was parked back (`redrive`). `polytrigger COMMAND --help` says more.
-
-`explain` makes no API call and no dedup write. Exit status: 0 if some action would be taken, 1 if nothing
-would happen, 2 on bad input."""
+"""polytrigger starts Polytomic syncs when files land in S3 and on schedules, as a routes file says. This
+command checks a routes file and tries it without AWS (validate, explain), follows what the deployed stack
+did (status) and sends what it parked back (redrive). `polytrigger COMMAND --help` gives a command's
+options and exit status."""
 
 from __future__ import annotations
 
@@ -55,10 +54,11 @@ exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input o
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="polytrigger", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     explain_cmd = commands.add_parser(
         "explain",
-        help="dry run: which routes match and which actions would be taken",
+        help="dry run: what an event, s3:// URL or schedule firing would do",
+        description="A dry run: no API call, no dedup write, no AWS account needed.",
         epilog=_EXPLAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -83,9 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="routes file (default: $ROUTES_FILE or the bundled one)",
     )
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
-    redrive_cmd = redrive_cli.add_parser(commands)
     validate.register(commands)
     status.register(commands)
+    redrive_cmd = redrive_cli.add_parser(commands)
     code: int | None = None
     try:
         try:

@@ -126,7 +126,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add `validate ROUTES` to the `polytrigger` command line (dispatch with `run`)."""
     command = commands.add_parser(
         "validate",
-        help="check a routes file and summarise its routes, buckets, schedules and syncs (writes nothing)",
+        help="check a routes file and show what the stack will wire",
         description=__doc__,
     )
     command.add_argument("routes", metavar="ROUTES", help="the routes file (YAML or JSON)")
