@@ -15,7 +15,6 @@ from pathlib import Path
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import Routes, RoutesError, load_routes
-from polytrigger.routing.schedules import ScheduleSpec
 from polytrigger.runs import status
 from polytrigger.settings import BUNDLED_ROUTES
 from polytrigger.tools import redrive_cli, validate
@@ -143,9 +142,10 @@ def _explain(args: argparse.Namespace) -> int:
         if args.schedule is not None:
             routes = load_routes(args.routes)
             spec = schedule_spec(routes, args.schedule)
+            zone = spec.timezone if spec else "UTC"
             if args.next is not None:
-                return _explain_next(args, routes, spec)
-            trigger = schedule_trigger(args.schedule, args.time, zone=spec.timezone if spec else "UTC")
+                return _explain_next(args, routes, zone)
+            trigger = schedule_trigger(args.schedule, args.time, zone=zone)
             extra = time_note(args.time, trigger, spec)
         elif args.target.startswith(S3_URL):
             trigger = s3_trigger(args.target, deleted=args.deleted)
@@ -175,8 +175,8 @@ def _explain(args: argparse.Namespace) -> int:
     return 0 if would_act(rows) else 1
 
 
-def _explain_next(args: argparse.Namespace, routes: Routes, spec: ScheduleSpec | None) -> int:
-    after = read_time(args.time, spec.timezone if spec else "UTC")
+def _explain_next(args: argparse.Namespace, routes: Routes, zone: str) -> int:
+    after = read_time(args.time, zone)
     document = next_of(routes, args.schedule, after, args.next)
     print(json.dumps(document, indent=2, ensure_ascii=False) if args.json else render_next(document))
     return 0 if document["firings"] and "why" not in document else 1
