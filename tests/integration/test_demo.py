@@ -37,7 +37,7 @@ def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
     assert "chained start | customers-after-orders | model 3c1f0e5d | start  | started" in out
     assert "$ polytrigger status s3://acme-landing/orders/" in out
     assert "  the S3 rule listens to: acme-landing\n" in out
-    assert "  schedule nightly: cron(0 2 * * ? *) Europe/Berlin -> the schedule function with" in out
+    assert "  schedule nightly: cron(0 2 ? * TUE-FRI *) Europe/Berlin -> the schedule function with" in out
     assert "Traceback" not in result.stderr
 
 

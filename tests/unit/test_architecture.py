@@ -89,7 +89,6 @@ HANDLER_IMPORTS = {"polytrigger", "bootstrap", "core", "events", "observability"
 # Modules under MIN_MODULE_LINES, each for a reason of its own (never to keep another module short).
 SMALL = {
     "polytrigger.__main__": "`python -m polytrigger`",
-    "polytrigger.routing.fields": "the one `events` check the S3 and chain parsers share",
     "polytrigger.events.groups": "how the functions group an event's triggers: explain and redrive ask it too",
     "polytrigger.handlers.s3": "an entry point",
     "polytrigger.handlers.schedule": "an entry point",

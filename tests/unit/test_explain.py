@@ -90,7 +90,19 @@ def test_an_unsubscribed_event_kind_comes_first_when_the_key_fits(routes: Routes
     misses = near_misses(routes.routes, s3("snapshots/2026/a.parquet", event="deleted"))
 
     assert misses[0] == "route snapshots: event kind `deleted` not subscribed (events: created)"
-    assert len(misses) == 3
+    assert len(misses) == 2  # the bucket's two routes; the other bucket's route is no reason
+
+
+def test_a_key_in_a_routed_bucket_is_never_offered_another_buckets_route(routes: Routes) -> None:
+    """`daily/x/y.csv` fits route exports' glob, but exports listens to acme-exports: the key landed in
+    acme-landing, where orders and snapshots are the routes that could have matched."""
+    misses = near_misses(routes.routes, s3("daily/x/y.csv"))
+
+    assert misses == [
+        "route orders: the key glob `orders/*.csv` fails at segment 1 (`daily` vs `orders`)",
+        "route snapshots: the key glob `snapshots/**/*.parquet` fails at segment 1 (`daily` vs `snapshots`)",
+    ]
+    assert all("bucket" not in miss and "exports" not in miss for miss in misses)
 
 
 def test_another_bucket_is_named_and_a_close_one_is_offered(routes: Routes) -> None:

@@ -307,7 +307,7 @@ def one_problem(route: dict[str, Any]) -> str:
         ),
         (
             route_with(s3={"bucket": "acme-landing", "events": ["put"]}),
-            "route 'good': s3.events: must be a list of created and/or deleted (got ['put'])",
+            "route 'good': s3.events: must be a list of created and/or deleted (got ['put']); did you mean created?",
         ),
         (
             route_with(s3={"bucket": "acme-landing", "events": []}),
@@ -345,7 +345,8 @@ def one_problem(route: dict[str, Any]) -> str:
         ),
         (
             route_with(syncs=[{"id": SYNC_A, "type": "bulk", "resync": True}]),
-            "route 'good': syncs[0].resync: not an option of a bulk sync (options: fetch_mode, resync_mode, schemas, test)",
+            "route 'good': syncs[0].resync: not an option of a bulk sync (options: fetch_mode, resync_mode, schemas, test);"
+            " did you mean resync_mode?",
         ),
         (
             route_with(syncs=[{"id": SYNC_A, "type": "bulk", "identities": ["x"]}]),

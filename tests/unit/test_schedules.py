@@ -106,16 +106,21 @@ def test_a_bare_name_is_a_schedule_made_elsewhere() -> None:
         ({"name": "n", "cron": "0 2 * * * *"}, "exactly one of day-of-month and day-of-week must be ?"),
         ({"name": "n", "cron": "0 2 ? * ? *"}, "exactly one of day-of-month and day-of-week must be ?"),
         ({"name": "n", "cron": "0 2 * * ? *; rm"}, "schedule.cron: must be six fields"),
-        ({"name": "n", "rate": "0 hours"}, "schedule.rate: must be a number and minute(s), hour(s) or day(s)"),
-        ({"name": "n", "rate": "1 week"}, "schedule.rate: must be a number"),
-        ({"name": "n", "rate": 60}, "schedule.rate: must be a number"),
+        ({"name": "n", "rate": "0 hours"}, "schedule.rate: must be a duration of at least 1 minute in whole minutes"),
+        ({"name": "n", "rate": "1 week"}, "(got '1 week'); did you mean 7 days?"),
+        ({"name": "n", "rate": 60}, "schedule.rate: must be a duration of at least 1 minute in whole minutes, such as"
+                                    " 15m, 1h, 90 minutes or 1 hour (got 60)"),
+        ({"name": "n", "rate": "90s"}, "schedule.rate: must be a duration of at least 1 minute in whole minutes"),
         ({"name": "n", "at": "2026-02-30T10:00:00"}, "schedule.at: not a real date and time"),
         ({"name": "n", "at": "tomorrow"}, "schedule.at: must be a local time YYYY-MM-DDThh:mm:ss"),
         ({"name": "n", "rate": "1 hour", "timezone": "Berlin time"}, "schedule.timezone: must be an IANA time zone"),
-        ({"name": "n", "rate": "1 hour", "flexible_window": "2d"}, "schedule.flexible_window: must be off, or minutes"),
-        ({"name": "n", "rate": "1 hour", "flexible_window": 1441}, "schedule.flexible_window: must be off, or minutes"),
-        ({"name": "n", "rate": "1 hour", "flexible_window": True}, "schedule.flexible_window: must be off, or minutes"),
-        ({"name": "n", "rate": "1 hour", "tz": "UTC"}, "schedule: unknown field(s): tz"),
+        ({"name": "n", "rate": "1 hour", "flexible_window": "2d"},
+         "schedule.flexible_window: must be off, or a duration from 1 minute to 1 day in whole minutes"),
+        ({"name": "n", "rate": "1 hour", "flexible_window": 1441}, "schedule.flexible_window: must be off, or a duration"),
+        ({"name": "n", "rate": "1 hour", "flexible_window": True}, "schedule.flexible_window: must be off, or a duration"),
+        ({"name": "n", "rate": "1 hour", "flexible_window": "30s"}, "from 1 minute to 1 day in whole minutes"),
+        ({"name": "n", "rate": "1 hour", "tz": "UTC"}, "schedule.tz: unknown field; did you mean timezone?"),
+        ({"name": "n", "rate": "1 hour", "colour": "red"}, "schedule: unknown field(s): colour (fields: at, cron,"),
         ({"name": "night ly", "rate": "1 hour"}, "schedule.name: required; 1-64 letters"),
     ],
 )  # fmt: skip
@@ -211,7 +216,8 @@ def test_the_build_lists_an_unknown_zone_with_every_other_problem_but_a_cold_sta
     with pytest.raises(RoutesError) as raised:
         parse_routes(document, check_zones=True)
     assert raised.value.problems == [
-        "route 'resume': schedule.timezone: 'Europe/Amsterdm' is not a time zone the IANA database knows",
+        "route 'resume': schedule.timezone: 'Europe/Amsterdm' is not a time zone the IANA database knows;"
+        " did you mean Europe/Amsterdam?",
         "route 'pause': schedule.cron: exactly one of day-of-month and day-of-week must be ? (got '0 18 * * FRI *');"
         ' did you mean "0 18 ? * FRI *"?',
     ]

@@ -48,6 +48,18 @@ routes:
 """
 
 
+ORDERS = "248df4b7-aa70-47b8-a036-33ac447e668d"
+WAREHOUSE = "7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"
+HELD_MODEL = (
+    f"route weekend-freeze pauses model sync {ORDERS} until route weekend-thaw resumes it, at most 61 hours later;"
+    " meanwhile the starts of route orders-landing (hold 7 days) are held"
+)
+HELD_BULK = (
+    f"route weekend-freeze pauses bulk sync {WAREHOUSE} until route weekend-thaw resumes it, at most 61 hours later;"
+    " meanwhile the starts of routes orders-landing (hold 7 days), snapshot-removed (hold 7 days) are held"
+)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="polytrigger")
     register(parser.add_subparsers(dest="command", required=True))
@@ -65,18 +77,22 @@ def test_the_bundled_routes_file_is_summarised() -> None:
         syncs={"model": 2, "bulk": 1},
         created=[
             ScheduleSpec("freeze", "cron(0 18 ? * FRI *)", "Europe/Berlin"),
-            ScheduleSpec("nightly", "cron(0 2 * * ? *)", "Europe/Berlin"),
+            ScheduleSpec("nightly", "cron(0 2 ? * TUE-FRI *)", "Europe/Berlin"),
             ScheduleSpec("thaw", "cron(0 6 ? * MON *)", "Europe/Berlin"),
         ],
         chains=["route customers-after-orders follows sync 248df4b7-aa70-47b8-a036-33ac447e668d: completed"],
+        held=[HELD_MODEL, HELD_BULK],
     )
+    assert report.warnings == []  # the example is coherent: nothing fights the weekend freeze
     assert render(report).splitlines() == [
         f"{BUNDLED}: 7 routes, 1 bucket (acme-landing), 3 schedules (freeze, nightly, thaw), 3 syncs (2 model, 1 bulk)",
         "  the S3 rule will listen to: acme-landing (each needs its EventBridge notifications on: --check-buckets)",
         "  the stack will create schedule freeze: cron(0 18 ? * FRI *) Europe/Berlin",
-        "  the stack will create schedule nightly: cron(0 2 * * ? *) Europe/Berlin",
+        "  the stack will create schedule nightly: cron(0 2 ? * TUE-FRI *) Europe/Berlin",
         "  the stack will create schedule thaw: cron(0 6 ? * MON *) Europe/Berlin",
         "  chained: route customers-after-orders follows sync 248df4b7-aa70-47b8-a036-33ac447e668d: completed",
+        f"  held while paused: {HELD_MODEL}",
+        f"  held while paused: {HELD_BULK}",
     ]
 
 

@@ -4,7 +4,9 @@
 `parse` (the whole file validated, every problem listed), `schedules` (a route's own schedule),
 `chains` (routes that follow another sync's runs), `globs` (key patterns matched in linear time),
 `near` (why the closest routes missed a trigger), `load` (YAML, or the build's validated cache),
-`fields` (the checks the levels share).
+`fields` (the checks the levels share), `durations` (the one syntax of every duration field),
+`suggest` (did you mean: the known word closest to a misspelt one, for a refusal's end), `pauses`
+(what a pause means for the routes that start the same sync: `validate`'s notes and warnings).
 """
 
 from polytrigger.routing.load import load_routes

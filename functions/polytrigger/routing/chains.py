@@ -8,8 +8,10 @@ from typing import Any
 from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import RUN_ENDINGS
 from polytrigger.routing.fields import events_field
+from polytrigger.routing.suggest import close_to
 
 CHAIN_FIELDS = {"sync", "events"}
+_FIELD_ALIASES = {"sync_id": "sync", "id": "sync", "upstream": "sync", "status": "events", "statuses": "events"}
 
 
 def parse_chain(raw: Any, problems: list[str]) -> dict[str, Any]:
@@ -17,7 +19,13 @@ def parse_chain(raw: Any, problems: list[str]) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         problems.append("polytomic: must be a mapping with sync (the upstream sync's id) and events")
         return {}
-    unknown = sorted(set(map(str, raw)) - CHAIN_FIELDS)
+    unknown: list[str] = []
+    for field in sorted(set(map(str, raw)) - CHAIN_FIELDS):
+        meant = close_to(field, sorted(CHAIN_FIELDS), _FIELD_ALIASES)
+        if meant is None:
+            unknown.append(field)
+        else:
+            problems.append(f"polytomic.{field}: unknown field; did you mean {meant}?")
     if unknown:
         problems.append(f"polytomic: unknown field(s): {', '.join(unknown)} (fields: events, sync)")
     sync = raw.get("sync")

@@ -8,12 +8,19 @@ and days may be named (JAN-DEC, SUN-SAT; SUN is 1, not 0 as in a Unix crontab). 
 Scheduler would refuse (`30 25 * * ? *`) is refused here with one line naming the field and the
 value, so it fails `polytrigger validate` and the build, not the deploy after earlier schedules
 were written.
+
+`next_firings` says when a valid expression fires, in its time zone, daylight saving time included
+(`polytrigger explain --schedule NAME --next N`, and `validate`'s look at pauses).
 """
 
 from __future__ import annotations
 
+import calendar
+import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
@@ -183,3 +190,160 @@ def _meant(field: _Field, text: str) -> str:
         return ""
     close = [name for name in field.names if sum(a != b for a, b in zip(name, text, strict=True)) == 1]
     return " or ".join(close)
+
+
+# -- when a valid expression fires ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One time a cron expression names: its wall-clock time in the schedule's zone and the instant it fires.
+
+    `at` is None when that wall-clock time does not exist (the hour clocks skip when they spring forward):
+    the Scheduler skips such a firing.
+    """
+
+    wall: datetime  # naive: the local time the expression names
+    at: datetime | None  # aware, in the zone
+
+
+@dataclass(frozen=True, slots=True)
+class Cron:
+    """A valid expression's fields, expanded: the values each names (day fields kept as written)."""
+
+    minutes: tuple[int, ...]
+    hours: tuple[int, ...]
+    months: frozenset[int]
+    years: frozenset[int]
+    day_of_month: str
+    day_of_week: str
+
+
+@functools.lru_cache(maxsize=64)
+def compile_text(expression: str) -> Cron:
+    """`compile_cron` of an expression's text (`0 2 ? * TUE-FRI *`), remembered: a schedule is asked often."""
+    return compile_cron(expression.split())
+
+
+def compile_cron(fields: list[str]) -> Cron:
+    """Six upper-cased fields that `cron_problem` accepts (a ValueError for any it would refuse)."""
+    if len(fields) != 6 or cron_problem(fields):
+        raise ValueError(cron_problem(fields) if len(fields) == 6 else "six fields are needed")
+    return Cron(
+        minutes=tuple(sorted(_expand(0, fields[0]))),
+        hours=tuple(sorted(_expand(1, fields[1]))),
+        months=frozenset(_expand(3, fields[3])),
+        years=frozenset(_expand(5, fields[5])),
+        day_of_month=fields[DAY_OF_MONTH],
+        day_of_week=fields[DAY_OF_WEEK],
+    )
+
+
+def next_firings(cron: Cron, zone: tzinfo, after: datetime, count: int) -> list[Firing]:
+    """The first `count` firings after `after` (aware) of `cron`, read as wall-clock times in `zone`, with
+    the times clocks skip among them listed too (`at` None) but not counted.
+
+    Daylight saving time, as EventBridge Scheduler documents it ("Daylight savings time on EventBridge
+    Scheduler"): when clocks spring forward, a wall-clock time that does not exist that day is skipped
+    (listed here with `at` None, so a person sees why a night has no firing); when clocks fall back, a
+    wall-clock time that occurs twice fires once, at its first occurrence (the earlier offset). Searches
+    up to ten years ahead, or to the expression's last year.
+    """
+    start = after.astimezone(zone)
+    start_wall = start.replace(tzinfo=None)
+    found: list[Firing] = []
+    fired = 0
+    for wall in _wall_times(cron, start_wall.date(), last_year=min(max(cron.years), start.year + 10)):
+        if fired >= count:
+            break
+        instant = _instant(wall, zone)
+        if (instant is None and wall <= start_wall) or (instant is not None and instant <= after):
+            continue
+        found.append(Firing(wall, instant))
+        fired += instant is not None
+    return found
+
+
+def _instant(wall: datetime, zone: tzinfo) -> datetime | None:
+    """The instant a wall-clock time names in `zone`: its first occurrence, or None when clocks skip it."""
+    first = wall.replace(tzinfo=zone, fold=0)
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != wall:
+        return None
+    return first
+
+
+def _wall_times(cron: Cron, day: date, last_year: int) -> Iterator[datetime]:
+    while day.year <= last_year:
+        if day.year not in cron.years:
+            day = date(day.year + 1, 1, 1)
+            continue
+        if day.month not in cron.months:
+            day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+            continue
+        if _day_matches(cron, day):
+            for hour in cron.hours:
+                for minute in cron.minutes:
+                    yield datetime(day.year, day.month, day.day, hour, minute)
+        day += timedelta(days=1)
+
+
+def _day_matches(cron: Cron, day: date) -> bool:
+    if cron.day_of_month != "?":
+        return _day_of_month_matches(cron.day_of_month, day)
+    return _day_of_week_matches(cron.day_of_week, day)
+
+
+def _day_of_month_matches(text: str, day: date) -> bool:
+    last = calendar.monthrange(day.year, day.month)[1]
+    if text == "L":
+        return day.day == last
+    if text == "LW":
+        return day == _weekday_nearest(date(day.year, day.month, last))
+    if (match := _NEAREST_WEEKDAY.fullmatch(text)) is not None:
+        wanted = int(match.group(1))
+        return wanted <= last and day == _weekday_nearest(date(day.year, day.month, wanted))
+    return day.day in _expand(DAY_OF_MONTH, text)
+
+
+def _weekday_nearest(day: date) -> date:
+    """The weekday (Monday to Friday) nearest `day`, never in another month."""
+    if day.weekday() == 5:  # Saturday: the Friday before, or the Monday after the 1st
+        return day - timedelta(days=1) if day.day > 1 else day + timedelta(days=2)
+    if day.weekday() == 6:  # Sunday: the Monday after, or the Friday before the month's last day
+        last = calendar.monthrange(day.year, day.month)[1]
+        return day + timedelta(days=1) if day.day < last else day - timedelta(days=2)
+    return day
+
+
+def _day_of_week_matches(text: str, day: date) -> bool:
+    weekday = (day.weekday() + 1) % 7 + 1  # the Scheduler's: SUN 1 ... SAT 7
+    field = FIELDS[DAY_OF_WEEK]
+    if text == "L":
+        return weekday == 7  # the last day of the week: SAT
+    if (match := _LAST_OF_WEEK.fullmatch(text)) is not None:
+        last = calendar.monthrange(day.year, day.month)[1]
+        return weekday == _value(field, match.group(1)) and day.day + 7 > last
+    if (match := _NTH_OF_MONTH.fullmatch(text)) is not None:
+        return weekday == _value(field, match.group(1)) and (day.day - 1) // 7 + 1 == int(match.group(2))
+    return weekday in _expand(DAY_OF_WEEK, text)
+
+
+@functools.lru_cache(maxsize=256)
+def _expand(index: int, text: str) -> frozenset[int]:
+    """The values a plain field names: `*`, `a`, `a-b` (wrapping past the top: FRI-MON), `a/n`, `*/n`, lists."""
+    field = FIELDS[index]
+    values: set[int] = set()
+    for item in text.split(","):
+        base, _, step = item.partition("/")
+        every = int(step) if step else 1
+        if base == "*":
+            low, high = field.low, field.high
+        elif "-" in base:
+            first, _, last = base.partition("-")
+            low, high = _value(field, first), _value(field, last)
+        else:
+            low = _value(field, base)
+            high = field.high if step else low
+        span = range(low, high + 1) if low <= high else [*range(low, field.high + 1), *range(field.low, high + 1)]
+        values.update(list(span)[::every])
+    return frozenset(values)

@@ -5,6 +5,24 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from polytrigger.routing.suggest import close_to
+
+# What people write for an S3 event kind or a run ending, and the one they mean (lower case).
+EVENT_ALIASES = {
+    "s3": {
+        "complete": "created", "completed": "created", "create": "created", "put": "created", "upload": "created",
+        "uploaded": "created", "new": "created", "objectcreated": "created", "s3:objectcreated:*": "created",
+        "delete": "deleted", "remove": "deleted", "removed": "deleted", "objectremoved": "deleted",
+        "s3:objectremoved:*": "deleted",
+    },
+    "polytomic": {
+        "complete": "completed", "success": "completed", "succeeded": "completed", "successful": "completed",
+        "done": "completed", "finished": "completed", "error": "failed", "errored": "failed", "failure": "failed",
+        "cancelled": "canceled", "cancel": "canceled", "partial": "completed_with_errors",
+        "completed with errors": "completed_with_errors", "interrupt": "interrupted",
+    },
+}  # fmt: skip
+
 
 def events_field(
     raw: Mapping[Any, Any], where: str, default: str, allowed: Collection[str], problems: list[str]
@@ -19,6 +37,21 @@ def events_field(
         or len(set(chosen)) != len(chosen)
     ):
         described = " and/or ".join(allowed) if len(allowed) == 2 else ", ".join(allowed)
-        problems.append(f"{where}.events: must be a list of {described} (got {chosen!r})")
+        problems.append(
+            f"{where}.events: must be a list of {described} (got {chosen!r}){_meant(chosen, where, allowed)}"
+        )
         return frozenset()
     return frozenset(chosen)
+
+
+def _meant(chosen: Any, where: str, allowed: Collection[str]) -> str:
+    """`; did you mean created?` (one unknown value) or `; did you mean created for 'put', deleted for 'rm'?`."""
+    unknown = [item for item in chosen if item not in allowed] if isinstance(chosen, list) else []
+    aliases = EVENT_ALIASES.get(where, {})
+    meant = [(item, close_to(item, sorted(allowed), aliases)) for item in unknown]
+    found = [(item, choice) for item, choice in meant if choice is not None]
+    if not found:
+        return ""
+    if len(unknown) == 1:
+        return f"; did you mean {found[0][1]}?"
+    return "; did you mean " + ", ".join(f"{choice} for {item!r}" for item, choice in found) + "?"

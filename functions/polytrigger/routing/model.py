@@ -10,6 +10,8 @@ from polytrigger.core.triggers import S3EventKind, Trigger
 from polytrigger.routing.globs import Glob, literal_suffix
 from polytrigger.routing.schedules import ScheduleSpec
 
+DEFAULT_HOLD_SECONDS = 7 * 86400  # a start that meets a paused sync waits this long for it by default
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -28,6 +30,7 @@ class Route:
     debounce: int = 0
     freshness: int = 0  # seconds: each trigger's data should be in a completed run by then (0: no promise)
     max_wait: int = 0
+    hold: int = DEFAULT_HOLD_SECONDS  # seconds a start that meets a paused sync is held before it is parked
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":

@@ -1,6 +1,8 @@
 """Near misses: when no route matches a trigger, which routes came closest and why each one missed.
 
-Pure and only for people (`polytrigger explain`); the matching itself stays in `model`. S3 routes are
+Pure and only for people (`polytrigger explain`); the matching itself stays in `model`. A key in a
+bucket some route listens to is compared with that bucket's routes only; a key in any other bucket with
+every S3 route, a close bucket name offered. S3 routes are
 ranked by how far they got: the bucket matched (or nearly: a close name) > fewer ways of missing (bucket,
 event kind, key) > the key glob matched > the key starts with the glob's literal prefix > more glob
 segments matched > the event kind is subscribed; ties keep file order. So a route that misses only on
@@ -28,12 +30,19 @@ _CLOSE = 0.6  # difflib ratio from which a name is offered as "did you mean"
 
 
 def near_misses(routes: Iterable[Route], trigger: Trigger, limit: int = 3) -> list[str]:
-    """Up to `limit` one-line reasons, closest route first; routes that match the trigger are left out."""
+    """Up to `limit` one-line reasons, closest route first; routes that match the trigger are left out.
+
+    When some route listens to the trigger's bucket, only that bucket's routes are reasons: the key
+    landed where it was meant to, and another bucket's route is no way for it to match.
+    """
+    candidates = list(routes)
+    if trigger.kind == "s3" and any(route.bucket == trigger.bucket for route in candidates):
+        candidates = [route for route in candidates if route.bucket == trigger.bucket]
     misses = [
         miss
         for miss in (
             _schedule_miss(route, trigger) if trigger.kind == "schedule" else _s3_miss(route, trigger)
-            for route in routes
+            for route in candidates
         )
         if miss is not None
     ]

@@ -13,10 +13,12 @@ from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, ActionKind, SyncT
 from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS
 from polytrigger.routing.chains import chain_cycles, parse_chain
+from polytrigger.routing.durations import duration_field
 from polytrigger.routing.fields import events_field
 from polytrigger.routing.globs import compile_glob, literal_prefix
-from polytrigger.routing.model import Route, Routes
+from polytrigger.routing.model import DEFAULT_HOLD_SECONDS, Route, Routes
 from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
+from polytrigger.routing.suggest import close_to, did_you_mean
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -27,8 +29,19 @@ def is_bucket_name(value: object) -> bool:
     return isinstance(value, str) and _BUCKET.fullmatch(value) is not None and ".." not in value
 
 
-_ROUTE_FIELDS = {"name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait", "freshness"}
+_ROUTE_FIELDS = {
+    "name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait", "freshness", "hold",
+}  # fmt: skip
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
+MAX_WAIT = 86400
+MAX_FRESHNESS = 2 * 86400  # Polytomic keeps events 48 hours: a promise longer than that could not be checked
+MIN_HOLD, MAX_HOLD = 60, 30 * 86400
+# What people write for an action, and the action they mean.
+ACTION_ALIASES = {
+    "pause": "deactivate", "disable": "deactivate", "suspend": "deactivate", "freeze": "deactivate",
+    "resume": "activate", "unpause": "activate", "enable": "activate", "thaw": "activate", "unfreeze": "activate",
+    "run": "start", "trigger": "start", "sync": "start",
+}  # fmt: skip
 _S3_FIELDS = {"bucket", "key", "events"}
 _MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
 _BULK_OPTIONS = {"fetch_mode": str, "resync_mode": str, "schemas": list, "test": bool}
@@ -53,12 +66,26 @@ def _misplaced(raw: Mapping[Any, Any], allowed: set[str], where: str, here: str,
     unknown: list[str] = []
     for field in sorted(set(map(str, raw)) - allowed):
         belongs = next((place for fields, place in _BELONGS if field in fields), None)
-        if belongs is None:
-            unknown.append(field)
-        else:
+        if belongs is not None:
             problems.append(f"{where + '.' if where else ''}{field}: {belongs}, not {here}")
+        elif (meant := _misspelt(field, allowed)) is not None:
+            problems.append(f"{where + '.' if where else ''}{field}: unknown field; did you mean {meant}?")
+        else:
+            unknown.append(field)
     if unknown:
         problems.append(f"{where + ': ' if where else ''}unknown field(s): {', '.join(unknown)}")
+
+
+def _misspelt(field: str, allowed: set[str]) -> str | None:
+    """The field `field` most probably meant: one of this level (`evnets` → `events`), else one of another
+    level, with where that one belongs (`resynk` on the route → `resync (under syncs[n])`)."""
+    meant = close_to(field, sorted(allowed))
+    if meant is not None:
+        return meant
+    for fields, place in _BELONGS:
+        if (meant := close_to(field, sorted(fields))) is not None:
+            return f"{meant} (it {place})"
+    return None
 
 
 class RoutesError(ValueError):
@@ -151,7 +178,8 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
 
     action = raw.get("action", "start")
     if action not in ACTION_KINDS:
-        problems.append(f"action: must be one of {', '.join(ACTION_KINDS)} (got {action!r})")
+        meant = did_you_mean(action, ACTION_KINDS, ACTION_ALIASES)
+        problems.append(f"action: must be one of {', '.join(ACTION_KINDS)} (got {action!r}){meant}")
         action = "start"
 
     triggers = [kind for kind in ("s3", "schedule", "polytomic") if kind in raw]
@@ -169,6 +197,7 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
     syncs = _parse_syncs(raw.get("syncs"), cast(ActionKind, action), problems)
     debounce, max_wait = _parse_debounce(raw, action, problems)
     freshness = _parse_freshness(raw.get("freshness"), action, problems)
+    hold = _parse_hold(raw.get("hold"), action, problems)
     if problems:
         return None
     return Route(
@@ -178,50 +207,52 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
         debounce=debounce,
         max_wait=max_wait,
         freshness=freshness,
+        hold=hold,
         **fields,
     )
-
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_FRESHNESS = 2 * 86400  # Polytomic keeps events 48 hours: a promise longer than that could not be checked
 
 
 def _parse_freshness(raw: Any, action: Any, problems: list[str]) -> int:
     """`freshness: 30m`: each trigger's data in a completed run within this long, or it is reported."""
     if raw is None:
         return 0
-    seconds = -1
-    if isinstance(raw, int) and not isinstance(raw, bool):
-        seconds = raw
-    elif isinstance(raw, str) and (match := _DURATION.fullmatch(raw)) is not None:
-        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if not 60 <= seconds <= MAX_FRESHNESS:
-        problems.append(f"freshness: must be from 1m to 48h, e.g. 30m, 2h or seconds (got {raw!r})")
+    duration = duration_field(raw, "freshness", problems, low=60, high=MAX_FRESHNESS)
+    if duration is None:
         return 0
     if action != "start":
         problems.append("freshness: only applies to action start")
-    return seconds
+    return duration.seconds
+
+
+def _parse_hold(raw: Any, action: Any, problems: list[str]) -> int:
+    """`hold: 3d`: how long a start that meets a paused sync waits for it to be active again, then is parked."""
+    if raw is None:
+        return DEFAULT_HOLD_SECONDS
+    duration = duration_field(raw, "hold", problems, low=MIN_HOLD, high=MAX_HOLD)
+    if duration is None:
+        return DEFAULT_HOLD_SECONDS
+    if action != "start":
+        problems.append("hold: only applies to action start (a start that meets a paused sync is held)")
+    return duration.seconds
 
 
 def _parse_debounce(raw: Mapping[str, Any], action: Any, problems: list[str]) -> tuple[int, int]:
     """`debounce`: wait this long for more files before one start; `max_wait`: but never longer than this."""
-    debounce, max_wait = raw.get("debounce", 0), raw.get("max_wait")
     if "debounce" not in raw:
-        if max_wait is not None:
+        if raw.get("max_wait") is not None:
             problems.append("max_wait: only applies together with debounce")
         return 0, 0
-    if isinstance(debounce, bool) or not isinstance(debounce, int) or not 1 <= debounce <= MAX_DEBOUNCE:
-        problems.append(f"debounce: must be a whole number of seconds from 1 to {MAX_DEBOUNCE} (got {debounce!r})")
+    debounce = duration_field(raw["debounce"], "debounce", problems, low=1, high=MAX_DEBOUNCE)
+    if debounce is None:
         return 0, 0
     if action != "start":
         problems.append("debounce: only applies to action start")
+    if raw.get("max_wait") is None:
+        return debounce.seconds, debounce.seconds
+    max_wait = duration_field(raw["max_wait"], "max_wait", problems, low=debounce.seconds, high=MAX_WAIT)
     if max_wait is None:
-        return debounce, debounce
-    if isinstance(max_wait, bool) or not isinstance(max_wait, int) or not debounce <= max_wait <= 86400:
-        problems.append(f"max_wait: must be whole seconds from debounce ({debounce}) to 86400 (got {max_wait!r})")
         return 0, 0
-    return debounce, max_wait
+    return debounce.seconds, max_wait.seconds
 
 
 def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
@@ -303,7 +334,8 @@ def _parse_sync(raw: Any, action: ActionKind, where: str, problems: list[str]) -
             continue
         if name not in allowed:
             known = ", ".join(sorted(allowed))
-            problems.append(f"{where}.{name}: not an option of a {sync_type} sync (options: {known})")
+            meant = did_you_mean(name, sorted({"id", "type", "activate_first", *allowed}))
+            problems.append(f"{where}.{name}: not an option of a {sync_type} sync (options: {known}){meant}")
             continue
         if action != "start":
             problems.append(f"{where}.{name}: options only apply to action start")

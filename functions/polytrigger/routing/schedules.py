@@ -12,18 +12,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME
-from polytrigger.routing.cron import cron_problem, six_fields
+from polytrigger.routing.cron import Firing, compile_text, cron_problem, next_firings, six_fields
+from polytrigger.routing.durations import UNIT_NAMES, UNIT_SECONDS, duration_field, plural
+from polytrigger.routing.suggest import close_to, zone_like
 
 SCHEDULE_FIELDS = {"name", "cron", "rate", "at", "timezone", "flexible_window"}
+_FIELD_ALIASES = {"tz": "timezone", "time_zone": "timezone", "zone": "timezone", "window": "flexible_window"}
 MAX_FLEXIBLE_WINDOW = 1440  # minutes: the Scheduler's own limit
 _CRON_FIELD = re.compile(r"^[A-Za-z0-9*?,/#LW-]+$")
-_RATE = re.compile(r"^\s*(\d+)\s+(minute|hour|day)s?\s*$")
 _AT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
-_WINDOW = re.compile(r"^\s*(\d+)\s*(m|min|minutes?|h|hours?)\s*$")
 _TIMEZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")
 
 
@@ -51,7 +52,13 @@ def parse_schedule(raw: Any, problems: list[str], *, check_zone: bool = False) -
         problems.append("schedule: must be a schedule name, or {name, cron | rate | at, timezone, flexible_window}")
         return "", None
     before = len(problems)
-    unknown = sorted(set(map(str, raw)) - SCHEDULE_FIELDS)
+    unknown: list[str] = []
+    for field in sorted(set(map(str, raw)) - SCHEDULE_FIELDS):
+        meant = close_to(field, sorted(SCHEDULE_FIELDS), _FIELD_ALIASES)
+        if meant is None:
+            unknown.append(field)
+        else:
+            problems.append(f"schedule.{field}: unknown field; did you mean {meant}?")
     if unknown:
         known = ", ".join(sorted(SCHEDULE_FIELDS))
         problems.append(f"schedule: unknown field(s): {', '.join(unknown)} (fields: {known})")
@@ -69,9 +76,13 @@ def parse_schedule(raw: Any, problems: list[str], *, check_zone: bool = False) -
         expression = _expression(given[0], raw[given[0]], problems)
     timezone = raw.get("timezone", "UTC")
     if not isinstance(timezone, str) or not _TIMEZONE.fullmatch(timezone):
-        problems.append(f"schedule.timezone: must be an IANA time zone such as Europe/Berlin (got {timezone!r})")
+        problems.append(
+            f"schedule.timezone: must be an IANA time zone such as Europe/Berlin (got {timezone!r}){_zone_hint(timezone)}"
+        )
     elif check_zone and not known_zone(timezone):
-        problems.append(f"schedule.timezone: {timezone!r} is not a time zone the IANA database knows")
+        problems.append(
+            f"schedule.timezone: {timezone!r} is not a time zone the IANA database knows{_zone_hint(timezone)}"
+        )
     window = _flexible_window(raw.get("flexible_window", 0), problems)
     if len(problems) > before:
         return name, None
@@ -107,15 +118,13 @@ def _cron(value: Any, problems: list[str]) -> str:
 
 
 def _rate(value: Any, problems: list[str]) -> str:
-    """`1 hour`, `15 minutes`, `2 days`: the unit singular for 1 and plural above, as the Scheduler wants."""
-    match = _RATE.fullmatch(value) if isinstance(value, str) else None
-    if match is None or int(match.group(1)) < 1:
-        problems.append(
-            f"schedule.rate: must be a number and minute(s), hour(s) or day(s), e.g. 1 hour (got {value!r})"
-        )
+    """`1h`, `90m`, `2 days`, `15 minutes`: whole minutes, in the unit given (seconds as minutes), the unit
+    singular for 1 and plural above, as the Scheduler wants (`rate(1 hour)`, `rate(90 minutes)`)."""
+    duration = duration_field(value, "schedule.rate", problems, low=60, high=None, bare=None, whole_minutes=True)
+    if duration is None:
         return ""
-    count, unit = int(match.group(1)), match.group(2)
-    return f"rate({count} {unit}{'' if count == 1 else 's'})"
+    count, unit = (duration.seconds // 60, "m") if duration.unit == "s" else (duration.count, duration.unit)
+    return f"rate({plural(count, UNIT_NAMES[unit])})"
 
 
 def _at(value: Any, problems: list[str]) -> str:
@@ -137,21 +146,25 @@ def _at(value: Any, problems: list[str]) -> str:
 
 
 def _flexible_window(value: Any, problems: list[str]) -> int:
-    """Minutes the Scheduler may spread a firing over: 0 / off, a number of minutes, `15m` or `1h`."""
+    """Minutes the Scheduler may spread a firing over: 0 / off, a duration (`15m`, `1h`) or a number of minutes."""
     if value in (0, "off", False):
         return 0
-    minutes = -1
-    if isinstance(value, int) and not isinstance(value, bool):
-        minutes = value
-    elif isinstance(value, str) and (match := _WINDOW.fullmatch(value)) is not None:
-        minutes = int(match.group(1)) * (60 if match.group(2).startswith("h") else 1)
-    if not 1 <= minutes <= MAX_FLEXIBLE_WINDOW:
-        problems.append(
-            f"schedule.flexible_window: must be off, or minutes from 1 to {MAX_FLEXIBLE_WINDOW}, e.g. 15m or 1h"
-            f" (got {value!r})"
-        )
-        return 0
-    return minutes
+    duration = duration_field(
+        value,
+        "schedule.flexible_window",
+        problems,
+        low=60,
+        high=MAX_FLEXIBLE_WINDOW * 60,
+        bare=60,
+        whole_minutes=True,
+        otherwise="off, or ",
+    )
+    return duration.seconds // 60 if duration is not None else 0
+
+
+def _zone_hint(timezone: Any) -> str:
+    meant = zone_like(timezone)
+    return f"; did you mean {meant}?" if meant is not None and meant != timezone else ""
 
 
 def definitions(routes: Mapping[str, tuple[str, ScheduleSpec | None]]) -> tuple[dict[str, ScheduleSpec], list[str]]:
@@ -172,6 +185,34 @@ def definitions(routes: Mapping[str, tuple[str, ScheduleSpec | None]]) -> tuple[
                 " define it once and name it bare (schedule: NAME) elsewhere"
             )
     return {name: spec for name, (_, spec) in found.items()}, problems
+
+
+def firings(spec: ScheduleSpec, after: datetime, count: int) -> list[Firing]:
+    """The next `count` firings of a schedule the stack creates, after `after` (aware), in its own zone.
+
+    A cron, as `cron.next_firings` reads it (daylight saving time included). A rate counts elapsed time
+    from when the Scheduler created the schedule (the stack sets no start date), whatever the zone:
+    shown as if that were `after`. An `at` fires once, at its local time (none when that has passed).
+    """
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(spec.timezone)
+    kind, _, body = spec.expression.partition("(")
+    body = body.removesuffix(")")
+    if kind == "cron":
+        return next_firings(compile_text(body), zone, after, count)
+    if kind == "rate":
+        number, unit = body.split()
+        every = timedelta(seconds=int(number) * UNIT_SECONDS[unit[0]])
+        start = after.astimezone(UTC)  # elapsed time: aware arithmetic in a zone would count wall-clock time
+        return [_firing((start + every * n).astimezone(zone)) for n in range(1, count + 1)]
+    once = datetime.fromisoformat(body)
+    instant = once.replace(tzinfo=zone)
+    return [_firing(instant)] if count > 0 and instant > after else []
+
+
+def _firing(instant: datetime) -> Firing:
+    return Firing(wall=instant.replace(tzinfo=None), at=instant)
 
 
 def known_zone(name: str) -> bool:

@@ -1,8 +1,7 @@
-"""`polytrigger`: what routes would do (`explain`), whether a routes file holds (`validate`), whether a file was
-synced (`status`), and sending what was parked back (`redrive`). `polytrigger COMMAND --help` says more.
-
-`explain` makes no API call and no dedup write. Exit status: 0 if some action would be taken, 1 if nothing
-would happen, 2 on bad input."""
+"""polytrigger starts Polytomic syncs when files land in S3 and on schedules, as a routes file says. This
+command checks a routes file and tries it without AWS (validate, explain), follows what the deployed stack
+did (status) and sends what it parked back (redrive). `polytrigger COMMAND --help` gives a command's
+options and exit status."""
 
 from __future__ import annotations
 
@@ -23,10 +22,15 @@ from polytrigger.tools.explain import (
     ExplainInputError,
     explain,
     explain_groups,
+    next_of,
     notes,
+    read_time,
     render,
+    render_next,
     s3_trigger,
+    schedule_spec,
     schedule_trigger,
+    time_note,
     would_act,
 )
 
@@ -38,6 +42,9 @@ forms:
   polytrigger explain s3://BUCKET/KEY [--deleted]  an object created (or deleted) now; the key is taken
                                                  verbatim, as the S3 console copies it (no %XX decoding)
   polytrigger explain --schedule NAME [--time T] a schedule firing at T (ISO 8601, default now)
+  polytrigger explain --schedule NAME --next N [--time T]
+                                                 when a schedule the routes file defines fires next,
+                                                 after T, in its own time zone and in UTC
 
 When no route matches, the closest routes are listed with why each missed.
 exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input or routes file."""
@@ -45,27 +52,56 @@ exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input o
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="polytrigger", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     explain_cmd = commands.add_parser(
         "explain",
-        help="dry run: which routes match and which actions would be taken",
+        help="dry run: what an event, s3:// URL or schedule firing would do",
+        description="A dry run: no API call, no dedup write, no AWS account needed.",
         epilog=_EXPLAIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain_cmd.add_argument("target", nargs="?", metavar="EVENT_FILE | s3://BUCKET/KEY", help="what happened")
     explain_cmd.add_argument("--deleted", action="store_true", help="with s3://…: the object was deleted")
     explain_cmd.add_argument("--schedule", metavar="NAME", help="a firing of the schedule routes name NAME")
-    explain_cmd.add_argument("--time", metavar="ISO", help="with --schedule: the scheduled time (default now)")
+    explain_cmd.add_argument(
+        "--time",
+        metavar="ISO",
+        help="with --schedule: the scheduled time, or where --next starts (default now); without an offset it is"
+        " read in the schedule's time zone",
+    )
+    explain_cmd.add_argument(
+        "--next",
+        metavar="N",
+        type=_count,
+        help="with --schedule: list the schedule's next N firings (1-1000) in its time zone and in UTC",
+    )
     explain_cmd.add_argument(
         "--routes",
         default=os.getenv("ROUTES_FILE") or str(BUNDLED_ROUTES),
         help="routes file (default: $ROUTES_FILE or the bundled one)",
     )
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
-    redrive_cmd = redrive_cli.add_parser(commands)
     validate.register(commands)
     status.register(commands)
-    args = parser.parse_args(argv)
+    redrive_cmd = redrive_cli.add_parser(commands)
+    code: int | None = None
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:  # --help, or a usage error: what was printed must reach the reader, or fail quietly
+            sys.stdout.flush()
+            raise
+        code = _run(args, explain_cmd, redrive_cmd)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`polytrigger explain ... | head -2`): no traceback, and no second error when
+        # Python flushes stdout at exit (the Python docs' recipe: point stdout at devnull).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return code if code is not None else 0
+    return code
+
+
+def _run(args: argparse.Namespace, explain_cmd: argparse.ArgumentParser, redrive_cmd: argparse.ArgumentParser) -> int:
     if args.command == "validate":
         return validate.run(args)
     if args.command == "status":
@@ -86,19 +122,34 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "--deleted goes with an s3:// URL"
     if args.time is not None and args.schedule is None:
         return "--time goes with --schedule"
+    if args.next is not None and args.schedule is None:
+        return "--next goes with --schedule"
     return None
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 1000 (got {text!r})")
+    return int(text)
 
 
 def _explain(args: argparse.Namespace) -> int:
     trigger: Trigger | None = None
     routes: Routes | None = None
+    extra: list[str] = []
     try:
         if args.schedule is not None:
-            trigger = schedule_trigger(args.schedule, args.time)
+            routes = load_routes(args.routes)
+            spec = schedule_spec(routes, args.schedule)
+            zone = spec.timezone if spec else "UTC"
+            if args.next is not None:
+                return _explain_next(args, routes, zone)
+            trigger = schedule_trigger(args.schedule, args.time, zone=zone)
+            extra = time_note(args.time, trigger, spec)
         elif args.target.startswith(S3_URL):
             trigger = s3_trigger(args.target, deleted=args.deleted)
         if trigger is not None:
-            routes = load_routes(args.routes)
+            routes = routes or load_routes(args.routes)
             rows = explain_groups([[trigger]], routes)
         else:
             rows = explain(json.loads(Path(args.target).read_text(encoding="utf-8")), args.routes)
@@ -117,8 +168,17 @@ def _explain(args: argparse.Namespace) -> int:
         )
         print(f"polytrigger: {kind} error: {error}", file=sys.stderr)
         return 2
-    print(json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows, notes(trigger, routes)))
+    print(
+        json.dumps(rows, indent=2, ensure_ascii=False) if args.json else render(rows, [*notes(trigger, routes), *extra])
+    )
     return 0 if would_act(rows) else 1
+
+
+def _explain_next(args: argparse.Namespace, routes: Routes, zone: str) -> int:
+    after = read_time(args.time, zone)
+    document = next_of(routes, args.schedule, after, args.next)
+    print(json.dumps(document, indent=2, ensure_ascii=False) if args.json else render_next(document))
+    return 0 if document["firings"] and "why" not in document else 1
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 Three ways to name what happened: an event file (a Lambda event, as delivered), an S3 URL (an object
 created, or deleted) and a schedule name (a firing). The last two build the `Trigger` the functions
 would normalise such an event to; everything after that is shared, so all three answer alike.
+A schedule the routes file defines can also be asked when it fires next (`--next N`), in its own
+time zone and in UTC; a `--time` without an offset is read in that zone.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind, Trigger, parse_time
+from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind, Trigger, iso
 from polytrigger.events import trigger_groups
 from polytrigger.routing import Routes, load_routes
 from polytrigger.routing.near import near_misses
 from polytrigger.routing.parse import is_bucket_name
+from polytrigger.routing.schedules import ScheduleSpec, firings
 
 S3_URL = "s3://"
 # A real event carries the object's own sequencer, part of its Idempotency-Key; a URL has none.
@@ -104,17 +107,121 @@ def s3_trigger(url: str, *, deleted: bool = False, now: datetime | None = None) 
     return Trigger.s3(bucket=bucket, key=key, event=event, sequencer=PLACEHOLDER_SEQUENCER, time=moment)
 
 
-def schedule_trigger(name: str, time: str | None = None, *, now: datetime | None = None) -> Trigger:
-    """The trigger of schedule `name` firing at `time` (ISO 8601; default now)."""
+def schedule_trigger(name: str, time: str | None = None, *, now: datetime | None = None, zone: str = "UTC") -> Trigger:
+    """The trigger of schedule `name` firing at `time` (ISO 8601, without an offset read in `zone`; default now)."""
     if not SCHEDULE_NAME.fullmatch(name):
         raise ExplainInputError(f"not a schedule name (1-64 letters, digits, '.', '-' or '_'): {_clip(name)}")
+    return Trigger.scheduled(schedule=name, time=read_time(time, zone, now=now))
+
+
+def read_time(time: str | None, zone: str = "UTC", *, now: datetime | None = None) -> datetime:
+    """`--time`: ISO 8601 with an offset (or Z) as given, without one in `zone`; None: now."""
+    if time is None:
+        return now or datetime.now(UTC)
+    text = time.strip()
     try:
-        moment = parse_time(time) if time is not None else now or datetime.now(UTC)
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
         raise ExplainInputError(
             f"--time must be an ISO-8601 time, e.g. 2026-11-23T02:00:00Z (got {_clip(time)})"
         ) from None
-    return Trigger.scheduled(schedule=name, time=moment)
+    if moment.tzinfo is not None:
+        return moment
+    from zoneinfo import ZoneInfo
+
+    return moment.replace(tzinfo=ZoneInfo(zone))
+
+
+def schedule_spec(routes: Routes, name: str) -> ScheduleSpec | None:
+    """How the routes file defines schedule `name` (None: it does not, or only names it bare)."""
+    return next((r.schedule_spec for r in routes.routes if r.schedule == name and r.schedule_spec), None)
+
+
+def time_note(time: str | None, trigger: Trigger, spec: ScheduleSpec | None) -> list[str]:
+    """Say how a `--time` without an offset was read (the schedule's zone), so the UTC shown is no surprise."""
+    if time is None or spec is None or spec.timezone == "UTC" or _has_offset(time):
+        return []
+    return [
+        f"note: --time {time.strip()} has no offset: read in {spec.timezone}, the schedule's zone (= {iso(trigger.time)})"
+    ]
+
+
+def _has_offset(time: str) -> bool:
+    text = time.strip()
+    return text.endswith(("Z", "z")) or datetime.fromisoformat(text).tzinfo is not None
+
+
+def next_of(routes: Routes, name: str, after: datetime, count: int) -> dict[str, Any]:
+    """The next `count` firings of schedule `name`, as `explain --next` prints them (`render_next`) or as JSON.
+
+    `firings` is empty when the routes file does not define the schedule: `why` then says so, with the
+    closest schedule names when none of its routes names it.
+    """
+    spec = schedule_spec(routes, name)
+    named = [route.name for route in routes.routes if route.schedule == name]
+    document: dict[str, Any] = {"schedule": name, "routes": named, "after": iso(after), "firings": []}
+    if spec is None:
+        trigger = Trigger.scheduled(schedule=name, time=after)
+        document["why"] = (
+            [
+                f"schedule {name} is named bare (schedule: {name}): it is made elsewhere, so its times are not in the routes file"
+            ]
+            if named
+            else [f"no route names schedule {name}", *near_misses(routes.routes, trigger)]
+        )
+        return document
+    zone = spec.timezone
+    document.update(expression=spec.expression, timezone=zone, flexible_window=spec.flexible_window)
+    for firing in firings(spec, after, count):
+        if firing.at is None:
+            document["firings"].append({"local": firing.wall.isoformat(), "utc": None, "skipped": "clocks skip it"})
+        else:
+            document["firings"].append(
+                {"local": firing.at.isoformat(), "utc": iso(firing.at), "zone": firing.at.tzname()}
+            )
+    if not any(row["utc"] for row in document["firings"]):
+        document["why"] = [f"{spec.expression} does not fire after {iso(after)}"]
+    return document
+
+
+def render_next(document: dict[str, Any]) -> str:
+    name = document["schedule"]
+    if "expression" not in document:
+        return "\n".join(document["why"][:1] + [f"     - {miss}" for miss in document["why"][1:]])
+    zone = document["timezone"]
+    routes = ", ".join(document["routes"])
+    lines = [f"schedule {name}: {document['expression']} {zone} (routes: {routes})"]
+    if document["expression"].startswith("rate("):
+        lines.append(
+            "  a rate counts from when the stack created the schedule, not from a clock time: shown from --time"
+        )
+    if document["flexible_window"]:
+        lines.append(f"  each firing may come up to {document['flexible_window']} minutes later (flexible window)")
+    from zoneinfo import ZoneInfo
+
+    here = ZoneInfo(zone)
+    count = sum(1 for row in document["firings"] if row["utc"])
+    after = _utc(document["after"]).astimezone(here)
+    lines.append(f"the next {count} firing{'s' if count != 1 else ''} after {_local(after)} = {document['after']}:")
+    for row in document["firings"]:
+        if row["utc"] is None:
+            wall = datetime.fromisoformat(row["local"])
+            lines.append(
+                f"  {wall:%a %Y-%m-%d %H:%M} does not exist in {zone} (clocks spring forward): the Scheduler skips it"
+            )
+        else:
+            lines.append(f"  {_local(_utc(row['utc']).astimezone(here))} = {row['utc']}")
+    lines.extend(document.get("why", []))
+    return "\n".join(lines)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _local(moment: datetime) -> str:
+    offset = moment.strftime("%z")
+    return f"{moment:%a %Y-%m-%d %H:%M} {moment.tzname()} ({offset[:3]}:{offset[3:]})"
 
 
 def notes(trigger: Trigger | None, routes: Routes | None = None) -> list[str]:

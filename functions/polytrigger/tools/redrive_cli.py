@@ -70,7 +70,7 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
     """Add the ``redrive`` subcommand to the CLI's subparsers; returns it (for its usage errors)."""
     command: argparse.ArgumentParser = commands.add_parser(
         "redrive",
-        help="re-drive what is parked in the dead-letter queues (failed actions run, the rest are duplicates)",
+        help="send what the dead-letter queues hold back where it belongs",
         description=(
             "Invoke each parked event again, asynchronously, on one of the stack's functions, and send each "
             "parked dispatch message back to the dispatch queue; delete a message once that is done. "

@@ -5,6 +5,10 @@ whole exactly as the build does it (the routes, and what no deployment could wir
 summarised (routes, buckets, schedules, syncs, and what the stack will wire) or refused with every
 problem, one per line (exit code 1). `--check-buckets` also asks S3 (with AWS credentials) whether
 each bucket sends its events to EventBridge.
+
+A valid file is also read for pauses that fight its routes (`routing.pauses`): the starts a pause holds
+are noted in the summary; a pause nothing resumes, a pause longer than a route's `hold`, or an
+`activate_first` that ends a pause are warnings, one line each on stderr (exit 0, or 1 with `--strict`).
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from polytrigger.core.actions import SYNC_TYPES
 from polytrigger.route_wiring.plan import plan, plan_problems
 from polytrigger.routing.load import read_routes
 from polytrigger.routing.parse import RoutesError
+from polytrigger.routing.pauses import pause_findings
 from polytrigger.routing.schedules import ScheduleSpec
 
 
@@ -34,6 +40,8 @@ class Report:
     created: list[ScheduleSpec] = field(default_factory=list)  # the schedules the stack creates
     elsewhere: list[str] = field(default_factory=list)  # the schedules routes name but do not define
     chains: list[str] = field(default_factory=list)  # "route R follows sync S: completed, ..."
+    held: list[str] = field(default_factory=list)  # notes: the starts a pause holds, until which resume
+    warnings: list[str] = field(default_factory=list)  # pauses that fight the routes
 
     @property
     def ok(self) -> bool:
@@ -44,8 +52,9 @@ class Report:
         return sum(self.syncs.values())
 
 
-def validate(path: str | Path) -> Report:
-    """Validate the routes file at `path`: every problem, or a summary of what it names."""
+def validate(path: str | Path, *, now: datetime | None = None) -> Report:
+    """Validate the routes file at `path`: every problem, or a summary of what it names (its pauses seen
+    from `now`, default the clock)."""
     source = str(path)
     try:
         _, _, routes = read_routes(path)
@@ -55,6 +64,7 @@ def validate(path: str | Path) -> Report:
     if problems:
         return Report(source=source, problems=problems)
     wired = plan(routes)
+    findings = pause_findings(routes, now or datetime.now(UTC))
     distinct = {(sync.type, sync.id) for route in routes.routes for sync in route.syncs}
     return Report(
         source=source,
@@ -69,6 +79,8 @@ def validate(path: str | Path) -> Report:
             if route.upstream
         ],
         elsewhere=list(wired.elsewhere),
+        held=[finding.text for finding in findings if not finding.warning],
+        warnings=[finding.text for finding in findings if finding.warning],
     )
 
 
@@ -93,7 +105,13 @@ def render(report: Report) -> str:
     for name in report.elsewhere:
         lines.append(f"  schedule {name} is made elsewhere: polytrigger does not create it")
     lines.extend(f"  chained: {chain}" for chain in report.chains)
+    lines.extend(f"  held while paused: {note}" for note in report.held)
     return "\n".join(lines)
+
+
+def render_warnings(report: Report) -> str:
+    """The pauses that fight the routes, one `warning:` line each ("" when none)."""
+    return "\n".join(f"warning: {warning}" for warning in report.warnings)
 
 
 def _count(n: int, noun: str) -> str:
@@ -108,10 +126,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add `validate ROUTES` to the `polytrigger` command line (dispatch with `run`)."""
     command = commands.add_parser(
         "validate",
-        help="check a routes file and summarise its routes, buckets, schedules and syncs (writes nothing)",
+        help="check a routes file and show what the stack will wire",
         description=__doc__,
     )
     command.add_argument("routes", metavar="ROUTES", help="the routes file (YAML or JSON)")
+    command.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when there is a warning (a pause that fights the routes), not only a problem",
+    )
     command.add_argument(
         "--check-buckets",
         action="store_true",
@@ -120,13 +143,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    """0 and the summary on stdout when the file is valid (and, checked, every bucket sends its events);
-    1 and every problem on stderr when it is not."""
+    """0 and the summary on stdout when the file is valid (and, checked, every bucket sends its events), its
+    warnings on stderr (1 with `--strict` when there is one); 1 and every problem on stderr when it is not."""
     report = validate(args.routes)
     print(render(report), file=sys.stdout if report.ok else sys.stderr)
     if not report.ok:
         return 1
-    return _check_buckets(report.buckets) if getattr(args, "check_buckets", False) else 0
+    if report.warnings:
+        sys.stdout.flush()
+        print(render_warnings(report), file=sys.stderr)
+    checked = _check_buckets(report.buckets) if getattr(args, "check_buckets", False) else 0
+    return 1 if getattr(args, "strict", False) and report.warnings else checked
 
 
 def _check_buckets(buckets: list[str]) -> int:
