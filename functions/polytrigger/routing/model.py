@@ -101,7 +101,8 @@ class Routes:
 
     def hold_limit(self, name: str) -> int:
         """How long the route's starts are held while their sync is paused (seconds), before parking."""
-        return int(getattr(self.named(name), "hold", 0) or 7 * 86400)
+        route = self.named(name)
+        return route.hold if route is not None else DEFAULT_HOLD_SECONDS
 
     def matching(self, trigger: Trigger) -> list[Route]:
         if trigger.kind == "schedule":

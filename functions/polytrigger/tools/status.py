@@ -45,7 +45,7 @@ class StatusError(Exception):
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = commands.add_parser(
         "status",
-        help="what happened to this file: per route and sync, synced, waiting, held, parked or never seen",
+        help="what happened to a file: synced, waiting, held or parked",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
