@@ -80,7 +80,7 @@ OPERATIONS: dict[str, tuple[str, str, Operation]] = {
     "start": ("POST", "executions", lambda c, t, i: c.start(t, i, {}, idempotency_key=KEY)),
     "activate": ("POST", "activate", lambda c, t, i: c.set_active(t, i, True, idempotency_key=KEY)),
     "deactivate": ("POST", "activate", lambda c, t, i: c.set_active(t, i, False)),
-    "status": ("GET", "status", lambda c, t, i: c.status(t, i)),
+    "active": ("GET", "", lambda c, t, i: c.active(t, i)),  # the sync itself: GET {base}/{id}
 }
 
 uuids = st.uuids().map(str)
@@ -104,10 +104,10 @@ def check(sync_type: str, sync_id: str, operation: str) -> None:
         assert not (sync_type in BASES and UUID_SHAPE.fullmatch(sync_id)), "a valid UUID was refused"
         return
     assert UUID_SHAPE.fullmatch(sync_id), f"requested with a non-UUID id {sync_id!r}"
-    assert pool.requests == [(method, f"{BASE}{BASES[sync_type]}/{sync_id}/{tail}")]
+    assert pool.requests == [(method, f"{BASE}{BASES[sync_type]}/{sync_id}" + (f"/{tail}" if tail else ""))]
     parts = urlsplit(pool.requests[0][1])
     assert (parts.query, parts.fragment) == ("", "")
-    assert parts.path.split("/")[:-2] == BASES[sync_type].split("/")
+    assert parts.path.split("/")[: -2 if tail else -1] == BASES[sync_type].split("/")
     assert ".." not in parts.path.split("/")
 
 
@@ -116,7 +116,7 @@ def check(sync_type: str, sync_id: str, operation: str) -> None:
 @example(sync_id="../../api/webhooks", sync_type="model", operation="start")
 @example(sync_id=f"{SYNC}/../x", sync_type="bulk", operation="start")
 @example(sync_id=f"{SYNC}\n", sync_type="model", operation="activate")
-@example(sync_id=SYNC.upper(), sync_type="bulk", operation="status")
+@example(sync_id=SYNC.upper(), sync_type="bulk", operation="active")
 def test_any_sync_id_is_refused_or_requests_exactly_its_path(sync_id: str, sync_type: str, operation: str) -> None:
     check(sync_type, sync_id, operation)
 
@@ -191,6 +191,8 @@ def test_what_reaches_the_server_is_only_ever_a_uuid_path(loopback: tuple[str, l
                 except (ValueError, UnreadableAnswer):  # refused before sending; or sent (and recorded)
                     continue
     tails = {tail for _, tail, _ in OPERATIONS.values()}
-    expected = {f"{BASES[t]}/{i}/{tail}" for t in BASES for i in (SYNC, SYNC.upper()) for tail in tails}
+    expected = {
+        f"{BASES[t]}/{i}" + (f"/{tail}" if tail else "") for t in BASES for i in (SYNC, SYNC.upper()) for tail in tails
+    }
     assert paths
     assert set(paths) == expected

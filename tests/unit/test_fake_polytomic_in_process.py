@@ -102,7 +102,7 @@ def test_an_answer_slower_than_the_read_timeout_times_out_on_the_fakes_clock_tho
     fake.inject(delay=30.0)
     once = client(fake, clock, retry=RetryPolicy(attempts=1))
     with pytest.raises(Transient, match="ReadTimeoutError"):  # the real client sees no answer
-        once.status("model", sync_id)
+        once.active("model", sync_id)
 
 
 def test_each_request_takes_its_round_trip_after_polytomic_acted_on_it() -> None:
