@@ -6,11 +6,13 @@ AWS calls are counted at botocore's `Endpoint.make_request`, which every client 
 whenever) goes through once per API call, by service and operation.
 
 - cold container, first trigger: Secrets Manager is read at most once (then cached);
-- warm container, new trigger: exactly 1 Polytomic call, at most 4 DynamoDB calls, all writes
-  (the dedup record's conditional in-progress put and completed update; the run ledger's run item
-  and its open-runs entry, so that the run's outcome can be known; the first entry of one of the eight
-  open-runs items makes it, one write more), 0 Secrets Manager calls;
-- warm container, the same trigger again (a duplicate delivery): 1 DynamoDB call, 0 Polytomic calls.
+- warm container, new trigger: exactly 1 Polytomic call and at most 3 DynamoDB calls a sync, all
+  writes (the dedup record's conditional in-progress put and completed update; the run ledger's one
+  run item, which carries its place among the open runs in the `due` index and its coverage bound in
+  the `by_sync` index), plus 1 write per landed file (its landing, `file#…`, for `polytrigger
+  status`), whatever the number of syncs; no read; 0 Secrets Manager calls. With 20 syncs: 61 writes;
+- warm container, the same trigger again (a duplicate delivery): 1 DynamoDB call a sync (the dedup
+  record's refused put), and the landing written again (1 for the file), 0 Polytomic calls.
 """
 
 from __future__ import annotations

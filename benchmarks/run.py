@@ -24,6 +24,7 @@ MODULES = (
     "benchmarks.memory",
     "benchmarks.cost",
     "benchmarks.outcomes",
+    "benchmarks.status",
 )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import budget, cost, fanout
+from benchmarks import budget, cost, fanout, status
 from local.stack import LocalStack
 from tests.integration.support import Invoker
 
@@ -95,6 +95,16 @@ def test_budget_counts_are_exactly_on_target(clean: LocalStack) -> None:
     assert values["budget warm: DynamoDB writes per landed file: its landing (was 0)"] == "1"
     assert values["budget duplicate: DynamoDB calls per (trigger, sync), beside the landing"] == "1"
     assert values["budget duplicate: Polytomic calls per (trigger, sync)"] == "0"
+
+
+def test_status_reads_the_same_few_items_whatever_the_table_holds(clean: LocalStack) -> None:
+    table = status.rows(quick=True, stack=clean, sizes=(50, 1_000))  # `make bench`: 1,000 and 100,000
+
+    assert all(row[5] for row in table), table
+    requests, items_large, items_small = table[0], table[1], table[2]
+    assert requests[1] == requests[2] == "GetItem 2, Query 1"  # the landing, the dedup record; one index Query
+    assert items_large[1] == items_small[1] == f"{status.MOST_ITEMS} ({status.MOST_ITEMS}/1)"
+    assert table[4][4] == "answered: started"  # the object's own start made the run that covers it
 
 
 def test_cost_benchmark_smoke_reads_the_template(clean: LocalStack) -> None:

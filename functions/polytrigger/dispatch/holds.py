@@ -257,11 +257,12 @@ def check_holds(
         state = active(action.sync.type, action.sync.id)
         if state is True:
             done.released += release(store, queue, hold)
-        elif now >= hold.deadline or state is None:
+        elif now >= hold.deadline:  # still paused (or not found, or unsaid: asked again until then)
             waited = (now - hold.held_at) / 3600
             why = (
                 f"held {waited:.1f} h for {hold.count} trigger(s): {action.sync.type} sync {action.sync.id} is"
-                f" {'still paused' if state is False else 'not found'} ({hold.reason});"
+                f" {'still paused' if state is False else 'not found, or Polytomic does not say it is active'}"
+                f" ({hold.reason});"
                 " `polytrigger redrive` starts it once the sync is active"
             )
             try:

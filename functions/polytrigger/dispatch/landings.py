@@ -86,7 +86,8 @@ class DynamoLandings:
         self.clock = clock
 
     def landed(self, trigger: Trigger, received: float) -> None:
-        """Keep the object's landing, unless a later upload of the key is kept already."""
+        """Keep the object's landing, unless a later upload of the key is kept already. A redelivery of
+        the same upload keeps the first (its time of arrival bounds which runs have the file)."""
         item = {
             "id": {"S": file_key(trigger.bucket, trigger.key)},
             "sequencer": {"S": trigger.sequencer},
@@ -98,8 +99,10 @@ class DynamoLandings:
             lambda: self.client.put_item(
                 TableName=self.table,
                 Item=item,
-                ConditionExpression="attribute_not_exists(id) OR landed_at <= :landed",
-                ExpressionAttributeValues={":landed": item["landed_at"]},
+                ConditionExpression=(
+                    "attribute_not_exists(id) OR landed_at < :landed OR (landed_at = :landed AND sequencer <> :seq)"
+                ),
+                ExpressionAttributeValues={":landed": item["landed_at"], ":seq": item["sequencer"]},
             )
         )
 
