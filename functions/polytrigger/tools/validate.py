@@ -129,7 +129,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="check a routes file and show what the stack will wire",
         description=__doc__,
     )
-    command.add_argument("routes", metavar="ROUTES", help="the routes file (YAML or JSON)")
+    command.add_argument("routes", nargs="?", metavar="ROUTES", help="the routes file (YAML or JSON)")
+    command.add_argument(
+        "--routes", dest="routes_flag", metavar="ROUTES", help="the same, as explain and status take it"
+    )
     command.add_argument(
         "--strict",
         action="store_true",
@@ -145,7 +148,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """0 and the summary on stdout when the file is valid (and, checked, every bucket sends its events), its
     warnings on stderr (1 with `--strict` when there is one); 1 and every problem on stderr when it is not."""
-    report = validate(args.routes)
+    path = args.routes or getattr(args, "routes_flag", None)
+    if not path or (args.routes and getattr(args, "routes_flag", None)):
+        print("polytrigger validate: give one routes file: validate ROUTES (or --routes ROUTES)", file=sys.stderr)
+        return 2
+    report = validate(path)
     print(render(report), file=sys.stdout if report.ok else sys.stderr)
     if not report.ok:
         return 1
