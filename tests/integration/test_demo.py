@@ -36,6 +36,17 @@ def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
     assert "<- RunsFailedAlarm fires on this" in out
     assert "chained start | customers-after-orders | model 3c1f0e5d | start  | started" in out
     assert "$ polytrigger status s3://acme-landing/orders/" in out
+    # every file answers for itself: held over the freeze and covered after the thaw, waiting, parked,
+    # never seen, no route (a deferred one too, while the warehouse's run lasts)
+    assert "lands: held, held" in out
+    assert "the thaw released the hold: " in out
+    assert ": held since " in out
+    assert "(covered: it was created after the file landed)" in out
+    assert ": waiting — in a debounce window with 2 file(s)" in out
+    assert ": parked in the dead-letter queue at " in out
+    assert "Polytomic answered 404" in out
+    assert "never seen: no event for this object reached polytrigger" in out
+    assert "no route matches it: nothing starts for it" in out
     assert "  the S3 rule listens to: acme-landing\n" in out
     assert "  schedule nightly: cron(0 2 ? * TUE-FRI *) Europe/Berlin -> the schedule function with" in out
     assert "Traceback" not in result.stderr
