@@ -49,7 +49,7 @@ from local.polytomic.webhooks import sign
 from local.reliability.outcomes import harness_time
 from local.stack import LocalStack
 from local.stack.lambda_context import LocalContext
-from polytrigger.runs.dynamo_ledger import DUE_SHARDS
+from polytrigger.dispatch.table import DUE_SHARDS
 
 POLLS = 10  # minutes of polling in each state
 PENDING = 10_000  # freshness promises on the book (QUICK_PENDING in a smoke run)

@@ -182,7 +182,7 @@ def ledger_state(h: Harness) -> tuple[dict[str, str], set[str]]:
 def due_count(h: Harness, kind: str, until: datetime | None = None) -> int:
     """How many items of `kind` (open, tell, promise) the ledger's `due` index holds (due by `until`, if given):
     a count read from the index, as the poller finds them, not a scan of the table."""
-    from polytrigger.runs.dynamo_ledger import DUE_INDEX, DUE_SHARDS, iso
+    from polytrigger.dispatch.table import DUE_INDEX, DUE_SHARDS, iso
 
     client, total = h.stack.dynamodb_client(), 0
     for shard in range(DUE_SHARDS):

@@ -20,7 +20,8 @@ import pytest
 
 from polytrigger.dispatch.dedup import KEY_PREFIX
 from polytrigger.dispatch.messages import WINDOW_PREFIX
-from polytrigger.runs.dynamo_ledger import CURSOR, DUE_INDEX, run_key
+from polytrigger.dispatch.table import DUE_INDEX
+from polytrigger.runs.dynamo_ledger import CURSOR, run_key
 from polytrigger.runs.promises import PREFIX as PROMISES
 
 from .cfn import (

@@ -347,7 +347,7 @@ def test_idempotency_table(transformed: dict[str, Any]) -> None:
 def test_the_due_index_is_the_one_the_ledger_queries_and_only_the_poller_may_query_it(
     transformed: dict[str, Any],
 ) -> None:
-    from polytrigger.runs.dynamo_ledger import BY_SYNC_INDEX, DUE_INDEX
+    from polytrigger.dispatch.table import BY_SYNC_INDEX, DUE_INDEX
 
     index, by_sync = transformed["Resources"]["IdempotencyTable"]["Properties"]["GlobalSecondaryIndexes"]
     assert by_sync["IndexName"] == BY_SYNC_INDEX  # `polytrigger status`'s: what covers a file, no function queries it

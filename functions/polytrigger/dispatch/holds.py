@@ -10,7 +10,7 @@ stays paused (the route's `hold`). Nothing per file, so ten thousand files held 
 A hold is *released* by a start message on the dispatch queue, whose id is made from the hold's
 first and last arrival: at once after polytrigger's own `activate` of the sync (a thaw schedule,
 `activate_first`), or by the poller, which looks at each held sync every CHECK_SECONDS (the hold
-sits in the `due` index under `hold#<shard>`) and releases it when someone else resumed the sync.
+sits in the `due` index under `hold#<shard>`, `dispatch.table`) and releases it when someone else resumed the sync.
 The dispatcher does the start once (a run created since the last arrival covers it instead), and
 the hold is deleted only if nothing joined it meanwhile; a crash in between sends the same message
 again, which the dispatcher answers `duplicate`. Held past its limit, it is parked in the dispatch
@@ -33,13 +33,13 @@ from polytrigger.core.keys import digest
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.messages import DeferredStart, decode, encode, message_id
 from polytrigger.dispatch.ports import Queue, QueueUnavailable
+from polytrigger.dispatch.table import due_in, due_items, expires, iso
 from polytrigger.observability import error_code
 from polytrigger.routing import Routes
 
 HOLD_PREFIX = "polytrigger#hold#"
 CHECK_SECONDS = 300  # the poller asks a held sync whether it is active again this often
 KEEP_SECONDS = 3 * 86400  # a hold item outlives its limit this long (the poller parks it long before)
-SHARDS = 4
 _ANY = Trigger.scheduled(schedule="any", time=datetime(2000, 1, 1, tzinfo=UTC))  # a hold's id ignores the trigger
 
 
@@ -75,7 +75,7 @@ def hold_id(action: Action) -> str:
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
+    return iso(datetime.fromtimestamp(seconds, UTC))
 
 
 class DynamoHolds:
@@ -96,9 +96,9 @@ class DynamoHolds:
             ":since": {"N": repr(since)},
             ":deadline": {"N": repr(now + limit_seconds)},
             ":reason": {"S": reason[:500]},
-            ":shard": {"S": f"hold#{int(digest([hid]), 16) % SHARDS}"},
+            ":shard": {"S": due_in("hold", hid)},
             ":check": {"S": _iso(now + CHECK_SECONDS)},
-            ":expires": {"N": str(int(max(time.time(), now + limit_seconds)) + KEEP_SECONDS)},
+            ":expires": expires(KEEP_SECONDS, now + limit_seconds),
         }
         first = (
             "SET held_at = if_not_exists(held_at, :now), deadline = if_not_exists(deadline, :deadline),"
@@ -139,22 +139,17 @@ class DynamoHolds:
 
     def due(self, now: float) -> Iterator[Hold]:
         """The holds whose sync is due to be asked again (only those are read)."""
-        for shard in range(SHARDS):
-            request: dict[str, Any] = {
-                "TableName": self.table,
-                "IndexName": "due",
-                "KeyConditionExpression": "due_in = :kind AND due_at <= :until",
-                "ExpressionAttributeValues": {":kind": {"S": f"hold#{shard}"}, ":until": {"S": _iso(now)}},
-            }
-            while True:
-                try:
-                    page = self.client.query(**request)
-                except (BotoCoreError, ClientError) as error:
-                    raise HoldsUnavailable(error_code(error)) from None
-                yield from (_hold(item) for item in page.get("Items", []) if "message" in item)
-                if not page.get("LastEvaluatedKey"):
-                    break
-                request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+        until = datetime.fromtimestamp(now, UTC)
+        for item in due_items(self.client, self.table, "hold", until, self._read):
+            if "message" in item:
+                yield _hold(item)
+
+    @staticmethod
+    def _read(call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except (BotoCoreError, ClientError) as error:
+            raise HoldsUnavailable(error_code(error)) from None
 
     def checked(self, hold: Hold, now: float) -> None:
         """Its sync is still paused: ask again in CHECK_SECONDS."""

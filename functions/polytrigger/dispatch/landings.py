@@ -24,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from polytrigger.core.actions import Action
 from polytrigger.core.keys import digest
 from polytrigger.core.triggers import Trigger
+from polytrigger.dispatch.table import expires, iso, sync_key
 from polytrigger.observability import error_code
 
 KEEP_SECONDS = 14 * 86400  # as long as the run ledger keeps a run
@@ -65,20 +66,6 @@ def file_key(bucket: str, key: str) -> str:
     return f"{FILE_PREFIX}sha256:{hashlib.sha256(url.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
-def sync_key(sync_type: str, sync_id: str) -> str:
-    """A sync's partition in the `by_sync` index: its runs and parked starts, by what they cover from."""
-    return f"{sync_type}#{sync_id}"
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _expires(after: float) -> dict[str, str]:
-    """DynamoDB's TTL deletes by the wall clock: never before the machine's time."""
-    return {"N": str(int(max(time.time(), after)) + KEEP_SECONDS)}
-
-
 class DynamoLandings:
     def __init__(self, client: Any, table: str, *, clock: Callable[[], float] = time.time) -> None:
         self.client = client
@@ -93,7 +80,7 @@ class DynamoLandings:
             "sequencer": {"S": trigger.sequencer},
             "landed_at": {"S": iso(trigger.time)},
             "received_at": {"S": iso(datetime.fromtimestamp(received, UTC))},
-            "expiration": _expires(self.clock()),
+            "expiration": expires(KEEP_SECONDS, self.clock()),
         }
         self._write(
             lambda: self.client.put_item(
@@ -121,7 +108,7 @@ class DynamoLandings:
             "reason": {"S": reason[:1000]},
             "parked_in": {"S": where},
             "parked_at": {"S": iso(datetime.fromtimestamp(now, UTC))},
-            "expiration": _expires(now),
+            "expiration": expires(KEEP_SECONDS, now),
         }
         self._write(lambda: self.client.put_item(TableName=self.table, Item=item))
 

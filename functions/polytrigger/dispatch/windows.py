@@ -6,13 +6,13 @@ the dispatcher closes it (conditionally, so exactly one close wins) and starts o
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from polytrigger.dispatch.ports import Window, WindowsUnavailable
+from polytrigger.dispatch.table import expires
 from polytrigger.observability import error_code
 
 
@@ -32,7 +32,7 @@ class DynamoWindows:
             "deadline": {"N": repr(window.deadline)},
             "arrivals": {"N": str(window.count)},
             # kept at least until its deadline (a max_wait may be longer than the dedup TTL), then as long again
-            "expiration": {"N": str(int(max(time.time(), window.deadline)) + self.ttl_seconds)},
+            "expiration": expires(self.ttl_seconds, window.deadline),
         }
         answer = self._conditional(
             lambda: self.client.put_item(

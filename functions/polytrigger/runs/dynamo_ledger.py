@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -24,42 +23,28 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from polytrigger.dispatch.landings import sync_key
+from polytrigger.dispatch.table import (
+    due_in,
+    expires,
+    iso,
+    sync_key,
+)
+from polytrigger.dispatch.table import due_items as table_due_items
 from polytrigger.observability import error_code
 from polytrigger.runs.endings import TERMINAL, RunEvent
 from polytrigger.runs.ledger import Ended, LedgerUnavailable, OpenRun, Run
 
 CURSOR = "runs#cursor"
-BY_SYNC_INDEX = "by_sync"  # template.yaml's IdempotencyTable: keys `sync_key` and `covers_from` (runs and parks)
 KEEP_SECONDS = 14 * 86400  # a run is kept two weeks after its last change (`polytrigger status`)
-DUE_INDEX = "due"  # template.yaml's IdempotencyTable: a global secondary index, keys `due_in` and `due_at`
-DUE_SHARDS = 4  # each kind of due item spread over this many index partitions (a burst of starts is no hot key)
 TELL_LEASE = timedelta(minutes=2)  # an ending untold this long after its settle is told by the poller
 HANDED_ON_SECONDS = 3 * 86400  # an event handed on is remembered 3 days (Polytomic keeps its events 48 h)
 T = TypeVar("T")
 
 
-def due_in(kind: str, key: str) -> str:
-    """The index partition of `key` among `kind`'s: the same for every call, spread over the shards."""
-    digest = hashlib.sha256(key.encode("utf-8")).digest()
-    return f"{kind}#{digest[0] % DUE_SHARDS}"
-
-
 def due_items(client: Any, table: str, kind: str, until: datetime) -> Iterator[dict[str, Any]]:
-    """Every item of `kind` due by `until`, oldest first within a shard, page by page (read as it is used)."""
-    for shard in range(DUE_SHARDS):
-        request: dict[str, Any] = {
-            "TableName": table,
-            "IndexName": DUE_INDEX,
-            "KeyConditionExpression": "due_in = :kind AND due_at <= :until",
-            "ExpressionAttributeValues": {":kind": {"S": f"{kind}#{shard}"}, ":until": {"S": iso(until)}},
-        }
-        while True:
-            page = required(lambda request=request: client.query(**request))  # type: ignore[misc]
-            yield from page.get("Items", [])
-            if not page.get("LastEvaluatedKey"):
-                break
-            request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+    """Every ledger item of `kind` due by `until` (`dispatch.table.due_items`); the table's errors as
+    LedgerUnavailable."""
+    return table_due_items(client, table, kind, until, required)
 
 
 def conditional(call: Callable[[], T]) -> T | None:
@@ -79,17 +64,6 @@ def required(call: Callable[[], T]) -> T:
     if answer is None:
         raise LedgerUnavailable("the run ledger refused an unconditional write")
     return answer
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def expires(keep_seconds: int, after: float = 0.0) -> dict[str, str]:
-    """A TTL attribute `keep_seconds` on from `after` (an injected clock, a due time), never earlier than
-    the machine's time: DynamoDB deletes by the wall clock, so an item dated in the past must not be gone
-    before it is read."""
-    return {"N": str(int(max(time.time(), after)) + keep_seconds)}
 
 
 def run_key(execution_id: str) -> str:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from polytrigger.runs.dynamo_ledger import KEEP_SECONDS, conditional, due_in, due_items, expires, iso, required
+from polytrigger.dispatch.table import due_in, expires, iso
+from polytrigger.runs.dynamo_ledger import KEEP_SECONDS, conditional, due_items, required
 from polytrigger.runs.freshness import Promise
 
 PREFIX = "promise#"

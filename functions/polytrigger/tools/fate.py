@@ -33,10 +33,11 @@ from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.dedup import KEY_PREFIX
 from polytrigger.dispatch.deferrals import SKEW_SECONDS, coverage_since, window_id
 from polytrigger.dispatch.holds import DynamoHolds, hold_id
-from polytrigger.dispatch.landings import DynamoLandings, Landing, iso, sync_key
+from polytrigger.dispatch.landings import DynamoLandings, Landing
+from polytrigger.dispatch.table import BY_SYNC_INDEX, iso, sync_key
 from polytrigger.dispatch.windows import DynamoWindows
 from polytrigger.routing import Routes
-from polytrigger.runs.dynamo_ledger import BY_SYNC_INDEX, run_from_item
+from polytrigger.runs.dynamo_ledger import run_from_item
 from polytrigger.runs.ledger import Run
 from polytrigger.runs.promises import DynamoPromises
 

@@ -23,11 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from polytrigger.dispatch.holds import HoldsUnavailable
-from polytrigger.dispatch.landings import LandingsUnavailable, iso
+from polytrigger.dispatch.landings import LandingsUnavailable
 from polytrigger.dispatch.ports import WindowsUnavailable
+from polytrigger.dispatch.table import BY_SYNC_INDEX, iso
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.routing.near import near_misses
-from polytrigger.runs.dynamo_ledger import BY_SYNC_INDEX, run_from_item
+from polytrigger.runs.dynamo_ledger import run_from_item
 from polytrigger.runs.ledger import LedgerUnavailable
 from polytrigger.settings import BUNDLED_ROUTES
 from polytrigger.tools.explain import S3_URL, ExplainInputError, printable, s3_trigger
