@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from polytrigger.core.actions import Action, ActionKind, SyncType
 
@@ -21,18 +21,7 @@ Status = Literal[
     "failed",
 ]
 
-STATUSES: tuple[Status, ...] = (
-    "started",
-    "activated",
-    "deactivated",
-    "duplicate",
-    "already_running",
-    "deferred",
-    "coalesced",
-    "covered",
-    "held",
-    "failed",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import RUN_ENDINGS
 from polytrigger.routing.fields import events_field
-from polytrigger.routing.suggest import close_to
+from polytrigger.routing.suggest import unknown_fields
 
 CHAIN_FIELDS = {"sync", "events"}
 _FIELD_ALIASES = {"sync_id": "sync", "id": "sync", "upstream": "sync", "status": "events", "statuses": "events"}
@@ -19,15 +19,7 @@ def parse_chain(raw: Any, problems: list[str]) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         problems.append("polytomic: must be a mapping with sync (the upstream sync's id) and events")
         return {}
-    unknown: list[str] = []
-    for field in sorted(set(map(str, raw)) - CHAIN_FIELDS):
-        meant = close_to(field, sorted(CHAIN_FIELDS), _FIELD_ALIASES)
-        if meant is None:
-            unknown.append(field)
-        else:
-            problems.append(f"polytomic.{field}: unknown field; did you mean {meant}?")
-    if unknown:
-        problems.append(f"polytomic: unknown field(s): {', '.join(unknown)} (fields: events, sync)")
+    unknown_fields(raw, CHAIN_FIELDS, "polytomic", problems, _FIELD_ALIASES)
     sync = raw.get("sync")
     if not is_uuid(sync):
         problems.append(f"polytomic.sync: must be a sync UUID (got {sync!r})")

@@ -18,7 +18,7 @@ from typing import Any
 from polytrigger.core.triggers import SCHEDULE_NAME
 from polytrigger.routing.cron import Firing, compile_text, cron_problem, next_firings, six_fields
 from polytrigger.routing.durations import UNIT_NAMES, UNIT_SECONDS, duration_field, plural
-from polytrigger.routing.suggest import close_to, zone_like
+from polytrigger.routing.suggest import unknown_fields, zone_like
 
 SCHEDULE_FIELDS = {"name", "cron", "rate", "at", "timezone", "flexible_window"}
 _FIELD_ALIASES = {"tz": "timezone", "time_zone": "timezone", "zone": "timezone", "window": "flexible_window"}
@@ -52,16 +52,7 @@ def parse_schedule(raw: Any, problems: list[str], *, check_zone: bool = False) -
         problems.append("schedule: must be a schedule name, or {name, cron | rate | at, timezone, flexible_window}")
         return "", None
     before = len(problems)
-    unknown: list[str] = []
-    for field in sorted(set(map(str, raw)) - SCHEDULE_FIELDS):
-        meant = close_to(field, sorted(SCHEDULE_FIELDS), _FIELD_ALIASES)
-        if meant is None:
-            unknown.append(field)
-        else:
-            problems.append(f"schedule.{field}: unknown field; did you mean {meant}?")
-    if unknown:
-        known = ", ".join(sorted(SCHEDULE_FIELDS))
-        problems.append(f"schedule: unknown field(s): {', '.join(unknown)} (fields: {known})")
+    unknown_fields(raw, SCHEDULE_FIELDS, "schedule", problems, _FIELD_ALIASES)
     name = raw.get("name")
     if not isinstance(name, str) or not SCHEDULE_NAME.fullmatch(name):
         problems.append(f"schedule.name: required; 1-64 letters, digits, '.', '-' or '_' (got {name!r})")

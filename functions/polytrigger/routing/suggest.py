@@ -38,6 +38,27 @@ def did_you_mean(word: Any, choices: Iterable[str], aliases: Mapping[str, str] =
     return f"; did you mean {meant}?" if meant is not None and meant != word else ""
 
 
+def unknown_fields(
+    raw: Mapping[Any, Any],
+    known: Iterable[str],
+    where: str,
+    problems: list[str],
+    aliases: Mapping[str, str] = _NO_ALIASES,
+) -> None:
+    """One refusal per field of `raw` that is not `known` and that a known one is close to (`where.evnets:
+    unknown field; did you mean events?`), and one line for the rest, with the fields there are."""
+    fields = sorted(known)
+    unknown: list[str] = []
+    for field in sorted(set(map(str, raw)) - set(fields)):
+        meant = close_to(field, fields, aliases)
+        if meant is None:
+            unknown.append(field)
+        else:
+            problems.append(f"{where}.{field}: unknown field; did you mean {meant}?")
+    if unknown:
+        problems.append(f"{where}: unknown field(s): {', '.join(unknown)} (fields: {', '.join(fields)})")
+
+
 def zone_like(name: Any) -> str | None:
     """The IANA zone `name` most probably meant: the same name in another case (`Europe/berlin`), a city
     spelt a little wrong within its region (`Europe/Amsterdm`), a city named alone or in words (`Berlin`,
