@@ -35,25 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.reliability.dispatch import dispatcher
-from local.reliability.harness import BUCKET, BULK, MODEL, Harness, Landed, Row, Run, acked_not_done, s3_event
+from local.reliability.harness import BUCKET, MODEL, ROUTES, Harness, Landed, Row, Run, acked_not_done, s3_event
 from local.reliability.outcomes import harness_time
 from local.reliability.queue import DispatchQueues
 
-PAUSED_ROUTES = f"""
-routes:
-  - name: landing
-    s3: {{bucket: {BUCKET}, key: "in/**"}}
-    syncs:
-      - id: {MODEL}
-      - id: {BULK}
-        type: bulk
-        fetch_mode: incremental
-  - name: thaw
+PAUSED_ROUTES = f"""{ROUTES}  - name: thaw
     schedule: thaw
     action: activate
     syncs: [{{id: {MODEL}}}]
 """
-DEFAULT_HOLD = 7 * 86400  # `Routes.hold_limit` when a route says nothing (the parser has no `hold` key yet)
 STATUS_SAMPLE = 3  # files whose `polytrigger status` is read before and after the thaw
 
 
@@ -301,11 +291,12 @@ def paused_resumed_by_hand(h: Harness) -> Row:
 def paused_past_the_hold(h: Harness) -> Row:
     """Files land while MODEL is paused and it stays paused past the hold limit: parked, with the reason."""
     from polytrigger.dispatch.holds import CHECK_SECONDS
+    from polytrigger.routing.model import DEFAULT_HOLD_SECONDS  # the routes say no `hold`: the default
 
     with paused_scenario(h) as (run, queues, out):
         began = time.monotonic()
         landed, throttled = land_while_paused(h, run, "expired", h.n(50, minimum=4))
-        polled = poll(h, DEFAULT_HOLD + CHECK_SECONDS)
+        polled = poll(h, DEFAULT_HOLD_SECONDS + CHECK_SECONDS)
         reasons = [p.reason for p in queues.take_parked()]
         notes = sum(1 for i in h.stack.table_items() if i["id"]["S"].startswith("parked#"))
         status = statuses(h, run)
