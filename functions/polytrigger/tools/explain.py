@@ -18,9 +18,11 @@ from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind, Trigger, iso
 from polytrigger.events import trigger_groups
-from polytrigger.routing import Routes, load_routes
+from polytrigger.routing import Route, Routes, load_routes
+from polytrigger.routing.durations import say
+from polytrigger.routing.fields import is_bucket_name
+from polytrigger.routing.gates import GATE_NOT_YET
 from polytrigger.routing.near import near_misses
-from polytrigger.routing.parse import is_bucket_name
 from polytrigger.routing.schedules import ScheduleSpec, firings
 
 S3_URL = "s3://"
@@ -79,10 +81,25 @@ def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[
                     "idempotency_key": action.dedup_key,
                     "debounce": action.debounce,
                     "max_wait": action.max_wait,
+                    **_gate_fields(routes.named(action.route), trigger),
                 }
                 for action in mine
             )
     return rows
+
+
+def _gate_fields(route: Route | None, trigger: Trigger) -> dict[str, Any]:
+    """A gated route's row also says the trigger's partition and what its gate waits for (statically)."""
+    if route is None or route.gate is None or trigger.kind != "s3":
+        return {}
+    partition = route.partition(trigger.key)
+    if partition is None:
+        return {}
+    return {
+        "partition": dict(partition),
+        "gate": route.gate.waits_for(partition, route.bucket),
+        "gate_timeout": route.gate.timeout,
+    }
 
 
 def would_act(rows: Sequence[dict[str, Any]]) -> bool:
@@ -260,6 +277,11 @@ def render(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> str:
             continue
         options = f" {json.dumps(row['options'], sort_keys=True)}" if row["options"] else ""
         lines.append(f"  -> route {row['route']}: {row['action']} {row['sync_type']} sync {row['sync_id']}{options}")
+        if row.get("gate"):
+            partition = " ".join(f"{name}={printable(value)}" for name, value in row["partition"].items())
+            lines.append(f"     partition {partition}")
+            lines.append(f"     gate: {printable(row['gate'])}; timeout {say(row['gate_timeout'])}")
+            lines.append(f"     ({GATE_NOT_YET})")
         if row.get("debounce"):
             lines.append(
                 f"     debounced: the first file opens a {row['debounce']} s window and later ones join it; one start"
