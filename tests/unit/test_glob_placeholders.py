@@ -90,6 +90,18 @@ def test_matching_with_placeholders_does_the_work_of_the_same_glob_with_stars() 
         assert compile_glob(pattern).steps(key) == compile_glob(starred).steps(key)
 
 
+def test_the_partition_is_read_segment_by_segment_never_across_folders() -> None:
+    """Each placeholder segment faces one known key segment (after a `**`: counted from the end), so a long
+    key with many folders is not searched for where the placeholders sit."""
+    glob = compile_glob("**/{a}{b}{c}{d}.x/{e}-{f}.x")
+    key = "/".join(["q"] * 400) + "/" + "A" * 300 + ".x/" + "B-" * 100 + "C.x"
+    partition = glob.partition(key)
+    assert partition is not None
+    assert [name for name, _ in partition] == ["a", "b", "c", "d", "e", "f"]
+    assert "".join(value for _, value in partition[:4]) == "A" * 300
+    assert dict(partition)["f"] == "C"
+
+
 # -- against a reference regex ----------------------------------------------------------------------
 
 _SEGMENT_TEXT = st.text(alphabet="ab-=.", min_size=0, max_size=4)

@@ -246,3 +246,13 @@ routes:
         " timeout 6 hours (not yet acted on at run time: each matching file starts the syncs at once)"
     ]
     assert f"  gated: {report.gates[0]}" in render_report(report).splitlines()
+
+
+def test_a_near_miss_names_the_segment_with_the_placeholder() -> None:
+    from polytrigger.routing.near import glob_failure
+
+    assert glob_failure(ORDERS_KEY, "exports/orders/2026-12-06/x") == (
+        2,
+        "fails at segment 3 (`2026-12-06` vs `dt={date}`)",
+    )
+    assert glob_failure(ORDERS_KEY, "exports/orders/dt=2026-12-06/x") == (3, "")

@@ -13,9 +13,10 @@ the earliest place that lets the rest match, which is always safe for globs (see
 
 Named placeholders (`dt={date}`, `vendor/{vendor}/**`) match one or more characters within one
 segment: for matching, `{name}` is `?*` and goes through the same linear matcher. The values they took
-(the key's *partition*, for gates) are read afterwards, only from a key that matched, by one regex
-with a `[^/]+` group per placeholder; a glob with placeholders holds at most one `**`, so that regex
-tries each folder boundary once (like `_bounded_regex`). `{{` and `}}` are literal braces; any other
+(the key's *partition*, for gates) are read afterwards, only from a key that matched: a glob with
+placeholders holds at most one `**`, so each of its segments faces a known key segment (counted from
+the key's start before the `**`, from its end after it), and each segment holding a placeholder is read
+by its own regex on that one key segment (never across `/`, so no folder boundary is tried twice). `{{` and `}}` are literal braces; any other
 brace is refused, so that `{a,b}` (brace expansion elsewhere) is not silently taken literally.
 """
 
@@ -193,7 +194,9 @@ class Glob:
     _trailing: bool = field(compare=False, repr=False)  # ends with `**`
     _regex: Callable[[str], object] | None = field(default=None, compare=False, repr=False)
     names: tuple[str, ...] = field(default=(), compare=False)  # its placeholders, in order
-    _parts: Callable[[str], re.Match[str] | None] | None = field(default=None, compare=False, repr=False)
+    _parts: tuple[tuple[int, Callable[[str], re.Match[str] | None]], ...] = field(
+        default=(), compare=False, repr=False
+    )  # (key segment index, from the end if negative; its regex) of each segment holding a placeholder
     matching_text: str = field(default="", compare=False, repr=False)  # placeholders as `?*`, `{{` as `{`
 
     def partition(self, key: str) -> Partition | None:
@@ -204,12 +207,16 @@ class Glob:
         """
         if self.fullmatch(key) is None:
             return None
-        if self._parts is None:
+        if not self._parts:
             return ()
-        found = self._parts(key)
-        if found is None:  # cannot happen: the same glob, read as a regex
-            return None
-        return tuple(zip(self.names, found.groups(), strict=True))
+        parts = key.split("/")
+        values: list[str] = []
+        for index, regex in self._parts:
+            found = regex(parts[index])
+            if found is None:  # cannot happen: the segment matched, read by the same glob
+                return None
+            values.extend(found.groups())
+        return tuple(zip(self.names, values, strict=True))
 
     def fullmatch(self, key: str) -> Literal[True] | None:
         if self._regex is not None:  # a glob whose regex cannot backtrack far: matched in C
@@ -273,7 +280,7 @@ def compile_glob(pattern: str) -> Glob:
     if any(DOUBLE_STAR in text and text != DOUBLE_STAR for text in raw):
         raise ValueError("** must stand alone between slashes (e.g. orders/**/*.csv)")
     if "{" not in pattern and "}" not in pattern:
-        return _compile(pattern, raw, pattern, (), None)
+        return _compile(pattern, raw, pattern, (), ())
     pieces = [split_template(text) for text in raw]
     names = [piece[0] for segment in pieces for piece in segment if isinstance(piece, tuple)]
     twice = sorted({name for name in names if names.count(name) > 1})
@@ -282,26 +289,29 @@ def compile_glob(pattern: str) -> Glob:
     if names and raw.count(DOUBLE_STAR) > 1:
         raise ValueError("a glob with placeholders may hold at most one **")
     texts = ["".join("?*" if isinstance(piece, tuple) else piece for piece in segment) for segment in pieces]
-    parts = _partition_regex(raw, pieces) if names else None
+    parts = _partition_regex(raw, pieces) if names else ()
     return _compile(pattern, texts, "/".join(texts), tuple(names), parts)
 
 
-def _partition_regex(raw: list[str], pieces: list[list[str | tuple[str]]]) -> Callable[[str], re.Match[str] | None]:
-    """The glob as a regex with one `([^/]+)` group per placeholder (`*` `[^/]*`, `?` `[^/]`)."""
-    out: list[str] = []
-    for index, (text, segment) in enumerate(zip(raw, pieces, strict=True)):
-        last = index == len(raw) - 1
-        if text == DOUBLE_STAR:
-            out.append(".*" if last else "(?:.*/)?")  # as `_bounded_regex`
+def _partition_regex(
+    raw: list[str], pieces: list[list[str | tuple[str]]]
+) -> tuple[tuple[int, Callable[[str], re.Match[str] | None]], ...]:
+    """For each glob segment holding a placeholder: the index of the key segment it faces (negative: from
+    the end, after the glob's one `**`) and a regex of that one segment, a `(.+)` group per placeholder."""
+    spans = DOUBLE_STAR in raw
+    after = raw.index(DOUBLE_STAR) if spans else len(raw)
+    found: list[tuple[int, Callable[[str], re.Match[str] | None]]] = []
+    for index, segment in enumerate(pieces):
+        if not any(isinstance(piece, tuple) for piece in segment):
             continue
-        for piece in segment:
-            if isinstance(piece, tuple):
-                out.append("([^/]+)")
-            else:
-                out.append("".join("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch) for ch in piece))
-        if not last:
-            out.append("/")
-    return re.compile("".join(out), re.DOTALL).fullmatch
+        regex = "".join(
+            "(.+)"
+            if isinstance(piece, tuple)
+            else "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in piece)
+            for piece in segment
+        )
+        found.append((index if index < after else index - len(raw), re.compile(regex, re.DOTALL).fullmatch))
+    return tuple(found)
 
 
 def _compile(
@@ -309,7 +319,7 @@ def _compile(
     texts: list[str],
     matching_text: str,
     names: tuple[str, ...],
-    parts: Callable[[str], re.Match[str] | None] | None,
+    parts: tuple[tuple[int, Callable[[str], re.Match[str] | None]], ...],
 ) -> Glob:
     """`texts`: the glob's segments with placeholders already as `?*` (and `{{` as `{`)."""
     merged = [text for i, text in enumerate(texts) if not (text == DOUBLE_STAR and texts[i - 1 : i] == [DOUBLE_STAR])]
