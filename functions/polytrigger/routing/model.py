@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from polytrigger.core.actions import Action, ActionKind, SyncTarget
 from polytrigger.core.triggers import S3EventKind, Trigger
+from polytrigger.routing.expect import Expect
 from polytrigger.routing.globs import Glob, literal_suffix
 from polytrigger.routing.schedules import ScheduleSpec
 
@@ -31,6 +32,7 @@ class Route:
     freshness: int = 0  # seconds: each trigger's data should be in a completed run by then (0: no promise)
     max_wait: int = 0
     hold: int = DEFAULT_HOLD_SECONDS  # seconds a start that meets a paused sync is held before it is parked
+    expect: Expect | None = None  # an S3 route's arrival deadlines (routes file only: not acted on at run time yet)
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":

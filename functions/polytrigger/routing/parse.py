@@ -14,6 +14,7 @@ from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS
 from polytrigger.routing.chains import chain_cycles, parse_chain
 from polytrigger.routing.durations import duration_field
+from polytrigger.routing.expect import parse_expect
 from polytrigger.routing.fields import events_field
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import DEFAULT_HOLD_SECONDS, Route, Routes
@@ -31,6 +32,7 @@ def is_bucket_name(value: object) -> bool:
 
 _ROUTE_FIELDS = {
     "name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait", "freshness", "hold",
+    "expect",
 }  # fmt: skip
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 MAX_WAIT = 86400
@@ -198,6 +200,12 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
     debounce, max_wait = _parse_debounce(raw, action, problems)
     freshness = _parse_freshness(raw.get("freshness"), action, problems)
     hold = _parse_hold(raw.get("hold"), action, problems)
+    if raw.get("expect") is not None:
+        if triggers != ["s3"]:
+            problems.append("expect: only applies to an s3 route (an arrival deadline for its objects)")
+        else:
+            glob = fields.get("key_pattern")
+            fields["expect"] = parse_expect(raw["expect"], problems, check_zone=check_zones, glob=glob)
     if problems:
         return None
     return Route(
