@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from polytrigger.routing import RoutesError, parse_routes
 from polytrigger.routing.expect import Deadline, Expect, next_deadlines
+from polytrigger.tools.cli import main
 
 SYNC = "248df4b7-aa70-47b8-a036-33ac447e668d"
 KEY = "exports/orders/dt={day}/_SUCCESS"
@@ -233,3 +236,95 @@ def test_the_next_deadlines_start_after_the_given_instant() -> None:
         utc("2026-06-03T04:00"),
     ]
     assert [d.by for d in deadlines(expect, "2026-06-01T03:59", 1)] == [utc("2026-06-01T04:00")]
+
+
+ROUTES = """\
+routes:
+  - name: orders-daily
+    s3: {bucket: acme-landing, key: "exports/orders/**"}
+    expect:
+      key: "exports/orders/dt={day}/_SUCCESS"
+      by: "02:30"
+      warn: "02:00"
+      grace: 15m
+      timezone: Europe/Berlin
+      days: [SUN, MON, WED]
+      skip: ["2026-04-01"]
+    syncs: [{id: 248df4b7-aa70-47b8-a036-33ac447e668d}]
+  - name: customers
+    s3: {bucket: acme-landing, key: "exports/customers/*.csv"}
+    syncs: [{id: 248df4b7-aa70-47b8-a036-33ac447e668d}]
+"""
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path) -> str:
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES, encoding="utf-8")
+    return str(path)
+
+
+def test_explain_lists_the_next_deadlines_in_the_zone_and_in_utc(
+    routes_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --time without an offset is read in the route's zone; 02:00 and 02:30 on 2026-03-29 move to 03:00."""
+    argv = ["explain", "--routes", routes_file, "--route", "orders-daily", "--expect", "--next", "3"]
+    assert main([*argv, "--time", "2026-03-28T00:00"]) == 0
+
+    moved = "does not exist that day, clocks spring forward: the next valid instant"
+    assert capsys.readouterr().out.splitlines() == [
+        "route orders-daily expects exports/orders/dt={day}/_SUCCESS by 02:30 Europe/Berlin, warn 02:00,"
+        " grace 15 minutes, MON,WED,SUN, skip 2026-04-01 (not yet acted on at run time)",
+        "the next 3 deadlines after Sat 2026-03-28 00:00 CET (+01:00) = 2026-03-27T23:00:00Z:",
+        "  Sun 2026-03-29: exports/orders/dt=2026-03-29/_SUCCESS",
+        f"    warn Sun 2026-03-29 03:00 CEST (+02:00) = 2026-03-29T01:00:00Z (02:00 {moved})",
+        f"    by   Sun 2026-03-29 03:00 CEST (+02:00) = 2026-03-29T01:00:00Z (02:30 {moved})",
+        "    late Sun 2026-03-29 03:15 CEST (+02:00) = 2026-03-29T01:15:00Z",
+        "  Mon 2026-03-30: exports/orders/dt=2026-03-30/_SUCCESS",
+        "    warn Mon 2026-03-30 02:00 CEST (+02:00) = 2026-03-30T00:00:00Z",
+        "    by   Mon 2026-03-30 02:30 CEST (+02:00) = 2026-03-30T00:30:00Z",
+        "    late Mon 2026-03-30 02:45 CEST (+02:00) = 2026-03-30T00:45:00Z",
+        "  Sun 2026-04-05: exports/orders/dt=2026-04-05/_SUCCESS",
+        "    warn Sun 2026-04-05 02:00 CEST (+02:00) = 2026-04-05T00:00:00Z",
+        "    by   Sun 2026-04-05 02:30 CEST (+02:00) = 2026-04-05T00:30:00Z",
+        "    late Sun 2026-04-05 02:45 CEST (+02:00) = 2026-04-05T00:45:00Z",
+    ]
+
+
+def test_explain_takes_the_first_of_a_repeated_time_and_a_time_with_its_offset(
+    routes_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["explain", "--routes", routes_file, "--route", "orders-daily", "--expect", "--next", "1"]
+    assert main([*argv, "--time", "2026-10-24T12:00Z", "--json"]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert document["deadlines"] == [
+        {
+            "day": "2026-10-25",
+            "key": "exports/orders/dt=2026-10-25/_SUCCESS",
+            "warn": "2026-10-25T00:00:00Z",  # 02:00 CEST, the first of two
+            "by": "2026-10-25T00:30:00Z",  # 02:30 CEST, the first of two
+            "late": "2026-10-25T00:45:00Z",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("route", "message"),
+    [
+        ("customers", "route customers has no expect: block, so no arrival deadline"),
+        ("orders-dayly", "no route is named orders-dayly; did you mean orders-daily?"),
+    ],
+)
+def test_explain_says_why_a_route_has_no_deadlines(
+    routes_file: str, route: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["explain", "--routes", routes_file, "--route", route, "--expect", "--time", "2026-06-01T00:00Z"]) == 1
+    assert capsys.readouterr().out.splitlines() == [message]
+
+
+def test_explain_route_needs_expect(routes_file: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["explain", "--routes", routes_file, "--route", "orders-daily"])
+    assert exited.value.code == 2
+    assert "--route NAME and --expect go together" in capsys.readouterr().err
