@@ -76,6 +76,7 @@ def test_a_route_without_expect_has_none() -> None:
         ("sat,sun", {5, 6}),
         ("FRI-MON", {4, 5, 6, 0}),
         (["MON-TUE", "THU"], {0, 1, 3}),
+        ("MON - FRI", {0, 1, 2, 3, 4}),
     ],
 )
 def test_days_take_names_ranges_and_lists(days: Any, weekdays: set[int]) -> None:

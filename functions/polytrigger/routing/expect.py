@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from polytrigger.routing.durations import duration_field, say
+from polytrigger.routing.globs import Glob
 from polytrigger.routing.suggest import close_to, zone_like
 
 EXPECT_FIELDS = {"by", "warn", "grace", "timezone", "days", "skip", "partition", "key"}
@@ -80,7 +81,7 @@ class Deadline:
     moved: bool = False  # `by` does not exist on D (clocks spring forward): moved to the next valid instant
 
 
-def parse_expect(raw: Any, problems: list[str], *, check_zone: bool = False, glob: Any = None) -> Expect | None:
+def parse_expect(raw: Any, problems: list[str], *, check_zone: bool = False, glob: Glob | None = None) -> Expect | None:
     """A route's `expect:` value → `Expect`, or None with one problem per bad field appended (`expect.<field>: ...`).
 
     `glob`: the route's compiled key glob, if any: a `key` template filled with a sample day must match it.
@@ -168,7 +169,7 @@ def _days(value: Any, problems: list[str]) -> frozenset[int]:
     for item in items:
         text = item.strip().upper() if isinstance(item, str) else ""
         first, dash, last = text.partition("-")
-        ends = [first, last] if dash else [first]
+        ends = [first.strip(), last.strip()] if dash else [first]
         wrong = [end for end in ends if end not in WEEKDAYS]
         if not text or wrong:
             meant = close_to(wrong[0], WEEKDAYS) if wrong else None
@@ -208,7 +209,7 @@ def _date(item: Any) -> date | None:
         return None
 
 
-def _due(raw: Mapping[Any, Any], problems: list[str], glob: Any) -> tuple[str, tuple[tuple[str, str], ...]]:
+def _due(raw: Mapping[Any, Any], problems: list[str], glob: Glob | None) -> tuple[str, tuple[tuple[str, str], ...]]:
     """Which object is due: `key` (a template, checked) or `partition` (kept as written)."""
     given = [field for field in ("key", "partition") if raw.get(field) is not None]
     if len(given) != 1:
@@ -232,7 +233,7 @@ def _due(raw: Mapping[Any, Any], problems: list[str], glob: Any) -> tuple[str, t
     return _key(raw["key"], problems, glob), ()
 
 
-def _key(value: Any, problems: list[str], glob: Any) -> str:
+def _key(value: Any, problems: list[str], glob: Glob | None) -> str:
     if not isinstance(value, str) or not value or value.startswith("/"):
         problems.append(f"expect.key: must be an object key, with {{day}} for day D (got {value!r})")
         return ""
