@@ -329,3 +329,17 @@ def test_explain_route_needs_expect(routes_file: str, capsys: pytest.CaptureFixt
         main(["explain", "--routes", routes_file, "--route", "orders-daily"])
     assert exited.value.code == 2
     assert "--route NAME and --expect go together" in capsys.readouterr().err
+
+
+def test_explain_refuses_a_zone_the_database_does_not_know_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A function's cold start does not ask the zone database (as for schedules); explain must, or it would crash."""
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.replace("Europe/Berlin", "Europe/Berln"), encoding="utf-8")
+
+    assert main(["explain", "--routes", str(path), "--route", "orders-daily", "--expect", "--time", "2026-06-01"]) == 2
+    assert capsys.readouterr().err == (
+        "polytrigger: routes error: route 'orders-daily': expect.timezone: 'Europe/Berln' is not a time zone"
+        " the IANA database knows; did you mean Europe/Berlin?\n"
+    )

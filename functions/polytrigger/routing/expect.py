@@ -144,12 +144,18 @@ def _zone(value: Any, problems: list[str], check_zone: bool) -> str:
         meant = _zone_hint(value)
         problems.append(f"expect.timezone: must be an IANA time zone such as Europe/Berlin (got {value!r}){meant}")
         return "UTC"
-    if check_zone:
-        from polytrigger.routing.schedules import known_zone
-
-        if not known_zone(value):
-            problems.append(f"expect.timezone: {value!r} is not a time zone the IANA database knows{_zone_hint(value)}")
+    if check_zone and (problem := zone_problem(value)) is not None:
+        problems.append(problem)
     return value
+
+
+def zone_problem(name: str) -> str | None:
+    """`expect.timezone: ... not a time zone the IANA database knows; did you mean ...?`, or None when it is one."""
+    from polytrigger.routing.schedules import known_zone
+
+    if known_zone(name):
+        return None
+    return f"expect.timezone: {name!r} is not a time zone the IANA database knows{_zone_hint(name)}"
 
 
 def _zone_hint(value: Any) -> str:

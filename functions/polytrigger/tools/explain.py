@@ -19,8 +19,8 @@ from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind, Trigger, iso
 from polytrigger.events import trigger_groups
-from polytrigger.routing import Routes, load_routes
-from polytrigger.routing.expect import describe, next_deadlines
+from polytrigger.routing import Routes, RoutesError, load_routes
+from polytrigger.routing.expect import describe, next_deadlines, zone_problem
 from polytrigger.routing.near import near_misses
 from polytrigger.routing.parse import is_bucket_name
 from polytrigger.routing.schedules import ScheduleSpec, firings
@@ -221,7 +221,12 @@ def render_next(document: dict[str, Any]) -> str:
 def route_zone(routes: Routes, name: str) -> str:
     """The zone of route `name`'s deadlines (UTC when it has none), to read a `--time` without an offset in."""
     route = routes.named(name)
-    return route.expect.timezone if route is not None and route.expect is not None else "UTC"
+    if route is None or route.expect is None:
+        return "UTC"
+    problem = zone_problem(route.expect.timezone)  # a cold start does not ask the zone database; here it must
+    if problem is not None:
+        raise RoutesError(f"route '{name}': {problem}")
+    return route.expect.timezone
 
 
 def deadlines_of(routes: Routes, name: str, after: datetime, count: int) -> dict[str, Any]:
