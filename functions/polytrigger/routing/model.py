@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from polytrigger.core.actions import Action, ActionKind, SyncTarget
 from polytrigger.core.triggers import S3EventKind, Trigger
+from polytrigger.routing.expect import Expect
 from polytrigger.routing.gates import Gate
 from polytrigger.routing.globs import Glob, Partition, literal_suffix
 from polytrigger.routing.schedules import ScheduleSpec
@@ -37,6 +38,8 @@ class Route:
     def partition(self, key: str) -> Partition | None:
         """The partition of a key this S3 route's glob matches (`()` without placeholders), else None."""
         return self.key_pattern.partition(key) if self.key_pattern is not None else None
+
+    expect: Expect | None = None  # an S3 route's arrival deadlines (routes file only: not acted on at run time yet)
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":

@@ -14,6 +14,7 @@ from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS
 from polytrigger.routing.chains import chain_cycles, parse_chain
 from polytrigger.routing.durations import duration_field
+from polytrigger.routing.expect import parse_expect
 from polytrigger.routing.fields import events_field, is_bucket_name
 from polytrigger.routing.gates import parse_gate
 from polytrigger.routing.globs import compile_glob, literal_prefix
@@ -26,6 +27,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 _ROUTE_FIELDS = {
     "name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait", "freshness", "hold", "gate",
+    "expect",
 }  # fmt: skip
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 MAX_WAIT = 86400
@@ -195,6 +197,12 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
     hold = _parse_hold(raw.get("hold"), action, problems)
     if "gate" in raw:
         fields["gate"] = _parse_gated(raw, triggers, fields, action, problems)
+    if raw.get("expect") is not None:
+        if triggers != ["s3"]:
+            problems.append("expect: only applies to an s3 route (an arrival deadline for its objects)")
+        else:
+            glob = fields.get("key_pattern")
+            fields["expect"] = parse_expect(raw["expect"], problems, check_zone=check_zones, glob=glob)
     if problems:
         return None
     return Route(
