@@ -164,7 +164,7 @@ def test_explain_an_event_file_no_route_matches_lists_near_misses_and_exits_1(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        ([], "give one of EVENT_FILE, s3://BUCKET/KEY or --schedule NAME"),
+        ([], "give one of EVENT_FILE, s3://BUCKET/KEY, --schedule NAME or --route NAME --expect"),
         (["s3://acme-landing/x", "--schedule", "nightly"], "give one of"),
         (["events/s3-notification-created.json", "--deleted"], "--deleted goes with an s3:// URL"),
         (["s3://acme-landing/x", "--time", "2026-11-23T02:00:00Z"], "--time goes with --schedule"),

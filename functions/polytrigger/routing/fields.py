@@ -1,11 +1,21 @@
-"""The checks the routes file's levels share: `events`, which both an S3 trigger and a chain carry."""
+"""The checks the routes file's levels share: `events`, which both an S3 trigger and a chain carry, and bucket
+names, which an S3 trigger and a gate's keys in another bucket carry."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from polytrigger.routing.suggest import close_to
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def is_bucket_name(value: object) -> bool:
+    """S3's rule for bucket names (3-63 lowercase letters, digits, dots and hyphens, no `..`)."""
+    return isinstance(value, str) and _BUCKET.fullmatch(value) is not None and ".." not in value
+
 
 # What people write for an S3 event kind or a run ending, and the one they mean (lower case).
 EVENT_ALIASES = {

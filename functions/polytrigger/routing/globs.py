@@ -10,6 +10,14 @@ more `*` in `*a*a*a*b` multiplies the work by the key's length). Here every wild
 the earliest place that lets the rest match, which is always safe for globs (see `_Segment` and
 `Glob`), so no choice is revisited: the work is linear in the key for a given glob, and
 `Glob.steps` counts it.
+
+Named placeholders (`dt={date}`, `vendor/{vendor}/**`) match one or more characters within one
+segment: for matching, `{name}` is `?*` and goes through the same linear matcher. The values they took
+(the key's *partition*, for gates) are read afterwards, only from a key that matched: a glob with
+placeholders holds at most one `**`, so each of its segments faces a known key segment (counted from
+the key's start before the `**`, from its end after it), and each segment holding a placeholder is read
+by its own regex on that one key segment (never across `/`, so no folder boundary is tried twice). `{{` and `}}` are literal braces; any other
+brace is refused, so that `{a,b}` (brace expansion elsewhere) is not silently taken literally.
 """
 
 from __future__ import annotations
@@ -21,6 +29,52 @@ from typing import Literal
 
 _SPECIAL = set("*?[]")
 DOUBLE_STAR = "**"
+PLACEHOLDER_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_MISTAKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")  # meant as a placeholder name, of the wrong form
+Partition = tuple[tuple[str, str], ...]
+
+
+def split_template(text: str) -> list[str | tuple[str]]:
+    """`dt={date}/x{{` → `["dt=", ("date",), "/x{"]`: literal text and (name,) placeholders, in order.
+
+    `{name}` is a placeholder; `{{` and `}}` are literal braces; any other brace is literal text, as
+    before placeholders existed (`c{1}.csv`), except what is surely a mistake, refused with a ValueError:
+    a name of the wrong form (`{Date}`, `{vendor-id}`) or brace alternatives (`{a,b}`). Shared by key
+    globs and the key templates of gates (`routing.gates`), so both read braces alike.
+    """
+    out: list[str | tuple[str]] = []
+    literal: list[str] = []
+    position = 0
+    for token in _TEMPLATE_TOKEN.finditer(text):
+        literal.append(text[position : token.start()])
+        position = token.end()
+        found, name = token.group(0), token.group(1)
+        if found in ("{{", "}}"):
+            literal.append(found[0])
+        elif name is None or not (PLACEHOLDER_NAME.fullmatch(name) or _MISTAKEN.fullmatch(name) or "," in name):
+            literal.append(found)
+        elif "," in name:
+            raise ValueError(f"{found}: brace alternatives are not supported; use * or one route each")
+        elif not PLACEHOLDER_NAME.fullmatch(name):
+            raise ValueError(
+                f"placeholder {found}: a name is a lower-case letter or _ then lower-case letters, digits or _"
+                " (such as {date}); write {{ and }} for literal braces"
+            )
+        else:
+            if "".join(literal):
+                out.append("".join(literal))
+            literal = []
+            out.append((name,))
+    literal.append(text[position:])
+    if "".join(literal):
+        out.append("".join(literal))
+    return out
+
+
+def placeholders(text: str) -> list[str]:
+    """The placeholder names of a glob or template, in order (ValueError when malformed)."""
+    return [piece[0] for piece in split_template(text) if isinstance(piece, tuple)]
 
 
 class _Piece:
@@ -139,6 +193,30 @@ class Glob:
     _spans: bool = field(compare=False, repr=False)  # holds a `**`
     _trailing: bool = field(compare=False, repr=False)  # ends with `**`
     _regex: Callable[[str], object] | None = field(default=None, compare=False, repr=False)
+    names: tuple[str, ...] = field(default=(), compare=False)  # its placeholders, in order
+    _parts: tuple[tuple[int, Callable[[str], re.Match[str] | None]], ...] = field(
+        default=(), compare=False, repr=False
+    )  # (key segment index, from the end if negative; its regex) of each segment holding a placeholder
+    matching_text: str = field(default="", compare=False, repr=False)  # placeholders as `?*`, `{{` as `{`
+
+    def partition(self, key: str) -> Partition | None:
+        """The (name, value) of each placeholder, in glob order, when `key` matches; else None.
+
+        `()` for a matching key of a glob without placeholders. Within one segment an earlier placeholder
+        takes the longest value that lets the rest match (`{a}-{b}` on `x-y-z`: a=`x-y`, b=`z`).
+        """
+        if self.fullmatch(key) is None:
+            return None
+        if not self._parts:
+            return ()
+        parts = key.split("/")
+        values: list[str] = []
+        for index, regex in self._parts:
+            found = regex(parts[index])
+            if found is None:  # cannot happen: the segment matched, read by the same glob
+                return None
+            values.extend(found.groups())
+        return tuple(zip(self.names, values, strict=True))
 
     def fullmatch(self, key: str) -> Literal[True] | None:
         if self._regex is not None:  # a glob whose regex cannot backtrack far: matched in C
@@ -198,9 +276,52 @@ def compile_glob(pattern: str) -> Glob:
         raise ValueError("character classes ([...]) are not supported; use * ? or **")
     if "***" in pattern:
         raise ValueError("'***' is not a valid glob; use ** to span folders")
-    texts = pattern.split("/")
-    if any(DOUBLE_STAR in text and text != DOUBLE_STAR for text in texts):
+    raw = pattern.split("/")
+    if any(DOUBLE_STAR in text and text != DOUBLE_STAR for text in raw):
         raise ValueError("** must stand alone between slashes (e.g. orders/**/*.csv)")
+    if "{" not in pattern and "}" not in pattern:
+        return _compile(pattern, raw, pattern, (), ())
+    pieces = [split_template(text) for text in raw]
+    names = [piece[0] for segment in pieces for piece in segment if isinstance(piece, tuple)]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"placeholder {{{twice[0]}}} appears twice; each name at most once per glob")
+    if names and raw.count(DOUBLE_STAR) > 1:
+        raise ValueError("a glob with placeholders may hold at most one **")
+    texts = ["".join("?*" if isinstance(piece, tuple) else piece for piece in segment) for segment in pieces]
+    parts = _partition_regex(raw, pieces) if names else ()
+    return _compile(pattern, texts, "/".join(texts), tuple(names), parts)
+
+
+def _partition_regex(
+    raw: list[str], pieces: list[list[str | tuple[str]]]
+) -> tuple[tuple[int, Callable[[str], re.Match[str] | None]], ...]:
+    """For each glob segment holding a placeholder: the index of the key segment it faces (negative: from
+    the end, after the glob's one `**`) and a regex of that one segment, a `(.+)` group per placeholder."""
+    spans = DOUBLE_STAR in raw
+    after = raw.index(DOUBLE_STAR) if spans else len(raw)
+    found: list[tuple[int, Callable[[str], re.Match[str] | None]]] = []
+    for index, segment in enumerate(pieces):
+        if not any(isinstance(piece, tuple) for piece in segment):
+            continue
+        regex = "".join(
+            "(.+)"
+            if isinstance(piece, tuple)
+            else "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in piece)
+            for piece in segment
+        )
+        found.append((index if index < after else index - len(raw), re.compile(regex, re.DOTALL).fullmatch))
+    return tuple(found)
+
+
+def _compile(
+    pattern: str,
+    texts: list[str],
+    matching_text: str,
+    names: tuple[str, ...],
+    parts: tuple[tuple[int, Callable[[str], re.Match[str] | None]], ...],
+) -> Glob:
+    """`texts`: the glob's segments with placeholders already as `?*` (and `{{` as `{`)."""
     merged = [text for i, text in enumerate(texts) if not (text == DOUBLE_STAR and texts[i - 1 : i] == [DOUBLE_STAR])]
     runs: list[list[_Segment]] = [[]]
     for text in merged:
@@ -217,6 +338,9 @@ def compile_glob(pattern: str) -> Glob:
         _spans=spans,
         _trailing=merged[-1] == DOUBLE_STAR,
         _regex=_bounded_regex(merged),
+        names=names,
+        _parts=parts,
+        matching_text=matching_text,
     )
 
 
@@ -238,8 +362,19 @@ def _bounded_regex(texts: list[str]) -> Callable[[str], object] | None:
     return re.compile("".join(out), re.DOTALL).fullmatch
 
 
+def _plain(pattern: str) -> str:
+    """The glob as the matcher reads it: placeholders as `?*`, `{{` as `{` (unchanged when malformed)."""
+    if "{" not in pattern and "}" not in pattern:
+        return pattern
+    try:
+        return "".join("?*" if isinstance(piece, tuple) else piece for piece in split_template(pattern))
+    except ValueError:
+        return pattern
+
+
 def literal_prefix(pattern: str) -> str:
-    """The part of the glob before its first wildcard: a cheap pre-filter and an index key."""
+    """The part of the glob before its first wildcard (or placeholder): a cheap pre-filter and an index key."""
+    pattern = _plain(pattern)
     for i, ch in enumerate(pattern):
         if ch in _SPECIAL:
             return pattern[:i]
@@ -252,6 +387,7 @@ def literal_suffix(pattern: str) -> str:
     `**/` may stand for no folder at all (`**/_SUCCESS` matches `_SUCCESS`), so its slash is not part
     of the suffix. A cheap pre-filter before the compiled glob, like `literal_prefix`.
     """
+    pattern = _plain(pattern)
     for i in range(len(pattern) - 1, -1, -1):
         if pattern[i] in _SPECIAL:
             suffix = pattern[i + 1 :]

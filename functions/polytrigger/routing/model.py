@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from polytrigger.core.actions import Action, ActionKind, SyncTarget
 from polytrigger.core.triggers import S3EventKind, Trigger
-from polytrigger.routing.globs import Glob, literal_suffix
+from polytrigger.routing.expect import Expect
+from polytrigger.routing.gates import Gate
+from polytrigger.routing.globs import Glob, Partition, literal_suffix
 from polytrigger.routing.schedules import ScheduleSpec
 
 DEFAULT_HOLD_SECONDS = 7 * 86400  # a start that meets a paused sync waits this long for it by default
@@ -31,6 +33,13 @@ class Route:
     freshness: int = 0  # seconds: each trigger's data should be in a completed run by then (0: no promise)
     max_wait: int = 0
     hold: int = DEFAULT_HOLD_SECONDS  # seconds a start that meets a paused sync is held before it is parked
+    gate: Gate | None = None  # an S3 route that waits for each partition to be complete (not acted on yet)
+
+    def partition(self, key: str) -> Partition | None:
+        """The partition of a key this S3 route's glob matches (`()` without placeholders), else None."""
+        return self.key_pattern.partition(key) if self.key_pattern is not None else None
+
+    expect: Expect | None = None  # an S3 route's arrival deadlines (routes file only: not acted on at run time yet)
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":

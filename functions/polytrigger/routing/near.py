@@ -124,7 +124,7 @@ def glob_failure(pattern: str, key: str) -> tuple[int, str]:
 
 
 def _segment_matches(text: str, part: str) -> bool:
-    if not text or not any(ch in text for ch in "*?"):
+    if not text or not any(ch in text for ch in "*?{}"):
         return text == part
     return compile_glob(text).fullmatch(part) is not None
 

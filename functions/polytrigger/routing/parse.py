@@ -14,23 +14,20 @@ from polytrigger.core.keys import is_uuid
 from polytrigger.core.triggers import S3_EVENT_KINDS
 from polytrigger.routing.chains import chain_cycles, parse_chain
 from polytrigger.routing.durations import duration_field
-from polytrigger.routing.fields import events_field
+from polytrigger.routing.expect import parse_expect
+from polytrigger.routing.fields import events_field, is_bucket_name
+from polytrigger.routing.gates import parse_gate
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import DEFAULT_HOLD_SECONDS, Route, Routes
 from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
 from polytrigger.routing.suggest import close_to, did_you_mean
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-
-
-def is_bucket_name(value: object) -> bool:
-    """S3's rule for bucket names (3-63 lowercase letters, digits, dots and hyphens, no `..`)."""
-    return isinstance(value, str) and _BUCKET.fullmatch(value) is not None and ".." not in value
 
 
 _ROUTE_FIELDS = {
-    "name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait", "freshness", "hold",
+    "name", "s3", "schedule", "polytomic", "action", "syncs", "debounce", "max_wait", "freshness", "hold", "gate",
+    "expect",
 }  # fmt: skip
 MAX_DEBOUNCE = 900  # an SQS message can be delayed at most 15 minutes
 MAX_WAIT = 86400
@@ -198,6 +195,14 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
     debounce, max_wait = _parse_debounce(raw, action, problems)
     freshness = _parse_freshness(raw.get("freshness"), action, problems)
     hold = _parse_hold(raw.get("hold"), action, problems)
+    if "gate" in raw:
+        fields["gate"] = _parse_gated(raw, triggers, fields, action, problems)
+    if raw.get("expect") is not None:
+        if triggers != ["s3"]:
+            problems.append("expect: only applies to an s3 route (an arrival deadline for its objects)")
+        else:
+            glob = fields.get("key_pattern")
+            fields["expect"] = parse_expect(raw["expect"], problems, check_zone=check_zones, glob=glob)
     if problems:
         return None
     return Route(
@@ -210,6 +215,23 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
         hold=hold,
         **fields,
     )
+
+
+def _parse_gated(
+    raw: Mapping[str, Any], triggers: list[str], fields: dict[str, Any], action: Any, problems: list[str]
+) -> Any:
+    """`gate:` (routing.gates): only on an S3 route that starts syncs, and instead of a debounce."""
+    if triggers != ["s3"]:
+        problems.append("gate: only applies to an s3 route (a gate waits for a partition of its keys)")
+        return None
+    if action != "start":
+        problems.append("gate: only applies to action start")
+    if "debounce" in raw:
+        problems.append(
+            "debounce: a gated route starts once per complete partition; drop debounce (gate.quiet waits for quiet)"
+        )
+    key = fields.get("key")
+    return parse_gate(raw["gate"], fields.get("key_pattern"), key if isinstance(key, str) else "", problems)
 
 
 def _parse_freshness(raw: Any, action: Any, problems: list[str]) -> int:

@@ -20,13 +20,16 @@ from polytrigger.tools import redrive_cli, status, validate
 from polytrigger.tools.explain import (
     S3_URL,
     ExplainInputError,
+    deadlines_of,
     explain,
     explain_groups,
     next_of,
     notes,
     read_time,
     render,
+    render_deadlines,
     render_next,
+    route_zone,
     s3_trigger,
     schedule_spec,
     schedule_trigger,
@@ -45,6 +48,9 @@ forms:
   polytrigger explain --schedule NAME --next N [--time T]
                                                  when a schedule the routes file defines fires next,
                                                  after T, in its own time zone and in UTC
+  polytrigger explain --route NAME --expect [--next N] [--time T]
+                                                 an S3 route's next arrival deadlines (its expect:
+                                                 block; default 7), in its time zone and in UTC
 
 When no route matches, the closest routes are listed with why each missed.
 exit status: 0 some action would be taken, 1 nothing would happen, 2 bad input or routes file."""
@@ -63,17 +69,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain_cmd.add_argument("target", nargs="?", metavar="EVENT_FILE | s3://BUCKET/KEY", help="what happened")
     explain_cmd.add_argument("--deleted", action="store_true", help="with s3://…: the object was deleted")
     explain_cmd.add_argument("--schedule", metavar="NAME", help="a firing of the schedule routes name NAME")
+    explain_cmd.add_argument("--route", metavar="NAME", help="with --expect: the route whose deadlines to list")
+    explain_cmd.add_argument(
+        "--expect", action="store_true", help="with --route: list its next arrival deadlines (its expect: block)"
+    )
     explain_cmd.add_argument(
         "--time",
         metavar="ISO",
         help="with --schedule: the scheduled time, or where --next starts (default now); without an offset it is"
-        " read in the schedule's time zone",
+        " read in the schedule's time zone (with --route: the route's deadline zone)",
     )
     explain_cmd.add_argument(
         "--next",
         metavar="N",
         type=_count,
-        help="with --schedule: list the schedule's next N firings (1-1000) in its time zone and in UTC",
+        help="with --schedule: list the schedule's next N firings (1-1000) in its time zone and in UTC;"
+        " with --route NAME --expect: its next N deadlines (default 7)",
     )
     explain_cmd.add_argument(
         "--routes",
@@ -115,15 +126,19 @@ def _run(args: argparse.Namespace, explain_cmd: argparse.ArgumentParser, redrive
 
 
 def _usage_problem(args: argparse.Namespace) -> str | None:
-    if (args.target is None) == (args.schedule is None):
-        return "give one of EVENT_FILE, s3://BUCKET/KEY or --schedule NAME"
+    if args.expect != (args.route is not None):
+        return "--route NAME and --expect go together"
+    if [args.target, args.schedule, args.route].count(None) != 2:
+        return "give one of EVENT_FILE, s3://BUCKET/KEY, --schedule NAME or --route NAME --expect"
+    if args.route is not None:
+        return "--deleted goes with an s3:// URL" if args.deleted else None
     url = args.target is not None and args.target.startswith(S3_URL)
     if args.deleted and not url:
         return "--deleted goes with an s3:// URL"
     if args.time is not None and args.schedule is None:
-        return "--time goes with --schedule"
+        return "--time goes with --schedule or --route"
     if args.next is not None and args.schedule is None:
-        return "--next goes with --schedule"
+        return "--next goes with --schedule or --route"
     return None
 
 
@@ -138,6 +153,9 @@ def _explain(args: argparse.Namespace) -> int:
     routes: Routes | None = None
     extra: list[str] = []
     try:
+        if args.route is not None:
+            routes = load_routes(args.routes)
+            return _explain_deadlines(args, routes)
         if args.schedule is not None:
             routes = load_routes(args.routes)
             spec = schedule_spec(routes, args.schedule)
@@ -179,6 +197,13 @@ def _explain_next(args: argparse.Namespace, routes: Routes, zone: str) -> int:
     document = next_of(routes, args.schedule, after, args.next)
     print(json.dumps(document, indent=2, ensure_ascii=False) if args.json else render_next(document))
     return 0 if document["firings"] and "why" not in document else 1
+
+
+def _explain_deadlines(args: argparse.Namespace, routes: Routes) -> int:
+    after = read_time(args.time, route_zone(routes, args.route))
+    document = deadlines_of(routes, args.route, after, args.next or 7)
+    print(json.dumps(document, indent=2, ensure_ascii=False) if args.json else render_deadlines(document))
+    return 0 if document["deadlines"] else 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Three ways to name what happened: an event file (a Lambda event, as delivered), 
 created, or deleted) and a schedule name (a firing). The last two build the `Trigger` the functions
 would normalise such an event to; everything after that is shared, so all three answer alike.
 A schedule the routes file defines can also be asked when it fires next (`--next N`), in its own
-time zone and in UTC; a `--time` without an offset is read in that zone.
+time zone and in UTC; a `--time` without an offset is read in that zone. An S3 route's `expect:` block
+can be asked likewise for its next arrival deadlines (`--route NAME --expect`), read in its zone.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from typing import Any
 
 from polytrigger.core.triggers import SCHEDULE_NAME, S3EventKind, Trigger, iso
 from polytrigger.events import trigger_groups
-from polytrigger.routing import Routes, load_routes
+from polytrigger.routing import Route, Routes, RoutesError, load_routes
+from polytrigger.routing.durations import say
+from polytrigger.routing.expect import describe, next_deadlines, zone_problem
+from polytrigger.routing.fields import is_bucket_name
+from polytrigger.routing.gates import GATE_NOT_YET
 from polytrigger.routing.near import near_misses
-from polytrigger.routing.parse import is_bucket_name
 from polytrigger.routing.schedules import ScheduleSpec, firings
+from polytrigger.routing.suggest import did_you_mean
 
 S3_URL = "s3://"
 # A real event carries the object's own sequencer, part of its Idempotency-Key; a URL has none.
@@ -79,10 +84,25 @@ def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[
                     "idempotency_key": action.dedup_key,
                     "debounce": action.debounce,
                     "max_wait": action.max_wait,
+                    **_gate_fields(routes.named(action.route), trigger),
                 }
                 for action in mine
             )
     return rows
+
+
+def _gate_fields(route: Route | None, trigger: Trigger) -> dict[str, Any]:
+    """A gated route's row also says the trigger's partition and what its gate waits for (statically)."""
+    if route is None or route.gate is None or trigger.kind != "s3":
+        return {}
+    partition = route.partition(trigger.key)
+    if partition is None:
+        return {}
+    return {
+        "partition": dict(partition),
+        "gate": route.gate.waits_for(partition, route.bucket),
+        "gate_timeout": route.gate.timeout,
+    }
 
 
 def would_act(rows: Sequence[dict[str, Any]]) -> bool:
@@ -215,6 +235,75 @@ def render_next(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def route_zone(routes: Routes, name: str) -> str:
+    """The zone of route `name`'s deadlines (UTC when it has none), to read a `--time` without an offset in."""
+    route = routes.named(name)
+    if route is None or route.expect is None:
+        return "UTC"
+    problem = zone_problem(route.expect.timezone)  # a cold start does not ask the zone database; here it must
+    if problem is not None:
+        raise RoutesError(f"route '{name}': {problem}")
+    return route.expect.timezone
+
+
+def deadlines_of(routes: Routes, name: str, after: datetime, count: int) -> dict[str, Any]:
+    """The next `count` arrival deadlines of route `name`, as `explain --route NAME --expect` prints them
+    (`render_deadlines`) or as JSON; `why` says when the route has none to list."""
+    route = routes.named(name)
+    document: dict[str, Any] = {"route": name, "after": iso(after), "deadlines": []}
+    if route is None:
+        meant = did_you_mean(name, [r.name for r in routes.routes])
+        document["why"] = [f"no route is named {name}{meant}"]
+        return document
+    expect = route.expect
+    if expect is None:
+        document["why"] = [f"route {name} has no expect: block, so no arrival deadline"]
+        return document
+    document.update(expect=describe(expect), timezone=expect.timezone, by=f"{expect.by:%H:%M}")
+    document["warn_at"] = f"{expect.warn:%H:%M}" if expect.warn is not None else None
+    for deadline in next_deadlines(expect, after, count):
+        document["deadlines"].append(
+            {
+                "day": deadline.day.isoformat(),
+                "key": expect.key_for(deadline.day) if expect.key else None,
+                "warn": iso(deadline.warn) if deadline.warn is not None else None,
+                "by": iso(deadline.by),
+                "late": iso(deadline.late),
+            }
+        )
+    if not document["deadlines"]:
+        document["why"] = [f"no day is due in the ten years after {iso(after)}"]
+    return document
+
+
+def render_deadlines(document: dict[str, Any]) -> str:
+    if "expect" not in document:
+        return "\n".join(document["why"])
+    from zoneinfo import ZoneInfo
+
+    zone = document["timezone"]
+    here = ZoneInfo(zone)
+    count = len(document["deadlines"])
+    after = _utc(document["after"]).astimezone(here)
+    lines = [
+        f"route {document['route']} expects {document['expect']} (not yet acted on at run time)",
+        f"the next {count} deadline{'s' if count != 1 else ''} after {_local(after)} = {document['after']}:",
+    ]
+    for row in document["deadlines"]:
+        day = datetime.fromisoformat(row["day"])
+        lines.append(f"  {day:%a %Y-%m-%d}: {row['key']}" if row["key"] else f"  {day:%a %Y-%m-%d}:")
+        for label, wanted in (("warn", document["warn_at"]), ("by", document["by"]), ("late", None)):
+            if row[label] is None or (label == "late" and row["late"] == row["by"]):
+                continue
+            moment = _utc(row[label]).astimezone(here)
+            moved = ""
+            if wanted is not None and f"{moment:%H:%M}" != wanted:
+                moved = f" ({wanted} does not exist that day, clocks spring forward: the next valid instant)"
+            lines.append(f"    {label:<5}{_local(moment)} = {row[label]}{moved}")
+    lines.extend(document.get("why", []))
+    return "\n".join(lines)
+
+
 def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -260,6 +349,11 @@ def render(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> str:
             continue
         options = f" {json.dumps(row['options'], sort_keys=True)}" if row["options"] else ""
         lines.append(f"  -> route {row['route']}: {row['action']} {row['sync_type']} sync {row['sync_id']}{options}")
+        if row.get("gate"):
+            partition = " ".join(f"{name}={printable(value)}" for name, value in row["partition"].items())
+            lines.append(f"     partition {partition}")
+            lines.append(f"     gate: {printable(row['gate'])}; timeout {say(row['gate_timeout'])}")
+            lines.append(f"     ({GATE_NOT_YET})")
         if row.get("debounce"):
             lines.append(
                 f"     debounced: the first file opens a {row['debounce']} s window and later ones join it; one start"

@@ -21,7 +21,10 @@ from pathlib import Path
 
 from polytrigger.core.actions import SYNC_TYPES
 from polytrigger.route_wiring.plan import plan, plan_problems
+from polytrigger.routing.durations import say
+from polytrigger.routing.gates import GATE_NOT_YET
 from polytrigger.routing.load import read_routes
+from polytrigger.routing.model import Route
 from polytrigger.routing.parse import RoutesError
 from polytrigger.routing.pauses import pause_findings
 from polytrigger.routing.schedules import ScheduleSpec
@@ -40,6 +43,7 @@ class Report:
     created: list[ScheduleSpec] = field(default_factory=list)  # the schedules the stack creates
     elsewhere: list[str] = field(default_factory=list)  # the schedules routes name but do not define
     chains: list[str] = field(default_factory=list)  # "route R follows sync S: completed, ..."
+    gates: list[str] = field(default_factory=list)  # "route R, per partition (date): marker ..., quiet ..."
     held: list[str] = field(default_factory=list)  # notes: the starts a pause holds, until which resume
     warnings: list[str] = field(default_factory=list)  # pauses that fight the routes
 
@@ -79,8 +83,19 @@ def validate(path: str | Path, *, now: datetime | None = None) -> Report:
             if route.upstream
         ],
         elsewhere=list(wired.elsewhere),
+        gates=[gated(route) for route in routes.routes if route.gate is not None],
         held=[finding.text for finding in findings if not finding.warning],
         warnings=[finding.text for finding in findings if finding.warning],
+    )
+
+
+def gated(route: Route) -> str:
+    """`route R, per partition (date): marker exports/dt={date}/_SUCCESS, quiet 10 minutes; timeout 24 hours ...`."""
+    gate = route.gate
+    assert gate is not None
+    names = ", ".join(route.key_pattern.names) if route.key_pattern is not None else ""
+    return (
+        f"route {route.name}, per partition ({names}): {gate.waits_for()}; timeout {say(gate.timeout)} ({GATE_NOT_YET})"
     )
 
 
@@ -105,6 +120,7 @@ def render(report: Report) -> str:
     for name in report.elsewhere:
         lines.append(f"  schedule {name} is made elsewhere: polytrigger does not create it")
     lines.extend(f"  chained: {chain}" for chain in report.chains)
+    lines.extend(f"  gated: {gate}" for gate in report.gates)
     lines.extend(f"  held while paused: {note}" for note in report.held)
     return "\n".join(lines)
 
