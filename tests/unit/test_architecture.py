@@ -29,11 +29,13 @@ LAYERS = {
     "dispatch": 3,
     "route_wiring": 3,
     "runs": 4,
-    "flows": 5,
-    "bootstrap": 6,
-    "handlers": 7,
-    "tools": 7,
-    "__main__": 8,
+    "gating": 4,
+    "deadlines": 5,
+    "flows": 6,
+    "bootstrap": 7,
+    "handlers": 8,
+    "tools": 8,
+    "__main__": 9,
 }
 SUBPACKAGES = {
     "core",
@@ -43,6 +45,8 @@ SUBPACKAGES = {
     "dispatch",
     "route_wiring",
     "runs",
+    "gating",
+    "deadlines",
     "flows",
     "handlers",
     "tools",
@@ -73,6 +77,8 @@ PURE = {
     "dispatch": (),
     "route_wiring": (),
     "runs": (),
+    "gating": (),
+    "deadlines": (),
     "flows": ("aws_lambda_powertools.utilities.typing",),
 }
 # Each entry point, the role `bootstrap` builds for it, and the one flow module that tells its story.
