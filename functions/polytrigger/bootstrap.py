@@ -33,6 +33,7 @@ from polytrigger.dispatch.deferrals import SKEW_SECONDS, Deferrals
 from polytrigger.dispatch.holds import DynamoHolds
 from polytrigger.dispatch.landings import DynamoLandings
 from polytrigger.dispatch.policy import DispatchPolicy, call_budget_ms
+from polytrigger.dispatch.ports import Queue
 from polytrigger.dispatch.queue import EventParking, SqsQueue
 from polytrigger.dispatch.windows import DynamoWindows
 from polytrigger.events.function_url import Encoding, SigningSecrets
@@ -41,13 +42,15 @@ from polytrigger.flows.on_poll import PollFlow
 from polytrigger.flows.on_triggers import TriggerFlow
 from polytrigger.flows.on_webhook_delivery import WebhookFlow
 from polytrigger.flows.on_wiring_request import WiringFlow
+from polytrigger.gating.objects import S3Objects
+from polytrigger.gating.store import DynamoGates
 from polytrigger.observability import record_configuration_error
 from polytrigger.polytomic.client import PolytomicClient
 from polytrigger.polytomic.contract import CredentialsError
 from polytrigger.polytomic.credentials import SecretCredentials
 from polytrigger.polytomic.reads import PolytomicReads
 from polytrigger.route_wiring.aws import SchedulerGroup, hand_to_version
-from polytrigger.routing import RoutesError, load_routes
+from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runs.bus import RunEventBus
 from polytrigger.runs.dynamo_ledger import DynamoLedger
 from polytrigger.runs.ledger import StartedRuns
@@ -87,6 +90,7 @@ class AwsClients:
         self.secretsmanager: Any = self.session.client("secretsmanager", config=self.config)
         self._sqs: Any = None
         self._events: Any = None
+        self._s3: Any = None
 
     @property
     def sqs(self) -> Any:
@@ -94,6 +98,13 @@ class AwsClients:
         if self._sqs is None:
             self._sqs = self.session.client("sqs", config=self.config)
         return self._sqs
+
+    @property
+    def s3(self) -> Any:
+        """Only gates with a manifest read objects; made on first use."""
+        if self._s3 is None:
+            self._s3 = self.session.client("s3", config=self.config)
+        return self._s3
 
     @property
     def events(self) -> Any:
@@ -162,6 +173,7 @@ def triggers() -> TriggerFlow:
         register=part.dedup.register,
         clock=CLOCK.now,
         landings=part.landings,
+        gates=_gates(settings, part.aws, part.routes),
     )
 
 
@@ -217,6 +229,7 @@ def poller() -> PollFlow:
         )
         if settings.dispatch_queue_url
         else None,
+        gates=_gate_checks(settings, aws),
     )
 
 
@@ -337,6 +350,27 @@ def _chains(settings: Settings, aws: AwsClients) -> QueuedChains | None:
         raise ConfigError(f"DISPATCH_QUEUE_URL is required: route(s) {', '.join(chained)} chain syncs")
     queue = SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs)
     return QueuedChains(routes, queue)
+
+
+def _gates(settings: Settings, aws: AwsClients, routes: Routes) -> DynamoGates | None:
+    """The gated routes' partitions, if the routes have any gate."""
+    if not any(route.gate for route in routes.routes):
+        return None
+    return DynamoGates(aws.dynamodb, settings.idempotency_table, S3Objects(lambda: aws.s3), clock=CLOCK.now)
+
+
+def _gate_checks(settings: Settings, aws: AwsClients) -> tuple[DynamoGates, Queue, Routes] | None:
+    """What the poller needs to look at gates that fell due (quiet periods, owed starts, timeouts)."""
+    routes = load_routes(settings.routes_file)
+    gates = _gates(settings, aws, routes)
+    if gates is None:
+        return None
+    queue = SqsQueue(
+        _required(settings.dispatch_queue_url, "DISPATCH_QUEUE_URL"),
+        settings.dispatch_dead_letter_queue_url,
+        lambda: aws.sqs,
+    )
+    return gates, queue, routes
 
 
 def _webhook_secret(secret_id: str, client: Any) -> Callable[[bool], str]:

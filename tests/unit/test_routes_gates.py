@@ -198,7 +198,7 @@ def test_explain_says_the_partition_and_what_the_gate_waits_for() -> None:
     assert lines[2:5] == [
         "     partition date=2026-12-06",
         "     gate: marker exports/orders/dt=2026-12-06/_SUCCESS, at least 40 objects, quiet 10 minutes; timeout 1 day",
-        "     (not yet acted on at run time: each matching file starts the syncs at once)",
+        "     (starts once per complete partition: the object that completes it starts the syncs)",
     ]
 
 
@@ -243,7 +243,7 @@ routes:
     report = validate(path)
     assert report.gates == [
         "route orders-daily, per partition (date): marker exports/orders/dt={date}/_SUCCESS, quiet 10 minutes;"
-        " timeout 6 hours (not yet acted on at run time: each matching file starts the syncs at once)"
+        " timeout 6 hours (starts once per complete partition: the object that completes it starts the syncs)"
     ]
     assert f"  gated: {report.gates[0]}" in render_report(report).splitlines()
 

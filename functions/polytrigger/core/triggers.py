@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -33,10 +33,14 @@ class Trigger:
     upstream: str = ""  # polytomic: the sync whose run ended
     execution: str = ""  # polytomic: that run
     status: str = ""  # polytomic: how it ended
+    size: int = field(default=0, compare=False)  # s3: the object's bytes, as the event says (gates count them)
+    etag: str = field(default="", compare=False)  # s3: its ETag (a manifest's entries may be checked against it)
 
     @classmethod
-    def s3(cls, *, bucket: str, key: str, event: S3EventKind, sequencer: str, time: datetime) -> Trigger:
-        return cls(kind="s3", bucket=bucket, key=key, event=event, sequencer=sequencer, time=time)
+    def s3(
+        cls, *, bucket: str, key: str, event: S3EventKind, sequencer: str, time: datetime, size: int = 0, etag: str = ""
+    ) -> Trigger:
+        return cls(kind="s3", bucket=bucket, key=key, event=event, sequencer=sequencer, time=time, size=size, etag=etag)
 
     @classmethod
     def scheduled(cls, *, schedule: str, time: datetime) -> Trigger:

@@ -158,6 +158,7 @@ def _decode_action(data: object) -> Action:
     fields = _Fields(data, "action")
     sync = _Fields(fields.get("sync"), "action.sync")
     trigger = _Fields(fields.get("trigger"), "action.trigger")
+    chained = _chained(trigger)
     sync_id = sync.text("id")
     if not is_uuid(sync_id):
         raise UnsupportedMessage("action.sync: field id is not a sync UUID")
@@ -175,7 +176,9 @@ def _decode_action(data: object) -> Action:
             event=cast(S3EventKind, trigger.choice("event", S3_EVENT_KINDS)),
             sequencer=trigger.text("sequencer", empty=True),
             schedule=trigger.text("schedule", empty=True),
-            **_chained(trigger),
+            upstream=chained.get("upstream", ""),
+            execution=chained.get("execution", ""),
+            status=chained.get("status", ""),
         ),
         debounce=fields.whole("debounce", 0),
         max_wait=fields.whole("max_wait", 0),

@@ -76,6 +76,15 @@ def optional_text(getter: Callable[[], Any], where: str, field: str) -> str:
     return value
 
 
+def optional_size(getter: Callable[[], Any]) -> int:
+    """An object's size in bytes; 0 when absent or not a whole number (it only informs: gates count bytes)."""
+    try:
+        value = getter()
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 def moment(getter: Callable[[], Any], where: str, field: str) -> datetime:
     """A required ISO-8601 time, normalised to UTC (so identities and comparisons never depend on offsets)."""
     value = text(getter, where, field)

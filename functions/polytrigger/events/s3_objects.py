@@ -13,7 +13,7 @@ a real `+` into a space), so raw `["key"]` values are read instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -27,6 +27,7 @@ from polytrigger.events.readers import (
     clip,
     load_json,
     moment,
+    optional_size,
     optional_text,
     read,
     text,
@@ -151,6 +152,8 @@ def _notification_record(record: S3EventRecord, where: str) -> Trigger | str:
         event=kind,
         sequencer=optional_text(lambda: record.s3.get_object.sequencer, where, "s3.object.sequencer"),
         time=moment(lambda: record.event_time, where, "eventTime"),
+        size=optional_size(lambda: record.s3.get_object["size"]),
+        etag=_etag(lambda: record.s3.get_object["eTag"]),
     )
 
 
@@ -177,8 +180,19 @@ def _eventbridge(payload: Mapping[str, Any]) -> list[Trigger]:
             event=kind,
             sequencer=optional_text(lambda: event.detail.object.sequencer, where, "detail.object.sequencer"),
             time=moment(lambda: event.time, where, "time"),
+            size=optional_size(lambda: event.detail.object["size"]),
+            etag=_etag(lambda: event.detail.object["etag"]),
         )
     ]
+
+
+def _etag(getter: Callable[[], Any]) -> str:
+    """An object's ETag without the quotes some shapes keep ("" when absent or not text: it only informs)."""
+    try:
+        value = getter()
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    return value.strip('"')[:100] if isinstance(value, str) else ""
 
 
 def _sns_records(payload: Mapping[str, Any]) -> list[Trigger]:

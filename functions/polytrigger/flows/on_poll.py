@@ -11,11 +11,14 @@ then what is due: runs with no ending heard, endings never told, freshness promi
 4. Endings settled and never told (their settler died between the two) are told now (`untold`).
 5. Promises that fell due are checked against the sync's executions (`runs.freshness`); a broken one
    is told, then closed, so a poll that dies in between tells it again rather than never.
-6. Syncs that hold starts (`dispatch.holds`: files that landed while the sync was paused) are asked
+6. Gates that fell due (`gating.keeper.check_due`): a partition quiet long enough completes and its
+   start is queued; a start owed past its grace (its maker died) is queued; a partition incomplete
+   past its `timeout` is reported once, naming what is missing.
+7. Syncs that hold starts (`dispatch.holds`: files that landed while the sync was paused) are asked
    whether they are active again, each every few minutes: the hold is released as one start, or
    parked with the reason once it has waited past its route's `hold`.
 
-Steps 3-6 read only what is due (the ledger's `due` index) and go on while the invocation has time
+Steps 3-7 read only what is due (the ledger's `due` index) and go on while the invocation has time
 (`RESERVE_SECONDS` kept back): what is left is due at the next poll, so a backlog drains as fast as
 the poller can work, not at a fixed number a minute. The poller catches whatever the webhook missed
 (Polytomic delivers at most once); idle, it costs one Polytomic call, a few index reads and no
@@ -35,8 +38,11 @@ from typing import Any
 from polytrigger.dispatch.holds import DynamoHolds, Hold, check_holds
 from polytrigger.dispatch.landings import DynamoLandings
 from polytrigger.dispatch.ports import Queue
+from polytrigger.gating.keeper import Checked, check_due
+from polytrigger.gating.store import DynamoGates
 from polytrigger.observability import count, logger, record_parked, record_problem
 from polytrigger.polytomic.contract import RunReads
+from polytrigger.routing import Routes
 from polytrigger.runs.bus import RunEventBus
 from polytrigger.runs.event_log import Page, poll
 from polytrigger.runs.freshness import PromiseBook, check
@@ -62,6 +68,7 @@ class PollFlow:
     chains: QueuedChains | None = None
     clock: Callable[[], datetime] = _now
     holds: tuple[DynamoHolds, Queue, DynamoLandings] | None = None  # held starts, their queue, their files
+    gates: tuple[DynamoGates, Queue, Routes] | None = None  # the gated routes' partitions, the queue, the routes
 
     def poll(self, seconds_left: Callable[[], float] | None = None) -> dict[str, Any]:
         now = self.clock()
@@ -105,6 +112,7 @@ class PollFlow:
                 record_breach(breach)
                 breaches += 1
             self.promises.close(promise.key, breach.what if breach else "kept")  # type: ignore[union-attr]
+        gated = self._gates(more) if self.gates is not None else None
         held = self._holds(more) if self.holds is not None else None
         summary = {
             "events": polled.events,
@@ -120,9 +128,15 @@ class PollFlow:
             "cursor_age_seconds": round(age, 3),
             "holds_released": held.released if held else 0,
             "holds_expired": held.expired if held else 0,
+            "gate_starts_queued": gated.queued if gated else 0,
+            "gates_timed_out": gated.timed_out if gated else 0,
         }
         logger.debug("poll done", extra=summary)
         return summary
+
+    def _gates(self, more: Callable[[], bool]) -> Checked:
+        gates, queue, routes = self.gates  # type: ignore[misc]
+        return check_due(gates, routes, queue, datetime.fromtimestamp(gates.clock(), UTC), more)  # the gates' clock
 
     def _holds(self, more: Callable[[], bool]) -> Any:
         store, queue, landings = self.holds  # type: ignore[misc]

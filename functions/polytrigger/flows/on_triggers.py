@@ -5,7 +5,10 @@ schedule firing. The S3 and schedule functions share this story; only their pars
    came, in the stack's dead-letter queue with the reason (a retry would bring the same bytes).
 2. Each new object's landing is kept (one write per file), so `polytrigger status` can answer for
    it. The routes turn the triggers into actions: one per (action, sync, options), however many
-   routes and triggers of the payload reach it.
+   routes and triggers of the payload reach it. A gated route makes none per object: the object is
+   counted in its partition (`gating`), and the invocation whose object completes the partition gets
+   the route's actions for it, performed here with the rest (a table error fails the payload, so it
+   comes again; counting twice is impossible).
 3. Each action is performed once (`dispatch.policy`): debounced, started, deferred behind a running
    run, held while its sync is paused, or failed; syncs in parallel, outcomes in action order. A
    start's run, and its route's freshness promise, go in the run ledger on the action's own thread.
@@ -30,6 +33,8 @@ from polytrigger.dispatch.landings import DynamoLandings, LandingsUnavailable
 from polytrigger.dispatch.policy import DispatchPolicy, deadline, take_in_time
 from polytrigger.dispatch.queue import EventParking
 from polytrigger.events import UnsupportedEvent
+from polytrigger.gating.keeper import admit, settle
+from polytrigger.gating.store import DynamoGates
 from polytrigger.observability import (
     record_ignored,
     record_ledger_problem,
@@ -59,6 +64,7 @@ class TriggerFlow:
     register: Callable[[LambdaContext | None], None]  # an invocation's dedup records expire with it
     clock: Callable[[], float] = time.time  # when a trigger reached us (epoch seconds): the dispatch path's clock
     landings: DynamoLandings | None = None  # each object's landing, for `polytrigger status`
+    gates: DynamoGates | None = None  # the gated routes' partitions (None: the routes have no gate)
 
     def sqs_record(self, body: Any, parse: Parser, context: LambdaContext | None) -> Report:
         """One record of an SQS batch (its body), if one more call can still finish in this invocation."""
@@ -75,7 +81,7 @@ class TriggerFlow:
             record_ignored("no trigger in the event (e.g. s3:TestEvent)")
             return Report()
         report = self.handle(triggers, _remaining_ms(context))
-        if not report.outcomes:
+        if not report.outcomes and not self._gated(triggers):
             record_ignored(f"no route matches {', '.join(t.describe() for t in triggers)}")
         if report.to_park and not report.retryable:
             refused = report.to_park
@@ -90,13 +96,22 @@ class TriggerFlow:
         triggers = list(triggers)
         if self.landings is not None:
             self._landed(triggers, received)
-        return run(
-            self.routes.actions_for(triggers),
+        fired = admit(self.gates, self.routes.arrivals(triggers)) if self.gates is not None else []
+        actions = self.routes.actions_for(triggers) + [action for one in fired for action in one.actions]
+        report = run(
+            actions,
             lambda action: self.started.note(action, self.policy.perform(action, until, received)),
             record_outcome,
             concurrency=self.concurrency,
             prepare=self.before_fan_out,
         )
+        if fired and self.gates is not None:
+            settle(self.gates, fired, dict(zip(actions, report.outcomes, strict=False)))
+        return report
+
+    def _gated(self, triggers: list[Trigger]) -> bool:
+        """Some gated route counted these objects (a partition that waits is no "no route matches")."""
+        return self.gates is not None and bool(self.routes.arrivals(triggers))
 
     def _landed(self, triggers: list[Trigger], received: float) -> None:
         """Each new object's landing, kept so it can answer `polytrigger status` (one write per file)."""

@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from polytrigger.core.triggers import Trigger
 from polytrigger.routing.gates import Gate, fill
 from polytrigger.routing.globs import Partition
 
@@ -88,6 +89,7 @@ class GateState:
     first_key: str = ""  # this version's first object's key: the fired trigger's key
     completed_at: str = ""  # when the last fired version completed
     reported: int = 0  # the version whose timeout was reported (0: none)
+    manifest_error: str = ""  # why this version's manifest could not be read
 
     @property
     def complete(self) -> bool:
@@ -114,6 +116,27 @@ class GateState:
             first_key=_text(item, "first_key"),
             completed_at=_text(item, "completed_at"),
             reported=_number(item, "reported"),
+            manifest_error=_text(item, "manifest_error"),
+        )
+
+    def ready(self, gate: Gate, now: float) -> bool:
+        """Every condition of the gate holds for the current version, which has not fired yet."""
+        if self.version == 0 or self.fired >= self.version:
+            return False
+        return not self.missing(gate, datetime.fromtimestamp(now, UTC)) and (
+            not gate.quiet
+            or (bool(self.last_at) and now - datetime.fromisoformat(self.last_at).timestamp() >= gate.quiet)
+        )
+
+    def trigger(self, bucket: str) -> Trigger:
+        """The trigger of this partition's fired version: the same for every caller (the winner, the poller),
+        so its starts have one dedup key; a later version is another trigger, so another start."""
+        return Trigger.s3(
+            bucket=bucket,
+            key=self.first_key,
+            event="created",
+            sequencer=f"gate:{partition_text(self.partition)}:v{self.fired}",
+            time=datetime.fromisoformat(self.completed_at) if self.completed_at else datetime.now(UTC),
         )
 
     def missing(self, gate: Gate, now: datetime | None = None) -> list[str]:
@@ -124,7 +147,7 @@ class GateState:
         if self.complete:
             return []
         partition = self.partition
-        said: list[str] = []
+        said: list[str] = [self.manifest_error] if self.manifest_error else []
         if gate.marker and not self.marker_at:
             said.append(f"marker {fill(gate.marker, partition)} missing")
         if gate.keys and self.keys_seen < len(gate.keys):

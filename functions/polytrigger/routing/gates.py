@@ -14,8 +14,8 @@ condition given must hold (and at least one is needed):
       timeout: 24h                                           # incomplete this long after its first object: reported
 
 Key templates use only the glob's placeholders and are filled from a partition by `fill`. This module
-is the routes-file side only (the model, its parsing, its description for `explain` and `validate`);
-nothing acts on a gate at run time yet (see docs/design-gates.md).
+is the routes-file side (the model, its parsing, its description for `explain` and `validate`); the
+`gating` package acts on it at run time.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ MANIFEST_CHECKS = ("size", "etag")
 DEFAULT_TIMEOUT = 86400
 MIN_QUIET, MAX_QUIET = 60, 86400
 MIN_TIMEOUT, MAX_TIMEOUT = 60, 7 * 86400
-GATE_NOT_YET = "not yet acted on at run time: each matching file starts the syncs at once"
+GATE_AT_RUN_TIME = "starts once per complete partition: the object that completes it starts the syncs"
 MAX_KEYS = 100  # each expected key is one item at run time: a long list belongs in a manifest
 S3_URL = "s3://"
 _BYTES = re.compile(r"^\s*(\d{1,15})\s*([A-Za-z]*)\s*$")

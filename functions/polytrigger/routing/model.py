@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from polytrigger.core.actions import Action, ActionKind, SyncTarget
 from polytrigger.core.triggers import S3EventKind, Trigger
 from polytrigger.routing.expect import Expect
-from polytrigger.routing.gates import Gate
-from polytrigger.routing.globs import Glob, Partition, literal_suffix
+from polytrigger.routing.gates import S3_URL, Gate, fill
+from polytrigger.routing.globs import Glob, Partition, compile_glob, literal_suffix
 from polytrigger.routing.schedules import ScheduleSpec
 
 DEFAULT_HOLD_SECONDS = 7 * 86400  # a start that meets a paused sync waits this long for it by default
@@ -33,13 +33,13 @@ class Route:
     freshness: int = 0  # seconds: each trigger's data should be in a completed run by then (0: no promise)
     max_wait: int = 0
     hold: int = DEFAULT_HOLD_SECONDS  # seconds a start that meets a paused sync is held before it is parked
-    gate: Gate | None = None  # an S3 route that waits for each partition to be complete (not acted on yet)
+    gate: Gate | None = None  # an S3 route that starts its syncs once per complete partition
 
     def partition(self, key: str) -> Partition | None:
         """The partition of a key this S3 route's glob matches (`()` without placeholders), else None."""
         return self.key_pattern.partition(key) if self.key_pattern is not None else None
 
-    expect: Expect | None = None  # an S3 route's arrival deadlines (routes file only: not acted on at run time yet)
+    expect: Expect | None = None  # an S3 route's arrival deadlines
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":
@@ -74,6 +74,40 @@ class Route:
         return actions
 
 
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """An object landing in a gated route's partition, and what it is to the gate."""
+
+    route: Route
+    partition: Partition
+    trigger: Trigger
+    counted: bool  # in the route's own glob: counts toward at_least
+    marker: bool  # the partition's marker
+    listed: bool  # one of the gate's listed keys
+    manifest: bool  # the partition's manifest
+
+    @property
+    def gate(self) -> Gate:
+        return self.route.gate  # type: ignore[return-value]  # an arrival is made only for a gated route
+
+
+def arrival(route: Route, partition: Partition, trigger: Trigger, *, counted: bool) -> Arrival:
+    """What `trigger`'s object is to `route`'s gate in `partition`."""
+    gate = route.gate
+    assert gate is not None
+    here = trigger.bucket == route.bucket
+    url = trigger.key if here else f"{S3_URL}{trigger.bucket}/{trigger.key}"
+    return Arrival(
+        route=route,
+        partition=partition,
+        trigger=trigger,
+        counted=counted,
+        marker=here and bool(gate.marker) and fill(gate.marker, partition) == trigger.key,
+        listed=any(item.fill(partition, route.bucket) == url for item in gate.keys),
+        manifest=here and gate.manifest is not None and fill(gate.manifest.key, partition) == trigger.key,
+    )
+
+
 class Routes:
     """Validated routes, indexed so that matching a trigger does not scan every route.
 
@@ -91,6 +125,7 @@ class Routes:
         self._by_schedule: dict[str, list[Route]] = {}
         self._by_upstream: dict[str, list[Route]] = {}
         self._by_s3: dict[tuple[str, str], _FolderIndex] = {}
+        self._gate_keys: dict[str, list[tuple[Glob, Route]]] = {}  # bucket -> a gate's listed key templates
         for order, route in enumerate(self.routes):
             self._by_name.setdefault(route.name, route)
             if route.schedule:
@@ -101,6 +136,10 @@ class Routes:
                 for event in route.events:
                     index = self._by_s3.setdefault((route.bucket, event), _FolderIndex())
                     index.add(order, route, route.key_pattern)
+                for item in route.gate.keys if route.gate is not None else ():
+                    self._gate_keys.setdefault(item.bucket or route.bucket, []).append(
+                        (compile_glob(item.template), route)
+                    )
 
     def __len__(self) -> int:
         return len(self.routes)
@@ -121,12 +160,39 @@ class Routes:
         index = self._by_s3.get((trigger.bucket, trigger.event))
         return index.matching(trigger.key) if index is not None else []
 
+    def arrivals(self, triggers: Iterable[Trigger]) -> list[Arrival]:
+        """Each created object's arrival in the partitions of the gated routes it reaches: through a route's
+        glob, or as one of a gate's listed keys elsewhere (another prefix or bucket)."""
+        found: list[Arrival] = []
+        for trigger in triggers:
+            if trigger.kind != "s3" or trigger.event != "created":
+                continue
+            seen: set[tuple[str, Partition]] = set()
+            for route in self.matching(trigger):
+                partition = route.partition(trigger.key) if route.gate is not None else None
+                if partition is not None:
+                    seen.add((route.name, partition))
+                    found.append(arrival(route, partition, trigger, counted=True))
+            for glob, route in self._gate_keys.get(trigger.bucket, ()):
+                values = glob.partition(trigger.key)
+                names = route.key_pattern.names if route.key_pattern is not None else ()
+                if values is None or sorted(name for name, _ in values) != sorted(names):
+                    continue  # a template without every placeholder of the route names no one partition
+                partition = tuple((name, dict(values)[name]) for name in names)
+                if (route.name, partition) not in seen:
+                    seen.add((route.name, partition))
+                    found.append(arrival(route, partition, trigger, counted=False))
+        return found
+
     def actions_for(self, triggers: Iterable[Trigger]) -> list[Action]:
-        """All actions of an event, in route order; the same (action, sync, options) is kept once per event."""
+        """All actions of an event, in route order; the same (action, sync, options) is kept once per event.
+        A gated route makes none per object: its partition, once complete, does (`gating`)."""
         seen: set[tuple[str, str, str, str]] = set()
         actions: list[Action] = []
         for trigger in triggers:
             for route in self.matching(trigger):
+                if route.gate is not None and trigger.kind == "s3":
+                    continue
                 for action in route.actions_for(trigger):
                     if action.dedup_scope not in seen:
                         seen.add(action.dedup_scope)

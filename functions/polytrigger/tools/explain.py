@@ -23,7 +23,7 @@ from polytrigger.routing import Route, Routes, RoutesError, load_routes
 from polytrigger.routing.durations import say
 from polytrigger.routing.expect import describe, next_deadlines, zone_problem
 from polytrigger.routing.fields import is_bucket_name
-from polytrigger.routing.gates import GATE_NOT_YET
+from polytrigger.routing.gates import GATE_AT_RUN_TIME
 from polytrigger.routing.near import near_misses
 from polytrigger.routing.schedules import ScheduleSpec, firings
 from polytrigger.routing.suggest import did_you_mean
@@ -60,7 +60,12 @@ def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
 def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for triggers in groups:
-        actions = routes.actions_for(triggers)
+        actions = routes.actions_for(triggers) + [
+            action
+            for arrival in routes.arrivals(triggers)
+            if arrival.counted
+            for action in arrival.route.actions_for(arrival.trigger)
+        ]
         for trigger in triggers:
             mine = [action for action in actions if action.trigger == trigger]
             if not mine:
@@ -81,7 +86,7 @@ def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[
                     "sync_type": action.sync.type,
                     "action": action.kind,
                     "options": action.sync.body() if action.kind == "start" else {},
-                    "idempotency_key": action.dedup_key,
+                    "idempotency_key": None if _gated(routes, action) else action.dedup_key,
                     "debounce": action.debounce,
                     "max_wait": action.max_wait,
                     **_gate_fields(routes.named(action.route), trigger),
@@ -89,6 +94,12 @@ def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[
                 for action in mine
             )
     return rows
+
+
+def _gated(routes: Routes, action: Any) -> bool:
+    """A gated route's start is keyed by its partition's version, which only the table knows."""
+    route = routes.named(action.route)
+    return route is not None and route.gate is not None and action.trigger.kind == "s3"
 
 
 def _gate_fields(route: Route | None, trigger: Trigger) -> dict[str, Any]:
@@ -353,7 +364,7 @@ def render(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> str:
             partition = " ".join(f"{name}={printable(value)}" for name, value in row["partition"].items())
             lines.append(f"     partition {partition}")
             lines.append(f"     gate: {printable(row['gate'])}; timeout {say(row['gate_timeout'])}")
-            lines.append(f"     ({GATE_NOT_YET})")
+            lines.append(f"     ({GATE_AT_RUN_TIME})")
         if row.get("debounce"):
             lines.append(
                 f"     debounced: the first file opens a {row['debounce']} s window and later ones join it; one start"
@@ -363,7 +374,11 @@ def render(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> str:
             lines.append(
                 "     a 409 (run in progress) defers the start via the dispatch queue until it starts or a newer run covers it"
             )
-        lines.append(f"     Idempotency-Key {row['idempotency_key']}")
+        lines.append(
+            f"     Idempotency-Key {row['idempotency_key']}"
+            if row["idempotency_key"]
+            else "     Idempotency-Key: from the partition and its version, when it completes"
+        )
     text = "\n".join(f"{trigger}\n" + "\n".join(lines) for trigger, lines in by_trigger.items())
     return "\n".join([text, *extra])
 

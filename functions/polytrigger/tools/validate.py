@@ -22,7 +22,7 @@ from pathlib import Path
 from polytrigger.core.actions import SYNC_TYPES
 from polytrigger.route_wiring.plan import plan, plan_problems
 from polytrigger.routing.durations import say
-from polytrigger.routing.gates import GATE_NOT_YET
+from polytrigger.routing.gates import GATE_AT_RUN_TIME
 from polytrigger.routing.load import read_routes
 from polytrigger.routing.model import Route
 from polytrigger.routing.parse import RoutesError
@@ -94,9 +94,7 @@ def gated(route: Route) -> str:
     gate = route.gate
     assert gate is not None
     names = ", ".join(route.key_pattern.names) if route.key_pattern is not None else ""
-    return (
-        f"route {route.name}, per partition ({names}): {gate.waits_for()}; timeout {say(gate.timeout)} ({GATE_NOT_YET})"
-    )
+    return f"route {route.name}, per partition ({names}): {gate.waits_for()}; timeout {say(gate.timeout)} ({GATE_AT_RUN_TIME})"
 
 
 def render(report: Report) -> str:
