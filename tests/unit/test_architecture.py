@@ -63,6 +63,8 @@ ADAPTERS = {
     "polytrigger.runs.bus",
     "polytrigger.dispatch.holds",
     "polytrigger.dispatch.landings",
+    "polytrigger.gating.requests",
+    "polytrigger.gating.objects",
     "polytrigger.tools.fate",
     "polytrigger.tools.status",
     "polytrigger.route_wiring.aws",

@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from polytrigger.gating.manifests import MAX_MANIFEST_BYTES, ManifestError
-from polytrigger.gating.store import GatesUnavailable
+from polytrigger.gating.requests import GatesUnavailable
 from polytrigger.observability import error_code
 
 # What a retry cannot fix: the object is gone, or the function may not read it (a person must act).

@@ -14,46 +14,31 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any, Protocol
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import Any
 
 from polytrigger.dispatch.table import due_in, due_items, expires, iso
-from polytrigger.gating.manifests import Entry, ManifestError, matches, parse_manifest
-from polytrigger.gating.state import NEED_PREFIX, PART_PREFIX, GateState, gate_id, member_id
-from polytrigger.observability import error_code
+from polytrigger.gating.manifest_checks import KEEP_SECONDS, Objects, check_arrival, missing
+from polytrigger.gating.requests import MAX_TRIES, ConditionFailed, GateRequests, GatesUnavailable
+from polytrigger.gating.state import PART_PREFIX, GateState, gate_id, member_id
 from polytrigger.routing.gates import Gate
 from polytrigger.routing.globs import Partition
 from polytrigger.routing.model import Arrival
 
 DUE_KIND = "gate"
 OWED_GRACE = 300  # seconds: a fired start still owed then is made by the poller
-KEEP_SECONDS = 35 * 86400  # a partition is remembered this long after its latest write
-MAX_TRIES = 8  # a gate contended this often by one arrival is a busy gate: the event is retried
-BATCH_WRITE, BATCH_GET = 25, 100
-
-
-class GatesUnavailable(Exception):
-    """The table could not be read or written: the object's event fails and is delivered again."""
-
-
-class Objects(Protocol):
-    def read(self, bucket: str, key: str) -> bytes: ...
+__all__ = ["KEEP_SECONDS", "OWED_GRACE", "DynamoGates", "GatesUnavailable", "partition_of"]
 
 
 def _seconds(text: str) -> float:
     return datetime.fromisoformat(text).timestamp() if text else 0.0
 
 
-class DynamoGates:
+class DynamoGates(GateRequests):
     def __init__(
         self, client: Any, table: str, objects: Objects | None = None, *, clock: Callable[[], float] = time.time
     ) -> None:
-        self.client = client
-        self.table = table
-        self.objects = objects
-        self.clock = clock
-        self.calls = 0  # requests made, for the benchmarks
+        super().__init__(client, table, clock=clock)
+        self.objects = objects  # the manifests' bucket(s)
 
     # -- reading ---------------------------------------------------------------------------------
     def read(self, route: str, partition: Partition) -> GateState | None:
@@ -109,7 +94,7 @@ class DynamoGates:
             raise GatesUnavailable(f"the gate of {route.name} {partition} stayed too busy to count {url}")
         assert state is not None
         if route.gate is not None and route.gate.manifest is not None:
-            state = self._manifest(arrival, state, gid, url)
+            state = check_arrival(self, self.objects, arrival, state, gid=gid, url=url)
         return state
 
     def _count(
@@ -205,19 +190,6 @@ class DynamoGates:
             return "part"
         return "gate"  # the gate's condition, or a conflict with another transaction on the same items
 
-    def _transact(self, items: list[dict[str, Any]], what: str) -> list[str] | None:
-        """One transaction; None when written, else each item's cancellation code ("None" for the ones that held)."""
-        try:
-            self.calls += 1
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if error_code(error) != "TransactionCanceledException":
-                raise GatesUnavailable(f"the gate could not {what}: {error_code(error)}") from None
-            return [str(reason.get("Code")) for reason in error.response.get("CancellationReasons", [])]
-        except BotoCoreError as error:
-            raise GatesUnavailable(f"the gate could not {what}: {error_code(error)}") from None
-        return None
-
     def _touch(self, arrival: Arrival, *, gid: str, part: str, upload: str, version: int, now: float) -> bool:
         """A new upload of a key already counted in this version: it moves the partition's last arrival
         (and the marker's), counts nothing. False when the version moved meanwhile."""
@@ -250,114 +222,6 @@ class DynamoGates:
         )
         return True
 
-    # -- manifests -------------------------------------------------------------------------------
-    def _manifest(self, arrival: Arrival, state: GateState, gid: str, url: str) -> GateState:
-        """The manifest read when it lands (its entries become `need#` items), and this object's entry
-        flipped when the version's manifest lists it. Either side may come first; each entry counts once."""
-        manifest = arrival.gate.manifest
-        assert manifest is not None
-        if arrival.manifest and state.manifest_total < 0 and not state.complete:
-            self._read_manifest(arrival, state, gid)
-            state = self.read(arrival.route.name, arrival.partition) or state
-        elif state.manifest_total >= 0 and not state.complete:
-            need = self._item(member_id(NEED_PREFIX, f"{gid}#v{state.version}", url))
-            trigger = arrival.trigger
-            if (
-                need
-                and "arrived" not in need
-                and matches(_entry_of(need), manifest.check, trigger.size, trigger.etag)
-                and self._flip(need["id"]["S"], gid, state.version)
-            ):
-                state = self.read(arrival.route.name, arrival.partition) or state
-        return state
-
-    def _read_manifest(self, arrival: Arrival, state: GateState, gid: str) -> None:
-        manifest = arrival.gate.manifest
-        assert manifest is not None
-        assert self.objects is not None
-        trigger = arrival.trigger
-        try:
-            entries = parse_manifest(
-                self.objects.read(trigger.bucket, trigger.key),
-                manifest.format,
-                bucket=trigger.bucket,
-                manifest_key=trigger.key,
-            )
-        except ManifestError as error:
-            self._conditional(
-                {"id": {"S": gid}},
-                "SET manifest_error = :why",
-                "version = :v",
-                {":why": {"S": f"s3://{trigger.bucket}/{trigger.key} {error}"[:500]}, ":v": {"N": str(state.version)}},
-            )
-            raise
-        scope = f"{gid}#v{state.version}"
-        now = self.clock()
-        needs = [_need_item(member_id(NEED_PREFIX, scope, entry.url), entry, now) for entry in entries]
-        for start in range(0, len(needs), BATCH_WRITE):
-            self._batch_write(needs[start : start + BATCH_WRITE])
-        written = self._conditional(
-            {"id": {"S": gid}},
-            "SET manifest_total = :n, manifest_key = :key REMOVE manifest_error",
-            "version = :v AND attribute_not_exists(manifest_total)",
-            {":n": {"N": str(len(entries))}, ":key": {"S": trigger.key}, ":v": {"N": str(state.version)}},
-        )
-        if not written:
-            return  # read by another invocation, or the version moved on
-        parts = {member_id(PART_PREFIX, gid, entry.url): need for entry, need in zip(entries, needs, strict=True)}
-        for landed in self._batch_get(list(parts)):
-            need = parts[landed["id"]["S"]]
-            size = int(landed.get("size", {}).get("N", "0"))
-            if matches(_entry_of(need), manifest.check, size, landed.get("etag", {}).get("S", "")):
-                self._flip(need["id"]["S"], gid, state.version)
-
-    def missing(self, state: GateState, gate: Gate, bucket: str, limit: int = 20) -> list[str]:
-        """The listed keys and manifest entries of `state`'s version that have not landed (at most `limit`
-        of each), for the timeout report: read once, when it is made."""
-        gid = gate_id(state.route, state.partition)
-        wanted = {
-            member_id(PART_PREFIX, gid, _url(item.fill(state.partition, bucket), bucket)): item.fill(
-                state.partition, bucket
-            )
-            for item in gate.keys
-        }
-        here = {item["id"]["S"] for item in self._batch_get(list(wanted)) if item["version"]["N"] == str(state.version)}
-        missing = [written for key, written in wanted.items() if key not in here][:limit]
-        if gate.manifest is None or state.manifest_total < 0 or not state.manifest_key or self.objects is None:
-            return missing
-        try:
-            entries = parse_manifest(
-                self.objects.read(bucket, state.manifest_key),
-                gate.manifest.format,
-                bucket=bucket,
-                manifest_key=state.manifest_key,
-            )
-        except (ManifestError, GatesUnavailable):
-            return [*missing, f"(manifest s3://{bucket}/{state.manifest_key} could not be read again)"]
-        scope = f"{gid}#v{state.version}"
-        needs = {member_id(NEED_PREFIX, scope, entry.url): entry.url for entry in entries}
-        arrived = {item["id"]["S"] for item in self._batch_get(list(needs)) if "arrived" in item}
-        return missing + [url for key, url in needs.items() if key not in arrived][:limit]
-
-    def _flip(self, need: str, gid: str, version: int) -> bool:
-        """One manifest entry found: the entry marked and the gate's count moved, together, once."""
-        now = iso(datetime.fromtimestamp(self.clock(), UTC))
-        entry = {
-            "TableName": self.table,
-            "Key": {"id": {"S": need}},
-            "UpdateExpression": "SET arrived = :now",
-            "ConditionExpression": "attribute_exists(id) AND attribute_not_exists(arrived)",
-            "ExpressionAttributeValues": {":now": {"S": now}},
-        }
-        gate = {
-            "TableName": self.table,
-            "Key": {"id": {"S": gid}},
-            "UpdateExpression": "ADD manifest_present :one",
-            "ConditionExpression": "version = :v",
-            "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(version)}},
-        }
-        return self._transact([{"Update": entry}, {"Update": gate}], "count a manifest entry") is None
-
     # -- firing ----------------------------------------------------------------------------------
     def fire(self, state: GateState) -> GateState | None:
         """Claim the completion of `state`'s version: the gate as written when this caller won, else None
@@ -369,22 +233,20 @@ class DynamoGates:
             ":due_in": {"S": due_in(DUE_KIND, gate_id(state.route, state.partition))},
             ":due_at": {"S": iso(datetime.fromtimestamp(now + OWED_GRACE, UTC))},
         }
+        key = {"id": {"S": gate_id(state.route, state.partition)}}
         try:
-            self.calls += 1
-            answer = self.client.update_item(
-                TableName=self.table,
-                Key={"id": {"S": gate_id(state.route, state.partition)}},
-                UpdateExpression="SET fired = :v, owed = :v, completed_at = :now, due_in = :due_in, due_at = :due_at",
-                ConditionExpression="version = :v AND (attribute_not_exists(fired) OR fired < :v)",
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+            answer = self._call(
+                lambda: self.client.update_item(
+                    TableName=self.table,
+                    Key=key,
+                    UpdateExpression="SET fired = :v, owed = :v, completed_at = :now, due_in = :due_in, due_at = :due_at",
+                    ConditionExpression="version = :v AND (attribute_not_exists(fired) OR fired < :v)",
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                )
             )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return None
-            raise GatesUnavailable(f"the gate could not fire: {error_code(error)}") from None
-        except BotoCoreError as error:
-            raise GatesUnavailable(f"the gate could not fire: {error_code(error)}") from None
+        except ConditionFailed:
+            return None
         return GateState.from_item(answer["Attributes"], state.route, state.partition)
 
     def settle(self, state: GateState) -> None:
@@ -414,77 +276,15 @@ class DynamoGates:
         values[":due_at"] = {"S": iso(datetime.fromtimestamp(at, UTC))}
         self._conditional(key, "SET due_in = :due_in, due_at = :due_at", "version = :v", values)
 
+    def missing(self, state: GateState, gate: Gate, bucket: str) -> list[str]:
+        """The listed keys and manifest entries of `state`'s version that have not landed (timeout report)."""
+        return missing(self, self.objects, state, gate, bucket=bucket)
+
     def due(self, until: datetime) -> Iterator[dict[str, Any]]:
         """The gates the poller must look at by `until` (each a raw item: `route` and `gate_partition`)."""
         return due_items(self.client, self.table, DUE_KIND, until, self._call)
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _item(self, key: str) -> dict[str, Any]:
-        answer = self._call(
-            lambda: self.client.get_item(TableName=self.table, Key={"id": {"S": key}}, ConsistentRead=True)
-        )
-        return answer.get("Item") or {}
-
-    def _conditional(self, key: dict[str, Any], update: str, condition: str, values: dict[str, Any]) -> bool:
-        try:
-            self._call(
-                lambda: self.client.update_item(
-                    TableName=self.table,
-                    Key=key,
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=values,
-                )
-            )
-        except _ConditionFailed:
-            return False
-        return True
-
-    def _batch_write(self, items: list[dict[str, Any]]) -> None:
-        request = {self.table: [{"PutRequest": {"Item": item}} for item in items]}
-        for _ in range(MAX_TRIES):
-            answer = self._call(lambda request=request: self.client.batch_write_item(RequestItems=request))  # type: ignore[misc]
-            request = answer.get("UnprocessedItems") or {}
-            if not request:
-                return
-            time.sleep(0.05)
-        raise GatesUnavailable("the manifest's entries could not all be written")
-
-    def _batch_get(self, keys: list[str]) -> Iterator[dict[str, Any]]:
-        for start in range(0, len(keys), BATCH_GET):
-            request = {
-                self.table: {
-                    "Keys": [{"id": {"S": key}} for key in keys[start : start + BATCH_GET]],
-                    "ConsistentRead": True,
-                }
-            }
-            for _ in range(MAX_TRIES):
-                answer = self._call(lambda request=request: self.client.batch_get_item(RequestItems=request))  # type: ignore[misc]
-                yield from answer.get("Responses", {}).get(self.table, [])
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(0.05)
-
-    def _call(self, call: Callable[[], Any]) -> Any:
-        self.calls += 1
-        try:
-            return call()
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                raise _ConditionFailed from None
-            raise GatesUnavailable(f"the gate's table: {error_code(error)}") from None
-        except BotoCoreError as error:
-            raise GatesUnavailable(f"the gate's table: {error_code(error)}") from None
-
-
-class _ConditionFailed(Exception):
-    pass
-
-
-def _url(key: str, bucket: str) -> str:
-    """A filled key template as its part item names it: `s3://bucket/key` (a template may name another bucket)."""
-    return key if key.startswith("s3://") else f"s3://{bucket}/{key}"
 
 
 def _partition_json(partition: Partition) -> str:
@@ -506,21 +306,3 @@ def _due_after_arrival(gate: Gate, state: GateState | None, opening: bool, now: 
         timeout = now + gate.timeout
         return min(timeout, owed_due) if owed_due is not None else timeout
     return None
-
-
-def _need_item(key: str, entry: Entry, now: float) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "id": {"S": key},
-        "url": {"S": entry.url},
-        "etag": {"S": entry.etag},
-        "expiration": expires(KEEP_SECONDS, now),
-    }
-    if entry.size is not None:
-        item["size"] = {"N": str(entry.size)}
-    return item
-
-
-def _entry_of(need: dict[str, Any]) -> Entry:
-    bucket, _, key = need["url"]["S"][len("s3://") :].partition("/")
-    size = need.get("size", {}).get("N")
-    return Entry(bucket, key, int(size) if size is not None else None, need.get("etag", {}).get("S", ""))
