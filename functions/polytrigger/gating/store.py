@@ -111,78 +111,10 @@ class DynamoGates(GateRequests):
         now: float,
     ) -> str | None:
         """The counting transaction; None when written, else which condition failed ("gate" or "part")."""
-        gate, trigger = arrival.gate, arrival.trigger
-        counts = arrival.counted and not arrival.marker and not arrival.manifest  # at_least counts the data only
-        at = iso(datetime.fromtimestamp(now, UTC))
-        values: dict[str, Any] = {
-            ":v": {"N": str(version)},
-            ":route": {"S": arrival.route.name},
-            ":text": {"S": _partition_json(arrival.partition)},
-            ":now": {"S": at},
-            ":exp": expires(KEEP_SECONDS, now),
-            ":objects": {"N": "1" if counts else "0"},
-            ":bytes": {"N": str(trigger.size if counts else 0)},
-            ":keys": {"N": "1" if arrival.listed else "0"},
-        }
-        sets = ["route = :route", "gate_partition = :text", "version = :v", "last_at = :now", "expiration = :exp"]
-        removes: list[str] = []
-        if arrival.counted:
-            values[":key"] = {"S": trigger.key}
-        if arrival.marker:
-            sets.append("marker_at = :now")
-        due = _due_after_arrival(gate, state, opening, now)
-        if due is not None:
-            values[":due_in"] = {"S": due_in(DUE_KIND, gid)}
-            values[":due_at"] = {"S": iso(datetime.fromtimestamp(due, UTC))}
-            sets += ["due_in = :due_in", "due_at = :due_at"]
-        if opening:
-            assert state is not None
-            values[":previous"] = {"N": str(state.version)}
-            values[":zero"] = {"N": "0"}
-            sets += ["first_at = :now", "objects = :objects", "bytes = :bytes", "keys_seen = :keys"]
-            sets.append("manifest_present = :zero")
-            if arrival.counted:
-                sets.append("first_key = :key")
-            else:
-                removes.append("first_key")
-            if not arrival.marker:
-                removes.append("marker_at")
-            removes += ["manifest_total", "manifest_key", "manifest_error"]
-            update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-            condition = "version = :previous AND fired = :previous"
-            part_condition = "attribute_not_exists(id) OR upload <> :upload"
-        else:
-            sets.append("first_at = if_not_exists(first_at, :now)")
-            if arrival.counted:
-                sets.append("first_key = if_not_exists(first_key, :key)")
-            update = "SET " + ", ".join(sets) + " ADD objects :objects, bytes :bytes, keys_seen :keys"
-            condition = "attribute_not_exists(id) OR (version = :v AND (attribute_not_exists(fired) OR fired < :v))"
-            part_condition = "attribute_not_exists(id) OR (version < :v AND upload <> :upload)"
-        part_item = {
-            "id": {"S": part},
-            "gate": {"S": gid},
-            "url": {"S": url},
-            "version": {"N": str(version)},
-            "upload": {"S": upload},
-            "size": {"N": str(trigger.size)},
-            "etag": {"S": trigger.etag},
-            "landed_at": {"S": iso(trigger.time)},
-            "expiration": expires(KEEP_SECONDS, now),
-        }
-        gate_update = {
-            "TableName": self.table,
-            "Key": {"id": {"S": gid}},
-            "UpdateExpression": update,
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-        }
-        part_values = {":upload": {"S": upload}} | ({} if opening else {":v": {"N": str(version)}})
-        part_put = {
-            "TableName": self.table,
-            "Item": part_item,
-            "ConditionExpression": part_condition,
-            "ExpressionAttributeValues": part_values,
-        }
+        gate_update, part_put = _counting(
+            arrival, gid=gid, part=part, url=url, upload=upload, version=version, state=state, opening=opening, now=now
+        )
+        gate_update["TableName"] = part_put["TableName"] = self.table
         reasons = self._transact([{"Update": gate_update}, {"Put": part_put}], "count the object")
         if reasons is None:
             return None
@@ -294,6 +226,93 @@ def _partition_json(partition: Partition) -> str:
 def partition_of(item: dict[str, Any]) -> Partition:
     """A gate item's partition, as `_partition_json` wrote it."""
     return tuple((str(name), str(value)) for name, value in json.loads(item["gate_partition"]["S"]))
+
+
+def _counting(
+    arrival: Arrival,
+    *,
+    gid: str,
+    part: str,
+    url: str,
+    upload: str,
+    version: int,
+    state: GateState | None,
+    opening: bool,
+    now: float,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The counting transaction's two writes: the gate's update (count, or open the next version) and the
+    part's put, each with the condition that makes it happen once."""
+    gate, trigger = arrival.gate, arrival.trigger
+    counts = arrival.counted and not arrival.marker and not arrival.manifest  # at_least counts the data only
+    at = iso(datetime.fromtimestamp(now, UTC))
+    values: dict[str, Any] = {
+        ":v": {"N": str(version)},
+        ":route": {"S": arrival.route.name},
+        ":text": {"S": _partition_json(arrival.partition)},
+        ":now": {"S": at},
+        ":exp": expires(KEEP_SECONDS, now),
+        ":objects": {"N": "1" if counts else "0"},
+        ":bytes": {"N": str(trigger.size if counts else 0)},
+        ":keys": {"N": "1" if arrival.listed else "0"},
+    }
+    sets = ["route = :route", "gate_partition = :text", "version = :v", "last_at = :now", "expiration = :exp"]
+    removes: list[str] = []
+    if arrival.counted:
+        values[":key"] = {"S": trigger.key}
+    if arrival.marker:
+        sets.append("marker_at = :now")
+    due = _due_after_arrival(gate, state, opening, now)
+    if due is not None:
+        values[":due_in"] = {"S": due_in(DUE_KIND, gid)}
+        values[":due_at"] = {"S": iso(datetime.fromtimestamp(due, UTC))}
+        sets += ["due_in = :due_in", "due_at = :due_at"]
+    if opening:
+        assert state is not None
+        values[":previous"] = {"N": str(state.version)}
+        values[":zero"] = {"N": "0"}
+        sets += ["first_at = :now", "objects = :objects", "bytes = :bytes", "keys_seen = :keys"]
+        sets.append("manifest_present = :zero")
+        if arrival.counted:
+            sets.append("first_key = :key")
+        else:
+            removes.append("first_key")
+        if not arrival.marker:
+            removes.append("marker_at")
+        removes += ["manifest_total", "manifest_key", "manifest_error"]
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        condition = "version = :previous AND fired = :previous"
+        part_condition = "attribute_not_exists(id) OR upload <> :upload"
+    else:
+        sets.append("first_at = if_not_exists(first_at, :now)")
+        if arrival.counted:
+            sets.append("first_key = if_not_exists(first_key, :key)")
+        update = "SET " + ", ".join(sets) + " ADD objects :objects, bytes :bytes, keys_seen :keys"
+        condition = "attribute_not_exists(id) OR (version = :v AND (attribute_not_exists(fired) OR fired < :v))"
+        part_condition = "attribute_not_exists(id) OR (version < :v AND upload <> :upload)"
+    part_item = {
+        "id": {"S": part},
+        "gate": {"S": gid},
+        "url": {"S": url},
+        "version": {"N": str(version)},
+        "upload": {"S": upload},
+        "size": {"N": str(trigger.size)},
+        "etag": {"S": trigger.etag},
+        "landed_at": {"S": iso(trigger.time)},
+        "expiration": expires(KEEP_SECONDS, now),
+    }
+    gate_update = {
+        "Key": {"id": {"S": gid}},
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": values,
+    }
+    part_values = {":upload": {"S": upload}} | ({} if opening else {":v": {"N": str(version)}})
+    part_put = {
+        "Item": part_item,
+        "ConditionExpression": part_condition,
+        "ExpressionAttributeValues": part_values,
+    }
+    return gate_update, part_put
 
 
 def _due_after_arrival(gate: Gate, state: GateState | None, opening: bool, now: float) -> float | None:
