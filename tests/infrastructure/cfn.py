@@ -237,6 +237,12 @@ def role_grants(tpl: dict[str, Any], function: str, decided: dict[str, bool]) ->
     assert all(s["Effect"] == "Allow" for s in statements), function
     assert not any({"NotAction", "NotResource"} & set(s) for s in statements), function
     conditioned = {action for s in statements if "Condition" in s for action in as_list(s["Action"])}
-    keyed = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    keyed = {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem",
+    }
     assert conditioned <= {"iam:PassRole", *keyed}, f"{function}: a condition on {conditioned}"
     return grants(statements)

@@ -72,6 +72,13 @@ ENQUEUE_STARTS = grant("sqs:SendMessage", DISPATCH_QUEUE_ARN)
 PUBLISH_RUN_EVENTS = grant("events:PutEvents", RUN_EVENT_BUS_ARN)
 
 TRIGGER_GRANTS = frozenset({READ_API_KEY, *USE_TABLE, PARK, ENQUEUE_STARTS})
+# Gates: a manifest's entries written and looked up in batches; the manifests themselves read, and
+# only they (RouteWiring answers their buckets and key prefixes from the routes).
+READ_MANIFESTS = grant("s3:GetObject", {"Fn::Split": [",", {"Fn::GetAtt": ["RouteWiring", "ManifestObjects"]}]})
+GATE_BATCHES = frozenset(
+    grant(f"dynamodb:{action}", get_att_arn("IdempotencyTable")) for action in ("BatchWriteItem", "BatchGetItem")
+)
+S3_TRIGGER_GRANTS = TRIGGER_GRANTS | {READ_MANIFESTS, *GATE_BATCHES}
 # The dispatcher consumes the dispatch queue (the SQS poller of its event source mapping: what SAM's
 # AWSLambdaSQSQueueExecutionRole grants on "*"), re-queues what must wait longer and parks expired
 # deferrals in the dispatch dead-letter queue itself.
@@ -118,6 +125,8 @@ POLLER_GRANTS = frozenset(
         ENQUEUE_STARTS,
         PARK,
         grant("sqs:SendMessage", DISPATCH_DLQ_ARN),
+        READ_MANIFESTS,  # a gate's timeout report names the manifest's missing entries
+        grant("dynamodb:BatchGetItem", get_att_arn("IdempotencyTable")),
     }
 )
 WEBHOOK_GRANTS = frozenset({grant("secretsmanager:GetSecretValue", WEBHOOK_SECRET), *USE_LEDGER, ENQUEUE_STARTS, PARK})
@@ -153,7 +162,7 @@ FUNCTIONS = (
         S3_FUNCTION,
         "polytrigger.handlers.s3.handler",
         "s3-trigger",
-        TRIGGER_GRANTS,
+        S3_TRIGGER_GRANTS,
         reserved={"Fn::If": ["ReserveS3TriggerConcurrency", {"Ref": "S3TriggerConcurrency"}, NO_VALUE]},
     ),
     Function(SCHEDULE_FUNCTION, "polytrigger.handlers.schedule.handler", "schedule-trigger", TRIGGER_GRANTS),

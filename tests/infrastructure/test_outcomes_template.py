@@ -185,7 +185,13 @@ DEDUP_ITEMS = {
 }
 LEDGER_ACTIONS = {
     WEBHOOK_FUNCTION: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
-    POLLER_FUNCTION: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+    POLLER_FUNCTION: {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:BatchGetItem",  # a gate's timeout report: its missing parts and manifest entries
+    },
 }
 DUE = {"Fn::Sub": f"${{IdempotencyTable.Arn}}/index/{DUE_INDEX}"}  # only ledger items carry its key
 

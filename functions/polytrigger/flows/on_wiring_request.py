@@ -72,7 +72,8 @@ def apply(request: WiringRequest, routes: Routes, group: ScheduleGroup) -> Appli
         for spec in found.schedules
     }
     changes = reconcile(group, schedules)
-    data = answer_data(found, digest([schedules[name] for name in sorted(schedules)]), changes.describe())
+    partition = request.target.function_arn.split(":")[1] if request.target.function_arn.count(":") > 1 else "aws"
+    data = answer_data(found, digest([schedules[name] for name in sorted(schedules)]), changes.describe(), partition)
     return Applied(request.group, data, changes.describe())
 
 

@@ -32,15 +32,22 @@ class Plan:
     buckets: tuple[str, ...]  # sorted
     schedules: tuple[ScheduleSpec, ...]  # the stack creates these, sorted by name
     elsewhere: tuple[str, ...]  # schedules routes name but do not define: made outside the stack, sorted
+    manifests: tuple[str, ...] = ()  # `bucket/prefix*` of every gate's manifest: what the functions may read, sorted
 
 
 def plan(routes: Routes) -> Plan:
     specs = {route.schedule_spec.name: route.schedule_spec for route in routes.routes if route.schedule_spec}
     named = {route.schedule for route in routes.routes if route.schedule}
+    manifests = {
+        f"{route.bucket}/{route.gate.manifest.key.split('{', 1)[0]}*"
+        for route in routes.routes
+        if route.gate is not None and route.gate.manifest is not None
+    }
     return Plan(
         buckets=tuple(sorted({route.bucket for route in routes.routes if route.bucket})),
         schedules=tuple(specs[name] for name in sorted(specs)),
         elsewhere=tuple(sorted(named - set(specs))),
+        manifests=tuple(sorted(manifests)),
     )
 
 
@@ -77,12 +84,15 @@ def plan_problems(routes: Routes) -> list[str]:
     return problems
 
 
-def answer_data(found: Plan, schedules_digest: str, changes: str) -> dict[str, str]:
+def answer_data(found: Plan, schedules_digest: str, changes: str, partition: str = "aws") -> dict[str, str]:
     """What the wiring answers CloudFormation (`Fn::GetAtt RouteWiring.<name>`): the buckets, which the S3
-    rule needs by name (their length is bounded by its pattern), and of the schedules only counts and a
-    digest, so the answer stays within CloudFormation's 4 KB however many schedules the routes define."""
+    rule needs by name (their length is bounded by its pattern), the manifests' objects the functions may
+    read (ARNs), and of the schedules only counts and a digest, so the answer stays within CloudFormation's
+    4 KB however many schedules the routes define."""
     return {
         "Buckets": bucket_list(found),
+        "ManifestObjects": ",".join(f"arn:{partition}:s3:::{where}" for where in found.manifests)
+        or f"arn:{partition}:s3:::{NO_MANIFEST}",
         "ScheduleCount": str(len(found.schedules)),
         "SchedulesMadeElsewhereCount": str(len(found.elsewhere)),
         "SchedulesDigest": schedules_digest,
@@ -90,6 +100,7 @@ def answer_data(found: Plan, schedules_digest: str, changes: str) -> dict[str, s
     }
 
 
+NO_MANIFEST = "no-manifest.invalid/none"  # an ARN the policy can name when no gate reads a manifest
 BUCKETS_NONE = ""  # what the rule is given when no route names a bucket: no bucket has an empty name
 
 
