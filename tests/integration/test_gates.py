@@ -308,3 +308,26 @@ def test_a_start_owed_by_an_invocation_that_died_after_firing_is_made_by_the_pol
     gated.pump.drain(timeout=5)
 
     assert starts(gated, REFS) == 1
+
+
+def test_status_says_what_the_gate_of_a_file_still_waits_for_and_then_which_run_has_it(gated: Dispatch) -> None:
+    from polytrigger.tools.fate import Records, fate_of
+
+    stack = gated.stack
+    prefix = f"orders/dt={day()}"
+    files = parts(gated, prefix)
+    for file in files[:38]:
+        deliver(gated, file)
+    routes = load_routes(os.environ["ROUTES_FILE"])
+    records = Records(stack.dynamodb_client(), stack.table_name)
+
+    (waiting,) = fate_of(BUCKET, files[0].key, routes, records).syncs
+    assert waiting.state == "waiting"
+    assert "38 of 40 objects" in waiting.reason
+    assert f"marker {prefix}/_SUCCESS missing" in waiting.reason
+
+    for file in [*files[38:], landed(gated, f"{prefix}/_SUCCESS")]:
+        deliver(gated, file)
+    (done,) = fate_of(BUCKET, files[0].key, routes, records).syncs
+    assert done.state == "covered"  # the partition's run has it (the start was the partition's, not the file's)
+    assert done.execution_id == gated.stack.fake.executions(ORDERS)[0].id

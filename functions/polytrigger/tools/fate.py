@@ -11,7 +11,8 @@ The states, in the order they are decided:
 - `covered` / `started`: a run of the sync created since the file landed has it (`started`: the
   file's own start made that run); with the run's outcome, or `running` while no ending is heard.
 - `held`: the sync is paused; the file waits in its hold for the sync to be active again.
-- `waiting`: in a debounce window, which starts once about `until`.
+- `waiting`: in a debounce window, which starts once about `until`; or, on a gated route, in a
+  partition whose gate still waits (`reason` says for what: "38 of 40 objects, marker … missing").
 - `parked`: a start for it was refused or gave up, with the reason; `polytrigger redrive` sends it back.
 - `deferred`: its start met a running run and waits on the dispatch queue, or its window closed and
   its run is not recorded yet.
@@ -36,7 +37,9 @@ from polytrigger.dispatch.holds import DynamoHolds, hold_id
 from polytrigger.dispatch.landings import DynamoLandings, Landing
 from polytrigger.dispatch.table import BY_SYNC_INDEX, iso, sync_key
 from polytrigger.dispatch.windows import DynamoWindows
+from polytrigger.gating.state import GateState, partition_text, read_gate
 from polytrigger.routing import Routes
+from polytrigger.routing.gates import Gate
 from polytrigger.runs.dynamo_ledger import run_from_item
 from polytrigger.runs.ledger import Run
 from polytrigger.runs.promises import DynamoPromises
@@ -136,9 +139,11 @@ def fate_of(bucket: str, key: str, routes: Routes, records: Records, *, route: s
         else Trigger.s3(bucket=bucket, key=key, event="created", sequencer="", time=datetime.now(UTC))
     )
     matched = [found.name for found in routes.matching(trigger)]
+    gated = {arrival.route.name: arrival for arrival in routes.arrivals([trigger]) if arrival.counted}
+    made = routes.actions_for([trigger]) + [a for arrival in gated.values() for a in arrival.route.actions_for(trigger)]
     actions = [
         action
-        for action in routes.actions_for([trigger])
+        for action in made
         if action.kind == "start" and (not route or action.route == route) and (not sync or action.sync.id == sync)
     ]
     if landing is None:
@@ -146,7 +151,28 @@ def fate_of(bucket: str, key: str, routes: Routes, records: Records, *, route: s
         return FileFate(url, None, matched, never)
     since = coverage_since(landing.landed_at, landing.received_at.timestamp())
     fates = [_sync_fate(action, landing, since, routes, records) for action in actions]
+    for fate in fates:
+        arrival = gated.get(fate.route)
+        if arrival is not None and fate.state == "unknown":
+            _gate_fate(
+                fate, arrival.route.gate, read_gate(records.client, records.table, fate.route, arrival.partition)
+            )
     return FileFate(url, landing, matched, fates)
+
+
+def _gate_fate(fate: SyncFate, gate: Gate | None, state: GateState | None) -> None:
+    """A file of a gated route that no run covers yet: what its partition's gate still waits for."""
+    if gate is None or state is None:
+        return
+    where = f"partition {partition_text(state.partition)}"
+    if not state.complete:
+        fate.state, fate.since = "waiting", state.first_at
+        fate.reason = (
+            f"for the gate of {where}: {', '.join(state.missing(gate, datetime.now(UTC))) or 'its quiet period'}"
+        )
+        return
+    fate.state, fate.since = "deferred", state.completed_at
+    fate.reason = f"the gate of {where} completed (version {state.fired}): its start is on its way"
 
 
 def _sync_fate(action: Action, landing: Landing, since: float, routes: Routes, records: Records) -> SyncFate:

@@ -2,7 +2,7 @@
 
 For each route the object matches (or, when none does, the closest routes and why each missed) and
 each of that route's syncs, one state with the facts behind it: covered by (or started) run E and
-how E ended, held while the sync is paused, waiting in a debounce window, deferred, parked (with
+how E ended, held while the sync is paused, waiting in a debounce window or for a gate, deferred, parked (with
 the reason and the `redrive` command), or never seen; and the route's freshness promise. It reads
 the dedup table by key and through its `by_sync` index (`tools.fate`), never the whole table.
 
@@ -140,6 +140,8 @@ def describe(sync: SyncFate) -> str:
             f" again (at once after polytrigger's own activate, else within the poller's check); parked if still"
             f" paused at {_when(sync.until)}"
         )
+    if sync.state == "waiting" and not sync.until:  # a gate: no time is known until its partition is complete
+        return f"waiting {sync.reason}; its first object landed {_when(sync.since)}"
     if sync.state == "waiting":
         return f"waiting — {sync.reason}, opened {_when(sync.since)}; one start at about {_when(sync.until)}"
     if sync.state == "parked":
