@@ -206,7 +206,7 @@ def test_explain_fills_every_condition_for_a_vendor_partition() -> None:
     route = gated(
         {
             "manifest": {"key": "vendor/{vendor}/{date}/manifest.json", "format": "lines", "check": ["size"]},
-            "keys": ["s3://acme-refs/refs/{date}.csv", "vendor/{vendor}/{date}/schema.json"],
+            "keys": ["s3://acme-refs/refs/{vendor}/{date}.csv", "vendor/{vendor}/{date}/schema.json"],
             "at_least": {"bytes": "1GB"},
         },
         VENDOR_KEY,
@@ -215,7 +215,7 @@ def test_explain_fills_every_condition_for_a_vendor_partition() -> None:
     (row,) = explain_groups([[trigger]], routes(route))
     assert row["partition"] == {"vendor": "acme", "date": "2026-12-06"}
     assert row["gate"] == (
-        "keys s3://acme-refs/refs/2026-12-06.csv, vendor/acme/2026-12-06/schema.json,"
+        "keys s3://acme-refs/refs/acme/2026-12-06.csv, vendor/acme/2026-12-06/schema.json,"
         " every key listed in manifest vendor/acme/2026-12-06/manifest.json (lines, checking size), at least 1 GB"
     )
 

@@ -44,11 +44,16 @@ def plan(routes: Routes) -> Plan:
         if route.gate is not None and route.gate.manifest is not None
     }
     return Plan(
-        buckets=tuple(sorted({route.bucket for route in routes.routes if route.bucket})),
+        buckets=tuple(sorted({route.bucket for route in routes.routes if route.bucket} | _gate_buckets(routes))),
         schedules=tuple(specs[name] for name in sorted(specs)),
         elsewhere=tuple(sorted(named - set(specs))),
         manifests=tuple(sorted(manifests)),
     )
+
+
+def _gate_buckets(routes: Routes) -> set[str]:
+    """Other buckets a gate lists keys in: their objects must reach the S3 function too."""
+    return {item.bucket for route in routes.routes if route.gate is not None for item in route.gate.keys if item.bucket}
 
 
 def plan_problems(routes: Routes) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any, Literal, cast
 
 from polytrigger.routing.durations import duration_field, say
 from polytrigger.routing.fields import is_bucket_name
-from polytrigger.routing.globs import Glob, Partition, split_template
+from polytrigger.routing.globs import Glob, Partition, placeholders, split_template
 from polytrigger.routing.suggest import close_to
 
 GATE_FIELDS = {"marker", "keys", "manifest", "at_least", "quiet", "timeout"}
@@ -251,6 +251,13 @@ def _keys(raw: Any, check: _Templates, problems: list[str]) -> tuple[KeyTemplate
                 continue
         template = check.template(written, field)
         if not template:
+            continue
+        unnamed = [name for name in check.names or () if name not in placeholders(template)]
+        if unnamed:
+            problems.append(
+                f"{field}: names no {', '.join(f'{{{name}}}' for name in unnamed)}, so a key landing there could"
+                f" belong to any partition; use every placeholder of s3.key (got {item!r})"
+            )
             continue
         found = KeyTemplate(template, bucket)
         if found in keys:
