@@ -217,7 +217,14 @@ def test_the_routes_reference_example_defines_and_names_schedules(tmp_path: Path
 
 # -- the recipes do what their words say ------------------------------------------------------------
 
-RECIPE_HEADINGS = ("A marker file such as `_SUCCESS`", "A manifest uploaded last", "A weekend pause", "A chain")
+RECIPE_HEADINGS = (
+    "A marker file such as `_SUCCESS`",
+    "A manifest uploaded last",
+    "A weekend pause",
+    "A chain",
+    "The marker partition",
+    "Orders by 06:00",
+)
 LANDED = datetime(2026, 11, 23, 9, 15, tzinfo=UTC)
 
 
@@ -249,17 +256,61 @@ def test_the_marker_recipe_starts_on_the_marker_and_not_on_the_part_files(tmp_pa
     assert starts(routes, "s3://acme-landing/exports/orders/2026-11-23/part-00000.parquet") == []
 
 
-def test_the_manifest_recipe_starts_on_the_manifest_and_the_debounced_one_on_the_files(tmp_path: Path) -> None:
-    manifest = recipe(RECIPE_HEADINGS[1], tmp_path)
-    assert starts(manifest, "s3://acme-landing/exports/orders/2026/11/23/manifest.json") == [
-        ("orders-manifest", "start")
+def arrivals(routes: Any, url: str) -> list[tuple[str, tuple[tuple[str, str], ...], str]]:
+    """What a landed object is to the recipe's gates: (route, partition, marker/manifest/part)."""
+    from polytrigger.tools.explain import s3_trigger
+
+    return [
+        (found.route.name, found.partition, "marker" if found.marker else "manifest" if found.manifest else "part")
+        for found in routes.arrivals([s3_trigger(url, now=LANDED)])
     ]
-    assert starts(manifest, "s3://acme-landing/exports/orders/2026/11/23/orders-0001.csv") == []
+
+
+def test_the_marker_partition_recipe_counts_parts_and_its_marker_in_the_days_partition(tmp_path: Path) -> None:
+    routes = recipe(RECIPE_HEADINGS[4], tmp_path)
+    day = (("date", "2026-12-06"),)
+    assert starts(routes, "s3://acme-landing/exports/orders/dt=2026-12-06/part-00000.parquet") == []
+    assert arrivals(routes, "s3://acme-landing/exports/orders/dt=2026-12-06/part-00000.parquet") == [
+        ("orders-partition", day, "part")
+    ]
+    assert arrivals(routes, "s3://acme-landing/exports/orders/dt=2026-12-06/_SUCCESS") == [
+        ("orders-partition", day, "marker")
+    ]
+    gate = routes.named("orders-partition").gate
+    assert (gate.objects, gate.timeout) == (40, 6 * 3600)
+
+
+def test_the_manifest_recipe_gates_the_vendor_folder_on_its_manifest_and_the_debounced_one_on_the_files(
+    tmp_path: Path,
+) -> None:
+    manifest = recipe(RECIPE_HEADINGS[1], tmp_path)
+    folder = (("vendor", "acme"), ("date", "2026-12-06"))
+    assert starts(manifest, "s3://acme-landing/vendor/acme/2026-12-06/manifest.json") == []
+    assert arrivals(manifest, "s3://acme-landing/vendor/acme/2026-12-06/manifest.json") == [
+        ("vendor-manifest", folder, "manifest")
+    ]
+    assert arrivals(manifest, "s3://acme-landing/vendor/acme/2026-12-06/orders-0001.csv") == [
+        ("vendor-manifest", folder, "part")
+    ]
+    assert manifest.named("vendor-manifest").gate.manifest.check == ("size",)
     from polytrigger.tools.explain import s3_trigger
 
     debounced = recipe(RECIPE_HEADINGS[1], tmp_path, nth=1)
     (action,) = debounced.actions_for([s3_trigger("s3://acme-landing/exports/orders/2026/11/23/a.csv", now=LANDED)])
     assert (action.kind, action.debounce, action.max_wait) == ("start", 60, 300)
+
+
+def test_the_orders_by_six_recipe_is_due_at_six_berlin_on_weekdays_in_winter_and_summer(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from polytrigger.routing.expect import next_deadlines
+
+    route = recipe(RECIPE_HEADINGS[5], tmp_path).named("orders-daily")
+    friday_evening = datetime(2026, 12, 4, 20, 0, tzinfo=UTC)
+    winter = [deadline.by for deadline in next_deadlines(route.expect, friday_evening, 2, ZoneInfo("Europe/Berlin"))]
+    assert winter == [datetime(2026, 12, 7, 5, 0, tzinfo=UTC), datetime(2026, 12, 8, 5, 0, tzinfo=UTC)]  # Mon, Tue
+    summer = next(next_deadlines(route.expect, datetime(2026, 7, 1, 12, 0, tzinfo=UTC), 1, ZoneInfo("Europe/Berlin")))
+    assert summer.by == datetime(2026, 7, 2, 4, 0, tzinfo=UTC)
 
 
 def test_the_weekend_pause_pauses_on_friday_and_resumes_on_monday(tmp_path: Path) -> None:
