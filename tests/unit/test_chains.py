@@ -241,3 +241,36 @@ routes:
         " of each other (once per new set of endings)",
         f"route d-after-a follows sync {A}: completed",
     ]
+
+
+def run_event_body(sync: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "id": "ev-1",
+        "type": f"sync.{status}",
+        "created_at": "2026-11-30T12:00:00Z",
+        "event": {"execution_id": "run-9", "sync_id": sync, "status": status},
+    }
+
+
+def test_explain_says_an_ending_counts_towards_a_join_and_what_the_join_waits_for(tmp_path: Any) -> None:
+    from polytrigger.tools.explain import explain, render, would_act
+
+    path = tmp_path / "routes.yaml"
+    path.write_text(
+        f"routes:\n  - name: c-after-a-and-b\n    polytomic: {{syncs: [{A}, {B}], within: 12h}}\n"
+        f"    syncs: [{{id: {C}, type: bulk}}]\n",
+        encoding="utf-8",
+    )
+
+    rows = explain(run_event_body(A), path)
+
+    assert would_act(rows)
+    assert render(rows).splitlines()[:2] == [
+        f"sync {A} run run-9 completed",
+        f"  -> route c-after-a-and-b: counted towards its join, which starts bulk sync {C} once {A} and {B}"
+        " have both completed within 12 hours of each other",
+    ]
+    failed = explain(run_event_body(A, "failed"), path)
+    assert not would_act(failed)
+    assert failed[0]["near_misses"] == ["route c-after-a-and-b: follows completed only"]
+    assert not would_act(explain(run_event_body(C), path))

@@ -69,17 +69,22 @@ def _joined(raw: Mapping[Any, Any], problems: list[str]) -> dict[str, Any]:
 
 def chain_summary(route: Any) -> str:
     """What validate says of a chained route: `route R follows sync A: completed`, or for a join `route R
-    starts bulk sync C once A and B have both completed within 12 hours`."""
+    starts bulk sync C once A and B have both completed within 12 hours ...`."""
     if not route.upstreams:
         return f"route {route.name} follows sync {route.upstream}: {', '.join(sorted(route.upstream_statuses))}"
+    return f"route {route.name} {join_waits(route)} (once per new set of endings)"
+
+
+def join_waits(route: Any) -> str:
+    """`starts bulk sync C once A and B have both completed within 12 hours of each other`."""
     statuses = " or ".join(sorted(route.upstream_statuses))
     targets = ", ".join(f"{sync.type} sync {sync.id}" for sync in route.syncs)
     verb = {"start": "starts", "activate": "activates", "deactivate": "deactivates"}.get(route.action, route.action)
     names = route.upstreams
     each = "both" if len(names) == 2 else "all"
     return (
-        f"route {route.name} {verb} {targets} once {', '.join(names[:-1])} and {names[-1]} have {each} {statuses}"
-        f" within {say(route.within)} of each other (once per new set of endings)"
+        f"{verb} {targets} once {', '.join(names[:-1])} and {names[-1]} have {each} {statuses}"
+        f" within {say(route.within)} of each other"
     )
 
 
