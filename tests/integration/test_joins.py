@@ -238,6 +238,13 @@ def owed(stack: Any) -> list[str]:
     return [item["id"]["S"] for item in items if "owed" in item]
 
 
+@pytest.fixture
+def stack(clean: Any) -> Iterator[Any]:
+    """The local stack, emptied before and after: a join's items must not reach the next test."""
+    yield clean
+    clean.reset()
+
+
 PAIR = [ending(A, "a-1", DAY), ending(B, "b-1", DAY + timedelta(hours=3))]
 
 
@@ -246,17 +253,17 @@ PAIR = [ending(A, "a-1", DAY), ending(B, "b-1", DAY + timedelta(hours=3))]
     [*sorted(set(itertools.permutations([0, 0, 1, 1]))), (1, 0), (0, 1, 0, 1, 1, 0)],
     ids=lambda arrivals: "-".join("ab"[i] for i in arrivals),
 )
-def test_duplicated_and_reordered_endings_start_the_join_once(clean: Any, arrivals: tuple[int, ...]) -> None:
+def test_duplicated_and_reordered_endings_start_the_join_once(stack: Any, arrivals: tuple[int, ...]) -> None:
     queue = Recorded()
-    follow = chains(clean, queue)
+    follow = chains(stack, queue)
     for index in arrivals:
         follow.start(PAIR[index])
     assert len(queue.sets()) == 1
     assert queue.afters() == [((A, "a-1"), (B, "b-1"))]
-    assert owed(clean) == []
+    assert owed(stack) == []
 
 
-def test_both_endings_handled_at_once_by_two_invocations_start_the_join_once_per_set(clean: Any) -> None:
+def test_both_endings_handled_at_once_by_two_invocations_start_the_join_once_per_set(stack: Any) -> None:
     queue = Recorded()
     rounds = 15
     for day in range(rounds):
@@ -270,7 +277,7 @@ def test_both_endings_handled_at_once_by_two_invocations_start_the_join_once_per
         failures: list[BaseException] = []
 
         def invoke(event: Any, gate: threading.Barrier = gate, failures: list[BaseException] = failures) -> None:
-            follow = chains(clean, queue)  # an invocation of its own: its own client
+            follow = chains(stack, queue)  # an invocation of its own: its own client
             try:
                 gate.wait()
                 follow.start(event)
@@ -285,7 +292,7 @@ def test_both_endings_handled_at_once_by_two_invocations_start_the_join_once_per
         assert failures == []
         assert len(queue.sets()) == day + 1, f"day {day}: {queue.afters()}"
     assert queue.afters() == sorted(((A, f"a-{day}"), (B, f"b-{day}")) for day in range(rounds))
-    assert owed(clean) == []
+    assert owed(stack) == []
 
 
 class FiringTogether:
@@ -311,17 +318,17 @@ class FiringTogether:
         return getattr(self.client, name)
 
 
-def test_two_invocations_that_both_see_the_whole_set_fire_it_once(clean: Any) -> None:
+def test_two_invocations_that_both_see_the_whole_set_fire_it_once(stack: Any) -> None:
     queue = Recorded()
     gate, tried = threading.Barrier(2), list[bool]()
-    recorded = chains(clean, queue)
+    recorded = chains(stack, queue)
     for event in PAIR:  # both endings are in, but a first delivery of each died before firing
         recorded.joins.record(recorded.routes.routes[0], event)
     failures: list[BaseException] = []
 
     def invoke(event: Any) -> None:
         try:
-            chains(clean, queue, client=FiringTogether(clean.dynamodb_client(), gate, tried)).start(event)
+            chains(stack, queue, client=FiringTogether(stack.dynamodb_client(), gate, tried)).start(event)
         except BaseException as error:  # reported by the main thread
             failures.append(error)
 
@@ -334,16 +341,16 @@ def test_two_invocations_that_both_see_the_whole_set_fire_it_once(clean: Any) ->
     assert failures == []
     assert sorted(tried) == [False, True]  # both fired; one write won
     assert len(queue.sets()) == 1
-    assert owed(clean) == []
+    assert owed(stack) == []
 
 
 CRASH_POINTS = 5  # the writes (DynamoDB writes and queue sends) of a pair when nothing goes wrong
 
 
-def test_the_crash_points_are_every_write(clean: Any) -> None:
+def test_the_crash_points_are_every_write(stack: Any) -> None:
     crash = Crash()
     queue = Recorded(crash=crash)
-    follow = chains(clean, queue, client=CrashingClient(clean.dynamodb_client(), crash))
+    follow = chains(stack, queue, client=CrashingClient(stack.dynamodb_client(), crash))
     for event in PAIR:
         follow.start(event)
     # a: record · b: record, fire (the set and its owed start), send, sent (the owed start forgotten)
@@ -354,45 +361,45 @@ def test_the_crash_points_are_every_write(clean: Any) -> None:
 @pytest.mark.parametrize("at", range(CRASH_POINTS))
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)], ids=["a-first", "b-first"])
 def test_a_crash_between_any_two_writes_still_starts_the_join_exactly_once(
-    clean: Any, at: int, order: tuple[int, int]
+    stack: Any, at: int, order: tuple[int, int]
 ) -> None:
     crash = Crash(at)
     queue = Recorded(crash=crash)
-    dying = chains(clean, queue, client=CrashingClient(clean.dynamodb_client(), crash))
+    dying = chains(stack, queue, client=CrashingClient(stack.dynamodb_client(), crash))
     for index in order:
         try:
             dying.start(PAIR[index])
         except Crashed:
             break  # the invocation died: its ending was not remembered as handed on
     queue.crash = None
-    again = chains(clean, queue)
+    again = chains(stack, queue)
     for index in order:  # each ending comes again (a webhook retry, the poller) until one handles it whole
         again.start(PAIR[index])
 
     assert len(queue.sets()) == 1
     assert queue.afters() == [((A, "a-1"), (B, "b-1"))]
-    assert owed(clean) == []
+    assert owed(stack) == []
 
 
-def test_a_start_owed_by_a_crash_after_firing_is_sent_by_the_next_ending_of_either_upstream(clean: Any) -> None:
+def test_a_start_owed_by_a_crash_after_firing_is_sent_by_the_next_ending_of_either_upstream(stack: Any) -> None:
     crash = Crash(3)  # a: record · b: record, fire · dies before the send
     queue = Recorded(crash=crash)
-    dying = chains(clean, queue, client=CrashingClient(clean.dynamodb_client(), crash))
+    dying = chains(stack, queue, client=CrashingClient(stack.dynamodb_client(), crash))
     dying.start(PAIR[0])
     with pytest.raises(Crashed, match="send"):
         dying.start(PAIR[1])
     assert queue.sent == []
-    assert owed(clean) == ["polytrigger#join#c-after-a-and-b"]
+    assert owed(stack) == ["polytrigger#join#c-after-a-and-b"]
 
-    chains(clean, queue).start(ending(A, "a-2", DAY + timedelta(hours=5)))  # not a redelivery: a new run of A
+    chains(stack, queue).start(ending(A, "a-2", DAY + timedelta(hours=5)))  # not a redelivery: a new run of A
 
     assert queue.afters() == [((A, "a-1"), (B, "b-1"))]  # what was owed; a-2 has no new b to pair with
-    assert owed(clean) == []
+    assert owed(stack) == []
 
 
-def test_endings_further_apart_than_within_start_nothing_until_a_fresh_pair(clean: Any) -> None:
+def test_endings_further_apart_than_within_start_nothing_until_a_fresh_pair(stack: Any) -> None:
     queue = Recorded()
-    follow = chains(clean, queue, within="12h")
+    follow = chains(stack, queue, within="12h")
     follow.start(ending(A, "a-1", DAY))
     follow.start(ending(B, "b-1", DAY + timedelta(hours=13)))  # 13 h apart: not a pair
     assert queue.sent == []
@@ -405,9 +412,9 @@ def test_endings_further_apart_than_within_start_nothing_until_a_fresh_pair(clea
     assert message.action.trigger.time == DAY + timedelta(hours=14)
 
 
-def test_an_older_ending_arriving_after_a_newer_one_is_never_paired(clean: Any) -> None:
+def test_an_older_ending_arriving_after_a_newer_one_is_never_paired(stack: Any) -> None:
     queue = Recorded()
-    follow = chains(clean, queue)
+    follow = chains(stack, queue)
     follow.start(ending(A, "a-2", DAY + timedelta(hours=2)))
     follow.start(ending(A, "a-1", DAY))  # late: a-2 is already A's latest
     follow.start(ending(B, "b-1", DAY + timedelta(hours=3)))
@@ -416,13 +423,13 @@ def test_an_older_ending_arriving_after_a_newer_one_is_never_paired(clean: Any) 
     assert queue.afters() == [((A, "a-2"), (B, "b-1"))]
 
 
-def test_a_joins_state_is_an_item_per_upstream_and_one_for_the_route_each_with_a_ttl(clean: Any) -> None:
+def test_a_joins_state_is_an_item_per_upstream_and_one_for_the_route_each_with_a_ttl(stack: Any) -> None:
     queue = Recorded()
-    follow = chains(clean, queue)
+    follow = chains(stack, queue)
     for day in range(5):
         follow.start(ending(A, f"a-{day}", DAY + timedelta(days=day)))
         follow.start(ending(B, f"b-{day}", DAY + timedelta(days=day, hours=1)))
-    items = clean.dynamodb_client().scan(TableName=clean.table_name)["Items"]
+    items = stack.dynamodb_client().scan(TableName=stack.table_name)["Items"]
 
     assert len(queue.sets()) == 5
     assert sorted(item["id"]["S"] for item in items) == [
