@@ -53,6 +53,7 @@ from polytrigger.route_wiring.aws import SchedulerGroup, hand_to_version
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runs.bus import RunEventBus
 from polytrigger.runs.dynamo_ledger import DynamoLedger
+from polytrigger.runs.joins import DynamoJoins
 from polytrigger.runs.ledger import StartedRuns
 from polytrigger.runs.promises import DynamoPromises
 from polytrigger.runs.set_off import QueuedChains
@@ -343,13 +344,13 @@ def _bus(settings: Settings, aws: AwsClients) -> RunEventBus | None:
 def _chains(settings: Settings, aws: AwsClients) -> QueuedChains | None:
     """The chained routes, if the routes have any (they queue their starts for the dispatcher)."""
     routes = load_routes(settings.routes_file)
-    chained = [route.name for route in routes.routes if route.upstream]
+    chained = [route.name for route in routes.routes if route.followed]
     if not chained:
         return None
     if not settings.dispatch_queue_url:
         raise ConfigError(f"DISPATCH_QUEUE_URL is required: route(s) {', '.join(chained)} chain syncs")
     queue = SqsQueue(settings.dispatch_queue_url, settings.dispatch_dead_letter_queue_url, lambda: aws.sqs)
-    return QueuedChains(routes, queue)
+    return QueuedChains(routes, queue, DynamoJoins(aws.dynamodb, settings.idempotency_table))
 
 
 def _gates(settings: Settings, aws: AwsClients, routes: Routes) -> DynamoGates | None:

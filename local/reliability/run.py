@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from local.reliability import dispatch, failures, holds, load, outcomes, windows
+from local.reliability import dispatch, failures, holds, joins, load, outcomes, windows
 from local.reliability.harness import Harness, Row
 from local.reliability.scenarios import FULL_SCALE_ONLY, SCENARIOS
 from local.stack import LocalStack
@@ -45,7 +45,7 @@ ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
 
 # The scenarios by what they try, in the order the table prints them: `make reliability` runs every
 # group in one table; the scaled-down test runs each group on its own (in parallel, on its own stack).
-GROUPS = ("concurrency", "faults", "adversarial", "outcomes", "holds")
+GROUPS = ("concurrency", "faults", "adversarial", "outcomes", "holds", "joins")
 
 
 def scenarios(scale: float, group: str = "") -> tuple[Callable[[Harness], Row], ...]:
@@ -57,6 +57,7 @@ def scenarios(scale: float, group: str = "") -> tuple[Callable[[Harness], Row], 
         "adversarial": ADVERSARIAL,
         "outcomes": outcomes.SCENARIOS,  # run outcomes (local.reliability.outcomes)
         "holds": holds.SCENARIOS,  # a paused sync: files across a freeze and a thaw (local.reliability.holds)
+        "joins": joins.SCENARIOS,  # a route waiting for two upstream syncs (local.reliability.joins)
     }
     return chosen[group] if group else tuple(item for name in GROUPS for item in chosen[name])
 

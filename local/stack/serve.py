@@ -103,8 +103,8 @@ def add_syncs(fake: Any, routes: Any, run_seconds: float) -> int:
     for route in routes.routes:
         for sync in route.syncs:
             syncs[sync.id] = sync.type
-        if route.upstream:
-            syncs.setdefault(route.upstream, "model")
+        for upstream in route.followed:
+            syncs.setdefault(upstream, "model")
     for sync_id, kind in syncs.items():
         fake.add_sync(sync_id, kind=kind, run_seconds=run_seconds)
     return len(syncs)

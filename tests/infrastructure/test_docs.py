@@ -224,6 +224,7 @@ RECIPE_HEADINGS = (
     "A chain",
     "The marker partition",
     "Orders by 06:00",
+    "A join",
 )
 LANDED = datetime(2026, 11, 23, 9, 15, tzinfo=UTC)
 
@@ -336,3 +337,19 @@ def test_the_chain_recipe_starts_the_chained_sync_when_the_upstream_run_complete
 
     assert chained("completed") == ["3c1f0e5d-9a2b-4c7d-8e6f-1a2b3c4d5e6f"]
     assert chained("failed") == []
+
+
+def test_the_join_recipe_starts_the_warehouse_on_both_completions_within_12_hours_not_on_one(tmp_path: Path) -> None:
+    from polytrigger.core.triggers import Trigger
+
+    routes = recipe(RECIPE_HEADINGS[6], tmp_path)
+    orders, customers = "248df4b7-aa70-47b8-a036-33ac447e668d", "3c1f0e5d-9a2b-4c7d-8e6f-1a2b3c4d5e6f"
+    (route,) = routes.routes
+    one = Trigger.polytomic(sync_id=orders, execution="o-1", status="completed", time=LANDED)
+    both = Trigger.polytomic(
+        sync_id=orders, execution="o-1", status="completed", time=LANDED, after=((orders, "o-1"), (customers, "c-1"))
+    )
+
+    assert (sorted(route.upstreams), route.within) == (sorted([orders, customers]), 12 * 3600)
+    assert routes.actions_for([one]) == []
+    assert [action.sync.id for action in routes.actions_for([both])] == ["7f3e9c2a-4b8d-4f1e-a9c3-6d5e2f8b1a7c"]

@@ -60,6 +60,7 @@ ADAPTERS = {
     "polytrigger.dispatch.queue",
     "polytrigger.runs.dynamo_ledger",
     "polytrigger.runs.promises",
+    "polytrigger.runs.joins",
     "polytrigger.runs.bus",
     "polytrigger.dispatch.holds",
     "polytrigger.dispatch.landings",

@@ -33,6 +33,9 @@ class Trigger:
     upstream: str = ""  # polytomic: the sync whose run ended
     execution: str = ""  # polytomic: that run
     status: str = ""  # polytomic: how it ended
+    # polytomic, a join's start: every (upstream sync, execution) whose endings it waited for, sorted;
+    # the fields above are then the latest of those endings
+    after: tuple[tuple[str, str], ...] = ()
     size: int = field(default=0, compare=False)  # s3: the object's bytes, as the event says (gates count them)
     etag: str = field(default="", compare=False)  # s3: its ETag (a manifest's entries may be checked against it)
 
@@ -47,9 +50,18 @@ class Trigger:
         return cls(kind="schedule", schedule=schedule, time=time)
 
     @classmethod
-    def polytomic(cls, *, sync_id: str, execution: str, status: str, time: datetime) -> Trigger:
-        """A Polytomic run ending: chained routes start their syncs on it."""
-        return cls(kind="polytomic", upstream=sync_id, execution=execution, status=status, time=time)
+    def polytomic(
+        cls, *, sync_id: str, execution: str, status: str, time: datetime, after: tuple[tuple[str, str], ...] = ()
+    ) -> Trigger:
+        """A Polytomic run ending: chained routes start their syncs on it (`after`: a join's whole set)."""
+        return cls(
+            kind="polytomic",
+            upstream=sync_id,
+            execution=execution,
+            status=status,
+            time=time,
+            after=tuple(sorted(after)),
+        )
 
     @property
     def identity(self) -> str:
@@ -62,6 +74,8 @@ class Trigger:
         if self.kind == "s3":
             occurrence = self.sequencer or iso(self.time)
             return json.dumps(["s3", self.bucket, self.key, self.event, occurrence], ensure_ascii=False)
+        if self.kind == "polytomic" and self.after:  # a join's set, whichever of its endings came last
+            return json.dumps(["polytomic", "after", [list(pair) for pair in self.after]], ensure_ascii=False)
         if self.kind == "polytomic":  # one run ends once however often its event arrives
             return json.dumps(["polytomic", self.execution, self.status], ensure_ascii=False)
         return json.dumps(["schedule", self.schedule, iso(self.time)], ensure_ascii=False)
@@ -70,6 +84,9 @@ class Trigger:
         """Short human label for logs and the explain table."""
         if self.kind == "s3":
             return f"s3://{self.bucket}/{self.key} ({self.event})"
+        if self.kind == "polytomic" and self.after:
+            runs = ", ".join(f"sync {sync} run {execution}" for sync, execution in self.after)
+            return f"{runs} ended ({self.status} last)"
         if self.kind == "polytomic":
             return f"sync {self.upstream} run {self.execution} {self.status}"
         return f"schedule {self.schedule} @ {iso(self.time)}"

@@ -148,6 +148,7 @@ def _encode_action(action: Action) -> dict[str, Any]:
                 if trigger.kind == "polytomic"
                 else {}
             ),
+            **({"after": [list(pair) for pair in trigger.after]} if trigger.after else {}),
         },
         "debounce": action.debounce,
         "max_wait": action.max_wait,
@@ -179,6 +180,7 @@ def _decode_action(data: object) -> Action:
             upstream=chained.get("upstream", ""),
             execution=chained.get("execution", ""),
             status=chained.get("status", ""),
+            after=chained.get("after", ()),
         ),
         debounce=fields.whole("debounce", 0),
         max_wait=fields.whole("max_wait", 0),
@@ -210,11 +212,29 @@ def _moment(seconds: float) -> datetime:
         raise UnsupportedMessage("action.trigger: field time is not a time") from None
 
 
-def _chained(trigger: _Fields) -> dict[str, str]:
-    """A polytomic trigger's run (messages of the other kinds carry none: older messages neither)."""
+def _chained(trigger: _Fields) -> dict[str, Any]:
+    """A polytomic trigger's run (messages of the other kinds carry none: older messages neither), and a
+    join's whole set of (upstream, execution) when it is one."""
     if trigger.data.get("kind") != "polytomic":
         return {}
-    return {name: trigger.text(name) for name in ("upstream", "execution", "status")}
+    run: dict[str, Any] = {name: trigger.text(name) for name in ("upstream", "execution", "status")}
+    if "after" in trigger.data:
+        pairs = trigger.data["after"]
+        if (
+            not isinstance(pairs, list)
+            or not 2 <= len(pairs) <= 64
+            or not all(
+                isinstance(pair, list)
+                and len(pair) == 2
+                and is_uuid(pair[0])
+                and isinstance(pair[1], str)
+                and 0 < len(pair[1]) <= 128
+                for pair in pairs
+            )
+        ):
+            raise UnsupportedMessage("action.trigger: field after is not a list of [sync UUID, execution] pairs")
+        run["after"] = tuple(sorted((str(sync), str(execution)) for sync, execution in pairs))
+    return run
 
 
 class _Fields:

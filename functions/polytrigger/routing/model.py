@@ -29,6 +29,8 @@ class Route:
     schedule_spec: ScheduleSpec | None = None  # None: a schedule made elsewhere (or an S3 route)
     upstream: str = ""  # a chained route: the sync whose run ending starts it
     upstream_statuses: frozenset[str] = frozenset()  # ... ending so (completed, failed, ...)
+    upstreams: tuple[str, ...] = ()  # a join: the syncs that must all end so (2..N; `upstream` is then "")
+    within: int = 0  # a join: seconds within which all of its endings must fall
     debounce: int = 0
     freshness: int = 0  # seconds: each trigger's data should be in a completed run by then (0: no promise)
     max_wait: int = 0
@@ -41,12 +43,30 @@ class Route:
 
     expect: Expect | None = None  # an S3 route's arrival deadlines
 
+    @property
+    def followed(self) -> tuple[str, ...]:
+        """The upstream syncs whose run endings this route follows (none unless it is chained)."""
+        return self.upstreams or ((self.upstream,) if self.upstream else ())
+
+    def waits_for(self, sync_id: str, status: str) -> bool:
+        """This join counts such an ending towards its set (it starts only once the set is complete)."""
+        return sync_id in self.upstreams and status in self.upstream_statuses
+
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":
             return self.schedule == trigger.schedule
+        if trigger.kind == "polytomic" and self.upstreams:  # a join matches its complete set, never one ending
+            return (
+                self.waits_for(trigger.upstream, trigger.status)
+                and (trigger.upstream, trigger.execution) in trigger.after
+                and sorted(sync for sync, _ in trigger.after) == sorted(self.upstreams)
+            )
         if trigger.kind == "polytomic":
             return (
-                bool(self.upstream) and self.upstream == trigger.upstream and trigger.status in self.upstream_statuses
+                bool(self.upstream)
+                and self.upstream == trigger.upstream
+                and trigger.status in self.upstream_statuses
+                and not trigger.after
             )
         return (
             self.bucket == trigger.bucket
@@ -124,6 +144,7 @@ class Routes:
         self._by_name: dict[str, Route] = {}  # names are unique (parse checks); else the first, as in file order
         self._by_schedule: dict[str, list[Route]] = {}
         self._by_upstream: dict[str, list[Route]] = {}
+        self._joins: dict[str, list[Route]] = {}  # upstream sync -> the joins waiting for its endings
         self._by_s3: dict[tuple[str, str], _FolderIndex] = {}
         self._gate_keys: dict[str, list[tuple[Glob, Route]]] = {}  # bucket -> a gate's listed key templates
         for order, route in enumerate(self.routes):
@@ -132,6 +153,9 @@ class Routes:
                 self._by_schedule.setdefault(route.schedule, []).append(route)
             elif route.upstream:
                 self._by_upstream.setdefault(route.upstream, []).append(route)
+            elif route.upstreams:
+                for upstream in route.upstreams:
+                    self._joins.setdefault(upstream, []).append(route)
             elif route.key_pattern is not None:  # a route without a pattern never matches an S3 trigger
                 for event in route.events:
                     index = self._by_s3.setdefault((route.bucket, event), _FolderIndex())
@@ -156,7 +180,8 @@ class Routes:
         if trigger.kind == "schedule":
             return [route for route in self._by_schedule.get(trigger.schedule, ()) if route.matches(trigger)]
         if trigger.kind == "polytomic":
-            return [route for route in self._by_upstream.get(trigger.upstream, ()) if route.matches(trigger)]
+            candidates = self._joins if trigger.after else self._by_upstream
+            return [route for route in candidates.get(trigger.upstream, ()) if route.matches(trigger)]
         index = self._by_s3.get((trigger.bucket, trigger.event))
         return index.matching(trigger.key) if index is not None else []
 
@@ -183,6 +208,10 @@ class Routes:
                     seen.add((route.name, partition))
                     found.append(arrival(route, partition, trigger, counted=False))
         return found
+
+    def joins_waiting_for(self, sync_id: str, status: str) -> list[Route]:
+        """The joins that count this run ending towards their set (they start later, once it is complete)."""
+        return [route for route in self._joins.get(sync_id, ()) if route.waits_for(sync_id, status)]
 
     def actions_for(self, triggers: Iterable[Trigger]) -> list[Action]:
         """All actions of an event, in route order; the same (action, sync, options) is kept once per event.

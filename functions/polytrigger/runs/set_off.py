@@ -4,7 +4,9 @@
   organisation has one webhook.
 - **Chain**: a run's ending starts the syncs of the routes that follow that sync (`polytomic:`
   routes). The start goes through the dispatch queue (`QueuedChains`) under the ending's identity
-  (execution and status), so the dispatcher does it once however often the ending arrives.
+  (execution and status), so the dispatcher does it once however often the ending arrives. A route
+  that joins several upstreams (`syncs: [A, B]`) counts the ending towards its set instead, and
+  starts once the set is complete (`runs.joins`).
 
 At least once: the effects happen, then the event is remembered; a crash in between does them
 again (the bus's consumers de-duplicate by the event's `id`; a chained start is de-duplicated by
@@ -21,8 +23,9 @@ from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.deferrals import SKEW_SECONDS
 from polytrigger.dispatch.messages import deferred_start
 from polytrigger.dispatch.ports import Queue
-from polytrigger.routing import Routes
+from polytrigger.routing import Route, Routes
 from polytrigger.runs.endings import MalformedRunEvent, RunEvent, run_event
+from polytrigger.runs.joins import DynamoJoins, join
 
 CHAINED_ATTEMPT = 1  # a chained start's first message, as a deferral's: a 409 then defers it as 2, 3, ...
 
@@ -79,9 +82,10 @@ def set_off(
 class QueuedChains:
     """The chained routes at run time: a run's ending, as the routes follow it, queued as starts."""
 
-    def __init__(self, routes: Routes, queue: Queue) -> None:
+    def __init__(self, routes: Routes, queue: Queue, joins: DynamoJoins | None = None) -> None:
         self.routes = routes
         self.queue = queue
+        self.joins = joins  # where joins keep their endings (None: joins are not followed)
 
     def trigger(self, event: RunEvent) -> Trigger:
         return Trigger.polytomic(
@@ -89,13 +93,17 @@ class QueuedChains:
         )
 
     def follows(self, event: RunEvent) -> bool:
-        return bool(self.routes.matching(self.trigger(event)))
+        return bool(self.routes.matching(self.trigger(event))) or bool(self._joins(event))
+
+    def _joins(self, event: RunEvent) -> list[Route]:
+        return self.routes.joins_waiting_for(event.sync_id, event.status) if self.joins is not None else []
 
     def start(self, event: RunEvent) -> int:
         """One message per chained action, deterministic: the dispatcher performs each once.
 
         A run of the chained sync created after the upstream run ended (with a margin) has the data
-        already, so it covers the start.
+        already, so it covers the start. A join the ending belongs to queues its starts only when the
+        ending completes a set (or a crash left a set's starts owed).
         """
         actions = self.routes.actions_for([self.trigger(event)])
         since = event.created_at.timestamp() + SKEW_SECONDS
@@ -104,4 +112,6 @@ class QueuedChains:
                 action, since=since, attempt=CHAINED_ATTEMPT, first_at=event.created_at.timestamp()
             )
             self.queue.send(message, 0)
-        return len(actions)
+        joins = self.joins
+        joined = sum(join(joins, self.queue, route, event) for route in self._joins(event)) if joins else 0
+        return len(actions) + joined

@@ -41,7 +41,8 @@ __all__ = ["explain", "main"]
 
 _EXPLAIN_EPILOG = """\
 forms:
-  polytrigger explain EVENT_FILE                 a Lambda event as JSON (see events/)
+  polytrigger explain EVENT_FILE                 a Lambda event as JSON (see events/), or a Polytomic run
+                                                 event as the webhook receives it (chains and joins)
   polytrigger explain s3://BUCKET/KEY [--deleted]  an object created (or deleted) now; the key is taken
                                                  verbatim, as the S3 console copies it (no %XX decoding)
   polytrigger explain --schedule NAME [--time T] a schedule firing at T (ISO 8601, default now)

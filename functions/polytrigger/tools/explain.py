@@ -1,18 +1,16 @@
 """What `polytrigger explain` computes and prints: the actions triggers would lead to, or the near misses.
 
-Three ways to name what happened: an event file (a Lambda event, as delivered), an S3 URL (an object
-created, or deleted) and a schedule name (a firing). The last two build the `Trigger` the functions
-would normalise such an event to; everything after that is shared, so all three answer alike.
-A schedule the routes file defines can also be asked when it fires next (`--next N`), in its own
-time zone and in UTC; a `--time` without an offset is read in that zone. An S3 route's `expect:` block
-can be asked likewise for its next arrival deadlines (`--route NAME --expect`), read in its zone.
-"""
+Three ways to name what happened: an event file (a Lambda event as delivered, or a Polytomic run event as
+the webhook receives it), an S3 URL (an object created, or deleted) and a schedule name (a firing). The last
+two build the `Trigger` the functions would normalise such an event to; everything after that is shared.
+A schedule can be asked when it fires next (`--next N`) in its own zone and in UTC (a `--time` without an
+offset is read in that zone); an S3 route's `expect:` block likewise for its next deadlines (`--expect`)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from polytrigger.routing.gates import GATE_AT_RUN_TIME
 from polytrigger.routing.near import near_misses
 from polytrigger.routing.schedules import ScheduleSpec, firings
 from polytrigger.routing.suggest import did_you_mean
+from polytrigger.tools.explain_endings import explain_ending, join_lines
 
 S3_URL = "s3://"
 # A real event carries the object's own sequencer, part of its Idempotency-Key; a URL has none.
@@ -54,7 +53,10 @@ class ExplainInputError(ValueError):
 
 def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
     """The rows of an event: one per action, one per trigger that leads to none (with its near misses)."""
-    return explain_groups(trigger_groups(event), load_routes(routes_file))
+    routes = load_routes(routes_file)
+    if isinstance(event, Mapping) and str(event.get("type", "")).startswith(("sync.", "bulk_sync.")):
+        return explain_ending(event, routes, explain_groups)
+    return explain_groups(trigger_groups(event), routes)
 
 
 def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[dict[str, Any]]:
@@ -357,6 +359,9 @@ def render(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> str:
             if row.get("near_misses"):
                 lines.append("     closest routes:")
                 lines.extend(f"     - {miss}" for miss in row["near_misses"])
+            continue
+        if row.get("join"):
+            lines.extend(join_lines(row))
             continue
         options = f" {json.dumps(row['options'], sort_keys=True)}" if row["options"] else ""
         lines.append(f"  -> route {row['route']}: {row['action']} {row['sync_type']} sync {row['sync_id']}{options}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from polytrigger.core.actions import SYNC_TYPES
 from polytrigger.route_wiring.plan import plan, plan_problems
+from polytrigger.routing.chains import chain_summary
 from polytrigger.routing.durations import say
 from polytrigger.routing.gates import GATE_AT_RUN_TIME
 from polytrigger.routing.load import read_routes
@@ -77,11 +78,7 @@ def validate(path: str | Path, *, now: datetime | None = None) -> Report:
         schedules=sorted({route.schedule for route in routes.routes if route.schedule}),
         syncs={kind: n for kind in SYNC_TYPES if (n := sum(1 for sync_type, _ in distinct if sync_type == kind))},
         created=list(wired.schedules),
-        chains=[
-            f"route {route.name} follows sync {route.upstream}: {', '.join(sorted(route.upstream_statuses))}"
-            for route in routes.routes
-            if route.upstream
-        ],
+        chains=[chain_summary(route) for route in routes.routes if route.followed],
         elsewhere=list(wired.elsewhere),
         gates=[gated(route) for route in routes.routes if route.gate is not None],
         held=[finding.text for finding in findings if not finding.warning],
