@@ -63,6 +63,7 @@ ADAPTERS = {
     "polytrigger.runs.bus",
     "polytrigger.dispatch.holds",
     "polytrigger.dispatch.landings",
+    "polytrigger.deadlines.book",
     "polytrigger.tools.fate",
     "polytrigger.tools.status",
     "polytrigger.route_wiring.aws",

@@ -39,7 +39,7 @@ class Route:
         """The partition of a key this S3 route's glob matches (`()` without placeholders), else None."""
         return self.key_pattern.partition(key) if self.key_pattern is not None else None
 
-    expect: Expect | None = None  # an S3 route's arrival deadlines (routes file only: not acted on at run time yet)
+    expect: Expect | None = None  # an S3 route's arrival deadlines (checked by `deadlines`)
 
     def matches(self, trigger: Trigger) -> bool:
         if trigger.kind == "schedule":
