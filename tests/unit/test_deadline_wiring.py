@@ -103,3 +103,23 @@ def test_a_routes_schedule_named_like_a_deadline_schedule_is_refused() -> None:
     parsed = parse_request(request(ResourceProperties={"DeadlineTargetArn": POLLER}))
     with pytest.raises(WiringRefused, match="taken by its arrival deadline"):
         apply(parsed, both, MemoryGroup())
+
+
+def test_validate_lists_the_deadline_schedules_the_stack_will_create(tmp_path: Any) -> None:
+    from polytrigger.tools.validate import render, validate
+
+    routes = tmp_path / "routes.json"
+    route = {
+        "name": "orders-daily",
+        "s3": {"bucket": "acme-landing", "key": "exports/orders/**"},
+        "expect": {"key": "exports/orders/dt={day}/_SUCCESS", **ORDERS},
+        "syncs": [{"id": SYNC}],
+    }
+    routes.write_text(json.dumps({"routes": [route]}), encoding="utf-8")
+
+    lines = render(validate(routes)).splitlines()
+
+    assert (
+        "  the stack will create deadline schedule deadline-orders-daily-late: cron(15 6 ? * MON,TUE,WED,THU,FRI *)"
+        " Europe/Berlin (route orders-daily: each miss reported once, metric deadline_missed)"
+    ) in lines

@@ -294,7 +294,7 @@ def test_explain_lists_the_next_deadlines_in_the_zone_and_in_utc(
     moved = "does not exist that day, clocks spring forward: the next valid instant"
     assert capsys.readouterr().out.splitlines() == [
         "route orders-daily expects exports/orders/dt={day}/_SUCCESS by 02:30 Europe/Berlin, warn 02:00,"
-        " grace 15 minutes, MON,WED,SUN, skip 2026-04-01 (not yet acted on at run time)",
+        " grace 15 minutes, MON,WED,SUN, skip 2026-04-01 (each miss reported once: deadline_missed)",
         "the next 3 deadlines after Sat 2026-03-28 00:00 CET (+01:00) = 2026-03-27T23:00:00Z:",
         "  Sun 2026-03-29: exports/orders/dt=2026-03-29/_SUCCESS",
         f"    warn Sun 2026-03-29 03:00 CEST (+02:00) = 2026-03-29T01:00:00Z (02:00 {moved})",

@@ -40,7 +40,7 @@ from polytrigger.route_wiring.cloudformation import (
     same_function,
     send,
 )
-from polytrigger.route_wiring.deadline_schedules import deadline_problems, deadline_schedules, wanted_deadline
+from polytrigger.route_wiring.deadline_schedules import deadline_schedules, wanted_deadline
 from polytrigger.route_wiring.plan import answer_data, plan, plan_problems
 from polytrigger.route_wiring.schedule_group import ScheduleGroup, reconcile, wanted
 from polytrigger.routing import Routes, RoutesError, load_routes
@@ -76,9 +76,6 @@ def apply(request: WiringRequest, routes: Routes, group: ScheduleGroup) -> Appli
     deadlines = deadline_schedules(routes)
     if deadlines and not request.target.deadline_arn:
         raise WiringRefused("routes have arrival deadlines (expect) but the request names no DeadlineTargetArn")
-    problems = deadline_problems(routes, set(schedules))
-    if problems:
-        raise WiringRefused("; ".join(problems))
     schedules.update({schedule.name: wanted_deadline(schedule, request.target) for schedule in deadlines})
     changes = reconcile(group, schedules)
     data = answer_data(found, digest([schedules[name] for name in sorted(schedules)]), changes.describe())
