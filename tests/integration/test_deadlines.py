@@ -271,3 +271,18 @@ def test_a_gated_partition_is_due_complete_and_its_completion_is_its_arrival(wat
     assert watch.said("arrived_late") == [
         "arrived late: route gated, partition date=2026-12-02, 30 minutes after its deadline"
     ]
+
+
+def test_days_missed_while_nothing_looked_are_each_reported_once_at_the_next_firing(watch: Watch) -> None:
+    watch.at("2026-12-01T12:00:00")
+    watch.fire("berlin-night")
+    watch.land("night/2026-12-03.csv")  # Thursday's file came early; Wednesday's and Friday's never
+    watch.at("2026-12-04T01:45:00")  # no poll for three nights (the poller was down): one firing
+    watch.fire("berlin-night")
+    watch.fire("berlin-night")
+    watch.poll()
+
+    missed = watch.said("deadline_missed")
+    assert len(missed) == 2
+    assert "night/2026-12-02.csv due 02:30 Europe/Berlin (01:30 UTC)" in missed[0]
+    assert "night/2026-12-04.csv due 02:30 Europe/Berlin (01:30 UTC)" in missed[1]
