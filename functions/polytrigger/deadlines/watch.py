@@ -7,7 +7,7 @@ looks at them only when they fall due (`dispatch.table`):
 - `deadline#<route>`: up to when the route's deadlines were looked at (`checked_until`) and the next
   instant one needs a look (`due_at`: a warn or late instant, computed by `routing.expect.next_deadlines`
   in the route's zone, so a time the clocks skip is looked at the instant they jump, as the routes
-  file says). The Scheduler's schedules wired from the routes file (`route_wiring.plan`) invoke the
+  file says). The Scheduler's schedules wired from the routes file (`route_wiring.deadline_schedules`) invoke the
   poller at the same times of day: they make the first item, and a day the poller missed is caught at
   the next look, which goes over every due day since `checked_until`.
 - `late#<route>#<day>`: day D's deadline once it was warned of (`warned`) or missed (`missed`). Put
@@ -15,10 +15,11 @@ looks at them only when they fall due (`dispatch.table`):
   a missed one is due again every CHECK_SECONDS until the data arrives, then closed (`arrived`, out of
   the index) by a conditional update, so its late arrival too is reported once.
 
-The items are `deadlines.book`'s. "Arrived": the expected key's landing (`file#…`, `dispatch.landings`), or on a gated route the
-partition's gate having completed at least once (`gating.state.read_gate(...).fired >= 1`). A route
-whose syncs are all paused at Polytomic raises nothing (one INFO line says why). Idle, this costs
-nothing: the items are read only when due.
+The items are `deadlines.book`'s. "Arrived": the expected key's landing (`file#…`,
+`dispatch.landings`), or on a gated route the partition's gate having completed at least once
+(`gating.state.read_gate(...).fired >= 1`). "Paused": every sync of the route is paused in Polytomic
+(by hand, or by a polytrigger `deactivate` route): it raises nothing, and one INFO line says why.
+Idle, this costs nothing: the items are read only when due.
 """
 
 from __future__ import annotations
