@@ -27,6 +27,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError
 
 from polytrigger import gc_pause
+from polytrigger.deadlines.book import DeadlineBook
+from polytrigger.deadlines.watch import DeadlineWatch
 from polytrigger.dispatch.calls import Calls
 from polytrigger.dispatch.dedup import PowertoolsDedup
 from polytrigger.dispatch.deferrals import SKEW_SECONDS, Deferrals
@@ -213,11 +215,13 @@ def webhook() -> WebhookFlow:
 
 @_role
 def poller() -> PollFlow:
-    """The poller: Polytomic's reads, the ledger, the freshness promises, the bus and the chained routes."""
+    """The poller: Polytomic's reads, the ledger, the freshness promises, the bus, the chained routes and deadlines."""
     settings = Settings.from_env()
     aws = AwsClients()
+    reads = PolytomicReads(_polytomic(settings, aws)[1])
+    routes = load_routes(settings.routes_file)
     return PollFlow(
-        reads=PolytomicReads(_polytomic(settings, aws)[1]),
+        reads=reads,
         ledger=DynamoLedger(aws.dynamodb, settings.idempotency_table),
         reconcile_after=timedelta(seconds=settings.run_reconcile_after_seconds),
         promises=DynamoPromises(aws.dynamodb, settings.idempotency_table),
@@ -230,7 +234,12 @@ def poller() -> PollFlow:
         )
         if settings.dispatch_queue_url
         else None,
-        gates=_gate_checks(settings, aws),
+        gates=_gate_checks(settings, aws, routes),
+        deadlines=DeadlineWatch(
+            routes, DeadlineBook(aws.dynamodb, settings.idempotency_table, clock=CLOCK.now), reads.active
+        )
+        if any(route.expect for route in routes.routes)
+        else None,
     )
 
 
@@ -360,9 +369,8 @@ def _gates(settings: Settings, aws: AwsClients, routes: Routes) -> DynamoGates |
     return DynamoGates(aws.dynamodb, settings.idempotency_table, S3Objects(lambda: aws.s3), clock=CLOCK.now)
 
 
-def _gate_checks(settings: Settings, aws: AwsClients) -> tuple[DynamoGates, Queue, Routes] | None:
+def _gate_checks(settings: Settings, aws: AwsClients, routes: Routes) -> tuple[DynamoGates, Queue, Routes] | None:
     """What the poller needs to look at gates that fell due (quiet periods, owed starts, timeouts)."""
-    routes = load_routes(settings.routes_file)
     gates = _gates(settings, aws, routes)
     if gates is None:
         return None

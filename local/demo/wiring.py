@@ -29,6 +29,7 @@ def wire(stack: Any) -> list[str]:
             "ResourceProperties": {
                 "ScheduleGroup": GROUP,
                 "TargetArn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:polytrigger-demo-ScheduleTriggerFunction",
+                "DeadlineTargetArn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:polytrigger-demo-PollerFunction",
                 "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/polytrigger-demo-ScheduleInvokeRole",
                 "DeadLetterArn": f"arn:aws:sqs:{region}:{ACCOUNT}:polytrigger-demo-dlq",
                 "State": "ENABLED",

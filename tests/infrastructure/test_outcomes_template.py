@@ -175,7 +175,16 @@ def test_the_webhook_cannot_read_the_api_key_nor_the_poller_the_webhook_secret(t
 EXECUTION = "0d6c3c9e-2b1f-4f7e-9a51-6b0f4a1e2c3d"
 LEDGER_ITEMS = {
     WEBHOOK_FUNCTION: {run_key(EXECUTION), f"event#{EXECUTION}"},
-    POLLER_FUNCTION: {run_key(EXECUTION), CURSOR, f"event#{EXECUTION}", PROMISES + "a" * 64},
+    POLLER_FUNCTION: {
+        run_key(EXECUTION),
+        CURSOR,
+        f"event#{EXECUTION}",
+        PROMISES + "a" * 64,
+        "deadline#orders-daily",  # the arrival deadlines' items, and what they read
+        "late#orders-daily#2026-03-30",
+        "file#s3://acme-landing/exports/orders/dt=2026-03-30/_SUCCESS",
+        "gate#orders-daily#date=2026-03-30",
+    },
 }
 DEDUP_ITEMS = {
     f"{KEY_PREFIX}#{'a' * 64}",
@@ -291,7 +300,7 @@ def test_only_the_poller_schedule_may_use_its_role_to_invoke_the_poller_and_park
     }
 
 
-def test_nothing_but_its_schedule_invokes_the_poller(transformed: dict[str, Any]) -> None:
+def test_nothing_but_its_schedule_and_the_deadlines_schedules_invokes_the_poller(transformed: dict[str, Any]) -> None:
     poller = get_att_arn(POLLER_FUNCTION)
     for rule in of_type(transformed, "AWS::Events::Rule").values():
         assert all(t["Arn"] != poller for t in rule["Properties"]["Targets"])
@@ -302,7 +311,7 @@ def test_nothing_but_its_schedule_invokes_the_poller(transformed: dict[str, Any]
         for logical_id, role in of_type(transformed, "AWS::IAM::Role").items()
         if grant("lambda:InvokeFunction", poller) in grants(role_statements(role))
     }
-    assert invokers == {"PollerScheduleRole"}
+    assert invokers == {"PollerScheduleRole", "ScheduleInvokeRole"}  # the latter: the routes' arrival deadlines
 
 
 # --------------------------------------------------------------------------- the webhook's URL
@@ -369,6 +378,15 @@ def test_runs_failed_alarm_sums_the_unsuccessful_run_metrics(transformed: dict[s
 def test_freshness_breach_alarm(transformed: dict[str, Any]) -> None:
     alarm = transformed["Resources"]["FreshnessBreachAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == (METRICS_NAMESPACE, "freshness_breach")
+    assert alarm["Dimensions"] == SERVICE_DIMENSION
+    assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)
+    assert fires_on_any(alarm)
+    assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_deadline_missed_alarm_fires_on_any_missed_partition(transformed: dict[str, Any]) -> None:
+    alarm = transformed["Resources"]["DeadlineMissedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == (METRICS_NAMESPACE, "deadline_missed")
     assert alarm["Dimensions"] == SERVICE_DIMENSION
     assert (alarm["Statistic"], alarm["Period"]) == ("Sum", 300)
     assert fires_on_any(alarm)

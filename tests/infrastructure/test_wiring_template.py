@@ -35,6 +35,7 @@ def test_route_wiring_runs_the_version_this_deploy_published(transformed: dict[s
     assert version["Properties"]["FunctionName"] == {"Ref": WIRING_FUNCTION}
     assert properties["ScheduleGroup"] == {"Ref": "ScheduleGroup"}
     assert properties["TargetArn"] == get_att_arn(SCHEDULE_FUNCTION)
+    assert properties["DeadlineTargetArn"] == get_att_arn("PollerFunction")  # the routes' arrival deadlines
     assert properties["RoleArn"] == get_att_arn("ScheduleInvokeRole")
     assert properties["DeadLetterArn"] == DLQ_ARN
     assert properties["State"] == {"Ref": "SchedulesState"}
@@ -56,7 +57,7 @@ def test_the_wiring_function_passes_the_schedules_role_only_to_the_scheduler(tra
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
 
 
-def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_and_park(
+def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_the_poller_and_park(
     transformed: dict[str, Any],
 ) -> None:
     role = transformed["Resources"]["ScheduleInvokeRole"]["Properties"]
@@ -69,6 +70,7 @@ def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_and_
     assert "ManagedPolicyArns" not in role
     assert grants(role_statements({"Properties": role})) == {
         ("lambda:InvokeFunction", key(get_att_arn(SCHEDULE_FUNCTION))),
+        ("lambda:InvokeFunction", key(get_att_arn("PollerFunction"))),  # at the routes' arrival deadlines
         ("sqs:SendMessage", key(DLQ_ARN)),
     }
 

@@ -187,6 +187,43 @@ def test_the_routes_wire_exactly_their_buckets_and_schedules_then_their_edit_ide
     assert schedules(local_stack, stack.group) == {}
 
 
+def test_a_routes_arrival_deadline_is_wired_as_schedules_that_invoke_the_poller_and_unwired_with_it(
+    local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path
+) -> None:
+    from tests.integration.wiring_support import POLLER_ARN
+
+    routes = tmp_path / "routes.json"
+    write_routes(routes, ["acme-landing"], [NIGHTLY])
+    document = json.loads(routes.read_text(encoding="utf-8"))
+    document["routes"][0]["expect"] = {
+        "key": "orders/dt={day}/_SUCCESS",
+        "by": "06:00",
+        "warn": "05:30",
+        "timezone": "Europe/Berlin",
+        "days": "MON-FRI",
+    }
+    routes.write_text(json.dumps(document), encoding="utf-8")
+    answer = deploy("Create", stack, answers)
+    made = schedules(local_stack, stack.group)
+    write_routes(routes, ["acme-landing"], [NIGHTLY])  # the expect removed
+    stack.version = 2
+    removed = deploy("Update", stack, answers)
+
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    assert set(made) == {"nightly", "deadline-land-acme-landing-late", "deadline-land-acme-landing-warn"}
+    late = made["deadline-land-acme-landing-late"]
+    assert late["ScheduleExpression"] == "cron(0 6 ? * MON,TUE,WED,THU,FRI *)"
+    assert late["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    assert late["Target"]["Arn"] == POLLER_ARN
+    assert json.loads(late["Target"]["Input"]) == {
+        "deadline": "land-acme-landing",
+        "time": "<aws.scheduler.scheduled-time>",
+    }
+    assert made["deadline-land-acme-landing-warn"]["ScheduleExpression"] == "cron(30 5 ? * MON,TUE,WED,THU,FRI *)"
+    assert removed["Data"]["Changes"] == "2 deleted, 1 unchanged"
+    assert set(schedules(local_stack, stack.group)) == {"nightly"}
+
+
 def test_a_schedule_edited_by_hand_is_put_back_and_one_added_by_hand_is_removed(
     local_stack: LocalStack, stack: Deployment, answers: Answers, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ ACCOUNT = "123456789012"
 FUNCTION = "polytrigger-RouteWiringFunction-Ab12Cd34"
 FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{FUNCTION}"
 TARGET_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:polytrigger-ScheduleTriggerFunction-Ef56Gh78"
+POLLER_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:polytrigger-PollerFunction-Ij90Kl12"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/polytrigger-ScheduleInvokeRole-Ij90Kl12"
 STACK_ID = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/polytrigger/0d5c8a40-0000-11ef-9d1e-0a1b2c3d4e5f"
 
@@ -49,6 +50,7 @@ class Deployment:
             ("Ref", "SchedulesState"): self.state,
             ("GetAtt", "RouteWiringFunction.Arn"): FUNCTION_ARN,
             ("GetAtt", "ScheduleTriggerFunction.Arn"): TARGET_ARN,
+            ("GetAtt", "PollerFunction.Arn"): POLLER_ARN,
             ("GetAtt", "ScheduleInvokeRole.Arn"): ROLE_ARN,
             ("GetAtt", "DeadLetterQueue.Arn"): self.dead_letter_arn,
         }

@@ -66,6 +66,7 @@ ADAPTERS = {
     "polytrigger.dispatch.landings",
     "polytrigger.gating.requests",
     "polytrigger.gating.objects",
+    "polytrigger.deadlines.book",
     "polytrigger.tools.fate",
     "polytrigger.tools.status",
     "polytrigger.route_wiring.aws",

@@ -85,9 +85,28 @@ def test_days_take_names_ranges_and_lists(days: Any, weekdays: set[int]) -> None
     assert expect.days == frozenset(weekdays)
 
 
-def test_the_partition_form_is_kept_as_written() -> None:
-    expect = expect_of({"partition": {"date": "{day}"}, "by": "06:00"})
+def test_the_partition_form_names_a_gated_routes_partition_and_fills_it_with_day_d() -> None:
+    raw = route({"partition": {"date": "{day}"}, "by": "06:00"}, key="exports/orders/dt={date}/*")
+    raw["gate"] = {"marker": "exports/orders/dt={date}/_SUCCESS"}
+    expect = parse_routes({"routes": [raw]}, check_zones=True).routes[0].expect
     assert expect == Expect(by=time(6, 0), partition=(("date", "{day}"),))
+    assert expect.partition_for(date(2026, 3, 30)) == (("date", "2026-03-30"),)
+
+
+def test_the_partition_form_needs_a_gate_and_the_keys_placeholders() -> None:
+    ungated = problems_of({"partition": {"date": "{day}"}, "by": "06:00"}, key="exports/orders/dt={date}/*")
+    raw = route({"partition": {"day": "{day}"}, "by": "06:00"}, key="exports/orders/dt={date}/*")
+    raw["gate"] = {"marker": "exports/orders/dt={date}/_SUCCESS"}
+    with pytest.raises(RoutesError) as raised:
+        parse_routes({"routes": [raw]}, check_zones=True)
+
+    assert ungated == [
+        "route 'orders-daily': expect.partition: only on a route with a gate (the partition is due complete);"
+        " else use expect.key"
+    ]
+    assert raised.value.problems == [
+        "route 'orders-daily': expect.partition: must give each placeholder of s3.key (date) a value (got day)"
+    ]
 
 
 def test_a_key_template_is_filled_with_the_local_date() -> None:
@@ -275,7 +294,7 @@ def test_explain_lists_the_next_deadlines_in_the_zone_and_in_utc(
     moved = "does not exist that day, clocks spring forward: the next valid instant"
     assert capsys.readouterr().out.splitlines() == [
         "route orders-daily expects exports/orders/dt={day}/_SUCCESS by 02:30 Europe/Berlin, warn 02:00,"
-        " grace 15 minutes, MON,WED,SUN, skip 2026-04-01 (not yet acted on at run time)",
+        " grace 15 minutes, MON,WED,SUN, skip 2026-04-01 (each miss reported once: deadline_missed)",
         "the next 3 deadlines after Sat 2026-03-28 00:00 CET (+01:00) = 2026-03-27T23:00:00Z:",
         "  Sun 2026-03-29: exports/orders/dt=2026-03-29/_SUCCESS",
         f"    warn Sun 2026-03-29 03:00 CEST (+02:00) = 2026-03-29T01:00:00Z (02:00 {moved})",

@@ -17,8 +17,11 @@ then what is due: runs with no ending heard, endings never told, freshness promi
 7. Syncs that hold starts (`dispatch.holds`: files that landed while the sync was paused) are asked
    whether they are active again, each every few minutes: the hold is released as one start, or
    parked with the reason once it has waited past its route's `hold`.
+8. Arrival deadlines (`deadlines.watch`), if a route has `expect`: each route's next look and each
+   missed partition that is due (the `due` index's `late#…`): a miss reported once, a late arrival
+   once. A Scheduler firing `{"deadline": route}` (wired from the routes file) looks at that route.
 
-Steps 3-7 read only what is due (the ledger's `due` index) and go on while the invocation has time
+Steps 3-8 read only what is due (the ledger's `due` index) and go on while the invocation has time
 (`RESERVE_SECONDS` kept back): what is left is due at the next poll, so a backlog drains as fast as
 the poller can work, not at a fixed number a minute. The poller catches whatever the webhook missed
 (Polytomic delivers at most once); idle, it costs one Polytomic call, a few index reads and no
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from polytrigger.deadlines.watch import DeadlineWatch, Looked
 from polytrigger.dispatch.holds import DynamoHolds, Hold, check_holds
 from polytrigger.dispatch.landings import DynamoLandings
 from polytrigger.dispatch.ports import Queue
@@ -69,6 +73,7 @@ class PollFlow:
     clock: Callable[[], datetime] = _now
     holds: tuple[DynamoHolds, Queue, DynamoLandings] | None = None  # held starts, their queue, their files
     gates: tuple[DynamoGates, Queue, Routes] | None = None  # the gated routes' partitions, the queue, the routes
+    deadlines: DeadlineWatch | None = None  # the routes' arrival deadlines (None: no route has `expect`)
 
     def poll(self, seconds_left: Callable[[], float] | None = None) -> dict[str, Any]:
         now = self.clock()
@@ -114,6 +119,7 @@ class PollFlow:
             self.promises.close(promise.key, breach.what if breach else "kept")  # type: ignore[union-attr]
         gated = self._gates(more) if self.gates is not None else None
         held = self._holds(more) if self.holds is not None else None
+        looked = self.deadlines.due(more) if self.deadlines is not None else Looked()
         summary = {
             "events": polled.events,
             "ended": len(polled.ended) + len(done.ended),
@@ -130,6 +136,9 @@ class PollFlow:
             "holds_expired": held.expired if held else 0,
             "gate_starts_queued": gated.queued if gated else 0,
             "gates_timed_out": gated.timed_out if gated else 0,
+            "deadlines_warned": looked.warned,
+            "deadlines_missed": looked.missed,
+            "arrived_late": looked.arrived_late,
         }
         logger.debug("poll done", extra=summary)
         return summary
@@ -137,6 +146,15 @@ class PollFlow:
     def _gates(self, more: Callable[[], bool]) -> Checked:
         gates, queue, routes = self.gates  # type: ignore[misc]
         return check_due(gates, routes, queue, datetime.fromtimestamp(gates.clock(), UTC), more)  # the gates' clock
+
+    def deadline(self, route: str) -> dict[str, Any]:
+        """A deadline's Scheduler firing (`{"deadline": route}`): every deadline of the route passed since
+        it was last looked at."""
+        if self.deadlines is None:
+            logger.warning(f"deadline check: route {route}: no route of this deployment has expect")
+            return {"deadline": route, "warned": 0, "missed": 0, "skipped": 0}
+        looked = self.deadlines.route(route)
+        return {"deadline": route, "warned": looked.warned, "missed": looked.missed, "skipped": looked.skipped}
 
     def _holds(self, more: Callable[[], bool]) -> Any:
         store, queue, landings = self.holds  # type: ignore[misc]

@@ -9,7 +9,8 @@ and when the stack is deleted).
    a rollback the request names the previous version, so it is handed to that version, whose routes
    put the previous schedules back, and that version answers.
 3. Create / Update: the stack's schedule group is reconciled to exactly the routes' schedules
-   (`route_wiring.schedule_group`), and the routes' buckets are returned for the template's S3 rule.
+   (`route_wiring.schedule_group`) and their arrival deadlines' (`route_wiring.deadline_schedules`,
+   targeting the poller), and the routes' buckets are returned for the template's S3 rule.
    Delete needs no routes: the group is emptied, so a stack whose routes file is broken can still go.
 4. Every request that names an answer URL is answered, SUCCESS or FAILED with one line naming the
    route or the Scheduler's refusal, so a bad deploy fails in minutes instead of waiting an hour:
@@ -39,6 +40,7 @@ from polytrigger.route_wiring.cloudformation import (
     same_function,
     send,
 )
+from polytrigger.route_wiring.deadline_schedules import deadline_schedules, wanted_deadline
 from polytrigger.route_wiring.plan import answer_data, plan, plan_problems
 from polytrigger.route_wiring.schedule_group import ScheduleGroup, reconcile, wanted
 from polytrigger.routing import Routes, RoutesError, load_routes
@@ -71,6 +73,10 @@ def apply(request: WiringRequest, routes: Routes, group: ScheduleGroup) -> Appli
         spec.name: wanted(spec, request.target, [route.name for route in routes.routes if route.schedule == spec.name])
         for spec in found.schedules
     }
+    deadlines = deadline_schedules(routes)
+    if deadlines and not request.target.deadline_arn:
+        raise WiringRefused("routes have arrival deadlines (expect) but the request names no DeadlineTargetArn")
+    schedules.update({schedule.name: wanted_deadline(schedule, request.target) for schedule in deadlines})
     changes = reconcile(group, schedules)
     partition = request.target.function_arn.split(":")[1] if request.target.function_arn.count(":") > 1 else "aws"
     data = answer_data(found, digest([schedules[name] for name in sorted(schedules)]), changes.describe(), partition)

@@ -122,6 +122,7 @@ def parse_request(event: Any) -> WiringRequest:
             role_arn=_text(properties, "RoleArn"),
             dead_letter_arn=_text(properties, "DeadLetterArn"),
             state=state,
+            deadline_arn=_text(properties, "DeadlineTargetArn"),
         ),
         code_version=version,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from polytrigger.route_wiring.deadline_schedules import deadline_problems
 from polytrigger.routing.model import Routes
 from polytrigger.routing.schedules import ScheduleSpec, known_zone
 
@@ -58,7 +59,8 @@ def _gate_buckets(routes: Routes) -> set[str]:
 
 def plan_problems(routes: Routes) -> list[str]:
     """What no deployment could wire although each route is valid on its own: an unknown time zone (where a
-    time zone database is at hand: the build, `validate`, the wiring; never a cold start), too many buckets
+    time zone database is at hand: the build, `validate`, the wiring; never a cold start), a schedule named
+    as a route's arrival deadline schedule is, too many buckets
     for the S3 rule's pattern, or for the wiring's answer to CloudFormation."""
     found = plan(routes)
     problems: list[str] = []
@@ -72,6 +74,7 @@ def plan_problems(routes: Routes) -> list[str]:
             problems.append(
                 f"route '{route.name}': schedule.timezone: {spec.timezone!r} is not a time zone the IANA database knows"
             )
+    problems.extend(deadline_problems(routes, {spec.name for spec in found.schedules}))
     size = _PATTERN_OVERHEAD + sum(len(json.dumps(bucket)) + 2 for bucket in found.buckets)
     if size > MAX_PATTERN_CHARS:
         problems.append(

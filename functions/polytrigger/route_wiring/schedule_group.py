@@ -27,6 +27,7 @@ class Target:
     role_arn: str
     dead_letter_arn: str
     state: str = "ENABLED"  # or DISABLED: every schedule of the stack at once (a staging stack, a freeze)
+    deadline_arn: str = ""  # the poller: where the routes' arrival deadlines' schedules deliver
 
 
 class ScheduleGroup(Protocol):

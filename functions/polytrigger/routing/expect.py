@@ -12,8 +12,8 @@ expect:
 ```
 
 `{day}` in `key` is day D (the deadline's local date) as `YYYY-MM-DD`; `{day:%Y/%m/%d}` formats it
-otherwise (date directives only). Nothing here is acted on at run time yet: this is the routes
-file's side (validated, and shown by `polytrigger explain --route NAME --expect`).
+otherwise (date directives only). This is the routes file's side (validated, and shown by
+`polytrigger explain --route NAME --expect`); `deadlines` acts on it at run time.
 """
 
 from __future__ import annotations
@@ -54,11 +54,33 @@ class Expect:
     days: frozenset[int] = EVERY_DAY  # date.weekday() numbers, MON = 0
     skip: frozenset[date] = frozenset()
     key: str = ""  # a key template: {day}, {day:%Y/%m/%d}
-    partition: tuple[tuple[str, str], ...] = ()  # `partition: {date: "{day}"}` as written, until globs name parts
+    partition: tuple[tuple[str, str], ...] = ()  # `partition: {date: "{day}"}`: a gated route's partition due
 
     def key_for(self, day: date) -> str:
         """The key due on day D (`key` with its `{day}` placeholders filled); "" for a partition."""
         return _PLACEHOLDER.sub(lambda match: _fill(match.group(1), day), self.key)
+
+    def partition_for(self, day: date) -> tuple[tuple[str, str], ...]:
+        """The partition due on day D (`partition` with `{day}` filled in each value); () for a key."""
+        return tuple(
+            (name, _PLACEHOLDER.sub(lambda match: _fill(match.group(1), day), text)) for name, text in self.partition
+        )
+
+    def partition_problems(self, gated: bool, glob: Glob | None) -> list[str]:
+        """`partition` is due complete, so only on a gated route, giving each of the key's placeholders a value."""
+        if not self.partition:
+            return []
+        if not gated:
+            return [
+                "expect.partition: only on a route with a gate (the partition is due complete); else use expect.key"
+            ]
+        names = tuple(glob.names) if glob is not None else ()
+        if sorted(name for name, _ in self.partition) != sorted(names):
+            given = ", ".join(name for name, _ in self.partition)
+            return [
+                f"expect.partition: must give each placeholder of s3.key ({', '.join(names) or 'none'}) a value (got {given})"
+            ]
+        return []
 
     def days_text(self) -> str:
         """`MON-FRI`, `MON,WED`, or `every day`."""

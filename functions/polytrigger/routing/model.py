@@ -41,7 +41,7 @@ class Route:
         """The partition of a key this S3 route's glob matches (`()` without placeholders), else None."""
         return self.key_pattern.partition(key) if self.key_pattern is not None else None
 
-    expect: Expect | None = None  # an S3 route's arrival deadlines
+    expect: Expect | None = None  # an S3 route's arrival deadlines (checked by `deadlines`)
 
     @property
     def followed(self) -> tuple[str, ...]:

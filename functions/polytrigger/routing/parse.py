@@ -203,6 +203,8 @@ def _parse_route(raw: Any, problems: list[str], *, check_zones: bool = False) ->
         else:
             glob = fields.get("key_pattern")
             fields["expect"] = parse_expect(raw["expect"], problems, check_zone=check_zones, glob=glob)
+            if fields["expect"] is not None:
+                problems.extend(fields["expect"].partition_problems(fields.get("gate") is not None, glob))
     if problems:
         return None
     return Route(

@@ -299,7 +299,7 @@ def render_deadlines(document: dict[str, Any]) -> str:
     count = len(document["deadlines"])
     after = _utc(document["after"]).astimezone(here)
     lines = [
-        f"route {document['route']} expects {document['expect']} (not yet acted on at run time)",
+        f"route {document['route']} expects {document['expect']} (each miss reported once: deadline_missed)",
         f"the next {count} deadline{'s' if count != 1 else ''} after {_local(after)} = {document['after']}:",
     ]
     for row in document["deadlines"]:

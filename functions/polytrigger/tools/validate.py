@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from polytrigger.core.actions import SYNC_TYPES
+from polytrigger.route_wiring.deadline_schedules import deadline_schedules
 from polytrigger.route_wiring.plan import plan, plan_problems
 from polytrigger.routing.chains import chain_summary
 from polytrigger.routing.durations import say
@@ -42,6 +43,7 @@ class Report:
     schedules: list[str] = field(default_factory=list)  # sorted
     syncs: dict[str, int] = field(default_factory=dict)  # distinct syncs by type (model, bulk)
     created: list[ScheduleSpec] = field(default_factory=list)  # the schedules the stack creates
+    deadlines: list[str] = field(default_factory=list)  # the arrival deadlines' schedules it creates, one line each
     elsewhere: list[str] = field(default_factory=list)  # the schedules routes name but do not define
     chains: list[str] = field(default_factory=list)  # "route R follows sync S: completed, ..."
     gates: list[str] = field(default_factory=list)  # "route R, per partition (date): marker ..., quiet ..."
@@ -78,6 +80,11 @@ def validate(path: str | Path, *, now: datetime | None = None) -> Report:
         schedules=sorted({route.schedule for route in routes.routes if route.schedule}),
         syncs={kind: n for kind in SYNC_TYPES if (n := sum(1 for sync_type, _ in distinct if sync_type == kind))},
         created=list(wired.schedules),
+        deadlines=[
+            f"the stack will create deadline schedule {schedule.name}: {schedule.expression} {schedule.timezone}"
+            f" (route {schedule.route}: each miss reported once, metric deadline_missed)"
+            for schedule in deadline_schedules(routes)
+        ],
         chains=[chain_summary(route) for route in routes.routes if route.followed],
         elsewhere=list(wired.elsewhere),
         gates=[gated(route) for route in routes.routes if route.gate is not None],
@@ -112,6 +119,7 @@ def render(report: Report) -> str:
     for spec in report.created:
         window = f", flexible window {spec.flexible_window} min" if spec.flexible_window else ""
         lines.append(f"  the stack will create schedule {spec.name}: {spec.expression} {spec.timezone}{window}")
+    lines.extend(f"  {line}" for line in report.deadlines)
     for name in report.elsewhere:
         lines.append(f"  schedule {name} is made elsewhere: polytrigger does not create it")
     lines.extend(f"  chained: {chain}" for chain in report.chains)
