@@ -308,3 +308,80 @@ def test_a_start_owed_by_an_invocation_that_died_after_firing_is_made_by_the_pol
     gated.pump.drain(timeout=5)
 
     assert starts(gated, REFS) == 1
+
+
+def test_a_manifest_entry_whose_count_failed_is_counted_when_its_event_comes_again(
+    gated: Dispatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is counted in its partition, then counting it in the manifest fails (throttled): the
+    invocation fails, and the event delivered again finishes the count."""
+    from polytrigger.gating.store import GatesUnavailable
+
+    folder = f"vendor/{day()}"
+    deliver(gated, put_manifest(gated, f"{folder}/manifest.json", [{"key": "a.csv"}, {"key": "b.csv"}]))
+    deliver(gated, landed(gated, f"{folder}/a.csv"))
+    flip, failed = DynamoGates._flip, list[Any]()
+
+    def throttled(self: DynamoGates, *args: Any) -> bool:
+        if not failed:
+            failed.append(args)
+            raise GatesUnavailable("the gate's table: ProvisionedThroughputExceededException")
+        return flip(self, *args)
+
+    monkeypatch.setattr(DynamoGates, "_flip", throttled)
+    last = landed(gated, f"{folder}/b.csv")
+    with pytest.raises(GatesUnavailable):
+        deliver(gated, last)
+    assert starts(gated, VENDOR) == 0
+
+    answer = deliver(gated, last)  # Lambda's retry
+
+    assert [o["status"] for o in answer["outcomes"]] == ["started"]
+    assert starts(gated, VENDOR) == 1
+
+
+def test_a_manifest_read_again_counts_the_files_that_landed_before_it_once(gated: Dispatch) -> None:
+    """Every delivery of the manifest counts the files already there (a first reader may have failed after
+    writing the total); a file counted twice would complete the partition early."""
+    folder = f"vendor/{day()}"
+    for name in ("a.csv", "b.csv"):
+        deliver(gated, landed(gated, f"{folder}/{name}"))
+    listed = put_manifest(gated, f"{folder}/manifest.json", [{"key": n} for n in ("a.csv", "b.csv", "c.csv")])
+    deliver(gated, listed)
+    deliver(gated, listed)  # delivered again
+    deliver(gated, landed(gated, f"{folder}/a.csv"))  # and a new upload of a counted file
+    assert starts(gated, VENDOR) == 0
+
+    deliver(gated, landed(gated, f"{folder}/c.csv"))
+
+    assert starts(gated, VENDOR) == 1
+    state = read_gate(gated.stack.dynamodb_client(), gated.stack.table_name, "vendor", (("date", folder[7:]),))
+    assert state is not None
+    assert (state.manifest_total, state.manifest_present) == (3, 3)
+
+
+def test_a_timeout_report_whose_reads_failed_is_made_when_the_poll_is_retried(
+    gated: Dispatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polytrigger.gating.store import GatesUnavailable
+
+    folder = f"vendor/{day()}"
+    deliver(gated, put_manifest(gated, f"{folder}/manifest.json", [{"key": "never.csv"}]))
+    gated.wait(TIMEOUT_HOURS * 3600 + 60)
+    missing, failed = DynamoGates.missing, list[Any]()
+
+    def throttled(self: DynamoGates, *args: Any, **kwargs: Any) -> list[str]:
+        if not failed:
+            failed.append(args)
+            raise GatesUnavailable("the gate's table: ProvisionedThroughputExceededException")
+        return missing(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoGates, "missing", throttled)
+    with pytest.raises(GatesUnavailable):
+        gated.polytrigger.poller()
+    gated.polytrigger.poller()  # Lambda's retry
+    gated.polytrigger.poller()
+
+    reports = [line for line in gated.polytrigger.log_lines() if "gate timed out" in str(line.get("message"))]
+    assert len(reports) == 1
+    assert f"{folder}/never.csv" in reports[0]["message"]

@@ -126,8 +126,17 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
                 queued += _queue(route, won, queue)
                 gates.settle(won)
                 continue
-        if not state.complete and moment >= _seconds(state.first_at) + route.gate.timeout and gates.reported(state):
+        if (
+            not state.complete
+            and moment >= _seconds(state.first_at) + route.gate.timeout
+            and state.reported < state.version
+        ):
+            # What is missing is read before the report is claimed: a read that fails fails the poll, which
+            # is retried with the report still to make (claimed first, it would never be made).
             missing = state.missing(route.gate) + gates.missing(state, route.gate, route.bucket)
+        else:
+            missing = None
+        if missing is not None and gates.reported(state):
             logger.error(
                 f"gate timed out: route {route.name}, partition {partition_text(partition)} incomplete"
                 f" {round((moment - _seconds(state.first_at)) / 3600, 1)} h after its first object;"

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from polytrigger.dispatch.table import due_in, due_items, expires, iso
 from polytrigger.gating.manifests import Entry, ManifestError, matches, parse_manifest
-from polytrigger.gating.state import NEED_PREFIX, PART_PREFIX, GateState, gate_id, member_id
+from polytrigger.gating.state import GOT_PREFIX, NEED_PREFIX, PART_PREFIX, GateState, gate_id, member_id
 from polytrigger.observability import error_code
 from polytrigger.routing.gates import Gate
 from polytrigger.routing.globs import Partition
@@ -97,7 +97,8 @@ class DynamoGates:
                 continue
             known = self._item(part)
             if known.get("upload", {}).get("S") == upload or opening:
-                return state or self.read(route.name, partition)  # type: ignore[return-value]
+                state = state or self.read(route.name, partition)
+                break  # counted already (a redelivery, or a retry): its manifest step is still to finish
             if not self._touch(
                 arrival, gid=gid, part=part, upload=upload, version=version, now=now
             ):  # a new upload of a counted key
@@ -256,17 +257,18 @@ class DynamoGates:
         flipped when the version's manifest lists it. Either side may come first; each entry counts once."""
         manifest = arrival.gate.manifest
         assert manifest is not None
-        if arrival.manifest and state.manifest_total < 0 and not state.complete:
+        if arrival.manifest and not state.complete:  # each delivery of it (a retry finishes what a failure left)
             self._read_manifest(arrival, state, gid)
             state = self.read(arrival.route.name, arrival.partition) or state
         elif state.manifest_total >= 0 and not state.complete:
-            need = self._item(member_id(NEED_PREFIX, f"{gid}#v{state.version}", url))
+            scope = f"{gid}#v{state.version}"
+            need = self._item(member_id(NEED_PREFIX, scope, url))
             trigger = arrival.trigger
             if (
                 need
                 and "arrived" not in need
                 and matches(_entry_of(need), manifest.check, trigger.size, trigger.etag)
-                and self._flip(need["id"]["S"], gid, state.version)
+                and self._flip(scope, url, gid, state.version)
             ):
                 state = self.read(arrival.route.name, arrival.partition) or state
         return state
@@ -296,20 +298,20 @@ class DynamoGates:
         needs = [_need_item(member_id(NEED_PREFIX, scope, entry.url), entry, now) for entry in entries]
         for start in range(0, len(needs), BATCH_WRITE):
             self._batch_write(needs[start : start + BATCH_WRITE])
-        written = self._conditional(
+        self._conditional(  # refused when another delivery of it set it first, or the version moved on
             {"id": {"S": gid}},
             "SET manifest_total = :n, manifest_key = :key REMOVE manifest_error",
             "version = :v AND attribute_not_exists(manifest_total)",
             {":n": {"N": str(len(entries))}, ":key": {"S": trigger.key}, ":v": {"N": str(state.version)}},
         )
-        if not written:
-            return  # read by another invocation, or the version moved on
-        parts = {member_id(PART_PREFIX, gid, entry.url): need for entry, need in zip(entries, needs, strict=True)}
+        # The objects that landed before: counted here, by every delivery of the manifest (each entry once:
+        # `_flip`), so a reader that failed after writing the total leaves nothing uncounted.
+        parts = {member_id(PART_PREFIX, gid, entry.url): entry for entry in entries}
         for landed in self._batch_get(list(parts)):
-            need = parts[landed["id"]["S"]]
+            entry = parts[landed["id"]["S"]]
             size = int(landed.get("size", {}).get("N", "0"))
-            if matches(_entry_of(need), manifest.check, size, landed.get("etag", {}).get("S", "")):
-                self._flip(need["id"]["S"], gid, state.version)
+            if matches(entry, manifest.check, size, landed.get("etag", {}).get("S", "")):
+                self._flip(scope, entry.url, gid, state.version)
 
     def missing(self, state: GateState, gate: Gate, bucket: str, limit: int = 20) -> list[str]:
         """The listed keys and manifest entries of `state`'s version that have not landed (at most `limit`
@@ -335,19 +337,26 @@ class DynamoGates:
         except (ManifestError, GatesUnavailable):
             return [*missing, f"(manifest s3://{bucket}/{state.manifest_key} could not be read again)"]
         scope = f"{gid}#v{state.version}"
-        needs = {member_id(NEED_PREFIX, scope, entry.url): entry.url for entry in entries}
-        arrived = {item["id"]["S"] for item in self._batch_get(list(needs)) if "arrived" in item}
-        return missing + [url for key, url in needs.items() if key not in arrived][:limit]
+        got = {member_id(GOT_PREFIX, scope, entry.url): entry.url for entry in entries}
+        arrived = {item["id"]["S"] for item in self._batch_get(list(got))}
+        return missing + [url for key, url in got.items() if key not in arrived][:limit]
 
-    def _flip(self, need: str, gid: str, version: int) -> bool:
-        """One manifest entry found: the entry marked and the gate's count moved, together, once."""
-        now = iso(datetime.fromtimestamp(self.clock(), UTC))
-        entry = {
+    def _flip(self, scope: str, url: str, gid: str, version: int) -> bool:
+        """One manifest entry found: counted once, with its `got#` item in the same transaction (the need's
+        `arrived` is only a hint: a later read of the manifest writes the need again). A conflict with another
+        transaction is tried again; True when this call counted it."""
+        now = self.clock()
+        need = {
             "TableName": self.table,
-            "Key": {"id": {"S": need}},
+            "Key": {"id": {"S": member_id(NEED_PREFIX, scope, url)}},
             "UpdateExpression": "SET arrived = :now",
-            "ConditionExpression": "attribute_exists(id) AND attribute_not_exists(arrived)",
-            "ExpressionAttributeValues": {":now": {"S": now}},
+            "ConditionExpression": "attribute_exists(id)",
+            "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
+        }
+        got = {
+            "TableName": self.table,
+            "Item": {"id": {"S": member_id(GOT_PREFIX, scope, url)}, "expiration": expires(KEEP_SECONDS, now)},
+            "ConditionExpression": "attribute_not_exists(id)",
         }
         gate = {
             "TableName": self.table,
@@ -356,7 +365,13 @@ class DynamoGates:
             "ConditionExpression": "version = :v",
             "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(version)}},
         }
-        return self._transact([{"Update": entry}, {"Update": gate}], "count a manifest entry") is None
+        for _ in range(MAX_TRIES):
+            reasons = self._transact([{"Update": need}, {"Put": got}, {"Update": gate}], "count a manifest entry")
+            if reasons is None:
+                return True
+            if "ConditionalCheckFailed" in reasons or "TransactionConflict" not in reasons:
+                return False  # counted already, not listed, or the version moved on
+        raise GatesUnavailable(f"the gate {gid} stayed too busy to count {url}")
 
     # -- firing ----------------------------------------------------------------------------------
     def fire(self, state: GateState) -> GateState | None:
