@@ -385,3 +385,41 @@ def test_a_timeout_report_whose_reads_failed_is_made_when_the_poll_is_retried(
     reports = [line for line in gated.polytrigger.log_lines() if "gate timed out" in str(line.get("message"))]
     assert len(reports) == 1
     assert f"{folder}/never.csv" in reports[0]["message"]
+
+
+def test_a_start_made_by_an_invocation_that_died_before_settling_is_not_made_again_by_the_poller(
+    gated: Dispatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The completing invocation started the sync and died before `settle`: the start stays owed, and the
+    poller finds it made (its dedup record) instead of starting again (its run predates the coverage bound)."""
+
+    class Died(Exception):
+        pass
+
+    prefix = f"refs/{day()}"
+    settle, died = DynamoGates.settle, list[Any]()
+
+    def dying(self: DynamoGates, state: Any) -> None:
+        if not died:
+            died.append(state)
+            raise Died("the invocation died after the start, before settling")
+        settle(self, state)
+
+    deliver(gated, landed(gated, f"{prefix}/customers.csv"))
+    monkeypatch.setattr(DynamoGates, "settle", dying)
+    last = landed(gated, f"{prefix}/products.csv")
+    with pytest.raises(Died):
+        deliver(gated, last)
+    deliver(gated, last)  # Lambda's retry
+    assert starts(gated, REFS) == 1
+
+    gated.wait(OWED_GRACE + 1)
+    gated.polytrigger.poller()
+    gated.pump.drain(timeout=15)
+    gated.polytrigger.poller()
+    gated.pump.drain(timeout=5)
+
+    assert starts(gated, REFS) == 1
+    state = read_gate(gated.stack.dynamodb_client(), gated.stack.table_name, "refs", (("date", prefix[5:]),))
+    assert state is not None
+    assert state.owed == 0

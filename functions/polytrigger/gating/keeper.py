@@ -116,14 +116,14 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
             continue
         moment = now.timestamp()
         if state.owed and moment >= _seconds(state.completed_at) + OWED_GRACE:
-            queued += _queue(route, state, queue)
+            queued += _queue(route, state, queue, gates)
             gates.settle(state)
             state = GateState.from_item({**item, "owed": {"N": "0"}}, route.name, partition)
         elif state.ready(route.gate, moment):
             won = gates.fire(state)
             if won is not None:
                 _complete(route, won, "its quiet period")
-                queued += _queue(route, won, queue)
+                queued += _queue(route, won, queue, gates)
                 gates.settle(won)
                 continue
         if (
@@ -149,11 +149,16 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
     return Checked(queued, timed_out)
 
 
-def _queue(route: Route, state: GateState, queue: Queue) -> int:
-    """The fired version's starts, as dispatch messages the dispatcher performs once (a run created since
-    the completion covers them: a start its first maker did make is not made twice)."""
+def _queue(route: Route, state: GateState, queue: Queue, gates: DynamoGates) -> int:
+    """The fired version's starts not made yet, as dispatch messages the dispatcher performs once.
+
+    A start its first maker did make (its dedup record holds the outcome: the invocation died before
+    `settle`) is not queued: a run created since the completion would cover it only from
+    `SKEW_SECONDS` after the completion, and the first maker's run is created within that second."""
     completed = _seconds(state.completed_at)
     actions = fired_actions(route, state)
+    made = gates.made([action.dedup_key for action in actions])
+    actions = tuple(action for action in actions if action.dedup_key not in made)
     for action in actions:
         queue.send(
             deferred_start(action, since=completed + SKEW_SECONDS, attempt=QUEUED_ATTEMPT, first_at=completed), 0

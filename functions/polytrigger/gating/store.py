@@ -429,6 +429,18 @@ class DynamoGates:
         values[":due_at"] = {"S": iso(datetime.fromtimestamp(at, UTC))}
         self._conditional(key, "SET due_in = :due_in, due_at = :due_at", "version = :v", values)
 
+    def made(self, keys: list[str]) -> set[str]:
+        """Of these actions' dedup keys, those whose start already has its settled outcome in the dedup table
+        (the completing invocation made it, then died before `settle`): an owed start not to make again."""
+        from polytrigger.dispatch.dedup import KEY_PREFIX  # the dedup records' ids: `polytrigger#<dedup key>`
+
+        records = {f"{KEY_PREFIX}#{key}": key for key in keys}
+        return {
+            records[item["id"]["S"]]
+            for item in self._batch_get(list(records))
+            if item.get("status", {}).get("S") == "COMPLETED"
+        }
+
     def due(self, until: datetime) -> Iterator[dict[str, Any]]:
         """The gates the poller must look at by `until` (each a raw item: `route` and `gate_partition`)."""
         return due_items(self.client, self.table, DUE_KIND, until, self._call)
