@@ -19,7 +19,8 @@ partition, its version and the version's first object, so each execution is attr
   file its manifest lists) was delivered;
 - **fired early**: executions created before the version's last required object was first delivered;
 - **fired twice**: versions with more than one execution, and executions attributed to no version;
-- **missed**: complete versions with no execution.
+- **missed**: complete versions with no execution of their own and no run of their sync created since
+  their last required object was delivered (a later run covers them: the dispatcher answers `covered`).
 
 Fired twice and missed are also the table's "doubled" and "lost"; a timeout report made zero times
 or twice for an incomplete partition (or made at all for a complete one) counts in "told 0 times or twice".
@@ -395,8 +396,11 @@ def tally(g: Gates, sync: str, reported: Counter[str] | None = None) -> tuple[Ga
         started = by_version.get(id(p), [])
         counts.complete += p.complete
         counts.twice += max(0, len(started) - 1)
-        counts.missed += p.complete and not started
         last = max(g.first_sent[event_key(e)] for e in p.required)
+        if p.complete and not started:  # a later run of the sync has every object of it (as the dispatcher says)
+            covering = any(e.created_at.timestamp() >= last for e in executions)
+            counts.covered += covering
+            counts.missed += not covering
         counts.early += sum(1 for e in started if e.created_at.timestamp() < last or not p.complete)
     counts.twice += strays
     if reported is not None:
@@ -427,6 +431,7 @@ def row(g: Gates, name: str, sync: str, started: float, *, reported: Counter[str
         "twice": counts.twice,
         "missed": counts.missed,
         "strays": counts.strays,
+        "covered": counts.covered,
         "deliveries": deliveries,
         "failed_attempts": sum(len(d.errors) for ds in g.run.deliveries.values() for d in ds),
         "attempts": attempts,
@@ -496,8 +501,9 @@ def gates_under_faults(h: Harness) -> Row:
         facts = result.facts
         facts["counted_once"] = counted_once(h, g.versions)
         result.notes = (
-            f"{facts['complete']} partitions complete, {facts['started_inline']} started by the completing"
-            f" object's own invocation, {facts['queued_by_poller']} by the poller (owed); {facts['throttled']}"
+            f"{facts['complete']} partitions complete: {facts['started_inline']} answered started by the completing"
+            f" object's own invocation (the others' failed after the start, and were retried),"
+            f" {facts['queued_by_poller']} queued by the poller; {facts['throttled']}"
             f" requests throttled, {facts['conflicts']} transactions conflicted, {facts['failed_attempts']} invocations"
             f" failed and were retried; {facts['counted_once']} gates count each of their {PARTS} parts once"
         )
@@ -544,7 +550,8 @@ def gates_after_a_crash(h: Harness) -> Row:
             f"{crashed['fire']} died after the firing claim, {crashed['settle']} after the start (Lambda delivered"
             f" each again: nothing started); within the grace the poller queued {queued_early}; after"
             f" {OWED_GRACE // 60} min it queued {facts['queued_after_grace']} ({facts['dispatcher_started']}"
-            f" started; the {crashed['settle']} made before the crash found in their dedup records, not queued);"
+            f" started, {facts['dispatcher_covered']} covered by that run; the {crashed['settle']} made before"
+            f" the crash found in their dedup records, not queued);"
             f" later polls queued {facts['queued_later']}"
         )
         return result

@@ -64,7 +64,8 @@ class GateCounts:
     complete: int = 0  # versions whose every required object was delivered
     early: int = 0  # starts created before their version's last required object was first delivered
     twice: int = 0  # starts past a version's first, and starts attributed to no version (strays)
-    missed: int = 0  # complete versions with no start
+    missed: int = 0  # complete versions with no start, and no run of their sync created since they completed
+    covered: int = 0  # complete versions with no start of their own, but such a run
     strays: int = 0  # of `twice`: starts attributed to no version
     told_wrong: int = 0  # timeout reports made zero times or twice (or for a complete partition)
 

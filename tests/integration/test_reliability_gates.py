@@ -27,8 +27,9 @@ def test_no_partition_fires_early_or_twice_and_none_complete_is_missed(reliabili
     for row in reliability_rows:
         assert row.gate is not None, printed
         assert (row.gate.early, row.gate.twice, row.gate.missed, row.gate.strays) == (0, 0, 0, 0), printed
-        assert row.seen == row.expected == row.gate.complete, printed  # one start per complete version
-        assert row.facts["fired_metric"] == row.gate.complete, printed  # one firing claim won per version
+        assert row.seen + row.gate.covered == row.expected == row.gate.complete, printed  # one start per version
+        if row.scenario != CRASH:  # there, the winner of a claim dies before it says so
+            assert row.facts["fired_metric"] == row.gate.complete, printed  # one firing claim won per version
         assert row.parked == 0, printed
 
 
@@ -56,9 +57,11 @@ def test_a_crash_after_the_firing_claim_leaves_the_start_to_the_poller_after_its
     assert facts["started_before_poll"] == facts["crashed_after_start"]  # the crash after the start made it
     assert facts["queued_within_grace"] == 0  # the start is owed, not late, until OWED_GRACE
     assert facts["queued_after_grace"] == facts["crashed_after_fire"]  # each start never made queued once
-    assert facts["dispatcher_started"] == facts["crashed_after_fire"]
-    assert facts["dispatcher_covered"] == 0  # a start made before the crash is not queued at all
+    assert facts["dispatcher_started"] >= 1  # one run made for the owed starts: it may cover the others
+    assert facts["dispatcher_started"] + facts["dispatcher_covered"] == facts["crashed_after_fire"]
+    assert facts["covered"] == facts["dispatcher_covered"]  # a start made before the crash is not queued at all
     assert crashed == facts["partitions"]
+    assert facts["fired_metric"] == facts["partitions"] - facts["crashed_after_fire"]  # the dead told nothing
     assert facts["queued_later"] == 0  # settled: nothing owed any more
     assert facts["counted_once"] == facts["partitions"]
 
