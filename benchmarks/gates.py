@@ -288,7 +288,7 @@ def rows(quick: bool, stack: LocalStack | None = None, *, warm_ups: int = WARM_U
             f"gates, marker + {PARTS} parts: gate write requests per waiting object", writes, PARTS, WRITES_PER_OBJECT
         ),
         reference(
-            f"gates, marker + {PARTS} parts: gate WCU per waiting object (1 transaction of 2 items, 2 WCU each)",
+            f"gates, marker + {PARTS} parts: gate WCU per waiting object (1 transaction of 2 items: 2 WCU per KB of each)",
             _units(write_units, PARTS),
             f"{_units(read_units, PARTS)} RCU",
         ),

@@ -18,7 +18,7 @@ from local.stack import LocalStack
 ROWS = (
     "gates, marker + 40 parts: gate reads per waiting object",
     "gates, marker + 40 parts: gate write requests per waiting object",
-    "gates, marker + 40 parts: gate WCU per waiting object (1 transaction of 2 items, 2 WCU each)",
+    "gates, marker + 40 parts: gate WCU per waiting object (1 transaction of 2 items: 2 WCU per KB of each)",
     "gates, marker + 40 parts: gate requests per object, whole partition (fire + settle once)",
     "gates, marker + 40 parts: the completing object's gate requests",
     "gates, marker + 40 parts: gate writes per duplicate delivery (counts nothing)",
