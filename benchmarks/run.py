@@ -25,6 +25,7 @@ MODULES = (
     "benchmarks.cost",
     "benchmarks.outcomes",
     "benchmarks.status",
+    "benchmarks.gates",
 )
 
 

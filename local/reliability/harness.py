@@ -58,6 +58,19 @@ def event_key(event: Any) -> str:
 
 
 @dataclass
+class GateCounts:
+    """A gate row's own columns (local.reliability.gates), counted per partition version from Polytomic's side."""
+
+    complete: int = 0  # versions whose every required object was delivered
+    early: int = 0  # starts created before their version's last required object was first delivered
+    twice: int = 0  # starts past a version's first, and starts attributed to no version (strays)
+    missed: int = 0  # complete versions with no start, and no run of their sync created since they completed
+    covered: int = 0  # complete versions with no start of their own, but such a run
+    strays: int = 0  # of `twice`: starts attributed to no version
+    told_wrong: int = 0  # timeout reports made zero times or twice (or for a complete partition)
+
+
+@dataclass
 class Row:
     scenario: str
     triggers: int
@@ -73,6 +86,7 @@ class Row:
     facts: dict[str, int] = field(default_factory=dict)  # what the scenario's notes say, for the tests
     # run-outcome rows: endings (and freshness breaches) told zero times or more than once; None: not a row of those
     told_wrong: int | None = None
+    gate: GateCounts | None = None  # gate rows: partitions complete, fired early, fired twice, missed
 
 
 @dataclass

@@ -8,7 +8,10 @@ parked with a reason in a dead-letter queue. An action with no execution whose e
 parked is *lost*; an action with two executions is *doubled*; a delivery acknowledged while an
 action of it was neither done nor parked with a reason counts in "acked, not done or parked".
 In the run-outcome rows, a run's ending (or a freshness breach) told zero times or more than once
-counts in "told 0 times or twice" ("-" in the other rows). Any of the four non-zero fails the run.
+counts in "told 0 times or twice" ("-" in the other rows). Gate rows add four columns ("-" in the
+others): partitions complete, fired early (a start before the partition's last required object
+landed), fired twice and missed (a complete partition with no start; fired twice and missed are
+also the row's doubled and lost). Any of the four (five with fired early) non-zero fails the run.
 The harness is `local.reliability.harness`; the scenarios are in the other modules of `local.reliability`.
 """
 
@@ -21,7 +24,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from local.reliability import dispatch, failures, holds, joins, load, outcomes, windows
+from local.reliability import dispatch, failures, gates, holds, joins, load, outcomes, windows
 from local.reliability.harness import Harness, Row
 from local.reliability.scenarios import FULL_SCALE_ONLY, SCENARIOS
 from local.stack import LocalStack
@@ -45,7 +48,7 @@ ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
 
 # The scenarios by what they try, in the order the table prints them: `make reliability` runs every
 # group in one table; the scaled-down test runs each group on its own (in parallel, on its own stack).
-GROUPS = ("concurrency", "faults", "adversarial", "outcomes", "holds", "joins")
+GROUPS = ("concurrency", "faults", "adversarial", "outcomes", "holds", "joins", "gates")
 
 
 def scenarios(scale: float, group: str = "") -> tuple[Callable[[Harness], Row], ...]:
@@ -58,6 +61,7 @@ def scenarios(scale: float, group: str = "") -> tuple[Callable[[Harness], Row], 
         "outcomes": outcomes.SCENARIOS,  # run outcomes (local.reliability.outcomes)
         "holds": holds.SCENARIOS,  # a paused sync: files across a freeze and a thaw (local.reliability.holds)
         "joins": joins.SCENARIOS,  # a route waiting for two upstream syncs (local.reliability.joins)
+        "gates": gates.SCENARIOS,  # once per complete partition, across faults and a crash (local.reliability.gates)
     }
     return chosen[group] if group else tuple(item for name in GROUPS for item in chosen[name])
 
@@ -75,10 +79,23 @@ def run_all(stack: LocalStack, scale: float, seed: int, only: str = "", group: s
         harness.close()
 
 
+GATE_COLUMNS = ("partitions complete", "fired early", "fired twice", "missed")
+
+
+def gate_cells(row: Row) -> tuple[str, ...]:
+    counts = row.gate
+    if counts is None:
+        return ("-",) * len(GATE_COLUMNS)
+    return str(counts.complete), str(counts.early), str(counts.twice), str(counts.missed)
+
+
 def table(rows: Sequence[Row]) -> str:
+    """The rows under one header; the gate columns only when a gate row is among them."""
+    gated = any(r.gate is not None for r in rows)
     header = (
         "scenario", "triggers sent", "starts expected", "starts seen", "duplicates suppressed",
-        "parked in DLQ", "lost", "doubled", "acked, not done or parked", "told 0 times or twice", "seconds", "notes",
+        "parked in DLQ", "lost", "doubled", "acked, not done or parked", "told 0 times or twice",
+        *(GATE_COLUMNS if gated else ()), "seconds", "notes",
     )  # fmt: skip
     lines = [header] + [
         (
@@ -92,6 +109,7 @@ def table(rows: Sequence[Row]) -> str:
             str(r.doubled),
             str(r.acked_not_done),
             "-" if r.told_wrong is None else str(r.told_wrong),
+            *(gate_cells(r) if gated else ()),
             f"{r.seconds:.1f}",
             r.notes,
         )
@@ -101,6 +119,11 @@ def table(rows: Sequence[Row]) -> str:
     rendered = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     rendered.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(rendered)
+
+
+def early(row: Row) -> int:
+    """A gate row's starts made before their partition was complete (0 for the other rows)."""
+    return row.gate.early if row.gate is not None else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,12 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = stack.dynamodb_engine
         rows = run_all(stack, args.scale, args.seed, args.only)
     print(table(rows))
-    bad = [r.scenario for r in rows if r.lost or r.doubled or r.acked_not_done or r.told_wrong]
+    bad = [r.scenario for r in rows if r.lost or r.doubled or r.acked_not_done or r.told_wrong or early(r)]
     acked = sum(r.acked_not_done for r in rows)
     told = sum(r.told_wrong or 0 for r in rows)
+    fired_early = f", fired early: {sum(early(r) for r in rows)}" if any(r.gate for r in rows) else ""
     print(
         f"\nlost: {sum(r.lost for r in rows)}, doubled: {sum(r.doubled for r in rows)},"
-        f" acked without being done or parked: {acked}, told 0 times or twice: {told} (DynamoDB: {engine})"
+        f" acked without being done or parked: {acked}, told 0 times or twice: {told}{fired_early}"
+        f" (DynamoDB: {engine})"
     )
     if bad:
         print(f"FAILED: {', '.join(bad)}", file=sys.stderr)

@@ -331,3 +331,140 @@ def test_status_says_what_the_gate_of_a_file_still_waits_for_and_then_which_run_
     (done,) = fate_of(BUCKET, files[0].key, routes, records).syncs
     assert done.state == "covered"  # the partition's run has it (the start was the partition's, not the file's)
     assert done.execution_id == gated.stack.fake.executions(ORDERS)[0].id
+
+
+def test_a_manifest_entry_whose_count_failed_is_counted_when_its_event_comes_again(
+    gated: Dispatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is counted in its partition, then counting it in the manifest fails (throttled): the
+    invocation fails, and the event delivered again finishes the count."""
+    from polytrigger.gating.store import GatesUnavailable
+
+    folder = f"vendor/{day()}"
+    deliver(gated, put_manifest(gated, f"{folder}/manifest.json", [{"key": "a.csv"}, {"key": "b.csv"}]))
+    deliver(gated, landed(gated, f"{folder}/a.csv"))
+    from polytrigger.gating import manifest_checks
+
+    flip, failed = manifest_checks.flip, list[Any]()
+
+    def throttled(*args: Any) -> bool:
+        if not failed:
+            failed.append(args)
+            raise GatesUnavailable("the gate's table: ProvisionedThroughputExceededException")
+        return flip(*args)
+
+    monkeypatch.setattr(manifest_checks, "flip", throttled)
+    last = landed(gated, f"{folder}/b.csv")
+    with pytest.raises(GatesUnavailable):
+        deliver(gated, last)
+    assert starts(gated, VENDOR) == 0
+
+    answer = deliver(gated, last)  # Lambda's retry
+
+    assert [o["status"] for o in answer["outcomes"]] == ["started"]
+    assert starts(gated, VENDOR) == 1
+
+
+def test_a_manifest_read_again_counts_the_files_that_landed_before_it_once(gated: Dispatch) -> None:
+    """Every delivery of the manifest counts the files already there (a first reader may have failed after
+    writing the total); a file counted twice would complete the partition early."""
+    folder = f"vendor/{day()}"
+    for name in ("a.csv", "b.csv"):
+        deliver(gated, landed(gated, f"{folder}/{name}"))
+    listed = put_manifest(gated, f"{folder}/manifest.json", [{"key": n} for n in ("a.csv", "b.csv", "c.csv")])
+    deliver(gated, listed)
+    deliver(gated, listed)  # delivered again
+    deliver(gated, landed(gated, f"{folder}/a.csv"))  # and a new upload of a counted file
+    assert starts(gated, VENDOR) == 0
+
+    deliver(gated, landed(gated, f"{folder}/c.csv"))
+
+    assert starts(gated, VENDOR) == 1
+    state = read_gate(gated.stack.dynamodb_client(), gated.stack.table_name, "vendor", (("date", folder[7:]),))
+    assert state is not None
+    assert (state.manifest_total, state.manifest_present) == (3, 3)
+
+
+def test_a_timeout_report_whose_reads_failed_is_made_when_the_poll_is_retried(
+    gated: Dispatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from polytrigger.gating.store import GatesUnavailable
+
+    folder = f"vendor/{day()}"
+    deliver(gated, put_manifest(gated, f"{folder}/manifest.json", [{"key": "never.csv"}]))
+    gated.wait(TIMEOUT_HOURS * 3600 + 60)
+    missing, failed = DynamoGates.missing, list[Any]()
+
+    def throttled(self: DynamoGates, *args: Any, **kwargs: Any) -> list[str]:
+        if not failed:
+            failed.append(args)
+            raise GatesUnavailable("the gate's table: ProvisionedThroughputExceededException")
+        return missing(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoGates, "missing", throttled)
+    with pytest.raises(GatesUnavailable):
+        gated.polytrigger.poller()
+    gated.polytrigger.poller()  # Lambda's retry
+    gated.polytrigger.poller()
+
+    reports = [line for line in gated.polytrigger.log_lines() if "gate timed out" in str(line.get("message"))]
+    assert len(reports) == 1
+    assert f"{folder}/never.csv" in reports[0]["message"]
+
+
+def test_a_start_made_by_an_invocation_that_died_before_settling_is_not_made_again_by_the_poller(
+    gated: Dispatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The completing invocation started the sync and died before `settle`: the start stays owed, and the
+    poller finds it made (its dedup record) instead of starting again (its run predates the coverage bound)."""
+
+    class Died(Exception):
+        pass
+
+    prefix = f"refs/{day()}"
+    settle, died = DynamoGates.settle, list[Any]()
+
+    def dying(self: DynamoGates, state: Any) -> None:
+        if not died:
+            died.append(state)
+            raise Died("the invocation died after the start, before settling")
+        settle(self, state)
+
+    deliver(gated, landed(gated, f"{prefix}/customers.csv"))
+    monkeypatch.setattr(DynamoGates, "settle", dying)
+    last = landed(gated, f"{prefix}/products.csv")
+    with pytest.raises(Died):
+        deliver(gated, last)
+    deliver(gated, last)  # Lambda's retry
+    assert starts(gated, REFS) == 1
+
+    gated.wait(OWED_GRACE + 1)
+    gated.polytrigger.poller()
+    gated.pump.drain(timeout=15)
+    gated.polytrigger.poller()
+    gated.pump.drain(timeout=5)
+
+    assert starts(gated, REFS) == 1
+    state = read_gate(gated.stack.dynamodb_client(), gated.stack.table_name, "refs", (("date", prefix[5:]),))
+    assert state is not None
+    assert state.owed == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a late event of an older upload opens a new version after a newer one completed: the counting"
+    " transaction's part condition compares uploads for inequality, not order (S3 sequencers of one key are ordered)",
+)
+def test_a_late_redelivery_of_older_uploads_after_a_newer_version_completed_starts_nothing(gated: Dispatch) -> None:
+    prefix = f"orders/dt={day()}"
+    first = [*parts(gated, prefix), landed(gated, f"{prefix}/_SUCCESS")]
+    for file in first:
+        deliver(gated, file)
+    for file in [*parts(gated, prefix), landed(gated, f"{prefix}/_SUCCESS")]:  # every object uploaded again
+        deliver(gated, file)
+    assert starts(gated, ORDERS) == 2
+
+    for file in first:  # EventBridge delivers the first uploads' events again, late
+        deliver(gated, file)
+
+    assert starts(gated, ORDERS) == 2

@@ -64,6 +64,13 @@ def deferred_start(action: Action, *, since: float, attempt: int, first_at: floa
     return DeferredStart(message_id(action.dedup_key, "deferred", attempt), action, since, attempt, first_at)
 
 
+def owed_start(action: Action, *, since: float, first_at: float) -> DeferredStart:
+    """A start its first maker may have made before it died (a gate's owed start): queued under the action's
+    own dedup key, so the dispatcher's call finds that maker's record (and Polytomic its Idempotency-Key)
+    and starts nothing twice, or makes the start now if it never was."""
+    return DeferredStart(action.dedup_key, action, since, 1, first_at)
+
+
 def window_flush(action: Action, window: str, opened_at: float, generation: int) -> WindowFlush:
     return WindowFlush(message_id(window, opened_at, generation), action, window, opened_at, generation)
 

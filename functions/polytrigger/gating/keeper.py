@@ -17,15 +17,13 @@ from datetime import UTC, datetime
 from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Outcome
 from polytrigger.dispatch.deferrals import SKEW_SECONDS
-from polytrigger.dispatch.messages import deferred_start
+from polytrigger.dispatch.messages import owed_start
 from polytrigger.dispatch.ports import Queue
 from polytrigger.gating.manifests import ManifestError
 from polytrigger.gating.state import GateState, partition_text
 from polytrigger.gating.store import OWED_GRACE, DynamoGates, partition_of
 from polytrigger.observability import count, logger, record_problem
 from polytrigger.routing.model import Arrival, Route, Routes
-
-QUEUED_ATTEMPT = 1  # a queued gate start is a first attempt: a 409 then defers it as 2, 3, ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +124,17 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
                 queued += _queue(route, won, queue)
                 gates.settle(won)
                 continue
-        if not state.complete and moment >= _seconds(state.first_at) + route.gate.timeout and gates.reported(state):
+        if (
+            not state.complete
+            and moment >= _seconds(state.first_at) + route.gate.timeout
+            and state.reported < state.version
+        ):
+            # What is missing is read before the report is claimed: a read that fails fails the poll, which
+            # is retried with the report still to make (claimed first, it would never be made).
             missing = state.missing(route.gate) + gates.missing(state, route.gate, route.bucket)
+        else:
+            missing = None
+        if missing is not None and gates.reported(state):
             logger.error(
                 f"gate timed out: route {route.name}, partition {partition_text(partition)} incomplete"
                 f" {round((moment - _seconds(state.first_at)) / 3600, 1)} h after its first object;"
@@ -141,14 +148,13 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
 
 
 def _queue(route: Route, state: GateState, queue: Queue) -> int:
-    """The fired version's starts, as dispatch messages the dispatcher performs once (a run created since
-    the completion covers them: a start its first maker did make is not made twice)."""
+    """The fired version's starts, as dispatch messages under each action's own dedup key: a start the
+    completing invocation made before it died is found made (its dedup record, and Polytomic's
+    Idempotency-Key), one it never made is made now; either way once."""
     completed = _seconds(state.completed_at)
     actions = fired_actions(route, state)
     for action in actions:
-        queue.send(
-            deferred_start(action, since=completed + SKEW_SECONDS, attempt=QUEUED_ATTEMPT, first_at=completed), 0
-        )
+        queue.send(owed_start(action, since=completed + SKEW_SECONDS, first_at=completed), 0)
     return len(actions)
 
 

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from polytrigger.dispatch.table import expires, iso
 from polytrigger.gating.manifests import Entry, ManifestError, matches, parse_manifest
-from polytrigger.gating.requests import BATCH_WRITE, GateRequests, GatesUnavailable
-from polytrigger.gating.state import NEED_PREFIX, PART_PREFIX, GateState, gate_id, member_id, read_gate
+from polytrigger.gating.requests import BATCH_WRITE, MAX_TRIES, GateRequests, GatesUnavailable
+from polytrigger.gating.state import GOT_PREFIX, NEED_PREFIX, PART_PREFIX, GateState, gate_id, member_id, read_gate
 from polytrigger.routing.gates import Gate
 from polytrigger.routing.model import Arrival
 
@@ -36,17 +36,18 @@ def check_arrival(
     flipped when the version's manifest lists it. Either side may come first; each entry counts once."""
     manifest = arrival.gate.manifest
     assert manifest is not None
-    if arrival.manifest and state.manifest_total < 0 and not state.complete:
+    if arrival.manifest and not state.complete:  # each delivery of it: a retry finishes what a failure left
         read_manifest(gates, objects, arrival, state, gid)
         state = _reread(gates, state) or state
     elif state.manifest_total >= 0 and not state.complete:
-        need = gates._item(member_id(NEED_PREFIX, f"{gid}#v{state.version}", url))
+        scope = f"{gid}#v{state.version}"
+        need = gates._item(member_id(NEED_PREFIX, scope, url))
         trigger = arrival.trigger
         if (
             need
             and "arrived" not in need
             and matches(_entry_of(need), manifest.check, trigger.size, trigger.etag)
-            and flip(gates, need["id"]["S"], gid, state.version)
+            and flip(gates, scope, url, gid, state.version)
         ):
             state = _reread(gates, state) or state
     return state
@@ -77,20 +78,20 @@ def read_manifest(gates: GateRequests, objects: Objects | None, arrival: Arrival
     needs = [_need_item(member_id(NEED_PREFIX, scope, entry.url), entry, now) for entry in entries]
     for start in range(0, len(needs), BATCH_WRITE):
         gates._batch_write(needs[start : start + BATCH_WRITE])
-    written = gates._conditional(
+    gates._conditional(  # refused when another delivery of it set it first, or the version moved on
         {"id": {"S": gid}},
         "SET manifest_total = :n, manifest_key = :key REMOVE manifest_error",
         "version = :v AND attribute_not_exists(manifest_total)",
         {":n": {"N": str(len(entries))}, ":key": {"S": trigger.key}, ":v": {"N": str(state.version)}},
     )
-    if not written:
-        return  # read by another invocation, or the version moved on
-    parts = {member_id(PART_PREFIX, gid, entry.url): need for entry, need in zip(entries, needs, strict=True)}
+    # The objects that landed before it: counted by every delivery of the manifest (each entry once: `flip`),
+    # so a reader that failed after writing the total leaves nothing uncounted.
+    parts = {member_id(PART_PREFIX, gid, entry.url): entry for entry in entries}
     for landed in gates._batch_get(list(parts)):
-        need = parts[landed["id"]["S"]]
+        entry = parts[landed["id"]["S"]]
         size = int(landed.get("size", {}).get("N", "0"))
-        if matches(_entry_of(need), manifest.check, size, landed.get("etag", {}).get("S", "")):
-            flip(gates, need["id"]["S"], gid, state.version)
+        if matches(entry, manifest.check, size, landed.get("etag", {}).get("S", "")):
+            flip(gates, scope, entry.url, gid, state.version)
 
 
 def missing(
@@ -119,20 +120,27 @@ def missing(
     except (ManifestError, GatesUnavailable):
         return [*missing, f"(manifest s3://{bucket}/{state.manifest_key} could not be read again)"]
     scope = f"{gid}#v{state.version}"
-    needs = {member_id(NEED_PREFIX, scope, entry.url): entry.url for entry in entries}
-    arrived = {item["id"]["S"] for item in gates._batch_get(list(needs)) if "arrived" in item}
-    return missing + [url for key, url in needs.items() if key not in arrived][:limit]
+    got = {member_id(GOT_PREFIX, scope, entry.url): entry.url for entry in entries}
+    arrived = {item["id"]["S"] for item in gates._batch_get(list(got))}
+    return missing + [url for key, url in got.items() if key not in arrived][:limit]
 
 
-def flip(gates: GateRequests, need: str, gid: str, version: int) -> bool:
-    """One manifest entry found: the entry marked and the gate's count moved, together, once."""
-    now = iso(datetime.fromtimestamp(gates.clock(), UTC))
-    entry = {
+def flip(gates: GateRequests, scope: str, url: str, gid: str, version: int) -> bool:
+    """One manifest entry found: counted once, with its `got#` item in the same transaction (the need's
+    `arrived` is only a hint: a later read of the manifest writes the need again). A conflict with another
+    transaction is tried again; True when this call counted it."""
+    now = gates.clock()
+    need = {
         "TableName": gates.table,
-        "Key": {"id": {"S": need}},
+        "Key": {"id": {"S": member_id(NEED_PREFIX, scope, url)}},
         "UpdateExpression": "SET arrived = :now",
-        "ConditionExpression": "attribute_exists(id) AND attribute_not_exists(arrived)",
-        "ExpressionAttributeValues": {":now": {"S": now}},
+        "ConditionExpression": "attribute_exists(id)",
+        "ExpressionAttributeValues": {":now": {"S": iso(datetime.fromtimestamp(now, UTC))}},
+    }
+    got = {
+        "TableName": gates.table,
+        "Item": {"id": {"S": member_id(GOT_PREFIX, scope, url)}, "expiration": expires(KEEP_SECONDS, now)},
+        "ConditionExpression": "attribute_not_exists(id)",
     }
     gate = {
         "TableName": gates.table,
@@ -141,7 +149,13 @@ def flip(gates: GateRequests, need: str, gid: str, version: int) -> bool:
         "ConditionExpression": "version = :v",
         "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"N": str(version)}},
     }
-    return gates._transact([{"Update": entry}, {"Update": gate}], "count a manifest entry") is None
+    for _ in range(MAX_TRIES):
+        reasons = gates._transact([{"Update": need}, {"Put": got}, {"Update": gate}], "count a manifest entry")
+        if reasons is None:
+            return True
+        if "ConditionalCheckFailed" in reasons or "TransactionConflict" not in reasons:
+            return False  # counted already, not listed, or the version moved on
+    raise GatesUnavailable(f"the gate {gid} stayed too busy to count {url}")
 
 
 def _url(key: str, bucket: str) -> str:

@@ -7,7 +7,11 @@
   period's end, the timeout, an owed start's safety net).
 - `part#<gate id>#<key>`: one object of the partition, with its sequencer, size, ETag and the version
   it was counted in: the write that makes it is what lets the count move once per object.
-- `need#<gate id>#<key>`: one entry of a read manifest (its size/ETag to check), flipped `arrived` once.
+- `need#<gate id>#<key>`: one entry of a read manifest (its size/ETag to check; `arrived`, a hint that it
+  was counted). Written again by every read of the manifest (a retry, a duplicate delivery), so it is not
+  what makes the count move once:
+- `got#<gate id>#<key>`: the entry counted, written with the count in one transaction whose condition
+  is that it does not exist yet.
 
 Nothing here is a list that grows inside one item.
 """
@@ -27,6 +31,7 @@ from polytrigger.routing.globs import Partition
 GATE_PREFIX = "gate#"
 PART_PREFIX = "part#"
 NEED_PREFIX = "need#"
+GOT_PREFIX = "got#"
 MAX_ID_BYTES = 1024
 
 

@@ -82,7 +82,8 @@ class DynamoGates(GateRequests):
                 continue
             known = self._item(part)
             if known.get("upload", {}).get("S") == upload or opening:
-                return state or self.read(route.name, partition)  # type: ignore[return-value]
+                state = state or self.read(route.name, partition)
+                break  # counted already (a redelivery, or a retry): its manifest step is still to finish
             if not self._touch(
                 arrival, gid=gid, part=part, upload=upload, version=version, now=now
             ):  # a new upload of a counted key
