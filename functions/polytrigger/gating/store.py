@@ -81,7 +81,8 @@ class DynamoGates(GateRequests):
                 state = self.read(route.name, partition)
                 continue
             known = self._item(part)
-            if known.get("upload", {}).get("S") == upload or opening:
+            stale = known.get("landed_at", {}).get("S", "") > iso(trigger.time)  # an older upload, late
+            if known.get("upload", {}).get("S") == upload or opening or stale:
                 state = state or self.read(route.name, partition)
                 break  # counted already (a redelivery, or a retry): its manifest step is still to finish
             if not self._touch(
@@ -282,14 +283,14 @@ def _counting(
         removes += ["manifest_total", "manifest_key", "manifest_error"]
         update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         condition = "version = :previous AND fired = :previous"
-        part_condition = "attribute_not_exists(id) OR upload <> :upload"
+        part_condition = "attribute_not_exists(id) OR (upload <> :upload AND landed_at <= :landed)"
     else:
         sets.append("first_at = if_not_exists(first_at, :now)")
         if arrival.counted:
             sets.append("first_key = if_not_exists(first_key, :key)")
         update = "SET " + ", ".join(sets) + " ADD objects :objects, bytes :bytes, keys_seen :keys"
         condition = "attribute_not_exists(id) OR (version = :v AND (attribute_not_exists(fired) OR fired < :v))"
-        part_condition = "attribute_not_exists(id) OR (version < :v AND upload <> :upload)"
+        part_condition = "attribute_not_exists(id) OR (version < :v AND upload <> :upload AND landed_at <= :landed)"
     part_item = {
         "id": {"S": part},
         "gate": {"S": gid},
@@ -307,7 +308,11 @@ def _counting(
         "ConditionExpression": condition,
         "ExpressionAttributeValues": values,
     }
-    part_values = {":upload": {"S": upload}} | ({} if opening else {":v": {"N": str(version)}})
+    # An upload counts only if it is not older than the one the part holds: a late event of an older upload
+    # (delivered again after the key was uploaded anew) opens no version and counts nothing.
+    part_values = {":upload": {"S": upload}, ":landed": {"S": iso(trigger.time)}} | (
+        {} if opening else {":v": {"N": str(version)}}
+    )
     part_put = {
         "Item": part_item,
         "ConditionExpression": part_condition,
