@@ -193,3 +193,19 @@ def test_a_partition_item_is_readable_and_a_long_one_a_digest_within_dynamodbs_k
     long = gate_id("orders", (("date", "x" * 2000),))
     assert long.startswith("gate#orders#sha256:")
     assert len(long.encode()) <= 1024
+
+
+def test_a_bucket_a_gate_lists_keys_in_joins_the_buckets_the_s3_rule_listens_to() -> None:
+    from polytrigger.route_wiring.plan import plan
+
+    found = routes('{keys: ["s3://acme-refs/refs/{date}.csv"]}')
+    assert plan(found).buckets == ("acme-landing", "acme-refs")  # type: ignore[arg-type]
+
+
+def test_the_wiring_answers_the_manifests_the_functions_may_read_and_nothing_else() -> None:
+    from polytrigger.route_wiring.plan import NO_MANIFEST, answer_data, plan
+
+    gated = routes('{manifest: {key: "orders/dt={date}/manifest.json"}}')
+    assert answer_data(plan(gated), "d", "", "aws-cn")["ManifestObjects"] == "arn:aws-cn:s3:::acme-landing/orders/dt=*"  # type: ignore[arg-type]
+    ungated = routes('{marker: "orders/dt={date}/_SUCCESS"}')
+    assert answer_data(plan(ungated), "d", "")["ManifestObjects"] == f"arn:aws:s3:::{NO_MANIFEST}"  # type: ignore[arg-type]

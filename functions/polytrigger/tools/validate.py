@@ -76,7 +76,7 @@ def validate(path: str | Path, *, now: datetime | None = None) -> Report:
     return Report(
         source=source,
         routes=len(routes),
-        buckets=sorted({route.bucket for route in routes.routes if route.bucket}),
+        buckets=list(wired.buckets),  # a gate's listed keys in another bucket: that bucket too
         schedules=sorted({route.schedule for route in routes.routes if route.schedule}),
         syncs={kind: n for kind in SYNC_TYPES if (n := sum(1 for sync_type, _ in distinct if sync_type == kind))},
         created=list(wired.schedules),
