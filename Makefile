@@ -50,7 +50,7 @@ help:
 	@echo "make sam-validate - sam validate --lint on template.yaml (SAM CLI in .venv-sam)"
 	@echo "make build  - sam build into .aws-sam/build: the functions' code and the dependencies layer (needs python3.13)"
 	@echo "make unit | integration | infrastructure - one part of the pytest suite"
-	@echo "make reliability - duplicates, faults, forged and failing messages, bursts, gates: lost (0), doubled (0), acked undone (0), fired early (0)"
+	@echo "make reliability - duplicates, faults, forged and failing messages, bursts, gates, deadlines: lost (0), doubled (0), acked undone (0), fired early (0)"
 	@echo "make bench  - cold start, fan-out, call budget, route matching, memory: one table of ratios"
 	@echo "make bench-bursts - simulated bursts of files, and a 100,000-object storm on the platform's limits"
 	@echo "make clean  - remove the virtual environments, node_modules, caches and .aws-sam"
