@@ -358,6 +358,9 @@ def test_a_manifest_entry_whose_count_failed_is_counted_when_its_event_comes_aga
     with pytest.raises(GatesUnavailable):
         deliver(gated, last)
     assert starts(gated, VENDOR) == 0
+    (said,) = [line for line in gated.polytrigger.log_lines() if line.get("status") == "gate_unavailable"]
+    assert said["level"] == "ERROR"
+    assert said["message"].endswith("the event fails and is delivered again")
 
     answer = deliver(gated, last)  # Lambda's retry
 

@@ -34,12 +34,13 @@ from polytrigger.dispatch.policy import DispatchPolicy, deadline, take_in_time
 from polytrigger.dispatch.queue import EventParking
 from polytrigger.events import UnsupportedEvent
 from polytrigger.gating.keeper import admit, settle
-from polytrigger.gating.store import DynamoGates
+from polytrigger.gating.store import DynamoGates, GatesUnavailable
 from polytrigger.observability import (
     record_ignored,
     record_ledger_problem,
     record_outcome,
     record_parked,
+    record_problem,
     record_unsupported,
 )
 from polytrigger.routing import Routes
@@ -96,7 +97,11 @@ class TriggerFlow:
         triggers = list(triggers)
         if self.landings is not None:
             self._landed(triggers, received)
-        fired = admit(self.gates, self.routes.arrivals(triggers)) if self.gates is not None else []
+        try:
+            fired = admit(self.gates, self.routes.arrivals(triggers)) if self.gates is not None else []
+        except GatesUnavailable as error:  # nothing of the payload is done yet: all of it comes again
+            record_problem(f"gates: {error}; the event fails and is delivered again", "gate_unavailable")
+            raise
         actions = self.routes.actions_for(triggers) + [action for one in fired for action in one.actions]
         report = run(
             actions,
