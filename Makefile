@@ -48,7 +48,7 @@ help:
 	@echo "make typecheck - mypy (strict)"
 	@echo "make security - checkov on template.yaml (skips are justified in the template)"
 	@echo "make sam-validate - sam validate --lint on template.yaml (SAM CLI in .venv-sam)"
-	@echo "make build  - sam build into .aws-sam/build: the functions' code and the dependencies layer (needs python3.13)"
+	@echo "make build [ROUTES=my-routes.yaml] - sam build into .aws-sam/build: the functions' code, your routes and the dependencies layer (needs python3.13)"
 	@echo "make unit | integration | infrastructure - one part of the pytest suite"
 	@echo "make reliability - duplicates, faults, forged and failing messages, bursts, gates, deadlines: lost (0), doubled (0), acked undone (0), fired early (0)"
 	@echo "make bench  - cold start, fan-out, call budget, route matching, memory: one table of ratios"
@@ -90,7 +90,8 @@ $(SAM_STAMP): requirements-sam.txt
 
 install: $(STAMP) $(NODE_STAMP)
 
-# make demo ROUTES=my-routes.yaml EVENTS=my-events/ runs the local stack on your routes and events.
+# make demo ROUTES=my-routes.yaml EVENTS=my-events/ runs the local stack on your routes and events (ROUTES may
+# also be exported; without it, the bundled example functions/routes.yaml, and the demo says so).
 demo: install
 	$(PY) -m local.demo $(if $(ROUTES),--routes $(ROUTES)) $(if $(EVENTS),--events $(EVENTS))
 
@@ -129,9 +130,14 @@ sam-validate: $(SAM_STAMP)
 # What `sam deploy` uploads (samconfig.toml: cached, parallel), into .aws-sam/build: each function's
 # code (functions/Makefile) and the dependencies layer (layer/Makefile, from the package registry).
 # tests/integration/test_built_artifact.py runs a handler from it.
+# make build ROUTES=my-routes.yaml: the functions ship your routes (functions/Makefile), passed on as an absolute
+# path (sam build runs each Makefile in a copy of its folder). sam build's cache knows only functions/, so a build
+# with ROUTES keeps its own cache per content of the file: neither build ever ships the other's routes.
 build: $(SAM_STAMP)
 	@$(SAM_ENV) python3.13 -c "" 2>/dev/null || { echo "sam build needs python3.13 (the functions' runtime) with pip" >&2; exit 2; }
-	$(SAM_ENV) $(SAM) build
+	@test -z "$(ROUTES)" -o -f "$(ROUTES)" || { echo "ROUTES=$(ROUTES): no such routes file" >&2; exit 2; }
+	$(if $(ROUTES),ROUTES="$(abspath $(ROUTES))") $(SAM_ENV) $(SAM) build \
+		$(if $(ROUTES),--cache-dir ".aws-sam/cache-routes-$$(sha256sum "$(ROUTES)" | cut -c1-16)")
 
 test:
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target checks

@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--verbose", action="store_true", help="show the handlers' structured logs and metrics")
     parser.add_argument(
-        "--routes", type=Path, help="your routes file (make demo ROUTES=...): its syncs exist in the fake"
+        "--routes",
+        help="your routes file (make demo ROUTES=..., or ROUTES exported): its syncs exist in the fake;"
+        " default the bundled example, said on stderr",
     )
     parser.add_argument(
         "--events", type=Path, help="a folder of your events as JSON (make demo EVENTS=...), in name order"
@@ -51,11 +53,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario = _scenario(args.events)
     except (OSError, ValueError) as error:
         parser.error(f"--events: {error}")
-    if args.routes is not None:
-        from polytrigger.routing import RoutesError, load_routes
+    from polytrigger.routing import RoutesError, load_routes
+    from polytrigger.tools.routes_source import RoutesPathError, routes_path
 
+    try:
+        routes_file = routes_path(args.routes, {"ROUTES": os.environ.get("ROUTES", "")})
+    except RoutesPathError as error:
+        parser.error(str(error))
+    if routes_file != ROUTES:
         try:
-            load_routes(args.routes)
+            load_routes(routes_file)
         except (OSError, RoutesError) as error:
             parser.error(f"--routes: {error}")
     if not args.verbose:  # the table says it all; logs are one flag away
@@ -70,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with LocalStack() as stack:
             print(f"  DynamoDB: {stack.dynamodb_engine}; every server on 127.0.0.1\n")
-            return run(stack, args.routes or ROUTES, scenario)
+            return run(stack, routes_file, scenario)
     except KeyboardInterrupt:
         return 130
 

@@ -208,8 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--routes",
         type=Path,
-        default=Path(os.environ.get("ROUTES_FILE") or ROOT / "functions" / "routes.yaml"),
-        help="the routes file (default: $ROUTES_FILE, else functions/routes.yaml)",
+        default=Path(os.environ.get("ROUTES") or os.environ.get("ROUTES_FILE") or ROOT / "functions" / "routes.yaml"),
+        help="the routes file (default: $ROUTES, else $ROUTES_FILE, else the bundled example functions/routes.yaml)",
     )
     parser.add_argument(
         "--env-file", type=Path, default=ENV_FILE, help=f"where to write the exports (default {ENV_FILE.name})"

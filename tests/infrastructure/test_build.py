@@ -25,11 +25,15 @@ from .conftest import ROOT, Function, each_function
 MAKEFILE_DIR = ROOT / "functions"
 
 
-def make(*args: str, artifacts: Path, dry_run: bool = False) -> subprocess.CompletedProcess[str]:
+def make(
+    *args: str, artifacts: Path, dry_run: bool = False, routes: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """make in functions/, as sam build runs it: ROUTES from the environment when `routes` is given."""
     command = ["make", "--no-print-directory", "-C", str(MAKEFILE_DIR), *args]
     if dry_run:
         command.insert(1, "-n")
-    env = {**os.environ, "ARTIFACTS_DIR": str(artifacts)}
+    env = {key: value for key, value in os.environ.items() if key != "ROUTES"}
+    env |= {"ARTIFACTS_DIR": str(artifacts), **({"ROUTES": str(routes)} if routes else {})}
     return subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=120)
 
 
@@ -113,7 +117,7 @@ def test_a_bad_routes_file_fails_the_build(tmp_path: Path) -> None:
     artifacts.mkdir()
     done = subprocess.run(
         ["make", "--no-print-directory", "-C", str(source), "code", f"PYTHON={sys.executable}"],
-        env={**os.environ, "ARTIFACTS_DIR": str(artifacts)},
+        env={**{key: value for key, value in os.environ.items() if key != "ROUTES"}, "ARTIFACTS_DIR": str(artifacts)},
         capture_output=True,
         text=True,
         check=False,
@@ -121,3 +125,50 @@ def test_a_bad_routes_file_fails_the_build(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "route 'broken'" in done.stderr
     assert not (artifacts / "routes.validated.json").exists()
+
+
+def test_the_build_packs_the_routes_file_routes_names_from_outside_the_repository(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The user's routes, kept outside the code, are what the function ships (as its routes.yaml, validated)."""
+    mine = tmp_path_factory.mktemp("elsewhere") / "my-routes.yaml"
+    assert not mine.is_relative_to(ROOT)
+    mine.write_text(
+        'routes:\n  - name: mine-only\n    s3:\n      bucket: my-bucket\n      key: "in/*"\n'
+        "    syncs: [{id: 248df4b7-aa70-47b8-a036-33ac447e668d}]\n",
+        encoding="utf-8",
+    )
+    artifacts = tmp_path_factory.mktemp("artifacts")
+
+    done = make("code", f"PYTHON={sys.executable}", artifacts=artifacts, routes=mine)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == f"routes: {mine}\n"
+    assert (artifacts / "routes.yaml").read_bytes() == mine.read_bytes()
+    assert routes_load.cached_document(artifacts / "routes.yaml", mine.read_bytes()) is not None
+    assert [r.name for r in load_routes(artifacts / "routes.yaml").routes] == ["mine-only"]
+    assert not (mine.parent / "routes.validated.json").exists()  # the user's folder is left as it was
+
+
+def test_a_bad_routes_file_named_by_routes_fails_the_build_naming_it(tmp_path: Path) -> None:
+    mine = tmp_path / "my-routes.yaml"
+    mine.write_text("routes:\n  - name: broken\n", encoding="utf-8")
+
+    done = make("code", f"PYTHON={sys.executable}", artifacts=tmp_path, routes=mine)
+
+    assert done.returncode != 0
+    assert f"routes file {mine} is invalid" in done.stderr
+
+
+def test_routes_naming_a_missing_file_fails_the_build_in_one_line(tmp_path: Path) -> None:
+    done = make("code", artifacts=tmp_path, routes=tmp_path / "gone.yaml")
+
+    assert done.returncode != 0
+    assert f"ROUTES={tmp_path / 'gone.yaml'}: no such routes file" in done.stderr
+    assert not (tmp_path / "routes.yaml").exists()
+
+
+def test_without_routes_the_build_says_it_ships_the_bundled_example(built: Path) -> None:
+    done = make("check-routes", artifacts=built)
+
+    assert done.stderr == "routes: functions/routes.yaml (the bundled example; set ROUTES for yours)\n"

@@ -50,14 +50,15 @@ def test_demo_runs_every_sample_and_shows_the_replay_as_duplicate() -> None:
     assert "  the S3 rule listens to: acme-landing\n" in out
     assert "  schedule nightly: cron(0 2 ? * TUE-FRI *) Europe/Berlin -> the schedule function with" in out
     assert "Traceback" not in result.stderr
+    assert "routes: functions/routes.yaml (the bundled example; set ROUTES or --routes for yours)\n" in result.stderr
 
 
-def _demo(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POLYTOMIC_", "IDEMPOTENCY_", "ROUTES_"))}
+def _demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    own = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POLYTOMIC_", "IDEMPOTENCY_", "ROUTES"))}
     return subprocess.run(
         [sys.executable, "-m", "local.demo", *args],
         cwd=ROOT,
-        env={**env, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'functions'}"},
+        env={**own, **(env or {}), "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'functions'}"},
         capture_output=True,
         text=True,
         timeout=300,
@@ -66,7 +67,7 @@ def _demo(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_runs_your_own_routes_and_events(tmp_path: Path) -> None:
-    """`make demo ROUTES=... EVENTS=...`: the local stack on a user's routes and events."""
+    """`ROUTES=... make demo EVENTS=...`: the local stack on a user's routes (outside the repository) and events."""
     sync = "11111111-2222-4333-8444-555555555555"
     routes = tmp_path / "routes.yaml"
     routes.write_text(
@@ -80,9 +81,10 @@ def test_demo_runs_your_own_routes_and_events(tmp_path: Path) -> None:
     for name in ("eventbridge-object-created.json", "scheduler-input-freeze.json"):
         (events / name).write_text((ROOT / "events" / name).read_text(encoding="utf-8"), encoding="utf-8")
 
-    result = _demo("--routes", str(routes), "--events", str(events))
+    result = _demo("--events", str(events), env={"ROUTES": str(routes)})
 
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "the bundled example" not in result.stderr
     rows = [line for line in result.stdout.splitlines() if line.endswith(".json") or ".json " in line]
     assert any("| mine " in line and "| started " in line for line in rows), result.stdout
     assert any("| pause-it " in line and "| deactivated " in line for line in rows), result.stdout
@@ -94,10 +96,13 @@ def test_demo_names_what_is_wrong_with_your_files(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("[1, 2]", encoding="utf-8")
     bad_events = _demo("--events", str(tmp_path))
     missing_routes = _demo("--routes", str(tmp_path / "nope.yaml"))
+    missing_variable = _demo(env={"ROUTES": str(tmp_path / "gone.yaml")})
 
     assert bad_events.returncode == 2
     assert "--events: bad.json is not a JSON object" in bad_events.stderr
     assert missing_routes.returncode == 2
     assert "--routes: routes file" in missing_routes.stderr
     assert "cannot be read" in missing_routes.stderr
-    assert "Traceback" not in bad_events.stderr + missing_routes.stderr
+    assert missing_variable.returncode == 2
+    assert f"ROUTES={tmp_path / 'gone.yaml'}: no such routes file" in missing_variable.stderr
+    assert "Traceback" not in bad_events.stderr + missing_routes.stderr + missing_variable.stderr

@@ -21,6 +21,7 @@ ROUTES = ROOT / "functions" / "routes.yaml"
 def _no_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("POLYTOMIC_SECRET_ID", "IDEMPOTENCY_TABLE", "ROUTES_FILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ROUTES", str(ROUTES))  # named, as a user names theirs: no note about the bundled example
 
 
 def test_explain_lists_the_actions_a_schedule_would_take(capsys: pytest.CaptureFixture[str]) -> None:
@@ -423,7 +424,7 @@ def run_closing_early(argv: list[str], *, read_lines: int) -> subprocess.Complet
         [sys.executable, "-m", "polytrigger", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={"PYTHONPATH": str(ROOT / "functions"), "PATH": os.environ.get("PATH", "")},
+        env={"PYTHONPATH": str(ROOT / "functions"), "PATH": os.environ.get("PATH", ""), "ROUTES": str(ROUTES)},
         cwd=ROOT,
     )
     assert process.stdout is not None

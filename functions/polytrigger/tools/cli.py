@@ -15,7 +15,6 @@ from pathlib import Path
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import Routes, RoutesError, load_routes
-from polytrigger.settings import BUNDLED_ROUTES
 from polytrigger.tools import redrive_cli, status, validate
 from polytrigger.tools.explain import (
     S3_URL,
@@ -36,6 +35,7 @@ from polytrigger.tools.explain import (
     time_note,
     would_act,
 )
+from polytrigger.tools.routes_source import RoutesPathError, routes_path
 
 __all__ = ["explain", "main"]
 
@@ -88,9 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " with --route NAME --expect: its next N deadlines (default 7)",
     )
     explain_cmd.add_argument(
-        "--routes",
-        default=os.getenv("ROUTES_FILE") or str(BUNDLED_ROUTES),
-        help="routes file (default: $ROUTES_FILE or the bundled one)",
+        "--routes", help="routes file (default: $ROUTES, else $ROUTES_FILE, else the bundled example, said on stderr)"
     )
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
     validate.register(commands)
@@ -123,6 +121,11 @@ def _run(args: argparse.Namespace, explain_cmd: argparse.ArgumentParser, redrive
     problem = _usage_problem(args)
     if problem:
         explain_cmd.error(problem)  # prints the usage and exits 2
+    try:
+        args.routes = routes_path(args.routes)
+    except RoutesPathError as error:
+        print(f"polytrigger: routes error: {error}", file=sys.stderr)
+        return 2
     return _explain(args)
 
 

@@ -1,8 +1,8 @@
 """The build step that validates the routes file and caches it as JSON, so a cold start needs no YAML parser.
 
-`sam build` runs `python -m polytrigger.tools.routes_build routes.yaml` (functions/Makefile): a bad
-routes file fails the build, with every problem listed; a good one is written beside itself as
-`routes.validated.json` (polytrigger.routing.load reads it back, for exactly the same bytes).
+`sam build` runs `python -m polytrigger.tools.routes_build --as ROUTES routes.yaml` on the artifact's
+copy of the user's routes (functions/Makefile: ROUTES, else the bundled example): a bad routes file
+fails the build, with every problem listed; a good one is written beside itself as `routes.validated.json` (polytrigger.routing.load reads it back, for exactly the same bytes).
 """
 
 from __future__ import annotations
@@ -45,20 +45,26 @@ def write_cache(source: Path) -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`routes_build [--as NAME] ROUTES_FILE...`: NAME is what the messages call the file (the build
+    validates its copy in the artifact; the user knows their own path)."""
     files = list(sys.argv[1:] if argv is None else argv)
+    label = ""
+    if files[:1] == ["--as"] and len(files) > 1:
+        label, files = files[1], files[2:]
     if not files:
-        print("usage: python -m polytrigger.tools.routes_build ROUTES_FILE...", file=sys.stderr)
+        print("usage: python -m polytrigger.tools.routes_build [--as NAME] ROUTES_FILE...", file=sys.stderr)
         return 2
     for name in files:
+        shown = label or name
         try:
             written = write_cache(Path(name))
         except RoutesError as error:
-            print(error, file=sys.stderr)
+            print(str(error).replace(f"routes file {name}", f"routes file {shown}", 1), file=sys.stderr)
             return 1
         if written is None:
-            print(f"{name}: valid; not cached (JSON cannot carry it exactly), so it is parsed as YAML at cold start")
+            print(f"{shown}: valid; not cached (JSON cannot carry it exactly), so it is parsed as YAML at cold start")
         else:
-            print(f"{name}: valid; cached as {written}")
+            print(f"{shown}: valid; cached as {written}")
     return 0
 
 

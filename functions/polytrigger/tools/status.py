@@ -30,9 +30,9 @@ from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.routing.near import near_misses
 from polytrigger.runs.dynamo_ledger import run_from_item
 from polytrigger.runs.ledger import LedgerUnavailable
-from polytrigger.settings import BUNDLED_ROUTES
 from polytrigger.tools.explain import S3_URL, ExplainInputError, printable, s3_trigger
 from polytrigger.tools.fate import FileFate, Records, SyncFate, fate_of
+from polytrigger.tools.routes_source import RoutesPathError, routes_path
 
 _SINCE = re.compile(r"^(\d+)\s*(m|h|d)$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
@@ -59,9 +59,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--table", default=os.getenv("IDEMPOTENCY_TABLE", ""), help="the dedup table (IdempotencyTableName)"
     )
     command.add_argument(
-        "--routes",
-        default=os.getenv("ROUTES_FILE") or str(BUNDLED_ROUTES),
-        help="routes file (default: $ROUTES_FILE or the bundled one)",
+        "--routes", help="routes file (default: $ROUTES, else $ROUTES_FILE, else the bundled example, said on stderr)"
     )
     command.add_argument("--json", action="store_true", help="print JSON")
 
@@ -80,16 +78,16 @@ def _run(args: argparse.Namespace, now: datetime, client: Any) -> int:
         raise StatusError("give s3://BUCKET/KEY (or --sync ID for the sync's runs)")
     if not args.table:
         raise StatusError("give --table (the stack output IdempotencyTableName) or set IDEMPOTENCY_TABLE")
-    records = Records(client if client is not None else _dynamodb(), args.table)
     if not target:
-        return _sync_runs(records, args, now)
+        return _sync_runs(Records(client if client is not None else _dynamodb(), args.table), args, now)
     if not target.startswith(S3_URL):
         raise StatusError(f"not an S3 URL: {target[:80]!r} (give s3://BUCKET/KEY)")
-    try:
+    try:  # the user's own mistakes first, before any AWS call
         trigger = s3_trigger(target)
-        routes = load_routes(args.routes)
-    except (ExplainInputError, RoutesError) as error:
+        routes = load_routes(routes_path(args.routes))
+    except (ExplainInputError, RoutesError, RoutesPathError) as error:
         raise StatusError(str(error)) from None
+    records = Records(client if client is not None else _dynamodb(), args.table)
     fate = _read(lambda: fate_of(trigger.bucket, trigger.key, routes, records, route=args.route, sync=args.sync))
     if args.json:
         print(json.dumps({**fate.to_dict(), "near_misses": _misses(fate, routes)}, indent=2, ensure_ascii=False))

@@ -1,4 +1,4 @@
-"""`polytrigger validate ROUTES`: check a routes file on its own and summarise what it wires; writes nothing.
+"""`polytrigger validate [ROUTES]`: check a routes file on its own and summarise what it wires; writes nothing.
 
 The file is read as YAML every time (never from the build's `routes.validated.json`), validated as a
 whole exactly as the build does it (the routes, and what no deployment could wire), and either
@@ -30,6 +30,7 @@ from polytrigger.routing.model import Route
 from polytrigger.routing.parse import RoutesError
 from polytrigger.routing.pauses import pause_findings
 from polytrigger.routing.schedules import ScheduleSpec
+from polytrigger.tools.routes_source import RoutesPathError, routes_path
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +143,18 @@ def _named(names: list[str], noun: str) -> str:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `validate ROUTES` to the `polytrigger` command line (dispatch with `run`)."""
+    """Add `validate [ROUTES]` to the `polytrigger` command line (dispatch with `run`)."""
     command = commands.add_parser(
         "validate",
         help="check a routes file and show what the stack will wire",
         description=__doc__,
     )
-    command.add_argument("routes", nargs="?", metavar="ROUTES", help="the routes file (YAML or JSON)")
+    command.add_argument(
+        "routes",
+        nargs="?",
+        metavar="ROUTES",
+        help="the routes file, YAML or JSON (default: $ROUTES, else $ROUTES_FILE, else the bundled example)",
+    )
     command.add_argument(
         "--routes", dest="routes_flag", metavar="ROUTES", help="the same, as explain and status take it"
     )
@@ -167,9 +173,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     """0 and the summary on stdout when the file is valid (and, checked, every bucket sends its events), its
     warnings on stderr (1 with `--strict` when there is one); 1 and every problem on stderr when it is not."""
-    path = args.routes or getattr(args, "routes_flag", None)
-    if not path or (args.routes and getattr(args, "routes_flag", None)):
+    if args.routes and getattr(args, "routes_flag", None):
         print("polytrigger validate: give one routes file: validate ROUTES (or --routes ROUTES)", file=sys.stderr)
+        return 2
+    try:
+        path = routes_path(args.routes or getattr(args, "routes_flag", None))
+    except RoutesPathError as error:
+        print(f"polytrigger validate: {error}", file=sys.stderr)
         return 2
     report = validate(path)
     print(render(report), file=sys.stdout if report.ok else sys.stderr)
