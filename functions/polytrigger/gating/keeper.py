@@ -20,7 +20,7 @@ from polytrigger.dispatch.deferrals import SKEW_SECONDS
 from polytrigger.dispatch.messages import owed_start
 from polytrigger.dispatch.ports import Queue
 from polytrigger.gating.manifests import ManifestError
-from polytrigger.gating.state import GateState, partition_text
+from polytrigger.gating.state import GateState, partition_text, seconds
 from polytrigger.gating.store import OWED_GRACE, DynamoGates, partition_of
 from polytrigger.observability import count, logger, record_problem
 from polytrigger.routing.model import Arrival, Route, Routes
@@ -33,10 +33,6 @@ class Fired:
     route: Route
     state: GateState
     actions: tuple[Action, ...]
-
-
-def _seconds(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp() if text else 0.0
 
 
 def fired_actions(route: Route, state: GateState) -> tuple[Action, ...]:
@@ -113,7 +109,7 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
             gates.next_check(state, None)
             continue
         moment = now.timestamp()
-        if state.owed and moment >= _seconds(state.completed_at) + OWED_GRACE:
+        if state.owed and moment >= seconds(state.completed_at) + OWED_GRACE:
             queued += _queue(route, state, queue)
             gates.settle(state)
             state = GateState.from_item({**item, "owed": {"N": "0"}}, route.name, partition)
@@ -126,7 +122,7 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
                 continue
         if (
             not state.complete
-            and moment >= _seconds(state.first_at) + route.gate.timeout
+            and moment >= seconds(state.first_at) + route.gate.timeout
             and state.reported < state.version
         ):
             # What is missing is read before the report is claimed: a read that fails fails the poll, which
@@ -137,7 +133,7 @@ def check_due(gates: DynamoGates, routes: Routes, queue: Queue, now: datetime, m
         if missing is not None and gates.reported(state):
             logger.error(
                 f"gate timed out: route {route.name}, partition {partition_text(partition)} incomplete"
-                f" {round((moment - _seconds(state.first_at)) / 3600, 1)} h after its first object;"
+                f" {round((moment - seconds(state.first_at)) / 3600, 1)} h after its first object;"
                 f" waiting for: {'; '.join(missing) or 'its quiet period'}",
                 extra={"route": route.name, "partition": partition_text(partition), "version": state.version},
             )
@@ -151,7 +147,7 @@ def _queue(route: Route, state: GateState, queue: Queue) -> int:
     """The fired version's starts, as dispatch messages under each action's own dedup key: a start the
     completing invocation made before it died is found made (its dedup record, and Polytomic's
     Idempotency-Key), one it never made is made now; either way once."""
-    completed = _seconds(state.completed_at)
+    completed = seconds(state.completed_at)
     actions = fired_actions(route, state)
     for action in actions:
         queue.send(owed_start(action, since=completed + SKEW_SECONDS, first_at=completed), 0)
@@ -163,11 +159,11 @@ def _next_look(route: Route, state: GateState, now: float) -> float | None:
     assert gate is not None
     looks: list[float] = []
     if state.owed:
-        looks.append(_seconds(state.completed_at) + OWED_GRACE)
+        looks.append(seconds(state.completed_at) + OWED_GRACE)
     if not state.complete:
         if gate.quiet and state.last_at:
-            looks.append(_seconds(state.last_at) + gate.quiet)
+            looks.append(seconds(state.last_at) + gate.quiet)
         if state.reported < state.version:
-            looks.append(_seconds(state.first_at) + gate.timeout)
+            looks.append(seconds(state.first_at) + gate.timeout)
     later = [look for look in looks if look > now]
     return min(later) if later else (now + OWED_GRACE if state.owed else None)

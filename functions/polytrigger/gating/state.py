@@ -63,6 +63,11 @@ def member_id(prefix: str, gate: str, url: str) -> str:
     return f"{prefix}sha256:{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
+def seconds(text: str) -> float:
+    """An item's sortable time (`dispatch.table.iso`) as epoch seconds; 0 when the item has none."""
+    return datetime.fromisoformat(text).timestamp() if text else 0.0
+
+
 def _number(item: dict[str, Any], name: str) -> int:
     value = item.get(name)
     return int(value["N"]) if value and "N" in value else 0
@@ -129,8 +134,7 @@ class GateState:
         if self.version == 0 or self.fired >= self.version:
             return False
         return not self.missing(gate, datetime.fromtimestamp(now, UTC)) and (
-            not gate.quiet
-            or (bool(self.last_at) and now - datetime.fromisoformat(self.last_at).timestamp() >= gate.quiet)
+            not gate.quiet or (bool(self.last_at) and now - seconds(self.last_at) >= gate.quiet)
         )
 
     def trigger(self, bucket: str) -> Trigger:

@@ -19,7 +19,7 @@ from typing import Any
 from polytrigger.dispatch.table import due_in, due_items, expires, iso
 from polytrigger.gating.manifest_checks import KEEP_SECONDS, Objects, check_arrival, missing
 from polytrigger.gating.requests import MAX_TRIES, ConditionFailed, GateRequests, GatesUnavailable
-from polytrigger.gating.state import PART_PREFIX, GateState, gate_id, member_id
+from polytrigger.gating.state import PART_PREFIX, GateState, gate_id, member_id, seconds
 from polytrigger.routing.gates import Gate
 from polytrigger.routing.globs import Partition
 from polytrigger.routing.model import Arrival
@@ -27,10 +27,6 @@ from polytrigger.routing.model import Arrival
 DUE_KIND = "gate"
 OWED_GRACE = 300  # seconds: a fired start still owed then is made by the poller
 __all__ = ["KEEP_SECONDS", "OWED_GRACE", "DynamoGates", "GatesUnavailable", "partition_of"]
-
-
-def _seconds(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp() if text else 0.0
 
 
 class DynamoGates(GateRequests):
@@ -327,7 +323,7 @@ def _due_after_arrival(gate: Gate, state: GateState | None, opening: bool, now: 
     if gate.quiet:
         return now + gate.quiet
     if state is None or opening:
-        owed_due = _seconds(state.completed_at) + OWED_GRACE if state is not None and state.owed else None
+        owed_due = seconds(state.completed_at) + OWED_GRACE if state is not None and state.owed else None
         timeout = now + gate.timeout
         return min(timeout, owed_due) if owed_due is not None else timeout
     return None
