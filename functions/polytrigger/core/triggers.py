@@ -12,6 +12,10 @@ TriggerKind = Literal["s3", "schedule", "polytomic"]
 S3EventKind = Literal["created", "deleted"]
 TRIGGER_KINDS: tuple[TriggerKind, ...] = ("s3", "schedule", "polytomic")
 S3_EVENT_KINDS: tuple[S3EventKind, ...] = ("created", "deleted")
+# How an S3 object reached polytrigger: its event, or a listing that found it (no event had come, or the
+# user asked to replay it). A listing knows no sequencer: its identity is the object's LastModified.
+FoundBy = Literal["event", "reconciliation", "replay"]
+LISTINGS: tuple[FoundBy, ...] = ("reconciliation", "replay")
 # How a Polytomic run can end: the statuses a `polytomic` trigger carries and a chained route follows.
 # `interrupted` is taken as an ending (Polytomic's docs imply it; a run does not resume from it).
 RUN_ENDINGS: tuple[str, ...] = ("completed", "completed_with_errors", "failed", "canceled", "interrupted")
@@ -38,12 +42,32 @@ class Trigger:
     after: tuple[tuple[str, str], ...] = ()
     size: int = field(default=0, compare=False)  # s3: the object's bytes, as the event says (gates count them)
     etag: str = field(default="", compare=False)  # s3: its ETag (a manifest's entries may be checked against it)
+    found_by: FoundBy = field(default="event", compare=False)  # s3: its event, or a listing (no sequencer)
 
     @classmethod
     def s3(
         cls, *, bucket: str, key: str, event: S3EventKind, sequencer: str, time: datetime, size: int = 0, etag: str = ""
     ) -> Trigger:
         return cls(kind="s3", bucket=bucket, key=key, event=event, sequencer=sequencer, time=time, size=size, etag=etag)
+
+    @classmethod
+    def listed(
+        cls, *, bucket: str, key: str, last_modified: datetime, etag: str, size: int, found_by: FoundBy
+    ) -> Trigger:
+        """An object a listing found (reconciliation, replay): its identity is its LastModified, to the
+        second, so reconciliation and replay agree on it; the landing item keeps its event from counting
+        it again (`dispatch.landings`)."""
+        moment = last_modified.astimezone(UTC).replace(microsecond=0)
+        return cls(
+            kind="s3",
+            bucket=bucket,
+            key=key,
+            event="created",
+            time=moment,
+            size=size,
+            etag=etag.strip('"'),
+            found_by=found_by,
+        )
 
     @classmethod
     def scheduled(cls, *, schedule: str, time: datetime) -> Trigger:
@@ -69,10 +93,11 @@ class Trigger:
 
         S3: the object's sequencer orders writes to one key, so a redelivered upload keeps it and a new
         upload of the same key gets a new one (the event time is only a fallback: its precision
-        differs between shapes). Schedules: name and scheduled time, normalised to UTC seconds.
+        differs between shapes). A listed object has its LastModified instead. Schedules: name and scheduled time, normalised to UTC seconds.
         """
         if self.kind == "s3":
-            occurrence = self.sequencer or iso(self.time)
+            listed = self.found_by != "event"  # a listing's LastModified, never mistaken for an event's time
+            occurrence = self.sequencer or (f"listed {iso(self.time)}" if listed else iso(self.time))
             return json.dumps(["s3", self.bucket, self.key, self.event, occurrence], ensure_ascii=False)
         if self.kind == "polytomic" and self.after:  # a join's set, whichever of its endings came last
             return json.dumps(["polytomic", "after", [list(pair) for pair in self.after]], ensure_ascii=False)

@@ -81,8 +81,9 @@ class TriggerFlow:
         if not triggers:
             record_ignored("no trigger in the event (e.g. s3:TestEvent)")
             return Report()
-        report = self.handle(triggers, _remaining_ms(context))
-        if not report.outcomes and not self._gated(triggers):
+        triggers = self.claim(triggers, self.clock())
+        report = self.handle(triggers, _remaining_ms(context), claimed=True)
+        if triggers and not report.outcomes and not self._gated(triggers):
             record_ignored(f"no route matches {', '.join(t.describe() for t in triggers)}")
         if report.to_park and not report.retryable:
             refused = report.to_park
@@ -90,13 +91,14 @@ class TriggerFlow:
             report = report.parked_in(DEAD_LETTERS, lambda outcome: outcome in refused)
         return report
 
-    def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None) -> Report:
-        """Every action the routes make of these triggers, performed; a report of their outcomes."""
+    def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None, *, claimed: bool = False) -> Report:
+        """Every action the routes make of these triggers, performed; a report of their outcomes.
+        `claimed`: their landings are kept already (`claim`), as a listing does before it reports them."""
         until = deadline(remaining_ms)
         received = self.clock()
         triggers = list(triggers)
-        if self.landings is not None:
-            self._landed(triggers, received)
+        if not claimed:
+            triggers = self.claim(triggers, received)
         try:
             fired = admit(self.gates, self.routes.arrivals(triggers)) if self.gates is not None else []
         except GatesUnavailable as error:  # nothing of the payload is done yet: all of it comes again
@@ -118,14 +120,28 @@ class TriggerFlow:
         """Some gated route counted these objects (a partition that waits is no "no route matches")."""
         return self.gates is not None and bool(self.routes.arrivals(triggers))
 
-    def _landed(self, triggers: list[Trigger], received: float) -> None:
-        """Each new object's landing, kept so it can answer `polytrigger status` (one write per file)."""
+    def claim(self, triggers: list[Trigger], received: float) -> list[Trigger]:
+        """Each new object's landing kept (one write per file, for `polytrigger status`), and the
+        triggers still to act on: an object's event and a listing that found it act once between them."""
+        if self.landings is None:
+            return triggers
+        kept: list[Trigger] = []
         for trigger in triggers:
-            if trigger.kind == "s3" and trigger.event == "created":
-                try:
-                    self.landings.landed(trigger, received)  # type: ignore[union-attr]
-                except LandingsUnavailable as error:  # its actions go on: only its story is not kept
-                    record_ledger_problem(f"{error}: {trigger.describe()}")
+            if trigger.kind != "s3" or trigger.event != "created":
+                kept.append(trigger)
+                continue
+            try:
+                new = self.landings.landed(trigger, received)
+            except LandingsUnavailable as error:
+                if trigger.found_by != "event":
+                    raise  # a listing acts only on a landing it kept: it comes again, the event may yet
+                record_ledger_problem(f"{error}: {trigger.describe()}")  # its actions go on: only its story is lost
+                new = True
+            if new:
+                kept.append(trigger)
+            else:
+                record_ignored(f"{trigger.describe()}: this upload was found by a listing first, and acted on then")
+        return kept
 
     def _park(self, event: Any, reason: str, context: LambdaContext | None, *, unsupported: bool) -> None:
         """A payload a retry cannot fix, as a Lambda on-failure record, for `polytrigger redrive`."""
