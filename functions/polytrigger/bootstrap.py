@@ -1,7 +1,7 @@
 """What each function needs, built once per container, by role: its flow, on its adapters.
 
-One function per role: `triggers` (the S3 and schedule functions), `dispatcher`, `webhook`, `poller`
-and `route_wiring`. Each reads the environment (`settings`) and the routes, makes its AWS clients
+One function per role: `triggers` (the S3 and schedule functions), `reconciler`, `dispatcher`, `webhook`,
+`poller` and `route_wiring`. Each reads the environment (`settings`) and the routes, makes its AWS clients
 from one boto3 session and hands its flow what it needs. Built on the first invocation, not at
 import, so a configuration problem is one clear logged line and a failed invocation (retried, then
 parked) rather than an init crash loop; the garbage collector, paused inside Lambda while the
@@ -41,6 +41,7 @@ from polytrigger.dispatch.windows import DynamoWindows
 from polytrigger.events.function_url import Encoding, SigningSecrets
 from polytrigger.flows.on_dispatch_message import DispatchMessageFlow
 from polytrigger.flows.on_poll import PollFlow
+from polytrigger.flows.on_reconcile import ReconcileFlow
 from polytrigger.flows.on_triggers import TriggerFlow
 from polytrigger.flows.on_webhook_delivery import WebhookFlow
 from polytrigger.flows.on_wiring_request import WiringFlow
@@ -51,6 +52,9 @@ from polytrigger.polytomic.client import PolytomicClient
 from polytrigger.polytomic.contract import CredentialsError
 from polytrigger.polytomic.credentials import SecretCredentials
 from polytrigger.polytomic.reads import PolytomicReads
+from polytrigger.reconciliation.cursor import DynamoCursors
+from polytrigger.reconciliation.listing import S3Listing
+from polytrigger.reconciliation.passes import Passes
 from polytrigger.route_wiring.aws import SchedulerGroup, hand_to_version
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runs.bus import RunEventBus
@@ -77,14 +81,9 @@ def client_config(pool: int = DEFAULT_POOL) -> Config:
 
 
 class AwsClients:
-    """The container's AWS clients, all made from one boto3 session.
-
-    Why one session: every new session loads botocore's data files again, so a client made in a
-    second session costs about 40 ms more than one made in the first (Powertools would otherwise make
-    a session for the dedup table and another for the secret). Clients are thread-safe but sessions
-    are not, so clients are made here, before any fan-out thread runs: DynamoDB and Secrets Manager at
-    once (every path needs them), SQS and EventBridge when first asked for.
-    """
+    """The container's AWS clients, all from one boto3 session: a client of a second session costs about
+    40 ms more (botocore's data files loaded again). Clients are thread-safe, sessions are not, so they are
+    made before any fan-out thread runs: DynamoDB and Secrets Manager at once, the rest when first asked for."""
 
     def __init__(self, pool: int = DEFAULT_POOL) -> None:
         self.session = boto3.session.Session()
@@ -163,7 +162,21 @@ def use_clock(now: Callable[[], float] = time.time, sleep: Callable[[float], Non
 @_role
 def triggers() -> TriggerFlow:
     """The S3 and schedule functions: triggers in, actions performed."""
+    return _trigger_flow(Settings.from_env())[0]
+
+
+@_role
+def reconciler() -> ReconcileFlow:
+    """The reconciliation function: the routes' prefixes listed, what no event brought handed to the trigger path."""
     settings = Settings.from_env()
+    flow, part = _trigger_flow(settings)
+    cursors = DynamoCursors(part.aws.dynamodb, settings.idempotency_table)
+    handle = functools.partial(flow.handle, claimed=True)
+    passes = Passes(S3Listing(lambda: part.aws.s3), cursors, part.landings, flow.claim, handle, clock=CLOCK.now)
+    return ReconcileFlow(routes=part.routes, passes=passes, register=part.dedup.register)
+
+
+def _trigger_flow(settings: Settings) -> tuple[TriggerFlow, _DispatchPart]:
     part = _DispatchPart(settings)
     return TriggerFlow(
         routes=part.routes,
@@ -177,7 +190,7 @@ def triggers() -> TriggerFlow:
         clock=CLOCK.now,
         landings=part.landings,
         gates=_gates(settings, part.aws, part.routes),
-    )
+    ), part
 
 
 @_role
@@ -245,11 +258,8 @@ def poller() -> PollFlow:
 
 @_role
 def route_wiring() -> WiringFlow:
-    """The deploy-time custom resource: the Scheduler's schedule groups (it needs neither DynamoDB nor the secret).
-
-    Nothing here can fail: the Scheduler's client is made on first use, inside the flow, so a
-    configuration it cannot be made with is answered FAILED with the reason, not left unanswered.
-    """
+    """The deploy-time custom resource: the Scheduler's schedule groups (neither DynamoDB nor the secret). Nothing
+    here can fail: the Scheduler's client is made inside the flow, so a problem with it is answered FAILED."""
     scheduler = functools.cache(_scheduler_client)
     return WiringFlow(
         routes_file=routes_file(),
@@ -310,14 +320,9 @@ class _DispatchPart:
         )
 
     def before_fan_out(self) -> None:
-        """Make, on one thread, the lazily built state the fan-out threads would otherwise race to build.
-
-        The dedup persistence layer's configuration (PowertoolsDedup.prepare); the secret, cached
-        by Powertools Parameters, which threads that all miss the cache would each read (a failure
-        is left for the actions to report); and the SQS client, made on first use from the
-        container's boto3 session, which must not be used from several threads at once. All three
-        are no-ops once done.
-        """
+        """Make, on one thread, what the fan-out threads would race to build: the dedup layer's configuration,
+        the secret (which threads that all miss Powertools' cache would each read; a failure is left for the
+        actions to report) and the SQS client (the session is not thread-safe). No-ops once done."""
         self.dedup.prepare()
         with contextlib.suppress(CredentialsError):
             self.credentials(False)
