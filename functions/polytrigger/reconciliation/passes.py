@@ -6,7 +6,9 @@ nothing more than their line in the listing), and that are not too young for the
 its way. Their landings are read in batches (`get_many`); an object whose landing has it (its event
 came, or a listing handled it) costs nothing more. The rest are claimed (their landings kept: an
 event arriving after this acts on nothing), each told as found late, and handed to the trigger path
-as a live event is (`handle`); each is marked handled once its actions are done. Then the cursor
+as a live event is (`handle`); each is marked handled once its actions are done, the last first: a
+start is keyed by its first trigger, so a pass that dies while marking leaves the page's first objects,
+which the next pass hands on as the same start (dedup answers `duplicate`). Then the cursor
 moves past the page. A failure a retry can fix stops the pass at its page (nothing is marked
 handled: the next pass claims the page's objects again, and dedup answers `duplicate` for what was
 done); a pass out of time stops before its next page. At the end of the prefix the checkpoint
@@ -129,7 +131,7 @@ class Passes:
             if report.retryable:
                 self.cursors.release(cursor)
                 return "retry"
-            for trigger in found:
+            for trigger in reversed(found):  # last first: what a failure here leaves is a prefix, the same start's
                 self.landings.handled(trigger)
             if not page.after:
                 self.cursors.finish(cursor)
