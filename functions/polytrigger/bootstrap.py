@@ -51,7 +51,7 @@ from polytrigger.polytomic.client import PolytomicClient
 from polytrigger.polytomic.contract import CredentialsError
 from polytrigger.polytomic.credentials import SecretCredentials
 from polytrigger.polytomic.reads import PolytomicReads
-from polytrigger.route_wiring.aws import SchedulerGroup, hand_to_version
+from polytrigger.route_wiring.aws import DeployedRoutesTable, SchedulerGroup, hand_to_version
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runs.bus import RunEventBus
 from polytrigger.runs.dynamo_ledger import DynamoLedger
@@ -59,7 +59,7 @@ from polytrigger.runs.joins import DynamoJoins
 from polytrigger.runs.ledger import StartedRuns
 from polytrigger.runs.promises import DynamoPromises
 from polytrigger.runs.set_off import QueuedChains
-from polytrigger.settings import ConfigError, Settings, routes_file
+from polytrigger.settings import ConfigError, Settings, dedup_table, routes_file
 
 DEFAULT_POOL = 10  # botocore's own default
 WEBHOOK_SECRET_MAX_AGE = 300
@@ -245,16 +245,20 @@ def poller() -> PollFlow:
 
 @_role
 def route_wiring() -> WiringFlow:
-    """The deploy-time custom resource: the Scheduler's schedule groups (it needs neither DynamoDB nor the secret).
+    """The deploy-time custom resource: the Scheduler's schedule groups, and one item of the table (the
+    routes as deployed); it never needs the secret.
 
-    Nothing here can fail: the Scheduler's client is made on first use, inside the flow, so a
-    configuration it cannot be made with is answered FAILED with the reason, not left unanswered.
+    Nothing here can fail: the clients are made on first use, inside the flow, so a configuration the
+    Scheduler's cannot be made with is answered FAILED with the reason, not left unanswered (DynamoDB's:
+    the routes are not recorded, an ERROR line says why).
     """
     scheduler = functools.cache(_scheduler_client)
+    dynamodb = functools.cache(lambda: boto3.client("dynamodb", config=client_config()))
     return WiringFlow(
         routes_file=routes_file(),
         schedule_group=lambda name: SchedulerGroup(scheduler(), name),
         hand_to_version=hand_to_version,
+        record_routes=DeployedRoutesTable(dynamodb, dedup_table()).put,
     )
 
 
