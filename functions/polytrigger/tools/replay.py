@@ -52,6 +52,10 @@ class RateLimit:
     sleep: Callable[[float], None] = time.sleep
     _next: float | None = None
 
+    def __post_init__(self) -> None:
+        if self.per_minute < 1:
+            raise ValueError(f"per_minute must be at least 1 (got {self.per_minute})")
+
     def wait(self) -> None:
         """Return when the next start may be made."""
         if self._next is not None and (left := self._next - self.now()) > 0:
