@@ -253,6 +253,31 @@ def test_a_late_event_of_a_replayed_object_starts_nothing(replay: Replay, capsys
     assert len(starts(fake)) == 2
 
 
+def test_a_start_that_meets_a_running_run_waits_on_the_dispatch_queue_and_is_not_made_again(
+    replay: Replay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = replay.invoker.stack.fake
+    fake.add_sync(FAN[0], kind="model", run_seconds=3600)
+    fake.add_run(FAN[0], created=replay.clock.now())  # a run in progress that started before the object landed
+    replay.put("fan/0.json")
+    code, result = replay.live("--route", "fan-out", capsys=capsys)
+    assert code == 0, result  # deferred, as the functions answer it: not a failure
+    assert {o["sync_id"]: o["status"] for o in result["outcomes"]}[FAN[0]] == "deferred"
+    again = replay.plan("--route", "fan-out", capsys=capsys)
+    assert again["starts"] == []
+    assert again["skipped_by_reason"] == {"covered": 9, "deferred": 1}  # its start waits on the queue
+
+
+def test_the_plan_is_printed_for_people(replay: Replay, capsys: pytest.CaptureFixture[str]) -> None:
+    land_days(replay, per_day=1)
+    code = main(["replay", "--routes", str(replay.routes), "--route", "orders-daily", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[0] == ("replay plan: 3 object(s) listed, 3 matched, 3 partition(s); 2 start(s) to make")
+    assert "  orders-daily: date=2026-12-02" in out
+    assert f"start model sync {DAILY_MODEL} (route orders-daily) for 3 object(s)" in out
+
+
 def test_an_inventory_report_is_read_as_input(replay: Replay, capsys: pytest.CaptureFixture[str]) -> None:
     keys = land_days(replay, per_day=1)
     listing = replay.s3.list_objects_v2(Bucket=BUCKET, Prefix="orders/")["Contents"]

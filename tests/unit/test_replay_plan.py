@@ -155,6 +155,17 @@ def test_a_pending_start_is_skipped_with_its_state() -> None:
     assert [s.sync.id for s in found.starts] == [BULK]
 
 
+def test_a_landing_older_than_any_wait_is_not_asked_whether_it_waits() -> None:
+    listed = obj("orders/2026-12-01/a.csv")
+    long_ago = NOW + 30 * 86400  # a month later, the hold (7 days) and every other wait are long over
+    table = Table(
+        kept={(BUCKET, listed.key): landing(listed)}, waiting={(listed.key, MODEL): ("held", "the sync is paused")}
+    )
+    found = make_plan([listed], routes(), Selection(routes=("orders",)), table, long_ago)
+    assert found.skipped == []
+    assert sorted(s.sync.id for s in found.starts) == sorted([MODEL, BULK])
+
+
 def test_a_start_made_by_an_earlier_replay_is_not_planned_again() -> None:
     objects = [obj("orders/2026-12-01/a.csv"), obj("orders/2026-12-01/b.csv", 1)]
     first = plan(objects, routes=("orders",))

@@ -54,6 +54,7 @@ from polytrigger.tools.routes_source import RoutesPathError, routes_path
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 INTERRUPTED = 130
+SKIPPED_SHOWN = 50  # skipped (object, sync) lines printed; --json has them all
 
 
 class ReplayError(Exception):
@@ -274,12 +275,14 @@ def render_plan(plan: Plan) -> str:
         lines.extend(f"  {_start_line(start)}" for start in plan.starts)
     if plan.skipped:
         lines.append("skipped:")
-        for skip in plan.skipped:
+        for skip in plan.skipped[:SKIPPED_SHOWN]:
             detail = f" ({skip.detail})" if skip.detail else ""
             lines.append(
                 f"  s3://{skip.listed.bucket}/{skip.listed.key}: {skip.sync.type} sync {skip.sync.id}"
                 f" (route {skip.route}): {skip.reason}{detail}"
             )
+        if len(plan.skipped) > SKIPPED_SHOWN:
+            lines.append(f"  … and {len(plan.skipped) - SKIPPED_SHOWN} more (--json lists every one)")
     return "\n".join(lines)
 
 

@@ -37,6 +37,7 @@ from polytrigger.routing.globs import Partition
 from polytrigger.routing.model import Route
 
 PENDING = ("held", "waiting", "deferred")  # an event's start is on its way: replay leaves it be
+PENDING_MARGIN = 86400.0  # past a route's hold, a day for a deferral's and a debounce window's own limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +224,7 @@ def _decide(
             plan.skipped.append(Skip(listed, route.name, sync, "covered", f"run {runs[at][1]}"))
             continue
         landing = landings.get((listed.bucket, listed.key))
-        pending = coverage.pending(listed, route.name, sync) if landing is not None and _of(landing, listed) else None
+        pending = coverage.pending(listed, route.name, sync) if _may_wait(landing, listed, route, now) else None
         if pending is not None:
             plan.skipped.append(Skip(listed, route.name, sync, pending[0], pending[1]))
             continue
@@ -247,6 +248,17 @@ def _since(listed: Listed, landing: Landing | None, now: float) -> float:
     """The coverage bound of the object: from its LastModified, and when it reached polytrigger if it did."""
     received = landing.received_at.timestamp() if landing is not None and _of(landing, listed) else now
     return coverage_since(listed.trigger("replay").time, received)
+
+
+def _may_wait(landing: Landing | None, listed: Listed, route: Route, now: float) -> bool:
+    """Its event came, recently enough that its start may still be on its way: held at most the route's
+    `hold`, deferred at most the dispatch queue's maximum age (hours), in a debounce window at most its
+    `max_wait`; after that a start is made or parked. A gate's partition may wait as long as it is
+    incomplete. So an object that landed long ago costs no more reads than a landing (a new sync fed
+    the last month reads no hold or window per object)."""
+    if landing is None or not _of(landing, listed):
+        return False
+    return route.gate is not None or landing.received_at.timestamp() >= now - route.hold - PENDING_MARGIN
 
 
 def _of(landing: Landing, listed: Listed) -> bool:
