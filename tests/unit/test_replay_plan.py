@@ -349,3 +349,19 @@ def test_a_partition_is_one_value_or_a_range() -> None:
 def test_what_cannot_be_replayed_is_said_in_one_line(argv: list[str], said: str) -> None:
     with pytest.raises(ReplayInputError, match=said.replace("?", r"\?")):
         asked(*argv)
+
+
+def test_ctrl_c_during_a_wait_stops_within_a_second_and_a_second_ctrl_c_stops_at_once() -> None:
+    clock, interrupt = Clock(), Interrupt()
+    limit = RateLimit(1, clock.now, clock.sleep)
+    limit.made()  # the next start may come a minute from now
+
+    def sleep(seconds: float) -> None:
+        clock.sleep(seconds)
+        interrupt.request()  # Ctrl-C during the first second of the wait
+
+    limit.sleep = sleep
+    limit.wait(lambda: interrupt.requested)
+    assert clock.slept == [1.0]
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.request()

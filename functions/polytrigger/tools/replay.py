@@ -56,10 +56,10 @@ class RateLimit:
         if self.per_minute < 1:
             raise ValueError(f"per_minute must be at least 1 (got {self.per_minute})")
 
-    def wait(self) -> None:
-        """Return when the next start may be made."""
-        if self._next is not None and (left := self._next - self.now()) > 0:
-            self.sleep(left)
+    def wait(self, stop: Callable[[], bool] = lambda: False) -> None:
+        """Return when the next start may be made, or as soon as `stop()` says so (a second at most)."""
+        while self._next is not None and (left := self._next - self.now()) > 0 and not stop():
+            self.sleep(min(left, 1.0))
 
     def made(self) -> None:
         """A start was just made (or tried): the next one waits a whole interval from now."""
@@ -68,12 +68,17 @@ class RateLimit:
 
 @dataclass(slots=True)
 class Interrupt:
-    """Set by Ctrl-C (the CLI's SIGINT handler): the run stops after the current start."""
+    """Set by Ctrl-C (the CLI's SIGINT handler): the run stops after the current start; a second Ctrl-C
+    stops it at once (what was done is kept: a rerun finds it)."""
 
     requested: bool = False
+    said: Callable[[str], None] = lambda text: None
 
     def request(self, *_: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
         self.requested = True
+        self.said("stopping after the current start (Ctrl-C again to stop now)")
 
 
 @dataclass(slots=True)
@@ -148,10 +153,10 @@ def carry_out(
     interrupt = interrupt or Interrupt()
     try:
         for start in plan.starts:
+            limit.wait(lambda: interrupt.requested)
             if interrupt.requested:
                 result.interrupted = True
                 break
-            limit.wait()
             received = clock()
             triggers = [listed.trigger("replay") for listed in start.objects]
             for trigger in triggers:

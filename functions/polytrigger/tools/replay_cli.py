@@ -150,7 +150,7 @@ def _live(plan: Plan, args: argparse.Namespace, path: Any, dynamodb: Any, interr
     except (ConfigError, RoutesError, CredentialsError) as error:
         raise ReplayError(str(error)) from None
     own = interrupt is None
-    interrupt = interrupt or Interrupt()
+    interrupt = interrupt or Interrupt(said=lambda text: print(f"\npolytrigger replay: {text}", file=sys.stderr))
     previous = signal.signal(signal.SIGINT, interrupt.request) if own else None
     try:
         return carry_out(
