@@ -16,6 +16,10 @@ import gzip
 import hashlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +33,7 @@ from local.stack.land import object_created
 from polytrigger.tools import replay_cli
 from polytrigger.tools.cli import main
 from polytrigger.tools.replay import Interrupt
-from tests.integration.support import Invoker, starts
+from tests.integration.support import ROOT, Invoker, starts
 
 BUCKET = "replay-landing"
 DAILY_MODEL = "5a0c6b1e-1d2f-4e3a-9b8c-7d6e5f4a3b21"
@@ -216,6 +220,35 @@ def test_an_interrupted_replay_run_again_makes_no_extra_start(
     done = replay.plan("--route", "fan-out", capsys=capsys)
     assert done["starts"] == []
     assert done["skipped_by_reason"] == {"covered": 30}
+
+
+def test_ctrl_c_in_a_terminal_stops_the_command_after_its_start_and_a_rerun_finishes_the_plan(
+    replay: Replay, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replay.put("fan/0.json")
+    plan = replay.plan("--route", "fan-out", capsys=capsys)
+    fake = replay.invoker.stack.fake
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'functions'}{os.pathsep}{ROOT}"}
+    command = [sys.executable, "-m", "polytrigger", "replay", "--routes", str(replay.routes), "--route", "fan-out"]
+    process = subprocess.Popen([*command, "--rate", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):  # its first start made, it waits a minute for the next
+            if starts(fake) or process.poll() is not None:
+                break
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == replay_cli.INTERRUPTED, err
+    assert b"stopping after the current start" in err
+    assert b"Traceback" not in err
+    assert b"interrupted with 9 start(s) not made" in out
+    assert len(starts(fake)) == 1
+    code, _ = replay.live("--route", "fan-out", capsys=capsys)
+    assert code == 0
+    assert made(fake) == planned(plan)
 
 
 def test_the_starts_per_minute_ceiling_holds_at_the_fake(replay: Replay, capsys: pytest.CaptureFixture[str]) -> None:
