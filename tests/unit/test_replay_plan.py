@@ -14,7 +14,7 @@ from polytrigger.core.actions import Action, SyncTarget
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.deferrals import coverage_since
-from polytrigger.dispatch.landings import Landing
+from polytrigger.dispatch.landings import Landing, LandingsUnavailable
 from polytrigger.reconciliation.listing import Listed
 from polytrigger.routing import Routes, parse_routes
 from polytrigger.tools import replay_cli
@@ -365,3 +365,37 @@ def test_ctrl_c_during_a_wait_stops_within_a_second_and_a_second_ctrl_c_stops_at
     assert clock.slept == [1.0]
     with pytest.raises(KeyboardInterrupt):
         interrupt.request()
+
+
+def test_a_table_that_cannot_keep_a_landing_stops_the_run_before_that_start() -> None:
+    clock = Clock()
+    starter = Starter(clock)
+
+    class Broken(Claims):
+        def landed(self, trigger: Trigger, received: float) -> bool:
+            if len(starter.made) == 1:
+                raise LandingsUnavailable("the file's landing could not be kept: AccessDenied")
+            return True
+
+    result = carry_out(wide_plan(3), starter, Broken(), RateLimit(600, clock.now, clock.sleep))
+    assert len(result.outcomes) == 1
+    assert "AccessDenied" in result.stopped_by
+    assert not result.interrupted
+
+
+def test_two_routes_of_one_sync_that_differ_in_activate_first_still_make_one_start() -> None:
+    both = parse_routes(
+        {
+            "routes": [
+                {"name": "first", "s3": {"bucket": BUCKET, "key": "x/*"}, "syncs": [{"id": MODEL}]},
+                {
+                    "name": "second",
+                    "s3": {"bucket": BUCKET, "key": "y/*"},
+                    "syncs": [{"id": MODEL, "activate_first": True}],
+                },
+            ]
+        }
+    )
+    found = make_plan([obj("x/a"), obj("y/b", 5)], both, Selection(), Table(), NOW)
+    assert [(s.route, len(s.objects), s.action.trigger.key) for s in found.starts] == [("second", 2, "y/b")]
+    assert found.starts[0].activate is not None  # the newest object's route activates first

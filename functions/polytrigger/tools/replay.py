@@ -22,6 +22,7 @@ from typing import Any, Protocol, TextIO
 
 from polytrigger.core.outcomes import Outcome
 from polytrigger.core.triggers import Trigger
+from polytrigger.dispatch.landings import LandingsUnavailable
 from polytrigger.tools.replay_plan import Plan, Start
 
 DEFAULT_RATE = 30  # starts per minute
@@ -86,6 +87,7 @@ class Result:
     plan: Plan
     outcomes: list[tuple[Start, Outcome]] = field(default_factory=list)
     interrupted: bool = False
+    stopped_by: str = ""  # the table could not be written: the run stopped there (one line why)
 
     @property
     def failed(self) -> list[tuple[Start, Outcome]]:
@@ -110,6 +112,7 @@ class Result:
                 for start, outcome in self.outcomes
             ],
             "interrupted": self.interrupted,
+            "stopped_by": self.stopped_by,
             "not_made": len(self.plan.starts) - len(self.outcomes),
         }
 
@@ -173,6 +176,8 @@ def carry_out(
                 progress.advance(f"{start.route} {start.sync.type} sync {start.sync.id[:8]}: {outcome.status}")
     except KeyboardInterrupt:  # no handler was installed (or a second Ctrl-C): what is done is kept
         result.interrupted = True
+    except LandingsUnavailable as error:  # no start is made for objects whose landing was not kept
+        result.stopped_by = str(error)
     finally:
         if progress is not None:
             progress.close()

@@ -132,6 +132,8 @@ def _run(args: argparse.Namespace, s3: Any, dynamodb: Any, interrupt: Interrupt 
         return 0 if plan.starts else 1
     result = _live(plan, args, path, dynamodb, interrupt)
     print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if args.json else render_result(result))
+    if result.stopped_by:
+        raise ReplayError(f"stopped: {result.stopped_by} (check credentials and --table; run it again)")
     if result.interrupted:
         return INTERRUPTED
     return 1 if result.failed or not plan.starts else 0
@@ -297,8 +299,9 @@ def render_result(result: Result) -> str:
         + (f"; skipped: {skipped}" if skipped else "")
         + (f"; {len(result.failed)} failed" if result.failed else "")
     )
-    if result.interrupted:
-        summary += f"; interrupted with {left} start(s) not made: run the same command again to make them"
+    if result.interrupted or result.stopped_by:
+        how = "interrupted" if result.interrupted else "stopped"
+        summary += f"; {how} with {left} start(s) not made: run the same command again to make them"
     return "\n".join([*lines, summary])
 
 

@@ -232,7 +232,8 @@ def _decide(
     if not outstanding:
         return
     newest, route = max(outstanding, key=lambda member: (member[0].last_modified, member[0].key))
-    made = [a for a in route.actions_for(newest.trigger("replay")) if a.sync == sync]
+    shape = (sync.type, sync.id, sync.options)  # the newest's route may set activate_first otherwise
+    made = [a for a in route.actions_for(newest.trigger("replay")) if (a.sync.type, a.sync.id, a.sync.options) == shape]
     start = next(action for action in made if action.kind == "start")
     activate = next((action for action in made if action.kind == "activate"), None)
     earlier = coverage.done(start)
