@@ -311,6 +311,16 @@ def test_the_plan_is_printed_for_people(replay: Replay, capsys: pytest.CaptureFi
     assert f"start model sync {DAILY_MODEL} (route orders-daily) for 3 object(s)" in out
 
 
+def test_the_live_run_ends_with_one_summary_line(replay: Replay, capsys: pytest.CaptureFixture[str]) -> None:
+    land_days(replay, per_day=1)
+    capsys.readouterr()
+    code = main(["replay", "--routes", str(replay.routes), "--route", "orders-daily"])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0, lines
+    assert lines[-1] == ("replay: 3 object(s) matched, 3 partition(s); 2 start(s) planned: 2 started")
+    assert all(line.endswith(")") and " -> started (" in line for line in lines[:-1])
+
+
 def test_an_inventory_report_is_read_as_input(replay: Replay, capsys: pytest.CaptureFixture[str]) -> None:
     keys = land_days(replay, per_day=1)
     listing = replay.s3.list_objects_v2(Bucket=BUCKET, Prefix="orders/")["Contents"]
