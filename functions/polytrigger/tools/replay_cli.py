@@ -12,8 +12,9 @@ and each object skipped with why (covered by a run, held, waiting, deferred, sta
 run makes exactly that plan, at most `--rate` starts a minute, through the functions' own dedup and
 Polytomic path. Ctrl-C stops after the current start (exit 130); running it again makes no start twice.
 
-It needs what the functions have: IDEMPOTENCY_TABLE (or --table), POLYTOMIC_SECRET_ID and, for a live
-run, DISPATCH_QUEUE_URL (a start that meets a running run waits there), with AWS credentials.
+A dry run reads S3 and the dedup table (IDEMPOTENCY_TABLE or --table); a live run also needs what the
+trigger functions have: POLYTOMIC_SECRET_ID and DISPATCH_QUEUE_URL (a start that meets a running run
+waits there). AWS credentials and Region as usual (AWS_ENDPOINT_URL for a local stack).
 
 Exit status: 0 the plan was made (a live run: every start made or on its way), 1 nothing to start or
 some start failed, 2 usage, configuration or credentials (one line, no traceback), 130 interrupted.
@@ -82,7 +83,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     command.add_argument("--dry-run", action="store_true", help="print the plan; start nothing, write nothing")
     command.add_argument(
-        "--rate", type=_rate, default=DEFAULT_RATE, help=f"starts per minute at most (default {DEFAULT_RATE})"
+        "--rate",
+        type=_rate,
+        default=DEFAULT_RATE,
+        metavar="N",
+        help=f"starts per minute at most (default {DEFAULT_RATE})",
     )
     command.add_argument(
         "--table", default=os.getenv("IDEMPOTENCY_TABLE", ""), help="the dedup table (IdempotencyTableName)"
