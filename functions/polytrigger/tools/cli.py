@@ -1,7 +1,7 @@
 """polytrigger starts Polytomic syncs when files land in S3 and on schedules, as a routes file says. This
 command checks a routes file and tries it without AWS (validate, explain), follows what the deployed stack
-did (status) and sends what it parked back (redrive). `polytrigger COMMAND --help` gives a command's
-options and exit status."""
+did (status), starts the syncs for objects already in S3 (replay) and sends what it parked back (redrive).
+`polytrigger COMMAND --help` gives a command's options and exit status."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
 from polytrigger.routing import Routes, RoutesError
-from polytrigger.tools import redrive_cli, status, validate
+from polytrigger.tools import redrive_cli, replay_cli, status, validate
 from polytrigger.tools.explain import (
     S3_URL,
     ExplainInputError,
@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
     validate.register(commands)
     status.register(commands)
+    replay_cli.register(commands)
     redrive_cmd = redrive_cli.add_parser(commands)
     code: int | None = None
     try:
@@ -123,6 +124,8 @@ def _run(args: argparse.Namespace, explain_cmd: argparse.ArgumentParser, redrive
         return validate.run(args)
     if args.command == "status":
         return status.run(args)
+    if args.command == "replay":
+        return replay_cli.run(args)
     if args.command == "redrive":
         return redrive_cli.run(args, usage_error=redrive_cmd.error)
     problem = _usage_problem(args)
