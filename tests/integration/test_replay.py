@@ -284,6 +284,9 @@ def test_a_late_event_of_a_replayed_object_starts_nothing(replay: Replay, capsys
     answer = replay.invoker.s3(event)  # the event arrives at last
     assert answer["outcomes"] == []
     assert len(starts(fake)) == 2
+    capsys.readouterr()
+    main(["status", f"s3://{BUCKET}/orders/2026-12-01/late.csv", "--routes", str(replay.routes)])
+    assert "(found by polytrigger replay)" in capsys.readouterr().out  # the file says how it reached us
 
 
 def test_a_start_that_meets_a_running_run_waits_on_the_dispatch_queue_and_is_not_made_again(

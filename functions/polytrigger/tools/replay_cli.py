@@ -57,6 +57,7 @@ from polytrigger.tools.routes_source import RoutesPathError, RoutesSource, choos
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 INTERRUPTED = 130
+START_BUDGET_MS = 60_000  # a start's dedup record stays in progress this long if the command dies mid-start
 SKIPPED_SHOWN = 50  # skipped (object, sync) lines printed; --json has them all
 
 
@@ -189,6 +190,13 @@ def _live(plan: Plan, args: argparse.Namespace, path: Any, dynamodb: Any, interr
             signal.signal(signal.SIGINT, previous)
 
 
+class _StartBudget:
+    """What the dedup records ask a Lambda context: the time left to finish one start."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return START_BUDGET_MS
+
+
 class FlowStarter:
     """A planned start through the trigger functions' own flow pieces: dedup, policy, run ledger."""
 
@@ -196,6 +204,9 @@ class FlowStarter:
         self.flow = flow
         self.clock = clock
         flow.before_fan_out()
+        # A start's dedup record is "in progress" for as long as a function has left; this command has no
+        # Lambda deadline, so it takes a minute: killed mid-start, the rerun tries that start again after it.
+        flow.register(_StartBudget())
 
     def start(self, start: Start) -> Outcome:
         received = self.clock()
@@ -316,7 +327,7 @@ def render_result(result: Result) -> str:
     summary = (
         f"replay: {len(result.plan.matched)} object(s) matched, {len(result.plan.partitions)} partition(s);"
         f" {len(result.plan.starts)} start(s) planned: {counts}"
-        + (f"; skipped: {skipped}" if skipped else "")
+        + (f"; skipped (object, sync): {skipped}" if skipped else "")
         + (f"; {len(result.failed)} failed" if result.failed else "")
     )
     if result.interrupted or result.stopped_by:

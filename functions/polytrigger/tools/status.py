@@ -99,6 +99,15 @@ def _run(args: argparse.Namespace, now: datetime, client: Any) -> int:
     return 0 if fate.synced else 1
 
 
+def _found_by(how: str) -> str:
+    """A landing a listing found: no event for it had arrived (reconciliation), or a user replayed it."""
+    if how == "reconciliation":
+        return " (found by reconciliation: no event had arrived; is the bucket's EventBridge notification on?)"
+    if how == "replay":
+        return " (found by polytrigger replay)"
+    return ""
+
+
 def render(fate: FileFate, misses: list[str]) -> str:
     lines = [printable(fate.url)]
     if fate.landing is None:
@@ -109,7 +118,7 @@ def render(fate: FileFate, misses: list[str]) -> str:
     else:
         lines.append(
             f"  landed {_when(fate.landing.landed_at.isoformat())},"
-            f" reached polytrigger {_when(fate.landing.received_at.isoformat())}"
+            f" reached polytrigger {_when(fate.landing.received_at.isoformat())}" + _found_by(fate.landing.found_by)
         )
     if not fate.routes:
         lines.append("  no route matches it: nothing starts for it")
