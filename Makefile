@@ -127,17 +127,15 @@ infrastructure: $(STAMP)
 sam-validate: $(SAM_STAMP)
 	$(SAM_ENV) $(SAM) validate --lint
 
-# What `sam deploy` uploads (samconfig.toml: cached, parallel), into .aws-sam/build: each function's
+# What `sam deploy` uploads (samconfig.toml: parallel, never cached), into .aws-sam/build: each function's
 # code (functions/Makefile) and the dependencies layer (layer/Makefile, from the package registry).
 # tests/integration/test_built_artifact.py runs a handler from it.
 # make build ROUTES=my-routes.yaml: the functions ship your routes (functions/Makefile), passed on as an absolute
-# path (sam build runs each Makefile in a copy of its folder). sam build's cache knows only functions/, so a build
-# with ROUTES keeps its own cache per content of the file: neither build ever ships the other's routes.
+# path (sam build runs each Makefile in a copy of its folder).
 build: $(SAM_STAMP)
 	@$(SAM_ENV) python3.13 -c "" 2>/dev/null || { echo "sam build needs python3.13 (the functions' runtime) with pip" >&2; exit 2; }
 	@test -z "$(ROUTES)" -o -f "$(ROUTES)" || { echo "ROUTES=$(ROUTES): no such routes file" >&2; exit 2; }
-	$(if $(ROUTES),ROUTES="$(abspath $(ROUTES))") $(SAM_ENV) $(SAM) build \
-		$(if $(ROUTES),--cache-dir ".aws-sam/cache-routes-$$(sha256sum "$(ROUTES)" | cut -c1-16)")
+	$(if $(ROUTES),ROUTES="$(abspath $(ROUTES))") $(SAM_ENV) $(SAM) build
 
 test:
 	@$(MAKE) --no-print-directory -j$(TEST_JOBS) --output-sync=target checks

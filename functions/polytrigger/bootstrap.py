@@ -2,14 +2,12 @@
 
 One function per role: `triggers` (the S3 and schedule functions), `reconciler`, `dispatcher`, `webhook`,
 `poller` and `route_wiring`. Each reads the environment (`settings`) and the routes, makes its AWS clients
-from one boto3 session and hands its flow what it needs. Built on the first invocation, not at
-import, so a configuration problem is one clear logged line and a failed invocation (retried, then
-parked) rather than an init crash loop; the garbage collector, paused inside Lambda while the
-handler's imports ran, is resumed once the first build is over (`gc_pause`).
+from one boto3 session and hands its flow what it needs. Built on the first invocation, not at import, so a
+configuration problem is one clear logged line and a failed invocation (retried, then parked) rather than an
+init crash loop; the garbage collector, paused while the handler's imports ran, resumes after (`gc_pause`).
 
-The dispatch path and the webhook (the window an event's date must lie in) read the time from one
-`Clock`: the machine's, unless a test sets its own with `use_clock` (debounce windows, deferrals and
-drains then run on the test's time, not on real waits).
+The dispatch path, the reconciler and the webhook read the time from one `Clock`: the machine's, unless a test
+sets its own with `use_clock` (windows, deferrals, drains and passes then run on the test's time).
 """
 
 from __future__ import annotations
@@ -55,7 +53,7 @@ from polytrigger.polytomic.reads import PolytomicReads
 from polytrigger.reconciliation.cursor import DynamoCursors
 from polytrigger.reconciliation.listing import S3Listing
 from polytrigger.reconciliation.passes import Passes
-from polytrigger.route_wiring.aws import SchedulerGroup, hand_to_version
+from polytrigger.route_wiring.aws import DeployedRoutesTable, SchedulerGroup, hand_to_version
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runs.bus import RunEventBus
 from polytrigger.runs.dynamo_ledger import DynamoLedger
@@ -63,7 +61,7 @@ from polytrigger.runs.joins import DynamoJoins
 from polytrigger.runs.ledger import StartedRuns
 from polytrigger.runs.promises import DynamoPromises
 from polytrigger.runs.set_off import QueuedChains
-from polytrigger.settings import ConfigError, Settings, routes_file
+from polytrigger.settings import ConfigError, Settings, dedup_table, routes_file
 
 DEFAULT_POOL = 10  # botocore's own default
 WEBHOOK_SECRET_MAX_AGE = 300
@@ -168,8 +166,7 @@ def triggers() -> TriggerFlow:
 @_role
 def reconciler() -> ReconcileFlow:
     """The reconciliation function: the routes' prefixes listed, what no event brought handed to the trigger path."""
-    settings = Settings.from_env()
-    flow, part = _trigger_flow(settings)
+    flow, part = _trigger_flow(settings := Settings.from_env())
     cursors = DynamoCursors(part.aws.dynamodb, settings.idempotency_table)
     handle = functools.partial(flow.handle, claimed=True)
     passes = Passes(S3Listing(lambda: part.aws.s3), cursors, part.landings, flow.claim, handle, clock=CLOCK.now)
@@ -258,13 +255,16 @@ def poller() -> PollFlow:
 
 @_role
 def route_wiring() -> WiringFlow:
-    """The deploy-time custom resource: the Scheduler's schedule groups (neither DynamoDB nor the secret). Nothing
-    here can fail: the Scheduler's client is made inside the flow, so a problem with it is answered FAILED."""
+    """The deploy-time custom resource: the Scheduler's schedule groups, and one item of the table (the routes
+    as deployed); never the secret. Nothing here can fail: the clients are made inside the flow, so a Scheduler
+    that cannot be reached is answered FAILED with the reason (DynamoDB: the routes are not recorded, an ERROR line)."""
     scheduler = functools.cache(_scheduler_client)
+    dynamodb = functools.cache(lambda: boto3.client("dynamodb", config=client_config()))
     return WiringFlow(
         routes_file=routes_file(),
         schedule_group=lambda name: SchedulerGroup(scheduler(), name),
         hand_to_version=hand_to_version,
+        record_routes=DeployedRoutesTable(dynamodb, dedup_table()).put,
     )
 
 
@@ -345,9 +345,9 @@ def _polytomic(settings: Settings, aws: AwsClients) -> tuple[SecretCredentials, 
 
 
 def _required(value: str, name: str) -> str:
-    if not value:
-        raise ConfigError(f"{name} is required but not set")
-    return value
+    if value:
+        return value
+    raise ConfigError(f"{name} is required but not set")
 
 
 def _bus(settings: Settings, aws: AwsClients) -> RunEventBus | None:

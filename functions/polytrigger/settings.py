@@ -29,6 +29,12 @@ def routes_file(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("ROUTES_FILE") or BUNDLED_ROUTES)
 
 
+def dedup_table(env: Mapping[str, str] | None = None) -> str:
+    """IDEMPOTENCY_TABLE, or "" (the route wiring needs it only to record the routes it wired)."""
+    env = os.environ if env is None else env
+    return env.get("IDEMPOTENCY_TABLE", "").strip()
+
+
 class ConfigError(ValueError):
     """Missing or invalid configuration; the message names the variable."""
 

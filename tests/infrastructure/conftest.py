@@ -96,10 +96,12 @@ DISPATCHER_GRANTS = (
     }
     | {grant("sqs:SendMessage", DISPATCH_DLQ_ARN)}
 )
-# No secret and no table: the wiring never calls Polytomic. It manages its group's schedules,
-# passes them their role, and hands a rollback's request to the version it names.
+# No secret: the wiring never calls Polytomic. It manages its group's schedules, passes them their
+# role, hands a rollback's request to the version it names, and writes one item of the table (the
+# routes as deployed; only that item: test_wiring_template.py).
 WIRING_GRANTS = frozenset(
     {
+        grant("dynamodb:PutItem", get_att_arn("IdempotencyTable")),
         grant("scheduler:ListSchedules", "*"),  # the Scheduler's List actions take no resource
         grant("scheduler:GetScheduleGroup", get_att_arn("ScheduleGroup")),
         *(

@@ -19,6 +19,7 @@ import pytest
 
 from polytrigger.routing import load as routes_load
 from polytrigger.routing import load_routes
+from polytrigger.routing.deployed import built_from
 
 from .conftest import ROOT, Function, each_function
 
@@ -69,7 +70,13 @@ def test_a_function_build_is_the_code_step_with_the_runtimes_python(
 
 def test_a_function_ships_only_its_code_and_routes(built: Path) -> None:
     """The dependencies are the layer's (one copy for every function), not the function's."""
-    assert {path.name for path in built.iterdir()} == {"polytrigger", "routes.yaml", "routes.validated.json"}
+    assert {path.name for path in built.iterdir()} == {
+        "polytrigger",
+        "routes.yaml",
+        "routes.validated.json",
+        "routes.source.json",  # where the build took the routes from, which the deployed stack records
+    }
+    assert built_from(built / "routes.yaml") == "functions/routes.yaml (the bundled example)"
 
 
 def test_without_artifacts_dir_the_build_says_so() -> None:
@@ -148,6 +155,7 @@ def test_the_build_packs_the_routes_file_routes_names_from_outside_the_repositor
     assert routes_load.cached_document(artifacts / "routes.yaml", mine.read_bytes()) is not None
     assert [r.name for r in load_routes(artifacts / "routes.yaml").routes] == ["mine-only"]
     assert not (mine.parent / "routes.validated.json").exists()  # the user's folder is left as it was
+    assert built_from(artifacts / "routes.yaml") == str(mine)  # what the deployed stack will say it runs
 
 
 def test_a_bad_routes_file_named_by_routes_fails_the_build_naming_it(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from polytrigger.routing.deployed import DEPLOYED_ROUTES_KEY
+
 from .cfn import as_list, get_att_arn, grants, key, of_type, role_id, role_statements, rule_for
 from .conftest import DLQ_ARN, GROUP_SCHEDULES, S3_FUNCTION, SCHEDULE_FUNCTION, WIRING_FUNCTION
 
@@ -89,3 +91,15 @@ def test_outputs_say_what_was_wired(template: dict[str, Any]) -> None:
     assert outputs["WiredSchedules"]["Value"] == {"Fn::GetAtt": ["RouteWiring", "ScheduleCount"]}
     assert outputs["SchedulesMadeElsewhere"]["Value"] == {"Fn::GetAtt": ["RouteWiring", "SchedulesMadeElsewhereCount"]}
     assert outputs["ScheduleGroupName"]["Value"] == {"Ref": "ScheduleGroup"}
+
+
+def test_the_wiring_function_may_write_only_the_deployed_routes_item(transformed: dict[str, Any]) -> None:
+    """It records the routes it wired for `status` and `explain`: one item, by its key, never a dedup record."""
+    statements = role_statements(transformed["Resources"][role_id(transformed, WIRING_FUNCTION)])
+    (table,) = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    assert as_list(table["Action"]) == ["dynamodb:PutItem"]  # no read, no update, no delete, no index
+    assert table["Resource"] == get_att_arn("IdempotencyTable")
+    assert table["Condition"] == {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [DEPLOYED_ROUTES_KEY]},  # the key the code writes
+        "Null": {"dynamodb:LeadingKeys": "false"},  # ForAllValues alone holds for a request naming no key
+    }

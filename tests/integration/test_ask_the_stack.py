@@ -160,6 +160,9 @@ def test_the_printed_commands_answer_and_ctrl_c_stops_every_server(
             assert "-> started" in done.stdout, said
         if " poll" in command:
             assert "customers-after-orders" in done.stdout, said  # the chained start, delivered
+        if " status " in command or " explain " in command:  # the routes the stack wired, as a deploy records them
+            deployed = f"routes: as deployed to table {env['IDEMPOTENCY_TABLE']} (built from {routes}, sha256 "
+            assert done.stderr.startswith(deployed), said
 
     # Polytomic does not know this sync: the landing is refused (404) and parked; redrive lists it
     with routes.open("a", encoding="utf-8") as more:

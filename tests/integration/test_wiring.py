@@ -524,7 +524,7 @@ def test_an_unforeseen_failure_is_still_answered(stack: Deployment, answers: Ans
     def broken(version_arn: str, event: Any, wait_seconds: float) -> str:
         raise RuntimeError("a bug")
 
-    flow = WiringFlow(tmp_path / "routes.json", lambda name: SchedulerGroup(None, name), broken)
+    flow = WiringFlow(tmp_path / "routes.json", lambda name: SchedulerGroup(None, name), broken, lambda record: None)
 
     result = flow.request(stack.request("Update", answers), FUNCTION_ARN)
 

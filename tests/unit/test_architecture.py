@@ -73,6 +73,7 @@ ADAPTERS = {
     "polytrigger.deadlines.book",
     "polytrigger.tools.fate",
     "polytrigger.tools.status",
+    "polytrigger.tools.routes_source",
     "polytrigger.route_wiring.aws",
     "polytrigger.route_wiring.cloudformation",
 }

@@ -132,6 +132,23 @@ def test_an_action_survives_the_queue_in_either_message(carried: Action) -> None
         assert type(back) is type(original)
 
 
+@pytest.mark.parametrize("found_by", ["reconciliation", "replay"])
+def test_a_listed_objects_start_keeps_its_identity_through_the_queue(found_by: str) -> None:
+    listed = Trigger.listed(
+        bucket="acme-landing",
+        key="orders/a.csv",
+        last_modified=datetime.fromtimestamp(T0 - 5, UTC),
+        etag="abc",
+        size=3,
+        found_by=found_by,  # type: ignore[arg-type]
+    )
+    carried = replace(action(), trigger=listed)
+    back = through_the_wire(deferred_start(carried, since=T0 - 5, attempt=1, first_at=T0))
+    assert back.action.trigger.found_by == found_by
+    assert back.action.trigger.etag == "abc"
+    assert back.action.dedup_key == carried.dedup_key != action().dedup_key
+
+
 def test_activate_first_is_not_carried() -> None:
     """The dispatcher only starts: whether the route activates first does not travel (nor matter) there."""
     original = Action("orders", "start", SyncTarget(id=SYNC, activate_first=True), action().trigger)

@@ -12,6 +12,7 @@ import pytest
 
 from polytrigger.routing import RoutesError, load_routes
 from polytrigger.routing import load as routes_load
+from polytrigger.routing.deployed import built_from, source_note
 from polytrigger.settings import BUNDLED_ROUTES
 from polytrigger.tools import routes_build
 
@@ -108,6 +109,19 @@ def test_the_command_line_reports_each_file(routes_file: Path, capsys: pytest.Ca
     assert routes_build.main([str(routes_file)]) == 1
     assert "'routes' must be a list" in capsys.readouterr().err
     assert routes_build.main([]) == 2
+
+
+def test_the_build_notes_where_the_routes_came_from_and_a_failed_build_notes_nothing(routes_file: Path) -> None:
+    """The deployed stack records that name with the routes (routing.deployed): the user's path, not the copy's."""
+    assert routes_build.main(["--as", "/home/me/team-routes/routes.yaml", str(routes_file)]) == 0
+    assert built_from(routes_file) == "/home/me/team-routes/routes.yaml"
+    assert json.loads(source_note(routes_file).read_text()) == {"built_from": "/home/me/team-routes/routes.yaml"}
+
+    source_note(routes_file).unlink()
+    routes_file.write_text("routes: {}\n")
+    assert routes_build.main(["--as", "/home/me/team-routes/routes.yaml", str(routes_file)]) == 1
+    assert not source_note(routes_file).exists()
+    assert built_from(routes_file) == str(routes_file)  # no note: the file names itself
 
 
 def test_a_cold_start_with_a_current_cache_never_imports_yaml(routes_file: Path) -> None:

@@ -18,7 +18,15 @@ from typing import Any, cast
 
 from polytrigger.core.actions import ACTION_KINDS, SYNC_TYPES, Action, ActionKind, SyncTarget, SyncType
 from polytrigger.core.keys import digest, is_uuid
-from polytrigger.core.triggers import S3_EVENT_KINDS, TRIGGER_KINDS, S3EventKind, Trigger, TriggerKind
+from polytrigger.core.triggers import (
+    LISTINGS,
+    S3_EVENT_KINDS,
+    TRIGGER_KINDS,
+    FoundBy,
+    S3EventKind,
+    Trigger,
+    TriggerKind,
+)
 
 _ID = re.compile(r"[0-9a-f]{64}")  # every message id is a digest (and the Idempotency-Key of its start)
 WINDOW_PREFIX = "polytrigger#window#"  # a window's id in the dedup table: this prefix and a digest
@@ -156,6 +164,8 @@ def _encode_action(action: Action) -> dict[str, Any]:
                 else {}
             ),
             **({"after": [list(pair) for pair in trigger.after]} if trigger.after else {}),
+            # a listed object's identity is its LastModified: without this it would come back an event's
+            **({"found_by": trigger.found_by, "etag": trigger.etag} if trigger.found_by != "event" else {}),
         },
         "debounce": action.debounce,
         "max_wait": action.max_wait,
@@ -188,6 +198,8 @@ def _decode_action(data: object) -> Action:
             execution=chained.get("execution", ""),
             status=chained.get("status", ""),
             after=chained.get("after", ()),
+            etag=trigger.text("etag", empty=True) if "etag" in trigger.data else "",
+            found_by=cast(FoundBy, trigger.choice("found_by", LISTINGS)) if "found_by" in trigger.data else "event",
         ),
         debounce=fields.whole("debounce", 0),
         max_wait=fields.whole("max_wait", 0),

@@ -60,12 +60,16 @@ class DispatchPolicy:
         self.holds = holds  # where a start that meets a paused sync waits (None: it fails, and is parked)
         self.hold_limit = hold_limit  # a route's `hold`: how long, in seconds
 
-    def perform(self, action: Action, deadline: float | None, received: float | None = None) -> Outcome:
+    def perform(
+        self, action: Action, deadline: float | None, received: float | None = None, *, debounce: bool = True
+    ) -> Outcome:
         """A trigger's action, once. `received`: when the trigger reached us (epoch seconds; default now);
-        with the trigger's own time it bounds which runs cover it (`coverage_since`)."""
+        with the trigger's own time it bounds which runs cover it (`coverage_since`). `debounce=False`: a
+        start made now even on a debouncing route (a replay's start stands for all the files it gathered;
+        the action keeps its route's debounce, so a deferral of it is still one the routes make)."""
         if received is None:
             received = self.calls.clock()
-        return self.once(action, action.dedup_key, lambda: self._perform(action, deadline, received))
+        return self.once(action, action.dedup_key, lambda: self._perform(action, deadline, received, debounce))
 
     def perform_message(self, message: Message, deadline: float | None) -> Outcome:
         """A dispatch queue message, once per message id: a redelivered message comes back `duplicate`.
@@ -127,8 +131,8 @@ class DispatchPolicy:
 
     # -- a trigger's action, a deferred start, a window's flush ------------------------------------
 
-    def _perform(self, action: Action, deadline: float | None, received: float) -> Outcome:
-        if action.kind == "start" and action.debounce:
+    def _perform(self, action: Action, deadline: float | None, received: float, debounce: bool = True) -> Outcome:
+        if action.kind == "start" and action.debounce and debounce:
             return self.deferrals.debounce(action)
         since = coverage_since(action.trigger.time, received)
         return self._then(action, self.calls.call(action, action.dedup_key, deadline, since), since=since)

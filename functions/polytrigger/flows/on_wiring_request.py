@@ -13,6 +13,8 @@ and when the stack is deleted).
    targeting the poller) and reconciliation (`route_wiring.reconcile_schedules`, targeting the
    reconciliation function), and the routes' buckets are returned for the template's S3 rule.
    Delete needs no routes: the group is emptied, so a stack whose routes file is broken can still go.
+   Once wired, the routes are recorded in the stack's table as deployed (`routing.deployed`), for
+   `status` and `explain`; a record that cannot be written is an ERROR line, not a failed deploy.
 4. Every request that names an answer URL is answered, SUCCESS or FAILED with one line naming the
    route or the Scheduler's refusal, so a bad deploy fails in minutes instead of waiting an hour:
    also when the Scheduler's client cannot be made, when something unforeseen fails, and when a
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,7 @@ from polytrigger.route_wiring.plan import answer_data, plan, plan_problems
 from polytrigger.route_wiring.reconcile_schedules import reconcile_schedules, wanted_reconcile
 from polytrigger.route_wiring.schedule_group import ScheduleGroup, reconcile, wanted
 from polytrigger.routing import Routes, RoutesError, load_routes
+from polytrigger.routing.deployed import DeployedRoutes, RoutesNotRecorded, deployed_routes
 from polytrigger.settings import ConfigError
 
 LAMBDA_LONGEST_MS = 900_000  # when the caller gives no clock: the longest a Lambda invocation runs
@@ -95,6 +99,7 @@ class WiringFlow:
     schedule_group: Callable[[str], ScheduleGroup]  # the Scheduler's group of that name (ConfigError: no client)
     # run a version of this function with the request, waiting up to so many seconds: "" when it answered, else why
     hand_to_version: Callable[[str, Any, float], str]
+    record_routes: Callable[[DeployedRoutes], None]  # write the routes as deployed (RoutesNotRecorded: why not)
 
     def request(self, event: Any, invoked_arn: str, remaining_ms: Callable[[], int] | None = None) -> dict[str, Any]:
         """Answer CloudFormation's request (or hand it to the version that will); `remaining_ms` is the
@@ -134,11 +139,33 @@ class WiringFlow:
             logger.exception("route wiring failed")
             reason = error_line(error) if hasattr(error, "response") else f"internal error: {type(error).__name__}"
             return _answer(url, raw, ok=False, reason=f"route wiring failed: {reason}", physical_id=request.group)
+        summary = applied.summary if request.kind == "Delete" else applied.summary + self._record(request)
         logger.info(
-            f"route wiring {request.kind}: {applied.summary}",
-            extra={"schedule_group": request.group, "wiring": applied.data},
+            f"route wiring {request.kind}: {summary}", extra={"schedule_group": request.group, "wiring": applied.data}
         )
-        return _answer(url, raw, ok=True, reason=applied.summary, physical_id=applied.physical_id, data=applied.data)
+        return _answer(url, raw, ok=True, reason=summary, physical_id=applied.physical_id, data=applied.data)
+
+    def _record(self, request: WiringRequest) -> str:
+        """Record the routes just wired as the deployed ones; "" when done, else "; why not" for the answer.
+
+        A failure is one ERROR line, and the deploy goes on (SUCCESS): the schedules and buckets are
+        wired, and they are what fires. Failing the deploy over the record would roll back a correct
+        wiring, and the rollback's own Update would meet the same refusal (a missing permission, a
+        throttled table) and leave the stack in UPDATE_ROLLBACK_FAILED; retrying here would hold the
+        deploy for a record that only tells `status` and `explain` which routes to read (without it,
+        they read the routes file they are given, and say so).
+        """
+        version = request.code_version.rsplit(":", 1)[-1]
+        try:
+            self.record_routes(deployed_routes(self.routes_file, datetime.now(UTC), version))
+        except (RoutesNotRecorded, OSError) as error:
+            problem = (
+                f"the deployed routes were not recorded in the table ({error});"
+                " status and explain will read the routes file they are given instead"
+            )
+            logger.error(f"route wiring: {problem}")
+            return f"; {problem}"
+        return ""
 
     def _forward(self, url: str, raw: Any, request: WiringRequest, invoked: str, wait: float) -> dict[str, Any]:
         """Hand the request to the version it names, which answers it; answer FAILED when it did not, in time

@@ -1,14 +1,16 @@
 """The AWS calls of the route wiring: one schedule group's schedules (EventBridge Scheduler, behind
-`schedule_group.ScheduleGroup`), and handing a request to a published version of this very function
-(how a rollback runs its own code)."""
+`schedule_group.ScheduleGroup`), handing a request to a published version of this very function
+(how a rollback runs its own code), and recording the routes as deployed in the stack's table."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from polytrigger.observability import error_line
+from polytrigger.routing.deployed import DeployedRoutes, RoutesNotRecorded
 
 # The Scheduler's defaults for a field left out (what GetSchedule may leave out in turn).
 _DEFAULTS = {
@@ -73,6 +75,25 @@ class SchedulerGroup:
         target = stored.get("Target") or {}
         schedule["Target"] = {name: target[name] for name in self.target_fields if name in target}
         return schedule
+
+
+class DeployedRoutesTable:
+    """Writes the one `routes#deployed` item (the wiring's role may write no other: template.yaml)."""
+
+    def __init__(self, client: Callable[[], Any], table: str) -> None:
+        self.client = client  # made on first use: a client that cannot be made is one more reason not to record
+        self.table = table
+
+    def put(self, record: DeployedRoutes) -> None:
+        """RoutesNotRecorded (one line) when the table is not named or refuses the write."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not self.table:
+            raise RoutesNotRecorded("IDEMPOTENCY_TABLE is not set")
+        try:
+            self.client().put_item(TableName=self.table, Item=record.item())
+        except (BotoCoreError, ClientError, ValueError) as error:  # ValueError: an endpoint botocore cannot use
+            raise RoutesNotRecorded(error_line(error)) from None
 
 
 def hand_to_version(version_arn: str, event: Any, wait_seconds: float) -> str:

@@ -39,6 +39,12 @@ def load_routes(path: str | Path) -> Routes:
     return parse_routes(document, source=str(source), problems=duplicates)
 
 
+def load_routes_text(data: bytes, source: str) -> Routes:
+    """Validate routes given as bytes (the deployed routes, as the stack recorded them); `source` names them."""
+    document, duplicates = _parse_yaml(Path(source), data)
+    return parse_routes(document, source=source, problems=duplicates)
+
+
 def read_document(path: str | Path) -> tuple[bytes, Any]:
     """The routes file's bytes and its validated document (RoutesError lists every problem)."""
     data, document, _ = read_routes(path)

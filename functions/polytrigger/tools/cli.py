@@ -1,7 +1,7 @@
 """polytrigger starts Polytomic syncs when files land in S3 and on schedules, as a routes file says. This
 command checks a routes file and tries it without AWS (validate, explain), follows what the deployed stack
-did (status) and sends what it parked back (redrive). `polytrigger COMMAND --help` gives a command's
-options and exit status."""
+did (status), starts the syncs for objects already in S3 (replay) and sends what it parked back (redrive).
+`polytrigger COMMAND --help` gives a command's options and exit status."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 from polytrigger.core.triggers import Trigger
 from polytrigger.events import UnsupportedEvent
-from polytrigger.routing import Routes, RoutesError, load_routes
-from polytrigger.tools import redrive_cli, status, validate
+from polytrigger.routing import Routes, RoutesError
+from polytrigger.tools import redrive_cli, replay_cli, status, validate
 from polytrigger.tools.explain import (
     S3_URL,
     ExplainInputError,
@@ -35,7 +35,7 @@ from polytrigger.tools.explain import (
     time_note,
     would_act,
 )
-from polytrigger.tools.routes_source import RoutesPathError, routes_path
+from polytrigger.tools.routes_source import RoutesPathError, choose_routes
 
 __all__ = ["explain", "main"]
 
@@ -88,11 +88,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         " with --route NAME --expect: its next N deadlines (default 7)",
     )
     explain_cmd.add_argument(
-        "--routes", help="routes file (default: $ROUTES, else $ROUTES_FILE, else the bundled example, said on stderr)"
+        "--routes",
+        help="routes file (default: the routes deployed to --table, else $ROUTES, else $ROUTES_FILE, else the"
+        " bundled example; said on stderr)",
+    )
+    explain_cmd.add_argument(
+        "--table",
+        default=os.getenv("IDEMPOTENCY_TABLE", ""),
+        help="the stack's table (IdempotencyTableName; default $IDEMPOTENCY_TABLE): read the routes deployed there",
     )
     explain_cmd.add_argument("--json", action="store_true", help="print JSON rows instead of text")
     validate.register(commands)
     status.register(commands)
+    replay_cli.register(commands)
     redrive_cmd = redrive_cli.add_parser(commands)
     code: int | None = None
     try:
@@ -116,13 +124,15 @@ def _run(args: argparse.Namespace, explain_cmd: argparse.ArgumentParser, redrive
         return validate.run(args)
     if args.command == "status":
         return status.run(args)
+    if args.command == "replay":
+        return replay_cli.run(args)
     if args.command == "redrive":
         return redrive_cli.run(args, usage_error=redrive_cmd.error)
     problem = _usage_problem(args)
     if problem:
         explain_cmd.error(problem)  # prints the usage and exits 2
     try:
-        args.routes = routes_path(args.routes)
+        args.routes = choose_routes(args.routes, args.table.strip())
     except RoutesPathError as error:
         print(f"polytrigger: routes error: {error}", file=sys.stderr)
         return 2
@@ -158,10 +168,10 @@ def _explain(args: argparse.Namespace) -> int:
     extra: list[str] = []
     try:
         if args.route is not None:
-            routes = load_routes(args.routes)
+            routes = args.routes.load()
             return _explain_deadlines(args, routes)
         if args.schedule is not None:
-            routes = load_routes(args.routes)
+            routes = args.routes.load()
             spec = schedule_spec(routes, args.schedule)
             zone = spec.timezone if spec else "UTC"
             if args.next is not None:
@@ -171,10 +181,10 @@ def _explain(args: argparse.Namespace) -> int:
         elif args.target.startswith(S3_URL):
             trigger = s3_trigger(args.target, deleted=args.deleted)
         if trigger is not None:
-            routes = routes or load_routes(args.routes)
+            routes = routes or args.routes.load()
             rows = explain_groups([[trigger]], routes)
         else:
-            rows = explain(json.loads(Path(args.target).read_text(encoding="utf-8")), args.routes)
+            rows = explain(json.loads(Path(args.target).read_text(encoding="utf-8")), args.routes.load())
     except OSError as error:
         print(f"polytrigger: cannot read {args.target}: {error.strerror or error}", file=sys.stderr)
         return 2

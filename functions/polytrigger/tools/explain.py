@@ -50,9 +50,9 @@ class ExplainInputError(ValueError):
     """An S3 URL, schedule name or time that `explain` cannot build a trigger from; the message is short."""
 
 
-def explain(event: Any, routes_file: str | Path) -> list[dict[str, Any]]:
+def explain(event: Any, routes_file: str | Path | Routes) -> list[dict[str, Any]]:
     """The rows of an event: one per action, one per trigger that leads to none (with its near misses)."""
-    routes = load_routes(routes_file)
+    routes = routes_file if isinstance(routes_file, Routes) else load_routes(routes_file)
     if isinstance(event, Mapping) and str(event.get("type", "")).startswith(("sync.", "bulk_sync.")):
         return explain_ending(event, routes, explain_groups)
     return explain_groups(trigger_groups(event), routes)

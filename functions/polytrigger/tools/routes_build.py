@@ -3,6 +3,8 @@
 `sam build` runs `python -m polytrigger.tools.routes_build --as ROUTES routes.yaml` on the artifact's
 copy of the user's routes (functions/Makefile: ROUTES, else the bundled example): a bad routes file
 fails the build, with every problem listed; a good one is written beside itself as `routes.validated.json` (polytrigger.routing.load reads it back, for exactly the same bytes).
+Beside it goes `routes.source.json`: the name the build was given (`--as`, the user's own path), which
+the route wiring records in the stack's table with the routes, so `status` can say which file is deployed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from polytrigger.route_wiring.plan import plan_problems
+from polytrigger.routing.deployed import write_source_note
 from polytrigger.routing.load import CACHE_FORMAT, cache_path, read_routes, source_hash
 from polytrigger.routing.parse import RoutesError, invalid
 
@@ -61,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RoutesError as error:
             print(str(error).replace(f"routes file {name}", f"routes file {shown}", 1), file=sys.stderr)
             return 1
+        write_source_note(Path(name), shown)
         if written is None:
             print(f"{shown}: valid; not cached (JSON cannot carry it exactly), so it is parsed as YAML at cold start")
         else:

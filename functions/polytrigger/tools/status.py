@@ -26,13 +26,13 @@ from polytrigger.dispatch.holds import HoldsUnavailable
 from polytrigger.dispatch.landings import LandingsUnavailable
 from polytrigger.dispatch.ports import WindowsUnavailable
 from polytrigger.dispatch.table import BY_SYNC_INDEX, iso
-from polytrigger.routing import Routes, RoutesError, load_routes
+from polytrigger.routing import Routes, RoutesError
 from polytrigger.routing.near import near_misses
 from polytrigger.runs.dynamo_ledger import run_from_item
 from polytrigger.runs.ledger import LedgerUnavailable
 from polytrigger.tools.explain import S3_URL, ExplainInputError, printable, s3_trigger
 from polytrigger.tools.fate import FileFate, Records, SyncFate, fate_of
-from polytrigger.tools.routes_source import RoutesPathError, routes_path
+from polytrigger.tools.routes_source import RoutesPathError, choose_routes, read_deployed
 
 _SINCE = re.compile(r"^(\d+)\s*(m|h|d)$")
 _UNITS = {"m": 60, "h": 3600, "d": 86400}
@@ -59,7 +59,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--table", default=os.getenv("IDEMPOTENCY_TABLE", ""), help="the dedup table (IdempotencyTableName)"
     )
     command.add_argument(
-        "--routes", help="routes file (default: $ROUTES, else $ROUTES_FILE, else the bundled example, said on stderr)"
+        "--routes",
+        help="routes file (default: the routes deployed to --table, else $ROUTES, else $ROUTES_FILE, else the"
+        " bundled example; said on stderr)",
     )
     command.add_argument("--json", action="store_true", help="print JSON")
 
@@ -82,9 +84,10 @@ def _run(args: argparse.Namespace, now: datetime, client: Any) -> int:
         return _sync_runs(Records(client if client is not None else _dynamodb(), args.table), args, now)
     if not target.startswith(S3_URL):
         raise StatusError(f"not an S3 URL: {target[:80]!r} (give s3://BUCKET/KEY)")
-    try:  # the user's own mistakes first, before any AWS call
+    try:  # the user's own mistakes first; then the routes deployed to the table, unless --routes is given
         trigger = s3_trigger(target)
-        routes = load_routes(routes_path(args.routes))
+        read = (lambda table: read_deployed(table, client)) if client is not None else None
+        routes = choose_routes(args.routes, args.table, read=read).load()
     except (ExplainInputError, RoutesError, RoutesPathError) as error:
         raise StatusError(str(error)) from None
     records = Records(client if client is not None else _dynamodb(), args.table)
@@ -94,6 +97,15 @@ def _run(args: argparse.Namespace, now: datetime, client: Any) -> int:
     else:
         print(render(fate, _misses(fate, routes)))
     return 0 if fate.synced else 1
+
+
+def _found_by(how: str) -> str:
+    """A landing a listing found: no event for it had arrived (reconciliation), or a user replayed it."""
+    if how == "reconciliation":
+        return " (found by reconciliation: no event had arrived; is the bucket's EventBridge notification on?)"
+    if how == "replay":
+        return " (found by polytrigger replay)"
+    return ""
 
 
 def render(fate: FileFate, misses: list[str]) -> str:
@@ -106,7 +118,7 @@ def render(fate: FileFate, misses: list[str]) -> str:
     else:
         lines.append(
             f"  landed {_when(fate.landing.landed_at.isoformat())},"
-            f" reached polytrigger {_when(fate.landing.received_at.isoformat())}"
+            f" reached polytrigger {_when(fate.landing.received_at.isoformat())}" + _found_by(fate.landing.found_by)
         )
     if not fate.routes:
         lines.append("  no route matches it: nothing starts for it")
