@@ -26,6 +26,7 @@ MODULES = (
     "benchmarks.outcomes",
     "benchmarks.status",
     "benchmarks.gates",
+    "benchmarks.reconciliation",
 )
 
 

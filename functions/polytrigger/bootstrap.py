@@ -1,15 +1,13 @@
 """What each function needs, built once per container, by role: its flow, on its adapters.
 
-One function per role: `triggers` (the S3 and schedule functions), `dispatcher`, `webhook`, `poller`
-and `route_wiring`. Each reads the environment (`settings`) and the routes, makes its AWS clients
-from one boto3 session and hands its flow what it needs. Built on the first invocation, not at
-import, so a configuration problem is one clear logged line and a failed invocation (retried, then
-parked) rather than an init crash loop; the garbage collector, paused inside Lambda while the
-handler's imports ran, is resumed once the first build is over (`gc_pause`).
+One function per role: `triggers` (the S3 and schedule functions), `reconciler`, `dispatcher`, `webhook`,
+`poller` and `route_wiring`. Each reads the environment (`settings`) and the routes, makes its AWS clients
+from one boto3 session and hands its flow what it needs. Built on the first invocation, not at import, so a
+configuration problem is one clear logged line and a failed invocation (retried, then parked) rather than an
+init crash loop; the garbage collector, paused while the handler's imports ran, resumes after (`gc_pause`).
 
-The dispatch path and the webhook (the window an event's date must lie in) read the time from one
-`Clock`: the machine's, unless a test sets its own with `use_clock` (debounce windows, deferrals and
-drains then run on the test's time, not on real waits).
+The dispatch path, the reconciler and the webhook read the time from one `Clock`: the machine's, unless a test
+sets its own with `use_clock` (windows, deferrals, drains and passes then run on the test's time).
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from polytrigger.dispatch.windows import DynamoWindows
 from polytrigger.events.function_url import Encoding, SigningSecrets
 from polytrigger.flows.on_dispatch_message import DispatchMessageFlow
 from polytrigger.flows.on_poll import PollFlow
+from polytrigger.flows.on_reconcile import ReconcileFlow
 from polytrigger.flows.on_triggers import TriggerFlow
 from polytrigger.flows.on_webhook_delivery import WebhookFlow
 from polytrigger.flows.on_wiring_request import WiringFlow
@@ -51,6 +50,9 @@ from polytrigger.polytomic.client import PolytomicClient
 from polytrigger.polytomic.contract import CredentialsError
 from polytrigger.polytomic.credentials import SecretCredentials
 from polytrigger.polytomic.reads import PolytomicReads
+from polytrigger.reconciliation.cursor import DynamoCursors
+from polytrigger.reconciliation.listing import S3Listing
+from polytrigger.reconciliation.passes import Passes
 from polytrigger.route_wiring.aws import DeployedRoutesTable, SchedulerGroup, hand_to_version
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.runs.bus import RunEventBus
@@ -77,14 +79,9 @@ def client_config(pool: int = DEFAULT_POOL) -> Config:
 
 
 class AwsClients:
-    """The container's AWS clients, all made from one boto3 session.
-
-    Why one session: every new session loads botocore's data files again, so a client made in a
-    second session costs about 40 ms more than one made in the first (Powertools would otherwise make
-    a session for the dedup table and another for the secret). Clients are thread-safe but sessions
-    are not, so clients are made here, before any fan-out thread runs: DynamoDB and Secrets Manager at
-    once (every path needs them), SQS and EventBridge when first asked for.
-    """
+    """The container's AWS clients, all from one boto3 session: a client of a second session costs about
+    40 ms more (botocore's data files loaded again). Clients are thread-safe, sessions are not, so they are
+    made before any fan-out thread runs: DynamoDB and Secrets Manager at once, the rest when first asked for."""
 
     def __init__(self, pool: int = DEFAULT_POOL) -> None:
         self.session = boto3.session.Session()
@@ -163,7 +160,20 @@ def use_clock(now: Callable[[], float] = time.time, sleep: Callable[[float], Non
 @_role
 def triggers() -> TriggerFlow:
     """The S3 and schedule functions: triggers in, actions performed."""
-    settings = Settings.from_env()
+    return _trigger_flow(Settings.from_env())[0]
+
+
+@_role
+def reconciler() -> ReconcileFlow:
+    """The reconciliation function: the routes' prefixes listed, what no event brought handed to the trigger path."""
+    flow, part = _trigger_flow(settings := Settings.from_env())
+    cursors = DynamoCursors(part.aws.dynamodb, settings.idempotency_table)
+    handle = functools.partial(flow.handle, claimed=True)
+    passes = Passes(S3Listing(lambda: part.aws.s3), cursors, part.landings, flow.claim, handle, clock=CLOCK.now)
+    return ReconcileFlow(routes=part.routes, passes=passes, register=part.dedup.register)
+
+
+def _trigger_flow(settings: Settings) -> tuple[TriggerFlow, _DispatchPart]:
     part = _DispatchPart(settings)
     return TriggerFlow(
         routes=part.routes,
@@ -177,7 +187,7 @@ def triggers() -> TriggerFlow:
         clock=CLOCK.now,
         landings=part.landings,
         gates=_gates(settings, part.aws, part.routes),
-    )
+    ), part
 
 
 @_role
@@ -245,13 +255,9 @@ def poller() -> PollFlow:
 
 @_role
 def route_wiring() -> WiringFlow:
-    """The deploy-time custom resource: the Scheduler's schedule groups, and one item of the table (the
-    routes as deployed); it never needs the secret.
-
-    Nothing here can fail: the clients are made on first use, inside the flow, so a configuration the
-    Scheduler's cannot be made with is answered FAILED with the reason, not left unanswered (DynamoDB's:
-    the routes are not recorded, an ERROR line says why).
-    """
+    """The deploy-time custom resource: the Scheduler's schedule groups, and one item of the table (the routes
+    as deployed); never the secret. Nothing here can fail: the clients are made inside the flow, so a Scheduler
+    that cannot be reached is answered FAILED with the reason (DynamoDB: the routes are not recorded, an ERROR line)."""
     scheduler = functools.cache(_scheduler_client)
     dynamodb = functools.cache(lambda: boto3.client("dynamodb", config=client_config()))
     return WiringFlow(
@@ -314,14 +320,9 @@ class _DispatchPart:
         )
 
     def before_fan_out(self) -> None:
-        """Make, on one thread, the lazily built state the fan-out threads would otherwise race to build.
-
-        The dedup persistence layer's configuration (PowertoolsDedup.prepare); the secret, cached
-        by Powertools Parameters, which threads that all miss the cache would each read (a failure
-        is left for the actions to report); and the SQS client, made on first use from the
-        container's boto3 session, which must not be used from several threads at once. All three
-        are no-ops once done.
-        """
+        """Make, on one thread, what the fan-out threads would race to build: the dedup layer's configuration,
+        the secret (which threads that all miss Powertools' cache would each read; a failure is left for the
+        actions to report) and the SQS client (the session is not thread-safe). No-ops once done."""
         self.dedup.prepare()
         with contextlib.suppress(CredentialsError):
             self.credentials(False)
@@ -344,9 +345,9 @@ def _polytomic(settings: Settings, aws: AwsClients) -> tuple[SecretCredentials, 
 
 
 def _required(value: str, name: str) -> str:
-    if not value:
-        raise ConfigError(f"{name} is required but not set")
-    return value
+    if value:
+        return value
+    raise ConfigError(f"{name} is required but not set")
 
 
 def _bus(settings: Settings, aws: AwsClients) -> RunEventBus | None:

@@ -115,6 +115,16 @@ def count_by_route(name: str, route: str, value: float = 1, *, seconds: bool = F
         by_route.add_dimension(name="route", value=route)
 
 
+def record_found_late(url: str, landed: str, route: str) -> None:
+    """An object a listing found and no event had brought: one WARNING line, and a count by route (alarmed)."""
+    logger.warning(
+        f"found by reconciliation, no event had arrived: {url} (landed {landed}, route {route})",
+        extra={"status": "found_by_reconciliation", "route": route},
+    )
+    metrics.add_metric(name="found_by_reconciliation", unit=MetricUnit.Count, value=1)
+    count_by_route("found_by_reconciliation", route)
+
+
 def record_ignored(reason: str) -> None:
     logger.info(f"event ignored: {reason}", extra={"status": "ignored"})
     metrics.add_metric(name="ignored", unit=MetricUnit.Count, value=1)

@@ -30,6 +30,7 @@ def wire(stack: Any) -> list[str]:
                 "ScheduleGroup": GROUP,
                 "TargetArn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:polytrigger-demo-ScheduleTriggerFunction",
                 "DeadlineTargetArn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:polytrigger-demo-PollerFunction",
+                "ReconcileTargetArn": f"arn:aws:lambda:{region}:{ACCOUNT}:function:polytrigger-demo-ReconcilerFunction",
                 "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/polytrigger-demo-ScheduleInvokeRole",
                 "DeadLetterArn": f"arn:aws:sqs:{region}:{ACCOUNT}:polytrigger-demo-dlq",
                 "State": "ENABLED",

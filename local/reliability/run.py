@@ -24,7 +24,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from local.reliability import deadlines, dispatch, failures, gates, holds, joins, load, outcomes, windows
+from local.reliability import deadlines, dispatch, failures, gates, holds, joins, load, lost_events, outcomes, windows
 from local.reliability.harness import Harness, Row
 from local.reliability.scenarios import FULL_SCALE_ONLY, SCENARIOS
 from local.stack import LocalStack
@@ -48,7 +48,7 @@ ADVERSARIAL: tuple[Callable[[Harness], Row], ...] = (
 
 # The scenarios by what they try, in the order the table prints them: `make reliability` runs every
 # group in one table; the scaled-down test runs each group on its own (in parallel, on its own stack).
-GROUPS = ("concurrency", "faults", "adversarial", "outcomes", "holds", "joins", "gates", "deadlines")
+GROUPS = ("concurrency", "faults", "adversarial", "outcomes", "holds", "joins", "gates", "deadlines", "reconciliation")
 
 
 def scenarios(scale: float, group: str = "") -> tuple[Callable[[Harness], Row], ...]:
@@ -63,6 +63,7 @@ def scenarios(scale: float, group: str = "") -> tuple[Callable[[Harness], Row], 
         "joins": joins.SCENARIOS,  # a route waiting for two upstream syncs (local.reliability.joins)
         "gates": gates.SCENARIOS,  # once per complete partition, across faults and a crash (local.reliability.gates)
         "deadlines": deadlines.SCENARIOS,  # each miss and late arrival told once (local.reliability.deadlines)
+        "reconciliation": lost_events.SCENARIOS,  # events lost, found by listing (local.reliability.lost_events)
     }
     return chosen[group] if group else tuple(item for name in GROUPS for item in chosen[name])
 

@@ -34,6 +34,7 @@ SCHEDULE_FUNCTION = "ScheduleTriggerFunction"
 DISPATCHER_FUNCTION = "DispatcherFunction"
 WIRING_FUNCTION = "RouteWiringFunction"  # the deploy-time custom resource: schedules only
 POLLER_FUNCTION = "PollerFunction"
+RECONCILER_FUNCTION = "ReconcilerFunction"
 WEBHOOK_FUNCTION = "WebhookFunction"
 
 METRICS_NAMESPACE = "Polytrigger"  # Globals' POWERTOOLS_METRICS_NAMESPACE: where the functions' metrics go
@@ -79,6 +80,11 @@ GATE_BATCHES = frozenset(
     grant(f"dynamodb:{action}", get_att_arn("IdempotencyTable")) for action in ("BatchWriteItem", "BatchGetItem")
 )
 S3_TRIGGER_GRANTS = TRIGGER_GRANTS | {READ_MANIFESTS, *GATE_BATCHES}
+# The reconciler acts as the S3 function does on what it finds, and lists the reconciled buckets (only
+# they: RouteWiring answers them from the routes). Its bucket grants are a policy of its own
+# (ReconcilerListsRoutedBuckets): RouteWiring needs the function's ARN for its schedules.
+LIST_RECONCILED = grant("s3:ListBucket", {"Fn::Split": [",", {"Fn::GetAtt": ["RouteWiring", "ReconciledBuckets"]}]})
+RECONCILER_GRANTS = S3_TRIGGER_GRANTS | {LIST_RECONCILED}
 # The dispatcher consumes the dispatch queue (the SQS poller of its event source mapping: what SAM's
 # AWSLambdaSQSQueueExecutionRole grants on "*"), re-queues what must wait longer and parks expired
 # deferrals in the dispatch dead-letter queue itself.
@@ -198,6 +204,16 @@ FUNCTIONS = (
         reserved=1,
         async_retries=0,
         publishes=True,
+    ),
+    # One firing per reconciled route per period; a route's lease in the table keeps two from listing
+    # it at once. A failed pass is not retried: the next firing goes on from the route's cursor.
+    Function(
+        RECONCILER_FUNCTION,
+        "polytrigger.handlers.reconciler.handler",
+        "reconciler",
+        RECONCILER_GRANTS,
+        timeout=300,
+        async_retries=0,
     ),
     # Only with WebhookReceiver Enabled. Answered quickly or not at all (Polytomic waits); a flood of
     # unauthenticated requests runs at most WebhookConcurrency at once, never the account's pool.

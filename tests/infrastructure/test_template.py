@@ -738,9 +738,9 @@ def test_every_alarm_notifies_the_alarm_topic_when_one_is_given(transformed: dic
     alarms = of_type(transformed, "AWS::CloudWatch::Alarm")
     # The two dead-letter queues (not empty, new messages), the dispatch queue's age, the functions'
     # errors, failed and unsupported_event, failed runs and freshness breaches, the poller's cursor age,
-    # gated partitions incomplete, missed arrival deadlines.
+    # gated partitions incomplete, missed arrival deadlines, objects found by reconciliation.
     errors = sum(function.errors_alarm for function in FUNCTIONS)
-    assert len(alarms) == len(DEAD_LETTER_QUEUES) * 2 + 1 + errors + 2 + 2 + 1 + 1 + 1
+    assert len(alarms) == len(DEAD_LETTER_QUEUES) * 2 + 1 + errors + 2 + 2 + 1 + 1 + 1 + 1
     for logical_id, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == notify, logical_id
         assert alarm["Properties"]["OKActions"] == notify, logical_id

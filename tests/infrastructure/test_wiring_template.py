@@ -59,7 +59,7 @@ def test_the_wiring_function_passes_the_schedules_role_only_to_the_scheduler(tra
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
 
 
-def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_the_poller_and_park(
+def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_the_poller_the_reconciler_and_park(
     transformed: dict[str, Any],
 ) -> None:
     role = transformed["Resources"]["ScheduleInvokeRole"]["Properties"]
@@ -73,6 +73,7 @@ def test_schedules_act_as_a_role_that_may_only_invoke_the_schedule_function_the_
     assert grants(role_statements({"Properties": role})) == {
         ("lambda:InvokeFunction", key(get_att_arn(SCHEDULE_FUNCTION))),
         ("lambda:InvokeFunction", key(get_att_arn("PollerFunction"))),  # at the routes' arrival deadlines
+        ("lambda:InvokeFunction", key(get_att_arn("ReconcilerFunction"))),  # the routes' reconciliation
         ("sqs:SendMessage", key(DLQ_ARN)),
     }
 

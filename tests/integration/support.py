@@ -92,6 +92,13 @@ class Invoker:
         event = {"poll": "2026-11-30T12:00:00Z"}
         return self._call(poller.handler, event, LocalContext(function_name="polytrigger-poller", **context))
 
+    def reconciler(self, route: str, timeout_seconds: float = 900.0, **context: Any) -> dict[str, Any]:
+        """A route's reconciliation schedule firing, with the invocation's time (the pass's budget)."""
+        from polytrigger.handlers import reconciler
+
+        local = LocalContext(function_name="polytrigger-reconciler", timeout_seconds=timeout_seconds, **context)
+        return self._call(reconciler.handler, {"reconcile": route}, local)
+
     def _call(self, handler: Any, event: dict[str, Any], context: LocalContext) -> dict[str, Any]:
         """Run the handler; its return value, error and stdout (the metrics) all go to the guard too."""
         stdout = io.StringIO()

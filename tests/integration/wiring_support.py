@@ -23,6 +23,7 @@ FUNCTION = "polytrigger-RouteWiringFunction-Ab12Cd34"
 FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{FUNCTION}"
 TARGET_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:polytrigger-ScheduleTriggerFunction-Ef56Gh78"
 POLLER_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:polytrigger-PollerFunction-Ij90Kl12"
+RECONCILER_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:polytrigger-ReconcilerFunction-Mn34Op56"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/polytrigger-ScheduleInvokeRole-Ij90Kl12"
 STACK_ID = f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/polytrigger/0d5c8a40-0000-11ef-9d1e-0a1b2c3d4e5f"
 
@@ -51,6 +52,7 @@ class Deployment:
             ("GetAtt", "RouteWiringFunction.Arn"): FUNCTION_ARN,
             ("GetAtt", "ScheduleTriggerFunction.Arn"): TARGET_ARN,
             ("GetAtt", "PollerFunction.Arn"): POLLER_ARN,
+            ("GetAtt", "ReconcilerFunction.Arn"): RECONCILER_ARN,
             ("GetAtt", "ScheduleInvokeRole.Arn"): ROLE_ARN,
             ("GetAtt", "DeadLetterQueue.Arn"): self.dead_letter_arn,
         }

@@ -69,6 +69,7 @@ ADAPTERS = {
     "polytrigger.gating.requests",
     "polytrigger.gating.objects",
     "polytrigger.reconciliation.listing",
+    "polytrigger.reconciliation.cursor",
     "polytrigger.deadlines.book",
     "polytrigger.tools.fate",
     "polytrigger.tools.status",
@@ -97,6 +98,7 @@ ENTRY_POINTS = {
     "dispatcher": ("dispatcher", "on_dispatch_message"),
     "webhook": ("webhook", "on_webhook_delivery"),
     "poller": ("poller", "on_poll"),
+    "reconciler": ("reconciler", "on_reconcile"),
     "route_wiring": ("route_wiring", "on_wiring_request"),
 }
 # The layers a handler may import: it reads its event and answers; everything else goes through its flow.
@@ -109,6 +111,7 @@ SMALL = {
     "polytrigger.handlers.schedule": "an entry point",
     "polytrigger.handlers.webhook": "an entry point",
     "polytrigger.handlers.poller": "an entry point",
+    "polytrigger.handlers.reconciler": "an entry point",
     "polytrigger.handlers.route_wiring": "an entry point",
 }
 MAX_MODULE_LINES = 400

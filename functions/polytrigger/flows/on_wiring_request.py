@@ -10,7 +10,8 @@ and when the stack is deleted).
    put the previous schedules back, and that version answers.
 3. Create / Update: the stack's schedule group is reconciled to exactly the routes' schedules
    (`route_wiring.schedule_group`) and their arrival deadlines' (`route_wiring.deadline_schedules`,
-   targeting the poller), and the routes' buckets are returned for the template's S3 rule.
+   targeting the poller) and reconciliation (`route_wiring.reconcile_schedules`, targeting the
+   reconciliation function), and the routes' buckets are returned for the template's S3 rule.
    Delete needs no routes: the group is emptied, so a stack whose routes file is broken can still go.
    Once wired, the routes are recorded in the stack's table as deployed (`routing.deployed`), for
    `status` and `explain`; a record that cannot be written is an ERROR line, not a failed deploy.
@@ -45,6 +46,7 @@ from polytrigger.route_wiring.cloudformation import (
 )
 from polytrigger.route_wiring.deadline_schedules import deadline_schedules, wanted_deadline
 from polytrigger.route_wiring.plan import answer_data, plan, plan_problems
+from polytrigger.route_wiring.reconcile_schedules import reconcile_schedules, wanted_reconcile
 from polytrigger.route_wiring.schedule_group import ScheduleGroup, reconcile, wanted
 from polytrigger.routing import Routes, RoutesError, load_routes
 from polytrigger.routing.deployed import DeployedRoutes, RoutesNotRecorded, deployed_routes
@@ -81,6 +83,10 @@ def apply(request: WiringRequest, routes: Routes, group: ScheduleGroup) -> Appli
     if deadlines and not request.target.deadline_arn:
         raise WiringRefused("routes have arrival deadlines (expect) but the request names no DeadlineTargetArn")
     schedules.update({schedule.name: wanted_deadline(schedule, request.target) for schedule in deadlines})
+    reconciled = reconcile_schedules(routes)
+    if reconciled and not request.target.reconcile_arn:
+        raise WiringRefused("routes reconcile (s3.reconcile) but the request names no ReconcileTargetArn")
+    schedules.update({schedule.name: wanted_reconcile(schedule, request.target) for schedule in reconciled})
     changes = reconcile(group, schedules)
     partition = request.target.function_arn.split(":")[1] if request.target.function_arn.count(":") > 1 else "aws"
     data = answer_data(found, digest([schedules[name] for name in sorted(schedules)]), changes.describe(), partition)

@@ -123,6 +123,7 @@ def parse_request(event: Any) -> WiringRequest:
             dead_letter_arn=_text(properties, "DeadLetterArn"),
             state=state,
             deadline_arn=_text(properties, "DeadlineTargetArn"),
+            reconcile_arn=_text(properties, "ReconcileTargetArn"),
         ),
         code_version=version,
     )

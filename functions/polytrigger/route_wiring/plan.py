@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from polytrigger.route_wiring.deadline_schedules import deadline_problems
+from polytrigger.route_wiring.reconcile_schedules import reconcile_problems, reconciled_buckets
 from polytrigger.routing.model import Routes
 from polytrigger.routing.schedules import ScheduleSpec, known_zone
 
@@ -34,6 +35,7 @@ class Plan:
     schedules: tuple[ScheduleSpec, ...]  # the stack creates these, sorted by name
     elsewhere: tuple[str, ...]  # schedules routes name but do not define: made outside the stack, sorted
     manifests: tuple[str, ...] = ()  # `bucket/prefix*` of every gate's manifest: what the functions may read, sorted
+    reconciled: tuple[str, ...] = ()  # the buckets some route reconciles: what the reconciler may list, sorted
 
 
 def plan(routes: Routes) -> Plan:
@@ -49,6 +51,7 @@ def plan(routes: Routes) -> Plan:
         schedules=tuple(specs[name] for name in sorted(specs)),
         elsewhere=tuple(sorted(named - set(specs))),
         manifests=tuple(sorted(manifests)),
+        reconciled=reconciled_buckets(routes),
     )
 
 
@@ -75,6 +78,7 @@ def plan_problems(routes: Routes) -> list[str]:
                 f"route '{route.name}': schedule.timezone: {spec.timezone!r} is not a time zone the IANA database knows"
             )
     problems.extend(deadline_problems(routes, {spec.name for spec in found.schedules}))
+    problems.extend(reconcile_problems(routes, {spec.name for spec in found.schedules}))
     size = _PATTERN_OVERHEAD + sum(len(json.dumps(bucket)) + 2 for bucket in found.buckets)
     if size > MAX_PATTERN_CHARS:
         problems.append(
@@ -101,6 +105,8 @@ def answer_data(found: Plan, schedules_digest: str, changes: str, partition: str
         "Buckets": bucket_list(found),
         "ManifestObjects": ",".join(f"arn:{partition}:s3:::{where}" for where in found.manifests)
         or f"arn:{partition}:s3:::{NO_MANIFEST}",
+        "ReconciledBuckets": ",".join(f"arn:{partition}:s3:::{bucket}" for bucket in found.reconciled)
+        or f"arn:{partition}:s3:::{NO_BUCKET}",
         "ScheduleCount": str(len(found.schedules)),
         "SchedulesMadeElsewhereCount": str(len(found.elsewhere)),
         "SchedulesDigest": schedules_digest,
@@ -109,6 +115,7 @@ def answer_data(found: Plan, schedules_digest: str, changes: str, partition: str
 
 
 NO_MANIFEST = "no-manifest.invalid/none"  # an ARN the policy can name when no gate reads a manifest
+NO_BUCKET = "no-bucket.invalid"  # ... and when no route reconciles a bucket
 BUCKETS_NONE = ""  # what the rule is given when no route names a bucket: no bucket has an empty name
 
 

@@ -28,6 +28,7 @@ class Target:
     dead_letter_arn: str
     state: str = "ENABLED"  # or DISABLED: every schedule of the stack at once (a staging stack, a freeze)
     deadline_arn: str = ""  # the poller: where the routes' arrival deadlines' schedules deliver
+    reconcile_arn: str = ""  # the reconciliation function: where the routes' reconciliation schedules deliver
 
 
 class ScheduleGroup(Protocol):

@@ -10,6 +10,7 @@ from polytrigger.core.triggers import S3EventKind, Trigger
 from polytrigger.routing.expect import Expect
 from polytrigger.routing.gates import S3_URL, Gate, fill
 from polytrigger.routing.globs import Glob, Partition, compile_glob, literal_suffix
+from polytrigger.routing.reconciling import Reconcile
 from polytrigger.routing.schedules import ScheduleSpec
 
 DEFAULT_HOLD_SECONDS = 7 * 86400  # a start that meets a paused sync waits this long for it by default
@@ -42,6 +43,7 @@ class Route:
         return self.key_pattern.partition(key) if self.key_pattern is not None else None
 
     expect: Expect | None = None  # an S3 route's arrival deadlines (checked by `deadlines`)
+    reconcile: Reconcile | None = None  # an S3 route's prefix listed on a schedule (`reconciliation`)
 
     @property
     def followed(self) -> tuple[str, ...]:

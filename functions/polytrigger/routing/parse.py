@@ -19,6 +19,7 @@ from polytrigger.routing.fields import events_field, is_bucket_name
 from polytrigger.routing.gates import parse_gate
 from polytrigger.routing.globs import compile_glob, literal_prefix
 from polytrigger.routing.model import DEFAULT_HOLD_SECONDS, Route, Routes
+from polytrigger.routing.reconciling import parse_reconcile
 from polytrigger.routing.schedules import SCHEDULE_FIELDS, ScheduleSpec, definitions, parse_schedule
 from polytrigger.routing.suggest import close_to, did_you_mean
 
@@ -39,7 +40,7 @@ ACTION_ALIASES = {
     "resume": "activate", "unpause": "activate", "enable": "activate", "thaw": "activate", "unfreeze": "activate",
     "run": "start", "trigger": "start", "sync": "start",
 }  # fmt: skip
-_S3_FIELDS = {"bucket", "key", "events"}
+_S3_FIELDS = {"bucket", "key", "events", "reconcile"}
 _MODEL_OPTIONS = {"resync": bool, "test": bool, "identities": list}
 _BULK_OPTIONS = {"fetch_mode": str, "resync_mode": str, "schemas": list, "test": bool}
 _BULK_ENUMS = {"fetch_mode": ("none", "incremental", "full"), "resync_mode": ("refetch", "resync", "rebuild")}
@@ -301,7 +302,11 @@ def _parse_s3(raw: Any, problems: list[str]) -> dict[str, Any]:
         except ValueError as error:
             problems.append(f"s3.key: {error} (got {key!r})")
     events = events_field(raw, "s3", "created", S3_EVENT_KINDS, problems)
+    reconcile = parse_reconcile(raw["reconcile"], problems) if raw.get("reconcile") is not None else None
+    if reconcile is not None and events and "created" not in events:
+        problems.append("s3.reconcile: a listing finds objects, never deletions; add created to s3.events or drop it")
     return {
+        "reconcile": reconcile,
         "bucket": bucket,
         "key": key,
         "key_pattern": pattern,

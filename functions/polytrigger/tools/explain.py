@@ -1,10 +1,9 @@
 """What `polytrigger explain` computes and prints: the actions triggers would lead to, or the near misses.
 
 Three ways to name what happened: an event file (a Lambda event as delivered, or a Polytomic run event as
-the webhook receives it), an S3 URL (an object created, or deleted) and a schedule name (a firing). The last
-two build the `Trigger` the functions would normalise such an event to; everything after that is shared.
-A schedule can be asked when it fires next (`--next N`) in its own zone and in UTC (a `--time` without an
-offset is read in that zone); an S3 route's `expect:` block likewise for its next deadlines (`--expect`)."""
+the webhook receives it), an S3 URL (an object created, or deleted) and a schedule name (a firing): the last two
+build the `Trigger` the functions would normalise such an event to. A schedule can be asked when it fires next
+(`--next N`), in its zone and UTC; an S3 route's `expect:` block likewise for its next deadlines (`--expect`)."""
 
 from __future__ import annotations
 
@@ -91,6 +90,7 @@ def explain_groups(groups: Iterable[Sequence[Trigger]], routes: Routes) -> list[
                     "idempotency_key": None if _gated(routes, action) else action.dedup_key,
                     "debounce": action.debounce,
                     "max_wait": action.max_wait,
+                    "reconcile": r.reconcile.describe() if (r := routes.named(action.route)) and r.reconcile else None,
                     **_gate_fields(routes.named(action.route), trigger),
                 }
                 for action in mine
@@ -375,6 +375,8 @@ def render(rows: list[dict[str, Any]], extra: Sequence[str] = ()) -> str:
                 f"     debounced: the first file opens a {row['debounce']} s window and later ones join it; one start"
                 f" when it has been quiet {row['debounce']} s, at most {row['max_wait']} s after it opened"
             )
+        if row.get("reconcile"):
+            lines.append(f"     reconciled: its prefix {row['reconcile']}, so a lost event costs at most a period")
         if row["action"] == "start":
             lines.append(
                 "     a 409 (run in progress) defers the start via the dispatch queue until it starts or a newer run covers it"
@@ -394,6 +396,4 @@ def printable(text: str) -> str:
 
 
 def _clip(value: str | None, limit: int = 60) -> str:
-    if value is None:
-        return "nothing"
-    return repr(value) if len(value) <= limit else repr(value[: limit - 1] + "…")
+    return "nothing" if value is None else repr(value) if len(value) <= limit else repr(value[: limit - 1] + "…")

@@ -22,6 +22,7 @@ from pathlib import Path
 from polytrigger.core.actions import SYNC_TYPES
 from polytrigger.route_wiring.deadline_schedules import deadline_schedules
 from polytrigger.route_wiring.plan import plan, plan_problems
+from polytrigger.route_wiring.reconcile_schedules import schedule_name as reconcile_schedule
 from polytrigger.routing.chains import chain_summary
 from polytrigger.routing.durations import say
 from polytrigger.routing.gates import GATE_AT_RUN_TIME
@@ -45,6 +46,7 @@ class Report:
     syncs: dict[str, int] = field(default_factory=dict)  # distinct syncs by type (model, bulk)
     created: list[ScheduleSpec] = field(default_factory=list)  # the schedules the stack creates
     deadlines: list[str] = field(default_factory=list)  # the arrival deadlines' schedules it creates, one line each
+    reconciled: list[str] = field(default_factory=list)  # the reconciliation schedules it creates, one line each
     elsewhere: list[str] = field(default_factory=list)  # the schedules routes name but do not define
     chains: list[str] = field(default_factory=list)  # "route R follows sync S: completed, ..."
     gates: list[str] = field(default_factory=list)  # "route R, per partition (date): marker ..., quiet ..."
@@ -86,6 +88,13 @@ def validate(path: str | Path, *, now: datetime | None = None) -> Report:
             f" (route {schedule.route}: each miss reported once, metric deadline_missed)"
             for schedule in deadline_schedules(routes)
         ],
+        reconciled=[
+            f"the stack will create reconciliation schedule {reconcile_schedule(route.name)}: {route.reconcile.rate}"
+            f" (route {route.name}: s3://{route.bucket}/{route.key_prefix} {route.reconcile.describe()};"
+            " an object found with no event: metric found_by_reconciliation)"
+            for route in routes.routes
+            if route.reconcile is not None
+        ],
         chains=[chain_summary(route) for route in routes.routes if route.followed],
         elsewhere=list(wired.elsewhere),
         gates=[gated(route) for route in routes.routes if route.gate is not None],
@@ -121,6 +130,7 @@ def render(report: Report) -> str:
         window = f", flexible window {spec.flexible_window} min" if spec.flexible_window else ""
         lines.append(f"  the stack will create schedule {spec.name}: {spec.expression} {spec.timezone}{window}")
     lines.extend(f"  {line}" for line in report.deadlines)
+    lines.extend(f"  {line}" for line in report.reconciled)
     for name in report.elsewhere:
         lines.append(f"  schedule {name} is made elsewhere: polytrigger does not create it")
     lines.extend(f"  chained: {chain}" for chain in report.chains)
