@@ -1,13 +1,12 @@
 """What each function needs, built once per container, by role: its flow, on its adapters.
 
-One function per role: `triggers` (the S3 and schedule functions), `reconciler`, `dispatcher`, `webhook`,
-`poller` and `route_wiring`. Each reads the environment (`settings`) and the routes, makes its AWS clients
-from one boto3 session and hands its flow what it needs. Built on the first invocation, not at import, so a
-configuration problem is one clear logged line and a failed invocation (retried, then parked) rather than an
-init crash loop; the garbage collector, paused while the handler's imports ran, resumes after (`gc_pause`).
+One function per role: `triggers` (S3 and schedules), `reconciler`, `dispatcher`, `webhook`, `poller`, `route_wiring`.
+Each reads the environment (`settings`) and the routes, makes its AWS clients from one boto3 session and hands
+its flow what it needs. Built on the first invocation, not at import, so a configuration problem is one logged
+line and a failed invocation (retried, then parked), not an init crash loop; the garbage collector, paused
+while the handler's imports ran, resumes after (`gc_pause`).
 
-The dispatch path, the reconciler and the webhook read the time from one `Clock`: the machine's, unless a test
-sets its own with `use_clock` (windows, deferrals, drains and passes then run on the test's time).
+The dispatch path, the reconciler and the webhook read the time from one `Clock` (a test's: `use_clock`).
 """
 
 from __future__ import annotations
@@ -168,7 +167,8 @@ def reconciler() -> ReconcileFlow:
     """The reconciliation function: the routes' prefixes listed, what no event brought handed to the trigger path."""
     flow, part = _trigger_flow(settings := Settings.from_env())
     cursors = DynamoCursors(part.aws.dynamodb, settings.idempotency_table)
-    handle = functools.partial(flow.handle, claimed=True)
+    park = functools.partial(part.queue.park_start, clock=CLOCK.now)  # a refused start: no event to park it with
+    handle = functools.partial(flow.handle, claimed=True, park=park)
     passes = Passes(S3Listing(lambda: part.aws.s3), cursors, part.landings, flow.claim, handle, clock=CLOCK.now)
     return ReconcileFlow(routes=part.routes, passes=passes, register=part.dedup.register)
 

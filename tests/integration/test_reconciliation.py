@@ -266,3 +266,36 @@ def test_five_thousand_objects_are_listed_across_pages_within_one_invocation(buc
 
     assert (answer["state"], answer["pages"], answer["listed"], answer["found"]) == ("complete", 5, 5000, 50)
     assert bucket.found_keys() == lost
+
+
+def test_a_start_refused_for_an_object_reconciliation_found_is_parked_with_its_reason(
+    bucket: Bucket, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import json
+
+    from polytrigger import bootstrap
+
+    unknown = "e0e0e0e0-0000-4000-8000-0000000000ff"  # Polytomic answers 404: a retry cannot fix it, a person must
+    routes = tmp_path / "refused-routes.yaml"
+    routes.write_text(
+        f'routes:\n  - name: lost\n    s3: {{bucket: {BUCKET}, key: "{bucket.prefix}/**", reconcile: 15m}}\n'
+        f"    syncs: [{{id: {unknown}}}]\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ROUTES_FILE", str(routes))
+    bootstrap.reset()
+    queues = bucket.dispatch.queues
+    first_pass(bucket)
+    bucket.land(3)
+    bucket.dispatch.wait(SETTLED)
+
+    answer = bucket.reconcile()
+
+    assert answer["found"] == 3
+    sqs = bucket.dispatch.stack.client("sqs")
+    parked = sqs.receive_message(QueueUrl=queues.dead_letter_url, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(parked) == 1  # the page's one start, parked as a start message that `redrive` sends back
+    body = json.loads(parked[0]["Body"])
+    assert body["action"]["sync"]["id"] == unknown
+    assert body["action"]["trigger"]["found_by"] == "reconciliation"
+    assert body["parked_because"]

@@ -19,9 +19,16 @@ from polytrigger.dispatch.calls import Calls, Paused, Running, Throttle
 from polytrigger.dispatch.deferrals import Deferrals, coverage_since
 from polytrigger.dispatch.holds import DynamoHolds, HoldsUnavailable
 from polytrigger.dispatch.messages import DeferredStart, Message, WindowFlush
-from polytrigger.dispatch.ports import DedupBusy, DedupUnavailable, QueueUnavailable, Refused, RetryLater, retryable
+from polytrigger.dispatch.ports import (
+    DISPATCH_DEAD_LETTERS,
+    DedupBusy,
+    DedupUnavailable,
+    QueueUnavailable,
+    Refused,
+    RetryLater,
+    retryable,
+)
 
-DISPATCH_DEAD_LETTERS = "the dispatch dead-letter queue"
 SAFETY_MARGIN_SECONDS = 3.0  # stop retrying this long before Lambda would cut the invocation off
 
 

@@ -19,6 +19,7 @@ from polytrigger.core.outcomes import Outcome
 from polytrigger.dispatch.messages import Message
 
 MAX_DELAY_SECONDS = 900  # the longest an SQS message can be delayed
+DISPATCH_DEAD_LETTERS = "the dispatch dead-letter queue"  # where a dispatch message is parked, with why
 
 
 class RetryLater(Exception):

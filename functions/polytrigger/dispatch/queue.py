@@ -11,8 +11,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from polytrigger.dispatch.messages import Message, encode
-from polytrigger.dispatch.ports import MAX_DELAY_SECONDS, QueueUnavailable
+from polytrigger.core.actions import Action
+from polytrigger.dispatch.messages import Message, deferred_start, encode
+from polytrigger.dispatch.ports import DISPATCH_DEAD_LETTERS, MAX_DELAY_SECONDS, QueueUnavailable
 from polytrigger.observability import error_code
 
 # What a parked body may take of an SQS message's 256 KiB, leaving room for the reason attribute.
@@ -42,6 +43,13 @@ class SqsQueue:
 
     def park(self, message: Message, reason: str) -> None:
         self.park_body(json.dumps({**encode(message), "parked_because": reason}), reason)
+
+    def park_start(self, action: Action, reason: str, *, clock: Callable[[], float] = time.time) -> str:
+        """A refused start with no event to park it with (reconciliation found its object), as a start
+        message: `polytrigger redrive` sends it to the dispatcher once the cause is fixed. Answers where."""
+        now = clock()
+        self.park(deferred_start(action, since=now, attempt=1, first_at=now), reason)
+        return DISPATCH_DEAD_LETTERS
 
     def park_body(self, body: str, reason: str) -> None:
         """Park a message as it came (one that could not be read, or was refused), with why."""

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from polytrigger.core.outcomes import ActionsFailed, Outcome, Report
 from polytrigger.dispatch.deferrals import message_refusal
 from polytrigger.dispatch.messages import Message, UnsupportedMessage, decode_body
-from polytrigger.dispatch.policy import DISPATCH_DEAD_LETTERS, DispatchPolicy, deadline, take_in_time
+from polytrigger.dispatch.policy import DispatchPolicy, deadline, take_in_time
+from polytrigger.dispatch.ports import DISPATCH_DEAD_LETTERS
 from polytrigger.dispatch.queue import SqsQueue
 from polytrigger.observability import record_outcome, record_parked, record_unsupported
 from polytrigger.routing import Routes

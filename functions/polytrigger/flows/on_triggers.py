@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from polytrigger.core.actions import Action
 from polytrigger.core.outcomes import Report, reasons
 from polytrigger.core.triggers import Trigger
 from polytrigger.dispatch.fan_out import run
@@ -91,9 +92,17 @@ class TriggerFlow:
             report = report.parked_in(DEAD_LETTERS, lambda outcome: outcome in refused)
         return report
 
-    def handle(self, triggers: Iterable[Trigger], remaining_ms: int | None = None, *, claimed: bool = False) -> Report:
+    def handle(
+        self,
+        triggers: Iterable[Trigger],
+        remaining_ms: int | None = None,
+        *,
+        claimed: bool = False,
+        park: Callable[[Action, str], str] | None = None,
+    ) -> Report:
         """Every action the routes make of these triggers, performed; a report of their outcomes.
-        `claimed`: their landings are kept already (`claim`), as a listing does before it reports them."""
+        `claimed`: their landings are kept already (`claim`), as a listing does before it reports them.
+        `park`: where a refused action goes (it answers where), when there is no event to park with it."""
         until = deadline(remaining_ms)
         received = self.clock()
         triggers = list(triggers)
@@ -114,6 +123,14 @@ class TriggerFlow:
         )
         if fired and self.gates is not None:
             settle(self.gates, fired, dict(zip(actions, report.outcomes, strict=False)))
+        if park is not None and report.to_park:
+            refused = report.to_park
+            where = ""
+            for action, outcome in zip(actions, report.outcomes, strict=False):
+                if outcome in refused:
+                    where = park(action, outcome.reason or "refused")
+                    record_parked(f"{action.kind} {action.sync.id} ({action.route}): {outcome.reason}", where)
+            report = report.parked_in(where, lambda outcome: outcome in refused)
         return report
 
     def _gated(self, triggers: list[Trigger]) -> bool:
