@@ -176,6 +176,33 @@ def poll(env: dict[str, str]) -> int:
     return 1 if errors else 0
 
 
+def reconcile(route: str, env: dict[str, str]) -> int:
+    """0: the pass ran; 1: it, or the dispatcher after it, failed (a route's schedule firing, by hand)."""
+    from local.stack.lambda_context import LocalContext
+    from polytrigger.handlers import reconciler
+
+    try:
+        context = LocalContext(function_name="polytrigger-reconciler", timeout_seconds=300)  # the template's
+        summary = reconciler.handler({"reconcile": route}, context)
+    except Exception as error:
+        print(f"the reconciliation failed: {type(error).__name__}: {error}")
+        return 1
+    if summary.get("state") == "refused":
+        print(f"reconciliation of route {route}: refused ({summary.get('reason', '')})")
+        return 1
+    print(
+        f"reconciliation of route {route}: {summary.get('state')}; {summary.get('listed', 0)} object(s) listed,"
+        f" {summary.get('found', 0)} found with no event (objects younger than 5 minutes wait for the next pass:"
+        " their event may be on the way)"
+    )
+    for outcome in summary.get("outcomes", []):
+        print(outcome_line(outcome))
+    dispatched, errors, waiting = deliver_dispatch(env)
+    for line in _dispatch_lines(dispatched, errors, waiting):
+        print(line)
+    return 1 if errors else 0
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -183,7 +210,9 @@ def main(argv: Sequence[str]) -> int:
     land_cmd.add_argument("url", metavar="s3://BUCKET/KEY")
     land_cmd.add_argument("--body", default="", help="the object's content (default: empty)")
     poll_cmd = commands.add_parser("poll", help="run the poller once, then deliver what is due on the dispatch queue")
-    for command in (land_cmd, poll_cmd):
+    reconcile_cmd = commands.add_parser("reconcile", help="a route's reconciliation pass, as its schedule runs it")
+    reconcile_cmd.add_argument("route", metavar="ROUTE")
+    for command in (land_cmd, poll_cmd, reconcile_cmd):
         command.add_argument("--env-file", type=Path, default=ENV_FILE, help="the running stack's env file")
         command.add_argument("--verbose", action="store_true", help="show the functions' JSON logs")
     args = parser.parse_args(argv)
@@ -197,6 +226,8 @@ def main(argv: Sequence[str]) -> int:
         return 2
     if args.command == "poll":
         return poll(env)
+    if args.command == "reconcile":
+        return reconcile(args.route, env)
     from polytrigger.tools.explain import ExplainInputError
 
     try:
