@@ -140,9 +140,10 @@ def test_the_fake_answers_the_secret_key_at_the_env_url(fake: FakePolytomic, loc
 
 def test_clear_table_and_secret_rotation_are_undone_by_clean(local_stack: LocalStack) -> None:
     ddb = local_stack.dynamodb_client()
+    before = len(local_stack.table_items())  # what the worker's previous test left (`clean` clears before, not after)
     for n in range(3):
         ddb.put_item(TableName=local_stack.table_name, Item={"id": {"S": f"record-{n}"}, "expiration": {"N": "1"}})
-    assert len(local_stack.table_items()) == 3
+    assert len(local_stack.table_items()) == before + 3
     local_stack.put_secret({"deployment_key": "dk", "organization_id": str(uuid.uuid4())})
     assert json.loads(local_stack.secret_value())["deployment_key"] == "dk"
     local_stack.fake.add_sync()
