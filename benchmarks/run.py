@@ -27,6 +27,7 @@ MODULES = (
     "benchmarks.status",
     "benchmarks.gates",
     "benchmarks.reconciliation",
+    "benchmarks.intake",
 )
 
 
