@@ -9,9 +9,11 @@ Model (AWS prices, us-east-1, arm64, at the time of writing):
 - Lambda bills duration = waiting + CPU time x 1,769 MB / MemorySize (a function gets a full vCPU
   at 1,769 MB and a proportional share below), at $0.0000133334 per GB-second, plus $0.20 per
   million requests;
-- DynamoDB on demand: 6 write request units per (trigger, sync) started, items under 1 KB, at
-  $0.625 per million: the dedup record's in-progress put and completed update, the run ledger's run
-  item and open-runs entry at the start, and again both when the run's ending settles it.
+- DynamoDB on demand: 6 write request units per one-sync trigger started, items under 1 KB, at
+  $0.625 per million: the file's landing (`dispatch.landings`, one per file, whatever its syncs),
+  the dedup record's in-progress put and completed update, the run ledger's run item at the start
+  (it carries its own place among the open runs), and when the run ends its settle (which enters
+  the outbox) and its `told` (which leaves it). The writes to the table's indexes are not counted.
 Secrets Manager is read once per container per 5 minutes ($0.05 per 10,000 calls): negligible.
 CloudWatch Logs ingestion for the one outcome line (about 0.7 KB with its metric) is listed apart.
 The development machine's x86 core and a Graviton vCPU are taken as equal.
@@ -35,7 +37,7 @@ WAIT_MS = 250 + 4 * 10  # assumed: Polytomic's answer, and each DynamoDB write o
 GB_SECOND = 0.0000133334
 PER_REQUEST = 0.20 / 1_000_000
 WRITE_UNIT = 0.625 / 1_000_000
-WRITES_PER_SYNC = 6  # dedup 2; run ledger 2 at the start, 2 when it ends
+WRITES_PER_SYNC = 6  # landing 1; dedup 2; run ledger 1 at the start, 2 when it ends (settle, told)
 LOG_BYTES = 700
 LOG_GB = 0.50
 SIZES = (128, 256, 512)
